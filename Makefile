@@ -1,0 +1,94 @@
+# baton: build, demo, check, bench. Quiet unless V=1.
+#
+#   make		build the userspace (build/bin/)
+#   make demo		install what is needed, run kvd and upgrade it under load
+#   make check		install what is needed, run the selftests (ASan/UBSan)
+#   make bench		the acceptance benchmarks (Documentation/performance.rst)
+
+ifneq ($(V),1)
+Q := @
+endif
+
+CC	?= gcc
+B	:= build
+CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
+	   -D_GNU_SOURCE \
+	   -Iuserspace/include -Iuserspace/lib
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -fno-sanitize-recover=undefined
+LDLIBS	:= -lmnl -lm
+
+LIB_SRC	:= $(wildcard userspace/lib/*.c)
+CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
+KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c)
+BENCH_SRC := $(wildcard userspace/bench/*.c)
+HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h \
+		userspace/examples/kvd/*.h userspace/bench/*.h \
+		userspace/batonctl/*.h)
+
+# Two builds: bin/ for use, asan/ for the tests
+BIN	:= $(B)/bin
+ASAN	:= $(B)/asan
+PROGS	:= batonctl kvd-v1 kvd-v2 baton-bench
+
+all: $(addprefix $(BIN)/,$(PROGS))
+
+define build_tree # $(1): output dir, $(2): extra flags
+$(1)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	@$(if $(Q),echo "  CC      $$@")
+	$(Q)$(CC) $(CFLAGS) $(2) -c $$< -o $$@
+
+$(1)/libbaton.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
+	@$(if $(Q),echo "  AR      $$@")
+	$(Q)ar rcs $$@ $$^
+
+$(1)/batonctl: $(CTL_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+
+$(1)/baton-bench: $(BENCH_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+
+$(1)/kvd-v1: $(KVD_SRC:%.c=$(1)/obj/v1/%.o) $(1)/libbaton.a
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+
+$(1)/kvd-v2: $(KVD_SRC:%.c=$(1)/obj/v2/%.o) $(1)/libbaton.a
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+
+$(1)/obj/v1/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	@$(if $(Q),echo "  CC      $$@")
+	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=1 -c $$< -o $$@
+
+$(1)/obj/v2/%.o: %.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	@$(if $(Q),echo "  CC      $$@")
+	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=2 -c $$< -o $$@
+endef
+
+$(eval $(call build_tree,$(BIN),))
+$(eval $(call build_tree,$(ASAN),$(SANFLAGS)))
+
+deps:
+	$(Q)bash scripts/deps.sh
+
+demo: deps all
+	$(Q)bash scripts/demo.sh
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all $(addprefix $(ASAN)/,$(PROGS))
+	$(Q)$(MAKE) --no-print-directory -C selftests run \
+		BATON_BIN=$(abspath $(ASAN))
+
+bench: deps all
+	$(Q)bash scripts/bench.sh
+
+clean:
+	$(Q)rm -rf $(B)
+	$(Q)$(MAKE) --no-print-directory -C selftests clean
+
+.PHONY: all deps demo check bench clean

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#ifndef BATONCTL_H
+#define BATONCTL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <linux/types.h>
+
+#include "baton.h"
+
+struct ctl_opts {
+	bool json;
+	const char *run_dir;
+};
+
+/* output.c: one set of fields, printed as text or as one JSON object */
+struct out {
+	FILE *f;
+	bool json;
+	int depth;
+	bool first;
+};
+
+void out_begin(struct out *o, FILE *f, bool json);
+void out_end(struct out *o);
+void out_obj_begin(struct out *o, const char *key, const char *title);
+void out_obj_end(struct out *o);
+void out_str(struct out *o, const char *key, const char *label,
+	     const char *v);
+void out_u64(struct out *o, const char *key, const char *label, __u64 v);
+void out_ms(struct out *o, const char *key, const char *label, double ms,
+	    const char *note);
+
+/* journal.c: <run_dir>/<service>/journal and upgrade.lock */
+#define JOURNAL_MAX_FIELDS 40
+
+struct journal {
+	unsigned int n;
+	char key[JOURNAL_MAX_FIELDS][32];
+	char val[JOURNAL_MAX_FIELDS][160];
+};
+
+int journal_dir(char *buf, size_t len, const char *run_dir,
+		const char *service);
+int journal_lock(const char *run_dir, const char *service);
+int journal_read(const char *run_dir, const char *service, struct journal *j);
+int journal_write(const char *run_dir, const char *service,
+		  const struct journal *j);
+void journal_set(struct journal *j, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+const char *journal_get(const struct journal *j, const char *key);
+
+/* the subcommands */
+int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);
+int cmd_status(const struct ctl_opts *o, int argc, char **argv);
+int cmd_recover(const struct ctl_opts *o, int argc, char **argv);
+int recover(const struct ctl_opts *o, const char *service, int timeout_ms,
+	    bool quiet);
+
+#endif /* BATONCTL_H */

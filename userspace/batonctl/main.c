@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* batonctl: the coordinator of baton upgrades. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batonctl.h"
+
+static const struct cmd {
+	const char *name;
+	int (*fn)(const struct ctl_opts *o, int argc, char **argv);
+	const char *help;
+} cmds[] = {
+	{ "upgrade", cmd_upgrade, "SERVICE [OPTIONS] -- COMMAND  move SERVICE to COMMAND" },
+	{ "status",  cmd_status,  "[SERVICE]                     instances and last upgrades" },
+	{ "recover", cmd_recover, "SERVICE                       settle an interrupted upgrade" },
+};
+
+static void usage(FILE *f)
+{
+	unsigned int i;
+
+	fprintf(f, "Usage: batonctl [-j|--json] [--run-dir DIR] COMMAND [ARGS]\n\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  batonctl %-8s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\n  -j, --json      print reports as JSON\n"
+		   "  --run-dir DIR   where services' control sockets are ($BATON_RUN_DIR, /run/baton)\n"
+		   "\n'batonctl COMMAND --help' tells more; see also batonctl(8).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "run-dir", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct ctl_opts o = {};
+	unsigned int i;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			o.json = true;
+			break;
+		case 'r':
+			o.run_dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (!strcmp(argv[optind], cmds[i].name)) {
+			char **sub = &argv[optind];
+			int n = argc - optind, j;
+
+			/* -j after the command works too */
+			for (j = 1; j < n && strcmp(sub[j], "--"); j++) {
+				if (strcmp(sub[j], "-j") && strcmp(sub[j], "--json"))
+					continue;
+				o.json = true;
+				if (cmds[i].fn != cmd_upgrade) {
+					memmove(&sub[j], &sub[j + 1],
+						(n - j) * sizeof(*sub));
+					n--;
+					j--;
+				}
+			}
+			return cmds[i].fn(&o, n, sub);
+		}
+	}
+	fprintf(stderr, "batonctl: unknown command '%s'; try 'batonctl --help'\n",
+		argv[optind]);
+	return 2;
+}

@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Text and JSON from the same calls, so that both always show the same. */
+#include <stdio.h>
+
+#include "batonctl.h"
+
+static void json_key(struct out *o, const char *key)
+{
+	fprintf(o->f, "%s\"%s\":", o->first ? "" : ",", key);
+	o->first = false;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+void out_begin(struct out *o, FILE *f, bool json)
+{
+	o->f = f;
+	o->json = json;
+	o->depth = 0;
+	o->first = true;
+	if (json)
+		fputc('{', f);
+}
+
+void out_end(struct out *o)
+{
+	if (o->json)
+		fputs("}\n", o->f);
+	fflush(o->f);
+}
+
+void out_obj_begin(struct out *o, const char *key, const char *title)
+{
+	if (o->json) {
+		json_key(o, key);
+		fputc('{', o->f);
+		o->first = true;
+	} else if (title) {
+		fprintf(o->f, "%*s%s\n", o->depth * 2, "", title);
+	}
+	o->depth++;
+}
+
+void out_obj_end(struct out *o)
+{
+	if (o->json)
+		fputc('}', o->f);
+	o->first = false;
+	o->depth--;
+}
+
+void out_str(struct out *o, const char *key, const char *label,
+	     const char *v)
+{
+	if (o->json) {
+		json_key(o, key);
+		json_string(o->f, v);
+	} else if (label) {
+		fprintf(o->f, "%*s%-14s %s\n", o->depth * 2, "", label, v);
+	}
+}
+
+void out_u64(struct out *o, const char *key, const char *label, __u64 v)
+{
+	if (o->json) {
+		json_key(o, key);
+		fprintf(o->f, "%llu", (unsigned long long)v);
+	} else if (label) {
+		fprintf(o->f, "%*s%-14s %llu\n", o->depth * 2, "", label,
+			(unsigned long long)v);
+	}
+}
+
+void out_ms(struct out *o, const char *key, const char *label, double ms,
+	    const char *note)
+{
+	if (o->json) {
+		json_key(o, key);
+		fprintf(o->f, "%.3f", ms);
+	} else if (label) {
+		fprintf(o->f, "%*s%-14s %8.3f ms%s%s\n", o->depth * 2, "",
+			label, ms, note ? "   " : "", note ? note : "");
+	}
+}

@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * batonctl status: every service's instance and its last upgrade.
+ * batonctl recover: settle an upgrade whose coordinator was killed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batonctl.h"
+
+static bool alive(const char *pid)
+{
+	int p = pid ? atoi(pid) : 0;
+
+	return p > 0 && (kill(p, 0) == 0 || errno == EPERM);
+}
+
+static bool finished(const char *phase)
+{
+	return !phase || !strcmp(phase, "done") ||
+	       !strcmp(phase, "rolled-back") || !strcmp(phase, "failed");
+}
+
+static void print_service(struct out *out, const struct ctl_opts *o,
+			  const char *service)
+{
+	struct baton_instance_info info;
+	struct journal j;
+	char title[160], when[64];
+	const char *started;
+	unsigned int i;
+	int err;
+
+	err = baton_query(o->run_dir, service, &info);
+	if (err)
+		snprintf(title, sizeof(title), "%s: not answering (%s)", service,
+			 strerror(-err));
+	else
+		snprintf(title, sizeof(title), "%s: pid %d, %s", service,
+			 info.pid, info.app);
+	out_obj_begin(out, service, title);
+	out_str(out, "service", NULL, service);
+	out_u64(out, "serving", NULL, !err);
+	if (!err) {
+		out_u64(out, "pid", NULL, info.pid);
+		out_str(out, "app", NULL, info.app);
+		out_u64(out, "state_version", NULL, info.state_version);
+	}
+	if (!journal_read(o->run_dir, service, &j)) {
+		started = journal_get(&j, "started");
+		if (started) {
+			time_t t = atol(started);
+
+			strftime(when, sizeof(when), "%F %T", localtime(&t));
+		}
+		out_obj_begin(out, "last_upgrade", "last upgrade:");
+		if (started)
+			out_str(out, "when", "when", when);
+		for (i = 0; i < j.n; i++)
+			if (strcmp(j.key[i], "started") && strcmp(j.key[i], "updated") &&
+			    (j.val[i][0] || out->json))
+				out_str(out, j.key[i], j.key[i], j.val[i]);
+		if (!finished(journal_get(&j, "phase")) &&
+		    !alive(journal_get(&j, "coordinator_pid")))
+			out_str(out, "interrupted", "interrupted",
+				"its coordinator is gone; run 'batonctl recover' to settle it");
+		out_obj_end(out);
+	}
+	out_obj_end(out);
+}
+
+int cmd_status(const struct ctl_opts *o, int argc, char **argv)
+{
+	const char *run_dir = o->run_dir ? o->run_dir : getenv("BATON_RUN_DIR");
+	struct out out;
+	struct dirent *d;
+	unsigned int n = 0;
+	DIR *dir;
+
+	if (!run_dir || !*run_dir)
+		run_dir = "/run/baton";
+	if (argc > 2) {
+		fprintf(stderr, "Usage: batonctl status [SERVICE] [-j|--json]\n");
+		return 2;
+	}
+	out_begin(&out, stdout, o->json);
+	out_obj_begin(&out, "services", NULL);
+	if (argc == 2) {
+		print_service(&out, o, argv[1]);
+		n = 1;
+	} else if ((dir = opendir(run_dir))) {
+		while ((d = readdir(dir))) {
+			size_t len = strlen(d->d_name);
+			char name[80];
+
+			if (len < 6 || len > 70 || strcmp(d->d_name + len - 5, ".sock"))
+				continue;
+			snprintf(name, sizeof(name), "%.*s", (int)len - 5, d->d_name);
+			print_service(&out, o, name);
+			n++;
+		}
+		closedir(dir);
+	}
+	out_obj_end(&out);
+	if (!n && !o->json)
+		printf("no service runs under %s\n", run_dir);
+	out_end(&out);
+	return 0;
+}
+
+/*
+ * A coordinator that died mid-upgrade: the instances settle it themselves
+ * (before activation the new exits and the old resumes; after it the old
+ * exits). Wait for that, then write down how it ended.
+ */
+int recover(const struct ctl_opts *o, const char *service, int timeout_ms,
+	    bool quiet)
+{
+	struct journal j;
+	const char *old, *new, *result;
+	int waited;
+
+	if (journal_read(o->run_dir, service, &j) ||
+	    finished(journal_get(&j, "phase")) ||
+	    alive(journal_get(&j, "coordinator_pid")))
+		return 0;
+	old = journal_get(&j, "old_pid");
+	new = journal_get(&j, "new_pid");
+	for (waited = 0; waited < timeout_ms && alive(old) && alive(new);
+	     waited += 10)
+		usleep(10000);
+	if (alive(old) && !alive(new))
+		result = "rolled-back";
+	else if (!alive(old) && alive(new))
+		result = "done";
+	else if (alive(old))
+		result = "failed";	/* both still there */
+	else
+		result = "failed";
+	journal_set(&j, "phase", "%s", result);
+	journal_set(&j, "result", "%s", result);
+	journal_set(&j, "reason", "recovered: the coordinator (pid %s) died in phase %s",
+		    journal_get(&j, "coordinator_pid") ?: "?",
+		    journal_get(&j, "phase") ?: "?");
+	journal_write(o->run_dir, service, &j);
+	if (!quiet)
+		fprintf(stderr, "batonctl: settled an interrupted upgrade of %s: %s (old pid %s %s, new pid %s %s)\n",
+			service, result, old ?: "?", alive(old) ? "serving" : "gone",
+			new ?: "?", alive(new) ? "serving" : "gone");
+	return 1;
+}
+
+int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
+{
+	int lock;
+
+	if (argc != 2) {
+		fprintf(stderr, "Usage: batonctl recover SERVICE\n");
+		return 2;
+	}
+	lock = journal_lock(o->run_dir, argv[1]);
+	if (lock < 0) {
+		fprintf(stderr, "batonctl: %s\n", lock == -EBUSY ?
+			"an upgrade is running; nothing to recover" :
+			strerror(-lock));
+		return 1;
+	}
+	if (!recover(o, argv[1], 5000, false))
+		printf("%s: nothing to recover\n", argv[1]);
+	close(lock);
+	return 0;
+}

@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* batonctl upgrade: drive one upgrade, keep the journal, print the outcome. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batonctl.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: batonctl upgrade SERVICE [--timeout-ms N] [--drain] [--log FILE]\n"
+"                        [-j|--json] -- COMMAND [ARG...]\n"
+"\n"
+"Starts COMMAND as the next version of SERVICE and moves the running\n"
+"instance's listening and established connections, and its state, to it.\n"
+"The old instance exits once the new one serves. If anything fails before\n"
+"then, the old instance serves on as before and batonctl exits with 1.\n"
+"\n"
+"  --timeout-ms N   how long each step may take (5000)\n"
+"  --drain          move the listening sockets only; the old instance\n"
+"                   serves its connections until they close\n"
+"  --log FILE       the new instance's standard output and error\n"
+"  -j, --json       print the report as one JSON object\n");
+}
+
+static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
+{
+	(void)ctx;
+	if (level <= BATON_LOG_WARN)
+		fprintf(stderr, "batonctl: %s\n", msg);
+}
+
+static double ms_between(__u64 a, __u64 b)
+{
+	return a && b && b >= a ? (b - a) / 1e6 : 0;
+}
+
+static void journal_phase(const struct ctl_opts *o, const char *service,
+			  struct journal *j, const struct baton_upgrade_report *r)
+{
+	journal_set(j, "phase", "%s", baton_phase_name(r->phase));
+	journal_set(j, "old_pid", "%d", r->old_pid);
+	journal_set(j, "new_pid", "%d", r->new_pid);
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(o->run_dir, service, j);
+}
+
+static void report(const struct ctl_opts *o, const char *service,
+		   const struct baton_upgrade_report *r, struct journal *j)
+{
+	const __u64 *t = r->t_ns;
+	double blackout = ms_between(r->deactivate_ns, r->active_ns);
+	double total = ms_between(t[BATON_PHASE_ATTACHED],
+				  t[r->phase] ? t[r->phase] : t[BATON_PHASE_ATTACHED]);
+	char buf[160], note[96];
+	struct out out;
+
+	journal_set(j, "result", "%s", baton_phase_name(r->phase));
+	journal_set(j, "reason", "%s", r->reason);
+	journal_set(j, "conns", "%u", r->conns);
+	journal_set(j, "listeners", "%u", r->listeners);
+	journal_set(j, "blackout_ms", "%.3f", blackout);
+	journal_set(j, "total_ms", "%.3f", total);
+
+	out_begin(&out, stdout, o->json);
+	if (!o->json) {
+		if (r->phase == BATON_PHASE_DONE)
+			printf("upgrade of %s: done in %.1f ms%s\n", service,
+			       total, r->old_lost ? " (the old instance was lost; the new took over)" : "");
+		else
+			printf("upgrade of %s: %s\n", service,
+			       baton_phase_name(r->phase));
+	}
+	out_str(&out, "service", NULL, service);
+	out_str(&out, "result", NULL, baton_phase_name(r->phase));
+	snprintf(buf, sizeof(buf), "pid %d, %s", r->old_pid, r->old_app);
+	out_str(&out, "old", "old", buf);
+	snprintf(buf, sizeof(buf), "pid %d, %s", r->new_pid, r->new_app);
+	out_str(&out, "new", r->new_pid ? "new" : NULL, buf);
+	out_u64(&out, "old_pid", NULL, r->old_pid);
+	out_u64(&out, "new_pid", NULL, r->new_pid);
+	snprintf(buf, sizeof(buf), "%u listeners, %u connections, %u records (%.1f KiB)",
+		 r->listeners, r->conns, r->records, r->record_bytes / 1024.0);
+	out_str(&out, "moved", r->phase >= BATON_PHASE_READY ? "moved" : NULL,
+		buf);
+	out_u64(&out, "listeners", NULL, r->listeners);
+	out_u64(&out, "conns", NULL, r->conns);
+	out_u64(&out, "records", NULL, r->records);
+	out_u64(&out, "record_bytes", NULL, r->record_bytes);
+	if (t[BATON_PHASE_SPAWNED])
+		out_ms(&out, "start_ms", "start",
+		       ms_between(t[BATON_PHASE_ATTACHED], r->phase1_start_ns),
+		       "the new instance started and was welcomed");
+	if (t[BATON_PHASE_READY])
+		out_ms(&out, "phase1_ms", "phase 1",
+		       ms_between(r->phase1_start_ns, t[BATON_PHASE_READY]),
+		       "sockets and state moved; the old served on");
+	if (r->active_ns) {
+		snprintf(note, sizeof(note), "deactivate %.3f ms, activate %.3f ms",
+			 ms_between(r->deactivate_ns, t[BATON_PHASE_DEACTIVATED]),
+			 ms_between(t[BATON_PHASE_DEACTIVATED], r->active_ns));
+		out_ms(&out, "blackout_ms", "blackout", blackout, note);
+		out_ms(&out, "deactivate_ms", NULL,
+		       ms_between(r->deactivate_ns, t[BATON_PHASE_DEACTIVATED]),
+		       NULL);
+		out_ms(&out, "activate_ms", NULL,
+		       ms_between(t[BATON_PHASE_DEACTIVATED], r->active_ns),
+		       NULL);
+	}
+	if (r->phase == BATON_PHASE_DONE)
+		out_ms(&out, "old_exit_ms", "old exited",
+		       ms_between(r->active_ns, t[BATON_PHASE_DONE]),
+		       "after the new became active");
+	out_ms(&out, "total_ms", NULL, total, NULL);
+	out_u64(&out, "mono_start_ns", NULL, t[BATON_PHASE_ATTACHED]);
+	out_u64(&out, "mono_end_ns", NULL,
+		r->active_ns ? r->active_ns : t[r->phase]);
+	if (r->error)
+		out_str(&out, "error", "error", r->reason);
+	out_u64(&out, "old_lost", NULL, r->old_lost);
+	out_end(&out);
+	if (r->phase == BATON_PHASE_ROLLED_BACK)
+		fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
+			"batonctl: the old instance (pid %d) serves as before; no connection was closed.\n"
+			"batonctl: check the new version's own log (--log FILE) and try again.\n",
+			service, r->reason, r->old_pid);
+	else if (r->phase == BATON_PHASE_FAILED)
+		fprintf(stderr, "batonctl: %s: %s\n", service, r->reason);
+}
+
+int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "drain", no_argument, NULL, 'd' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct ctl_opts opts = *o;
+	struct baton_upgrade_opts uo = { .timeout_ms = 5000 };
+	const struct baton_upgrade_report *r;
+	struct baton_upgrade *up = NULL;
+	struct journal j = {};
+	int c, lock, err, phase;
+
+	optind = 0;	/* a new argv: reinitialise getopt */
+	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			uo.timeout_ms = atoi(optarg);
+			if (uo.timeout_ms <= 0) {
+				fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
+				return 2;
+			}
+			break;
+		case 'd':
+			uo.flags |= BATON_UPGRADE_F_DRAIN;
+			break;
+		case 'l':
+			uo.log_path = optarg;
+			break;
+		case 'j':
+			opts.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind < 2) {
+		fprintf(stderr, "batonctl: upgrade needs a SERVICE and, after --, the new version's COMMAND\n"
+			"  e.g.: batonctl upgrade kvd -- kvd-v2 --service kvd\n");
+		return 2;
+	}
+	uo.service = argv[optind];
+	uo.argv = &argv[optind + 1];
+	uo.run_dir = opts.run_dir;
+	uo.log = log_cb;
+
+	lock = journal_lock(opts.run_dir, uo.service);
+	if (lock == -EBUSY) {
+		fprintf(stderr, "batonctl: another batonctl is upgrading %s; wait for it, or see 'batonctl status %s'\n",
+			uo.service, uo.service);
+		return 1;
+	}
+	if (lock < 0) {
+		fprintf(stderr, "batonctl: cannot lock %s's journal: %s\n",
+			uo.service, strerror(-lock));
+		return 1;
+	}
+	recover(&opts, uo.service, uo.timeout_ms, opts.json);
+
+	journal_set(&j, "service", "%s", uo.service);
+	journal_set(&j, "coordinator_pid", "%d", getpid());
+	journal_set(&j, "started", "%ld", (long)time(NULL));
+	journal_set(&j, "command", "%s", uo.argv[0]);
+	journal_set(&j, "result", "in-progress");
+	err = baton_upgrade_open(&up, &uo);
+	r = baton_upgrade_report(up);
+	if (err) {
+		if (up) {
+			journal_set(&j, "result", "refused");
+			journal_set(&j, "reason", "%s", r->reason);
+			journal_write(opts.run_dir, uo.service, &j);
+			fprintf(stderr, "batonctl: %s\n", r->reason);
+		} else {
+			fprintf(stderr, "batonctl: %s\n", strerror(-err));
+		}
+		baton_upgrade_close(up);
+		close(lock);
+		return 1;
+	}
+	journal_phase(&opts, uo.service, &j, r);
+	do {
+		phase = baton_upgrade_step(up);
+		journal_phase(&opts, uo.service, &j, r);
+		if (!opts.json && isatty(STDERR_FILENO) && phase > 0 &&
+		    phase != BATON_PHASE_DONE)
+			fprintf(stderr, "  ... %s\n", baton_phase_name(phase));
+	} while (phase > 0 && phase != BATON_PHASE_DONE);
+	report(&opts, uo.service, r, &j);
+	journal_write(opts.run_dir, uo.service, &j);
+	err = r->phase == BATON_PHASE_DONE ? 0 : 1;
+	baton_upgrade_close(up);
+	close(lock);
+	return err;
+}

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* kvd: a small RESP2 key-value server, baton's demo service. */
+#ifndef KVD_H
+#define KVD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "baton.h"
+
+#ifndef KVD_VERSION
+#error "build with -DKVD_VERSION=1 or 2"
+#endif
+
+#define KVD_MAX_LISTENERS	8
+#define KVD_MAX_QUERY		(16 << 20)	/* a larger request is refused */
+#define KVD_OUT_HIGH		(4 << 20)	/* stop reading above this */
+
+struct kvd_buf {
+	char *data;
+	size_t off;		/* consumed from the front */
+	size_t len;		/* valid bytes from data[0] */
+	size_t cap;
+};
+
+int buf_append(struct kvd_buf *b, const void *p, size_t n);
+int buf_printf(struct kvd_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void buf_consume(struct kvd_buf *b, size_t n);
+void buf_free(struct kvd_buf *b);
+static inline size_t buf_pending(const struct kvd_buf *b)
+{
+	return b->len - b->off;
+}
+
+enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN };
+
+struct kvd_handle {
+	enum kvd_handle_kind kind;
+};
+
+struct kvd_listener {
+	struct kvd_handle h;
+	int fd;
+	__u64 id;
+};
+
+struct kvd_conn {
+	struct kvd_handle h;
+	int fd;
+	__u64 id;
+	struct kvd_buf in, out;
+#if KVD_VERSION == 1
+	char name[64];
+#else
+	char client_name[64];	/* "name" in v1 */
+	__u64 cmds;		/* new in v2: commands served here */
+#endif
+	bool closing;		/* QUIT: close once the reply is out */
+	bool want_out;		/* EPOLLOUT is set */
+	bool unclaimed;		/* adopted, no foreground record yet */
+};
+
+/* keyspace.c */
+struct kv_entry {
+	struct kv_entry *next;
+	char *key, *val;
+	size_t klen, vlen;
+};
+
+struct keyspace {
+	struct kv_entry **tab;
+	size_t size, count;
+	bool tracking;		/* between phase 1 and 2: log the changes */
+	bool dirty_lost;	/* out of memory while logging: no delta */
+	struct kvd_buf dirty;	/* changed keys: u32 length, then bytes */
+};
+
+int ks_init(struct keyspace *ks);
+void ks_free(struct keyspace *ks);
+struct kv_entry *ks_get(struct keyspace *ks, const char *k, size_t kl);
+int ks_set(struct keyspace *ks, const char *k, size_t kl, const char *v,
+	   size_t vl);
+bool ks_del(struct keyspace *ks, const char *k, size_t kl);
+void ks_track(struct keyspace *ks, bool on);
+
+struct kvd {
+	struct baton_service *svc;
+	int ep;
+	struct kvd_handle baton_h;
+	struct kvd_listener listeners[KVD_MAX_LISTENERS];
+	unsigned int nlisteners;
+	struct kvd_conn **conns;	/* by fd */
+	unsigned int maxfd;
+	unsigned int nconns;
+	__u64 next_id;
+	struct keyspace ks;
+	struct kvd_conn **by_id;	/* sorted, while loading records */
+	unsigned int nby_id;
+	bool accepting;
+	bool draining;
+	bool kick;			/* serve what adopted buffers hold */
+	long start_time;
+	__u64 total_cmds;
+	const char *service;
+};
+
+/* conn.c */
+int conn_add(struct kvd *kvd, int fd, __u64 id, struct kvd_conn **out);
+void conn_close(struct kvd *kvd, struct kvd_conn *c);
+void conn_io(struct kvd *kvd, struct kvd_conn *c, unsigned int events);
+void conn_kick(struct kvd *kvd, struct kvd_conn *c);
+void conns_close_all(struct kvd *kvd);
+int listeners_watch(struct kvd *kvd, bool on);
+
+/* commands.c */
+int resp_execute(struct kvd *kvd, struct kvd_conn *c);
+
+/* handover.c */
+extern const struct baton_app_ops kvd_baton_ops;
+
+/* state_v1.c / state_v2.c: this version's per-connection record */
+int conn_record_save(const struct kvd_conn *c, struct baton_rec_writer *w);
+int conn_record_load(struct kvd_conn *c, const struct baton_rec *rec);
+
+#endif /* KVD_H */

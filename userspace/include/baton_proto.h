@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The baton handover protocol: message types and attributes.
+ *
+ * Every message on the control socket (AF_UNIX, SOCK_SEQPACKET) is one
+ * struct nlmsghdr whose nlmsg_type is a BATON_MSG_* value, followed by
+ * netlink-style attributes (struct nlattr: length, type, value, 4-byte
+ * aligned). File descriptors travel as SCM_RIGHTS on the same sendmsg().
+ *
+ * State records (service-wide state, per-connection foreground state) travel
+ * in a sealed memfd named by a BATON_MSG_BLOB message. The blob is a sequence
+ * of records; each record is a struct nlmsghdr (nlmsg_type = BATON_REC_*),
+ * a __u64 record id, then attributes. The application owns the attribute
+ * numbers inside BATON_REC_STATE and BATON_REC_CONN records.
+ *
+ * Compatibility rules, for every reader at every version:
+ *  - attributes a reader does not know are skipped;
+ *  - a known attribute with a wrong length is an error (-EINVAL);
+ *  - flags a reader does not know are an error (-EINVAL);
+ *  - numbers are never reused; new ones are appended.
+ */
+#ifndef BATON_PROTO_H
+#define BATON_PROTO_H
+
+#include <linux/types.h>
+
+#define BATON_PROTO_VERSION	1	/* what this library speaks */
+#define BATON_PROTO_MIN		1	/* oldest version it still speaks */
+
+#define BATON_MAX_FDS_PER_MSG	253	/* SCM_MAX_FD */
+#define BATON_MSG_MAX		65536	/* largest control message */
+
+enum baton_msg_type {
+	BATON_MSG_HELLO = 0x10,	/* peer -> serving: who I am, what I read */
+	BATON_MSG_WELCOME,	/* serving -> peer: accepted, what I write */
+	BATON_MSG_ERROR,	/* either way: ERRNO, TEXT; the sender gives up */
+	BATON_MSG_UPGRADE,	/* coordinator -> old: expect successor PID */
+	BATON_MSG_UPGRADE_ACK,	/* old -> coordinator */
+	BATON_MSG_SOCKETS,	/* a batch of sockets: SOCK nests + SCM_RIGHTS */
+	BATON_MSG_BLOB,		/* a sealed memfd of records: BLOB_KIND, BYTES */
+	BATON_MSG_PHASE1_DONE,	/* old -> new: LISTENERS, CONNS */
+	BATON_MSG_READY,	/* new -> coordinator: LISTENERS, CONNS */
+	BATON_MSG_DEACTIVATE,	/* coordinator -> old: the blackout starts */
+	BATON_MSG_PHASE2_DONE,	/* old -> new: RECORDS */
+	BATON_MSG_DEACTIVATED,	/* old -> coordinator: RECORDS, BYTES, TIME_NS */
+	BATON_MSG_ACTIVATE,	/* coordinator -> new: FLAGS */
+	BATON_MSG_ACTIVE,	/* new -> coordinator and old: TIME_NS */
+	BATON_MSG_RESUME,	/* coordinator -> old: roll back */
+	BATON_MSG_RESUMED,	/* old -> coordinator */
+	BATON_MSG_PEER_LOST,	/* new -> coordinator: the old went away */
+	BATON_MSG_INFO,		/* serving -> QUERY peer: what it serves */
+	__BATON_MSG_END,
+};
+
+enum baton_role {
+	BATON_ROLE_SUCCESSOR = 1,	/* the new instance */
+	BATON_ROLE_COORDINATOR,		/* batonctl */
+	BATON_ROLE_QUERY,		/* batonctl status */
+};
+
+enum baton_attr {
+	BATON_A_UNSPEC,
+	BATON_A_PROTO,		/* u32 */
+	BATON_A_PROTO_MIN,	/* u32 */
+	BATON_A_ROLE,		/* u32, enum baton_role */
+	BATON_A_PID,		/* u32 */
+	BATON_A_SERVICE,	/* string */
+	BATON_A_APP,		/* string: application name and version */
+	BATON_A_STATE_VERSION,	/* u32: the state version the sender writes */
+	BATON_A_STATE_COMPAT,	/* u32: the oldest reader that reads it */
+	BATON_A_STATE_MIN,	/* u32: the oldest version the sender reads */
+	BATON_A_ERRNO,		/* u32, positive errno */
+	BATON_A_TEXT,		/* string */
+	BATON_A_FLAGS,		/* u32 */
+	BATON_A_SOCK,		/* nested, enum baton_sock_attr; repeated */
+	BATON_A_BLOB_KIND,	/* u32, enum baton_blob_kind */
+	BATON_A_LISTENERS,	/* u32 */
+	BATON_A_CONNS,		/* u32 */
+	BATON_A_RECORDS,	/* u32 */
+	BATON_A_BYTES,		/* u64 */
+	BATON_A_TIME_NS,	/* u64, CLOCK_MONOTONIC */
+	__BATON_A_MAX,
+};
+#define BATON_A_MAX (__BATON_A_MAX - 1)
+
+enum baton_sock_attr {
+	BATON_SOCK_A_UNSPEC,
+	BATON_SOCK_A_ID,	/* u64, the application's id */
+	BATON_SOCK_A_KIND,	/* u32, enum baton_sock_kind */
+	BATON_SOCK_A_LOCAL,	/* binary, struct sockaddr_* */
+	BATON_SOCK_A_PEER,	/* binary, struct sockaddr_* (connections) */
+	__BATON_SOCK_A_MAX,
+};
+#define BATON_SOCK_A_MAX (__BATON_SOCK_A_MAX - 1)
+
+enum baton_sock_kind {
+	BATON_SOCK_LISTENER = 1,
+	BATON_SOCK_CONN,
+};
+
+/* BATON_MSG_UPGRADE flags */
+#define BATON_UPGRADE_F_DRAIN	(1U << 0) /* listeners only; old drains */
+#define BATON_UPGRADE_F_ALL	BATON_UPGRADE_F_DRAIN
+
+/* BATON_MSG_ACTIVATE flags */
+#define BATON_ACTIVATE_F_PEER_LOST (1U << 0) /* no foreground state */
+#define BATON_ACTIVATE_F_ALL	BATON_ACTIVATE_F_PEER_LOST
+
+enum baton_blob_kind {
+	BATON_BLOB_STATE = 1,	/* phase 1: service-wide state snapshot */
+	BATON_BLOB_DELTA,	/* phase 2: service-wide changes since */
+	BATON_BLOB_CONNS,	/* phase 2: per-connection foreground state */
+};
+
+enum baton_rec_type {
+	BATON_REC_BEGIN = 0x10,	/* SERVICE, STATE_VERSION, BLOB_KIND */
+	BATON_REC_STATE,	/* application attributes */
+	BATON_REC_CONN,		/* id = connection id; application attributes */
+	BATON_REC_END,		/* RECORDS: how many records came between */
+};
+
+#endif /* BATON_PROTO_H */

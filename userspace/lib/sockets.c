@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * SOCKETS messages: up to BATON_MAX_FDS_PER_MSG sockets, each described by a
+ * BATON_A_SOCK nest (id, kind, addresses) in the order of the SCM_RIGHTS
+ * descriptors that travel with it.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int sockets_put(struct baton_msg *m, const struct held_socket *s)
+{
+	const struct baton_sockinfo *si = &s->si;
+	struct nlattr *nest;
+	int err;
+
+	nest = msg_nest_start(m, BATON_A_SOCK);
+	if (!nest)
+		return -EMSGSIZE;
+	err = msg_put_u64(m, BATON_SOCK_A_ID, si->id) ?:
+	      msg_put_u32(m, BATON_SOCK_A_KIND, si->kind) ?:
+	      msg_put(m, BATON_SOCK_A_LOCAL, si->local_len, &si->local);
+	if (!err && si->peer_len)
+		err = msg_put(m, BATON_SOCK_A_PEER, si->peer_len, &si->peer);
+	if (err)
+		return err;
+	msg_nest_end(m, nest);
+	return msg_add_fd(m, s->fd);
+}
+
+/* Sends n sockets in as many SOCKETS messages as it takes. */
+int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,
+		 unsigned int n)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		if (i % BATON_MAX_FDS_PER_MSG == 0)
+			msg_init(m, BATON_MSG_SOCKETS);
+		err = sockets_put(m, &s[i]);
+		if (err == -EMSGSIZE && m->nfds) {
+			/* addresses larger than planned: flush and go on */
+			err = msg_send(sock, m);
+			m->nfds = 0;
+			if (err)
+				return err;
+			msg_init(m, BATON_MSG_SOCKETS);
+			err = sockets_put(m, &s[i]);
+		}
+		if (err)
+			goto forget_fds;
+		if (m->nfds == BATON_MAX_FDS_PER_MSG || i + 1 == n) {
+			err = msg_send(sock, m);
+			m->nfds = 0;	/* the descriptors are the caller's */
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+
+forget_fds:
+	m->nfds = 0;
+	return err;
+}
+
+struct sock_ctx {
+	struct baton_sockinfo *si;
+	int err;
+};
+
+static int sock_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct sock_ctx *ctx = data;
+	struct baton_sockinfo *si = ctx->si;
+	size_t len = mnl_attr_get_payload_len(attr);
+
+	switch (mnl_attr_get_type(attr)) {
+	case BATON_SOCK_A_ID:
+		if (mnl_attr_validate(attr, MNL_TYPE_U64) < 0)
+			goto invalid;
+		si->id = mnl_attr_get_u64(attr);
+		break;
+	case BATON_SOCK_A_KIND:
+		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+			goto invalid;
+		si->kind = mnl_attr_get_u32(attr);
+		if (si->kind != BATON_SOCK_LISTENER &&
+		    si->kind != BATON_SOCK_CONN)
+			goto invalid;
+		break;
+	case BATON_SOCK_A_LOCAL:
+		if (len < sizeof(sa_family_t) || len > sizeof(si->local))
+			goto invalid;
+		memcpy(&si->local, mnl_attr_get_payload(attr), len);
+		si->local_len = len;
+		break;
+	case BATON_SOCK_A_PEER:
+		if (len < sizeof(sa_family_t) || len > sizeof(si->peer))
+			goto invalid;
+		memcpy(&si->peer, mnl_attr_get_payload(attr), len);
+		si->peer_len = len;
+		break;
+	default:
+		break;		/* newer than us */
+	}
+	return MNL_CB_OK;
+invalid:
+	ctx->err = -EINVAL;
+	return MNL_CB_ERROR;
+}
+
+static int sock_nest_cb(const struct nlattr *attr, void *data)
+{
+	struct {
+		struct held_socket *out;
+		unsigned int n, max;
+		int err;
+	} *ctx = data;
+	struct sock_ctx sc;
+
+	if (mnl_attr_get_type(attr) != BATON_A_SOCK)
+		return MNL_CB_OK;
+	if (ctx->n >= ctx->max) {
+		ctx->err = -EBADMSG;	/* more entries than descriptors */
+		return MNL_CB_ERROR;
+	}
+	memset(&ctx->out[ctx->n], 0, sizeof(ctx->out[ctx->n]));
+	sc.si = &ctx->out[ctx->n].si;
+	sc.err = 0;
+	if (mnl_attr_parse_nested(attr, sock_attr_cb, &sc) < 0 || sc.err ||
+	    !sc.si->id || !sc.si->kind) {
+		ctx->err = sc.err ?: -EINVAL;
+		return MNL_CB_ERROR;
+	}
+	ctx->n++;
+	return MNL_CB_OK;
+}
+
+/*
+ * Pairs the nests of a received SOCKETS message with its descriptors; on
+ * success the descriptors move to out[] and belong to the caller.
+ */
+int sockets_parse(struct baton_msg *m, struct held_socket *out,
+		  unsigned int *n)
+{
+	struct {
+		struct held_socket *out;
+		unsigned int n, max;
+		int err;
+	} ctx = { out, 0, m->nfds, 0 };
+	unsigned int i;
+
+	if (mnl_attr_parse(m->nlh, 0, sock_nest_cb, &ctx) < 0 || ctx.err)
+		goto close_fds;
+	if (ctx.n != m->nfds) {
+		ctx.err = -EBADMSG;
+		goto close_fds;
+	}
+	for (i = 0; i < ctx.n; i++)
+		out[i].fd = m->fds[i];
+	m->nfds = 0;
+	*n = ctx.n;
+	return 0;
+
+close_fds:
+	msg_close_fds(m);
+	return ctx.err ?: -EINVAL;
+}
