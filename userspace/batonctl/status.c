@@ -13,11 +13,23 @@
 
 #include "batonctl.h"
 
+/* Running, not a zombie: an exited instance may wait long to be reaped. */
 static bool alive(const char *pid)
 {
-	int p = pid ? atoi(pid) : 0;
+	char path[64], stat[256], *p;
+	bool running = false;
+	FILE *f;
 
-	return p > 0 && (kill(p, 0) == 0 || errno == EPERM);
+	if (!pid || atoi(pid) <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", atoi(pid));
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')))
+		running = p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	fclose(f);
+	return running;
 }
 
 static bool finished(const char *phase)

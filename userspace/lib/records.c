@@ -21,17 +21,24 @@
 #define SEALS		(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
 			 F_SEAL_WRITE)
 
+static struct nlmsghdr *open_rec(struct baton_rec_writer *w)
+{
+	return (struct nlmsghdr *)(w->buf + w->rec_off);
+}
+
 static int writer_reserve(struct baton_rec_writer *w, size_t more)
 {
+	/* an open record grows past w->len */
+	size_t used = w->in_rec ? w->rec_off + open_rec(w)->nlmsg_len : w->len;
 	size_t cap;
 	char *buf;
 
 	if (w->err)
 		return w->err;
-	if (w->len + more <= w->cap)
+	if (used + more <= w->cap)
 		return 0;
 	cap = w->cap ? w->cap : 65536;
-	while (cap < w->len + more)
+	while (cap < used + more)
 		cap *= 2;
 	buf = realloc(w->buf, cap);
 	if (!buf)
@@ -39,11 +46,6 @@ static int writer_reserve(struct baton_rec_writer *w, size_t more)
 	w->buf = buf;
 	w->cap = cap;
 	return 0;
-}
-
-static struct nlmsghdr *open_rec(struct baton_rec_writer *w)
-{
-	return (struct nlmsghdr *)(w->buf + w->rec_off);
 }
 
 static int rec_open(struct baton_rec_writer *w, __u16 type, __u64 id)

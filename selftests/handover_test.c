@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The handover, end to end, with real kvd processes and TCP clients:
+ *  1. a connection holding half a request finishes it on the new version;
+ *  2. a connection whose reply the old could not write yet receives all of
+ *     it, byte for byte, from the new version;
+ *  3. per-connection fields (CLIENT SETNAME) and the keyspace survive;
+ *  4. the same connections go v1 -> v2 -> v1 (or v2 -> v1 -> v2);
+ *  5. more than 253 connections (several SCM_RIGHTS batches) all survive;
+ * over IPv4 and IPv6.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "helpers.h"
+
+#define BIG_LEN		(6 << 20)
+#define BIG_GETS	3
+#define MANY		600
+
+FIXTURE(handover) {
+	char rundir[64];
+	int lfd, port;
+	pid_t kvd;
+};
+
+FIXTURE_VARIANT(handover) {
+	int family;
+	int from, to;
+};
+
+FIXTURE_VARIANT_ADD(handover, ipv4_v1_v2) { .family = AF_INET, .from = 1, .to = 2 };
+FIXTURE_VARIANT_ADD(handover, ipv4_v2_v1) { .family = AF_INET, .from = 2, .to = 1 };
+FIXTURE_VARIANT_ADD(handover, ipv6_v1_v2) { .family = AF_INET6, .from = 1, .to = 2 };
+FIXTURE_VARIANT_ADD(handover, ipv6_v2_v1) { .family = AF_INET6, .from = 2, .to = 1 };
+
+FIXTURE_SETUP(handover)
+{
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	self->lfd = listener_make(variant->family, &self->port);
+	ASSERT_LE(0, self->lfd);
+	self->kvd = kvd_start(variant->from, self->lfd, self->rundir, NULL);
+	ASSERT_LT(0, self->kvd);
+}
+
+FIXTURE_TEARDOWN(handover)
+{
+	char out[4096];
+	const char *args[] = { "status", "-j", NULL };
+
+	/* whichever instance serves now is not necessarily our child */
+	batonctl(out, sizeof(out), args);
+	if (json_num(out, "pid") > 0)
+		kill(json_num(out, "pid"), SIGTERM);
+	if (self->kvd > 0)
+		stop_and_reap(self->kvd, SIGKILL);
+	rundir_remove(self->rundir);
+}
+
+/* Upgrades to kvd-v<version>; returns batonctl's exit status. */
+static int upgrade(const char *rundir, int version, char *out, size_t len)
+{
+	char path[512], log[512], name[16];
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", log, "--",
+			       path, "--quiet", NULL };
+
+	snprintf(log, sizeof(log), "%s/kvd.log", rundir);
+	snprintf(name, sizeof(name), "kvd-v%d", version);
+	bin(name, path, sizeof(path));
+	return batonctl(out, len, args);
+}
+
+static char *big_value(void)
+{
+	char *v = malloc(BIG_LEN + 1);
+	size_t i;
+
+	for (i = 0; v && i < BIG_LEN; i++)
+		v[i] = 'a' + (i * 7 + i / 4096) % 26;
+	if (v)
+		v[BIG_LEN] = '\0';
+	return v;
+}
+
+/* Reads one bulk reply of BIG_LEN bytes and compares it. */
+static int read_big(int fd, const char *want)
+{
+	char head[32];
+	size_t have = 0, hl = strlen("$6291456\r\n");
+	char *buf = malloc(BIG_LEN + 2);
+	int err = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	if (recv(fd, head, hl, MSG_WAITALL) != (ssize_t)hl ||
+	    strncmp(head, "$6291456\r\n", hl)) {
+		err = -EBADMSG;
+		goto free_buf;
+	}
+	while (have < BIG_LEN + 2) {
+		ssize_t n = read(fd, buf + have, BIG_LEN + 2 - have);
+
+		if (n <= 0) {
+			err = -ECONNRESET;
+			goto free_buf;
+		}
+		have += n;
+	}
+	if (memcmp(buf, want, BIG_LEN) || memcmp(buf + BIG_LEN, "\r\n", 2))
+		err = -EBADMSG;
+free_buf:
+	free(buf);
+	return err;
+}
+
+TEST_F_TIMEOUT(handover, foreground_state_moves_both_ways, 120)
+{
+	const char *partial = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
+	const char *get_big[] = { "GET", "big" };
+	int keys, named, half, unsent, i, version, round;
+	char *big = big_value();
+	pid_t pid, old_pid, new_pid;
+	char out[8192];
+
+	ASSERT_NE(NULL, big);
+	keys = client_connect(variant->family, self->port);
+	named = client_connect(variant->family, self->port);
+	half = client_connect(variant->family, self->port);
+	unsent = client_connect(variant->family, self->port);
+	ASSERT_LE(0, keys);
+	ASSERT_LE(0, named);
+	ASSERT_LE(0, half);
+	ASSERT_LE(0, unsent);
+
+	ASSERT_EQ(0, resp_expect(keys, "+OK\r\n", 3, "SET", "k1", "v1"));
+	ASSERT_EQ(0, resp_expect(keys, ":1\r\n", 2, "INCR", "counter"));
+	ASSERT_EQ(0, resp_expect(named, "+OK\r\n", 3, "CLIENT", "SETNAME", "alice"));
+	ASSERT_EQ(0, resp_expect(unsent, "+OK\r\n", 3, "SET", "big", big));
+
+	for (round = 0; round < 2; round++) {
+		int to = round == 0 ? variant->to : variant->from;
+
+		/* 1: half a request; 2: replies nobody reads yet */
+		ASSERT_EQ((ssize_t)strlen(partial),
+			  write(half, partial, strlen(partial)));
+		for (i = 0; i < BIG_GETS; i++)
+			ASSERT_EQ(0, resp_send(unsent, 2, get_big));
+		usleep(200000);	/* let kvd read them and fill its buffers */
+
+		EXPECT_EQ(0, upgrade(self->rundir, to, out, sizeof(out)));
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+		EXPECT_EQ(4, json_num(out, "conns"));
+		EXPECT_EQ(4, json_num(out, "records"));
+		/* the reply the old had not written yet crossed over */
+		EXPECT_LT(1 << 20, json_num(out, "record_bytes"));
+		old_pid = json_num(out, "old_pid");
+		new_pid = json_num(out, "new_pid");
+		if (round == 0) {
+			/* the first old instance was our child */
+			EXPECT_EQ(0, waitpid(self->kvd, NULL, 0) == self->kvd ? 0 : -1);
+			self->kvd = 0;
+		}
+
+		ASSERT_EQ(5, write(half, "rld\r\n", 5));
+		EXPECT_EQ(0, resp_reply(half, out, sizeof(out), 5000) < 0);
+		EXPECT_STREQ("+OK\r\n", out);
+		EXPECT_EQ(0, resp_expect(half, "$5\r\nworld\r\n", 2, "GET", "half"));
+		for (i = 0; i < BIG_GETS; i++)
+			EXPECT_EQ(0, read_big(unsent, big));
+		EXPECT_EQ(0, resp_expect(named, "$5\r\nalice\r\n", 2, "CLIENT", "GETNAME"));
+		EXPECT_EQ(0, resp_expect(keys, "$2\r\nv1\r\n", 2, "GET", "k1"));
+		EXPECT_EQ(0, resp_expect(keys, round ? ":3\r\n" : ":2\r\n", 2,
+					 "INCR", "counter"));
+		ASSERT_EQ(0, kvd_info(keys, &pid, &version));
+		EXPECT_EQ(to, version);
+		EXPECT_EQ(new_pid, pid);
+		EXPECT_EQ(0, pid_wait_gone(old_pid, 5000));
+	}
+	close(keys);
+	close(named);
+	close(half);
+	close(unsent);
+	free(big);
+}
+
+TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
+{
+	int fds[MANY], i;
+	char key[32], out[8192];
+
+	for (i = 0; i < MANY; i++) {
+		fds[i] = client_connect(variant->family, self->port);
+		ASSERT_LE(0, fds[i]);
+		snprintf(key, sizeof(key), "c%d", i);
+		ASSERT_EQ(0, resp_expect(fds[i], ":1\r\n", 2, "INCR", key));
+	}
+	EXPECT_EQ(0, upgrade(self->rundir, variant->to, out, sizeof(out)));
+	EXPECT_EQ(MANY, json_num(out, "conns"));
+	EXPECT_EQ(1, json_num(out, "listeners"));
+	for (i = 0; i < MANY; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		EXPECT_EQ(0, resp_expect(fds[i], ":2\r\n", 2, "INCR", key));
+		close(fds[i]);
+	}
+	waitpid(self->kvd, NULL, 0);
+	self->kvd = 0;
+}
+
+TEST_HARNESS_MAIN

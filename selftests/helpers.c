@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+int netns_enter(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd, err = 0;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return -errno;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		err = -errno;
+	ifr.ifr_flags |= IFF_UP;
+	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int rundir_make(char *buf, size_t len)
+{
+	snprintf(buf, len, "/tmp/baton-selftest.XXXXXX");
+	if (!mkdtemp(buf))
+		return -errno;
+	return setenv("BATON_RUN_DIR", buf, 1) ? -errno : 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void rundir_remove(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *bin(const char *name, char *buf, size_t len)
+{
+	const char *dir = getenv("BATON_BIN");
+
+	snprintf(buf, len, "%s/%s", dir ? dir : "../build/asan", name);
+	return buf;
+}
+
+static socklen_t loopback(int family, int port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons(port);
+		return sizeof(*s6);
+	}
+	((struct sockaddr_in *)ss)->sin_family = AF_INET;
+	((struct sockaddr_in *)ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	((struct sockaddr_in *)ss)->sin_port = htons(port);
+	return sizeof(struct sockaddr_in);
+}
+
+int listener_make(int family, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, 0, &ss);
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		close(fd);
+		return -errno;
+	}
+	*port = ntohs(family == AF_INET6 ?
+		      ((struct sockaddr_in6 *)&ss)->sin6_port :
+		      ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+int client_connect(int family, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, port, &ss);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		close(fd);
+		return -errno;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+int wait_path(const char *path, int timeout_ms)
+{
+	for (; timeout_ms > 0; timeout_ms -= 5) {
+		if (access(path, F_OK) == 0)
+			return 0;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+pid_t kvd_start(int version, int lfd, const char *rundir,
+		const char *const *extra)
+{
+	char path[512], name[16], fdstr[16], sock[512], log[512];
+	const char *argv[32] = { path, "--quiet", "--listen-fd", fdstr };
+	int argc = 4;
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/kvd.sock", rundir);
+	unlink(sock);
+	snprintf(log, sizeof(log), "%s/kvd.log", rundir);
+	snprintf(fdstr, sizeof(fdstr), "%d", lfd);
+	snprintf(name, sizeof(name), "kvd-v%d", version);
+	bin(name, path, sizeof(path));
+	while (extra && *extra && argc < 30)
+		argv[argc++] = *extra++;
+	argv[argc] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		fcntl(lfd, F_SETFD, 0);	/* inherited on purpose */
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	if (wait_path(sock, 5000)) {
+		stop_and_reap(pid, SIGKILL);
+		return -ETIMEDOUT;
+	}
+	return pid;
+}
+
+/* A zombie is gone too: nothing may reap it here. */
+bool pid_alive(pid_t pid)
+{
+	char path[64], stat[256], *p;
+	FILE *f;
+	bool alive = false;
+
+	if (pid <= 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')))
+		alive = p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	fclose(f);
+	return alive;
+}
+
+int pid_wait_gone(pid_t pid, int timeout_ms)
+{
+	for (; timeout_ms > 0; timeout_ms -= 5) {
+		if (!pid_alive(pid))
+			return 0;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+int stop_and_reap(pid_t pid, int sig)
+{
+	int status = 0;
+
+	if (pid <= 0)
+		return -EINVAL;
+	kill(pid, sig);
+	if (waitpid(pid, &status, 0) < 0) {
+		/* not our child (started by batonctl): wait for it to go */
+		return pid_wait_gone(pid, 5000);
+	}
+	return status;
+}
+
+int resp_send(int fd, int argc, const char *const *argv)
+{
+	char head[64];
+	int i, n;
+
+	n = snprintf(head, sizeof(head), "*%d\r\n", argc);
+	if (write(fd, head, n) != n)
+		return -EIO;
+	for (i = 0; i < argc; i++) {
+		size_t len = strlen(argv[i]);
+
+		n = snprintf(head, sizeof(head), "$%zu\r\n", len);
+		if (write(fd, head, n) != n ||
+		    write(fd, argv[i], len) != (ssize_t)len ||
+		    write(fd, "\r\n", 2) != 2)
+			return -EIO;
+	}
+	return 0;
+}
+
+/* How long the reply at the front of buf is, or 0 if it is not all there. */
+static size_t reply_len(const char *buf, size_t have)
+{
+	const char *nl = memchr(buf, '\n', have);
+	long n;
+
+	if (!nl)
+		return 0;
+	if (buf[0] != '$')
+		return nl - buf + 1;
+	n = atol(buf + 1);
+	if (n < 0)
+		return nl - buf + 1;
+	if (have < (size_t)(nl - buf + 1) + n + 2)
+		return 0;
+	return nl - buf + 1 + n + 2;
+}
+
+ssize_t resp_reply(int fd, char *buf, size_t len, int timeout_ms)
+{
+	size_t have = 0;
+
+	while (have < len - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		if (have && reply_len(buf, have))
+			break;
+		if (poll(&p, 1, timeout_ms) <= 0)
+			return -ETIMEDOUT;
+		n = read(fd, buf + have, len - 1 - have);
+		if (n <= 0)
+			return n < 0 ? -errno : -ECONNRESET;
+		have += n;
+	}
+	buf[have] = '\0';
+	return have;
+}
+
+int resp_expect(int fd, const char *want, int argc, ...)
+{
+	const char *argv[16];
+	char reply[4096];
+	va_list ap;
+	ssize_t n;
+	int i;
+
+	va_start(ap, argc);
+	for (i = 0; i < argc && i < 16; i++)
+		argv[i] = va_arg(ap, const char *);
+	va_end(ap);
+	if (resp_send(fd, argc, argv))
+		return -EIO;
+	n = resp_reply(fd, reply, sizeof(reply), 5000);
+	if (n < 0)
+		return n;
+	if (strcmp(reply, want)) {
+		fprintf(stderr, "# %s: wanted %s got %s", argv[0], want, reply);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int kvd_info(int fd, pid_t *pid, int *version)
+{
+	const char *argv[] = { "INFO" };
+	char reply[4096], *p;
+	ssize_t n;
+
+	if (resp_send(fd, 1, argv))
+		return -EIO;
+	n = resp_reply(fd, reply, sizeof(reply), 5000);
+	if (n < 0)
+		return n;
+	p = strstr(reply, "process_id:");
+	if (!p)
+		return -EBADMSG;
+	*pid = atoi(p + strlen("process_id:"));
+	p = strstr(reply, "kvd_version:");
+	if (!p)
+		return -EBADMSG;
+	*version = atoi(p + strlen("kvd_version:"));
+	return 0;
+}
+
+int batonctl(char *out, size_t len, const char *const *args)
+{
+	const char *argv[32];
+	char path[512];
+	int pipefd[2], argc = 1, status;
+	size_t have = 0;
+	pid_t pid;
+
+	bin("batonctl", path, sizeof(path));
+	argv[0] = path;
+	while (*args && argc < 31)
+		argv[argc++] = *args++;
+	argv[argc] = NULL;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)	/* not for the instances it starts */
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		ssize_t n = read(pipefd[0], out + have, len - 1 - have);
+
+		if (n <= 0)
+			break;
+		have += n;
+		if (have == len - 1)
+			have = 0;	/* keep the tail */
+	}
+	out[have] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+long long json_num(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	return p ? atoll(p + strlen(pat)) : -1;
+}
