@@ -10,7 +10,9 @@
 
 #include "baton.h"
 
+#ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 /* log.c */
 struct baton_log_sink {
@@ -55,6 +57,7 @@ int msg_send(int sock, const struct baton_msg *m);
 int msg_recv(int sock, struct baton_msg *m, int timeout_ms);
 void msg_close_fds(struct baton_msg *m);
 int msg_parse(const struct baton_msg *m, const struct nlattr **tb);
+int attr_check(const struct nlattr *attr, enum mnl_attr_data_type type);
 int msg_send_error(int sock, struct baton_msg *m, int err,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int msg_error_text(const struct nlattr **tb, char *buf, size_t len);

@@ -264,13 +264,13 @@ static int begin_cb(const struct nlattr *attr, void *data)
 
 	switch (type) {
 	case BATON_A_SERVICE:
-		if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0)
+		if (attr_check(attr, MNL_TYPE_NUL_STRING))
 			return MNL_CB_ERROR;
 		break;
 	case BATON_A_STATE_VERSION:
 	case BATON_A_BLOB_KIND:
 	case BATON_A_RECORDS:
-		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+		if (attr_check(attr, MNL_TYPE_U32))
 			return MNL_CB_ERROR;
 		break;
 	default:

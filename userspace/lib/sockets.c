@@ -79,12 +79,12 @@ static int sock_attr_cb(const struct nlattr *attr, void *data)
 
 	switch (mnl_attr_get_type(attr)) {
 	case BATON_SOCK_A_ID:
-		if (mnl_attr_validate(attr, MNL_TYPE_U64) < 0)
+		if (attr_check(attr, MNL_TYPE_U64))
 			goto invalid;
 		si->id = mnl_attr_get_u64(attr);
 		break;
 	case BATON_SOCK_A_KIND:
-		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+		if (attr_check(attr, MNL_TYPE_U32))
 			goto invalid;
 		si->kind = mnl_attr_get_u32(attr);
 		if (si->kind != BATON_SOCK_LISTENER &&

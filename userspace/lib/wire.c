@@ -16,7 +16,6 @@
 
 struct attr_policy {
 	enum mnl_attr_data_type type;
-	size_t len;		/* exact length for MNL_TYPE_BINARY, or 0 */
 };
 
 static const struct attr_policy baton_policy[BATON_A_MAX + 1] = {
@@ -244,6 +243,24 @@ int msg_recv(int sock, struct baton_msg *m, int timeout_ms)
 	return err;
 }
 
+/*
+ * Stricter than libmnl's checks, which let a u32 be longer than four
+ * bytes: a known attribute has exactly its type's length.
+ */
+int attr_check(const struct nlattr *attr, enum mnl_attr_data_type type)
+{
+	size_t len = mnl_attr_get_payload_len(attr);
+
+	switch (type) {
+	case MNL_TYPE_U32:
+		return len == sizeof(__u32) ? 0 : -EINVAL;
+	case MNL_TYPE_U64:
+		return len == sizeof(__u64) ? 0 : -EINVAL;
+	default:
+		return mnl_attr_validate(attr, type) < 0 ? -EINVAL : 0;
+	}
+}
+
 struct parse_ctx {
 	const struct nlattr **tb;
 	int err;
@@ -258,7 +275,7 @@ static int baton_attr_cb(const struct nlattr *attr, void *data)
 	if (type > BATON_A_MAX || type == BATON_A_UNSPEC)
 		return MNL_CB_OK;	/* newer than us: skipped */
 	p = &baton_policy[type];
-	if (mnl_attr_validate2(attr, p->type, p->len) < 0) {
+	if (attr_check(attr, p->type)) {
 		ctx->err = -EINVAL;
 		return MNL_CB_ERROR;
 	}

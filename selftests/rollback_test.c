@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Failures in the middle of an upgrade, with clients connected throughout:
+ *  1. the new instance killed (SIGKILL) once it runs, once it is ready and
+ *     once the old has deactivated: the upgrade rolls back and the old
+ *     instance serves every connection, half-sent requests included;
+ *  2. the old instance killed after phase 1 and after phase 2: the new one
+ *     takes over from the coordinator's copies and no connection is lost;
+ *  3. a new instance that never says ready, one that exits at once, and a
+ *     command that does not exist: clear errors, and a rollback;
+ *  4. a coordinator killed mid-upgrade: the instances settle it, and
+ *     'batonctl recover' writes down how it ended.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "baton.h"
+#include "helpers.h"
+
+#define CLIENTS 300
+
+enum victim { NEW, OLD };
+
+FIXTURE(rollback) {
+	char rundir[64], log[128];
+	int lfd, port;
+	pid_t kvd;
+	int fds[CLIENTS];
+	int half;
+};
+
+FIXTURE_VARIANT(rollback) {
+	enum victim victim;
+	enum baton_phase at;
+};
+
+FIXTURE_VARIANT_ADD(rollback, new_killed_running) { NEW, BATON_PHASE_SPAWNED };
+FIXTURE_VARIANT_ADD(rollback, new_killed_ready) { NEW, BATON_PHASE_READY };
+FIXTURE_VARIANT_ADD(rollback, new_killed_deactivated) { NEW, BATON_PHASE_DEACTIVATED };
+FIXTURE_VARIANT_ADD(rollback, old_killed_phase1) { OLD, BATON_PHASE_READY };
+FIXTURE_VARIANT_ADD(rollback, old_killed_phase2) { OLD, BATON_PHASE_DEACTIVATED };
+
+static const char partial[] = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
+
+FIXTURE_SETUP(rollback)
+{
+	char key[16];
+	int i;
+
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	snprintf(self->log, sizeof(self->log), "%s/kvd.log", self->rundir);
+	self->lfd = listener_make(AF_INET, &self->port);
+	ASSERT_LE(0, self->lfd);
+	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
+	ASSERT_LT(0, self->kvd);
+	for (i = 0; i < CLIENTS; i++) {
+		self->fds[i] = client_connect(AF_INET, self->port);
+		ASSERT_LE(0, self->fds[i]);
+		snprintf(key, sizeof(key), "c%d", i);
+		ASSERT_EQ(0, resp_expect(self->fds[i], ":1\r\n", 2, "INCR", key));
+	}
+	self->half = client_connect(AF_INET, self->port);
+	ASSERT_LE(0, self->half);
+	ASSERT_EQ(sizeof(partial) - 1, write(self->half, partial, sizeof(partial) - 1));
+	usleep(50000);
+}
+
+FIXTURE_TEARDOWN(rollback)
+{
+	pid_t pid;
+	int v, i;
+
+	if (!kvd_info(self->fds[0], &pid, &v) && pid != self->kvd)
+		kill(pid, SIGTERM);
+	for (i = 0; i < CLIENTS; i++)
+		close(self->fds[i]);
+	close(self->half);
+	stop_and_reap(self->kvd, SIGKILL);
+	rundir_remove(self->rundir);
+}
+
+/* Every client still connected, served by `by`, its counter at `n`. */
+static void expect_served(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(rollback) *self, pid_t by, int n)
+{
+	char key[16], want[16];
+	int i, version, bad = 0;
+	pid_t pid;
+
+	snprintf(want, sizeof(want), ":%d\r\n", n);
+	for (i = 0; i < CLIENTS; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		bad += resp_expect(self->fds[i], want, 2, "INCR", key) != 0;
+	}
+	EXPECT_EQ(0, bad);
+	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
+	EXPECT_EQ(by, pid);
+}
+
+static void expect_half_completes(struct __test_metadata *_metadata,
+				  FIXTURE_DATA(rollback) *self)
+{
+	char reply[64];
+
+	ASSERT_EQ(5, write(self->half, "rld\r\n", 5));
+	EXPECT_LT(0, resp_reply(self->half, reply, sizeof(reply), 5000));
+	EXPECT_STREQ("+OK\r\n", reply);
+	EXPECT_EQ(0, resp_expect(self->half, "$5\r\nworld\r\n", 2, "GET", "half"));
+}
+
+static void open_upgrade(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(rollback) *self,
+			 struct baton_upgrade **up, char *const *argv,
+			 int timeout_ms)
+{
+	struct baton_upgrade_opts o = {
+		.service = "kvd", .argv = argv, .log_path = self->log,
+		.timeout_ms = timeout_ms,
+	};
+
+	ASSERT_EQ(0, baton_upgrade_open(up, &o));
+}
+
+TEST_F_TIMEOUT(rollback, instance_killed, 60)
+{
+	char path[256];
+	char *argv[] = { (char *)bin("kvd-v2", path, sizeof(path)), "--quiet", NULL };
+	const struct baton_upgrade_report *r;
+	struct baton_upgrade *up;
+	int phase, err;
+
+	open_upgrade(_metadata, self, &up, argv, 5000);
+	r = baton_upgrade_report(up);
+	do {
+		phase = baton_upgrade_step(up);
+		ASSERT_LT(0, phase);
+	} while (phase != variant->at);
+
+	if (variant->victim == NEW) {
+		ASSERT_EQ(0, kill(r->new_pid, SIGKILL));
+		ASSERT_EQ(r->new_pid, waitpid(r->new_pid, NULL, 0));
+		do {
+			err = baton_upgrade_step(up);
+		} while (err > 0 && err != BATON_PHASE_DONE);
+		EXPECT_GT(0, err);
+		EXPECT_EQ(BATON_PHASE_ROLLED_BACK, r->phase);
+		TH_LOG("rolled back: %s", r->reason);
+		baton_upgrade_close(up);
+		/* the half-sent request completes on the old instance */
+		expect_half_completes(_metadata, self);
+		expect_served(_metadata, self, self->kvd, 2);
+		return;
+	}
+	/* the old instance dies; the coordinator holds what it had */
+	ASSERT_EQ(0, kill(self->kvd, SIGKILL));
+	ASSERT_EQ(self->kvd, waitpid(self->kvd, NULL, 0));
+	self->kvd = 0;
+	do {
+		phase = baton_upgrade_step(up);
+	} while (phase > 0 && phase != BATON_PHASE_DONE);
+	EXPECT_EQ(BATON_PHASE_DONE, phase);
+	TH_LOG("%s", r->old_lost ? "rolled forward from the coordinator's copies" :
+				   "phase 2 was complete");
+	EXPECT_EQ(variant->at == BATON_PHASE_READY, r->old_lost);
+	err = r->new_pid;
+	baton_upgrade_close(up);
+	if (variant->at == BATON_PHASE_DEACTIVATED) {
+		/* its foreground record had crossed before the old died */
+		expect_half_completes(_metadata, self);
+	}
+	expect_served(_metadata, self, err, 2);
+}
+
+/* New instances that fail in other ways; the old serves on. */
+FIXTURE(bad_new) {
+	char rundir[64], log[128];
+	int lfd, port, fd;
+	pid_t kvd;
+};
+
+FIXTURE_VARIANT(bad_new) {
+	const char *argv[4];
+	int timeout_ms;
+	const char *reason;
+	bool kill_coordinator;	/* batonctl dies; 'batonctl recover' */
+};
+
+FIXTURE_VARIANT_ADD(bad_new, never_ready) {
+	.argv = { "/bin/sleep", "30" }, .timeout_ms = 500,
+	.reason = "did not say READY",
+};
+FIXTURE_VARIANT_ADD(bad_new, exits_at_once) {
+	.argv = { "/bin/false" }, .timeout_ms = 5000,
+	.reason = "exited before it was active",
+};
+FIXTURE_VARIANT_ADD(bad_new, no_such_command) {
+	.argv = { "/nonexistent/kvd" }, .timeout_ms = 5000,
+	.reason = "cannot run '/nonexistent/kvd'",
+};
+FIXTURE_VARIANT_ADD(bad_new, coordinator_killed) {
+	.kill_coordinator = true,
+	.reason = "recovered: the coordinator",
+};
+
+FIXTURE_SETUP(bad_new)
+{
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	snprintf(self->log, sizeof(self->log), "%s/kvd.log", self->rundir);
+	self->lfd = listener_make(AF_INET, &self->port);
+	ASSERT_LE(0, self->lfd);
+	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
+	ASSERT_LT(0, self->kvd);
+	self->fd = client_connect(AF_INET, self->port);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, resp_expect(self->fd, ":1\r\n", 2, "INCR", "n"));
+}
+
+FIXTURE_TEARDOWN(bad_new)
+{
+	close(self->fd);
+	stop_and_reap(self->kvd, SIGKILL);
+	rundir_remove(self->rundir);
+}
+
+static void kill_coordinator(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(bad_new) *self, const char *reason);
+
+TEST_F_TIMEOUT(bad_new, rolls_back, 30)
+{
+	struct baton_upgrade_opts o = {
+		.service = "kvd", .argv = (char *const *)variant->argv,
+		.log_path = self->log, .timeout_ms = variant->timeout_ms,
+	};
+	const struct baton_upgrade_report *r;
+	struct baton_upgrade *up;
+	int phase, version;
+	pid_t pid;
+
+	if (variant->kill_coordinator) {
+		kill_coordinator(_metadata, self, variant->reason);
+		return;
+	}
+	ASSERT_EQ(0, baton_upgrade_open(&up, &o));
+	r = baton_upgrade_report(up);
+	do {
+		phase = baton_upgrade_step(up);
+	} while (phase > 0 && phase != BATON_PHASE_DONE);
+	EXPECT_GT(0, phase);
+	EXPECT_EQ(BATON_PHASE_ROLLED_BACK, r->phase);
+	EXPECT_NE(NULL, strstr(r->reason, variant->reason));
+	TH_LOG("%s", r->reason);
+	EXPECT_FALSE(pid_alive(r->new_pid));
+	baton_upgrade_close(up);
+	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
+	ASSERT_EQ(0, kvd_info(self->fd, &pid, &version));
+	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(1, version);
+}
+
+/* A coordinator killed mid-upgrade; batonctl recover settles it. */
+static void kill_coordinator(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(bad_new) *self, const char *reason)
+{
+	char path[256], cmd[512], out[8192];
+	const char *up_args[] = { "upgrade", "kvd", "--log", self->log, "--",
+				  "/bin/sh", "-c", cmd, NULL };
+	const char *recover_args[] = { "recover", "kvd", NULL };
+	const char *status_args[] = { "status", "kvd", "-j", NULL };
+	int version, status, i;
+	bool phase_seen = false;
+	pid_t ctl, pid;
+
+	/* a new instance slow to start: the coordinator dies meanwhile */
+	snprintf(cmd, sizeof(cmd), "sleep 1; exec %s --quiet",
+		 bin("kvd-v2", path, sizeof(path)));
+	ctl = fork();
+	ASSERT_LE(0, ctl);
+	if (ctl == 0) {
+		char o[4096];
+
+		_exit(batonctl(o, sizeof(o), up_args));
+	}
+	/* the journal names the coordinator once the new instance runs */
+	snprintf(path, sizeof(path), "%s/kvd/journal", self->rundir);
+	for (i = 0, pid = 0; i < 200 && !pid; i++) {
+		FILE *f = fopen(path, "r");
+		char line[128];
+
+		usleep(10000);
+		while (f && fgets(line, sizeof(line), f))
+			if (!strncmp(line, "phase=spawned", 13))
+				phase_seen = true;
+			else if (!strncmp(line, "coordinator_pid=", 16))
+				pid = atoi(line + 16);
+		if (f)
+			fclose(f);
+		if (!phase_seen)
+			pid = 0;
+	}
+	ASSERT_LT(0, pid);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	waitpid(ctl, &status, 0);
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
+	EXPECT_NE(NULL, strstr(out, "\"interrupted\""));
+	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
+	EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+	EXPECT_NE(NULL, strstr(out, reason));
+	EXPECT_EQ(NULL, strstr(out, "\"interrupted\""));
+
+	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
+	ASSERT_EQ(0, kvd_info(self->fd, &pid, &version));
+	EXPECT_EQ(self->kvd, pid);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The intermediate form, through the library's own reader and writer:
+ *  1. records of every attribute kind round-trip through a sealed memfd,
+ *     bytes longer than one attribute included;
+ *  2. a truncated blob, a wrong record count, trailing bytes, a record
+ *     whose attribute overruns it, a foreign file, a blob of another kind
+ *     and an unsealed memfd are each rejected before any record is read;
+ *  3. control messages: unknown attributes are skipped, known ones with a
+ *     wrong length rejected, an attribute that overruns the message
+ *     rejected;
+ *  4. over a real SOCK_SEQPACKET pair: an oversized message, a length that
+ *     disagrees with the packet, descriptors that disagree with the
+ *     SOCKETS entries, and the peer's going away.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "internal.h"
+
+#define LONG_LEN (200 * 1024)
+
+struct seen {
+	unsigned int n;
+	__u64 ids[8];
+	__u32 version;
+	__u32 u32;
+	__u64 u64;
+	char str[32];
+	char *bytes;
+	size_t nbytes;
+};
+
+static int seen_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct seen *s = data;
+
+	switch (mnl_attr_get_type(attr)) {
+	case 1:
+		s->u32 = mnl_attr_get_u32(attr);
+		break;
+	case 2:
+		s->u64 = mnl_attr_get_u64(attr);
+		break;
+	case 3:
+		snprintf(s->str, sizeof(s->str), "%s", mnl_attr_get_str(attr));
+		break;
+	case 4:
+		s->bytes = realloc(s->bytes, s->nbytes + mnl_attr_get_payload_len(attr));
+		memcpy(s->bytes + s->nbytes, mnl_attr_get_payload(attr),
+		       mnl_attr_get_payload_len(attr));
+		s->nbytes += mnl_attr_get_payload_len(attr);
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+static int seen_rec(void *data, const struct baton_rec *rec)
+{
+	struct seen *s = data;
+
+	s->ids[s->n++ % 8] = baton_rec_id(rec);
+	s->version = baton_rec_version(rec);
+	return baton_rec_parse(rec, seen_attr_cb, s);
+}
+
+FIXTURE(blob) {
+	int memfd;
+	char *copy;
+	size_t len;
+	char *longbuf;
+};
+
+FIXTURE_SETUP(blob)
+{
+	struct baton_rec_writer w;
+	size_t i;
+
+	self->longbuf = malloc(LONG_LEN);
+	ASSERT_NE(NULL, self->longbuf);
+	for (i = 0; i < LONG_LEN; i++)
+		self->longbuf[i] = i * 31 + (i >> 9);
+	ASSERT_EQ(0, writer_init(&w, BATON_BLOB_CONNS, "svc", 3));
+	ASSERT_EQ(0, baton_rec_begin(&w, 7));
+	ASSERT_EQ(0, baton_rec_put_u32(&w, 1, 0xabcd));
+	ASSERT_EQ(0, baton_rec_put_u64(&w, 2, 1ULL << 40));
+	ASSERT_EQ(0, baton_rec_put_str(&w, 3, "alice"));
+	ASSERT_EQ(0, baton_rec_put_u32(&w, 0x3000, 9));	/* unknown to readers */
+	ASSERT_EQ(0, baton_rec_put_bytes(&w, 4, self->longbuf, LONG_LEN));
+	ASSERT_EQ(0, baton_rec_end(&w));
+	ASSERT_EQ(0, baton_rec_begin(&w, 8));
+	ASSERT_EQ(0, baton_rec_end(&w));
+	/* misuse is refused, not written */
+	EXPECT_EQ(-EINVAL, baton_rec_put_u32(&w, 1, 1));
+	w.err = 0;
+	ASSERT_EQ(0, writer_finish(&w, &self->memfd));
+	self->len = w.len;
+	self->copy = malloc(self->len + 16);
+	ASSERT_NE(NULL, self->copy);
+	ASSERT_EQ((ssize_t)self->len, pread(self->memfd, self->copy, self->len, 0));
+	writer_free(&w);
+}
+
+FIXTURE_TEARDOWN(blob)
+{
+	close(self->memfd);
+	free(self->copy);
+	free(self->longbuf);
+}
+
+/* A sealed memfd holding len bytes of buf; unsealed if !seal. */
+static int memfd_of(const void *buf, size_t len, bool seal)
+{
+	int fd = memfd_create("test", MFD_ALLOW_SEALING);
+
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+		return -1;
+	if (seal && fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK |
+			  F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		return -1;
+	return fd;
+}
+
+static int read_copy(const void *buf, size_t len, bool seal,
+		     enum baton_blob_kind kind, struct seen *s)
+{
+	int fd = memfd_of(buf, len, seal), err;
+
+	if (fd < 0)
+		return -errno;
+	err = blob_read(fd, kind, seen_rec, s, NULL);
+	close(fd);
+	return err;
+}
+
+TEST_F(blob, round_trip)
+{
+	struct seen s = {};
+	__u32 count = 0;
+
+	ASSERT_EQ(0, blob_read(self->memfd, BATON_BLOB_CONNS, seen_rec, &s, &count));
+	EXPECT_EQ(2, count);
+	EXPECT_EQ(2, s.n);
+	EXPECT_EQ(7, s.ids[0]);
+	EXPECT_EQ(8, s.ids[1]);
+	EXPECT_EQ(3, s.version);
+	EXPECT_EQ(0xabcd, s.u32);
+	EXPECT_EQ(1ULL << 40, s.u64);
+	EXPECT_STREQ("alice", s.str);
+	ASSERT_EQ(LONG_LEN, s.nbytes);
+	EXPECT_EQ(0, memcmp(s.bytes, self->longbuf, LONG_LEN));
+	free(s.bytes);
+}
+
+TEST_F(blob, truncated_rejected)
+{
+	struct seen s = {};
+	size_t cut;
+
+	/* every cut short of the whole, at a few sizes */
+	for (cut = 1; cut < self->len; cut = cut * 3 + 1) {
+		EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len - cut, true,
+					      BATON_BLOB_CONNS, &s));
+	}
+	EXPECT_EQ(0, s.n);
+}
+
+TEST_F(blob, count_mismatch_rejected)
+{
+	struct seen s = {};
+	/* END's RECORDS attribute is the blob's last 4 bytes */
+	__u32 *count = (__u32 *)(self->copy + self->len - 4);
+
+	ASSERT_EQ(2, *count);
+	*count = 3;
+	EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len, true,
+				      BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(0, s.n);
+}
+
+TEST_F(blob, trailing_bytes_rejected)
+{
+	struct seen s = {};
+
+	memset(self->copy + self->len, 0, 16);
+	EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len + 16, true,
+				      BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(0, s.n);
+}
+
+TEST_F(blob, overrunning_attribute_rejected)
+{
+	struct nlmsghdr *begin = (struct nlmsghdr *)self->copy;
+	struct nlmsghdr *rec = (struct nlmsghdr *)(self->copy +
+						   MNL_ALIGN(begin->nlmsg_len));
+	struct nlattr *first = (struct nlattr *)((char *)rec + NLMSG_HDRLEN + 8);
+	struct seen s = {};
+
+	first->nla_len = rec->nlmsg_len;	/* past the record's end */
+	EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len, true,
+				      BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(0, s.n);
+}
+
+TEST_F(blob, other_kind_rejected)
+{
+	struct seen s = {};
+
+	EXPECT_EQ(-EBADMSG, blob_read(self->memfd, BATON_BLOB_STATE, seen_rec,
+				      &s, NULL));
+	EXPECT_EQ(0, s.n);
+}
+
+TEST_F(blob, unsealed_rejected)
+{
+	struct seen s = {};
+
+	EXPECT_EQ(-EPERM, read_copy(self->copy, self->len, false,
+				    BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(0, s.n);
+}
+
+TEST_F(blob, foreign_file_rejected)
+{
+	struct seen s = {};
+	char junk[4096];
+	size_t i;
+
+	for (i = 0; i < sizeof(junk); i++)
+		junk[i] = (i * 2654435761u) >> 13;
+	EXPECT_EQ(-EBADMSG, read_copy(junk, sizeof(junk), true,
+				      BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(-EBADMSG, read_copy(junk, 3, true, BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(0, s.n);
+}
+
+TEST(control_attributes)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	struct baton_msg *m = msg_alloc();
+	__u16 two = 2;
+
+	ASSERT_NE(NULL, m);
+	/* unknown attributes are skipped */
+	msg_init(m, BATON_MSG_HELLO);
+	ASSERT_EQ(0, msg_put_u32(m, BATON_A_PID, 42));
+	ASSERT_EQ(0, msg_put_u64(m, 0x3ff, 1));
+	ASSERT_EQ(0, msg_put_str(m, BATON_A_APP, "x 9"));
+	ASSERT_EQ(0, msg_parse(m, tb));
+	EXPECT_EQ(42, attr_u32(tb, BATON_A_PID, 0));
+	EXPECT_STREQ("x 9", attr_str(tb, BATON_A_APP, ""));
+
+	/* a u32 of two bytes */
+	msg_init(m, BATON_MSG_HELLO);
+	ASSERT_EQ(0, msg_put(m, BATON_A_PID, sizeof(two), &two));
+	EXPECT_EQ(-EINVAL, msg_parse(m, tb));
+
+	/* a string without its NUL */
+	msg_init(m, BATON_MSG_HELLO);
+	ASSERT_EQ(0, msg_put(m, BATON_A_APP, 3, "abc"));
+	EXPECT_EQ(-EINVAL, msg_parse(m, tb));
+
+	/* an attribute that claims more than the message holds */
+	msg_init(m, BATON_MSG_HELLO);
+	ASSERT_EQ(0, msg_put_u32(m, BATON_A_PID, 1));
+	((struct nlattr *)mnl_nlmsg_get_payload(m->nlh))->nla_len = 200;
+	EXPECT_EQ(-EINVAL, msg_parse(m, tb));
+
+	/* an attribute header cut short */
+	msg_init(m, BATON_MSG_HELLO);
+	m->nlh->nlmsg_len += 2;
+	EXPECT_EQ(-EINVAL, msg_parse(m, tb));
+	msg_free(m);
+}
+
+TEST(control_socket)
+{
+	struct held_socket socks[BATON_MAX_FDS_PER_MSG], one = {};
+	struct baton_msg *m = msg_alloc(), *in = msg_alloc();
+	char *big = calloc(1, BATON_MSG_MAX + 4096);
+	unsigned int n = 0;
+	int sp[2], p[2];
+
+	ASSERT_NE(NULL, m);
+	ASSERT_NE(NULL, in);
+	ASSERT_NE(NULL, big);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp));
+	ASSERT_EQ(0, pipe(p));
+
+	/* larger than any message may be */
+	ASSERT_EQ(BATON_MSG_MAX + 4096, send(sp[0], big, BATON_MSG_MAX + 4096, 0));
+	EXPECT_EQ(-EMSGSIZE, msg_recv(sp[1], in, 1000));
+
+	/* a header that disagrees with the packet */
+	msg_init(m, BATON_MSG_READY);
+	m->nlh->nlmsg_len += 8;
+	ASSERT_EQ(NLMSG_HDRLEN, send(sp[0], m->buf, NLMSG_HDRLEN, 0));
+	EXPECT_EQ(-EBADMSG, msg_recv(sp[1], in, 1000));
+
+	/* one SOCKETS entry, and two descriptors: rejected, both closed */
+	one.fd = p[0];
+	one.si.id = 5;
+	one.si.kind = BATON_SOCK_CONN;
+	one.si.local_len = sizeof(sa_family_t);
+	msg_init(m, BATON_MSG_SOCKETS);
+	ASSERT_EQ(0, sockets_put(m, &one));
+	ASSERT_EQ(0, msg_add_fd(m, p[1]));
+	ASSERT_EQ(0, msg_send(sp[0], m));
+	m->nfds = 0;
+	ASSERT_EQ(0, msg_recv(sp[1], in, 1000));
+	EXPECT_EQ(2, in->nfds);
+	EXPECT_EQ(-EBADMSG, sockets_parse(in, socks, &n));
+	EXPECT_EQ(0, in->nfds);
+
+	/* the same with one descriptor is taken */
+	msg_init(m, BATON_MSG_SOCKETS);
+	ASSERT_EQ(0, sockets_put(m, &one));
+	ASSERT_EQ(0, msg_send(sp[0], m));
+	m->nfds = 0;
+	ASSERT_EQ(0, msg_recv(sp[1], in, 1000));
+	ASSERT_EQ(0, sockets_parse(in, socks, &n));
+	EXPECT_EQ(1, n);
+	EXPECT_EQ(5, socks[0].si.id);
+	EXPECT_EQ(BATON_SOCK_CONN, socks[0].si.kind);
+	close(socks[0].fd);
+
+	/* nothing in time, then the peer goes */
+	EXPECT_EQ(-ETIMEDOUT, msg_recv(sp[1], in, 10));
+	close(sp[0]);
+	EXPECT_EQ(-ECONNRESET, msg_recv(sp[1], in, 1000));
+	close(sp[1]);
+	close(p[0]);
+	close(p[1]);
+	free(big);
+	msg_free(m);
+	msg_free(in);
+}
+
+TEST_HARNESS_MAIN
