@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * A new instance that gets the protocol wrong on purpose, started by
+ * batonctl in peer_test. Usage: fake_peer MODE, with MODE one of
+ *   garbage-hello    bytes that are no message at all
+ *   truncated-hello  a header that claims more than it sends
+ *   silent           a proper hello, then nothing
+ *   bad-ready        phase 1 as it should be, then a READY whose
+ *                    attribute overruns the message
+ *   wrong-message    phase 1, then ACTIVE where READY belongs
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int hello(int sock, struct baton_msg *m)
+{
+	const struct versions v = {
+		.proto = BATON_PROTO_VERSION, .proto_min = BATON_PROTO_MIN,
+		.state = 1, .compat = 1, .min = 1,
+	};
+
+	msg_init(m, BATON_MSG_HELLO);
+	return msg_put_u32(m, BATON_A_ROLE, BATON_ROLE_SUCCESSOR) ?:
+	       msg_put_u32(m, BATON_A_PID, getpid()) ?:
+	       msg_put_str(m, BATON_A_APP, "fake_peer") ?:
+	       versions_put(m, &v) ?:
+	       msg_send(sock, m) ?:
+	       msg_recv(sock, m, 5000);
+}
+
+/* Takes phase 1 as a new instance would, and drops it. */
+static int phase1(int sock, struct baton_msg *m)
+{
+	int err;
+
+	do {
+		err = msg_recv(sock, m, 5000);
+		msg_close_fds(m);
+	} while (!err && m->nlh->nlmsg_type != BATON_MSG_PHASE1_DONE);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "";
+	const char *fd_env = getenv("BATON_CTL_FD");
+	struct baton_paths paths;
+	struct baton_msg *m = msg_alloc();
+	int ctl = fd_env ? atoi(fd_env) : -1, sock;
+
+	if (!m || ctl < 0 || paths_init(&paths, NULL, "kvd"))
+		return 2;
+	sock = ctl_connect(paths.sock);
+	if (sock < 0)
+		return 2;
+	if (!strcmp(mode, "garbage-hello")) {
+		char junk[64];
+
+		memset(junk, 0xa5, sizeof(junk));
+		if (write(sock, junk, sizeof(junk)) < 0)
+			return 2;
+		msg_recv(sock, m, 5000);	/* its ERROR */
+		return 3;
+	}
+	if (!strcmp(mode, "truncated-hello")) {
+		msg_init(m, BATON_MSG_HELLO);
+		msg_put_u32(m, BATON_A_ROLE, BATON_ROLE_SUCCESSOR);
+		m->nlh->nlmsg_len += 64;
+		if (write(sock, m->buf, m->nlh->nlmsg_len - 64) < 0)
+			return 2;
+		msg_recv(sock, m, 5000);
+		return 3;
+	}
+	if (hello(sock, m))
+		return 2;
+	if (!strcmp(mode, "silent")) {
+		pause();
+		return 0;
+	}
+	if (phase1(sock, m))
+		return 2;
+	if (!strcmp(mode, "bad-ready")) {
+		msg_init(m, BATON_MSG_READY);
+		msg_put_u32(m, BATON_A_CONNS, 1);
+		((struct nlattr *)mnl_nlmsg_get_payload(m->nlh))->nla_len = 999;
+	} else if (!strcmp(mode, "wrong-message")) {
+		msg_init(m, BATON_MSG_ACTIVE);
+	} else {
+		return 2;
+	}
+	msg_send(ctl, m);
+	pause();		/* until the coordinator kills us */
+	return 0;
+}

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Peers that must be refused, each while a client keeps being served:
+ *  1. a process of another uid on the control socket (SO_PEERCRED);
+ *  2. a "new instance" no coordinator announced;
+ *  3. malformed hellos: no message at all, a wrong attribute length, an
+ *     unknown role, a packet larger than any message;
+ *  4. a second coordinator, and an UPGRADE with unknown flags;
+ *  5. a new version that cannot read the old one's state;
+ *  6. new instances that break the protocol mid-upgrade (fake_peer):
+ *     each is a clear error and a rollback, and nothing was lost.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "internal.h"
+#include "helpers.h"
+
+FIXTURE(peer) {
+	char rundir[64], sock[128];
+	int lfd, port, fd;
+	pid_t kvd;
+};
+
+FIXTURE_SETUP(peer)
+{
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	snprintf(self->sock, sizeof(self->sock), "%s/kvd.sock", self->rundir);
+	self->lfd = listener_make(AF_INET, &self->port);
+	ASSERT_LE(0, self->lfd);
+	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
+	ASSERT_LT(0, self->kvd);
+	self->fd = client_connect(AF_INET, self->port);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, resp_expect(self->fd, ":1\r\n", 2, "INCR", "n"));
+}
+
+FIXTURE_TEARDOWN(peer)
+{
+	/* the refused peer changed nothing: same instance, same connection */
+	pid_t pid;
+	int version;
+
+	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
+	EXPECT_EQ(0, kvd_info(self->fd, &pid, &version));
+	EXPECT_EQ(self->kvd, pid);
+	close(self->fd);
+	stop_and_reap(self->kvd, SIGKILL);
+	rundir_remove(self->rundir);
+}
+
+/*
+ * Sends m on a fresh connection to the service and returns the errno of
+ * the ERROR it answers with, 0 for any other answer, or -errno.
+ */
+static int answer_to(const char *sock_path, struct baton_msg *m, size_t len,
+		     __u16 *type)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	int sock = ctl_connect(sock_path), err;
+
+	if (sock < 0)
+		return sock;
+	if (send(sock, m->buf, len ? len : m->nlh->nlmsg_len, 0) < 0) {
+		err = -errno;
+		goto close_sock;
+	}
+	err = msg_recv(sock, m, 5000) ?: msg_parse(m, tb);
+	if (err)
+		goto close_sock;
+	*type = m->nlh->nlmsg_type;
+	err = *type == BATON_MSG_ERROR ? (int)attr_u32(tb, BATON_A_ERRNO, 0) : 0;
+close_sock:
+	close(sock);
+	return err;
+}
+
+static void hello(struct baton_msg *m, __u32 role)
+{
+	msg_init(m, BATON_MSG_HELLO);
+	msg_put_u32(m, BATON_A_ROLE, role);
+	msg_put_u32(m, BATON_A_PROTO, BATON_PROTO_VERSION);
+	msg_put_u32(m, BATON_A_STATE_VERSION, 1);
+}
+
+TEST_F(peer, other_uid_refused)
+{
+	int status;
+	pid_t child;
+
+	/* let the other uid reach the socket, so that only its creds count */
+	ASSERT_EQ(0, chmod(self->rundir, 0755));
+	ASSERT_EQ(0, chmod(self->sock, 0666));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		struct baton_msg *m = msg_alloc();
+		__u16 type = 0;
+		int err;
+
+		if (!m || setgid(65534) || setuid(65534))
+			_exit(100);
+		hello(m, BATON_ROLE_COORDINATOR);
+		err = answer_to(self->sock, m, 0, &type);
+		_exit(type == BATON_MSG_ERROR ? err : 101);
+	}
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(EPERM, WEXITSTATUS(status));
+}
+
+TEST_F(peer, unannounced_successor_refused)
+{
+	struct baton_msg *m = msg_alloc();
+	__u16 type = 0;
+
+	ASSERT_NE(NULL, m);
+	hello(m, BATON_ROLE_SUCCESSOR);
+	EXPECT_EQ(EPERM, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(BATON_MSG_ERROR, type);
+	msg_free(m);
+}
+
+TEST_F(peer, malformed_hello_refused)
+{
+	struct baton_msg *m = msg_alloc();
+	__u16 two = 2, type = 0;
+	int sock;
+
+	ASSERT_NE(NULL, m);
+	/* not a message: a header that disagrees with the packet */
+	msg_init(m, BATON_MSG_HELLO);
+	m->nlh->nlmsg_len = 4000;
+	EXPECT_EQ(-ECONNRESET, answer_to(self->sock, m, NLMSG_HDRLEN, &type));
+
+	/* a role of two bytes */
+	msg_init(m, BATON_MSG_HELLO);
+	msg_put(m, BATON_A_ROLE, sizeof(two), &two);
+	EXPECT_EQ(EPROTO, answer_to(self->sock, m, 0, &type));
+
+	/* no role */
+	msg_init(m, BATON_MSG_HELLO);
+	EXPECT_EQ(EPROTO, answer_to(self->sock, m, 0, &type));
+
+	/* a role nobody knows */
+	hello(m, 99);
+	EXPECT_EQ(EINVAL, answer_to(self->sock, m, 0, &type));
+
+	/* not a hello */
+	msg_init(m, BATON_MSG_ACTIVE);
+	EXPECT_EQ(EPROTO, answer_to(self->sock, m, 0, &type));
+
+	/* larger than any message */
+	sock = ctl_connect(self->sock);
+	ASSERT_LE(0, sock);
+	{
+		char *big = calloc(1, BATON_MSG_MAX * 2);
+
+		ASSERT_NE(NULL, big);
+		EXPECT_EQ(BATON_MSG_MAX * 2, send(sock, big, BATON_MSG_MAX * 2, 0));
+		EXPECT_EQ(-ECONNRESET, msg_recv(sock, m, 5000));
+		free(big);
+	}
+	close(sock);
+	msg_free(m);
+}
+
+TEST_F(peer, one_coordinator_at_a_time)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	struct baton_msg *m = msg_alloc();
+	__u16 type = 0;
+	int first;
+
+	ASSERT_NE(NULL, m);
+	first = ctl_connect(self->sock);
+	ASSERT_LE(0, first);
+	hello(m, BATON_ROLE_COORDINATOR);
+	ASSERT_EQ(0, msg_send(first, m));
+	ASSERT_EQ(0, msg_recv(first, m, 5000));
+	ASSERT_EQ(BATON_MSG_WELCOME, m->nlh->nlmsg_type);
+
+	hello(m, BATON_ROLE_COORDINATOR);
+	EXPECT_EQ(EBUSY, answer_to(self->sock, m, 0, &type));
+
+	/* flags from a future version are refused, not ignored */
+	msg_init(m, BATON_MSG_UPGRADE);
+	msg_put_u32(m, BATON_A_PID, 1);
+	msg_put_u32(m, BATON_A_FLAGS, 1U << 31);
+	ASSERT_EQ(0, msg_send(first, m));
+	ASSERT_EQ(0, msg_recv(first, m, 5000));
+	ASSERT_EQ(0, msg_parse(m, tb));
+	EXPECT_EQ(BATON_MSG_ERROR, m->nlh->nlmsg_type);
+	EXPECT_EQ(EINVAL, attr_u32(tb, BATON_A_ERRNO, 0));
+
+	/* DEACTIVATE before any phase 1 */
+	msg_init(m, BATON_MSG_DEACTIVATE);
+	ASSERT_EQ(0, msg_send(first, m));
+	ASSERT_EQ(0, msg_recv(first, m, 5000));
+	EXPECT_EQ(BATON_MSG_ERROR, m->nlh->nlmsg_type);
+	close(first);
+	msg_free(m);
+}
+
+static int upgrade_to(const char *rundir, const char *const *cmd, char *out,
+		      size_t len)
+{
+	char log[256];
+	const char *args[16] = { "upgrade", "kvd", "-j", "--timeout-ms", "2000",
+				 "--log", log, "--" };
+	int n = 8;
+
+	snprintf(log, sizeof(log), "%s/new.log", rundir);
+	while (*cmd && n < 15)
+		args[n++] = *cmd++;
+	args[n] = NULL;
+	return batonctl(out, len, args);
+}
+
+TEST_F(peer, unreadable_state_refused)
+{
+	char path[256], out[4096];
+	const char *cmd[] = { bin("kvd-v2", path, sizeof(path)), "--quiet",
+			      "--state-min", "2", NULL };
+
+	EXPECT_EQ(1, upgrade_to(self->rundir, cmd, out, sizeof(out)));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+	EXPECT_NE(NULL, strstr(out, "state version 1 is older than 2"));
+	EXPECT_EQ(0, json_num(out, "conns"));	/* nothing had moved */
+}
+
+FIXTURE(bad_protocol) {
+	char rundir[64];
+	int lfd, port, fd[3];
+	pid_t kvd;
+};
+
+FIXTURE_VARIANT(bad_protocol) {
+	const char *mode;
+	const char *reason;
+};
+
+FIXTURE_VARIANT_ADD(bad_protocol, garbage_hello) { "garbage-hello", "exited before it was active" };
+FIXTURE_VARIANT_ADD(bad_protocol, truncated_hello) { "truncated-hello", "exited before it was active" };
+FIXTURE_VARIANT_ADD(bad_protocol, never_ready) { "silent", "did not say READY" };
+FIXTURE_VARIANT_ADD(bad_protocol, malformed_ready) { "bad-ready", "malformed message from the new instance" };
+FIXTURE_VARIANT_ADD(bad_protocol, out_of_order) { "wrong-message", "unexpected ACTIVE from the new instance" };
+
+FIXTURE_SETUP(bad_protocol)
+{
+	int i;
+
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	self->lfd = listener_make(AF_INET6, &self->port);
+	ASSERT_LE(0, self->lfd);
+	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
+	ASSERT_LT(0, self->kvd);
+	for (i = 0; i < 3; i++) {
+		self->fd[i] = client_connect(AF_INET6, self->port);
+		ASSERT_LE(0, self->fd[i]);
+		ASSERT_EQ(0, resp_expect(self->fd[i], "+OK\r\n", 3, "SET", "k", "v"));
+	}
+}
+
+FIXTURE_TEARDOWN(bad_protocol)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		close(self->fd[i]);
+	stop_and_reap(self->kvd, SIGKILL);
+	rundir_remove(self->rundir);
+}
+
+TEST_F_TIMEOUT(bad_protocol, rolls_back, 30)
+{
+	char path[512], out[4096], self_path[512];
+	const char *cmd[] = { path, variant->mode, NULL };
+	pid_t pid;
+	int version, i;
+
+	/* fake_peer sits beside this test */
+	ASSERT_LT(0, readlink("/proc/self/exe", self_path, sizeof(self_path) - 1));
+	snprintf(path, sizeof(path), "%s/fake_peer", dirname(self_path));
+	EXPECT_EQ(1, upgrade_to(self->rundir, cmd, out, sizeof(out)));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+	EXPECT_NE(NULL, strstr(out, variant->reason));
+	TH_LOG("%s", strstr(out, "\"error\"") ?: out);
+	EXPECT_FALSE(pid_alive(json_num(out, "new_pid")));
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, resp_expect(self->fd[i], "$1\r\nv\r\n", 2, "GET", "k"));
+	ASSERT_EQ(0, kvd_info(self->fd[0], &pid, &version));
+	EXPECT_EQ(self->kvd, pid);
+}
+
+TEST_HARNESS_MAIN
