@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* baton-bench: load generator and judge of upgrades. */
+#ifndef BATON_BENCH_H
+#define BATON_BENCH_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <time.h>
+#include <linux/types.h>
+
+#define MAX_UPGRADES	256
+#define MAX_WORKERS	16
+#define CONNS_PER_WORKER 4000	/* well under a process's 20,000 files */
+
+/* latency histogram: 10 us steps to 100 ms, then 1 ms steps to 10 s */
+#define FINE_US		10
+#define FINE_BINS	10000
+#define COARSE_BINS	9900
+#define HIST_BINS	(FINE_BINS + COARSE_BINS + 1)
+
+struct hist {
+	__u64 n;
+	__u64 max_us;
+	__u32 bin[HIST_BINS];
+};
+
+enum mode { MODE_BATON, MODE_RESTART, MODE_DRAIN };
+
+struct window {
+	__u64 start_ns, end_ns;
+};
+
+struct worker_result {
+	__u64 requests;
+	__u64 dropped;
+	__u64 integrity;
+	__u64 failed_connects;
+	__u64 slow_connects;
+	__u64 connected;	/* persistent connections up */
+	__u64 stall_max_us[MAX_UPGRADES];
+	struct hist normal;	/* requests that overlapped no upgrade */
+	struct hist stall;	/* requests that overlapped one */
+	bool done;
+};
+
+/* shared between the judge and its workers (MAP_SHARED) */
+struct shared {
+	volatile int stop;
+	volatile int classify;	/* windows are final: judge your samples */
+	unsigned int nwindows;
+	struct window windows[MAX_UPGRADES];
+	struct worker_result w[MAX_WORKERS];
+};
+
+struct bench_opts {
+	unsigned int conns;
+	double rate;
+	double connect_rate;
+	unsigned int upgrades;
+	unsigned int interval_ms;
+	int port;
+	bool json;
+	const char *bin_dir;
+	unsigned int nbaselines;
+	enum mode baselines[2];
+};
+
+struct load_spec {
+	unsigned int id;	/* worker index */
+	unsigned int first, count;	/* its persistent connections */
+	double rate;
+	double connect_rate;	/* the connector worker only */
+	int port;
+};
+
+static inline __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* load.c */
+int load_run(const struct load_spec *spec, struct shared *sh);
+
+/* judge.c */
+void hist_add(struct hist *h, __u64 us);
+void hist_merge(struct hist *into, const struct hist *h);
+double hist_pct_ms(const struct hist *h, double pct);
+struct samples {
+	__u64 *v;		/* start, end pairs */
+	size_t n, cap;
+};
+int samples_add(struct samples *s, __u64 start, __u64 end);
+void samples_judge(const struct samples *s, const struct shared *sh,
+		   struct worker_result *r);
+
+/* instances.c */
+struct instance_set {
+	char run_dir[64];
+	char service[32];
+	char log[128];
+	const char *bin_dir;
+	int port;
+	pid_t serving;		/* the instance that serves now */
+	unsigned int version;
+	pid_t draining[MAX_UPGRADES];	/* drain mode: old instances */
+	__u64 drain_since[MAX_UPGRADES];
+	__u64 drain_gone[MAX_UPGRADES];
+	unsigned int ndraining;
+};
+
+struct upgrade_result {
+	int ok;
+	struct window w;
+	double blackout_ms;
+	double old_exit_ms;
+	long rss_old_kb, rss_new_kb;
+	char error[200];
+};
+
+int instances_start(struct instance_set *is, const char *bin_dir, int port);
+int instances_upgrade(struct instance_set *is, enum mode mode,
+		      struct upgrade_result *r);
+void instances_poll_draining(struct instance_set *is);
+void instances_stop(struct instance_set *is);
+long rss_kb(pid_t pid);
+
+/* floor.c */
+double floor_rtt_us(void);
+
+#endif

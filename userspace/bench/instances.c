@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The service under test and the three ways of upgrading it: baton
+ * (batonctl upgrade), restart (stop the old, start the new) and drain
+ * (batonctl upgrade --drain: listeners only, as nginx, HAProxy and Envoy
+ * do).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+long rss_kb(pid_t pid)
+{
+	char path[64], line[128];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Running, not a zombie. */
+static bool running(pid_t pid)
+{
+	char path[64], stat[256], *p;
+	bool alive = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')))
+		alive = p[2] != 'Z' && p[2] != 'X';
+	fclose(f);
+	return alive;
+}
+
+static pid_t spawn_kvd(struct instance_set *is, unsigned int version)
+{
+	char path[512], listen[32];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/kvd-v%u", is->bin_dir, version);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", is->port);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(is->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execl(path, path, "--service", is->service, "--listen", listen,
+		      "--quiet", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int wait_socket(struct instance_set *is, pid_t pid)
+{
+	char sock[128];
+	struct stat st;
+	int i;
+
+	snprintf(sock, sizeof(sock), "%s/%s.sock", is->run_dir, is->service);
+	for (i = 0; i < 2000; i++) {
+		char pidfile[128], buf[16] = "";
+		int fd;
+
+		snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", is->run_dir,
+			 is->service);
+		fd = open(pidfile, O_RDONLY);
+		if (fd >= 0) {
+			if (read(fd, buf, sizeof(buf) - 1) < 0)
+				buf[0] = '\0';
+			close(fd);
+		}
+		if (!stat(sock, &st) && atoi(buf) == pid)
+			return 0;
+		if (!running(pid))
+			return -ECHILD;
+		usleep(500);
+	}
+	return -ETIMEDOUT;
+}
+
+int instances_start(struct instance_set *is, const char *bin_dir, int port)
+{
+	snprintf(is->run_dir, sizeof(is->run_dir), "/tmp/baton-bench.XXXXXX");
+	if (!mkdtemp(is->run_dir))
+		return -errno;
+	setenv("BATON_RUN_DIR", is->run_dir, 1);
+	snprintf(is->service, sizeof(is->service), "bench");
+	snprintf(is->log, sizeof(is->log), "%s/kvd.log", is->run_dir);
+	is->bin_dir = bin_dir;
+	is->port = port;
+	is->version = 1;
+	is->serving = spawn_kvd(is, 1);
+	if (is->serving < 0)
+		return -errno;
+	return wait_socket(is, is->serving);
+}
+
+static long long json_num(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	return p ? atoll(p + strlen(pat)) : -1;
+}
+
+static double json_double(const char *json, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	return p ? atof(p + strlen(pat)) : -1;
+}
+
+static int batonctl_upgrade(struct instance_set *is, unsigned int to,
+			    bool drain, struct upgrade_result *r)
+{
+	char ctl[512], kvd[512], out[4096] = "";
+	int pipefd[2], status;
+	size_t have = 0;
+	pid_t pid;
+
+	snprintf(ctl, sizeof(ctl), "%s/batonctl", is->bin_dir);
+	snprintf(kvd, sizeof(kvd), "%s/kvd-v%u", is->bin_dir, to);
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		const char *argv[16];
+		int n = 0;
+
+		argv[n++] = ctl;
+		argv[n++] = "-j";
+		argv[n++] = "upgrade";
+		argv[n++] = is->service;
+		argv[n++] = "--log";
+		argv[n++] = is->log;
+		if (drain)
+			argv[n++] = "--drain";
+		argv[n++] = "--";
+		argv[n++] = kvd;
+		argv[n++] = "--service";
+		argv[n++] = is->service;
+		argv[n++] = "--quiet";
+		argv[n] = NULL;
+		dup2(pipefd[1], 1);
+		execv(ctl, (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	for (;;) {
+		ssize_t n = read(pipefd[0], out + have, sizeof(out) - 1 - have);
+
+		if (n <= 0)
+			break;
+		have += n;
+	}
+	out[have] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	r->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	r->w.start_ns = json_num(out, "mono_start_ns");
+	r->w.end_ns = json_num(out, "mono_end_ns");
+	r->blackout_ms = json_double(out, "blackout_ms");
+	r->old_exit_ms = json_double(out, "old_exit_ms");
+	if (!r->ok) {
+		const char *e = strstr(out, "\"error\":\"");
+
+		snprintf(r->error, sizeof(r->error), "%.*s",
+			 e ? (int)strcspn(e + 9, "\"") : 20, e ? e + 9 : "batonctl failed");
+		return -EIO;
+	}
+	r->rss_new_kb = rss_kb(json_num(out, "new_pid"));
+	if (drain) {
+		pid_t old = json_num(out, "old_pid");
+
+		r->rss_old_kb = rss_kb(old);
+		if (is->ndraining < MAX_UPGRADES) {
+			is->draining[is->ndraining] = old;
+			is->drain_since[is->ndraining] = r->w.end_ns;
+			is->ndraining++;
+		}
+	}
+	is->serving = json_num(out, "new_pid");
+	is->version = to;
+	return 0;
+}
+
+/* Stop, then start: what the upgrade costs without any handover. */
+static int restart(struct instance_set *is, unsigned int to,
+		   struct upgrade_result *r)
+{
+	pid_t old = is->serving, new;
+	int err;
+
+	r->w.start_ns = now_ns();
+	r->rss_old_kb = rss_kb(old);
+	kill(old, SIGTERM);
+	if (waitpid(old, NULL, 0) != old)
+		while (running(old))
+			usleep(200);
+	new = spawn_kvd(is, to);
+	err = wait_socket(is, new);
+	r->w.end_ns = now_ns();
+	r->blackout_ms = (r->w.end_ns - r->w.start_ns) / 1e6;
+	r->old_exit_ms = 0;
+	r->ok = !err;
+	if (err)
+		snprintf(r->error, sizeof(r->error), "the new instance did not start");
+	r->rss_new_kb = rss_kb(new);
+	is->serving = new;
+	is->version = to;
+	return err;
+}
+
+int instances_upgrade(struct instance_set *is, enum mode mode,
+		      struct upgrade_result *r)
+{
+	unsigned int to = is->version == 1 ? 2 : 1;
+
+	memset(r, 0, sizeof(*r));
+	if (mode == MODE_RESTART)
+		return restart(is, to, r);
+	return batonctl_upgrade(is, to, mode == MODE_DRAIN, r);
+}
+
+/* Drain mode: note when each old instance finally goes. */
+void instances_poll_draining(struct instance_set *is)
+{
+	unsigned int i;
+
+	for (i = 0; i < is->ndraining; i++)
+		if (!is->drain_gone[i] && !running(is->draining[i]))
+			is->drain_gone[i] = now_ns();
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void instances_stop(struct instance_set *is)
+{
+	unsigned int i;
+
+	for (i = 0; i < is->ndraining; i++)
+		if (!is->drain_gone[i])
+			kill(is->draining[i], SIGKILL);
+	kill(is->serving, SIGTERM);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	nftw(is->run_dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}

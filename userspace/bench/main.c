@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * baton-bench: puts a verifiable load on kvd, upgrades it again and again,
+ * and judges what the clients saw: lost connections, wrong replies, failed
+ * connects, and how long requests that overlapped an upgrade waited, next to
+ * those that did not. --baseline runs the same load with the old ways of
+ * upgrading in the same invocation.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static const char *const mode_names[] = {
+	[MODE_BATON] = "baton", [MODE_RESTART] = "restart", [MODE_DRAIN] = "drain",
+};
+
+struct mode_result {
+	enum mode mode;
+	__u64 requests, dropped, integrity, failed_connects, slow_connects;
+	struct hist normal, stall;
+	__u64 stall_max_us[MAX_UPGRADES];
+	struct upgrade_result up[MAX_UPGRADES];
+	unsigned int nup, failed_upgrades;
+	double old_alive_ms;		/* the longest any old instance lived on */
+	unsigned int old_alive_at_end;
+	long rss_old_kb, rss_new_kb;
+	double seconds;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: baton-bench [OPTIONS]\n"
+"Puts a verifiable request/response load on kvd and upgrades it with\n"
+"batonctl, then reports what the clients saw.\n"
+"\n"
+"  --conns N           persistent connections (1000)\n"
+"  --rate R            requests a second on each of them (10)\n"
+"  --connect-rate R    new connections a second, one request each (0)\n"
+"  --upgrades U        upgrades, alternating kvd-v2 and kvd-v1 (20)\n"
+"  --interval-ms MS    between upgrades (1000)\n"
+"  --baseline restart  also: stop the old, start the new\n"
+"  --baseline drain    also: hand over listeners only; the old keeps its\n"
+"                      connections (nginx, HAProxy, Envoy)\n"
+"  --port P            kvd's port (a free one)\n"
+"  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
+"  -j, --json          one JSON object\n");
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static void sleep_ms(struct instance_set *is, unsigned int ms)
+{
+	__u64 end = now_ns() + ms * 1000000ULL;
+
+	while (now_ns() < end) {
+		usleep(ms < 10 ? ms * 1000 : 10000);
+		instances_poll_draining(is);
+	}
+}
+
+static int run_mode(const struct bench_opts *o, enum mode mode,
+		    struct mode_result *res)
+{
+	struct instance_set is = {};
+	struct load_spec specs[MAX_WORKERS];
+	pid_t pids[MAX_WORKERS];
+	unsigned int nw = 0, i, u;
+	struct shared *sh;
+	__u64 connected, t0;
+	int err, port = o->port ? o->port : free_port();
+
+	memset(res, 0, sizeof(*res));
+	res->mode = mode;
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return -errno;
+	err = instances_start(&is, o->bin_dir, port);
+	if (err) {
+		fprintf(stderr, "baton-bench: kvd did not start (%s); see its log in %s\n",
+			strerror(-err), is.run_dir);
+		goto unmap;
+	}
+	for (i = 0; i < o->conns; i += CONNS_PER_WORKER, nw++) {
+		specs[nw] = (struct load_spec){
+			.id = nw, .first = i, .rate = o->rate, .port = port,
+			.count = o->conns - i < CONNS_PER_WORKER ?
+				 o->conns - i : CONNS_PER_WORKER,
+		};
+	}
+	if (o->connect_rate > 0) {
+		specs[nw] = (struct load_spec){ .id = nw, .port = port,
+			.connect_rate = o->connect_rate };
+		nw++;
+	}
+	for (i = 0; i < nw; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(load_run(&specs[i], sh) ? 1 : 0);
+	}
+	/* everyone connected, then a second of plain load */
+	t0 = now_ns();
+	do {
+		usleep(10000);
+		for (connected = 0, i = 0; i < nw; i++)
+			connected += sh->w[i].connected;
+	} while (connected < o->conns + (o->connect_rate > 0) &&
+		 now_ns() - t0 < 60e9);
+	if (connected < o->conns + (o->connect_rate > 0)) {
+		fprintf(stderr, "baton-bench: only %llu of %u connections came up\n",
+			(unsigned long long)connected, o->conns);
+		err = -ETIMEDOUT;
+		goto stop_workers;
+	}
+	t0 = now_ns();
+	sleep_ms(&is, 1000);
+	for (u = 0; u < o->upgrades && u < MAX_UPGRADES; u++) {
+		struct upgrade_result *r = &res->up[u];
+
+		if (isatty(STDERR_FILENO))
+			fprintf(stderr, "\r%s: upgrade %u of %u ", mode_names[mode],
+				u + 1, o->upgrades);
+		if (instances_upgrade(&is, mode, r)) {
+			res->failed_upgrades++;
+			fprintf(stderr, "\nbaton-bench: upgrade %u failed: %s\n",
+				u + 1, r->error);
+		}
+		if (r->w.start_ns && r->w.end_ns)
+			sh->windows[sh->nwindows++] = r->w;
+		if (r->rss_old_kb > res->rss_old_kb)
+			res->rss_old_kb = r->rss_old_kb;
+		if (r->rss_new_kb > res->rss_new_kb)
+			res->rss_new_kb = r->rss_new_kb;
+		res->nup++;
+		sleep_ms(&is, o->interval_ms);
+	}
+	if (isatty(STDERR_FILENO))
+		fprintf(stderr, "\r%*s\r", 40, "");
+	sleep_ms(&is, 1000);
+	res->seconds = (now_ns() - t0) / 1e9;
+	instances_poll_draining(&is);
+	for (i = 0; i < is.ndraining; i++) {
+		__u64 end = is.drain_gone[i] ? is.drain_gone[i] : now_ns();
+		double ms = (end - is.drain_since[i]) / 1e6;
+
+		if (ms > res->old_alive_ms)
+			res->old_alive_ms = ms;
+		res->old_alive_at_end += !is.drain_gone[i];
+	}
+stop_workers:
+	sh->stop = 1;
+	sh->classify = 1;
+	for (i = 0; i < nw; i++)
+		waitpid(pids[i], NULL, 0);
+	for (i = 0; i < nw; i++) {
+		struct worker_result *w = &sh->w[i];
+
+		res->requests += w->requests;
+		res->dropped += w->dropped;
+		res->integrity += w->integrity;
+		res->failed_connects += w->failed_connects;
+		res->slow_connects += w->slow_connects;
+		hist_merge(&res->normal, &w->normal);
+		hist_merge(&res->stall, &w->stall);
+		for (u = 0; u < res->nup; u++)
+			if (w->stall_max_us[u] > res->stall_max_us[u])
+				res->stall_max_us[u] = w->stall_max_us[u];
+	}
+	instances_stop(&is);
+unmap:
+	munmap(sh, sizeof(*sh));
+	return err;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double blackout_median(const struct mode_result *r)
+{
+	double v[MAX_UPGRADES];
+	unsigned int i, n = 0;
+
+	for (i = 0; i < r->nup; i++)
+		if (r->up[i].ok)
+			v[n++] = r->up[i].blackout_ms;
+	if (!n)
+		return -1;
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Drain: until its last connection closed; else: from activation to exit. */
+static double old_lives_on(const struct mode_result *r)
+{
+	double max = 0;
+	unsigned int i;
+
+	if (r->mode == MODE_DRAIN)
+		return r->old_alive_ms;
+	for (i = 0; i < r->nup; i++)
+		if (r->up[i].old_exit_ms > max)
+			max = r->up[i].old_exit_ms;
+	return max;
+}
+
+/* The fields of one run, without the braces around them. */
+static void print_json(const struct bench_opts *o, const struct mode_result *r,
+		       double floor_us)
+{
+	unsigned int i;
+
+	printf("\"conns\":%u,\"rate\":%g,\"connect_rate\":%g,\"upgrades\":%u,"
+	       "\"mode\":\"%s\",\"seconds\":%.1f,\"requests\":%llu,"
+	       "\"dropped\":%llu,\"integrity_errors\":%llu,"
+	       "\"failed_connects\":%llu,\"slow_connects\":%llu,"
+	       "\"failed_upgrades\":%u,",
+	       o->conns, o->rate, o->connect_rate, r->nup, mode_names[r->mode],
+	       r->seconds, (unsigned long long)r->requests,
+	       (unsigned long long)r->dropped, (unsigned long long)r->integrity,
+	       (unsigned long long)r->failed_connects,
+	       (unsigned long long)r->slow_connects, r->failed_upgrades);
+	printf("\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f,",
+	       hist_pct_ms(&r->normal, 50), hist_pct_ms(&r->normal, 99),
+	       r->normal.max_us / 1000.0);
+	printf("\"stall_max_ms\":%.3f,\"stall_p50_ms\":%.3f,\"stall_p99_ms\":%.3f,",
+	       r->stall.max_us / 1000.0, hist_pct_ms(&r->stall, 50),
+	       hist_pct_ms(&r->stall, 99));
+	printf("\"stall_per_upgrade_ms\":[");
+	for (i = 0; i < r->nup; i++)
+		printf("%s%.3f", i ? "," : "", r->stall_max_us[i] / 1000.0);
+	printf("],\"blackout_ms\":[");
+	for (i = 0; i < r->nup; i++)
+		printf("%s%.3f", i ? "," : "", r->up[i].blackout_ms);
+	printf("],\"blackout_median_ms\":%.3f,\"old_exit_ms\":[", blackout_median(r));
+	for (i = 0; i < r->nup; i++)
+		printf("%s%.3f", i ? "," : "", r->up[i].old_exit_ms);
+	printf("],\"old_lives_on_ms\":%.1f,\"old_alive_at_end\":%u,"
+	       "\"rss_old_kb\":%ld,\"rss_new_kb\":%ld,\"floor_us\":%.2f",
+	       old_lives_on(r), r->old_alive_at_end, r->rss_old_kb,
+	       r->rss_new_kb, floor_us);
+}
+
+static void print_text(const struct bench_opts *o, const struct mode_result *r,
+		       unsigned int n, double floor_us)
+{
+	unsigned int i;
+
+	printf("baton-bench: %u connections at %g req/s each, %g new connections/s, %u upgrades\n",
+	       o->conns, o->rate, o->connect_rate, o->upgrades);
+	printf("floor (Unix socket round trip): %.1f us\n\n", floor_us);
+	printf("%-34s", "");
+	for (i = 0; i < n; i++)
+		printf("%14s", mode_names[r[i].mode]);
+	printf("\n");
+#define ROW(label, fmt, ...) do {				\
+		printf("%-34s", label);				\
+		for (i = 0; i < n; i++)				\
+			printf(fmt, __VA_ARGS__);		\
+		printf("\n");					\
+	} while (0)
+	ROW("requests", "%14llu", (unsigned long long)r[i].requests);
+	ROW("connections dropped", "%14llu", (unsigned long long)r[i].dropped);
+	ROW("integrity errors", "%14llu", (unsigned long long)r[i].integrity);
+	ROW("connects failed", "%14llu", (unsigned long long)r[i].failed_connects);
+	ROW("connects over 1 s", "%14llu", (unsigned long long)r[i].slow_connects);
+	ROW("upgrades failed", "%14u", r[i].failed_upgrades);
+	ROW("latency p50 (no upgrade), ms", "%14.3f", hist_pct_ms(&r[i].normal, 50));
+	ROW("latency p99 (no upgrade), ms", "%14.3f", hist_pct_ms(&r[i].normal, 99));
+	ROW("latency max (no upgrade), ms", "%14.3f", r[i].normal.max_us / 1000.0);
+	ROW("stall max, ms", "%14.3f", r[i].stall.max_us / 1000.0);
+	ROW("stall p50, ms", "%14.3f", hist_pct_ms(&r[i].stall, 50));
+	ROW("stall p99, ms", "%14.3f", hist_pct_ms(&r[i].stall, 99));
+	ROW("blackout median, ms", "%14.3f", blackout_median(&r[i]));
+	ROW("blackout median / floor", "%14.1f",
+	    blackout_median(&r[i]) * 1000 / floor_us);
+	ROW("old instance lives on, ms", "%14.1f", old_lives_on(&r[i]));
+	ROW("old instances alive at the end", "%14u", r[i].old_alive_at_end);
+	ROW("RSS old / new, MiB", "%8.1f/%5.1f", r[i].rss_old_kb / 1024.0,
+	    r[i].rss_new_kb / 1024.0);
+#undef ROW
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "conns", required_argument, NULL, 'c' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "connect-rate", required_argument, NULL, 'n' },
+		{ "upgrades", required_argument, NULL, 'u' },
+		{ "interval-ms", required_argument, NULL, 'i' },
+		{ "baseline", required_argument, NULL, 'b' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "bin", required_argument, NULL, 'B' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct bench_opts o = {
+		.conns = 1000, .rate = 10, .upgrades = 20, .interval_ms = 1000,
+	};
+	struct mode_result *res;
+	char self[512], *slash;
+	double floor_us;
+	unsigned int i, n;
+	int c, err = 0;
+
+	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.conns = atoi(optarg); break;
+		case 'r': o.rate = atof(optarg); break;
+		case 'n': o.connect_rate = atof(optarg); break;
+		case 'u': o.upgrades = atoi(optarg); break;
+		case 'i': o.interval_ms = atoi(optarg); break;
+		case 'p': o.port = atoi(optarg); break;
+		case 'B': o.bin_dir = optarg; break;
+		case 'j': o.json = true; break;
+		case 'b':
+			if (o.nbaselines == 2 ||
+			    (strcmp(optarg, "restart") && strcmp(optarg, "drain"))) {
+				fprintf(stderr, "baton-bench: --baseline is 'restart' or 'drain'\n");
+				return 2;
+			}
+			o.baselines[o.nbaselines++] = strcmp(optarg, "restart") ?
+						       MODE_DRAIN : MODE_RESTART;
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!o.conns || o.conns > CONNS_PER_WORKER * (MAX_WORKERS - 1) ||
+	    o.rate <= 0 || o.upgrades > MAX_UPGRADES) {
+		fprintf(stderr, "baton-bench: --conns 1..%d, --rate above 0, --upgrades up to %d\n",
+			CONNS_PER_WORKER * (MAX_WORKERS - 1), MAX_UPGRADES);
+		return 2;
+	}
+	if (!o.bin_dir) {
+		ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+		self[len > 0 ? len : 0] = '\0';
+		slash = strrchr(self, '/');
+		if (slash)
+			*slash = '\0';
+		o.bin_dir = self;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	floor_us = floor_rtt_us();
+	n = 1 + o.nbaselines;
+	res = calloc(n, sizeof(*res));
+	if (!res)
+		return 1;
+	for (i = 0; i < n && !err; i++)
+		err = run_mode(&o, i ? o.baselines[i - 1] : MODE_BATON, &res[i]);
+	if (err) {
+		free(res);
+		return 1;
+	}
+	if (o.json) {
+		printf("{");
+		print_json(&o, &res[0], floor_us);
+		if (n > 1) {
+			printf(",\"baselines\":[");
+			for (i = 1; i < n; i++) {
+				printf("%s{", i > 1 ? "," : "");
+				print_json(&o, &res[i], floor_us);
+				printf("}");
+			}
+			printf("]");
+		}
+		printf("}\n");
+	} else {
+		print_text(&o, res, n, floor_us);
+	}
+	free(res);
+	return 0;
+}
