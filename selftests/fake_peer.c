@@ -41,6 +41,11 @@ static int phase1(int sock, struct baton_msg *m)
 	do {
 		err = msg_recv(sock, m, 5000);
 		msg_close_fds(m);
+		if (!err && m->nlh->nlmsg_type == BATON_MSG_SYNC) {
+			msg_init(m, BATON_MSG_SYNC);
+			err = msg_send(sock, m);
+			m->nlh->nlmsg_type = BATON_MSG_SYNC;
+		}
 	} while (!err && m->nlh->nlmsg_type != BATON_MSG_PHASE1_DONE);
 	return err;
 }

@@ -104,15 +104,20 @@ TEST_F(peer, other_uid_refused)
 	child = fork();
 	ASSERT_LE(0, child);
 	if (child == 0) {
+		const struct nlattr *tb[BATON_A_MAX + 1];
 		struct baton_msg *m = msg_alloc();
-		__u16 type = 0;
-		int err;
+		int sock;
 
 		if (!m || setgid(65534) || setuid(65534))
 			_exit(100);
-		hello(m, BATON_ROLE_COORDINATOR);
-		err = answer_to(self->sock, m, 0, &type);
-		_exit(type == BATON_MSG_ERROR ? err : 101);
+		/* refused on arrival, before it could say anything */
+		sock = ctl_connect(self->sock);
+		if (sock < 0)
+			_exit(101);
+		if (msg_recv(sock, m, 5000) || msg_parse(m, tb) ||
+		    m->nlh->nlmsg_type != BATON_MSG_ERROR)
+			_exit(102);
+		_exit(attr_u32(tb, BATON_A_ERRNO, 103));
 	}
 	ASSERT_EQ(child, waitpid(child, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));

@@ -36,10 +36,17 @@
  *	baton_service_close(svc);
  *
  *   Inside baton_service_dispatch() the old instance is called back:
- *	phase 1:  ops->export_sockets()	stop accept(); baton_export_socket()
- *					for every listener and connection
+ *	phase 1:  ops->export_sockets()	baton_export_socket() for every
+ *					listener and connection; accept on
  *		  ops->save_state()	snapshot service-wide state, start
- *					tracking changes
+ *					tracking changes; it may return 1 to
+ *					be called again on a later round, and
+ *					serve in between (a large state)
+ *		  ops->export_sockets()	again, flags | BATON_EXPORT_FINAL, once
+ *					the new instance has taken the first
+ *					pass: stop accept(), list them all
+ *					again (the library sends only those
+ *					not sent before)
  *	phase 2:  ops->deactivate()	stop reading and writing
  *		  ops->save_conns()	one record per live connection
  *		  ops->save_delta()	service-wide changes since phase 1
@@ -78,6 +85,7 @@
 #include "baton_proto.h"
 
 #define BATON_EXIT	1	/* baton_service_dispatch(): the app should exit */
+#define BATON_EXPORT_FINAL (1U << 31)	/* export_sockets(): the last pass */
 
 enum baton_log_level {
 	BATON_LOG_ERR,

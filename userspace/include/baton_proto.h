@@ -49,6 +49,8 @@ enum baton_msg_type {
 	BATON_MSG_RESUMED,	/* old -> coordinator */
 	BATON_MSG_PEER_LOST,	/* new -> coordinator: the old went away */
 	BATON_MSG_INFO,		/* serving -> QUERY peer: what it serves */
+	BATON_MSG_SYNC,		/* old -> new: say when all before is taken;
+				 * new -> old: it is */
 	__BATON_MSG_END,
 };
 

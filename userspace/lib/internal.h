@@ -73,6 +73,12 @@ struct held_socket {
 };
 
 int sockets_put(struct baton_msg *m, const struct held_socket *s);
+/* one number per socket: its kind and the application's id */
+static inline __u64 sock_key(const struct baton_sockinfo *si)
+{
+	return (__u64)si->kind << 62 | (si->id & ((1ULL << 62) - 1));
+}
+int cmp_u64(const void *a, const void *b);
 int sockets_parse(struct baton_msg *m, struct held_socket *out,
 		  unsigned int *n);
 int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@ enum tag {
 	TAG_LISTEN = 1,
 	TAG_CTL,
 	TAG_SUCC,
+	TAG_WORK,
 	TAG_PENDING,		/* + slot */
 };
 
@@ -119,9 +121,21 @@ static int svc_alloc(struct baton_service **out,
 		err = -errno;
 		goto free_msg;
 	}
+	svc->work = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (svc->work < 0) {
+		err = -errno;
+		goto close_ep;
+	}
+	err = ep_add(svc, svc->work, TAG_WORK);
+	if (err)
+		goto close_work;
 	*out = svc;
 	return 0;
 
+close_work:
+	close(svc->work);
+close_ep:
+	close(svc->ep);
 free_msg:
 	msg_free(svc->msg);
 free_svc:
@@ -202,6 +216,8 @@ void baton_service_close(struct baton_service *svc)
 	close_peer(svc, &svc->succ);
 	close_peer(svc, &svc->ctl);
 	free(svc->exp.socks);
+	free(svc->sent);
+	close(svc->work);
 	close(svc->ep);
 	msg_free(svc->msg);
 	free(svc);
@@ -215,6 +231,14 @@ int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
 	if (fd < 0 || !id ||
 	    (kind != BATON_SOCK_LISTENER && kind != BATON_SOCK_CONN))
 		return -EINVAL;
+	kind == BATON_SOCK_LISTENER ? exp->listeners++ : exp->conns++;
+	if (exp->nskip) {	/* the final pass: only what is new */
+		struct baton_sockinfo si = { .id = id, .kind = kind };
+		__u64 key = sock_key(&si);
+
+		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key), cmp_u64))
+			return 0;
+	}
 	if (exp->n == exp->cap) {
 		unsigned int cap = exp->cap ? exp->cap * 2 : 256;
 
@@ -239,9 +263,6 @@ int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
 		if (getpeername(fd, (struct sockaddr *)&s->si.peer,
 				&s->si.peer_len) < 0)
 			s->si.peer_len = 0;
-		exp->conns++;
-	} else {
-		exp->listeners++;
 	}
 	exp->n++;
 	return 0;
@@ -256,7 +277,7 @@ static int send_simple(int sock, struct baton_msg *m, __u16 type)
 /* Rollback: take everything back and serve again. Nothing was closed. */
 static void rollback(struct baton_service *svc, const char *why)
 {
-	bool was_running = svc->state >= SVC_PHASE1;
+	bool was_running = svc->state >= SVC_PRECOPY;
 	int err;
 
 	if (svc->state == SVC_SERVING && svc->succ < 0)
@@ -308,17 +329,21 @@ static int send_blob(struct baton_service *svc, enum baton_blob_kind kind,
 		     __u32 *records, __u64 *bytes)
 {
 	struct baton_rec_writer w;
-	int err, memfd;
+	int err, memfd, more = 0;
 
 	err = writer_init(&w, kind, svc->service, svc->ver.state);
 	if (!err && save)
-		err = save(svc->o.app, &w);
+		more = save(svc->o.app, &w);
+	if (more < 0)
+		err = more;
 	if (!err)
 		err = w.err ?: writer_finish(&w, &memfd);
 	if (err)
 		goto free_writer;
 	err = blob_send(svc->succ, svc->msg, kind, memfd, w.count);
 	close(memfd);
+	if (!err && more > 0)
+		err = 1;	/* the application has more */
 	if (records)
 		*records += w.count;
 	if (bytes)
@@ -328,48 +353,122 @@ free_writer:
 	return err;
 }
 
-/* Phase 1: every socket and the service-wide state, while still serving. */
-static int phase1(struct baton_service *svc)
+/* Copies to the coordinator first: they outlive either instance. */
+static int send_sockets(struct baton_service *svc, const struct held_socket *s,
+			unsigned int n)
 {
-	struct baton_export *exp = &svc->exp;
-	struct baton_msg *m = svc->msg;
-	int err;
+	int err = sockets_send(svc->ctl, svc->msg, s, n);
 
-	exp->n = exp->listeners = exp->conns = 0;
-	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags);
-	svc->state = SVC_PHASE1;	/* from here, a failure must resume */
-	if (err) {
-		pr_err(&svc->log, "phase 1: the application could not list its sockets: %s",
-		       strerror(-err));
-		return err;
-	}
-	/* the coordinator's copies first: they outlive either instance */
-	err = sockets_send(svc->ctl, m, exp->socks, exp->n);
 	if (err) {
 		pr_err(&svc->log, "phase 1: cannot hand copies to the coordinator: %s",
 		       strerror(-err));
 		return err;
 	}
-	err = sockets_send(svc->succ, m, exp->socks, exp->n);
-	if (err) {
+	err = sockets_send(svc->succ, svc->msg, s, n);
+	if (err)
 		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
 		       strerror(-err));
-		return err;
-	}
+	return err;
+}
+
+/*
+ * One part of the service-wide state; the application serves between
+ * parts, and the work eventfd brings us back for the next.
+ */
+static int phase1_state(struct baton_service *svc)
+{
+	__u64 one = 1;
+	int err;
+
 	err = send_blob(svc, BATON_BLOB_STATE, svc->o.ops->save_state, NULL,
 			NULL);
-	if (err) {
+	if (err < 0) {
 		pr_err(&svc->log, "phase 1: cannot hand over the service state: %s",
 		       strerror(-err));
 		return err;
 	}
+	if (err > 0)
+		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
+	return send_simple(svc->succ, svc->msg, BATON_MSG_SYNC);
+}
+
+static void work_readable(struct baton_service *svc)
+{
+	__u64 n;
+
+	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY)
+		return;
+	if (phase1_state(svc))
+		rollback(svc, "phase 1 failed");
+}
+
+/*
+ * Phase 1, first pass: every socket and the service-wide state while the
+ * old still serves and still accepts, then SYNC. The final pass, once the
+ * new has taken all this, is short: new clients wait in the backlog only
+ * for it and the blackout.
+ */
+static int phase1_bulk(struct baton_service *svc)
+{
+	struct baton_export *exp = &svc->exp;
+	unsigned int i;
+	int err;
+
+	exp->n = exp->listeners = exp->conns = 0;
+	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
+	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags);
+	if (err) {
+		pr_err(&svc->log, "phase 1: the application could not list its sockets: %s",
+		       strerror(-err));
+		return err;
+	}
+	free(svc->sent);
+	svc->nsent = 0;
+	svc->sent = malloc((exp->n + 1) * sizeof(*svc->sent));
+	if (!svc->sent)
+		return -ENOMEM;
+	for (i = 0; i < exp->n; i++)
+		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
+	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), cmp_u64);
+	err = send_sockets(svc, exp->socks, exp->n);
+	if (err)
+		return err;
+	return phase1_state(svc);
+}
+
+/* Phase 1, final pass: stop accepting; what came since, and done. */
+static int phase1_final(struct baton_service *svc)
+{
+	struct baton_export *exp = &svc->exp;
+	struct baton_msg *m = svc->msg;
+	unsigned int n, listeners, conns;
+	int err;
+
+	exp->n = exp->listeners = exp->conns = 0;
+	exp->skip = svc->sent;
+	exp->nskip = svc->nsent;
+	err = svc->o.ops->export_sockets(svc->o.app, exp,
+					 svc->flags | BATON_EXPORT_FINAL);
+	exp->nskip = 0;
+	svc->state = SVC_PHASE1;
+	if (err) {
+		pr_err(&svc->log, "phase 1: the application could not list its sockets: %s",
+		       strerror(-err));
+		return err;
+	}
+	listeners = exp->listeners;
+	conns = exp->conns;
+	n = exp->n;
+	err = n ? send_sockets(svc, exp->socks, n) : 0;
+	if (err)
+		return err;
 	msg_init(m, BATON_MSG_PHASE1_DONE);
-	err = msg_put_u32(m, BATON_A_LISTENERS, exp->listeners) ?:
-	      msg_put_u32(m, BATON_A_CONNS, exp->conns) ?:
+	err = msg_put_u32(m, BATON_A_LISTENERS, listeners) ?:
+	      msg_put_u32(m, BATON_A_CONNS, conns) ?:
 	      msg_send(svc->succ, m);
 	if (!err)
-		pr_info(&svc->log, "phase 1: %u listeners and %u connections handed over",
-			exp->listeners, exp->conns);
+		pr_info(&svc->log, "phase 1: %u listeners and %u connections handed over (%u in the last pass)",
+			listeners, conns, n);
 	return err;
 }
 
@@ -478,7 +577,7 @@ static int successor_hello(struct baton_service *svc, int fd,
 	err = ep_add(svc, fd, TAG_SUCC);
 	if (err)
 		return err;
-	err = phase1(svc);
+	err = phase1_bulk(svc);
 	if (err)
 		rollback(svc, "phase 1 failed");
 	return 0;
@@ -596,7 +695,7 @@ static int ctl_readable(struct baton_service *svc)
 	if (err) {
 		close_peer(svc, &svc->ctl);
 		/* in the blackout the new instance's word decides, not ours */
-		if (svc->state == SVC_PHASE1)
+		if (svc->state == SVC_PRECOPY || svc->state == SVC_PHASE1)
 			rollback(svc, "the coordinator went away");
 		else if (svc->state == SVC_EXPECTING)
 			svc->state = SVC_SERVING;
@@ -662,6 +761,12 @@ static int succ_readable(struct baton_service *svc)
 	}
 	msg_close_fds(m);
 	switch (m->nlh->nlmsg_type) {
+	case BATON_MSG_SYNC:
+		if (svc->state != SVC_PRECOPY)
+			break;
+		if (phase1_final(svc))
+			rollback(svc, "phase 1 failed");
+		return 0;
 	case BATON_MSG_ACTIVE:
 		if (svc->state != SVC_DEACTIVATED)
 			break;
@@ -690,6 +795,8 @@ int baton_service_dispatch(struct baton_service *svc)
 
 		if (tag == TAG_LISTEN && svc->listen_fd >= 0)
 			listen_readable(svc);
+		else if (tag == TAG_WORK)
+			work_readable(svc);
 		else if (tag == TAG_CTL && svc->ctl >= 0)
 			ret = ctl_readable(svc);
 		else if (tag == TAG_SUCC && svc->succ >= 0)

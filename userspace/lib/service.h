@@ -11,6 +11,7 @@
 enum svc_state {
 	SVC_SERVING,
 	SVC_EXPECTING,		/* a coordinator is attached */
+	SVC_PRECOPY,		/* phase 1, first pass: still accepting */
 	SVC_PHASE1,		/* sockets and state sent; still serving */
 	SVC_DEACTIVATED,	/* blackout: waiting for the new's word */
 	SVC_DRAINING,		/* drain mode: serving the last connections */
@@ -20,6 +21,8 @@ struct baton_export {
 	struct held_socket *socks;
 	unsigned int n, cap;
 	unsigned int listeners, conns;
+	const __u64 *skip;	/* sorted sock_key()s already sent */
+	unsigned int nskip;
 };
 
 struct baton_service {
@@ -33,6 +36,7 @@ struct baton_service {
 	int ep;
 	int listen_fd;		/* the well-known control socket */
 	int lock_fd;
+	int work;		/* eventfd: phase 1 has more to send */
 	int ctl;		/* the coordinator */
 	int succ;		/* the new instance */
 	pid_t expect_pid;
@@ -44,6 +48,8 @@ struct baton_service {
 		struct ucred cred;
 	} pending[MAX_PENDING];
 	struct baton_export exp;
+	__u64 *sent;		/* sock_key() of the first pass, sorted */
+	unsigned int nsent;
 };
 
 int resources_take(struct baton_service *svc);

@@ -10,6 +10,13 @@
 
 #include "internal.h"
 
+int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 int sockets_put(struct baton_msg *m, const struct held_socket *s)
 {
 	const struct baton_sockinfo *si = &s->si;

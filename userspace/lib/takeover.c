@@ -31,18 +31,6 @@ struct takeover {
 	char why[256];
 };
 
-static __u64 sock_key(const struct baton_sockinfo *si)
-{
-	return (__u64)si->kind << 62 | (si->id & ((1ULL << 62) - 1));
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static bool already_adopted(struct takeover *t, __u64 key)
 {
 	return t->nsorted &&
@@ -193,6 +181,10 @@ static int from_peer(struct takeover *t)
 		return adopt_batch(t, m, false);
 	case BATON_MSG_BLOB:
 		return load_blob(t, m, tb);
+	case BATON_MSG_SYNC:
+		/* everything before it is taken: the old may stop accepting */
+		msg_init(m, BATON_MSG_SYNC);
+		return msg_send(t->peer, m);
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
 			break;

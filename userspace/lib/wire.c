@@ -59,6 +59,7 @@ static const char *const msg_names[] = {
 	[BATON_MSG_RESUMED]	  = "RESUMED",
 	[BATON_MSG_PEER_LOST]	  = "PEER_LOST",
 	[BATON_MSG_INFO]	  = "INFO",
+	[BATON_MSG_SYNC]	  = "SYNC",
 };
 
 const char *msg_type_name(__u16 type)

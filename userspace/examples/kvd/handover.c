@@ -23,7 +23,9 @@ static int export_sockets(void *app, struct baton_export *exp,
 	unsigned int i;
 	int err;
 
-	listeners_watch(kvd, false);	/* new clients wait in the backlog */
+	/* the last pass: new clients wait in the backlog from here */
+	if (flags & BATON_EXPORT_FINAL)
+		listeners_watch(kvd, false);
 	for (i = 0; i < kvd->nlisteners; i++) {
 		err = baton_export_socket(exp, kvd->listeners[i].fd,
 					  kvd->listeners[i].id,
@@ -58,22 +60,33 @@ static int save_key(struct baton_rec_writer *w, const char *k, size_t kl,
 	return err ?: baton_rec_end(w);
 }
 
+/*
+ * The keyspace in parts of about KVD_SNAPSHOT_PART keys, serving in
+ * between: whatever changes from the first part on is in the delta.
+ */
 static int save_state(void *app, struct baton_rec_writer *w)
 {
 	struct kvd *kvd = app;
-	size_t i;
+	unsigned int n = 0;
 	int err;
 
-	for (i = 0; i < kvd->ks.size; i++) {
+	if (!kvd->snap_running) {
+		ks_track(&kvd->ks, true);
+		kvd->snap_cursor = 0;
+		kvd->snap_running = true;
+	}
+	for (; kvd->snap_cursor < kvd->ks.size; kvd->snap_cursor++) {
 		struct kv_entry *e;
 
-		for (e = kvd->ks.tab[i]; e; e = e->next) {
+		if (n >= KVD_SNAPSHOT_PART)
+			return 1;
+		for (e = kvd->ks.tab[kvd->snap_cursor]; e; e = e->next, n++) {
 			err = save_key(w, e->key, e->klen, e);
 			if (err)
 				return err;
 		}
 	}
-	ks_track(&kvd->ks, true);
+	kvd->snap_running = false;
 	return 0;
 }
 
@@ -126,6 +139,7 @@ static void resume(void *app)
 	struct kvd *kvd = app;
 
 	ks_track(&kvd->ks, false);
+	kvd->snap_running = false;
 	listeners_watch(kvd, !kvd->draining);
 	kvd->kick = true;	/* requests may have waited in the blackout */
 }

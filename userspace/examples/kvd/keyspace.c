@@ -111,7 +111,8 @@ int ks_set(struct keyspace *ks, const char *k, size_t kl, const char *v,
 		e->key[kl] = '\0';
 		e->klen = kl;
 		*p = e;
-		if (++ks->count > ks->size)
+		/* a snapshot walks the buckets: keep them where they are */
+		if (++ks->count > ks->size && !ks->tracking)
 			grow(ks);
 	} else {
 		free(e->val);

@@ -16,6 +16,7 @@
 #define KVD_MAX_LISTENERS	8
 #define KVD_MAX_QUERY		(16 << 20)	/* a larger request is refused */
 #define KVD_OUT_HIGH		(4 << 20)	/* stop reading above this */
+#define KVD_SNAPSHOT_PART	4096		/* keys per round of phase 1 */
 
 struct kvd_buf {
 	char *data;
@@ -96,6 +97,8 @@ struct kvd {
 	unsigned int nconns;
 	__u64 next_id;
 	struct keyspace ks;
+	size_t snap_cursor;		/* next bucket of a phase 1 snapshot */
+	bool snap_running;
 	struct kvd_conn **by_id;	/* sorted, while loading records */
 	unsigned int nby_id;
 	bool accepting;
