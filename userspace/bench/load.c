@@ -38,6 +38,7 @@ struct lconn {
 	enum op op;
 	int next;		/* in its slot's list */
 	bool queued;		/* in a slot's list */
+	__u64 connecting_ns;	/* a reconnect in progress since */
 	unsigned int have;
 	char expect[96];
 	char val[64];
@@ -155,18 +156,48 @@ static void lost(struct worker *w, struct lconn *c)
 	schedule(w, c);
 }
 
+static void retry_later(struct worker *w, struct lconn *c)
+{
+	w->r->failed_connects++;
+	if (c->fd >= 0) {
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->connecting_ns = 0;
+	c->next_ns = now_ns() + RETRY_NS;
+	schedule(w, c);
+}
+
+/* A client reconnects, and gives up on a connect after a second. */
 static void reconnect(struct worker *w, struct lconn *c)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = c - w->c };
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT,
+				  .data.u32 = c - w->c };
 
 	if (open_conn(w, &c->fd)) {
-		w->r->failed_connects++;	/* refused: nobody listens */
 		c->fd = -1;
-		c->next_ns = now_ns() + RETRY_NS;
-		schedule(w, c);
+		retry_later(w, c);	/* refused: nobody listens */
 		return;
 	}
 	epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev);
+	c->connecting_ns = now_ns();
+	c->next_ns = c->connecting_ns + CONNECT_SLOW_NS;
+	schedule(w, c);
+}
+
+static void connected(struct worker *w, struct lconn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = c - w->c };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+		retry_later(w, c);
+		return;
+	}
+	epoll_ctl(w->ep, EPOLL_CTL_MOD, c->fd, &ev);
+	c->connecting_ns = 0;
 	c->next_ns = now_ns();
 	schedule(w, c);
 }
@@ -247,6 +278,9 @@ static void run_slots(struct worker *w)
 			c->queued = false;
 			if (c->next_ns / 1000000 > now_ms) {
 				schedule(w, c);		/* a later lap */
+			} else if (c->connecting_ns) {
+				w->r->slow_connects++;	/* a second gone */
+				retry_later(w, c);
 			} else if (c->fd < 0) {
 				reconnect(w, c);
 			} else if (!c->sent_ns && send_request(w, c)) {
@@ -301,7 +335,9 @@ static void persistent_loop(struct worker *w)
 		for (i = 0; i < n; i++) {
 			struct lconn *c = &w->c[ev[i].data.u32];
 
-			if (c->fd >= 0)
+			if (c->fd >= 0 && c->connecting_ns)
+				connected(w, c);
+			else if (c->fd >= 0)
 				readable(w, c);
 		}
 		run_slots(w);

@@ -89,7 +89,8 @@ enum baton_sock_attr {
 	BATON_SOCK_A_UNSPEC,
 	BATON_SOCK_A_ID,	/* u64, the application's id */
 	BATON_SOCK_A_KIND,	/* u32, enum baton_sock_kind */
-	BATON_SOCK_A_LOCAL,	/* binary, struct sockaddr_* */
+	BATON_SOCK_A_LOCAL,	/* binary, struct sockaddr_*; if absent, the
+				 * receiver reads it off the socket */
 	BATON_SOCK_A_PEER,	/* binary, struct sockaddr_* (connections) */
 	__BATON_SOCK_A_MAX,
 };

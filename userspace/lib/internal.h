@@ -83,6 +83,7 @@ int sockets_parse(struct baton_msg *m, struct held_socket *out,
 		  unsigned int *n);
 int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,
 		 unsigned int n);
+void sockets_addresses(struct held_socket *s);
 
 /* records.c: blobs of records in sealed memfds */
 struct baton_rec_writer {

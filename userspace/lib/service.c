@@ -248,22 +248,15 @@ int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
 		exp->socks = s;
 		exp->cap = cap;
 	}
+	/*
+	 * Addresses are read where the socket arrives (sockets_addresses()):
+	 * two syscalls a socket are not for the serving instance's time.
+	 */
 	s = &exp->socks[exp->n];
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->si.id = id;
 	s->si.kind = kind;
-	s->si.local_len = sizeof(s->si.local);
-	if (getsockname(fd, (struct sockaddr *)&s->si.local,
-			&s->si.local_len) < 0)
-		return -errno;
-	if (kind == BATON_SOCK_CONN) {
-		s->si.peer_len = sizeof(s->si.peer);
-		/* a connection the client already closed has no peer: fine */
-		if (getpeername(fd, (struct sockaddr *)&s->si.peer,
-				&s->si.peer_len) < 0)
-			s->si.peer_len = 0;
-	}
 	exp->n++;
 	return 0;
 }

@@ -27,14 +27,35 @@ int sockets_put(struct baton_msg *m, const struct held_socket *s)
 	if (!nest)
 		return -EMSGSIZE;
 	err = msg_put_u64(m, BATON_SOCK_A_ID, si->id) ?:
-	      msg_put_u32(m, BATON_SOCK_A_KIND, si->kind) ?:
-	      msg_put(m, BATON_SOCK_A_LOCAL, si->local_len, &si->local);
+	      msg_put_u32(m, BATON_SOCK_A_KIND, si->kind);
+	if (!err && si->local_len)
+		err = msg_put(m, BATON_SOCK_A_LOCAL, si->local_len, &si->local);
 	if (!err && si->peer_len)
 		err = msg_put(m, BATON_SOCK_A_PEER, si->peer_len, &si->peer);
 	if (err)
 		return err;
 	msg_nest_end(m, nest);
 	return msg_add_fd(m, s->fd);
+}
+
+/* Fills in the addresses a SOCKETS entry did not carry. */
+void sockets_addresses(struct held_socket *s)
+{
+	struct baton_sockinfo *si = &s->si;
+
+	if (!si->local_len) {
+		si->local_len = sizeof(si->local);
+		if (getsockname(s->fd, (struct sockaddr *)&si->local,
+				&si->local_len) < 0)
+			si->local_len = 0;
+	}
+	if (si->kind == BATON_SOCK_CONN && !si->peer_len) {
+		si->peer_len = sizeof(si->peer);
+		/* a connection the client already closed has no peer */
+		if (getpeername(s->fd, (struct sockaddr *)&si->peer,
+				&si->peer_len) < 0)
+			si->peer_len = 0;
+	}
 }
 
 /* Sends n sockets in as many SOCKETS messages as it takes. */

@@ -75,6 +75,7 @@ static int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 			continue;
 		}
 		err = remember(t, key);
+		sockets_addresses(&socks[i]);
 		if (!err)
 			err = svc->o.ops->adopt_socket(svc->o.app, socks[i].fd,
 						       &socks[i].si);

@@ -16,7 +16,7 @@
 #define KVD_MAX_LISTENERS	8
 #define KVD_MAX_QUERY		(16 << 20)	/* a larger request is refused */
 #define KVD_OUT_HIGH		(4 << 20)	/* stop reading above this */
-#define KVD_SNAPSHOT_PART	4096		/* keys per round of phase 1 */
+#define KVD_SNAPSHOT_PART	1024		/* keys per round of phase 1 */
 
 struct kvd_buf {
 	char *data;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make bench: the acceptance benchmarks of Documentation/performance.rst.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=build/bin
+
+echo "== 1000 connections, 500 new connections/s, 20 upgrades, with both baselines"
+$bin/baton-bench --conns 1000 --connect-rate 500 --upgrades 20 \
+	--baseline restart --baseline drain
+echo
+echo "== 10000 connections, 5 upgrades"
+$bin/baton-bench --conns 10000 --upgrades 5
+echo
+echo "== redis-benchmark -c 200 -n 2000000 -k 1 -t set,get,incr while kvd is upgraded"
+DEMO_CONNS=200 DEMO_REQUESTS=2000000 DEMO_UPGRADES=1000 scripts/demo.sh
