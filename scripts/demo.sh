@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bin=build/bin
 conns=${DEMO_CONNS:-300}
-requests=${DEMO_REQUESTS:-$((conns * 8000))}
+requests=${DEMO_REQUESTS:-$((conns * 1500))}
 upgrades=${DEMO_UPGRADES:-6}	# at most; they stop when the load does
 keys=1000
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 16379)

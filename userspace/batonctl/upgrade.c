@@ -114,7 +114,7 @@ static void report(const struct ctl_opts *o, const char *service,
 	}
 	if (r->phase == BATON_PHASE_DONE)
 		out_ms(&out, "old_exit_ms", "old exited",
-		       ms_between(r->active_ns, t[BATON_PHASE_DONE]),
+		       ms_between(r->activated_ns, t[BATON_PHASE_DONE]),
 		       "after the new became active");
 	out_ms(&out, "total_ms", NULL, total, NULL);
 	out_u64(&out, "mono_start_ns", NULL, t[BATON_PHASE_ATTACHED]);

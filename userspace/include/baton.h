@@ -218,6 +218,7 @@ struct baton_upgrade_report {
 	__u64 phase1_start_ns;	/* the new instance's hello was welcomed */
 	__u64 deactivate_ns;	/* DEACTIVATE sent: the blackout starts */
 	__u64 active_ns;	/* ACTIVE received: the blackout ends */
+	__u64 activated_ns;	/* when the new instance says it activated */
 	bool old_lost;		/* the old went away; the new took over */
 	int error;		/* negative errno of a failure, or 0 */
 	char reason[256];	/* what went wrong, for people */

@@ -465,6 +465,7 @@ static int roll_forward(struct baton_upgrade *up)
 	if (err)
 		return err;
 	up->r.active_ns = now_ns();
+	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
 	drop_held(up);
 	reach(up, BATON_PHASE_ACTIVE);
 	reach(up, BATON_PHASE_DONE);
@@ -521,6 +522,7 @@ static int step_activate(struct baton_upgrade *up)
 	if (err)
 		return err;
 	up->r.active_ns = now_ns();
+	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
 	drop_held(up);
 	reach(up, BATON_PHASE_ACTIVE);
 	return 0;
