@@ -26,9 +26,7 @@
 #define MANY		600
 
 FIXTURE(handover) {
-	char rundir[64];
-	int lfd, port;
-	pid_t kvd;
+	struct service svc;
 };
 
 FIXTURE_VARIANT(handover) {
@@ -43,12 +41,7 @@ FIXTURE_VARIANT_ADD(handover, ipv6_v2_v1) { .family = AF_INET6, .from = 2, .to =
 
 FIXTURE_SETUP(handover)
 {
-	ASSERT_EQ(0, netns_enter());
-	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
-	self->lfd = listener_make(variant->family, &self->port);
-	ASSERT_LE(0, self->lfd);
-	self->kvd = kvd_start(variant->from, self->lfd, self->rundir, NULL);
-	ASSERT_LT(0, self->kvd);
+	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
 }
 
 FIXTURE_TEARDOWN(handover)
@@ -60,9 +53,7 @@ FIXTURE_TEARDOWN(handover)
 	batonctl(out, sizeof(out), args);
 	if (json_num(out, "pid") > 0)
 		kill(json_num(out, "pid"), SIGTERM);
-	if (self->kvd > 0)
-		stop_and_reap(self->kvd, SIGKILL);
-	rundir_remove(self->rundir);
+	service_down(&self->svc);
 }
 
 /* Upgrades to kvd-v<version>; returns batonctl's exit status. */
@@ -131,10 +122,10 @@ TEST_F_TIMEOUT(handover, foreground_state_moves_both_ways, 120)
 	char out[8192];
 
 	ASSERT_NE(NULL, big);
-	keys = client_connect(variant->family, self->port);
-	named = client_connect(variant->family, self->port);
-	half = client_connect(variant->family, self->port);
-	unsent = client_connect(variant->family, self->port);
+	keys = client_connect(variant->family, self->svc.port);
+	named = client_connect(variant->family, self->svc.port);
+	half = client_connect(variant->family, self->svc.port);
+	unsent = client_connect(variant->family, self->svc.port);
 	ASSERT_LE(0, keys);
 	ASSERT_LE(0, named);
 	ASSERT_LE(0, half);
@@ -155,7 +146,7 @@ TEST_F_TIMEOUT(handover, foreground_state_moves_both_ways, 120)
 			ASSERT_EQ(0, resp_send(unsent, 2, get_big));
 		usleep(200000);	/* let kvd read them and fill its buffers */
 
-		EXPECT_EQ(0, upgrade(self->rundir, to, out, sizeof(out)));
+		EXPECT_EQ(0, upgrade(self->svc.rundir, to, out, sizeof(out)));
 		EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
 		EXPECT_EQ(4, json_num(out, "conns"));
 		EXPECT_EQ(4, json_num(out, "records"));
@@ -165,8 +156,8 @@ TEST_F_TIMEOUT(handover, foreground_state_moves_both_ways, 120)
 		new_pid = json_num(out, "new_pid");
 		if (round == 0) {
 			/* the first old instance was our child */
-			EXPECT_EQ(0, waitpid(self->kvd, NULL, 0) == self->kvd ? 0 : -1);
-			self->kvd = 0;
+			EXPECT_EQ(0, waitpid(self->svc.kvd, NULL, 0) == self->svc.kvd ? 0 : -1);
+			self->svc.kvd = 0;
 		}
 
 		ASSERT_EQ(5, write(half, "rld\r\n", 5));
@@ -197,12 +188,12 @@ TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
 	char key[32], out[8192];
 
 	for (i = 0; i < MANY; i++) {
-		fds[i] = client_connect(variant->family, self->port);
+		fds[i] = client_connect(variant->family, self->svc.port);
 		ASSERT_LE(0, fds[i]);
 		snprintf(key, sizeof(key), "c%d", i);
 		ASSERT_EQ(0, resp_expect(fds[i], ":1\r\n", 2, "INCR", key));
 	}
-	EXPECT_EQ(0, upgrade(self->rundir, variant->to, out, sizeof(out)));
+	EXPECT_EQ(0, upgrade(self->svc.rundir, variant->to, out, sizeof(out)));
 	EXPECT_EQ(MANY, json_num(out, "conns"));
 	EXPECT_EQ(1, json_num(out, "listeners"));
 	for (i = 0; i < MANY; i++) {
@@ -210,8 +201,8 @@ TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
 		EXPECT_EQ(0, resp_expect(fds[i], ":2\r\n", 2, "INCR", key));
 		close(fds[i]);
 	}
-	waitpid(self->kvd, NULL, 0);
-	self->kvd = 0;
+	waitpid(self->svc.kvd, NULL, 0);
+	self->svc.kvd = 0;
 }
 
 TEST_HARNESS_MAIN

@@ -364,3 +364,26 @@ long long json_num(const char *json, const char *key)
 	p = strstr(json, pat);
 	return p ? atoll(p + strlen(pat)) : -1;
 }
+
+int service_up(struct service *s, int family, int version)
+{
+	int err = netns_enter() ?: rundir_make(s->rundir, sizeof(s->rundir));
+
+	if (err)
+		return err;
+	snprintf(s->log, sizeof(s->log), "%s/kvd.log", s->rundir);
+	snprintf(s->sock, sizeof(s->sock), "%s/kvd.sock", s->rundir);
+	s->lfd = listener_make(family, &s->port);
+	if (s->lfd < 0)
+		return s->lfd;
+	s->kvd = kvd_start(version, s->lfd, s->rundir, NULL);
+	return s->kvd < 0 ? s->kvd : 0;
+}
+
+void service_down(struct service *s)
+{
+	if (s->kvd > 0)
+		stop_and_reap(s->kvd, SIGKILL);
+	close(s->lfd);
+	rundir_remove(s->rundir);
+}

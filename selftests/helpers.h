@@ -7,6 +7,18 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* A kvd instance of its own: namespace, run directory, listener. */
+struct service {
+	char rundir[64];
+	char log[128];		/* the instances' stderr */
+	char sock[128];		/* the control socket */
+	int lfd, port;
+	pid_t kvd;		/* the first instance, our child */
+};
+
+int service_up(struct service *s, int family, int version);
+void service_down(struct service *s);
+
 /* a network namespace of its own, with lo up */
 int netns_enter(void);
 /* a fresh run directory, exported as BATON_RUN_DIR; freed by rundir_remove */

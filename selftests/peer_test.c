@@ -26,21 +26,14 @@
 #include "helpers.h"
 
 FIXTURE(peer) {
-	char rundir[64], sock[128];
-	int lfd, port, fd;
-	pid_t kvd;
+	struct service svc;
+	int fd;
 };
 
 FIXTURE_SETUP(peer)
 {
-	ASSERT_EQ(0, netns_enter());
-	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
-	snprintf(self->sock, sizeof(self->sock), "%s/kvd.sock", self->rundir);
-	self->lfd = listener_make(AF_INET, &self->port);
-	ASSERT_LE(0, self->lfd);
-	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
-	ASSERT_LT(0, self->kvd);
-	self->fd = client_connect(AF_INET, self->port);
+	ASSERT_EQ(0, service_up(&self->svc, AF_INET, 1));
+	self->fd = client_connect(AF_INET, self->svc.port);
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, resp_expect(self->fd, ":1\r\n", 2, "INCR", "n"));
 }
@@ -53,10 +46,9 @@ FIXTURE_TEARDOWN(peer)
 
 	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
 	EXPECT_EQ(0, kvd_info(self->fd, &pid, &version));
-	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(self->svc.kvd, pid);
 	close(self->fd);
-	stop_and_reap(self->kvd, SIGKILL);
-	rundir_remove(self->rundir);
+	service_down(&self->svc);
 }
 
 /*
@@ -99,8 +91,8 @@ TEST_F(peer, other_uid_refused)
 	pid_t child;
 
 	/* let the other uid reach the socket, so that only its creds count */
-	ASSERT_EQ(0, chmod(self->rundir, 0755));
-	ASSERT_EQ(0, chmod(self->sock, 0666));
+	ASSERT_EQ(0, chmod(self->svc.rundir, 0755));
+	ASSERT_EQ(0, chmod(self->svc.sock, 0666));
 	child = fork();
 	ASSERT_LE(0, child);
 	if (child == 0) {
@@ -111,7 +103,7 @@ TEST_F(peer, other_uid_refused)
 		if (!m || setgid(65534) || setuid(65534))
 			_exit(100);
 		/* refused on arrival, before it could say anything */
-		sock = ctl_connect(self->sock);
+		sock = ctl_connect(self->svc.sock);
 		if (sock < 0)
 			_exit(101);
 		if (msg_recv(sock, m, 5000) || msg_parse(m, tb) ||
@@ -131,7 +123,7 @@ TEST_F(peer, unannounced_successor_refused)
 
 	ASSERT_NE(NULL, m);
 	hello(m, BATON_ROLE_SUCCESSOR);
-	EXPECT_EQ(EPERM, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(EPERM, answer_to(self->svc.sock, m, 0, &type));
 	EXPECT_EQ(BATON_MSG_ERROR, type);
 	msg_free(m);
 }
@@ -146,27 +138,27 @@ TEST_F(peer, malformed_hello_refused)
 	/* not a message: a header that disagrees with the packet */
 	msg_init(m, BATON_MSG_HELLO);
 	m->nlh->nlmsg_len = 4000;
-	EXPECT_EQ(-ECONNRESET, answer_to(self->sock, m, NLMSG_HDRLEN, &type));
+	EXPECT_EQ(-ECONNRESET, answer_to(self->svc.sock, m, NLMSG_HDRLEN, &type));
 
 	/* a role of two bytes */
 	msg_init(m, BATON_MSG_HELLO);
 	msg_put(m, BATON_A_ROLE, sizeof(two), &two);
-	EXPECT_EQ(EPROTO, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(EPROTO, answer_to(self->svc.sock, m, 0, &type));
 
 	/* no role */
 	msg_init(m, BATON_MSG_HELLO);
-	EXPECT_EQ(EPROTO, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(EPROTO, answer_to(self->svc.sock, m, 0, &type));
 
 	/* a role nobody knows */
 	hello(m, 99);
-	EXPECT_EQ(EINVAL, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(EINVAL, answer_to(self->svc.sock, m, 0, &type));
 
 	/* not a hello */
 	msg_init(m, BATON_MSG_ACTIVE);
-	EXPECT_EQ(EPROTO, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(EPROTO, answer_to(self->svc.sock, m, 0, &type));
 
 	/* larger than any message */
-	sock = ctl_connect(self->sock);
+	sock = ctl_connect(self->svc.sock);
 	ASSERT_LE(0, sock);
 	{
 		char *big = calloc(1, BATON_MSG_MAX * 2);
@@ -188,7 +180,7 @@ TEST_F(peer, one_coordinator_at_a_time)
 	int first;
 
 	ASSERT_NE(NULL, m);
-	first = ctl_connect(self->sock);
+	first = ctl_connect(self->svc.sock);
 	ASSERT_LE(0, first);
 	hello(m, BATON_ROLE_COORDINATOR);
 	ASSERT_EQ(0, msg_send(first, m));
@@ -196,7 +188,7 @@ TEST_F(peer, one_coordinator_at_a_time)
 	ASSERT_EQ(BATON_MSG_WELCOME, m->nlh->nlmsg_type);
 
 	hello(m, BATON_ROLE_COORDINATOR);
-	EXPECT_EQ(EBUSY, answer_to(self->sock, m, 0, &type));
+	EXPECT_EQ(EBUSY, answer_to(self->svc.sock, m, 0, &type));
 
 	/* flags from a future version are refused, not ignored */
 	msg_init(m, BATON_MSG_UPGRADE);
@@ -238,16 +230,15 @@ TEST_F(peer, unreadable_state_refused)
 	const char *cmd[] = { bin("kvd-v2", path, sizeof(path)), "--quiet",
 			      "--state-min", "2", NULL };
 
-	EXPECT_EQ(1, upgrade_to(self->rundir, cmd, out, sizeof(out)));
+	EXPECT_EQ(1, upgrade_to(self->svc.rundir, cmd, out, sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	EXPECT_NE(NULL, strstr(out, "state version 1 is older than 2"));
 	EXPECT_EQ(0, json_num(out, "conns"));	/* nothing had moved */
 }
 
 FIXTURE(bad_protocol) {
-	char rundir[64];
-	int lfd, port, fd[3];
-	pid_t kvd;
+	struct service svc;
+	int fd[3];
 };
 
 FIXTURE_VARIANT(bad_protocol) {
@@ -265,14 +256,9 @@ FIXTURE_SETUP(bad_protocol)
 {
 	int i;
 
-	ASSERT_EQ(0, netns_enter());
-	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
-	self->lfd = listener_make(AF_INET6, &self->port);
-	ASSERT_LE(0, self->lfd);
-	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
-	ASSERT_LT(0, self->kvd);
+	ASSERT_EQ(0, service_up(&self->svc, AF_INET6, 1));
 	for (i = 0; i < 3; i++) {
-		self->fd[i] = client_connect(AF_INET6, self->port);
+		self->fd[i] = client_connect(AF_INET6, self->svc.port);
 		ASSERT_LE(0, self->fd[i]);
 		ASSERT_EQ(0, resp_expect(self->fd[i], "+OK\r\n", 3, "SET", "k", "v"));
 	}
@@ -284,8 +270,7 @@ FIXTURE_TEARDOWN(bad_protocol)
 
 	for (i = 0; i < 3; i++)
 		close(self->fd[i]);
-	stop_and_reap(self->kvd, SIGKILL);
-	rundir_remove(self->rundir);
+	service_down(&self->svc);
 }
 
 TEST_F_TIMEOUT(bad_protocol, rolls_back, 30)
@@ -298,7 +283,7 @@ TEST_F_TIMEOUT(bad_protocol, rolls_back, 30)
 	/* fake_peer sits beside this test */
 	ASSERT_LT(0, readlink("/proc/self/exe", self_path, sizeof(self_path) - 1));
 	snprintf(path, sizeof(path), "%s/fake_peer", dirname(self_path));
-	EXPECT_EQ(1, upgrade_to(self->rundir, cmd, out, sizeof(out)));
+	EXPECT_EQ(1, upgrade_to(self->svc.rundir, cmd, out, sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	EXPECT_NE(NULL, strstr(out, variant->reason));
 	TH_LOG("%s", strstr(out, "\"error\"") ?: out);
@@ -306,7 +291,7 @@ TEST_F_TIMEOUT(bad_protocol, rolls_back, 30)
 	for (i = 0; i < 3; i++)
 		EXPECT_EQ(0, resp_expect(self->fd[i], "$1\r\nv\r\n", 2, "GET", "k"));
 	ASSERT_EQ(0, kvd_info(self->fd[0], &pid, &version));
-	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(self->svc.kvd, pid);
 }
 
 TEST_HARNESS_MAIN

@@ -30,9 +30,7 @@
 enum victim { NEW, OLD };
 
 FIXTURE(rollback) {
-	char rundir[64], log[128];
-	int lfd, port;
-	pid_t kvd;
+	struct service svc;
 	int fds[CLIENTS];
 	int half;
 };
@@ -55,20 +53,14 @@ FIXTURE_SETUP(rollback)
 	char key[16];
 	int i;
 
-	ASSERT_EQ(0, netns_enter());
-	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
-	snprintf(self->log, sizeof(self->log), "%s/kvd.log", self->rundir);
-	self->lfd = listener_make(AF_INET, &self->port);
-	ASSERT_LE(0, self->lfd);
-	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
-	ASSERT_LT(0, self->kvd);
+	ASSERT_EQ(0, service_up(&self->svc, AF_INET, 1));
 	for (i = 0; i < CLIENTS; i++) {
-		self->fds[i] = client_connect(AF_INET, self->port);
+		self->fds[i] = client_connect(AF_INET, self->svc.port);
 		ASSERT_LE(0, self->fds[i]);
 		snprintf(key, sizeof(key), "c%d", i);
 		ASSERT_EQ(0, resp_expect(self->fds[i], ":1\r\n", 2, "INCR", key));
 	}
-	self->half = client_connect(AF_INET, self->port);
+	self->half = client_connect(AF_INET, self->svc.port);
 	ASSERT_LE(0, self->half);
 	ASSERT_EQ(sizeof(partial) - 1, write(self->half, partial, sizeof(partial) - 1));
 	usleep(50000);
@@ -79,13 +71,12 @@ FIXTURE_TEARDOWN(rollback)
 	pid_t pid;
 	int v, i;
 
-	if (!kvd_info(self->fds[0], &pid, &v) && pid != self->kvd)
+	if (!kvd_info(self->fds[0], &pid, &v) && pid != self->svc.kvd)
 		kill(pid, SIGTERM);
 	for (i = 0; i < CLIENTS; i++)
 		close(self->fds[i]);
 	close(self->half);
-	stop_and_reap(self->kvd, SIGKILL);
-	rundir_remove(self->rundir);
+	service_down(&self->svc);
 }
 
 /* Every client still connected, served by `by`, its counter at `n`. */
@@ -123,7 +114,7 @@ static void open_upgrade(struct __test_metadata *_metadata,
 			 int timeout_ms)
 {
 	struct baton_upgrade_opts o = {
-		.service = "kvd", .argv = argv, .log_path = self->log,
+		.service = "kvd", .argv = argv, .log_path = self->svc.log,
 		.timeout_ms = timeout_ms,
 	};
 
@@ -157,13 +148,13 @@ TEST_F_TIMEOUT(rollback, instance_killed, 60)
 		baton_upgrade_close(up);
 		/* the half-sent request completes on the old instance */
 		expect_half_completes(_metadata, self);
-		expect_served(_metadata, self, self->kvd, 2);
+		expect_served(_metadata, self, self->svc.kvd, 2);
 		return;
 	}
 	/* the old instance dies; the coordinator holds what it had */
-	ASSERT_EQ(0, kill(self->kvd, SIGKILL));
-	ASSERT_EQ(self->kvd, waitpid(self->kvd, NULL, 0));
-	self->kvd = 0;
+	ASSERT_EQ(0, kill(self->svc.kvd, SIGKILL));
+	ASSERT_EQ(self->svc.kvd, waitpid(self->svc.kvd, NULL, 0));
+	self->svc.kvd = 0;
 	do {
 		phase = baton_upgrade_step(up);
 	} while (phase > 0 && phase != BATON_PHASE_DONE);
@@ -182,9 +173,8 @@ TEST_F_TIMEOUT(rollback, instance_killed, 60)
 
 /* New instances that fail in other ways; the old serves on. */
 FIXTURE(bad_new) {
-	char rundir[64], log[128];
-	int lfd, port, fd;
-	pid_t kvd;
+	struct service svc;
+	int fd;
 };
 
 FIXTURE_VARIANT(bad_new) {
@@ -213,14 +203,8 @@ FIXTURE_VARIANT_ADD(bad_new, coordinator_killed) {
 
 FIXTURE_SETUP(bad_new)
 {
-	ASSERT_EQ(0, netns_enter());
-	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
-	snprintf(self->log, sizeof(self->log), "%s/kvd.log", self->rundir);
-	self->lfd = listener_make(AF_INET, &self->port);
-	ASSERT_LE(0, self->lfd);
-	self->kvd = kvd_start(1, self->lfd, self->rundir, NULL);
-	ASSERT_LT(0, self->kvd);
-	self->fd = client_connect(AF_INET, self->port);
+	ASSERT_EQ(0, service_up(&self->svc, AF_INET, 1));
+	self->fd = client_connect(AF_INET, self->svc.port);
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, resp_expect(self->fd, ":1\r\n", 2, "INCR", "n"));
 }
@@ -228,8 +212,7 @@ FIXTURE_SETUP(bad_new)
 FIXTURE_TEARDOWN(bad_new)
 {
 	close(self->fd);
-	stop_and_reap(self->kvd, SIGKILL);
-	rundir_remove(self->rundir);
+	service_down(&self->svc);
 }
 
 static void kill_coordinator(struct __test_metadata *_metadata,
@@ -239,7 +222,7 @@ TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 {
 	struct baton_upgrade_opts o = {
 		.service = "kvd", .argv = (char *const *)variant->argv,
-		.log_path = self->log, .timeout_ms = variant->timeout_ms,
+		.log_path = self->svc.log, .timeout_ms = variant->timeout_ms,
 	};
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up;
@@ -263,7 +246,7 @@ TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 	baton_upgrade_close(up);
 	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
 	ASSERT_EQ(0, kvd_info(self->fd, &pid, &version));
-	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(self->svc.kvd, pid);
 	EXPECT_EQ(1, version);
 }
 
@@ -272,7 +255,7 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 			     FIXTURE_DATA(bad_new) *self, const char *reason)
 {
 	char path[256], cmd[512], out[8192];
-	const char *up_args[] = { "upgrade", "kvd", "--log", self->log, "--",
+	const char *up_args[] = { "upgrade", "kvd", "--log", self->svc.log, "--",
 				  "/bin/sh", "-c", cmd, NULL };
 	const char *recover_args[] = { "recover", "kvd", NULL };
 	const char *status_args[] = { "status", "kvd", "-j", NULL };
@@ -291,7 +274,7 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 		_exit(batonctl(o, sizeof(o), up_args));
 	}
 	/* the journal names the coordinator once the new instance runs */
-	snprintf(path, sizeof(path), "%s/kvd/journal", self->rundir);
+	snprintf(path, sizeof(path), "%s/kvd/journal", self->svc.rundir);
 	for (i = 0, pid = 0; i < 200 && !pid; i++) {
 		FILE *f = fopen(path, "r");
 		char line[128];
@@ -321,7 +304,7 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 
 	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
 	ASSERT_EQ(0, kvd_info(self->fd, &pid, &version));
-	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(self->svc.kvd, pid);
 }
 
 TEST_HARNESS_MAIN

@@ -559,30 +559,23 @@ static int step_done(struct baton_upgrade *up)
 	return 0;
 }
 
+/* What takes an upgrade from each phase to the next. */
+static int (*const steps[__BATON_PHASE_END])(struct baton_upgrade *) = {
+	[BATON_PHASE_ATTACHED]	  = spawn,
+	[BATON_PHASE_SPAWNED]	  = step_ready,
+	[BATON_PHASE_READY]	  = step_deactivate,
+	[BATON_PHASE_DEACTIVATED] = step_activate,
+	[BATON_PHASE_ACTIVE]	  = step_done,
+};
+
 int baton_upgrade_step(struct baton_upgrade *up)
 {
 	enum baton_phase phase = up->r.phase;
 	int err;
 
-	switch (phase) {
-	case BATON_PHASE_ATTACHED:
-		err = spawn(up);
-		break;
-	case BATON_PHASE_SPAWNED:
-		err = step_ready(up);
-		break;
-	case BATON_PHASE_READY:
-		err = step_deactivate(up);
-		break;
-	case BATON_PHASE_DEACTIVATED:
-		err = step_activate(up);
-		break;
-	case BATON_PHASE_ACTIVE:
-		err = step_done(up);
-		break;
-	default:
+	if (!steps[phase])
 		return up->r.error ?: -EINVAL;
-	}
+	err = steps[phase](up);
 	if (err == -ENOTCONN && up->new >= 0 && phase >= BATON_PHASE_SPAWNED) {
 		err = roll_forward(up);
 		if (err > 0)

@@ -123,6 +123,12 @@ int resp_execute(struct kvd *kvd, struct kvd_conn *c);
 /* handover.c */
 extern const struct baton_app_ops kvd_baton_ops;
 
+/* conn_record.c: the fields every version writes the same way */
+int conn_record_save_common(const struct kvd_conn *c,
+			    struct baton_rec_writer *w);
+/* 1 if the attribute was one of them, 0 if not, -errno if malformed */
+int conn_record_load_common(struct kvd_conn *c, const struct nlattr *attr);
+
 /* state_v1.c / state_v2.c: this version's per-connection record */
 int conn_record_save(const struct kvd_conn *c, struct baton_rec_writer *w);
 int conn_record_load(struct kvd_conn *c, const struct baton_rec *rec);
