@@ -150,10 +150,8 @@ int recover(const struct ctl_opts *o, const char *service, int timeout_ms,
 		result = "rolled-back";
 	else if (!alive(old) && alive(new))
 		result = "done";
-	else if (alive(old))
-		result = "failed";	/* both still there */
 	else
-		result = "failed";
+		result = "failed";	/* both still there, or both gone */
 	journal_set(&j, "phase", "%s", result);
 	journal_set(&j, "result", "%s", result);
 	journal_set(&j, "reason", "recovered: the coordinator (pid %s) died in phase %s",

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,6 +102,27 @@ static int wait_socket(struct instance_set *is, pid_t pid)
 	return -ETIMEDOUT;
 }
 
+/* kvd has its control socket before its listener: wait for both. */
+static int wait_port(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+		if (fd < 0)
+			return -errno;
+		ok = !connect(fd, (struct sockaddr *)&a, sizeof(a));
+		close(fd);
+		if (ok)
+			return 0;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
+}
+
 int instances_start(struct instance_set *is, const char *bin_dir, int port)
 {
 	snprintf(is->run_dir, sizeof(is->run_dir), "/tmp/baton-bench.XXXXXX");
@@ -114,7 +137,7 @@ int instances_start(struct instance_set *is, const char *bin_dir, int port)
 	is->serving = spawn_kvd(is, 1);
 	if (is->serving < 0)
 		return -errno;
-	return wait_socket(is, is->serving);
+	return wait_socket(is, is->serving) ?: wait_port(port);
 }
 
 static long long json_num(const char *json, const char *key)
@@ -225,7 +248,7 @@ static int restart(struct instance_set *is, unsigned int to,
 		while (running(old))
 			usleep(200);
 	new = spawn_kvd(is, to);
-	err = wait_socket(is, new);
+	err = wait_socket(is, new) ?: wait_port(is->port);
 	r->w.end_ns = now_ns();
 	r->blackout_ms = (r->w.end_ns - r->w.start_ns) / 1e6;
 	r->old_exit_ms = 0;

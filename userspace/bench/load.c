@@ -36,13 +36,20 @@ struct lconn {
 	__u64 sent_ns;		/* in flight since, or 0 */
 	__u64 lost_ns;		/* a request lost with the connection */
 	enum op op;
-	int next;		/* in its slot's list */
-	bool queued;		/* in a slot's list */
+	__u32 stamp;		/* its latest place in the slots */
 	__u64 connecting_ns;	/* a reconnect in progress since */
 	unsigned int have;
 	char expect[96];
 	char val[64];
 	char buf[192];
+};
+
+/* A slot of 1 ms: the connections due then; stale stamps are skipped. */
+struct slot {
+	unsigned int n, cap;
+	struct {
+		__u32 idx, stamp;
+	} *e;
 };
 
 struct worker {
@@ -52,21 +59,29 @@ struct worker {
 	struct samples samples;
 	int ep;
 	struct lconn *c;
-	int slot[SLOTS];
+	struct slot slot[SLOTS];
 	__u64 last_ms;
 	__u64 period_ns;
 	struct sockaddr_in addr;
 };
 
+/* (Re)schedules c at c->next_ns; an earlier place goes stale. */
 static void schedule(struct worker *w, struct lconn *c)
 {
-	unsigned int s = (c->next_ns / 1000000) % SLOTS;
+	struct slot *s = &w->slot[(c->next_ns / 1000000) % SLOTS];
 
-	if (c->queued)
-		return;		/* it will be looked at, and moved on */
-	c->queued = true;
-	c->next = w->slot[s];
-	w->slot[s] = c - w->c;
+	if (s->n == s->cap) {
+		unsigned int cap = s->cap ? s->cap * 2 : 16;
+		void *e = realloc(s->e, cap * sizeof(*s->e));
+
+		if (!e)
+			return;		/* out of memory: it falls silent */
+		s->e = e;
+		s->cap = cap;
+	}
+	s->e[s->n].idx = c - w->c;
+	s->e[s->n].stamp = ++c->stamp;
+	s->n++;
 }
 
 static int open_conn(struct worker *w, int *fd_out)
@@ -267,15 +282,14 @@ static void run_slots(struct worker *w)
 	__u64 now = now_ns(), now_ms = now / 1000000;
 
 	for (; w->last_ms <= now_ms; w->last_ms++) {
-		unsigned int s = w->last_ms % SLOTS;
-		int i = w->slot[s];
+		struct slot *s = &w->slot[w->last_ms % SLOTS];
+		unsigned int i, end = s->n;
 
-		w->slot[s] = -1;
-		while (i >= 0) {
-			struct lconn *c = &w->c[i];
+		for (i = 0; i < end; i++) {
+			struct lconn *c = &w->c[s->e[i].idx];
 
-			i = c->next;
-			c->queued = false;
+			if (s->e[i].stamp != c->stamp)
+				continue;	/* rescheduled since */
 			if (c->next_ns / 1000000 > now_ms) {
 				schedule(w, c);		/* a later lap */
 			} else if (c->connecting_ns) {
@@ -287,6 +301,9 @@ static void run_slots(struct worker *w)
 				lost(w, c);
 			}
 		}
+		/* what was scheduled into this slot meanwhile stays */
+		memmove(s->e, s->e + end, (s->n - end) * sizeof(*s->e));
+		s->n -= end;
 	}
 }
 
@@ -447,12 +464,9 @@ int load_run(const struct load_spec *spec, struct shared *sh)
 		.spec = spec, .sh = sh, .r = &sh->w[spec->id],
 		.period_ns = spec->rate > 0 ? 1e9 / spec->rate : 1e9,
 	};
-	unsigned int i;
 	int err = 0;
 
 	srand(spec->id * 7919 + getpid());
-	for (i = 0; i < SLOTS; i++)
-		w.slot[i] = -1;
 	w.last_ms = now_ns() / 1000000;
 	w.addr.sin_family = AF_INET;
 	w.addr.sin_port = htons(spec->port);

@@ -166,7 +166,7 @@ static void kick_all(struct kvd *kvd)
 }
 
 /* Returns when asked to stop, or when another instance has taken over. */
-static int serve(struct kvd *kvd)
+static void serve(struct kvd *kvd)
 {
 	struct epoll_event ev[256];
 	int bfd = baton_service_fd(kvd->svc);
@@ -182,7 +182,7 @@ static int serve(struct kvd *kvd)
 
 			n = epoll_wait(bfd, &bev, 1, -1);
 			if (n > 0 && baton_service_dispatch(kvd->svc) == BATON_EXIT)
-				return 0;
+				return;
 			continue;
 		}
 		n = epoll_wait(kvd->ep, ev, 256, -1);
@@ -191,7 +191,7 @@ static int serve(struct kvd *kvd)
 
 			if (h->kind == H_BATON) {
 				if (baton_service_dispatch(kvd->svc) == BATON_EXIT)
-					return 0;
+					return;
 				if (baton_service_paused(kvd->svc))
 					break;	/* the rest waits for the new */
 			} else if (h->kind == H_LISTENER) {
@@ -205,7 +205,6 @@ static int serve(struct kvd *kvd)
 			}
 		}
 	}
-	return 0;
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -311,6 +310,7 @@ int main(int argc, char **argv)
 	err = baton_service_open(&kvd.svc, &bo);
 	if (err)
 		return 1;
+	err = -EINVAL;	/* whatever fails below was said where it failed */
 	if (!baton_service_adopted(kvd.svc)) {
 		for (i = 0; i < o.nlisten_fd; i++)
 			add_listener(&kvd, o.listen_fd[i]);
@@ -321,16 +321,22 @@ int main(int argc, char **argv)
 				goto close_svc;
 			add_listener(&kvd, fd);
 		}
-		if (listeners_watch(&kvd, true))
+		if (listeners_watch(&kvd, true)) {
+			fprintf(stderr, "kvd: cannot watch the listeners: %s\n",
+				strerror(errno));
 			goto close_svc;
+		}
 	}
-	if (epoll_ctl(kvd.ep, EPOLL_CTL_ADD, baton_service_fd(kvd.svc), &ev) < 0)
+	if (epoll_ctl(kvd.ep, EPOLL_CTL_ADD, baton_service_fd(kvd.svc), &ev) < 0) {
+		fprintf(stderr, "kvd: epoll: %s\n", strerror(errno));
 		goto close_svc;
+	}
 	if (!o.quiet)
 		fprintf(stderr, "kvd-v%d[%d]: serving %s (%u listeners, %u connections, %zu keys)\n",
 			KVD_VERSION, getpid(), o.service, kvd.nlisteners,
 			kvd.nconns, kvd.ks.count);
-	err = serve(&kvd);
+	serve(&kvd);
+	err = 0;
 close_svc:
 	baton_service_close(kvd.svc);
 	conns_close_all(&kvd);
