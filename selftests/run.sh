@@ -19,11 +19,11 @@ for t in "$@"; do
 		fail=$((fail + 1))
 		continue
 	fi
-	p=$(sed -E 's/.*pass:([0-9]+).*/\1/' <<<"$totals")
-	f=$(sed -E 's/.*fail:([0-9]+).*/\1/' <<<"$totals")
-	s=$(sed -E 's/.*skip:([0-9]+).*/\1/' <<<"$totals")
-	e=$(sed -E 's/.*error:([0-9]+).*/\1/' <<<"$totals")
-	pass=$((pass + p)) fail=$((fail + f + e)) skip=$((skip + s))
+	# "# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N"
+	field() { tr ' ' '\n' <<<"$totals" | sed -n "s/^$1:\([0-9]*\)$/\1/p"; }
+	pass=$((pass + $(field pass)))
+	fail=$((fail + $(field fail) + $(field error)))
+	skip=$((skip + $(field skip)))
 done
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$skip" -eq 0 ]
