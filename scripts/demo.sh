@@ -10,10 +10,13 @@ conns=${DEMO_CONNS:-300}
 requests=${DEMO_REQUESTS:-$((conns * 1500))}
 upgrades=${DEMO_UPGRADES:-6}	# at most; they stop when the load does
 keys=1000
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo 16379)
+# a port nobody answers on
+port=$((20000 + RANDOM % 30000))
+while (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; do port=$((port + 1)); done
 export BATON_RUN_DIR=$(mktemp -d /tmp/baton-demo.XXXXXX)
 log=$BATON_RUN_DIR/kvd.log
 cli() { redis-cli -p "$port" "$@"; }
+field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" <<<"$2"; }	# from batonctl -j
 
 cleanup() {
 	[ -n "${bench_pid:-}" ] && kill "$bench_pid" 2>/dev/null || true
@@ -44,12 +47,9 @@ while [ $n -lt "$upgrades" ] && kill -0 "$bench_pid" 2>/dev/null; do
 	n=$((n + 1))
 	out=$($bin/batonctl -j upgrade demo --log "$log" -- $bin/kvd-v$to --service demo --quiet) || {
 		echo "upgrade $n failed: $out"; fail=1; break; }
-	python3 - "$n" "$to" "$out" <<'PY'
-import json, sys
-n, to, r = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
-print("%-4s %-10s %-16s %8d %9.3f ms %9.3f ms" % (n, "v%d -> v%d" % (3 - to, to),
-      "%d -> %d" % (r["old_pid"], r["new_pid"]), r["conns"], r["blackout_ms"], r["old_exit_ms"]))
-PY
+	printf '%-4s %-10s %-16s %8s %9s ms %9s ms\n' "$n" "v$((3 - to)) -> v$to" \
+		"$(field old_pid "$out") -> $(field new_pid "$out")" "$(field conns "$out")" \
+		"$(field blackout_ms "$out")" "$(field old_exit_ms "$out")"
 	to=$((3 - to))
 	sleep 1
 done
@@ -74,5 +74,4 @@ echo "mismatched: $bad"
 cli INFO | tr -d '\r' | grep -E '^(kvd_version|process_id|db0)'
 $bin/batonctl status demo
 if [ "$fail" -eq 0 ]; then echo "demo: OK"; else echo "demo: FAILED (log: $log)"; fi
-cp "$BATON_RUN_DIR/demo.pid" /dev/null 2>&1 || true
 exit "$fail"

@@ -10,8 +10,6 @@ packages=(
 	redis-tools
 	linux-source-6.1
 	xz-utils
-	iproute2
-	procps
 )
 
 missing=()
