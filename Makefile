@@ -13,18 +13,19 @@ CC	?= gcc
 B	:= build
 CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -D_GNU_SOURCE \
-	   -Iuserspace/include -Iuserspace/lib
+	   -Iuserspace/include -Iuserspace/lib -Ibpf -I$(B)/bpf
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
-LDLIBS	:= -lmnl -lm
+LDLIBS	:= -lmnl -lbpf -lm
 
 LIB_SRC	:= $(wildcard userspace/lib/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
 KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c)
 BENCH_SRC := $(wildcard userspace/bench/*.c)
+SKEL	:= $(B)/bpf/baton_steer.skel.h
 HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h \
 		userspace/examples/kvd/*.h userspace/bench/*.h \
-		userspace/batonctl/*.h)
+		userspace/batonctl/*.h bpf/*.h) $(SKEL)
 
 # Two builds: bin/ for use, asan/ for the tests
 BIN	:= $(B)/bin
@@ -69,6 +70,21 @@ $(1)/obj/v2/%.o: %.c $(HDRS)
 	@$(if $(Q),echo "  CC      $$@")
 	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=2 -c $$< -o $$@
 endef
+
+# The steering program, and the skeleton libbaton loads it with
+BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -Ibpf \
+	      -I/usr/include/$(shell $(CC) -dumpmachine)
+
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BPF     $@")
+	$(Q)clang $(BPF_CFLAGS) -c $< -o $@
+
+$(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q)bpftool gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
+
+.SECONDARY: $(B)/bpf/baton_steer.bpf.o $(SKEL)
 
 $(eval $(call build_tree,$(BIN),))
 $(eval $(call build_tree,$(ASAN),$(SANFLAGS)))

@@ -7,6 +7,10 @@ packages=(
 	build-essential
 	pkg-config
 	libmnl-dev
+	libbpf-dev
+	bpftool
+	clang
+	llvm
 	redis-tools
 	linux-source-6.1
 	xz-utils

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Steering between generations of listeners with bpf/baton_steer.bpf.c:
+ *  1. connections waiting in the accept queue of a listener that closes
+ *     move to the active generation's listener, none reset, over IPv4 and
+ *     IPv6, from generation 1 to 2 and from 2 to 1;
+ *  2. without the program, closing a listener of the group resets its
+ *     queue: what the program is for;
+ *  3. a canary share of new connections lands on the canary generation;
+ *  4. bad input (not a listener, a generation or share out of range, a
+ *     service name that is not one) is refused and changes nothing.
+ * Each test has its own network namespace, and its own bpffs to pin in.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "baton.h"
+#include "helpers.h"
+
+#define QUEUED	64
+
+FIXTURE(steer) {
+	char pins[64];
+	int lfd[3];		/* by generation; 0 unused */
+	int port;
+	struct baton_steer *st;
+};
+
+FIXTURE_VARIANT(steer) {
+	int family;
+	int from, to;
+};
+
+FIXTURE_VARIANT_ADD(steer, ipv4_1_to_2) { AF_INET, 1, 2 };
+FIXTURE_VARIANT_ADD(steer, ipv4_2_to_1) { AF_INET, 2, 1 };
+FIXTURE_VARIANT_ADD(steer, ipv6_1_to_2) { AF_INET6, 1, 2 };
+FIXTURE_VARIANT_ADD(steer, ipv6_2_to_1) { AF_INET6, 2, 1 };
+
+/* A listener of the group on port (0: any; then *port is set). */
+static int group_listener(int family, int *port)
+{
+	struct sockaddr_storage ss = { .ss_family = family };
+	socklen_t len = family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+					     sizeof(struct sockaddr_in);
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+
+	if (family == AF_INET6) {
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(*port);
+	} else {
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		((struct sockaddr_in *)&ss)->sin_port = htons(*port);
+	}
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 1024) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	*port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+				       ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+/* Accepts everything that reaches fd within timeout_ms; closes it all. */
+static int sweep(int fd, int want, int timeout_ms)
+{
+	int n = 0;
+
+	while (n < want) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int c = accept(fd, NULL, NULL);
+
+		if (c >= 0) {
+			close(c);
+			n++;
+			continue;
+		}
+		if (poll(&p, 1, timeout_ms) <= 0)
+			break;
+	}
+	return n;
+}
+
+/* Clients the server side reset: their first read fails. */
+static int count_reset(int *c, int n)
+{
+	int i, reset = 0;
+	char b;
+
+	for (i = 0; i < n; i++) {
+		struct pollfd p = { .fd = c[i], .events = POLLIN };
+
+		if (poll(&p, 1, 0) > 0 && recv(c[i], &b, 1, MSG_DONTWAIT) < 0 &&
+		    errno == ECONNRESET)
+			reset++;
+	}
+	return reset;
+}
+
+FIXTURE_SETUP(steer)
+{
+	struct baton_steer_opts o = { .service = "steer", .pin_root = self->pins };
+
+	ASSERT_EQ(0, netns_enter());
+	/* a bpffs of our own: pins of one test never meet another's */
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	snprintf(self->pins, sizeof(self->pins), "/tmp/baton-bpffs.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->pins));
+	ASSERT_EQ(0, mount("bpf", self->pins, "bpf", 0, NULL));
+	self->port = 0;
+	self->lfd[1] = group_listener(variant->family, &self->port);
+	ASSERT_LE(0, self->lfd[1]);
+	self->lfd[2] = group_listener(variant->family, &self->port);
+	ASSERT_LE(0, self->lfd[2]);
+	ASSERT_EQ(0, baton_steer_open(&self->st, &o));
+}
+
+FIXTURE_TEARDOWN(steer)
+{
+	baton_steer_unpin(self->st);
+	baton_steer_close(self->st);
+	if (self->lfd[1] >= 0)
+		close(self->lfd[1]);
+	if (self->lfd[2] >= 0)
+		close(self->lfd[2]);
+	umount(self->pins);
+	rmdir(self->pins);
+}
+
+static void connect_all(struct __test_metadata *_metadata, int family,
+			int port, int *c, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		c[i] = client_connect(family, port);
+		ASSERT_LE(0, c[i]);
+	}
+}
+
+TEST_F(steer, queue_migrates_on_close)
+{
+	int from = variant->from, to = variant->to, c[QUEUED], i;
+
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 2, self->lfd[2]));
+	ASSERT_EQ(0, baton_steer_set(self->st, from, 0, 0));
+
+	/* established, waiting in the old generation's queue */
+	connect_all(_metadata, variant->family, self->port, c, QUEUED);
+	EXPECT_EQ(0, sweep(self->lfd[to], QUEUED, 50));
+
+	/* the switch is one map update; then the old listener goes */
+	ASSERT_EQ(0, baton_steer_set(self->st, to, 0, 0));
+	close(self->lfd[from]);
+	self->lfd[from] = -1;
+
+	EXPECT_EQ(QUEUED, sweep(self->lfd[to], QUEUED, 1000));
+	EXPECT_EQ(0, count_reset(c, QUEUED));
+	for (i = 0; i < QUEUED; i++)
+		close(c[i]);
+}
+
+TEST_F(steer, without_program_queue_is_reset)
+{
+	int c[QUEUED], i, accepted;
+
+	connect_all(_metadata, variant->family, self->port, c, QUEUED);
+	close(self->lfd[variant->from]);
+	self->lfd[variant->from] = -1;
+	usleep(50000);
+	/* the kernel spread them by hash; what sat on the closed one is lost */
+	accepted = sweep(self->lfd[variant->to], QUEUED, 200);
+	EXPECT_GT(QUEUED, accepted);
+	EXPECT_EQ(QUEUED - accepted, count_reset(c, QUEUED));
+	for (i = 0; i < QUEUED; i++)
+		close(c[i]);
+}
+
+TEST_F(steer, canary_share)
+{
+	int c[400], i, on_canary, on_active = 0;
+
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 2, self->lfd[2]));
+	ASSERT_EQ(0, baton_steer_set(self->st, variant->from, variant->to, 2500));
+	for (i = 0; i < 400; i++) {
+		c[i] = client_connect(variant->family, self->port);
+		ASSERT_LE(0, c[i]);
+		if (i % 100 == 99)	/* keep the active backlog short */
+			on_active += sweep(self->lfd[variant->from], 400, 0);
+	}
+	on_active += sweep(self->lfd[variant->from], 400, 50);
+	on_canary = sweep(self->lfd[variant->to], 400, 100);
+	TH_LOG("%d of 400 on the canary, %d on the active", on_canary, on_active);
+	EXPECT_EQ(400, on_canary + on_active);
+	/* 25% of 400 is 100; by flow hash, within a generous margin */
+	EXPECT_LT(60, on_canary);
+	EXPECT_GT(140, on_canary);
+	for (i = 0; i < 400; i++)
+		close(c[i]);
+}
+
+TEST_F(steer, bad_input_changes_nothing)
+{
+	struct baton_steer_opts bad = { .service = "../x", .pin_root = self->pins };
+	struct baton_steer *st2 = NULL;
+	__u32 active, canary, share;
+	int udp = socket(variant->family, SOCK_DGRAM, 0);
+	int plain = socket(variant->family, SOCK_STREAM, 0);
+
+	ASSERT_LE(0, udp);
+	ASSERT_LE(0, plain);
+	ASSERT_EQ(0, baton_steer_set(self->st, 1, 2, 500));
+	EXPECT_EQ(-EINVAL, baton_steer_set_listener(self->st, 1, plain));
+	EXPECT_EQ(-EINVAL, baton_steer_set_listener(self->st, 1, udp));
+	EXPECT_EQ(-ENOTSOCK, baton_steer_set_listener(self->st, 1, 0 + 999));
+	EXPECT_EQ(-ERANGE, baton_steer_set_listener(self->st, 99, self->lfd[1]));
+	EXPECT_EQ(-EINVAL, baton_steer_attach(self->st, plain));
+	EXPECT_EQ(-ERANGE, baton_steer_set(self->st, 1, 2, 10001));
+	EXPECT_EQ(-ERANGE, baton_steer_set(self->st, 16, 2, 100));
+	EXPECT_EQ(-EINVAL, baton_steer_open(&st2, &bad));
+	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary, &share));
+	EXPECT_EQ(1, active);
+	EXPECT_EQ(2, canary);
+	EXPECT_EQ(500, share);
+	close(udp);
+	close(plain);
+}
+
+TEST_HARNESS_MAIN

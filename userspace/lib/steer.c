@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Loading bpf/baton_steer.bpf.c (through its skeleton), pinning it under
+ * <pin_root>/<service>/ so that batonctl can steer from another process,
+ * attaching it to a listener group, and the map updates that steer.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "baton_steer.h"
+#include "baton_steer.skel.h"
+
+struct baton_steer {
+	struct baton_log_sink log;
+	struct baton_steer_bpf *skel;	/* when we loaded it; else pins */
+	char dir[PATH_MAX / 2];
+	int prog_fd, listeners_fd, conf_fd;
+};
+
+static int pin_path(char *buf, size_t len, const struct baton_steer *st,
+		    const char *name)
+{
+	return (size_t)snprintf(buf, len, "%s/%s", st->dir, name) >= len ?
+	       -ENAMETOOLONG : 0;
+}
+
+static int mkdirs(const char *dir)
+{
+	char tmp[PATH_MAX];
+	char *s;
+
+	snprintf(tmp, sizeof(tmp), "%s", dir);
+	for (s = tmp + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* Another process loaded and pinned it: take its program and maps. */
+static int reopen_pins(struct baton_steer *st)
+{
+	char path[PATH_MAX];
+	int err;
+
+	err = pin_path(path, sizeof(path), st, "prog");
+	if (err)
+		return err;
+	st->prog_fd = bpf_obj_get(path);
+	if (st->prog_fd < 0)
+		return -errno;
+	pin_path(path, sizeof(path), st, "listeners");
+	st->listeners_fd = bpf_obj_get(path);
+	pin_path(path, sizeof(path), st, "conf");
+	st->conf_fd = bpf_obj_get(path);
+	if (st->listeners_fd < 0 || st->conf_fd < 0) {
+		pr_err(&st->log, "%s holds a program but not its maps; remove it and try again",
+		       st->dir);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int load_and_pin(struct baton_steer *st)
+{
+	char path[PATH_MAX];
+	int err;
+
+	st->skel = baton_steer_bpf__open();
+	if (!st->skel) {
+		pr_err(&st->log, "cannot open the steering program: %s",
+		       strerror(errno));
+		return -errno ?: -EINVAL;
+	}
+	err = baton_steer_bpf__load(st->skel);
+	if (err) {
+		pr_err(&st->log, "the kernel refused the steering program (%s): it needs Linux 5.14 or newer, BPF and BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, and CAP_BPF or root",
+		       strerror(-err));
+		return err;
+	}
+	st->prog_fd = bpf_program__fd(st->skel->progs.baton_steer);
+	st->listeners_fd = bpf_map__fd(st->skel->maps.steer_listeners);
+	st->conf_fd = bpf_map__fd(st->skel->maps.steer_conf);
+	err = mkdirs(st->dir);
+	if (err) {
+		pr_err(&st->log, "cannot create %s (is bpffs mounted on /sys/fs/bpf?): %s",
+		       st->dir, strerror(-err));
+		return err;
+	}
+	err = pin_path(path, sizeof(path), st, "prog") ?:
+	      bpf_program__pin(st->skel->progs.baton_steer, path);
+	if (!err) {
+		pin_path(path, sizeof(path), st, "listeners");
+		err = bpf_map__pin(st->skel->maps.steer_listeners, path);
+	}
+	if (!err) {
+		pin_path(path, sizeof(path), st, "conf");
+		err = bpf_map__pin(st->skel->maps.steer_conf, path);
+	}
+	if (err)
+		pr_err(&st->log, "cannot pin the steering program under %s: %s",
+		       st->dir, strerror(-err));
+	return err;
+}
+
+int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
+{
+	struct baton_paths paths;
+	struct baton_steer *st;
+	int err;
+
+	if (!o || paths_init(&paths, NULL, o->service))
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->log.fn = o->log;
+	st->log.ctx = o->log_ctx;
+	st->prog_fd = st->listeners_fd = st->conf_fd = -1;
+	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/%s",
+			     o->pin_root ? o->pin_root : "/sys/fs/bpf/baton",
+			     o->service) >= sizeof(st->dir)) {
+		err = -ENAMETOOLONG;
+		goto close_st;
+	}
+	err = reopen_pins(st);
+	if (err == -ENOENT && !st->skel && st->prog_fd < 0)
+		err = load_and_pin(st);
+	if (err)
+		goto close_st;
+	*out = st;
+	return 0;
+
+close_st:
+	if (st->skel)		/* only what we pinned ourselves */
+		baton_steer_unpin(st);
+	baton_steer_close(st);
+	return err;
+}
+
+/* A TCP listener with SO_REUSEPORT, or -EINVAL and why. */
+static int check_listener(struct baton_steer *st, int fd)
+{
+	int v = 0, proto = 0, reuse = 0;
+	socklen_t len = sizeof(v);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &reuse, &len) < 0) {
+		pr_err(&st->log, "fd %d is not a socket", fd);
+		return -ENOTSOCK;
+	}
+	if (!v || proto != IPPROTO_TCP || !reuse) {
+		pr_err(&st->log, "fd %d is not a listening TCP socket with SO_REUSEPORT",
+		       fd);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int baton_steer_attach(struct baton_steer *st, int fd)
+{
+	int err = check_listener(st, fd);
+
+	if (err)
+		return err;
+	if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &st->prog_fd,
+		       sizeof(st->prog_fd)) < 0) {
+		err = -errno;
+		pr_err(&st->log, "cannot attach the steering program to fd %d: %s",
+		       fd, strerror(errno));
+	}
+	return err;
+}
+
+int baton_steer_set_listener(struct baton_steer *st, __u32 gen, int fd)
+{
+	__u64 value = fd;
+	int err;
+
+	if (gen >= BATON_STEER_MAX_GEN) {
+		pr_err(&st->log, "generation %u: there are %u slots, 0 to %u",
+		       gen, BATON_STEER_MAX_GEN, BATON_STEER_MAX_GEN - 1);
+		return -ERANGE;
+	}
+	err = check_listener(st, fd);
+	if (err)
+		return err;
+	if (bpf_map_update_elem(st->listeners_fd, &gen, &value, BPF_ANY) < 0) {
+		err = -errno;
+		pr_err(&st->log, "cannot steer to fd %d (%s): is it in the same network namespace and SO_REUSEPORT group?",
+		       fd, strerror(errno));
+	}
+	return err;
+}
+
+int baton_steer_set(struct baton_steer *st, __u32 active, __u32 canary,
+		    __u32 share)
+{
+	struct baton_steer_conf conf = {
+		.active = active, .canary = canary, .canary_share = share,
+	};
+	__u32 zero = 0;
+
+	if (active >= BATON_STEER_MAX_GEN || canary >= BATON_STEER_MAX_GEN ||
+	    share > BATON_STEER_SCALE) {
+		pr_err(&st->log, "generations are 0 to %u and a share 0 to 100%%",
+		       BATON_STEER_MAX_GEN - 1);
+		return -ERANGE;
+	}
+	/* one update: every new flow sees either the old or the new setting */
+	if (bpf_map_update_elem(st->conf_fd, &zero, &conf, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+int baton_steer_get(struct baton_steer *st, __u32 *active, __u32 *canary,
+		    __u32 *share)
+{
+	struct baton_steer_conf conf;
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(st->conf_fd, &zero, &conf) < 0)
+		return -errno;
+	*active = conf.active;
+	*canary = conf.canary;
+	*share = conf.canary_share;
+	return 0;
+}
+
+int baton_steer_unpin(struct baton_steer *st)
+{
+	static const char *const names[] = { "prog", "listeners", "conf" };
+	char path[PATH_MAX];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(names); i++)
+		if (!pin_path(path, sizeof(path), st, names[i]))
+			unlink(path);
+	return rmdir(st->dir) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+void baton_steer_close(struct baton_steer *st)
+{
+	if (!st)
+		return;
+	if (st->skel) {
+		baton_steer_bpf__destroy(st->skel);
+	} else {
+		if (st->prog_fd >= 0)
+			close(st->prog_fd);
+		if (st->listeners_fd >= 0)
+			close(st->listeners_fd);
+		if (st->conf_fd >= 0)
+			close(st->conf_fd);
+	}
+	free(st);
+}
