@@ -8,7 +8,10 @@
  *     queue: what the program is for;
  *  3. a canary share of new connections lands on the canary generation;
  *  4. bad input (not a listener, a generation or share out of range, a
- *     service name that is not one) is refused and changes nothing.
+ *     service name that is not one) is refused and changes nothing;
+ *  5. batonctl steer sets a canary share, commits and aborts through the
+ *     pinned maps, shows them (-j), and refuses a share over 100% or a
+ *     service that is not steered.
  * Each test has its own network namespace, and its own bpffs to pin in.
  */
 #include <errno.h>
@@ -238,6 +241,50 @@ TEST_F(steer, bad_input_changes_nothing)
 	EXPECT_EQ(500, share);
 	close(udp);
 	close(plain);
+}
+
+TEST_F(steer, batonctl_steer)
+{
+	const char *canary[] = { "steer", "steer", "--canary", "5%", NULL };
+	const char *commit[] = { "steer", "steer", "--commit", NULL };
+	const char *abort_[] = { "steer", "steer", "--abort", NULL };
+	const char *show[] = { "-j", "steer", "steer", NULL };
+	const char *too_much[] = { "steer", "steer", "--canary", "101%", NULL };
+	const char *unknown[] = { "steer", "other", NULL };
+	__u32 active, canary_gen, share;
+	char out[4096];
+
+	ASSERT_EQ(0, setenv("BATON_PIN_ROOT", self->pins, 1));
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 2, self->lfd[2]));
+	ASSERT_EQ(0, baton_steer_set(self->st, variant->from, variant->to, 0));
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), canary));
+	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary_gen, &share));
+	EXPECT_EQ(variant->from, active);
+	EXPECT_EQ(variant->to, canary_gen);
+	EXPECT_EQ(500, share);
+
+	EXPECT_EQ(2, batonctl(out, sizeof(out), too_much));
+	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary_gen, &share));
+	EXPECT_EQ(500, share);
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), abort_));
+	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary_gen, &share));
+	EXPECT_EQ(variant->from, active);
+	EXPECT_EQ(0, share);
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), commit));
+	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary_gen, &share));
+	EXPECT_EQ(variant->to, active);
+	EXPECT_EQ(0, share);
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), show));
+	EXPECT_EQ(variant->to, json_num(out, "active"));
+	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\",\"2\":\"2\"}"));
+
+	EXPECT_EQ(1, batonctl(out, sizeof(out), unknown));
 }
 
 TEST_HARNESS_MAIN

@@ -54,6 +54,7 @@ const char *journal_get(const struct journal *j, const char *key);
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);
 int cmd_status(const struct ctl_opts *o, int argc, char **argv);
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv);
+int cmd_steer(const struct ctl_opts *o, int argc, char **argv);
 int recover(const struct ctl_opts *o, const char *service, int timeout_ms,
 	    bool quiet);
 

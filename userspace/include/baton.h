@@ -244,9 +244,12 @@ void baton_upgrade_close(struct baton_upgrade *up);
  */
 struct baton_steer;
 
+#define BATON_STEER_F_EXISTING	(1U << 0)	/* reopen pins; never load */
+
 struct baton_steer_opts {
 	const char *service;
-	const char *pin_root;	/* NULL: /sys/fs/bpf/baton */
+	const char *pin_root;	/* NULL: $BATON_PIN_ROOT, else /sys/fs/bpf/baton */
+	unsigned int flags;	/* BATON_STEER_F_* */
 	baton_log_fn log;
 	void *log_ctx;
 };
@@ -261,6 +264,8 @@ int baton_steer_set(struct baton_steer *st, __u32 active, __u32 canary,
 		    __u32 share);
 int baton_steer_get(struct baton_steer *st, __u32 *active, __u32 *canary,
 		    __u32 *share);
+/* 1 if generation gen has a listener in the group, 0 if not */
+int baton_steer_has_listener(struct baton_steer *st, __u32 gen);
 int baton_steer_unpin(struct baton_steer *st);
 void baton_steer_close(struct baton_steer *st);
 

@@ -121,8 +121,12 @@ int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
 	struct baton_steer *st;
 	int err;
 
-	if (!o || paths_init(&paths, NULL, o->service))
+	const char *root;
+
+	if (!o || paths_init(&paths, NULL, o->service) ||
+	    (o->flags & ~BATON_STEER_F_EXISTING))
 		return -EINVAL;
+	root = o->pin_root ?: getenv("BATON_PIN_ROOT");
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
@@ -130,14 +134,19 @@ int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
 	st->log.ctx = o->log_ctx;
 	st->prog_fd = st->listeners_fd = st->conf_fd = -1;
 	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/%s",
-			     o->pin_root ? o->pin_root : "/sys/fs/bpf/baton",
+			     root && *root ? root : "/sys/fs/bpf/baton",
 			     o->service) >= sizeof(st->dir)) {
 		err = -ENAMETOOLONG;
 		goto close_st;
 	}
 	err = reopen_pins(st);
-	if (err == -ENOENT && !st->skel && st->prog_fd < 0)
-		err = load_and_pin(st);
+	if (err == -ENOENT && st->prog_fd < 0) {
+		if (o->flags & BATON_STEER_F_EXISTING)
+			pr_err(&st->log, "no steering program is pinned for %s under %s",
+			       o->service, st->dir);
+		else
+			err = load_and_pin(st);
+	}
 	if (err)
 		goto close_st;
 	*out = st;
@@ -238,6 +247,17 @@ int baton_steer_get(struct baton_steer *st, __u32 *active, __u32 *canary,
 	*canary = conf.canary;
 	*share = conf.canary_share;
 	return 0;
+}
+
+int baton_steer_has_listener(struct baton_steer *st, __u32 gen)
+{
+	__u64 cookie;
+
+	if (gen >= BATON_STEER_MAX_GEN)
+		return -ERANGE;
+	if (bpf_map_lookup_elem(st->listeners_fd, &gen, &cookie) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
 }
 
 int baton_steer_unpin(struct baton_steer *st)
