@@ -138,7 +138,7 @@ pid_t kvd_start(int version, int lfd, const char *rundir,
 {
 	char path[512], name[16], fdstr[16], sock[512], log[512];
 	const char *argv[32] = { path, "--quiet", "--listen-fd", fdstr };
-	int argc = 4;
+	int argc = lfd >= 0 ? 4 : 2;	/* lfd < 0: kvd opens its own */
 	pid_t pid;
 
 	snprintf(sock, sizeof(sock), "%s/kvd.sock", rundir);
@@ -158,7 +158,8 @@ pid_t kvd_start(int version, int lfd, const char *rundir,
 
 		if (fd >= 0)
 			dup2(fd, 2);
-		fcntl(lfd, F_SETFD, 0);	/* inherited on purpose */
+		if (lfd >= 0)
+			fcntl(lfd, F_SETFD, 0);	/* inherited on purpose */
 		execv(path, (char *const *)argv);
 		_exit(127);
 	}

@@ -11,7 +11,11 @@
  *     service name that is not one) is refused and changes nothing;
  *  5. batonctl steer sets a canary share, commits and aborts through the
  *     pinned maps, shows them (-j), and refuses a share over 100% or a
- *     service that is not steered.
+ *     service that is not steered;
+ *  6. kvd with its own listeners (--steer): batonctl upgrade --listeners
+ *     own, v1 -> v2 -> v1, while new clients keep connecting: every
+ *     connection, old and new, is served; without --listeners own the
+ *     upgrade is refused and rolled back.
  * Each test has its own network namespace, and its own bpffs to pin in.
  */
 #include <errno.h>
@@ -285,6 +289,136 @@ TEST_F(steer, batonctl_steer)
 	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\",\"2\":\"2\"}"));
 
 	EXPECT_EQ(1, batonctl(out, sizeof(out), unknown));
+}
+
+FIXTURE(own) {
+	char pins[64];
+	char rundir[64];
+	pid_t kvd;
+	int fds[50];
+};
+
+FIXTURE_VARIANT(own) {
+	int family;
+	const char *listen;
+};
+
+FIXTURE_VARIANT_ADD(own, ipv4) { AF_INET, "127.0.0.1:7000" };
+FIXTURE_VARIANT_ADD(own, ipv6) { AF_INET6, "[::1]:7000" };
+
+FIXTURE_SETUP(own)
+{
+	const char *extra[] = { "--listen", variant->listen, "--steer", "1", NULL };
+	char key[16];
+	int i;
+
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, unshare(CLONE_NEWNS));
+	ASSERT_EQ(0, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+	snprintf(self->pins, sizeof(self->pins), "/tmp/baton-bpffs.XXXXXX");
+	ASSERT_NE(NULL, mkdtemp(self->pins));
+	ASSERT_EQ(0, mount("bpf", self->pins, "bpf", 0, NULL));
+	ASSERT_EQ(0, setenv("BATON_PIN_ROOT", self->pins, 1));
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	self->kvd = kvd_start(1, -1, self->rundir, extra);
+	ASSERT_LT(0, self->kvd);
+	usleep(50000);	/* the control socket comes before the listener */
+	for (i = 0; i < 50; i++) {
+		self->fds[i] = client_connect(variant->family, 7000);
+		ASSERT_LE(0, self->fds[i]);
+		snprintf(key, sizeof(key), "k%d", i);
+		ASSERT_EQ(0, resp_expect(self->fds[i], ":1\r\n", 2, "INCR", key));
+	}
+}
+
+FIXTURE_TEARDOWN(own)
+{
+	pid_t pid;
+	int i, v;
+
+	if (!kvd_info(self->fds[0], &pid, &v) && pid != self->kvd)
+		kill(pid, SIGTERM);
+	for (i = 0; i < 50; i++)
+		close(self->fds[i]);
+	stop_and_reap(self->kvd, SIGKILL);
+	rundir_remove(self->rundir);
+	umount(self->pins);
+	rmdir(self->pins);
+}
+
+/* New clients while the upgrade runs; exits with how many failed. */
+static pid_t connect_storm(int family, int n)
+{
+	pid_t pid = fork();
+	int i, failed = 0;
+
+	if (pid)
+		return pid;
+	for (i = 0; i < n; i++) {
+		char key[24];
+		int fd = client_connect(family, 7000);
+
+		snprintf(key, sizeof(key), "storm%d.%d", getpid(), i);
+		if (fd < 0 || resp_expect(fd, ":1\r\n", 2, "INCR", key))
+			failed++;
+		if (fd >= 0)
+			close(fd);
+		usleep(1000);
+	}
+	_exit(failed > 100 ? 100 : failed);
+}
+
+TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
+{
+	char path[256], log[256], gen[4], out[4096], key[16];
+	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
+			       "--log", log, "--", path, "--quiet", "--listen",
+			       variant->listen, "--steer", gen, NULL };
+	const char *take[] = { "upgrade", "kvd", "-j", "--log", log, "--", path,
+			       "--quiet", "--listen", variant->listen,
+			       "--steer", gen, NULL };
+	const char *show[] = { "-j", "steer", "kvd", NULL };
+	int round, i, status, version;
+	pid_t storm, pid;
+
+	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
+	for (round = 0; round < 2; round++) {
+		int to = round ? 1 : 2;
+		char name[16];
+
+		snprintf(name, sizeof(name), "kvd-v%d", to);
+		bin(name, path, sizeof(path));
+		snprintf(gen, sizeof(gen), "%d", to);
+		storm = connect_storm(variant->family, 300);
+		ASSERT_LT(0, storm);
+		usleep(50000);
+		EXPECT_EQ(0, batonctl(out, sizeof(out), args));
+		/* ours, and the storm's clients connected at that moment */
+		EXPECT_LE(50, json_num(out, "conns"));
+		EXPECT_EQ(0, json_num(out, "listeners"));
+		ASSERT_EQ(storm, waitpid(storm, &status, 0));
+		EXPECT_EQ(0, WEXITSTATUS(status));	/* no new client failed */
+		if (round == 0) {
+			waitpid(self->kvd, NULL, 0);
+			self->kvd = 0;
+		}
+		for (i = 0; i < 50; i++) {
+			snprintf(key, sizeof(key), "k%d", i);
+			EXPECT_EQ(0, resp_expect(self->fds[i], round ? ":3\r\n" : ":2\r\n",
+						 2, "INCR", key));
+		}
+		ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
+		EXPECT_EQ(to, version);
+		EXPECT_EQ(0, batonctl(out, sizeof(out), show));
+		EXPECT_EQ(to, json_num(out, "active"));
+	}
+	/* handing listeners to an instance that brings its own: refused */
+	bin("kvd-v2", path, sizeof(path));
+	snprintf(gen, sizeof(gen), "2");
+	EXPECT_EQ(1, batonctl(out, sizeof(out), take));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
+	EXPECT_EQ(1, version);
 }
 
 TEST_HARNESS_MAIN

@@ -14,6 +14,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "Usage: batonctl upgrade SERVICE [--timeout-ms N] [--drain] [--log FILE]\n"
+"                        [--listeners take|own]\n"
 "                        [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as the next version of SERVICE and moves the running\n"
@@ -24,6 +25,9 @@ static void usage(FILE *f)
 "  --timeout-ms N   how long each step may take (5000)\n"
 "  --drain          move the listening sockets only; the old instance\n"
 "                   serves its connections until they close\n"
+"  --listeners own  the new instance opens its own listeners in the\n"
+"                   steered SO_REUSEPORT group (kvd --steer GEN); only\n"
+"                   connections move, and new ones switch at activation\n"
 "  --log FILE       the new instance's standard output and error\n"
 "  -j, --json       print the report as one JSON object\n");
 }
@@ -139,6 +143,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "drain", no_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "listeners", required_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -165,6 +170,14 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 			break;
 		case 'l':
 			uo.log_path = optarg;
+			break;
+		case 'L':
+			if (!strcmp(optarg, "own")) {
+				uo.flags |= BATON_UPGRADE_F_OWN_LISTENERS;
+			} else if (strcmp(optarg, "take")) {
+				fprintf(stderr, "batonctl: --listeners is 'take' (hand them over) or 'own' (the new opens its own)\n");
+				return 2;
+			}
 			break;
 		case 'j':
 			opts.json = true;

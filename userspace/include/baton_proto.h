@@ -103,7 +103,10 @@ enum baton_sock_kind {
 
 /* BATON_MSG_UPGRADE flags */
 #define BATON_UPGRADE_F_DRAIN	(1U << 0) /* listeners only; old drains */
-#define BATON_UPGRADE_F_ALL	BATON_UPGRADE_F_DRAIN
+#define BATON_UPGRADE_F_OWN_LISTENERS (1U << 1) /* the new brings its own
+						 * listeners: connections only */
+#define BATON_UPGRADE_F_ALL	(BATON_UPGRADE_F_DRAIN | \
+				 BATON_UPGRADE_F_OWN_LISTENERS)
 
 /* BATON_MSG_ACTIVATE flags */
 #define BATON_ACTIVATE_F_PEER_LOST (1U << 0) /* no foreground state */

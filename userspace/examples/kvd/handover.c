@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* kvd's side of a baton handover: what it hands over and how it takes it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,7 +27,9 @@ static int export_sockets(void *app, struct baton_export *exp,
 	/* the last pass: new clients wait in the backlog from here */
 	if (flags & BATON_EXPORT_FINAL)
 		listeners_watch(kvd, false);
-	for (i = 0; i < kvd->nlisteners; i++) {
+	/* with its own listeners, the new one takes connections only */
+	for (i = 0; !(flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
+		    i < kvd->nlisteners; i++) {
 		err = baton_export_socket(exp, kvd->listeners[i].fd,
 					  kvd->listeners[i].id,
 					  BATON_SOCK_LISTENER);
@@ -176,6 +179,11 @@ static int adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 	if (si->kind == BATON_SOCK_LISTENER) {
 		struct kvd_listener *l;
 
+		if (kvd->steer) {
+			fprintf(stderr, "kvd: with --steer this instance brings its own listener: upgrade with 'batonctl upgrade --listeners own'\n");
+			close(fd);
+			return -EEXIST;
+		}
 		if (kvd->nlisteners == KVD_MAX_LISTENERS) {
 			close(fd);
 			return -ENOSPC;
@@ -310,7 +318,7 @@ static int activate(void *app, unsigned int flags)
 		if (!(flags & BATON_ACTIVATE_F_PEER_LOST))
 			conn_close(kvd, c);
 	}
-	err = listeners_watch(kvd, true);
+	err = listeners_watch(kvd, true) ?: kvd_steer_activate(kvd);
 	kvd->kick = true;
 	return err;
 }

@@ -35,7 +35,7 @@ static inline size_t buf_pending(const struct kvd_buf *b)
 	return b->len - b->off;
 }
 
-enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN };
+enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN, H_SWEEP };
 
 struct kvd_handle {
 	enum kvd_handle_kind kind;
@@ -107,7 +107,19 @@ struct kvd {
 	long start_time;
 	__u64 total_cmds;
 	const char *service;
+	struct baton_steer *steer;	/* --steer: our listener's group */
+	unsigned int steer_gen;
+	int sweep_fd;			/* timerfd: accept after a migration */
+	unsigned int sweeps_left;
+	struct kvd_handle sweep_h;
 };
+
+/* steer.c */
+int kvd_steer_join(struct kvd *kvd, unsigned int gen);
+int kvd_steer_activate(struct kvd *kvd);
+void kvd_steer_sweep(struct kvd *kvd);
+void kvd_steer_close(struct kvd *kvd);
+void kvd_accept_all(struct kvd *kvd);
 
 /* conn.c */
 int conn_add(struct kvd *kvd, int fd, __u64 id, struct kvd_conn **out);

@@ -41,6 +41,10 @@ static void usage(FILE *f)
 "  -f, --listen-fd FD     serve an inherited listening socket instead\n"
 "  -r, --run-dir DIR      where the control socket lives (/run/baton)\n"
 "  -m, --state-min N      refuse to take over state older than version N\n"
+"  -g, --steer GEN        open the one --listen with SO_REUSEPORT as\n"
+"                         generation GEN (0-15) of a group that baton's\n"
+"                         sk_reuseport program steers; upgrade with\n"
+"                         'batonctl upgrade --listeners own'\n"
 "  -q, --quiet            log errors only\n"
 "  -h, --help\n"
 "\n"
@@ -56,6 +60,7 @@ struct options {
 	int listen_fd[KVD_MAX_LISTENERS];
 	unsigned int nlisten, nlisten_fd;
 	__u32 state_min;
+	int steer_gen;		/* -1: no steering */
 	bool quiet;
 };
 
@@ -102,7 +107,7 @@ static int parse_addr(const char *s, struct sockaddr_storage *ss,
 	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -EINVAL;
 }
 
-static int open_listener(const char *addr)
+static int open_listener(const char *addr, bool reuseport)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -118,6 +123,8 @@ static int open_listener(const char *addr)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0 ||
 	    listen(fd, 4096) < 0) {
 		err = -errno;
@@ -137,6 +144,16 @@ static int add_listener(struct kvd *kvd, int fd)
 	l->fd = fd;
 	l->id = ++kvd->nlisteners;
 	return 0;
+}
+
+static void accept_all(struct kvd *kvd, struct kvd_listener *l);
+
+void kvd_accept_all(struct kvd *kvd)
+{
+	unsigned int i;
+
+	for (i = 0; i < kvd->nlisteners; i++)
+		accept_all(kvd, &kvd->listeners[i]);
 }
 
 static void accept_all(struct kvd *kvd, struct kvd_listener *l)
@@ -196,6 +213,8 @@ static void serve(struct kvd *kvd)
 					break;	/* the rest waits for the new */
 			} else if (h->kind == H_LISTENER) {
 				accept_all(kvd, (struct kvd_listener *)h);
+			} else if (h->kind == H_SWEEP) {
+				kvd_steer_sweep(kvd);
 			} else {
 				struct kvd_conn *c = (struct kvd_conn *)h;
 
@@ -215,6 +234,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "listen-fd", required_argument, NULL, 'f' },
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "state-min", required_argument, NULL, 'm' },
+		{ "steer", required_argument, NULL, 'g' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -223,7 +243,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 	o->service = "kvd";
 	o->state_min = 1;
-	while ((c = getopt_long(argc, argv, "s:l:f:r:m:qh", longopts, NULL)) != -1) {
+	o->steer_gen = -1;
+	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->service = optarg;
@@ -244,6 +265,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'm':
 			o->state_min = atoi(optarg);
 			break;
+		case 'g':
+			o->steer_gen = atoi(optarg);
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -261,6 +285,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (!o->nlisten && !o->nlisten_fd)
 		o->listen[o->nlisten++] = "127.0.0.1:6379";
+	if (o->steer_gen >= 0 && (o->nlisten != 1 || o->nlisten_fd ||
+				  o->steer_gen > 15)) {
+		fprintf(stderr, "kvd: --steer takes a generation from 0 to 15 and exactly one --listen\n");
+		return -EINVAL;
+	}
 	return 0;
 too_many:
 	fprintf(stderr, "kvd: at most %d listeners\n", KVD_MAX_LISTENERS);
@@ -307,15 +336,35 @@ int main(int argc, char **argv)
 	bo.app_name = app_name;
 	bo.state_min = o.state_min;
 
+	kvd.sweep_fd = -1;
+	if (o.steer_gen >= 0) {
+		/* ours, and in the group, before any takeover */
+		int fd = open_listener(o.listen[0], true);
+
+		if (fd < 0)
+			return 1;
+		add_listener(&kvd, fd);
+		if (kvd_steer_join(&kvd, o.steer_gen)) {
+			fprintf(stderr, "kvd: cannot steer %s as generation %d\n",
+				o.service, o.steer_gen);
+			return 1;
+		}
+	}
 	err = baton_service_open(&kvd.svc, &bo);
 	if (err)
 		return 1;
 	err = -EINVAL;	/* whatever fails below was said where it failed */
-	if (!baton_service_adopted(kvd.svc)) {
+	if (kvd.steer && !baton_service_adopted(kvd.svc)) {
+		if (kvd_steer_activate(&kvd) || listeners_watch(&kvd, true)) {
+			fprintf(stderr, "kvd: cannot take the new connections of %s\n",
+				o.service);
+			goto close_svc;
+		}
+	} else if (!baton_service_adopted(kvd.svc)) {
 		for (i = 0; i < o.nlisten_fd; i++)
 			add_listener(&kvd, o.listen_fd[i]);
 		for (i = 0; i < o.nlisten; i++) {
-			int fd = open_listener(o.listen[i]);
+			int fd = open_listener(o.listen[i], false);
 
 			if (fd < 0)
 				goto close_svc;
@@ -339,6 +388,7 @@ int main(int argc, char **argv)
 	err = 0;
 close_svc:
 	baton_service_close(kvd.svc);
+	kvd_steer_close(&kvd);
 	conns_close_all(&kvd);
 	for (i = 0; i < kvd.nlisteners; i++)
 		close(kvd.listeners[i].fd);
