@@ -50,6 +50,9 @@ void journal_set(struct journal *j, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *journal_get(const struct journal *j, const char *key);
 
+/* output.c: libbaton's messages, warnings and errors only */
+void ctl_log(void *ctx, enum baton_log_level level, const char *msg);
+
 /* the subcommands */
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);
 int cmd_status(const struct ctl_opts *o, int argc, char **argv);

@@ -96,3 +96,10 @@ void out_ms(struct out *o, const char *key, const char *label, double ms,
 			label, ms, note ? "   " : "", note ? note : "");
 	}
 }
+
+void ctl_log(void *ctx, enum baton_log_level level, const char *msg)
+{
+	(void)ctx;
+	if (level <= BATON_LOG_WARN)
+		fprintf(stderr, "batonctl: %s\n", msg);
+}

@@ -30,13 +30,6 @@ static void usage(FILE *f)
 "  --active GEN   make GEN the active generation\n");
 }
 
-static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
-{
-	(void)ctx;
-	if (level <= BATON_LOG_WARN)
-		fprintf(stderr, "batonctl: %s\n", msg);
-}
-
 /* "5%", "5", "0.5%" -> 1/10000; -1 if it is not 0 to 100 */
 static long parse_share(const char *s)
 {
@@ -94,7 +87,7 @@ int cmd_steer(const struct ctl_opts *o, int argc, char **argv)
 		{}
 	};
 	struct baton_steer_opts so = { .flags = BATON_STEER_F_EXISTING,
-				       .log = log_cb };
+				       .log = ctl_log };
 	long share = -1, to = -1, active_to = -1;
 	bool commit = false, abort_canary = false;
 	__u32 active, canary, cur_share;

@@ -32,13 +32,6 @@ static void usage(FILE *f)
 "  -j, --json       print the report as one JSON object\n");
 }
 
-static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
-{
-	(void)ctx;
-	if (level <= BATON_LOG_WARN)
-		fprintf(stderr, "batonctl: %s\n", msg);
-}
-
 static double ms_between(__u64 a, __u64 b)
 {
 	return a && b && b >= a ? (b - a) / 1e6 : 0;
@@ -198,7 +191,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	uo.service = argv[optind];
 	uo.argv = &argv[optind + 1];
 	uo.run_dir = opts.run_dir;
-	uo.log = log_cb;
+	uo.log = ctl_log;
 
 	lock = journal_lock(opts.run_dir, uo.service);
 	if (lock == -EBUSY) {

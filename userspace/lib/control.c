@@ -55,7 +55,7 @@ int paths_init(struct baton_paths *p, const char *run_dir,
 	return 0;
 }
 
-static int mkdir_p(const char *dir)
+int mkdir_p(const char *dir, mode_t mode)
 {
 	char tmp[PATH_MAX];
 	char *s;
@@ -65,11 +65,11 @@ static int mkdir_p(const char *dir)
 		if (*s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
 			return -errno;
 		*s = '/';
 	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
 }
@@ -89,7 +89,7 @@ int ctl_listen(const char *path)
 	slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		err = mkdir_p(dir);
+		err = mkdir_p(dir, 0755);
 		if (err)
 			return err;
 	}

@@ -123,6 +123,7 @@ struct baton_paths {
 
 int paths_init(struct baton_paths *p, const char *run_dir,
 	       const char *service);
+int mkdir_p(const char *dir, mode_t mode);
 int ctl_listen(const char *path);
 int ctl_connect(const char *path);
 int ctl_peer_check(int sock, struct ucred *cred);

@@ -32,23 +32,6 @@ static int pin_path(char *buf, size_t len, const struct baton_steer *st,
 	       -ENAMETOOLONG : 0;
 }
 
-static int mkdirs(const char *dir)
-{
-	char tmp[PATH_MAX];
-	char *s;
-
-	snprintf(tmp, sizeof(tmp), "%s", dir);
-	for (s = tmp + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 /* Another process loaded and pinned it: take its program and maps. */
 static int reopen_pins(struct baton_steer *st)
 {
@@ -93,7 +76,7 @@ static int load_and_pin(struct baton_steer *st)
 	st->prog_fd = bpf_program__fd(st->skel->progs.baton_steer);
 	st->listeners_fd = bpf_map__fd(st->skel->maps.steer_listeners);
 	st->conf_fd = bpf_map__fd(st->skel->maps.steer_conf);
-	err = mkdirs(st->dir);
+	err = mkdir_p(st->dir, 0700);
 	if (err) {
 		pr_err(&st->log, "cannot create %s (is bpffs mounted on /sys/fs/bpf?): %s",
 		       st->dir, strerror(-err));
