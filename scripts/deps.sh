@@ -12,6 +12,7 @@ packages=(
 	clang
 	llvm
 	redis-tools
+	iptables
 	linux-source-6.1
 	xz-utils
 )

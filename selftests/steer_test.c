@@ -3,7 +3,8 @@
  * Steering between generations of listeners with bpf/baton_steer.bpf.c:
  *  1. connections waiting in the accept queue of a listener that closes
  *     move to the active generation's listener, none reset, over IPv4 and
- *     IPv6, from generation 1 to 2 and from 2 to 1;
+ *     IPv6, from generation 1 to 2 and from 2 to 1; so do handshakes not
+ *     yet complete (SYN_RECV), whose final ACK a firewall rule holds back;
  *  2. without the program, closing a listener of the group resets its
  *     queue: what the program is for;
  *  3. a canary share of new connections lands on the canary generation;
@@ -186,6 +187,61 @@ TEST_F(steer, queue_migrates_on_close)
 	EXPECT_EQ(QUEUED, sweep(self->lfd[to], QUEUED, 1000));
 	EXPECT_EQ(0, count_reset(c, QUEUED));
 	for (i = 0; i < QUEUED; i++)
+		close(c[i]);
+}
+
+static int hold_final_acks(int family, int port, bool on)
+{
+	char cmd[256];
+
+	/* a bare ACK to the port: the handshake's last packet, not data */
+	snprintf(cmd, sizeof(cmd),
+		 "%s -w -%c INPUT -p tcp --dport %d --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP",
+		 family == AF_INET6 ? "ip6tables-legacy" : "iptables-legacy",
+		 on ? 'A' : 'D', port);
+	return system(cmd);
+}
+
+TEST_F(steer, syn_recv_migrates)
+{
+	int from = variant->from, to = variant->to, c[16], i, got;
+
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 2, self->lfd[2]));
+	ASSERT_EQ(0, baton_steer_set(self->st, from, 0, 0));
+	ASSERT_EQ(0, hold_final_acks(variant->family, self->port, true));
+
+	/* the clients think they are connected; the server has requests */
+	connect_all(_metadata, variant->family, self->port, c, 16);
+	EXPECT_EQ(0, sweep(self->lfd[from], 16, 100));
+
+	ASSERT_EQ(0, baton_steer_set(self->st, to, 0, 0));
+	close(self->lfd[from]);
+	self->lfd[from] = -1;
+	ASSERT_EQ(0, hold_final_acks(variant->family, self->port, false));
+
+	/* their first data completes the handshakes, on the new listener */
+	for (i = 0; i < 16; i++)
+		EXPECT_EQ(1, write(c[i], "x", 1));
+	for (i = 0, got = 0; i < 16; i++) {
+		struct pollfd p = { .fd = self->lfd[to], .events = POLLIN };
+		char b = 0;
+		int s;
+
+		if (poll(&p, 1, 2000) <= 0)
+			break;
+		s = accept(self->lfd[to], NULL, NULL);
+		if (s < 0)
+			continue;
+		p.fd = s;
+		if (poll(&p, 1, 2000) > 0 && read(s, &b, 1) == 1 && b == 'x')
+			got++;
+		close(s);
+	}
+	EXPECT_EQ(16, got);
+	EXPECT_EQ(0, count_reset(c, 16));
+	for (i = 0; i < 16; i++)
 		close(c[i]);
 }
 
