@@ -24,7 +24,7 @@ struct hist {
 	__u32 bin[HIST_BINS];
 };
 
-enum mode { MODE_BATON, MODE_RESTART, MODE_DRAIN };
+enum mode { MODE_BATON, MODE_RESTART, MODE_DRAIN, MODE_REUSEPORT };
 
 struct window {
 	__u64 start_ns, end_ns;
@@ -34,7 +34,9 @@ struct worker_result {
 	__u64 requests;
 	__u64 dropped;
 	__u64 integrity;
-	__u64 failed_connects;
+	__u64 failed_connects;	/* refused, reset or otherwise failed */
+	__u64 refused;		/* connect() refused */
+	__u64 resets;		/* reset before the reply */
 	__u64 slow_connects;
 	__u64 connected;	/* persistent connections up */
 	__u64 stall_max_us[MAX_UPGRADES];
@@ -61,8 +63,9 @@ struct bench_opts {
 	int port;
 	bool json;
 	const char *bin_dir;
+	bool own_listeners;	/* kvd --steer, batonctl --listeners own */
 	unsigned int nbaselines;
-	enum mode baselines[2];
+	enum mode baselines[3];
 };
 
 struct load_spec {
@@ -98,6 +101,8 @@ void samples_judge(const struct samples *s, const struct shared *sh,
 
 /* instances.c */
 struct instance_set {
+	enum mode mode;
+	bool own;		/* each instance its own steered listener */
 	char run_dir[64];
 	char service[32];
 	char log[128];
@@ -120,7 +125,8 @@ struct upgrade_result {
 	char error[200];
 };
 
-int instances_start(struct instance_set *is, const char *bin_dir, int port);
+int instances_start(struct instance_set *is, const char *bin_dir, int port,
+		    enum mode mode, bool own);
 int instances_upgrade(struct instance_set *is, enum mode mode,
 		      struct upgrade_result *r);
 void instances_poll_draining(struct instance_set *is);

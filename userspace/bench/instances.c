@@ -54,39 +54,60 @@ static bool running(pid_t pid)
 	return alive;
 }
 
+/* kvd-v<version>; the reuseport baseline runs each under its own name. */
 static pid_t spawn_kvd(struct instance_set *is, unsigned int version)
 {
-	char path[512], listen[32];
+	char path[512], listen[32], gen[8], service[48];
+	const char *argv[16];
+	int n = 0;
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/kvd-v%u", is->bin_dir, version);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", is->port);
+	snprintf(gen, sizeof(gen), "%u", version);
+	snprintf(service, sizeof(service), "%s%s", is->service,
+		 is->mode != MODE_REUSEPORT ? "" : version == 1 ? "-a" : "-b");
+	argv[n++] = path;
+	argv[n++] = "--service";
+	argv[n++] = service;
+	argv[n++] = "--listen";
+	argv[n++] = listen;
+	argv[n++] = "--quiet";
+	if (is->own) {
+		argv[n++] = "--steer";
+		argv[n++] = gen;
+	}
+	if (is->mode == MODE_REUSEPORT)
+		argv[n++] = "--reuseport";
+	argv[n] = NULL;
 	pid = fork();
 	if (pid == 0) {
 		int fd = open(is->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
 		if (fd >= 0)
 			dup2(fd, 2);
-		execl(path, path, "--service", is->service, "--listen", listen,
-		      "--quiet", (char *)NULL);
+		execv(path, (char *const *)argv);
 		_exit(127);
 	}
 	return pid;
 }
 
-static int wait_socket(struct instance_set *is, pid_t pid)
+static int wait_socket(struct instance_set *is, pid_t pid, unsigned int version)
 {
+	const char *suffix = is->mode != MODE_REUSEPORT ? "" :
+			     version == 1 ? "-a" : "-b";
 	char sock[128];
 	struct stat st;
 	int i;
 
-	snprintf(sock, sizeof(sock), "%s/%s.sock", is->run_dir, is->service);
+	snprintf(sock, sizeof(sock), "%s/%s%s.sock", is->run_dir, is->service,
+		 suffix);
 	for (i = 0; i < 2000; i++) {
 		char pidfile[128], buf[16] = "";
 		int fd;
 
-		snprintf(pidfile, sizeof(pidfile), "%s/%s.pid", is->run_dir,
-			 is->service);
+		snprintf(pidfile, sizeof(pidfile), "%s/%s%s.pid", is->run_dir,
+			 is->service, suffix);
 		fd = open(pidfile, O_RDONLY);
 		if (fd >= 0) {
 			if (read(fd, buf, sizeof(buf) - 1) < 0)
@@ -123,8 +144,11 @@ static int wait_port(int port)
 	return -ETIMEDOUT;
 }
 
-int instances_start(struct instance_set *is, const char *bin_dir, int port)
+int instances_start(struct instance_set *is, const char *bin_dir, int port,
+		    enum mode mode, bool own)
 {
+	is->mode = mode;
+	is->own = own && mode == MODE_BATON;
 	snprintf(is->run_dir, sizeof(is->run_dir), "/tmp/baton-bench.XXXXXX");
 	if (!mkdtemp(is->run_dir))
 		return -errno;
@@ -137,7 +161,7 @@ int instances_start(struct instance_set *is, const char *bin_dir, int port)
 	is->serving = spawn_kvd(is, 1);
 	if (is->serving < 0)
 		return -errno;
-	return wait_socket(is, is->serving) ?: wait_port(port);
+	return wait_socket(is, is->serving, 1) ?: wait_port(port);
 }
 
 static long long json_num(const char *json, const char *key)
@@ -168,13 +192,17 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	size_t have = 0;
 	pid_t pid;
 
+	char listen[32], gen[8];
+
 	snprintf(ctl, sizeof(ctl), "%s/batonctl", is->bin_dir);
 	snprintf(kvd, sizeof(kvd), "%s/kvd-v%u", is->bin_dir, to);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", is->port);
+	snprintf(gen, sizeof(gen), "%u", to);
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
 	pid = fork();
 	if (pid == 0) {
-		const char *argv[16];
+		const char *argv[24];
 		int n = 0;
 
 		argv[n++] = ctl;
@@ -185,11 +213,21 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 		argv[n++] = is->log;
 		if (drain)
 			argv[n++] = "--drain";
+		if (is->own) {
+			argv[n++] = "--listeners";
+			argv[n++] = "own";
+		}
 		argv[n++] = "--";
 		argv[n++] = kvd;
 		argv[n++] = "--service";
 		argv[n++] = is->service;
 		argv[n++] = "--quiet";
+		if (is->own) {
+			argv[n++] = "--listen";
+			argv[n++] = listen;
+			argv[n++] = "--steer";
+			argv[n++] = gen;
+		}
 		argv[n] = NULL;
 		dup2(pipefd[1], 1);
 		execv(ctl, (char *const *)argv);
@@ -248,10 +286,40 @@ static int restart(struct instance_set *is, unsigned int to,
 		while (running(old))
 			usleep(200);
 	new = spawn_kvd(is, to);
-	err = wait_socket(is, new) ?: wait_port(is->port);
+	err = wait_socket(is, new, to) ?: wait_port(is->port);
 	r->w.end_ns = now_ns();
 	r->blackout_ms = (r->w.end_ns - r->w.start_ns) / 1e6;
 	r->old_exit_ms = 0;
+	r->ok = !err;
+	if (err)
+		snprintf(r->error, sizeof(r->error), "the new instance did not start");
+	r->rss_new_kb = rss_kb(new);
+	is->serving = new;
+	is->version = to;
+	return err;
+}
+
+/*
+ * Plain SO_REUSEPORT, no program: the new instance opens its listener
+ * beside the old one, then the old stops, and what waited in its queue,
+ * or had not finished its handshake there, is reset.
+ */
+static int overlap(struct instance_set *is, unsigned int to,
+		   struct upgrade_result *r)
+{
+	pid_t old = is->serving, new;
+	int err;
+
+	r->w.start_ns = now_ns();
+	r->rss_old_kb = rss_kb(old);
+	new = spawn_kvd(is, to);
+	err = wait_socket(is, new, to);
+	kill(old, SIGTERM);
+	if (waitpid(old, NULL, 0) != old)
+		while (running(old))
+			usleep(200);
+	r->w.end_ns = now_ns();
+	r->blackout_ms = 0;	/* someone always listens */
 	r->ok = !err;
 	if (err)
 		snprintf(r->error, sizeof(r->error), "the new instance did not start");
@@ -269,6 +337,8 @@ int instances_upgrade(struct instance_set *is, enum mode mode,
 	memset(r, 0, sizeof(*r));
 	if (mode == MODE_RESTART)
 		return restart(is, to, r);
+	if (mode == MODE_REUSEPORT)
+		return overlap(is, to, r);
 	return batonctl_upgrade(is, to, mode == MODE_DRAIN, r);
 }
 

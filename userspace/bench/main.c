@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,11 +24,13 @@
 
 static const char *const mode_names[] = {
 	[MODE_BATON] = "baton", [MODE_RESTART] = "restart", [MODE_DRAIN] = "drain",
+	[MODE_REUSEPORT] = "reuseport",
 };
 
 struct mode_result {
 	enum mode mode;
 	__u64 requests, dropped, integrity, failed_connects, slow_connects;
+	__u64 refused, resets;
 	struct hist normal, stall;
 	__u64 stall_max_us[MAX_UPGRADES];
 	struct upgrade_result up[MAX_UPGRADES];
@@ -44,7 +48,7 @@ static void usage(FILE *f)
 "Puts a verifiable request/response load on kvd and upgrades it with\n"
 "batonctl, then reports what the clients saw.\n"
 "\n"
-"  --conns N           persistent connections (1000)\n"
+"  --conns N           persistent connections (1000; 0 with --connect-rate)\n"
 "  --rate R            requests a second on each of them (10)\n"
 "  --connect-rate R    new connections a second, one request each (0)\n"
 "  --upgrades U        upgrades, alternating kvd-v2 and kvd-v1 (20)\n"
@@ -52,9 +56,33 @@ static void usage(FILE *f)
 "  --baseline restart  also: stop the old, start the new\n"
 "  --baseline drain    also: hand over listeners only; the old keeps its\n"
 "                      connections (nginx, HAProxy, Envoy)\n"
+"  --baseline reuseport  also: the new instance listens beside the old\n"
+"                      (plain SO_REUSEPORT, no program), then the old stops\n"
+"  --listeners own     each instance opens its own listener, steered by\n"
+"                      baton's sk_reuseport program (kvd --steer)\n"
 "  --port P            kvd's port (a free one)\n"
 "  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
 "  -j, --json          one JSON object\n");
+}
+
+/*
+ * Steered instances pin their program; unless told where, in a bpffs of
+ * our own, in a mount namespace of our own, gone when we are.
+ */
+static int private_bpffs(void)
+{
+	static char dir[] = "/tmp/baton-bench-bpffs.XXXXXX";
+
+	if (getenv("BATON_PIN_ROOT"))
+		return 0;
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    !mkdtemp(dir) || mount("bpf", dir, "bpf", 0, NULL)) {
+		fprintf(stderr, "baton-bench: --listeners own needs a bpffs to pin in: %s (run as root, or set BATON_PIN_ROOT)\n",
+			strerror(errno));
+		return -errno;
+	}
+	return setenv("BATON_PIN_ROOT", dir, 1);
 }
 
 static int free_port(void)
@@ -99,7 +127,7 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return -errno;
-	err = instances_start(&is, o->bin_dir, port);
+	err = instances_start(&is, o->bin_dir, port, mode, o->own_listeners);
 	if (err) {
 		fprintf(stderr, "baton-bench: kvd did not start (%s); see its log in %s\n",
 			strerror(-err), is.run_dir);
@@ -183,6 +211,8 @@ stop_workers:
 		res->dropped += w->dropped;
 		res->integrity += w->integrity;
 		res->failed_connects += w->failed_connects;
+		res->refused += w->refused;
+		res->resets += w->resets;
 		res->slow_connects += w->slow_connects;
 		hist_merge(&res->normal, &w->normal);
 		hist_merge(&res->stall, &w->stall);
@@ -240,12 +270,14 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	printf("\"conns\":%u,\"rate\":%g,\"connect_rate\":%g,\"upgrades\":%u,"
 	       "\"mode\":\"%s\",\"seconds\":%.1f,\"requests\":%llu,"
 	       "\"dropped\":%llu,\"integrity_errors\":%llu,"
-	       "\"failed_connects\":%llu,\"slow_connects\":%llu,"
+	       "\"failed_connects\":%llu,\"refused\":%llu,\"resets\":%llu,"
+	       "\"slow_connects\":%llu,"
 	       "\"failed_upgrades\":%u,",
 	       o->conns, o->rate, o->connect_rate, r->nup, mode_names[r->mode],
 	       r->seconds, (unsigned long long)r->requests,
 	       (unsigned long long)r->dropped, (unsigned long long)r->integrity,
 	       (unsigned long long)r->failed_connects,
+	       (unsigned long long)r->refused, (unsigned long long)r->resets,
 	       (unsigned long long)r->slow_connects, r->failed_upgrades);
 	printf("\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f,",
 	       hist_pct_ms(&r->normal, 50), hist_pct_ms(&r->normal, 99),
@@ -290,6 +322,8 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	ROW("connections dropped", "%14llu", (unsigned long long)r[i].dropped);
 	ROW("integrity errors", "%14llu", (unsigned long long)r[i].integrity);
 	ROW("connects failed", "%14llu", (unsigned long long)r[i].failed_connects);
+	ROW("  of which refused", "%14llu", (unsigned long long)r[i].refused);
+	ROW("  of which reset", "%14llu", (unsigned long long)r[i].resets);
 	ROW("connects over 1 s", "%14llu", (unsigned long long)r[i].slow_connects);
 	ROW("upgrades failed", "%14u", r[i].failed_upgrades);
 	ROW("latency p50 (no upgrade), ms", "%14.3f", hist_pct_ms(&r[i].normal, 50));
@@ -319,6 +353,7 @@ int main(int argc, char **argv)
 		{ "baseline", required_argument, NULL, 'b' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "bin", required_argument, NULL, 'B' },
+		{ "listeners", required_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -343,24 +378,41 @@ int main(int argc, char **argv)
 		case 'B': o.bin_dir = optarg; break;
 		case 'j': o.json = true; break;
 		case 'b':
-			if (o.nbaselines == 2 ||
-			    (strcmp(optarg, "restart") && strcmp(optarg, "drain"))) {
-				fprintf(stderr, "baton-bench: --baseline is 'restart' or 'drain'\n");
+			if (o.nbaselines == 3) {
+				fprintf(stderr, "baton-bench: at most three baselines\n");
 				return 2;
 			}
-			o.baselines[o.nbaselines++] = strcmp(optarg, "restart") ?
-						       MODE_DRAIN : MODE_RESTART;
+			if (!strcmp(optarg, "restart"))
+				o.baselines[o.nbaselines++] = MODE_RESTART;
+			else if (!strcmp(optarg, "drain"))
+				o.baselines[o.nbaselines++] = MODE_DRAIN;
+			else if (!strcmp(optarg, "reuseport"))
+				o.baselines[o.nbaselines++] = MODE_REUSEPORT;
+			else {
+				fprintf(stderr, "baton-bench: --baseline is 'restart', 'drain' or 'reuseport'\n");
+				return 2;
+			}
+			break;
+		case 'L':
+			if (strcmp(optarg, "own") && strcmp(optarg, "take")) {
+				fprintf(stderr, "baton-bench: --listeners is 'take' or 'own'\n");
+				return 2;
+			}
+			o.own_listeners = !strcmp(optarg, "own");
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!o.conns || o.conns > CONNS_PER_WORKER * (MAX_WORKERS - 1) ||
+	if ((!o.conns && o.connect_rate <= 0) ||
+	    o.conns > CONNS_PER_WORKER * (MAX_WORKERS - 1) ||
 	    o.rate <= 0 || o.upgrades > MAX_UPGRADES) {
-		fprintf(stderr, "baton-bench: --conns 1..%d, --rate above 0, --upgrades up to %d\n",
+		fprintf(stderr, "baton-bench: --conns 0..%d (0 only with --connect-rate), --rate above 0, --upgrades up to %d\n",
 			CONNS_PER_WORKER * (MAX_WORKERS - 1), MAX_UPGRADES);
 		return 2;
 	}
+	if (o.own_listeners && private_bpffs())
+		return 1;
 	if (!o.bin_dir) {
 		ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
 

@@ -41,6 +41,8 @@ static void usage(FILE *f)
 "  -f, --listen-fd FD     serve an inherited listening socket instead\n"
 "  -r, --run-dir DIR      where the control socket lives (/run/baton)\n"
 "  -m, --state-min N      refuse to take over state older than version N\n"
+"  -R, --reuseport        open the listeners with SO_REUSEPORT, unsteered\n"
+"                         (what the kernel alone does, for comparison)\n"
 "  -g, --steer GEN        open the one --listen with SO_REUSEPORT as\n"
 "                         generation GEN (0-15) of a group that baton's\n"
 "                         sk_reuseport program steers; upgrade with\n"
@@ -61,6 +63,7 @@ struct options {
 	unsigned int nlisten, nlisten_fd;
 	__u32 state_min;
 	int steer_gen;		/* -1: no steering */
+	bool reuseport;
 	bool quiet;
 };
 
@@ -235,6 +238,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "run-dir", required_argument, NULL, 'r' },
 		{ "state-min", required_argument, NULL, 'm' },
 		{ "steer", required_argument, NULL, 'g' },
+		{ "reuseport", no_argument, NULL, 'R' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -244,7 +248,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->service = "kvd";
 	o->state_min = 1;
 	o->steer_gen = -1;
-	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:Rqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->service = optarg;
@@ -267,6 +271,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'g':
 			o->steer_gen = atoi(optarg);
+			break;
+		case 'R':
+			o->reuseport = true;
 			break;
 		case 'q':
 			o->quiet = true;
@@ -364,7 +371,7 @@ int main(int argc, char **argv)
 		for (i = 0; i < o.nlisten_fd; i++)
 			add_listener(&kvd, o.listen_fd[i]);
 		for (i = 0; i < o.nlisten; i++) {
-			int fd = open_listener(o.listen[i], false);
+			int fd = open_listener(o.listen[i], o.reuseport);
 
 			if (fd < 0)
 				goto close_svc;
