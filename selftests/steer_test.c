@@ -16,7 +16,10 @@
  *  6. kvd with its own listeners (--steer): batonctl upgrade --listeners
  *     own, v1 -> v2 -> v1, while new clients keep connecting: every
  *     connection, old and new, is served; without --listeners own the
- *     upgrade is refused and rolled back.
+ *     upgrade is refused and rolled back;
+ *  7. a 5% canary over 100,000 connections gets 5% +- 0.5%; a commit moves
+ *     every new connection at once; an abort moves them all back, and the
+ *     canary's listener closes without losing what waited in its queue.
  * Each test has its own network namespace, and its own bpffs to pin in.
  */
 #include <errno.h>
@@ -480,6 +483,117 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
 	EXPECT_EQ(1, version);
+}
+
+FIXTURE(canary) {
+	char pins[64];
+	int lfd[3];
+	int port;
+	struct baton_steer *st;
+};
+
+FIXTURE_SETUP(canary)
+{
+	struct baton_steer_opts o = { .service = "canary", .pin_root = self->pins };
+
+	ASSERT_EQ(0, private_bpffs(self->pins, sizeof(self->pins)));
+	self->port = 0;
+	self->lfd[1] = group_listener(AF_INET, &self->port);
+	self->lfd[2] = group_listener(AF_INET, &self->port);
+	ASSERT_LE(0, self->lfd[1]);
+	ASSERT_LE(0, self->lfd[2]);
+	ASSERT_EQ(0, baton_steer_open(&self->st, &o));
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 2, self->lfd[2]));
+}
+
+FIXTURE_TEARDOWN(canary)
+{
+	baton_steer_unpin(self->st);
+	baton_steer_close(self->st);
+	close(self->lfd[1]);
+	if (self->lfd[2] >= 0)
+		close(self->lfd[2]);
+	umount(self->pins);
+	rmdir(self->pins);
+}
+
+/* A reset, not TIME_WAIT: 100,000 connections would run out of ports. */
+static void close_now(int fd)
+{
+	struct linger l = { 1, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(fd);
+}
+
+/* n connections; counts where each one landed; all accepted, none lost. */
+static int spread(FIXTURE_DATA(canary) *self, int n, int *on)
+{
+	int batch[100], i, k, done = 0;
+
+	on[1] = on[2] = 0;
+	while (done < n) {
+		int b = n - done < 100 ? n - done : 100, got = 0;
+
+		for (k = 0; k < b; k++) {
+			batch[k] = client_connect(AF_INET, self->port);
+			if (batch[k] < 0)
+				return -1;
+		}
+		for (i = 1; i <= 2 && got < b; i++) {
+			int c;
+
+			while ((c = accept(self->lfd[i], NULL, NULL)) >= 0) {
+				close_now(c);
+				on[i]++;
+				got++;
+			}
+		}
+		for (k = 0; k < b; k++)
+			close_now(batch[k]);
+		if (got != b)
+			return -1;
+		done += b;
+	}
+	return 0;
+}
+
+TEST_F_TIMEOUT(canary, five_percent_commit_abort, 120)
+{
+	int on[3], c[400], i;
+
+	/* 5% by flow hash */
+	ASSERT_EQ(0, baton_steer_set(self->st, 1, 2, 500));
+	ASSERT_EQ(0, spread(self, 100000, on));
+	TH_LOG("canary: %d of 100000 (%.2f%%)", on[2], on[2] / 1000.0);
+	EXPECT_LE(4500, on[2]);
+	EXPECT_GE(5500, on[2]);
+
+	/* commit: every new connection at once */
+	ASSERT_EQ(0, baton_steer_set(self->st, 2, 2, 0));
+	ASSERT_EQ(0, spread(self, 2000, on));
+	EXPECT_EQ(2000, on[2]);
+
+	/* a canary again, with connections waiting in both queues */
+	ASSERT_EQ(0, baton_steer_set(self->st, 1, 2, 2500));
+	for (i = 0; i < 200; i++) {
+		c[i] = client_connect(AF_INET, self->port);
+		ASSERT_LE(0, c[i]);
+	}
+	/* abort: all back to generation 1, and the canary's listener goes */
+	ASSERT_EQ(0, baton_steer_set(self->st, 1, 2, 0));
+	for (i = 200; i < 400; i++) {
+		c[i] = client_connect(AF_INET, self->port);
+		ASSERT_LE(0, c[i]);
+	}
+	close(self->lfd[2]);
+	self->lfd[2] = -1;
+	EXPECT_EQ(400, sweep(self->lfd[1], 400, 1000));
+	EXPECT_EQ(0, count_reset(c, 400));
+	for (i = 0; i < 400; i++)
+		close(c[i]);
 }
 
 TEST_HARNESS_MAIN
