@@ -16,7 +16,8 @@
  *  6. kvd with its own listeners (--steer): batonctl upgrade --listeners
  *     own, v1 -> v2 -> v1, while new clients keep connecting: every
  *     connection, old and new, is served; without --listeners own the
- *     upgrade is refused and rolled back;
+ *     upgrade is refused and rolled back, and so is a new instance whose
+ *     program cannot be loaded and pinned: the service stays as it was;
  *  7. a 5% canary over 100,000 connections gets 5% +- 0.5%; a commit moves
  *     every new connection at once; an abort moves them all back, and the
  *     canary's listener closes without losing what waited in its queue.
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -483,6 +485,37 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
 	EXPECT_EQ(1, version);
+}
+
+TEST_F_TIMEOUT(own, new_that_cannot_steer_rolls_back, 60)
+{
+	char path[256], log[256], plain[128], env[160], out[4096], key[16];
+	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
+			       "--log", log, "--", "/usr/bin/env", env, path,
+			       "--quiet", "--listen", variant->listen,
+			       "--steer", "2", NULL };
+	const char *show[] = { "-j", "steer", "kvd", NULL };
+	int i, version;
+	pid_t pid;
+
+	/* a pin root that is no bpffs: the new instance cannot steer */
+	snprintf(plain, sizeof(plain), "%s/plain", self->rundir);
+	ASSERT_EQ(0, mkdir(plain, 0700));
+	snprintf(env, sizeof(env), "BATON_PIN_ROOT=%s", plain);
+	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
+	bin("kvd-v2", path, sizeof(path));
+
+	EXPECT_EQ(1, batonctl(out, sizeof(out), args));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		EXPECT_EQ(0, resp_expect(self->fds[i], ":2\r\n", 2, "INCR", key));
+	}
+	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
+	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(0, batonctl(out, sizeof(out), show));
+	EXPECT_EQ(1, json_num(out, "active"));
+	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\"}"));
 }
 
 FIXTURE(canary) {
