@@ -11,5 +11,9 @@ echo
 echo "== 10000 connections, 5 upgrades"
 $bin/baton-bench --conns 10000 --upgrades 5
 echo
+echo "== 5000 new connections/s through 20 switches, own listeners, and plain SO_REUSEPORT"
+$bin/baton-bench --conns 0 --connect-rate 5000 --upgrades 20 --listeners own \
+	--baseline reuseport
+echo
 echo "== redis-benchmark -c 200 -n 2000000 -k 1 -t set,get,incr while kvd is upgraded"
 DEMO_CONNS=200 DEMO_REQUESTS=2000000 DEMO_UPGRADES=1000 scripts/demo.sh
