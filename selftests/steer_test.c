@@ -9,7 +9,8 @@
  *     queue: what the program is for;
  *  3. a canary share of new connections lands on the canary generation;
  *  4. bad input (not a listener, a generation or share out of range, a
- *     service name that is not one) is refused and changes nothing;
+ *     service name that is not one, a listener of another uid or another
+ *     network namespace) is refused and changes nothing;
  *  5. batonctl steer sets a canary share, commits and aborts through the
  *     pinned maps, shows them (-j), and refuses a share over 100% or a
  *     service that is not steered;
@@ -34,10 +35,11 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "baton.h"
+#include "internal.h"
 #include "helpers.h"
 
 #define QUEUED	64
@@ -291,13 +293,45 @@ TEST_F(steer, canary_share)
 		close(c[i]);
 }
 
+/* A listener on port made in a network namespace of its own. */
+static int foreign_listener(int family, int port)
+{
+	struct baton_msg *m = msg_alloc();
+	int sp[2], fd = -1, status;
+	pid_t pid;
+
+	if (!m || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int l;
+
+		if (netns_enter())
+			_exit(1);
+		l = group_listener(family, &port);
+		msg_init(m, BATON_MSG_SOCKETS);
+		if (l < 0 || msg_add_fd(m, l) || msg_send(sp[1], m))
+			_exit(1);
+		_exit(0);
+	}
+	if (!msg_recv(sp[0], m, 5000) && m->nfds == 1) {
+		fd = m->fds[0];
+		m->nfds = 0;
+	}
+	waitpid(pid, &status, 0);
+	close(sp[0]);
+	close(sp[1]);
+	msg_free(m);
+	return fd;
+}
+
 TEST_F(steer, bad_input_changes_nothing)
 {
 	struct baton_steer_opts bad = { .service = "../x", .pin_root = self->pins };
 	struct baton_steer *st2 = NULL;
 	__u32 active, canary, share;
 	int udp = socket(variant->family, SOCK_DGRAM, 0);
-	int plain = socket(variant->family, SOCK_STREAM, 0);
+	int plain = socket(variant->family, SOCK_STREAM, 0), other;
 
 	ASSERT_LE(0, udp);
 	ASSERT_LE(0, plain);
@@ -310,6 +344,20 @@ TEST_F(steer, bad_input_changes_nothing)
 	EXPECT_EQ(-ERANGE, baton_steer_set(self->st, 1, 2, 10001));
 	EXPECT_EQ(-ERANGE, baton_steer_set(self->st, 16, 2, 100));
 	EXPECT_EQ(-EINVAL, baton_steer_open(&st2, &bad));
+
+	/* a listener of the group that another user owns */
+	other = group_listener(variant->family, &self->port);
+	ASSERT_LE(0, other);
+	ASSERT_EQ(0, fchown(other, 65534, 65534));
+	EXPECT_EQ(-EPERM, baton_steer_set_listener(self->st, 3, other));
+	close(other);
+	/* one from another network namespace */
+	other = foreign_listener(variant->family, self->port);
+	ASSERT_LE(0, other);
+	EXPECT_EQ(-EXDEV, baton_steer_set_listener(self->st, 3, other));
+	close(other);
+	EXPECT_EQ(0, baton_steer_has_listener(self->st, 3));
+
 	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary, &share));
 	EXPECT_EQ(1, active);
 	EXPECT_EQ(2, canary);
@@ -444,7 +492,8 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 			       "--quiet", "--listen", variant->listen,
 			       "--steer", gen, NULL };
 	const char *show[] = { "-j", "steer", "kvd", NULL };
-	int round, i, status, version;
+	const char *status[] = { "-j", "status", "kvd", NULL };
+	int round, i, exit_status, version;
 	pid_t storm, pid;
 
 	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
@@ -462,8 +511,8 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 		/* ours, and the storm's clients connected at that moment */
 		EXPECT_LE(50, json_num(out, "conns"));
 		EXPECT_EQ(0, json_num(out, "listeners"));
-		ASSERT_EQ(storm, waitpid(storm, &status, 0));
-		EXPECT_EQ(0, WEXITSTATUS(status));	/* no new client failed */
+		ASSERT_EQ(storm, waitpid(storm, &exit_status, 0));
+		EXPECT_EQ(0, WEXITSTATUS(exit_status));	/* no new client failed */
 		if (round == 0) {
 			waitpid(self->kvd, NULL, 0);
 			self->kvd = 0;
@@ -477,6 +526,10 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 		EXPECT_EQ(to, version);
 		EXPECT_EQ(0, batonctl(out, sizeof(out), show));
 		EXPECT_EQ(to, json_num(out, "active"));
+		EXPECT_EQ(0, batonctl(out, sizeof(out), status));
+		EXPECT_EQ(to, json_num(out, "active"));
+		snprintf(key, sizeof(key), "\"generations\":\"%d\"", to);
+		EXPECT_NE(NULL, strstr(out, key));
 	}
 	/* handing listeners to an instance that brings its own: refused */
 	bin("kvd-v2", path, sizeof(path));

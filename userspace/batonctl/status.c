@@ -38,6 +38,37 @@ static bool finished(const char *phase)
 	       !strcmp(phase, "rolled-back") || !strcmp(phase, "failed");
 }
 
+/* Where new connections go, if the service's listeners are steered. */
+static void print_steering(struct out *out, const char *service)
+{
+	struct baton_steer_opts so = { .service = service,
+				       .flags = BATON_STEER_F_EXISTING };
+	__u32 active, canary, share, gen;
+	struct baton_steer *st;
+	char value[64], key[8];
+
+	if (baton_steer_open(&st, &so))
+		return;		/* not steered: nothing to say */
+	if (!baton_steer_get(st, &active, &canary, &share)) {
+		out_obj_begin(out, "steering", "steering:");
+		out_u64(out, "active", "active", active);
+		out_u64(out, "canary", share ? "canary" : NULL, canary);
+		snprintf(value, sizeof(value), "%.2f%%", share / 100.0);
+		out_str(out, "canary_share", share ? "canary share" : NULL,
+			value);
+		value[0] = '\0';
+		for (gen = 0; gen < 16; gen++) {
+			if (baton_steer_has_listener(st, gen) != 1)
+				continue;
+			snprintf(key, sizeof(key), "%s%u", value[0] ? " " : "", gen);
+			strncat(value, key, sizeof(value) - strlen(value) - 1);
+		}
+		out_str(out, "generations", "generations", value);
+		out_obj_end(out);
+	}
+	baton_steer_close(st);
+}
+
 static void print_service(struct out *out, const struct ctl_opts *o,
 			  const char *service)
 {
@@ -63,6 +94,7 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 		out_str(out, "app", NULL, info.app);
 		out_u64(out, "state_version", NULL, info.state_version);
 	}
+	print_steering(out, service);
 	if (!journal_read(o->run_dir, service, &j)) {
 		started = journal_get(&j, "started");
 		if (started) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -56,10 +57,29 @@ static int reopen_pins(struct baton_steer *st)
 	return 0;
 }
 
+/* SELECT_OR_MIGRATE came with 5.14: say so before the verifier does. */
+static int kernel_ok(struct baton_steer *st)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 0;	/* unknown: let the load tell */
+	if (major > 5 || (major == 5 && minor >= 14))
+		return 0;
+	pr_err(&st->log, "Linux %s cannot migrate accept queues: steering needs 5.14 or newer (BPF_SK_REUSEPORT_SELECT_OR_MIGRATE); upgrade without --listeners own",
+	       u.release);
+	return -EOPNOTSUPP;
+}
+
 static int load_and_pin(struct baton_steer *st)
 {
 	char path[PATH_MAX];
 	int err;
+
+	err = kernel_ok(st);
+	if (err)
+		return err;
 
 	st->skel = baton_steer_bpf__open();
 	if (!st->skel) {
@@ -142,7 +162,42 @@ close_st:
 	return err;
 }
 
-/* A TCP listener with SO_REUSEPORT, or -EINVAL and why. */
+static int netns_cookie(int fd, __u64 *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	return getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) < 0 ?
+	       -errno : 0;
+}
+
+/* Ours: in our network namespace, and made by our user. */
+static int check_owner(struct baton_steer *st, int fd)
+{
+	__u64 theirs, ours;
+	struct stat sb;
+	int probe, err;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (sb.st_uid != geteuid()) {
+		pr_err(&st->log, "fd %d belongs to uid %u, not to uid %u: refused",
+		       fd, sb.st_uid, geteuid());
+		return -EPERM;
+	}
+	probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (probe < 0)
+		return -errno;
+	err = netns_cookie(fd, &theirs) ?: netns_cookie(probe, &ours);
+	close(probe);
+	if (!err && theirs != ours) {
+		pr_err(&st->log, "fd %d is in another network namespace: refused",
+		       fd);
+		return -EXDEV;
+	}
+	return err;
+}
+
+/* A TCP listener with SO_REUSEPORT, ours, or an error and why. */
 static int check_listener(struct baton_steer *st, int fd)
 {
 	int v = 0, proto = 0, reuse = 0;
@@ -159,7 +214,7 @@ static int check_listener(struct baton_steer *st, int fd)
 		       fd);
 		return -EINVAL;
 	}
-	return 0;
+	return check_owner(st, fd);
 }
 
 int baton_steer_attach(struct baton_steer *st, int fd)
