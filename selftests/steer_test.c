@@ -19,7 +19,11 @@
  *     connection, old and new, is served; without --listeners own the
  *     upgrade is refused and rolled back, and so is a new instance whose
  *     program cannot be loaded and pinned: the service stays as it was;
- *  7. a 5% canary over 100,000 connections gets 5% +- 0.5%; a commit moves
+ *  7. a canary kvd beside the serving one (--steer-group, --canary): a 50%
+ *     share reaches it, a commit sends every new client to it, an abort
+ *     sends them all back, and stopping it under a connect storm loses
+ *     no client;
+ *  8. a 5% canary over 100,000 connections gets 5% +- 0.5%; a commit moves
  *     every new connection at once; an abort moves them all back, and the
  *     canary's listener closes without losing what waited in its queue.
  * Each test has its own network namespace, and its own bpffs to pin in.
@@ -569,6 +573,77 @@ TEST_F_TIMEOUT(own, new_that_cannot_steer_rolls_back, 60)
 	EXPECT_EQ(0, batonctl(out, sizeof(out), show));
 	EXPECT_EQ(1, json_num(out, "active"));
 	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\"}"));
+}
+
+/* How many of n new clients the instance of version `version` served. */
+static int served_by(int family, int n, int version)
+{
+	int i, hits = 0, v;
+	pid_t pid;
+
+	for (i = 0; i < n; i++) {
+		int fd = client_connect(family, 7000);
+
+		if (fd < 0)
+			return -1;
+		if (!kvd_info(fd, &pid, &v) && v == version)
+			hits++;
+		close(fd);
+	}
+	return hits;
+}
+
+TEST_F_TIMEOUT(own, canary_instance, 60)
+{
+	const char *share[] = { "steer", "kvd", "--canary", "50%", "--to", "2", NULL };
+	const char *commit[] = { "steer", "kvd", "--commit", NULL };
+	const char *back[] = { "steer", "kvd", "--active", "1", NULL };
+	const char *abort_[] = { "steer", "kvd", "--abort", NULL };
+	char path[256], sock[128], out[4096], key[16];
+	int hits, i, status;
+	pid_t canary, storm;
+
+	bin("kvd-v2", path, sizeof(path));
+	canary = fork();
+	ASSERT_LE(0, canary);
+	if (canary == 0) {
+		execl(path, path, "--quiet", "--service", "kvdc", "--steer-group",
+		      "kvd", "--steer", "2", "--canary", "--listen",
+		      variant->listen, (char *)NULL);
+		_exit(127);
+	}
+	snprintf(sock, sizeof(sock), "%s/kvdc.sock", self->rundir);
+	ASSERT_EQ(0, wait_path(sock, 5000));
+	usleep(50000);
+	/* it joined, and takes nothing until told */
+	EXPECT_EQ(0, served_by(variant->family, 20, 2));
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), share));
+	hits = served_by(variant->family, 100, 2);
+	TH_LOG("%d of 100 new clients on the canary", hits);
+	EXPECT_LT(20, hits);
+	EXPECT_GT(80, hits);
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), commit));
+	EXPECT_EQ(20, served_by(variant->family, 20, 2));
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), back));
+	EXPECT_EQ(0, batonctl(out, sizeof(out), share));
+	EXPECT_EQ(0, batonctl(out, sizeof(out), abort_));
+	EXPECT_EQ(20, served_by(variant->family, 20, 1));
+
+	/* the canary goes while clients keep coming: none is lost */
+	storm = connect_storm(variant->family, 300);
+	ASSERT_LT(0, storm);
+	usleep(50000);
+	kill(canary, SIGTERM);
+	ASSERT_EQ(canary, waitpid(canary, NULL, 0));
+	ASSERT_EQ(storm, waitpid(storm, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	for (i = 0; i < 50; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		EXPECT_EQ(0, resp_expect(self->fds[i], ":2\r\n", 2, "INCR", key));
+	}
 }
 
 FIXTURE(canary) {

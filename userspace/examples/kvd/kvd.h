@@ -115,7 +115,7 @@ struct kvd {
 };
 
 /* steer.c */
-int kvd_steer_join(struct kvd *kvd, unsigned int gen);
+int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen);
 int kvd_steer_activate(struct kvd *kvd);
 void kvd_steer_sweep(struct kvd *kvd);
 void kvd_steer_close(struct kvd *kvd);

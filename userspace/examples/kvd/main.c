@@ -43,6 +43,10 @@ static void usage(FILE *f)
 "  -m, --state-min N      refuse to take over state older than version N\n"
 "  -R, --reuseport        open the listeners with SO_REUSEPORT, unsteered\n"
 "                         (what the kernel alone does, for comparison)\n"
+"  -G, --steer-group NAME join the steered group of service NAME (default:\n"
+"                         this service's own)\n"
+"  -c, --canary           join it without taking new connections, for\n"
+"                         'batonctl steer NAME --canary PCT%% --to GEN'\n"
 "  -g, --steer GEN        open the one --listen with SO_REUSEPORT as\n"
 "                         generation GEN (0-15) of a group that baton's\n"
 "                         sk_reuseport program steers; upgrade with\n"
@@ -63,6 +67,8 @@ struct options {
 	unsigned int nlisten, nlisten_fd;
 	__u32 state_min;
 	int steer_gen;		/* -1: no steering */
+	const char *steer_group;
+	bool canary;
 	bool reuseport;
 	bool quiet;
 };
@@ -239,6 +245,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "state-min", required_argument, NULL, 'm' },
 		{ "steer", required_argument, NULL, 'g' },
 		{ "reuseport", no_argument, NULL, 'R' },
+		{ "steer-group", required_argument, NULL, 'G' },
+		{ "canary", no_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -248,7 +256,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	o->service = "kvd";
 	o->state_min = 1;
 	o->steer_gen = -1;
-	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:Rqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:cRqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			o->service = optarg;
@@ -275,6 +283,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'R':
 			o->reuseport = true;
 			break;
+		case 'G':
+			o->steer_group = optarg;
+			break;
+		case 'c':
+			o->canary = true;
+			break;
 		case 'q':
 			o->quiet = true;
 			break;
@@ -292,6 +306,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (!o->nlisten && !o->nlisten_fd)
 		o->listen[o->nlisten++] = "127.0.0.1:6379";
+	if ((o->canary || o->steer_group) && o->steer_gen < 0) {
+		fprintf(stderr, "kvd: --canary and --steer-group go with --steer GEN\n");
+		return -EINVAL;
+	}
 	if (o->steer_gen >= 0 && (o->nlisten != 1 || o->nlisten_fd ||
 				  o->steer_gen > 15)) {
 		fprintf(stderr, "kvd: --steer takes a generation from 0 to 15 and exactly one --listen\n");
@@ -351,7 +369,7 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			return 1;
 		add_listener(&kvd, fd);
-		if (kvd_steer_join(&kvd, o.steer_gen)) {
+		if (kvd_steer_join(&kvd, o.steer_group ?: o.service, o.steer_gen)) {
 			fprintf(stderr, "kvd: cannot steer %s as generation %d\n",
 				o.service, o.steer_gen);
 			return 1;
@@ -362,7 +380,9 @@ int main(int argc, char **argv)
 		return 1;
 	err = -EINVAL;	/* whatever fails below was said where it failed */
 	if (kvd.steer && !baton_service_adopted(kvd.svc)) {
-		if (kvd_steer_activate(&kvd) || listeners_watch(&kvd, true)) {
+		/* a canary waits for 'batonctl steer' to send it a share */
+		if ((!o.canary && kvd_steer_activate(&kvd)) ||
+		    listeners_watch(&kvd, true)) {
 			fprintf(stderr, "kvd: cannot take the new connections of %s\n",
 				o.service);
 			goto close_svc;

@@ -27,10 +27,10 @@ static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
 }
 
 /* Before the takeover: in the group, in our slot, not yet active. */
-int kvd_steer_join(struct kvd *kvd, unsigned int gen)
+int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen)
 {
 	struct baton_steer_opts o = {
-		.service = kvd->service, .log = log_cb,
+		.service = group, .log = log_cb,
 	};
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &kvd->sweep_h };
 	int fd = kvd->listeners[0].fd, err;
