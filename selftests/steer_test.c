@@ -544,35 +544,65 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 	EXPECT_EQ(1, version);
 }
 
+/*
+ * A new instance that cannot steer: one whose pin root is no bpffs (it
+ * cannot pin), and one the kernel refuses the program (no CAP_BPF, and a
+ * bpffs of its own, so that it must load rather than reopen).
+ */
 TEST_F_TIMEOUT(own, new_that_cannot_steer_rolls_back, 60)
 {
-	char path[256], log[256], plain[128], env[160], out[4096], key[16];
-	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
-			       "--log", log, "--", "/usr/bin/env", env, path,
-			       "--quiet", "--listen", variant->listen,
-			       "--steer", "2", NULL };
+	char path[256], log[256], plain[128], bpf2[128], env[160], out[4096];
 	const char *show[] = { "-j", "steer", "kvd", NULL };
-	int i, version;
+	int i, round, version;
 	pid_t pid;
 
-	/* a pin root that is no bpffs: the new instance cannot steer */
 	snprintf(plain, sizeof(plain), "%s/plain", self->rundir);
+	snprintf(bpf2, sizeof(bpf2), "%s/bpf2", self->rundir);
 	ASSERT_EQ(0, mkdir(plain, 0700));
-	snprintf(env, sizeof(env), "BATON_PIN_ROOT=%s", plain);
+	ASSERT_EQ(0, mkdir(bpf2, 0700));
+	ASSERT_EQ(0, mount("bpf", bpf2, "bpf", 0, NULL));
 	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
 	bin("kvd-v2", path, sizeof(path));
 
-	EXPECT_EQ(1, batonctl(out, sizeof(out), args));
-	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
-	for (i = 0; i < 50; i++) {
-		snprintf(key, sizeof(key), "k%d", i);
-		EXPECT_EQ(0, resp_expect(self->fds[i], ":2\r\n", 2, "INCR", key));
+	for (round = 0; round < 2; round++) {
+		const char *args[] = { "upgrade", "kvd", "-j", "--listeners",
+				       "own", "--log", log, "--",
+				       "/usr/bin/setpriv",
+				       round ? "--bounding-set=-bpf,-sys_admin,-perfmon" :
+					       "--bounding-set=+bpf",
+				       "/usr/bin/env", env, path, "--quiet",
+				       "--listen", variant->listen, "--steer",
+				       "2", NULL };
+		char key[16];
+
+		snprintf(env, sizeof(env), "BATON_PIN_ROOT=%s",
+			 round ? bpf2 : plain);
+		EXPECT_EQ(1, batonctl(out, sizeof(out), args));
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+		for (i = 0; i < 50; i++) {
+			snprintf(key, sizeof(key), "k%d", i);
+			EXPECT_EQ(0, resp_expect(self->fds[i], round ? ":3\r\n" : ":2\r\n",
+						 2, "INCR", key));
+		}
+		ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
+		EXPECT_EQ(self->kvd, pid);
+		EXPECT_EQ(0, batonctl(out, sizeof(out), show));
+		EXPECT_EQ(1, json_num(out, "active"));
+		EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\"}"));
 	}
-	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
-	EXPECT_EQ(self->kvd, pid);
-	EXPECT_EQ(0, batonctl(out, sizeof(out), show));
-	EXPECT_EQ(1, json_num(out, "active"));
-	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\"}"));
+	umount(bpf2);
+	/* what the new instances said */
+	{
+		char buf[8192] = "";
+		FILE *f = fopen(log, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		buf[n] = '\0';
+		if (f)
+			fclose(f);
+		EXPECT_NE(NULL, strstr(buf, "cannot pin the steering program"));
+		EXPECT_NE(NULL, strstr(buf, "the kernel refused the steering program"));
+	}
 }
 
 /* How many of n new clients the instance of version `version` served. */

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* batonctl: the coordinator of baton upgrades. */
 #include <getopt.h>
+#include <stdarg.h>
+#include <bpf/libbpf.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,16 @@ static void usage(FILE *f)
 		   "\n'batonctl COMMAND --help' tells more; see also batonctl(8).\n");
 }
 
+/* batonctl only reopens pins: libbpf has nothing to say to its users */
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -42,6 +54,7 @@ int main(int argc, char **argv)
 	unsigned int i;
 	int c;
 
+	libbpf_set_print(libbpf_quiet);
 	while ((c = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':

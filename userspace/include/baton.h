@@ -241,6 +241,9 @@ void baton_upgrade_close(struct baton_upgrade *up);
  *	baton_steer_set_listener(st, gen, listen_fd);
  *	baton_steer_set(st, active, canary, share);	// one map update
  *	baton_steer_close(st);			// the pins stay
+ *
+ * libbpf's own messages go where the application's libbpf_set_print()
+ * sends them: a process-wide setting, which the library leaves alone.
  */
 struct baton_steer;
 

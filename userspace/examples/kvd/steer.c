@@ -8,6 +8,8 @@
  * sweeps its listener for a while after activating.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <bpf/libbpf.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -26,6 +28,15 @@ static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
 		fprintf(stderr, "kvd-v%d[%d]: %s\n", KVD_VERSION, getpid(), msg);
 }
 
+static int libbpf_log(enum libbpf_print_level level, const char *fmt,
+		      va_list ap)
+{
+	if (level != LIBBPF_WARN)
+		return 0;
+	fprintf(stderr, "kvd-v%d[%d]: libbpf: ", KVD_VERSION, getpid());
+	return vfprintf(stderr, fmt, ap);
+}
+
 /* Before the takeover: in the group, in our slot, not yet active. */
 int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen)
 {
@@ -35,6 +46,7 @@ int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &kvd->sweep_h };
 	int fd = kvd->listeners[0].fd, err;
 
+	libbpf_set_print(libbpf_log);
 	err = baton_steer_open(&kvd->steer, &o);
 	if (err)
 		return err;
