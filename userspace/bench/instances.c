@@ -272,30 +272,42 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	return 0;
 }
 
-/* Stop, then start: what the upgrade costs without any handover. */
-static int restart(struct instance_set *is, unsigned int to,
-		   struct upgrade_result *r)
+static void stop_instance(pid_t pid)
 {
-	pid_t old = is->serving, new;
-	int err;
-
-	r->w.start_ns = now_ns();
-	r->rss_old_kb = rss_kb(old);
-	kill(old, SIGTERM);
-	if (waitpid(old, NULL, 0) != old)
-		while (running(old))
+	kill(pid, SIGTERM);
+	if (waitpid(pid, NULL, 0) != pid)
+		while (running(pid))
 			usleep(200);
-	new = spawn_kvd(is, to);
-	err = wait_socket(is, new, to) ?: wait_port(is->port);
+}
+
+/* The new instance serves (or err says it could not). */
+static int served_by_new(struct instance_set *is, unsigned int to, pid_t new,
+			 int err, struct upgrade_result *r)
+{
 	r->w.end_ns = now_ns();
-	r->blackout_ms = (r->w.end_ns - r->w.start_ns) / 1e6;
-	r->old_exit_ms = 0;
 	r->ok = !err;
 	if (err)
 		snprintf(r->error, sizeof(r->error), "the new instance did not start");
 	r->rss_new_kb = rss_kb(new);
 	is->serving = new;
 	is->version = to;
+	return err;
+}
+
+/* Stop, then start: what the upgrade costs without any handover. */
+static int restart(struct instance_set *is, unsigned int to,
+		   struct upgrade_result *r)
+{
+	pid_t new;
+	int err;
+
+	r->w.start_ns = now_ns();
+	r->rss_old_kb = rss_kb(is->serving);
+	stop_instance(is->serving);
+	new = spawn_kvd(is, to);
+	err = wait_socket(is, new, to) ?: wait_port(is->port);
+	err = served_by_new(is, to, new, err, r);
+	r->blackout_ms = (r->w.end_ns - r->w.start_ns) / 1e6;
 	return err;
 }
 
@@ -307,26 +319,15 @@ static int restart(struct instance_set *is, unsigned int to,
 static int overlap(struct instance_set *is, unsigned int to,
 		   struct upgrade_result *r)
 {
-	pid_t old = is->serving, new;
+	pid_t new;
 	int err;
 
 	r->w.start_ns = now_ns();
-	r->rss_old_kb = rss_kb(old);
+	r->rss_old_kb = rss_kb(is->serving);
 	new = spawn_kvd(is, to);
 	err = wait_socket(is, new, to);
-	kill(old, SIGTERM);
-	if (waitpid(old, NULL, 0) != old)
-		while (running(old))
-			usleep(200);
-	r->w.end_ns = now_ns();
-	r->blackout_ms = 0;	/* someone always listens */
-	r->ok = !err;
-	if (err)
-		snprintf(r->error, sizeof(r->error), "the new instance did not start");
-	r->rss_new_kb = rss_kb(new);
-	is->serving = new;
-	is->version = to;
-	return err;
+	stop_instance(is->serving);
+	return served_by_new(is, to, new, err, r);	/* no blackout: someone listens */
 }
 
 int instances_upgrade(struct instance_set *is, enum mode mode,
