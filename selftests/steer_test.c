@@ -378,6 +378,7 @@ TEST_F(steer, batonctl_steer)
 	const char *show[] = { "-j", "steer", "steer", NULL };
 	const char *too_much[] = { "steer", "steer", "--canary", "101%", NULL };
 	const char *unknown[] = { "steer", "other", NULL };
+	const char *bad_gen[] = { "steer", "steer", "--active", "x", NULL };
 	__u32 active, canary_gen, share;
 	char out[4096];
 
@@ -412,6 +413,9 @@ TEST_F(steer, batonctl_steer)
 	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\",\"2\":\"2\"}"));
 
 	EXPECT_EQ(1, batonctl(out, sizeof(out), unknown));
+	EXPECT_EQ(2, batonctl(out, sizeof(out), bad_gen));
+	ASSERT_EQ(0, baton_steer_get(self->st, &active, &canary_gen, &share));
+	EXPECT_EQ(variant->to, active);
 }
 
 FIXTURE(own) {

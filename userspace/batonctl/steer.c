@@ -41,6 +41,22 @@ static long parse_share(const char *s)
 	return (long)(pct * 100 + 0.5);
 }
 
+/* 0 .. 15, or -1 */
+static long parse_gen(const char *s)
+{
+	char *end;
+	long gen = strtol(s, &end, 10);
+
+	return end == s || *end || gen < 0 || gen > 15 ? -1 : gen;
+}
+
+static int bad_gen(const char *arg)
+{
+	fprintf(stderr, "batonctl: a generation is a number from 0 to 15, not '%s'\n",
+		arg);
+	return 2;
+}
+
 static int show(const struct ctl_opts *o, const char *service,
 		struct baton_steer *st)
 {
@@ -105,7 +121,9 @@ int cmd_steer(const struct ctl_opts *o, int argc, char **argv)
 			}
 			break;
 		case 't':
-			to = atol(optarg);
+			to = parse_gen(optarg);
+			if (to < 0)
+				return bad_gen(optarg);
 			break;
 		case 'C':
 			commit = true;
@@ -114,7 +132,9 @@ int cmd_steer(const struct ctl_opts *o, int argc, char **argv)
 			abort_canary = true;
 			break;
 		case 'a':
-			active_to = atol(optarg);
+			active_to = parse_gen(optarg);
+			if (active_to < 0)
+				return bad_gen(optarg);
 			break;
 		case 'h':
 			usage(stdout);
