@@ -4,6 +4,7 @@
 #   make demo		install what is needed, run kvd and upgrade it under load
 #   make check		install what is needed, run the selftests (ASan/UBSan)
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
+#   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
 
 ifneq ($(V),1)
 Q := @
@@ -13,7 +14,7 @@ CC	?= gcc
 B	:= build
 CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -D_GNU_SOURCE \
-	   -Iuserspace/include -Iuserspace/lib -Ibpf -I$(B)/bpf
+	   -Iuserspace/include -Iuserspace/lib -Ibpf -Imodule -I$(B)/bpf
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 LDLIBS	:= -lmnl -lbpf -lm
@@ -92,11 +93,20 @@ $(eval $(call build_tree,$(ASAN),$(SANFLAGS)))
 deps:
 	$(Q)bash scripts/deps.sh
 
+# Kbuild (top level) and module/Kbuild; the objects land beside the sources
+KREL	= $(shell bash scripts/kernel-release.sh)
+KDIR	= /lib/modules/$(KREL)/build
+
+module:
+	$(Q)test -d $(KDIR) || { echo "no kernel headers in $(KDIR): run 'make deps'"; exit 1; }
+	$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) modules $(if $(Q),>/dev/null)
+	@$(if $(Q),echo "  KMOD    module/baton.ko")
+
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory all $(addprefix $(ASAN)/,$(PROGS))
+	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS))
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
 		BATON_BIN=$(abspath $(ASAN))
 
@@ -105,6 +115,7 @@ bench: deps all
 
 clean:
 	$(Q)rm -rf $(B)
+	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps demo check bench clean
+.PHONY: all deps module demo check bench clean

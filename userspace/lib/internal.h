@@ -35,6 +35,12 @@ static inline __u64 now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+/*
+ * The largest payload one attribute carries, keeping 4-byte alignment:
+ * longer bytes go in several attributes of the same type, in order.
+ */
+#define ATTR_CHUNK	(0xfffcU - NLA_HDRLEN)
+
 /* wire.c: one control message, with the descriptors that travel with it */
 struct baton_msg {
 	struct nlmsghdr *nlh;
@@ -57,6 +63,8 @@ int msg_send(int sock, const struct baton_msg *m);
 int msg_recv(int sock, struct baton_msg *m, int timeout_ms);
 void msg_close_fds(struct baton_msg *m);
 int msg_parse(const struct baton_msg *m, const struct nlattr **tb);
+/* calls cb on each attribute; -EINVAL unless they fill len exactly */
+int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb, void *data);
 int attr_check(const struct nlattr *attr, enum mnl_attr_data_type type);
 int msg_send_error(int sock, struct baton_msg *m, int err,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -16,8 +16,6 @@
 #include "internal.h"
 
 #define REC_HDRLEN	(NLMSG_HDRLEN + sizeof(__u64))
-/* the largest payload one attribute carries, keeping 4-byte alignment */
-#define ATTR_CHUNK	(0xfffcU - NLA_HDRLEN)
 #define SEALS		(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
 			 F_SEAL_WRITE)
 

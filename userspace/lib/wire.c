@@ -286,7 +286,7 @@ static int baton_attr_cb(const struct nlattr *attr, void *data)
 }
 
 /* Walks every attribute and fails unless they fill the payload exactly. */
-static int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb,
+int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb,
 		      void *data)
 {
 	const struct nlattr *a = payload;
