@@ -15,6 +15,12 @@ packages=(
 	iptables
 	linux-source-6.1
 	xz-utils
+	# baton.ko and the VM it is tested in (scripts/vm.sh)
+	linux-headers-amd64
+	qemu-system-x86
+	busybox-static
+	cpio
+	gzip
 )
 
 missing=()

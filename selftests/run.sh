@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Runs each test program and sums what the harness reports, ending with
-# one line: "N passed, N failed, N skipped".
+# one line: "N passed, N failed, N skipped". A program named vm:NAME runs
+# inside the QEMU VM (scripts/vm.sh) with baton.ko loaded; the VM's kernel
+# log failing its check counts as one more failure.
 set -u
 export BATON_BIN B
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pass=0 fail=0 skip=0
+top=$(cd "$(dirname "$0")/.." && pwd)
 for t in "$@"; do
-	log=$B/$t.log
+	name=${t#vm:}
+	log=$B/$name.log
 	echo "== $t"
-	if ! (cd "$(dirname "$0")" && "$B/$t") >"$log" 2>&1; then
-		grep -E '^(not ok|#  )|ERROR|Assertion|runtime error|Sanitizer' "$log" | head -40
+	if [ "$name" != "$t" ]; then
+		cmd=("$top/scripts/vm.sh" "$B/$name")
+	else
+		cmd=("$B/$name")
+	fi
+	rc=0
+	(cd "$(dirname "$0")" && "${cmd[@]}") >"$log" 2>&1 || rc=$?
+	if [ $rc -ne 0 ]; then
+		grep -E '^(not ok|#  )|ERROR|Assertion|runtime error|Sanitizer|^vm:|^[0-9]+:' "$log" | head -40
 	fi
 	grep -E '^(ok|not ok) ' "$log" | sed 's/^/   /'
 	totals=$(grep -E '^# Totals:' "$log" | tail -1)
-	if [ -z "$totals" ]; then
+	if ! [[ $totals =~ ^#\ Totals:\ pass:[0-9]+\ fail:[0-9]+\ xfail:[0-9]+\ xpass:[0-9]+\ skip:[0-9]+\ error:[0-9]+$ ]]; then
 		echo "   $t did not finish: see $log"
 		fail=$((fail + 1))
 		continue
@@ -24,6 +35,10 @@ for t in "$@"; do
 	pass=$((pass + $(field pass)))
 	fail=$((fail + $(field fail) + $(field error)))
 	skip=$((skip + $(field skip)))
+	if [ $rc -ne 0 ] && [ "$(field fail)" -eq 0 ] && [ "$(field error)" -eq 0 ]; then
+		echo "   $t exited with status $rc: see $log"
+		fail=$((fail + 1))
+	fi
 done
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" -eq 0 ] && [ "$skip" -eq 0 ]

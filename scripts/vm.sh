@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs programs inside a QEMU virtual machine booting Debian's
+# linux-image-amd64 kernel, with baton.ko loaded: the host kernel cannot
+# load modules. Each program's output goes to stdout; the kernel log of
+# the whole run is kept in $VM_DIR/console.log and checked for oopses,
+# BUGs and WARNs.
+#
+#   scripts/vm.sh PROGRAM...
+#
+# Exit status: that of the last program that failed, or 1 if the kernel
+# complained, or 0.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+VM_DIR=${VM_DIR:-$top/build/vm}
+VM_TIMEOUT=${VM_TIMEOUT:-600}
+krel=$(bash "$top/scripts/kernel-release.sh")
+kernel=$VM_DIR/vmlinuz-$krel
+module=$top/module/baton.ko
+
+die() { echo "vm: $*" >&2; exit 2; }
+
+[ $# -gt 0 ] || die "usage: scripts/vm.sh PROGRAM..."
+[ -f "$module" ] || die "$module is missing: run 'make module'"
+mkdir -p "$VM_DIR"
+
+# Debian's kernel, unpacked from its package rather than installed: the
+# host's /boot stays as it is.
+if [ ! -f "$kernel" ]; then
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	chmod 0755 "$tmp"	# apt fetches as its own user
+	(cd "$tmp" && apt-get download -qq "linux-image-$krel" >/dev/null 2>&1) ||
+		die "cannot download linux-image-$krel: run 'apt-get update'"
+	dpkg-deb -x "$tmp"/linux-image-"$krel"_*.deb "$tmp/root"
+	cp "$tmp/root/boot/vmlinuz-$krel" "$kernel.tmp"
+	mv "$kernel.tmp" "$kernel"
+	rm -rf "$tmp"
+	trap - EXIT
+fi
+
+# The initramfs: busybox, the programs with every library they load,
+# baton.ko and an init that runs them.
+root=$VM_DIR/root
+rm -rf "$root"
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,progs}
+cp /bin/busybox "$root/bin/busybox"
+cp "$module" "$root/baton.ko"
+copy_with_libs() {
+	local f=$1 lib
+	install -D -m 0755 "$f" "$root/progs/$(basename "$f")"
+	for lib in $(ldd "$f" | awk '/=> \// { print $3 } /^\t\// { print $1 }'); do
+		[ -e "$root$lib" ] || install -D -m 0755 "$lib" "$root$lib"
+	done
+}
+progs=()
+for p in "$@"; do
+	[ -x "$p" ] || die "$p is not an executable"
+	copy_with_libs "$p"
+	progs+=("/progs/$(basename "$p")")
+done
+
+cat >"$root/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+ip link set lo up
+out=/dev/ttyS1
+if ! insmod /baton.ko; then
+	echo "BATON-VM-EXIT 2 insmod" >\$out
+	reboot -f
+fi
+rc=0
+cd /progs
+for p in ${progs[*]}; do
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \$p >\$out 2>&1 || rc=\$?
+done
+rmmod baton || rc=3
+echo "BATON-VM-EXIT \$rc" >\$out
+reboot -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$VM_DIR/initramfs.gz"
+
+out=$VM_DIR/output.log
+console=$VM_DIR/console.log
+rm -f "$out" "$console"
+accel=tcg
+timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 \
+	-m 2048 -nographic -no-reboot -nic none \
+	-kernel "$kernel" -initrd "$VM_DIR/initramfs.gz" \
+	-append "console=ttyS0 ignore_loglevel panic=-1 rdinit=/init" \
+	-serial "file:$console" -serial "file:$out" -monitor none \
+	</dev/null >/dev/null 2>&1 || die "QEMU failed or timed out (see $console)"
+
+tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' || true
+status=$(tr -d '\r' <"$out" | sed -n 's/^BATON-VM-EXIT \([0-9]*\).*/\1/p' | tail -1)
+[ -n "$status" ] || die "the VM did not finish its run (see $console)"
+
+if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN' \
+	"$console" >&2; then
+	echo "vm: the kernel complained during the run: see $console" >&2
+	exit 1
+fi
+exit "$status"

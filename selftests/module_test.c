@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * baton.ko, through libbaton and through raw generic netlink; runs inside
+ * the VM (scripts/vm.sh), where the module is loaded. IPv4 and IPv6:
+ *  1. an export reports what TCP_INFO reports: cwnd, ssthresh, RTT,
+ *     deviation, minimum RTT, RTO;
+ *  2. an import into a socket in repair mode sets them; out of repair
+ *     mode it is refused with the kernel's reason, and nothing changes;
+ *  3. an import with one bad value among good ones changes nothing;
+ *  4. checkpoint, close, restore: the congestion window and RTT come
+ *     back; with unread received bytes and a window-limited send queue,
+ *     the peer notices nothing and every byte arrives once; restored
+ *     without the module's part, the window starts over;
+ *  5. a record attribute the module does not know is skipped by the
+ *     library, but the module itself refuses it, as it refuses unknown
+ *     flags, wrong lengths and unknown commands;
+ *  6. not a socket, not TCP, a listener, a socket of another netns, a
+ *     caller without CAP_NET_ADMIN: each refused;
+ *  7. malformed, truncated and foreign checkpoints are refused before a
+ *     socket is made.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>	/* struct tcp_info with tcpi_min_rtt */
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/genetlink.h>
+#include <linux/capability.h>
+
+#include "kselftest_harness.h"
+#include "baton.h"
+#include "baton_genl.h"
+#include "helpers.h"
+
+#define RECVQ_LEN	3000
+#define SENDQ_MAX	(4 << 20)
+
+/* what the library logged last: the kernel's reason travels through it */
+struct logbuf {
+	char last[512];
+};
+
+static void log_keep(void *ctx, enum baton_log_level level, const char *msg)
+{
+	struct logbuf *lb = ctx;
+
+	(void)level;
+	snprintf(lb->last, sizeof(lb->last), "%s", msg);
+}
+
+static int tcp_info_get(int fd, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+
+	memset(ti, 0, sizeof(*ti));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) ? -errno : 0;
+}
+
+/* waits until all fd sent is acknowledged: no RTT sample is on its way */
+static int settle(int fd)
+{
+	struct tcp_info ti;
+
+	for (int ms = 0; ms < 5000; ms += 10) {
+		if (tcp_info_get(fd, &ti))
+			return -errno;
+		if (!ti.tcpi_unacked)
+			return 0;
+		usleep(10 * 1000);
+	}
+	return -ETIMEDOUT;
+}
+
+static int repair(int fd, int on)
+{
+	return setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof(on)) ? -errno : 0;
+}
+
+/* the value of one u32 attribute in a record, or -1 */
+static long long rec_get(const void *rec, size_t len, __u16 type)
+{
+	const struct nlattr *attr;
+
+	mnl_attr_for_each_payload(rec, len) {
+		if (mnl_attr_get_type(attr) == type)
+			return mnl_attr_get_u32(attr);
+	}
+	return -1;
+}
+
+static size_t rec_put(void *rec, size_t off, __u16 type, __u32 v)
+{
+	struct nlattr *a = (struct nlattr *)((char *)rec + off);
+
+	a->nla_type = type;
+	a->nla_len = MNL_ATTR_HDRLEN + sizeof(v);
+	memcpy(mnl_attr_get_payload(a), &v, sizeof(v));
+	return off + MNL_ALIGN(a->nla_len);
+}
+
+/* a copy of a checkpoint without one attribute */
+static size_t rec_without(const void *rec, size_t len, __u16 type, void *out)
+{
+	const struct nlattr *attr;
+	size_t off = 0;
+
+	mnl_attr_for_each_payload(rec, len) {
+		if (mnl_attr_get_type(attr) == type)
+			continue;
+		memcpy((char *)out + off, attr, MNL_ALIGN(attr->nla_len));
+		off += MNL_ALIGN(attr->nla_len);
+	}
+	return off;
+}
+
+static int accept_wait(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	if (poll(&p, 1, 5000) != 1)
+		return -ETIMEDOUT;
+	return accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+static int read_exact(int fd, char *buf, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		if (poll(&p, 1, 5000) != 1)
+			return -ETIMEDOUT;
+		n = recv(fd, buf + got, len - got, MSG_DONTWAIT);
+		if (n <= 0)
+			return n ? -errno : -EPIPE;
+		got += n;
+	}
+	return 0;
+}
+
+/* bytes in each direction after a move: once each, in order */
+static int exchange(int a, int b)
+{
+	char out[] = "after the move", in[sizeof(out)];
+
+	if (send(a, out, sizeof(out), 0) != sizeof(out) ||
+	    read_exact(b, in, sizeof(in)) || memcmp(in, out, sizeof(out)))
+		return -EIO;
+	if (send(b, out, sizeof(out), 0) != sizeof(out) ||
+	    read_exact(a, in, sizeof(in)) || memcmp(in, out, sizeof(out)))
+		return -EIO;
+	return 0;
+}
+
+/* Raw generic netlink, to speak to the module past the library's checks */
+struct raw_genl {
+	struct mnl_socket *nl;
+	__u16 family;
+	unsigned int seq;
+};
+
+static int raw_family_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == CTRL_ATTR_FAMILY_ID)
+		*(__u16 *)data = mnl_attr_get_u16(attr);
+	return MNL_CB_OK;
+}
+
+static int raw_msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), raw_family_cb,
+			      data);
+}
+
+static struct nlmsghdr *raw_put(char *buf, __u16 type, __u8 cmd)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct genlmsghdr *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	g->cmd = cmd;
+	g->version = 1;
+	return nlh;
+}
+
+/* 0 or the kernel's -errno */
+static int raw_call(struct raw_genl *g, struct nlmsghdr *nlh, mnl_cb_t cb,
+		    void *data)
+{
+	char buf[8192];
+	ssize_t n;
+	int ret;
+
+	nlh->nlmsg_seq = ++g->seq;
+	if (mnl_socket_sendto(g->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(g->nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		ret = mnl_cb_run(buf, n, g->seq, 0, cb, data);
+	} while (ret > 0 && ret != MNL_CB_STOP);
+	return ret < 0 ? -errno : 0;
+}
+
+static int raw_open(struct raw_genl *g)
+{
+	char buf[512];
+	struct nlmsghdr *nlh;
+
+	g->nl = mnl_socket_open(NETLINK_GENERIC);
+	if (!g->nl || mnl_socket_bind(g->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		return -errno;
+	nlh = raw_put(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY);
+	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, BATON_GENL_NAME);
+	return raw_call(g, nlh, raw_msg_cb, &g->family);
+}
+
+FIXTURE(conn) {
+	struct baton_tcp *tcp;
+	struct logbuf log;
+	int lfd, port;
+	int cli, srv;
+};
+
+FIXTURE_VARIANT(conn) {
+	int family;
+};
+
+FIXTURE_VARIANT_ADD(conn, ipv4) { .family = AF_INET };
+FIXTURE_VARIANT_ADD(conn, ipv6) { .family = AF_INET6 };
+
+FIXTURE_SETUP(conn)
+{
+	int one = 1, small = 4096;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	ASSERT_EQ(0, netns_enter());
+	self->lfd = listener_make(variant->family, &self->port);
+	ASSERT_LE(0, self->lfd);
+	ASSERT_EQ(0, getsockname(self->lfd, (struct sockaddr *)&ss, &len));
+
+	/* a small receive buffer: the server's writes queue up behind it */
+	self->cli = socket(variant->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, self->cli);
+	ASSERT_EQ(0, setsockopt(self->cli, SOL_SOCKET, SO_RCVBUF, &small,
+				sizeof(small)));
+	ASSERT_EQ(0, connect(self->cli, (struct sockaddr *)&ss, len));
+	self->srv = accept_wait(self->lfd);
+	ASSERT_LE(0, self->srv);
+	setsockopt(self->srv, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+	/* a few round trips, so that there are RTT samples */
+	for (int i = 0; i < 10; i++)
+		ASSERT_EQ(0, exchange(self->cli, self->srv));
+	ASSERT_EQ(0, settle(self->srv));
+	ASSERT_EQ(0, baton_tcp_open(&self->tcp, log_keep, &self->log));
+}
+
+FIXTURE_TEARDOWN(conn)
+{
+	baton_tcp_close(self->tcp);
+	close(self->cli);
+	if (self->srv >= 0)
+		close(self->srv);
+	close(self->lfd);
+}
+
+TEST_F(conn, export_matches_tcp_info)
+{
+	char rec[512];
+	struct tcp_info ti;
+	int len;
+
+	len = baton_tcp_export(self->tcp, self->srv, rec, sizeof(rec));
+	ASSERT_LT(0, len);
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(ti.tcpi_snd_cwnd, rec_get(rec, len, BATON_GENL_A_CWND));
+	EXPECT_EQ(ti.tcpi_snd_ssthresh,
+		  rec_get(rec, len, BATON_GENL_A_SSTHRESH));
+	EXPECT_EQ(ti.tcpi_rtt, rec_get(rec, len, BATON_GENL_A_SRTT_US));
+	EXPECT_EQ(ti.tcpi_rttvar, rec_get(rec, len, BATON_GENL_A_MDEV_US));
+	EXPECT_EQ(ti.tcpi_rto, rec_get(rec, len, BATON_GENL_A_RTO_US));
+	EXPECT_EQ(ti.tcpi_min_rtt, rec_get(rec, len, BATON_GENL_A_RTT_MIN_US));
+	EXPECT_LT(0, rec_get(rec, len, BATON_GENL_A_SRTT_US));
+	/* a short buffer is refused, not overrun */
+	EXPECT_EQ(-ENOSPC, baton_tcp_export(self->tcp, self->srv, rec, 16));
+}
+
+/* cwnd 37, ssthresh 20, srtt 5 ms, mdev 1 ms, rttvar 1.5 ms, ... */
+static size_t state_record(char *rec)
+{
+	size_t off = 0;
+
+	off = rec_put(rec, off, BATON_GENL_A_CWND, 37);
+	off = rec_put(rec, off, BATON_GENL_A_SSTHRESH, 20);
+	off = rec_put(rec, off, BATON_GENL_A_SRTT_US, 5000);
+	off = rec_put(rec, off, BATON_GENL_A_MDEV_US, 1000);
+	off = rec_put(rec, off, BATON_GENL_A_RTTVAR_US, 1500);
+	off = rec_put(rec, off, BATON_GENL_A_RTT_MIN_US, 3000);
+	off = rec_put(rec, off, BATON_GENL_A_RTO_US, 300000);
+	return off;
+}
+
+TEST_F(conn, import_sets_state_in_repair_mode)
+{
+	struct tcp_info before, ti;
+	char rec[256];
+	size_t len = state_record(rec);
+
+	ASSERT_EQ(0, tcp_info_get(self->srv, &before));
+	EXPECT_EQ(-EPERM, baton_tcp_import(self->tcp, self->srv, rec, len));
+	EXPECT_NE(NULL, strstr(self->log.last, "repair mode"));
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(before.tcpi_snd_cwnd, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(before.tcpi_snd_ssthresh, ti.tcpi_snd_ssthresh);
+
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	EXPECT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec, len));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(37, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(20, ti.tcpi_snd_ssthresh);
+	EXPECT_EQ(5000, ti.tcpi_rtt);
+	EXPECT_EQ(1000, ti.tcpi_rttvar);
+	EXPECT_EQ(3000, ti.tcpi_min_rtt);
+	EXPECT_EQ(300000, ti.tcpi_rto);	/* whole jiffies at 100, 250 and 1000 Hz */
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+TEST_F(conn, bad_value_changes_nothing)
+{
+	struct tcp_info before, ti;
+	char rec[256];
+	size_t len;
+
+	ASSERT_EQ(0, tcp_info_get(self->srv, &before));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+
+	/* a window counter above the window it comes with */
+	len = rec_put(rec, 0, BATON_GENL_A_CWND, 37);
+	len = rec_put(rec, len, BATON_GENL_A_SSTHRESH, 20);
+	len = rec_put(rec, len, BATON_GENL_A_CWND_CNT, 38);
+	EXPECT_EQ(-ERANGE, baton_tcp_import(self->tcp, self->srv, rec, len));
+	EXPECT_NE(NULL, strstr(self->log.last, "counter"));
+
+	/* out of the policy's ranges */
+	len = rec_put(rec, 0, BATON_GENL_A_SSTHRESH, 20);
+	len = rec_put(rec, len, BATON_GENL_A_CWND, 0);
+	EXPECT_EQ(-ERANGE, baton_tcp_import(self->tcp, self->srv, rec, len));
+	len = rec_put(rec, 0, BATON_GENL_A_SSTHRESH, 20);
+	len = rec_put(rec, len, BATON_GENL_A_RTO_US, 10);
+	EXPECT_EQ(-ERANGE, baton_tcp_import(self->tcp, self->srv, rec, len));
+	len = rec_put(rec, 0, BATON_GENL_A_SRTT_US, 121000000);
+	EXPECT_EQ(-ERANGE, baton_tcp_import(self->tcp, self->srv, rec, len));
+	/* an attribute of the wrong size, and one cut short */
+	len = rec_put(rec, 0, BATON_GENL_A_CWND, 37);
+	((struct nlattr *)rec)->nla_len = MNL_ATTR_HDRLEN + 2;
+	EXPECT_EQ(-EINVAL, baton_tcp_import(self->tcp, self->srv, rec, len));
+	len = rec_put(rec, 0, BATON_GENL_A_CWND, 37);
+	EXPECT_EQ(-EINVAL, baton_tcp_import(self->tcp, self->srv, rec, len - 2));
+	/* nothing to import */
+	EXPECT_EQ(-EINVAL, baton_tcp_import(self->tcp, self->srv, rec, 0));
+
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(before.tcpi_snd_cwnd, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(before.tcpi_snd_ssthresh, ti.tcpi_snd_ssthresh);
+	EXPECT_EQ(before.tcpi_rto, ti.tcpi_rto);
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+/* fills the send queue until the peer's window is full; bytes written */
+static ssize_t fill_sendq(int fd)
+{
+	static char chunk[16384];
+	ssize_t total = 0, n;
+
+	for (;;) {
+		for (size_t i = 0; i < sizeof(chunk); i++)
+			chunk[i] = (char)((total + i) * 7 + 3);
+		n = send(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN ? total : -errno;
+		total += n;
+		if (total > SENDQ_MAX)
+			return -ENOBUFS;
+	}
+}
+
+static int check_stream(int fd, ssize_t len, ssize_t *at)
+{
+	char buf[16384];
+	ssize_t got = 0;
+
+	while (got < len) {
+		size_t want = len - got < (ssize_t)sizeof(buf) ?
+			      (size_t)(len - got) : sizeof(buf);
+
+		*at = got;
+		if (read_exact(fd, buf, want))
+			return -EIO;
+		for (size_t i = 0; i < want; i++)
+			if (buf[i] != (char)((got + i) * 7 + 3))
+				return -EILSEQ;
+		got += want;
+	}
+	return 0;
+}
+
+/* checkpoint, close and restore srv; the new fd, or -errno */
+static int move(struct baton_tcp *tcp, int *srv, void **rec, size_t *len,
+		__u16 drop)
+{
+	char *copy;
+	int fd;
+
+	if (baton_tcp_checkpoint(tcp, *srv, rec, len))
+		return -EIO;
+	close(*srv);	/* in repair mode: the peer hears nothing */
+	*srv = -1;
+	if (!drop)
+		return baton_tcp_restore(tcp, *rec, *len);
+	copy = malloc(*len);
+	if (!copy)
+		return -ENOMEM;
+	fd = baton_tcp_restore(tcp, copy, rec_without(*rec, *len, drop, copy));
+	free(copy);
+	return fd;
+}
+
+/* the bytes of a queue in a checkpoint, over all its chunks */
+static long long rec_len(const void *rec, size_t len, __u16 type)
+{
+	const struct nlattr *attr;
+	long long sum = 0;
+
+	mnl_attr_for_each_payload(rec, len) {
+		if (mnl_attr_get_type(attr) == type)
+			sum += mnl_attr_get_payload_len(attr);
+	}
+	return sum;
+}
+
+TEST_F(conn, checkpoint_restore_keeps_state)
+{
+	char rec37[256];
+	struct tcp_info ti;
+	size_t len;
+	void *rec;
+	int fd;
+
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	ASSERT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec37,
+				      state_record(rec37)));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+
+	fd = move(self->tcp, &self->srv, &rec, &len, 0);
+	ASSERT_LE(0, fd) TH_LOG("restore: %s", self->log.last);
+	self->srv = fd;
+	free(rec);
+
+	/* read before any data moves: nothing has sampled them since */
+	ASSERT_EQ(0, tcp_info_get(fd, &ti));
+	EXPECT_EQ(1 /* TCP_ESTABLISHED */, ti.tcpi_state);
+	EXPECT_EQ(37, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(20, ti.tcpi_snd_ssthresh);
+	EXPECT_EQ(5000, ti.tcpi_rtt);
+	EXPECT_EQ(1000, ti.tcpi_rttvar);
+	EXPECT_EQ(3000, ti.tcpi_min_rtt);
+	EXPECT_EQ(300000, ti.tcpi_rto);
+	EXPECT_EQ(0, exchange(self->cli, fd));
+}
+
+TEST_F(conn, checkpoint_restore_keeps_bytes)
+{
+	char in[RECVQ_LEN], want[RECVQ_LEN];
+	ssize_t sent, at = 0;
+	size_t len;
+	void *rec;
+	int fd;
+
+	/* unread bytes at srv, and srv's writes stuck behind cli's window */
+	for (int i = 0; i < RECVQ_LEN; i++)
+		want[i] = (char)(i * 13);
+	ASSERT_EQ(RECVQ_LEN, send(self->cli, want, RECVQ_LEN, 0));
+	usleep(100 * 1000);
+	sent = fill_sendq(self->srv);
+	ASSERT_LT(0, sent);
+
+	fd = move(self->tcp, &self->srv, &rec, &len, 0);
+	ASSERT_LE(0, fd) TH_LOG("restore: %s", self->log.last);
+	self->srv = fd;
+	EXPECT_EQ(RECVQ_LEN, rec_len(rec, len, BATON_TCP_A_RECVQ));
+	EXPECT_LT(0, rec_len(rec, len, BATON_TCP_A_UNSENT));
+	TH_LOG("%zd bytes written: %lld sent and unacknowledged, %lld unsent, %lld received unread",
+	       sent, rec_len(rec, len, BATON_TCP_A_SENDQ),
+	       rec_len(rec, len, BATON_TCP_A_UNSENT),
+	       rec_len(rec, len, BATON_TCP_A_RECVQ));
+	free(rec);
+
+	/* every byte once, in order, both ways; then the connection goes on */
+	EXPECT_EQ(0, read_exact(fd, in, RECVQ_LEN));
+	EXPECT_EQ(0, memcmp(in, want, RECVQ_LEN));
+	EXPECT_EQ(0, check_stream(self->cli, sent, &at))
+		TH_LOG("stream broken near byte %zd of %zd", at, sent);
+	EXPECT_EQ(0, exchange(self->cli, fd));
+}
+
+TEST_F(conn, restore_without_module_state_starts_over)
+{
+	char rec37[256];
+	struct tcp_info ti;
+	size_t len;
+	void *rec;
+	int fd;
+
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	ASSERT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec37,
+				      state_record(rec37)));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+
+	fd = move(self->tcp, &self->srv, &rec, &len, BATON_TCP_A_KERNEL);
+	ASSERT_LE(0, fd);
+	self->srv = fd;
+	free(rec);
+	ASSERT_EQ(0, tcp_info_get(fd, &ti));
+	/* TCP_REPAIR alone: the initial window, no RTT estimate */
+	EXPECT_NE(37, ti.tcpi_snd_cwnd);
+	EXPECT_NE(5000, ti.tcpi_rtt);
+	EXPECT_EQ(0, exchange(self->cli, fd));
+}
+
+TEST_F(conn, unknown_attributes)
+{
+	struct raw_genl g = {};
+	struct nlmsghdr *nlh;
+	struct genlmsghdr *gh;
+	char rec[256], buf[512];
+	struct tcp_info ti;
+	size_t len;
+
+	/* the library skips what the module does not know */
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	len = rec_put(rec, 0, BATON_GENL_A_CWND, 33);
+	len = rec_put(rec, len, BATON_GENL_A_MAX + 7, 1);
+	EXPECT_EQ(1, baton_tcp_import(self->tcp, self->srv, rec, len));
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
+
+	/* the module refuses it outright, and the rest with it */
+	ASSERT_EQ(0, raw_open(&g));
+	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_IMPORT);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_MAX + 7, 1);
+	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	/* unknown flags */
+	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_IMPORT);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, 1U << 5);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
+	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	/* a u16 where a u32 belongs */
+	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_IMPORT);
+	mnl_attr_put_u16(nlh, BATON_GENL_A_FD, self->srv);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
+	EXPECT_EQ(-EINVAL,
+		  raw_call(&g, nlh, NULL, NULL));
+	/* no fd at all */
+	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_EXPORT);
+	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	/* an unknown command */
+	nlh = raw_put(buf, g.family, BATON_GENL_CMD_MAX + 1);
+	EXPECT_EQ(-EOPNOTSUPP, raw_call(&g, nlh, NULL, NULL));
+	/* a reserved header field set */
+	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_EXPORT);
+	gh = mnl_nlmsg_get_payload(nlh);
+	gh->reserved = 1;
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
+	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	mnl_socket_close(g.nl);
+
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+TEST_F(conn, wrong_sockets)
+{
+	int pipefd[2], udp, fd, netns_fd;
+	char rec[256];
+
+	ASSERT_EQ(0, pipe(pipefd));
+	EXPECT_EQ(-ENOTSOCK, baton_tcp_export(self->tcp, pipefd[0], rec,
+					      sizeof(rec)));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	EXPECT_EQ(-EBADF, baton_tcp_export(self->tcp, 1000, rec, sizeof(rec)));
+	udp = socket(variant->family, SOCK_DGRAM, 0);
+	ASSERT_LE(0, udp);
+	EXPECT_EQ(-EPROTOTYPE, baton_tcp_export(self->tcp, udp, rec,
+						sizeof(rec)));
+	EXPECT_NE(NULL, strstr(self->log.last, "not a TCP socket"));
+	close(udp);
+	EXPECT_EQ(-ENOTCONN, baton_tcp_export(self->tcp, self->lfd, rec,
+					      sizeof(rec)));
+	fd = socket(variant->family, SOCK_STREAM, 0);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENOTCONN, baton_tcp_export(self->tcp, fd, rec, sizeof(rec)));
+	close(fd);
+
+	/* a socket of this netns, asked about from another */
+	netns_fd = open("/proc/self/ns/net", O_RDONLY);
+	ASSERT_LE(0, netns_fd);
+	ASSERT_EQ(0, netns_enter());
+	{
+		struct baton_tcp *other;
+
+		ASSERT_EQ(0, baton_tcp_open(&other, log_keep, &self->log));
+		EXPECT_EQ(-EXDEV, baton_tcp_export(other, self->srv, rec,
+						   sizeof(rec)));
+		EXPECT_NE(NULL, strstr(self->log.last, "network namespace"));
+		baton_tcp_close(other);
+	}
+	ASSERT_EQ(0, setns(netns_fd, CLONE_NEWNET));
+	close(netns_fd);
+}
+
+TEST_F(conn, needs_net_admin)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct baton_tcp *tcp;
+		struct logbuf lb;
+		char rec[256];
+		int err;
+
+		/* nobody, with no capability left */
+		if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(10);
+		err = baton_tcp_open(&tcp, log_keep, &lb);
+		if (err)
+			_exit(11);
+		err = baton_tcp_export(tcp, self->srv, rec, sizeof(rec));
+		_exit(err == -EPERM ? 0 : 12);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+TEST_F(conn, bad_checkpoints)
+{
+	char bad[1024];
+	size_t len, cut;
+	void *rec;
+	int fd;
+
+	ASSERT_EQ(0, baton_tcp_checkpoint(self->tcp, self->srv, &rec, &len));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+	ASSERT_LT(len, sizeof(bad));
+
+	/* truncated anywhere inside an attribute */
+	for (cut = 1; cut < len; cut += 7) {
+		if (baton_tcp_restore(self->tcp, rec, cut) >= 0)
+			break;
+	}
+	EXPECT_LE(len, cut) TH_LOG("a checkpoint cut at %zu was restored", cut);
+	/* without a required part */
+	EXPECT_EQ(-EINVAL, baton_tcp_restore(self->tcp, bad,
+			rec_without(rec, len, BATON_TCP_A_WINDOW, bad)));
+	EXPECT_NE(NULL, strstr(self->log.last, "window"));
+	/* a foreign family */
+	memcpy(bad, rec, len);
+	{
+		struct nlattr *attr;
+
+		mnl_attr_for_each_payload((void *)bad, len) {
+			if (mnl_attr_get_type(attr) == BATON_TCP_A_FAMILY)
+				*(__u32 *)mnl_attr_get_payload(attr) = 42;
+		}
+	}
+	EXPECT_EQ(-EAFNOSUPPORT, baton_tcp_restore(self->tcp, bad, len));
+	/* not a checkpoint at all */
+	memset(bad, 0xa5, sizeof(bad));
+	EXPECT_GT(0, baton_tcp_restore(self->tcp, bad, sizeof(bad)));
+	free(rec);
+
+	/* nothing was made: the next descriptor is the one after ours */
+	fd = dup(0);
+	EXPECT_LE(fd, self->srv + 2);
+	close(fd);
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+TEST_HARNESS_MAIN
