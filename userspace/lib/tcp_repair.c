@@ -33,48 +33,61 @@ static int sockopt_u32(int fd, int opt, int val)
 	return setsockopt(fd, SOL_TCP, opt, &val, sizeof(val)) ? -errno : 0;
 }
 
-/* the sequence of a queue's next byte and its length, now */
-static int queue_size(int fd, int len_ioctl, __u32 *seq, int *len)
-{
-	socklen_t sl = sizeof(*seq);
+/* a queue's next sequence number, its length and, for the send queue,
+ * how much of it is unsent: one moment */
+struct queue_size {
+	__u32 seq;
+	int len, unsent;
+};
 
-	if (getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, seq, &sl) ||
-	    ioctl(fd, len_ioctl, len))
+static int queue_size(int fd, int queue, struct queue_size *qs)
+{
+	socklen_t sl = sizeof(qs->seq);
+
+	if (getsockopt(fd, SOL_TCP, TCP_QUEUE_SEQ, &qs->seq, &sl) ||
+	    ioctl(fd, queue == TCP_SEND_QUEUE ? SIOCOUTQ : SIOCINQ, &qs->len))
+		return -errno;
+	qs->unsent = 0;
+	if (queue == TCP_SEND_QUEUE && ioctl(fd, SIOCOUTQNSD, &qs->unsent))
 		return -errno;
 	return 0;
 }
 
 /*
- * The sequence of a queue's first byte, its length and its bytes. Repair
- * mode stops output, not input: an ACK or data may still arrive while
- * we read, so the read is taken again until the queue held still.
+ * A queue's size and bytes. Repair mode does not freeze a connection: a
+ * segment may still arrive while we read, and an ACK may release data.
+ * So the read is taken again until the queue held still around it, and
+ * the queue is selected only for the moment of the read: while the send
+ * queue is selected, data an ACK releases is marked sent without going
+ * out.
  */
-static int queue_dump(int fd, int queue, int len_ioctl, __u32 *seq,
-		      char **data, int *len)
+static int queue_dump(int fd, int queue, struct queue_size *qs, char **data)
 {
-	__u32 seq2;
-	int len2, tries, err;
+	struct queue_size after;
+	int tries, err;
 	ssize_t n;
 
-	err = sockopt_u32(fd, TCP_REPAIR_QUEUE, queue);
-	if (err)
-		return err;
 	for (tries = 0; tries < 100; tries++) {
-		err = queue_size(fd, len_ioctl, seq, len);
+		err = sockopt_u32(fd, TCP_REPAIR_QUEUE, queue);
+		if (err)
+			return err;
+		err = queue_size(fd, queue, qs);
 		if (err)
 			return err;
 		free(*data);
-		*data = malloc(*len ? *len : 1);
+		*data = malloc(qs->len ? qs->len : 1);
 		if (!*data)
 			return -ENOMEM;
-		n = *len ? recv(fd, *data, *len, MSG_PEEK | MSG_DONTWAIT) : 0;
+		n = qs->len ? recv(fd, *data, qs->len, MSG_PEEK | MSG_DONTWAIT) : 0;
 		if (n < 0)
 			return -errno;
-		err = queue_size(fd, len_ioctl, &seq2, &len2);
+		err = queue_size(fd, queue, &after) ?:
+		      sockopt_u32(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
 		if (err)
 			return err;
-		if (n == *len && seq2 == *seq && len2 == *len) {
-			*seq -= *len;	/* the first byte still queued */
+		if (n == qs->len && after.seq == qs->seq &&
+		    after.len == qs->len && after.unsent == qs->unsent) {
+			qs->seq -= qs->len;	/* the first byte still queued */
 			return 0;
 		}
 	}
@@ -83,22 +96,23 @@ static int queue_dump(int fd, int queue, int len_ioctl, __u32 *seq,
 
 static int queues_dump(int fd, struct tcp_queues *q)
 {
-	int outq, err;
+	struct queue_size snd, rcv;
+	int err;
 
-	err = queue_dump(fd, TCP_SEND_QUEUE, SIOCOUTQ, &q->snd_seq,
-			 &q->sendq, &outq);
+	err = queue_dump(fd, TCP_SEND_QUEUE, &snd, &q->sendq);
 	if (err)
 		return err;
-	if (ioctl(fd, SIOCOUTQNSD, &q->unsent))
-		return -errno;
-	if (q->unsent > outq)
+	if (snd.unsent > snd.len)
 		return -EIO;
-	q->sent = outq - q->unsent;
-	err = queue_dump(fd, TCP_RECV_QUEUE, SIOCINQ, &q->rcv_seq,
-			 &q->recvq, &q->inq);
+	q->snd_seq = snd.seq;
+	q->unsent = snd.unsent;
+	q->sent = snd.len - snd.unsent;
+	err = queue_dump(fd, TCP_RECV_QUEUE, &rcv, &q->recvq);
 	if (err)
 		return err;
-	return sockopt_u32(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+	q->rcv_seq = rcv.seq;
+	q->inq = rcv.len;
+	return 0;
 }
 
 static int sockaddr_size(int family)
