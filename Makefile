@@ -99,7 +99,7 @@ KDIR	= /lib/modules/$(KREL)/build
 
 module:
 	$(Q)test -d $(KDIR) || { echo "no kernel headers in $(KDIR): run 'make deps'"; exit 1; }
-	$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) modules $(if $(Q),>/dev/null)
+	$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) W=1 modules $(if $(Q),>/dev/null)
 	@$(if $(Q),echo "  KMOD    module/baton.ko")
 
 demo: deps all

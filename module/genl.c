@@ -11,26 +11,32 @@
 #include "internal.h"
 
 /* The widest window any real path has; keeps tcp_snd_cwnd_set() happy */
-#define BATON_CWND_MAX		(1U << 20)
+#define BATON_CWND_MAX		BIT(20)
 
 static struct netlink_range_validation baton_fd_range = {
 	.max = INT_MAX,
 };
+
 static struct netlink_range_validation baton_cwnd_range = {
 	.min = 1, .max = BATON_CWND_MAX,
 };
+
 static struct netlink_range_validation baton_count_range = {
 	.max = BATON_CWND_MAX,
 };
+
 static struct netlink_range_validation baton_ssthresh_range = {
 	.min = 2, .max = TCP_INFINITE_SSTHRESH,
 };
+
 static struct netlink_range_validation baton_time_range = {
 	.max = BATON_TIME_MAX_US,
 };
+
 static struct netlink_range_validation baton_rtt_min_range = {
 	.min = 1, .max = BATON_TIME_MAX_US,
 };
+
 static struct netlink_range_validation baton_rto_range = {
 	.min = USEC_PER_MSEC, .max = BATON_TIME_MAX_US,
 };

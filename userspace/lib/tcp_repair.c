@@ -33,8 +33,10 @@ static int sockopt_u32(int fd, int opt, int val)
 	return setsockopt(fd, SOL_TCP, opt, &val, sizeof(val)) ? -errno : 0;
 }
 
-/* a queue's next sequence number, its length and, for the send queue,
- * how much of it is unsent: one moment */
+/*
+ * A queue's next sequence number, its length and, for the send queue,
+ * how much of it is unsent: one moment.
+ */
 struct queue_size {
 	__u32 seq;
 	int len, unsent;
