@@ -7,6 +7,9 @@
 #
 #   scripts/vm.sh PROGRAM...
 #
+# VM_FILES: more executables, copied to the same absolute paths (with
+# their libraries); VM_ENV: NAME=VALUE words exported to the programs.
+#
 # Exit status: that of the last program that failed, or 1 if the kernel
 # complained, or 0.
 set -euo pipefail
@@ -43,31 +46,38 @@ fi
 # baton.ko and an init that runs them.
 root=$VM_DIR/root
 rm -rf "$root"
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,progs}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,run}
+chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 cp "$module" "$root/baton.ko"
+# each at its own absolute path, so that programs find each other as
+# they do on the host
 copy_with_libs() {
-	local f=$1 lib
-	install -D -m 0755 "$f" "$root/progs/$(basename "$f")"
+	local f lib
+	f=$(realpath "$1")
+	[ -x "$f" ] || die "$1 is not an executable"
+	install -D -m 0755 "$f" "$root$f"
 	for lib in $(ldd "$f" | awk '/=> \// { print $3 } /^\t\// { print $1 }'); do
 		[ -e "$root$lib" ] || install -D -m 0755 "$lib" "$root$lib"
 	done
 }
+for f in ${VM_FILES:-}; do
+	copy_with_libs "$f"
+done
 progs=()
 for p in "$@"; do
-	[ -x "$p" ] || die "$p is not an executable"
 	copy_with_libs "$p"
-	progs+=("/progs/$(basename "$p")")
+	progs+=("$(realpath "$p")")
 done
 
+# /tmp and /run stay on the initramfs, which is writable: a tmpfs mounted
+# there would hide programs copied from under them
 cat >"$root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
 ip link set lo up
 out=/dev/ttyS1
 if ! insmod /baton.ko; then
@@ -75,8 +85,9 @@ if ! insmod /baton.ko; then
 	reboot -f
 fi
 rc=0
-cd /progs
+export ${VM_ENV:-}
 for p in ${progs[*]}; do
+	cd "\${p%/*}"
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \$p >\$out 2>&1 || rc=\$?
 done

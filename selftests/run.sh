@@ -9,13 +9,17 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pass=0 fail=0 skip=0
 top=$(cd "$(dirname "$0")/.." && pwd)
+# what the tests start, for the VM to carry
+export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer"
+export VM_ENV="BATON_BIN=$BATON_BIN B=$B"
 for t in "$@"; do
 	name=${t#vm:}
-	log=$B/$name.log
 	echo "== $t"
 	if [ "$name" != "$t" ]; then
+		log=$B/$name.vm.log
 		cmd=("$top/scripts/vm.sh" "$B/$name")
 	else
+		log=$B/$name.log
 		cmd=("$B/$name")
 	fi
 	rc=0
