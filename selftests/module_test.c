@@ -17,7 +17,9 @@
  *  6. not a socket, not TCP, a listener, a socket of another netns, a
  *     caller without CAP_NET_ADMIN: each refused;
  *  7. malformed, truncated and foreign checkpoints are refused before a
- *     socket is made.
+ *     socket is made;
+ *  8. 20,000 seeded random requests, then the module still answers and
+ *     the connection still carries bytes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -710,6 +712,90 @@ TEST_F(conn, bad_checkpoints)
 	EXPECT_LE(fd, self->srv + 2);
 	close(fd);
 	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+/*
+ * Seeded random requests: commands known and not, attributes of every
+ * type with random lengths and values, fds of every kind of socket in
+ * and out of repair mode. The module answers each with an error or a
+ * success, and the VM's kernel log must stay free of warnings.
+ */
+TEST_F(conn, random_requests)
+{
+	int fds[8], nfds = 0, errors = 0, successes = 0;
+	struct raw_genl g = {};
+	char buf[1024], rec[512];
+	struct nlmsghdr *nlh;
+	unsigned int seed = 1;
+
+	fds[nfds++] = self->srv;
+	fds[nfds++] = self->cli;
+	fds[nfds++] = self->lfd;
+	fds[nfds++] = socket(variant->family, SOCK_DGRAM, 0);
+	fds[nfds++] = socket(variant->family, SOCK_STREAM, 0);
+	fds[nfds++] = open("/dev/null", O_RDONLY);
+	fds[nfds++] = 9999;
+	fds[nfds++] = -1;
+	ASSERT_EQ(0, raw_open(&g));
+	ASSERT_EQ(0, repair(self->cli, TCP_REPAIR_ON));
+
+	for (int i = 0; i < 20000; i++) {
+		/* mostly well-formed enough to reach the socket checks */
+		bool likely = rand_r(&seed) % 5;
+		int nattrs = rand_r(&seed) % 6;
+
+		nlh = raw_put(buf, g.family,
+			      likely ? 1 + rand_r(&seed) % 2 : rand_r(&seed) % 5);
+		if (rand_r(&seed) % 16 == 0)
+			nlh->nlmsg_flags |= NLM_F_DUMP;
+		if (likely)
+			mnl_attr_put_u32(nlh, BATON_GENL_A_FD,
+					 fds[rand_r(&seed) % nfds]);
+		for (int a = 0; a < nattrs; a++) {
+			__u16 type = likely && rand_r(&seed) % 10 ?
+				     BATON_GENL_A_STATE_FIRST + rand_r(&seed) %
+				     (BATON_GENL_A_STATE_LAST - BATON_GENL_A_STATE_FIRST + 1) :
+				     rand_r(&seed) % (BATON_GENL_A_MAX + 3);
+			__u32 v;
+
+			switch (rand_r(&seed) % 4) {
+			case 0:	/* a descriptor, of any kind */
+				v = fds[rand_r(&seed) % nfds];
+				break;
+			case 1:	/* small */
+				v = rand_r(&seed) % 64;
+				break;
+			case 2:	/* at the edges */
+				v = (__u32[]){ 0, 1, 2, 0x7fffffff, 0x80000000,
+					       ~0U, 1U << 20, (1U << 20) + 1,
+					       120000000, 120000001 }[rand_r(&seed) % 10];
+				break;
+			default:
+				v = rand_r(&seed);
+			}
+			if (rand_r(&seed) % 10 == 0) {
+				__u32 wide[2] = { v, v };	/* 0 to 8 bytes */
+
+				mnl_attr_put(nlh, type, rand_r(&seed) % 9, wide);
+			} else
+				mnl_attr_put_u32(nlh, type, v);
+		}
+		if (raw_call(&g, nlh, NULL, NULL))
+			errors++;
+		else
+			successes++;
+	}
+	mnl_socket_close(g.nl);
+	TH_LOG("%d refused, %d accepted", errors, successes);
+	EXPECT_LT(0, errors);
+	EXPECT_LT(0, successes);
+
+	/* the module still answers, and both ends still carry bytes */
+	ASSERT_EQ(0, repair(self->cli, TCP_REPAIR_OFF));
+	EXPECT_LT(0, baton_tcp_export(self->tcp, self->srv, rec, sizeof(rec)));
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+	for (int i = 3; i < 6; i++)
+		close(fds[i]);
 }
 
 TEST_HARNESS_MAIN
