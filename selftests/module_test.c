@@ -15,7 +15,8 @@
  *     library, but the module itself refuses it, as it refuses unknown
  *     flags, wrong lengths and unknown commands;
  *  6. not a socket, not TCP, a listener, a socket of another netns, a
- *     caller without CAP_NET_ADMIN: each refused;
+ *     caller without CAP_NET_ADMIN: each refused; nobody in a user and
+ *     network namespace of its own moves its own connection;
  *  7. malformed, truncated and foreign checkpoints are refused before a
  *     socket is made;
  *  8. 20,000 seeded random requests, then the module still answers and
@@ -667,6 +668,66 @@ TEST_F(conn, needs_net_admin)
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/*
+ * GENL_UNS_ADMIN_PERM and netnsok: nobody, in a user and network
+ * namespace of its own, holds CAP_NET_ADMIN there and may move its own
+ * connections, but not one of the parent namespace's.
+ */
+static int userns_child(int family, int outside_fd)
+{
+	struct baton_tcp *tcp;
+	struct tcp_info ti;
+	int lfd, port, cli, srv, fd;
+	char rec[256];
+	size_t len;
+	void *ck;
+
+	if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+		return 10;
+	if (unshare(CLONE_NEWUSER))
+		return 11;
+	if (netns_enter())	/* owned by the new user namespace */
+		return 12;
+	if (baton_tcp_open(&tcp, NULL, NULL))
+		return 13;
+	if (baton_tcp_export(tcp, outside_fd, rec, sizeof(rec)) != -EXDEV)
+		return 14;
+	lfd = listener_make(family, &port);
+	cli = client_connect(family, port);
+	srv = lfd < 0 || cli < 0 ? -1 : accept_wait(lfd);
+	if (srv < 0 || exchange(cli, srv))
+		return 15;
+	if (repair(srv, TCP_REPAIR_ON) ||
+	    baton_tcp_import(tcp, srv, rec, state_record(rec)) ||
+	    repair(srv, TCP_REPAIR_OFF_NO_WP))
+		return 16;
+	fd = move(tcp, &srv, &ck, &len, 0);
+	if (fd < 0)
+		return 17;
+	free(ck);
+	if (tcp_info_get(fd, &ti) || ti.tcpi_snd_cwnd != 37)
+		return 18;
+	if (exchange(cli, fd))
+		return 19;
+	baton_tcp_close(tcp);
+	return 0;
+}
+
+TEST_F(conn, user_namespace)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(userns_child(variant->family, self->srv));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	/* 10..19: the step that failed, in userns_child() */
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
