@@ -97,13 +97,31 @@ put_sock:
 	return err;
 }
 
+/* FD as asked, then every state attribute the export found */
+static int baton_genl_put_state(struct sk_buff *reply, struct genl_info *info,
+				const struct baton_tcp_state *st)
+{
+	int attr;
+
+	if (nla_put_u32(reply, BATON_GENL_A_FD,
+			nla_get_u32(info->attrs[BATON_GENL_A_FD])))
+		return -EMSGSIZE;
+	for (attr = BATON_GENL_A_STATE_FIRST;
+	     attr <= BATON_GENL_A_STATE_LAST; attr++) {
+		if (baton_tcp_has(st, attr) &&
+		    nla_put_u32(reply, attr, st->val[attr]))
+			return -EMSGSIZE;
+	}
+	return 0;
+}
+
 static int baton_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 {
 	struct baton_tcp_state st = {};
 	struct socket *sock;
 	struct sk_buff *reply;
 	void *hdr;
-	int attr, err;
+	int err;
 
 	err = baton_genl_socket(info, &sock);
 	if (err)
@@ -120,22 +138,9 @@ static int baton_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 	}
 	hdr = genlmsg_put_reply(reply, info, &baton_genl_family, 0,
 				BATON_GENL_CMD_TCP_EXPORT);
-	if (!hdr) {
+	if (!hdr || baton_genl_put_state(reply, info, &st)) {
 		err = -EMSGSIZE;
 		goto free_reply;
-	}
-	if (nla_put_u32(reply, BATON_GENL_A_FD,
-			nla_get_u32(info->attrs[BATON_GENL_A_FD]))) {
-		err = -EMSGSIZE;
-		goto free_reply;
-	}
-	for (attr = BATON_GENL_A_STATE_FIRST;
-	     attr <= BATON_GENL_A_STATE_LAST; attr++) {
-		if (baton_tcp_has(&st, attr) &&
-		    nla_put_u32(reply, attr, st.val[attr])) {
-			err = -EMSGSIZE;
-			goto free_reply;
-		}
 	}
 	genlmsg_end(reply, hdr);
 	sockfd_put(sock);

@@ -42,6 +42,7 @@
 #include "baton.h"
 #include "baton_genl.h"
 #include "helpers.h"
+#include "tcp.h"
 
 #define RECVQ_LEN	3000
 #define SENDQ_MAX	(4 << 20)
@@ -164,69 +165,40 @@ static int exchange(int a, int b)
 	return 0;
 }
 
-/* Raw generic netlink, to speak to the module past the library's checks */
-struct raw_genl {
-	struct mnl_socket *nl;
-	__u16 family;
-	unsigned int seq;
-};
-
-static int raw_family_cb(const struct nlattr *attr, void *data)
-{
-	if (mnl_attr_get_type(attr) == CTRL_ATTR_FAMILY_ID)
-		*(__u16 *)data = mnl_attr_get_u16(attr);
-	return MNL_CB_OK;
-}
-
-static int raw_msg_cb(const struct nlmsghdr *nlh, void *data)
-{
-	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), raw_family_cb,
-			      data);
-}
-
-static struct nlmsghdr *raw_put(char *buf, __u16 type, __u8 cmd)
+/*
+ * Raw requests to the module, past the library's checks, on the library's
+ * own channel (its socket and the family id it resolved).
+ */
+static struct nlmsghdr *raw_put(char *buf, const struct baton_tcp *tcp,
+				__u8 cmd)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct genlmsghdr *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
 
-	nlh->nlmsg_type = type;
+	nlh->nlmsg_type = tcp->family;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	g->cmd = cmd;
-	g->version = 1;
+	g->version = BATON_GENL_VERSION;
 	return nlh;
 }
 
 /* 0 or the kernel's -errno */
-static int raw_call(struct raw_genl *g, struct nlmsghdr *nlh, mnl_cb_t cb,
-		    void *data)
+static int raw_call(struct baton_tcp *tcp, struct nlmsghdr *nlh)
 {
 	char buf[8192];
 	ssize_t n;
 	int ret;
 
-	nlh->nlmsg_seq = ++g->seq;
-	if (mnl_socket_sendto(g->nl, nlh, nlh->nlmsg_len) < 0)
+	nlh->nlmsg_seq = ++tcp->seq;
+	if (mnl_socket_sendto(tcp->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	do {
-		n = mnl_socket_recvfrom(g->nl, buf, sizeof(buf));
+		n = mnl_socket_recvfrom(tcp->nl, buf, sizeof(buf));
 		if (n < 0)
 			return -errno;
-		ret = mnl_cb_run(buf, n, g->seq, 0, cb, data);
+		ret = mnl_cb_run(buf, n, tcp->seq, 0, NULL, NULL);
 	} while (ret > 0 && ret != MNL_CB_STOP);
 	return ret < 0 ? -errno : 0;
-}
-
-static int raw_open(struct raw_genl *g)
-{
-	char buf[512];
-	struct nlmsghdr *nlh;
-
-	g->nl = mnl_socket_open(NETLINK_GENERIC);
-	if (!g->nl || mnl_socket_bind(g->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-		return -errno;
-	nlh = raw_put(buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY);
-	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, BATON_GENL_NAME);
-	return raw_call(g, nlh, raw_msg_cb, &g->family);
 }
 
 FIXTURE(conn) {
@@ -314,6 +286,16 @@ static size_t state_record(char *rec)
 	off = rec_put(rec, off, BATON_GENL_A_RTT_MIN_US, 3000);
 	off = rec_put(rec, off, BATON_GENL_A_RTO_US, 300000);
 	return off;
+}
+
+/* the state above, into a connected socket, through repair mode */
+static int import_state(struct baton_tcp *tcp, int fd)
+{
+	char rec[256];
+
+	return repair(fd, TCP_REPAIR_ON) ?:
+	       baton_tcp_import(tcp, fd, rec, state_record(rec)) ?:
+	       repair(fd, TCP_REPAIR_OFF_NO_WP);
 }
 
 TEST_F(conn, import_sets_state_in_repair_mode)
@@ -458,16 +440,12 @@ static long long rec_len(const void *rec, size_t len, __u16 type)
 
 TEST_F(conn, checkpoint_restore_keeps_state)
 {
-	char rec37[256];
 	struct tcp_info ti;
 	size_t len;
 	void *rec;
 	int fd;
 
-	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
-	ASSERT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec37,
-				      state_record(rec37)));
-	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+	ASSERT_EQ(0, import_state(self->tcp, self->srv));
 
 	fd = move(self->tcp, &self->srv, &rec, &len, 0);
 	ASSERT_LE(0, fd) TH_LOG("restore: %s", self->log.last);
@@ -525,16 +503,12 @@ TEST_F(conn, checkpoint_restore_keeps_bytes)
 
 TEST_F(conn, restore_without_module_state_starts_over)
 {
-	char rec37[256];
 	struct tcp_info ti;
 	size_t len;
 	void *rec;
 	int fd;
 
-	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
-	ASSERT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec37,
-				      state_record(rec37)));
-	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+	ASSERT_EQ(0, import_state(self->tcp, self->srv));
 
 	fd = move(self->tcp, &self->srv, &rec, &len, BATON_TCP_A_KERNEL);
 	ASSERT_LE(0, fd);
@@ -549,7 +523,6 @@ TEST_F(conn, restore_without_module_state_starts_over)
 
 TEST_F(conn, unknown_attributes)
 {
-	struct raw_genl g = {};
 	struct nlmsghdr *nlh;
 	struct genlmsghdr *gh;
 	char rec[256], buf[512];
@@ -565,37 +538,35 @@ TEST_F(conn, unknown_attributes)
 	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
 
 	/* the module refuses it outright, and the rest with it */
-	ASSERT_EQ(0, raw_open(&g));
-	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_IMPORT);
+	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_MAX + 7, 1);
-	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
 	/* unknown flags */
-	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_IMPORT);
+	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, 1U << 5);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
-	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
 	/* a u16 where a u32 belongs */
-	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_IMPORT);
+	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u16(nlh, BATON_GENL_A_FD, self->srv);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
 	EXPECT_EQ(-EINVAL,
-		  raw_call(&g, nlh, NULL, NULL));
+		  raw_call(self->tcp, nlh));
 	/* no fd at all */
-	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_EXPORT);
-	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
+	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_EXPORT);
+	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
 	/* an unknown command */
-	nlh = raw_put(buf, g.family, BATON_GENL_CMD_MAX + 1);
-	EXPECT_EQ(-EOPNOTSUPP, raw_call(&g, nlh, NULL, NULL));
+	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_MAX + 1);
+	EXPECT_EQ(-EOPNOTSUPP, raw_call(self->tcp, nlh));
 	/* a reserved header field set */
-	nlh = raw_put(buf, g.family, BATON_GENL_CMD_TCP_EXPORT);
+	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_EXPORT);
 	gh = mnl_nlmsg_get_payload(nlh);
 	gh->reserved = 1;
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
-	EXPECT_EQ(-EINVAL, raw_call(&g, nlh, NULL, NULL));
-	mnl_socket_close(g.nl);
+	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
 
 	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
 	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
@@ -700,9 +671,7 @@ static int userns_child(int family, int outside_fd)
 	srv = lfd < 0 || cli < 0 ? -1 : accept_wait(lfd);
 	if (srv < 0 || exchange(cli, srv))
 		return 15;
-	if (repair(srv, TCP_REPAIR_ON) ||
-	    baton_tcp_import(tcp, srv, rec, state_record(rec)) ||
-	    repair(srv, TCP_REPAIR_OFF_NO_WP))
+	if (import_state(tcp, srv))
 		return 16;
 	fd = move(tcp, &srv, &ck, &len, 0);
 	if (fd < 0)
@@ -784,7 +753,6 @@ TEST_F(conn, bad_checkpoints)
 TEST_F(conn, random_requests)
 {
 	int fds[8], nfds = 0, errors = 0, successes = 0;
-	struct raw_genl g = {};
 	char buf[1024], rec[512];
 	struct nlmsghdr *nlh;
 	unsigned int seed = 1;
@@ -797,7 +765,6 @@ TEST_F(conn, random_requests)
 	fds[nfds++] = open("/dev/null", O_RDONLY);
 	fds[nfds++] = 9999;
 	fds[nfds++] = -1;
-	ASSERT_EQ(0, raw_open(&g));
 	ASSERT_EQ(0, repair(self->cli, TCP_REPAIR_ON));
 
 	for (int i = 0; i < 20000; i++) {
@@ -805,7 +772,7 @@ TEST_F(conn, random_requests)
 		bool likely = rand_r(&seed) % 5;
 		int nattrs = rand_r(&seed) % 6;
 
-		nlh = raw_put(buf, g.family,
+		nlh = raw_put(buf, self->tcp,
 			      likely ? 1 + rand_r(&seed) % 2 : rand_r(&seed) % 5);
 		if (rand_r(&seed) % 16 == 0)
 			nlh->nlmsg_flags |= NLM_F_DUMP;
@@ -841,12 +808,11 @@ TEST_F(conn, random_requests)
 			} else
 				mnl_attr_put_u32(nlh, type, v);
 		}
-		if (raw_call(&g, nlh, NULL, NULL))
+		if (raw_call(self->tcp, nlh))
 			errors++;
 		else
 			successes++;
 	}
-	mnl_socket_close(g.nl);
 	TH_LOG("%d refused, %d accepted", errors, successes);
 	EXPECT_LT(0, errors);
 	EXPECT_LT(0, successes);

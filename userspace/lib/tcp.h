@@ -11,7 +11,6 @@ struct baton_tcp {
 	__u32 portid;
 	__u32 seq;
 	__u16 family;		/* the "baton" family's id */
-	__u32 version;		/* BATON_GENL_VERSION of the loaded module */
 	__u32 maxattr;		/* the last attribute the module knows */
 };
 

@@ -142,29 +142,28 @@ static void bytes_put(struct nlmsghdr *nlh, __u16 type, const char *p,
 	}
 }
 
-static int record_build(struct baton_tcp *tcp, int fd, int family,
+static int record_build(struct baton_tcp *tcp, int fd,
+			const struct tcp_info *ti,
 			const struct sockaddr_storage *local,
 			const struct sockaddr_storage *peer,
 			const struct tcp_queues *q, void **rec, size_t *len)
 {
 	char kernel[KERNEL_REC_MAX] __attribute__((aligned(8)));
+	int family = local->ss_family;
 	struct tcp_repair_window win;
-	struct tcp_info ti;
-	socklen_t sl = sizeof(ti);
 	__u32 mss, ts = 0;
 	struct nlmsghdr *nlh;
 	struct nlattr *nest;
+	socklen_t sl;
 	int klen;
 	size_t size;
 	char *buf;
 
-	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &sl))
-		return -errno;
 	sl = sizeof(mss);
 	if (getsockopt(fd, SOL_TCP, TCP_MAXSEG, &mss, &sl))
 		return -errno;
 	sl = sizeof(ts);
-	if ((ti.tcpi_options & TCPI_OPT_TIMESTAMPS) &&
+	if ((ti->tcpi_options & TCPI_OPT_TIMESTAMPS) &&
 	    getsockopt(fd, SOL_TCP, TCP_TIMESTAMP, &ts, &sl))
 		return -errno;
 	sl = sizeof(win);
@@ -187,10 +186,10 @@ static int record_build(struct baton_tcp *tcp, int fd, int family,
 	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_SEQ, q->snd_seq);
 	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_SEQ, q->rcv_seq);
 	mnl_attr_put_u32(nlh, BATON_TCP_A_MSS, mss);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_OPTIONS, ti.tcpi_options);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_WSCALE, ti.tcpi_snd_wscale);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_WSCALE, ti.tcpi_rcv_wscale);
-	if (ti.tcpi_options & TCPI_OPT_TIMESTAMPS)
+	mnl_attr_put_u32(nlh, BATON_TCP_A_OPTIONS, ti->tcpi_options);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_WSCALE, ti->tcpi_snd_wscale);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_WSCALE, ti->tcpi_rcv_wscale);
+	if (ti->tcpi_options & TCPI_OPT_TIMESTAMPS)
 		mnl_attr_put_u32(nlh, BATON_TCP_A_TIMESTAMP, ts);
 	mnl_attr_put(nlh, BATON_TCP_A_WINDOW, sizeof(win), &win);
 	bytes_put(nlh, BATON_TCP_A_SENDQ, q->sendq, q->sent);
@@ -233,7 +232,7 @@ int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
 		       strerror(-err));
 		return err;
 	}
-	/* repair mode freezes the connection: what we read is one moment */
+	/* the state, options and window scales, read once for the record */
 	if (getsockopt(fd, SOL_TCP, TCP_INFO, &ti, &sl)) {
 		err = -errno;
 		goto repair_off;
@@ -250,17 +249,12 @@ int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
 		       strerror(-err));
 		goto free_queues;
 	}
-	err = record_build(tcp, fd, local.ss_family, &local, &peer, &q, rec,
-			   len);
-	if (err)
-		goto free_queues;
-	free(q.sendq);
-	free(q.recvq);
-	return 0;
-
+	err = record_build(tcp, fd, &ti, &local, &peer, &q, rec, len);
 free_queues:
 	free(q.sendq);
 	free(q.recvq);
+	if (!err)
+		return 0;	/* left in repair mode: the caller closes it */
 repair_off:
 	/* nothing was sent while frozen: no window probe either */
 	sockopt_u32(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
