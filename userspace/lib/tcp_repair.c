@@ -58,10 +58,13 @@ static int queue_size(int fd, int queue, struct queue_size *qs)
 /*
  * A queue's size and bytes. Repair mode does not freeze a connection: a
  * segment may still arrive while we read, and an ACK may release data.
- * So the read is taken again until the queue held still around it, and
- * the queue is selected only for the moment of the read: while the send
- * queue is selected, data an ACK releases is marked sent without going
- * out.
+ * So the read is taken again until the queue held still around it.
+ *
+ * The send queue stays selected from its read until the caller's close():
+ * while it is selected, data an ACK releases is marked sent without going
+ * out, so the old socket never transmits bytes the record holds as unsent.
+ * With no queue selected it would, and the restored socket would then be
+ * behind what the peer has received.
  */
 static int queue_dump(int fd, int queue, struct queue_size *qs, char **data)
 {
@@ -69,10 +72,10 @@ static int queue_dump(int fd, int queue, struct queue_size *qs, char **data)
 	int tries, err;
 	ssize_t n;
 
+	err = sockopt_u32(fd, TCP_REPAIR_QUEUE, queue);
+	if (err)
+		return err;
 	for (tries = 0; tries < 100; tries++) {
-		err = sockopt_u32(fd, TCP_REPAIR_QUEUE, queue);
-		if (err)
-			return err;
 		err = queue_size(fd, queue, qs);
 		if (err)
 			return err;
@@ -83,24 +86,30 @@ static int queue_dump(int fd, int queue, struct queue_size *qs, char **data)
 		n = qs->len ? recv(fd, *data, qs->len, MSG_PEEK | MSG_DONTWAIT) : 0;
 		if (n < 0)
 			return -errno;
-		err = queue_size(fd, queue, &after) ?:
-		      sockopt_u32(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+		err = queue_size(fd, queue, &after);
 		if (err)
 			return err;
 		if (n == qs->len && after.seq == qs->seq &&
 		    after.len == qs->len && after.unsent == qs->unsent) {
 			qs->seq -= qs->len;	/* the first byte still queued */
-			return 0;
+			return queue == TCP_SEND_QUEUE ? 0 :
+			       sockopt_u32(fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
 		}
 	}
 	return -EAGAIN;
 }
 
+/* The receive queue first: the send queue's read leaves it selected. */
 static int queues_dump(int fd, struct tcp_queues *q)
 {
 	struct queue_size snd, rcv;
 	int err;
 
+	err = queue_dump(fd, TCP_RECV_QUEUE, &rcv, &q->recvq);
+	if (err)
+		return err;
+	q->rcv_seq = rcv.seq;
+	q->inq = rcv.len;
 	err = queue_dump(fd, TCP_SEND_QUEUE, &snd, &q->sendq);
 	if (err)
 		return err;
@@ -109,11 +118,6 @@ static int queues_dump(int fd, struct tcp_queues *q)
 	q->snd_seq = snd.seq;
 	q->unsent = snd.unsent;
 	q->sent = snd.len - snd.unsent;
-	err = queue_dump(fd, TCP_RECV_QUEUE, &rcv, &q->recvq);
-	if (err)
-		return err;
-	q->rcv_seq = rcv.seq;
-	q->inq = rcv.len;
 	return 0;
 }
 
