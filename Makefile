@@ -14,7 +14,7 @@ CC	?= gcc
 B	:= build
 CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -D_GNU_SOURCE \
-	   -Iuserspace/include -Iuserspace/lib -Ibpf -Imodule -I$(B)/bpf
+	   -Iuserspace/include -Iuserspace/lib -Ibpf -Iinclude/uapi -I$(B)/bpf
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 LDLIBS	:= -lmnl -lbpf -lm

@@ -4,7 +4,7 @@
 
 #include <linux/types.h>
 #include <net/sock.h>
-#include "baton_genl.h"
+#include <linux/baton.h>
 
 /*
  * One TCP state record: the value of each BATON_GENL_A_STATE_* attribute,

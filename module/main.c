@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * baton.ko: the TCP state TCP_REPAIR cannot carry, over generic netlink.
- * See baton_genl.h for the protocol.
+ * See include/uapi/linux/baton.h for the protocol.
  */
 #include <linux/module.h>
 #include <net/genetlink.h>

@@ -40,7 +40,7 @@
 
 #include "kselftest_harness.h"
 #include "baton.h"
-#include "baton_genl.h"
+#include <linux/baton.h>
 #include "helpers.h"
 #include "tcp.h"
 

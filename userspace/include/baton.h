@@ -302,7 +302,7 @@ int baton_query(const char *run_dir, const char *service,
  *	baton_tcp_import(tcp, fd, buf, len);	// in repair mode, connected
  *
  * Records are attribute streams (enum baton_tcp_attr; the kernel part is
- * enum baton_genl_attr of module/baton_genl.h). Attributes the reader
+ * enum baton_genl_attr of <linux/baton.h>). Attributes the reader
  * does not know are skipped: baton_tcp_import() returns how many.
  */
 struct baton_tcp;

@@ -10,7 +10,7 @@
 #include <linux/genetlink.h>
 #include <linux/netlink.h>
 
-#include "baton_genl.h"
+#include <linux/baton.h>
 #include "internal.h"
 #include "tcp.h"
 

@@ -14,7 +14,7 @@
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
 
-#include "baton_genl.h"
+#include <linux/baton.h>
 #include "internal.h"
 #include "tcp.h"
 

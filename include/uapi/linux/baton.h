@@ -28,8 +28,8 @@
  * Values are plain: microseconds and segments, not the kernel's scaled
  * fields, so a record taken on one kernel reads on another.
  */
-#ifndef _UAPI_BATON_GENL_H
-#define _UAPI_BATON_GENL_H
+#ifndef _UAPI_LINUX_BATON_H
+#define _UAPI_LINUX_BATON_H
 
 #define BATON_GENL_NAME		"baton"
 #define BATON_GENL_VERSION	1
@@ -66,4 +66,4 @@ enum baton_genl_attr {
 #define BATON_GENL_A_STATE_FIRST	BATON_GENL_A_CWND
 #define BATON_GENL_A_STATE_LAST		BATON_GENL_A_RTO_US
 
-#endif /* _UAPI_BATON_GENL_H */
+#endif /* _UAPI_LINUX_BATON_H */
