@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -16,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -387,4 +389,206 @@ void service_down(struct service *s)
 		stop_and_reap(s->kvd, SIGKILL);
 	close(s->lfd);
 	rundir_remove(s->rundir);
+}
+
+pid_t batonctl_start(const char *const *args, int *out_fd)
+{
+	const char *argv[32];
+	char path[512];
+	int pipefd[2], argc = 1;
+	pid_t pid;
+
+	bin("batonctl", path, sizeof(path));
+	argv[0] = path;
+	while (*args && argc < 31)
+		argv[argc++] = *args++;
+	argv[argc] = NULL;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		dup2(pipefd[1], 1);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	*out_fd = pipefd[0];
+	return pid;
+}
+
+static unsigned long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+ssize_t read_to_eof(int fd, char *buf, size_t len, int timeout_ms)
+{
+	unsigned long long end = mono_ms() + timeout_ms;
+	size_t have = 0;
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		unsigned long long now = mono_ms();
+		ssize_t n;
+
+		if (now >= end || poll(&p, 1, end - now) <= 0) {
+			buf[have] = '\0';
+			return -ETIMEDOUT;
+		}
+		n = read(fd, buf + have, len - 1 - have);
+		if (n <= 0)
+			break;
+		have += n;
+		if (have == len - 1)
+			have = 0;	/* keep the tail */
+	}
+	buf[have] = '\0';
+	return have;
+}
+
+int wait_exit(pid_t pid, int timeout_ms)
+{
+	int status;
+
+	for (; timeout_ms > 0; timeout_ms -= 5) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -errno;
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+int children_of(pid_t parent, pid_t *out, int max)
+{
+	struct dirent *d;
+	int n = 0;
+	DIR *dir = opendir("/proc");
+
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir)) && n < max) {
+		char path[64], stat[512], *p;
+		int ppid;
+		FILE *f;
+
+		if (d->d_name[0] < '1' || d->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')) &&
+		    sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == parent)
+			out[n++] = atoi(d->d_name);
+		fclose(f);
+	}
+	closedir(dir);
+	return n;
+}
+
+pid_t serving_pid(const struct service *s, int family)
+{
+	int fd = client_connect(family, s->port), version;
+	pid_t pid = 0;
+
+	if (fd < 0)
+		return fd;
+	if (kvd_info(fd, &pid, &version))
+		pid = -EBADMSG;
+	close(fd);
+	return pid;
+}
+
+const char *json_str(const char *json, const char *key, char *buf,
+		     size_t len)
+{
+	char pat[64];
+	const char *p, *end;
+
+	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
+	p = strstr(json, pat);
+	if (!p)
+		return NULL;
+	p += strlen(pat);
+	end = strchr(p, '"');
+	if (!end)
+		return NULL;
+	snprintf(buf, len, "%.*s", (int)(end - p), p);
+	return buf;
+}
+
+void service_log_tail(const struct service *s, int lines)
+{
+	static char buf[1 << 16];
+	char *p, *q;
+	size_t n;
+	int seen;
+	FILE *f = fopen(s->log, "re");
+
+	if (!f)
+		return;
+	/* the last 64 KiB are enough for the last lines */
+	if (fseek(f, -(long)sizeof(buf) + 1, SEEK_END))
+		rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = buf;	/* the start of the lines-th line from the end */
+	for (seen = 0, q = buf + n; q > buf + 1 && seen < lines; q--)
+		if (q[-2] == '\n' && ++seen == lines)
+			p = q - 1;
+	fprintf(stderr, "# the last lines of %s:\n", s->log);
+	while (*p) {
+		char *nl = strchr(p, '\n');
+
+		fprintf(stderr, "#   %.*s\n", nl ? (int)(nl - p) : (int)strlen(p), p);
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+}
+
+int unix_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+const char *fake_peer_path(char *buf, size_t len)
+{
+	char self[512], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	self[n > 0 ? n : 0] = '\0';	/* readlink() does not terminate */
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(buf, len, "%s/fake_peer", self);
+	return buf;
 }

@@ -49,8 +49,35 @@ int kvd_info(int fd, pid_t *pid, int *version);
 
 /* runs $BATON_BIN/batonctl with args; its stdout into out */
 int batonctl(char *out, size_t len, const char *const *args);
+/* the same in the background: its pid, its stdout on *out_fd */
+pid_t batonctl_start(const char *const *args, int *out_fd);
+/* reads fd until EOF: its length, or -ETIMEDOUT if EOF did not come */
+ssize_t read_to_eof(int fd, char *buf, size_t len, int timeout_ms);
+/* waits for our child pid to exit: its wait status, or -ETIMEDOUT */
+int wait_exit(pid_t pid, int timeout_ms);
+/* the children of pid, from /proc: how many, at most max */
+int children_of(pid_t pid, pid_t *out, int max);
+/* the pid of the instance that answers INFO on the service's port */
+pid_t serving_pid(const struct service *s, int family);
 
-#endif
+/* a connection to a control socket (AF_UNIX, SOCK_SEQPACKET) */
+int unix_connect(const char *path);
+/* fake_peer, which sits beside the running test program */
+const char *fake_peer_path(char *buf, size_t len);
 
 /* a number after "key": in batonctl's JSON, or -1 */
 long long json_num(const char *json, const char *key);
+/* a string after "key": copied into buf, or NULL */
+const char *json_str(const char *json, const char *key, char *buf,
+		     size_t len);
+
+/* The instances' log, on stderr as "# " lines: for a test that failed. */
+void service_log_tail(const struct service *s, int lines);
+#define service_teardown(s)					\
+	do {							\
+		if (!_metadata->passed)				\
+			service_log_tail(s, 30);		\
+		service_down(s);				\
+	} while (0)
+
+#endif

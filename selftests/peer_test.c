@@ -11,7 +11,6 @@
  *     each is a clear error and a rollback, and nothing was lost.
  */
 #include <errno.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,17 +274,12 @@ FIXTURE_TEARDOWN(bad_protocol)
 
 TEST_F_TIMEOUT(bad_protocol, rolls_back, 30)
 {
-	char path[512], out[4096], self_path[512];
-	const char *cmd[] = { path, variant->mode, NULL };
-	ssize_t n;
+	char path[512], out[4096];
+	const char *cmd[] = { fake_peer_path(path, sizeof(path)),
+			      variant->mode, NULL };
 	pid_t pid;
 	int version, i;
 
-	/* fake_peer sits beside this test; readlink() does not terminate */
-	n = readlink("/proc/self/exe", self_path, sizeof(self_path) - 1);
-	ASSERT_LT(0, n);
-	self_path[n] = '\0';
-	snprintf(path, sizeof(path), "%s/fake_peer", dirname(self_path));
 	EXPECT_EQ(1, upgrade_to(self->svc.rundir, cmd, out, sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	EXPECT_NE(NULL, strstr(out, variant->reason));

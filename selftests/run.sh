@@ -1,48 +1,83 @@
 #!/usr/bin/env bash
-# Runs each test program and sums what the harness reports, ending with
-# one line: "N passed, N failed, N skipped". A program named vm:NAME runs
-# inside the QEMU VM (scripts/vm.sh) with baton.ko loaded; the VM's kernel
-# log failing its check counts as one more failure.
+# Runs each test program and sums what the harness reports. A program named
+# vm:NAME runs inside the QEMU VM (scripts/vm.sh) with baton.ko loaded; the
+# VM's kernel log failing its check counts as one more failure.
+#
+# Every program has a deadline of its own (TEST_TIMEOUT seconds, 900 by
+# default; the VM's run has VM_TIMEOUT). A failing test's whole block of
+# output is printed: its assertions and the log tail it left. The host
+# programs and the VM programs each get a count line; the last line is the
+# total, "N passed, N failed, N skipped".
 set -u
 export BATON_BIN B
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-pass=0 fail=0 skip=0
+TEST_TIMEOUT=${TEST_TIMEOUT:-900}
 top=$(cd "$(dirname "$0")/.." && pwd)
 # what the tests start, for the VM to carry
 export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer"
 export VM_ENV="BATON_BIN=$BATON_BIN B=$B"
+
+declare -A pass fail skip
+for where in host vm; do
+	pass[$where]=0 fail[$where]=0 skip[$where]=0
+done
+
+# The output of each test that did not pass, from its RUN line to its
+# result line, at most 80 lines a test.
+failed_blocks() {
+	awk '
+		/^#  RUN / { n = 0; delete buf }
+		{ if (n < 80) buf[n++] = $0 }
+		/^not ok / { for (i = 0; i < n; i++) print "   " buf[i]; n = 0 }
+	' "$1"
+}
+
 for t in "$@"; do
 	name=${t#vm:}
-	echo "== $t"
 	if [ "$name" != "$t" ]; then
+		where=vm
 		log=$B/$name.vm.log
 		cmd=("$top/scripts/vm.sh" "$B/$name")
 	else
+		where=host
 		log=$B/$name.log
-		cmd=("$B/$name")
+		cmd=(timeout --kill-after=10 "$TEST_TIMEOUT" "$B/$name")
 	fi
+	echo "== $t"
+	start=$SECONDS
 	rc=0
 	(cd "$(dirname "$0")" && "${cmd[@]}") >"$log" 2>&1 || rc=$?
-	if [ $rc -ne 0 ]; then
-		grep -E '^(not ok|#  )|ERROR|Assertion|runtime error|Sanitizer|^vm:|^[0-9]+:' "$log" | head -40
-	fi
 	grep -E '^(ok|not ok) ' "$log" | sed 's/^/   /'
+	if [ $rc -ne 0 ]; then
+		failed_blocks "$log"
+		grep -E 'ERROR: AddressSanitizer|runtime error|^vm:' "$log" | head -20 | sed 's/^/   /'
+	fi
+	[ $rc -eq 124 ] || [ $rc -eq 137 ] &&
+		echo "   $t overran its deadline of ${TEST_TIMEOUT}s and was killed"
 	totals=$(grep -E '^# Totals:' "$log" | tail -1)
 	if ! [[ $totals =~ ^#\ Totals:\ pass:[0-9]+\ fail:[0-9]+\ xfail:[0-9]+\ xpass:[0-9]+\ skip:[0-9]+\ error:[0-9]+$ ]]; then
-		echo "   $t did not finish: see $log"
-		fail=$((fail + 1))
+		echo "   $t did not finish (exit status $rc): the last lines of $log:"
+		tail -n 30 "$log" | sed 's/^/   | /'
+		fail[$where]=$((fail[$where] + 1))
 		continue
 	fi
 	# "# Totals: pass:N fail:N xfail:N xpass:N skip:N error:N"
 	field() { tr ' ' '\n' <<<"$totals" | sed -n "s/^$1:\([0-9]*\)$/\1/p"; }
-	pass=$((pass + $(field pass)))
-	fail=$((fail + $(field fail) + $(field error)))
-	skip=$((skip + $(field skip)))
+	pass[$where]=$((pass[$where] + $(field pass)))
+	fail[$where]=$((fail[$where] + $(field fail) + $(field error)))
+	skip[$where]=$((skip[$where] + $(field skip)))
 	if [ $rc -ne 0 ] && [ "$(field fail)" -eq 0 ] && [ "$(field error)" -eq 0 ]; then
 		echo "   $t exited with status $rc: see $log"
-		fail=$((fail + 1))
+		fail[$where]=$((fail[$where] + 1))
 	fi
+	echo "   ($((SECONDS - start)) s)"
 done
-echo "$pass passed, $fail failed, $skip skipped"
-[ "$fail" -eq 0 ] && [ "$skip" -eq 0 ]
+for where in host vm; do
+	echo "$where: ${pass[$where]} passed, ${fail[$where]} failed, ${skip[$where]} skipped"
+done
+p=$((pass[host] + pass[vm]))
+f=$((fail[host] + fail[vm]))
+s=$((skip[host] + skip[vm]))
+echo "$p passed, $f failed, $s skipped"
+[ "$f" -eq 0 ] && [ "$s" -eq 0 ]
