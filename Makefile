@@ -17,7 +17,7 @@ CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -Iuserspace/include -Iuserspace/lib -Ibpf -Iinclude/uapi -I$(B)/bpf
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
-LDLIBS	:= -lmnl -lbpf -lm
+LDLIBS	:= -lmnl -lbpf -lz -lm
 
 LIB_SRC	:= $(wildcard userspace/lib/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)

@@ -7,6 +7,7 @@ packages=(
 	build-essential
 	pkg-config
 	libmnl-dev
+	zlib1g-dev
 	libbpf-dev
 	bpftool
 	clang

@@ -260,7 +260,6 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 	const char *recover_args[] = { "recover", "kvd", NULL };
 	const char *status_args[] = { "status", "kvd", "-j", NULL };
 	int version, status, i;
-	bool phase_seen = false;
 	pid_t ctl, pid;
 
 	/* a new instance slow to start: the coordinator dies meanwhile */
@@ -274,21 +273,15 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 		_exit(batonctl(o, sizeof(o), up_args));
 	}
 	/* the journal names the coordinator once the new instance runs */
-	snprintf(path, sizeof(path), "%s/kvd/journal", self->svc.rundir);
 	for (i = 0, pid = 0; i < 200 && !pid; i++) {
-		FILE *f = fopen(path, "r");
-		char line[128];
+		char text[64];
 
 		usleep(10000);
-		while (f && fgets(line, sizeof(line), f))
-			if (!strncmp(line, "phase=spawned", 13))
-				phase_seen = true;
-			else if (!strncmp(line, "coordinator_pid=", 16))
-				pid = atoi(line + 16);
-		if (f)
-			fclose(f);
-		if (!phase_seen)
-			pid = 0;
+		batonctl(out, sizeof(out), status_args);
+		if (json_str(out, "phase", text, sizeof(text)) &&
+		    !strcmp(text, "spawned") &&
+		    json_str(out, "coordinator_pid", text, sizeof(text)))
+			pid = atoi(text);
 	}
 	ASSERT_LT(0, pid);
 	ASSERT_EQ(0, kill(pid, SIGKILL));

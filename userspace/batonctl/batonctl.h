@@ -37,18 +37,27 @@ void out_ms(struct out *o, const char *key, const char *label, double ms,
 struct journal {
 	unsigned int n;
 	char key[JOURNAL_MAX_FIELDS][32];
-	char val[JOURNAL_MAX_FIELDS][160];
+	char val[JOURNAL_MAX_FIELDS][96];
+	unsigned long seq;	/* of the newest slot */
+	int fd;			/* open by journal_open() */
+	int lock;		/* upgrade.lock, held */
+	int err;		/* the last write's failure, or 0 */
 };
 
 int journal_dir(char *buf, size_t len, const char *run_dir,
 		const char *service);
-int journal_lock(const char *run_dir, const char *service);
+int journal_open(const char *run_dir, const char *service, struct journal *j);
+void journal_close(struct journal *j);
 int journal_read(const char *run_dir, const char *service, struct journal *j);
-int journal_write(const char *run_dir, const char *service,
-		  const struct journal *j);
+int journal_write(struct journal *j);
 void journal_set(struct journal *j, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *journal_get(const struct journal *j, const char *key);
+
+/* status.c: a process alive and the same one: pid and start time */
+unsigned long long proc_start_time(pid_t pid);
+bool proc_is(const char *pid, const char *start);
+void journal_busy(const char *run_dir, const char *service);
 
 /* output.c: libbaton's messages, warnings and errors only */
 void ctl_log(void *ctx, enum baton_log_level level, const char *msg);
@@ -58,7 +67,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);
 int cmd_status(const struct ctl_opts *o, int argc, char **argv);
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv);
 int cmd_steer(const struct ctl_opts *o, int argc, char **argv);
-int recover(const struct ctl_opts *o, const char *service, int timeout_ms,
+int recover(const char *service, struct journal *j, int timeout_ms,
 	    bool quiet);
 
 #endif /* BATONCTL_H */

@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The coordinator's journal, <run_dir>/<service>/journal: "key=value"
- * lines, replaced whole (write and rename) at every phase, so that a
- * coordinator killed mid-upgrade leaves what the next one needs.
+ * lines, so that a coordinator killed mid-upgrade leaves what the next one
+ * (and status) needs.
+ *
+ * The file is reserved whole before an upgrade starts (two slots of
+ * JOURNAL_SLOT bytes), and every write goes in place into the older slot:
+ * a full disk refuses an upgrade before anything happens, and never stops
+ * a journal write in the middle of one. Each slot carries a sequence
+ * number and a CRC-32 of its text; a reader takes the newest whole one, so
+ * a write cut short leaves the one before.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +20,12 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "batonctl.h"
+
+#define JOURNAL_SLOT	4096
+#define JOURNAL_MAGIC	"baton-journal 1\n"
 
 int journal_dir(char *buf, size_t len, const char *run_dir,
 		const char *service)
@@ -28,89 +39,195 @@ int journal_dir(char *buf, size_t len, const char *run_dir,
 	return 0;
 }
 
-/* One upgrade of a service at a time. The lock dies with its holder. */
-int journal_lock(const char *run_dir, const char *service)
+static int journal_path(char *buf, size_t len, const char *run_dir,
+			const char *service, const char *name)
+{
+	char dir[512];
+	int err = journal_dir(dir, sizeof(dir), run_dir, service);
+
+	if (err)
+		return err;
+	if ((size_t)snprintf(buf, len, "%s/%s", dir, name) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int mkdir_parents(const char *dir)
+{
+	char parent[512];
+
+	if (!mkdir(dir, 0755) || errno == EEXIST)
+		return 0;
+	snprintf(parent, sizeof(parent), "%s", dir);
+	*strrchr(parent, '/') = '\0';
+	if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* A slot's fields, if it is whole: its sequence number, or 0. */
+static unsigned long slot_parse(char *text, struct journal *j)
+{
+	unsigned long seq;
+	char *crc_line, *line, *next;
+	uLong crc;
+
+	text[JOURNAL_SLOT - 1] = '\0';
+	if (strncmp(text, JOURNAL_MAGIC, strlen(JOURNAL_MAGIC)))
+		return 0;
+	crc_line = strstr(text, "\ncrc=");
+	if (!crc_line)
+		return 0;
+	crc = crc32(0, (const Bytef *)text, crc_line + 1 - text);
+	if (strtoul(crc_line + 5, NULL, 16) != crc)
+		return 0;
+	*crc_line = '\0';
+	j->n = 0;
+	seq = 0;
+	for (line = text + strlen(JOURNAL_MAGIC); *line; line = next) {
+		char *eq;
+
+		next = line + strcspn(line, "\n");
+		if (*next)
+			*next++ = '\0';
+		eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (!strcmp(line, "seq")) {
+			seq = strtoul(eq + 1, NULL, 10);
+			continue;
+		}
+		if (j->n == JOURNAL_MAX_FIELDS)
+			continue;
+		snprintf(j->key[j->n], sizeof(j->key[0]), "%s", line);
+		snprintf(j->val[j->n], sizeof(j->val[0]), "%s", eq + 1);
+		j->n++;
+	}
+	return seq;
+}
+
+/* The newest whole slot of an open journal: its fields into j. */
+static int journal_load(int fd, struct journal *j)
+{
+	char text[JOURNAL_SLOT];
+	struct journal slot;
+	unsigned long best = 0, seq;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (pread(fd, text, JOURNAL_SLOT, i * JOURNAL_SLOT) != JOURNAL_SLOT)
+			continue;
+		seq = slot_parse(text, &slot);
+		if (seq <= best)
+			continue;
+		best = seq;
+		j->n = slot.n;
+		memcpy(j->key, slot.key, sizeof(j->key));
+		memcpy(j->val, slot.val, sizeof(j->val));
+	}
+	j->seq = best;
+	return best ? 0 : -ENOENT;
+}
+
+/*
+ * One upgrade of a service at a time, and its journal reserved: the lock
+ * dies with its holder. j is ready for journal_write() on success.
+ */
+int journal_open(const char *run_dir, const char *service, struct journal *j)
 {
 	char dir[512], path[600];
 	int fd, err;
 
-	err = journal_dir(dir, sizeof(dir), run_dir, service);
+	memset(j, 0, sizeof(*j));
+	j->fd = j->lock = -1;
+	err = journal_dir(dir, sizeof(dir), run_dir, service) ?:
+	      mkdir_parents(dir) ?:
+	      journal_path(path, sizeof(path), run_dir, service, "upgrade.lock");
 	if (err)
 		return err;
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		char parent[512];
-
-		snprintf(parent, sizeof(parent), "%s", dir);
-		*strrchr(parent, '/') = '\0';
-		if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
-	}
-	snprintf(path, sizeof(path), "%s/upgrade.lock", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		close(fd);
-		return err;
+		goto close_lock;
 	}
-	return fd;
+	j->lock = fd;
+	snprintf(path + strlen(path) - strlen("upgrade.lock"),
+		 sizeof(path) - strlen(dir) - 1, "journal");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		err = -errno;
+		goto close_lock;
+	}
+	err = posix_fallocate(fd, 0, 2 * JOURNAL_SLOT);
+	if (err) {
+		err = -err;
+		close(fd);
+		goto close_lock;
+	}
+	j->fd = fd;
+	/* the newest record, for recover(); and where the next one goes */
+	journal_load(fd, j);
+	return 0;
+
+close_lock:
+	close(j->lock);
+	j->lock = -1;
+	return err;
+}
+
+void journal_close(struct journal *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->lock >= 0)
+		close(j->lock);
+	j->fd = j->lock = -1;
 }
 
 int journal_read(const char *run_dir, const char *service, struct journal *j)
 {
-	char dir[512], path[600], line[256];
-	FILE *f;
-	int err;
+	char path[600];
+	int fd, err;
 
 	memset(j, 0, sizeof(*j));
-	err = journal_dir(dir, sizeof(dir), run_dir, service);
+	j->fd = j->lock = -1;
+	err = journal_path(path, sizeof(path), run_dir, service, "journal");
 	if (err)
 		return err;
-	snprintf(path, sizeof(path), "%s/journal", dir);
-	f = fopen(path, "re");
-	if (!f)
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	while (fgets(line, sizeof(line), f) && j->n < JOURNAL_MAX_FIELDS) {
-		char *eq = strchr(line, '=');
-
-		if (!eq)
-			continue;
-		*eq = '\0';
-		eq[strcspn(eq + 1, "\n") + 1] = '\0';
-		snprintf(j->key[j->n], sizeof(j->key[0]), "%s", line);
-		snprintf(j->val[j->n], sizeof(j->val[0]), "%s", eq + 1);
-		j->n++;
-	}
-	fclose(f);
-	return 0;
+	err = journal_load(fd, j);
+	close(fd);
+	return err;
 }
 
-int journal_write(const char *run_dir, const char *service,
-		  const struct journal *j)
+/* Into the slot the newest one is not in; the error is kept in j too. */
+int journal_write(struct journal *j)
 {
-	char dir[512], path[600], tmp[620];
+	char text[JOURNAL_SLOT];
+	size_t len;
 	unsigned int i;
-	FILE *f;
-	int err;
+	int n;
 
-	err = journal_dir(dir, sizeof(dir), run_dir, service);
-	if (err)
-		return err;
-	snprintf(path, sizeof(path), "%s/journal", dir);
-	snprintf(tmp, sizeof(tmp), "%s.%d", path, getpid());
-	f = fopen(tmp, "we");
-	if (!f)
-		return -errno;
-	for (i = 0; i < j->n; i++)
-		fprintf(f, "%s=%s\n", j->key[i], j->val[i]);
-	if (fclose(f) || rename(tmp, path) < 0) {
-		err = -errno;
-		unlink(tmp);
-		return err;
-	}
+	memset(text, 0, sizeof(text));
+	j->seq++;
+	len = snprintf(text, sizeof(text), JOURNAL_MAGIC "seq=%lu\n", j->seq);
+	for (i = 0; i < j->n && len < sizeof(text); i++)
+		len += snprintf(text + len, sizeof(text) - len, "%s=%s\n",
+				j->key[i], j->val[i]);
+	if (len + 16 >= sizeof(text))
+		return j->err = -E2BIG;
+	snprintf(text + len, sizeof(text) - len, "crc=%08lx\n",
+		 crc32(0, (const Bytef *)text, len));
+	n = pwrite(j->fd, text, JOURNAL_SLOT, (j->seq % 2) * JOURNAL_SLOT);
+	if (n != JOURNAL_SLOT)
+		return j->err = n < 0 ? -errno : -EIO;
 	return 0;
 }
 

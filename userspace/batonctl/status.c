@@ -4,6 +4,8 @@
  * batonctl recover: settle an upgrade whose coordinator was killed.
  */
 #include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,23 +15,38 @@
 
 #include "batonctl.h"
 
-/* Running, not a zombie: an exited instance may wait long to be reaped. */
-static bool alive(const char *pid)
+/*
+ * When pid started, in clock ticks after boot (/proc/PID/stat, field 22),
+ * if it runs: 0 if it does not, or is a zombie (an exited instance may
+ * wait long to be reaped).
+ */
+unsigned long long proc_start_time(pid_t pid)
 {
-	char path[64], stat[256], *p;
-	bool running = false;
+	unsigned long long start = 0;
+	char path[64], stat[512], *p;
+	char state;
 	FILE *f;
 
-	if (!pid || atoi(pid) <= 0)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", atoi(pid));
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	f = fopen(path, "re");
 	if (!f)
-		return false;
-	if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')))
-		running = p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+		return 0;
+	if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')) &&
+	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &state, &start) == 2 && (state == 'Z' || state == 'X'))
+		start = 0;
 	fclose(f);
-	return running;
+	return start;
+}
+
+/* The process of record (pid and, if known, start time) still runs. */
+bool proc_is(const char *pid, const char *start)
+{
+	unsigned long long t = pid ? proc_start_time(atoi(pid)) : 0;
+
+	return t && (!start || strtoull(start, NULL, 10) == t);
 }
 
 static bool finished(const char *phase)
@@ -110,7 +127,8 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 			    (j.val[i][0] || out->json))
 				out_str(out, j.key[i], j.key[i], j.val[i]);
 		if (!finished(journal_get(&j, "phase")) &&
-		    !alive(journal_get(&j, "coordinator_pid")))
+		    !proc_is(journal_get(&j, "coordinator_pid"),
+			     journal_get(&j, "coordinator_start")))
 			out_str(out, "interrupted", "interrupted",
 				"its coordinator is gone; run 'batonctl recover' to settle it");
 		out_obj_end(out);
@@ -160,60 +178,116 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 /*
  * A coordinator that died mid-upgrade: the instances settle it themselves
  * (before activation the new exits and the old resumes; after it the old
- * exits). Wait for that, then write down how it ended.
+ * exits). Wait for that, then write down how it ended. j is the open
+ * journal, holding the last record.
  */
-int recover(const struct ctl_opts *o, const char *service, int timeout_ms,
-	    bool quiet)
+int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 {
-	struct journal j;
-	const char *old, *new, *result;
+	const char *old, *new, *old_start, *new_start, *result;
 	int waited;
 
-	if (journal_read(o->run_dir, service, &j) ||
-	    finished(journal_get(&j, "phase")) ||
-	    alive(journal_get(&j, "coordinator_pid")))
+	if (!j->seq || finished(journal_get(j, "phase")) ||
+	    proc_is(journal_get(j, "coordinator_pid"),
+		    journal_get(j, "coordinator_start")))
 		return 0;
-	old = journal_get(&j, "old_pid");
-	new = journal_get(&j, "new_pid");
-	for (waited = 0; waited < timeout_ms && alive(old) && alive(new);
-	     waited += 10)
+	old = journal_get(j, "old_pid");
+	new = journal_get(j, "new_pid");
+	old_start = journal_get(j, "old_start");
+	new_start = journal_get(j, "new_start");
+	for (waited = 0; waited < timeout_ms && proc_is(old, old_start) &&
+	     proc_is(new, new_start); waited += 10)
 		usleep(10000);
-	if (alive(old) && !alive(new))
+	if (proc_is(old, old_start) && !proc_is(new, new_start))
 		result = "rolled-back";
-	else if (!alive(old) && alive(new))
+	else if (!proc_is(old, old_start) && proc_is(new, new_start))
 		result = "done";
 	else
 		result = "failed";	/* both still there, or both gone */
-	journal_set(&j, "phase", "%s", result);
-	journal_set(&j, "result", "%s", result);
-	journal_set(&j, "reason", "recovered: the coordinator (pid %s) died in phase %s",
-		    journal_get(&j, "coordinator_pid") ?: "?",
-		    journal_get(&j, "phase") ?: "?");
-	journal_write(o->run_dir, service, &j);
+	journal_set(j, "reason", "recovered: the coordinator (pid %s) died in phase %s",
+		    journal_get(j, "coordinator_pid") ?: "?",
+		    journal_get(j, "phase") ?: "?");
+	journal_set(j, "phase", "%s", result);
+	journal_set(j, "result", "%s", result);
+	journal_write(j);
 	if (!quiet)
 		fprintf(stderr, "batonctl: settled an interrupted upgrade of %s: %s (old pid %s %s, new pid %s %s)\n",
-			service, result, old ?: "?", alive(old) ? "serving" : "gone",
-			new ?: "?", alive(new) ? "serving" : "gone");
+			service, result, old ?: "?",
+			proc_is(old, old_start) ? "running" : "gone",
+			new ?: "?", proc_is(new, new_start) ? "running" : "gone");
 	return 1;
+}
+
+/* Who holds the upgrade lock, from /proc/locks: a pid, or 0. */
+static pid_t lock_holder(const char *run_dir, const char *service)
+{
+	char dir[512], path[600], line[256];
+	unsigned long long ino;
+	unsigned int maj, min;
+	struct stat st;
+	pid_t pid = 0, p;
+	FILE *f;
+
+	if (journal_dir(dir, sizeof(dir), run_dir, service))
+		return 0;
+	snprintf(path, sizeof(path), "%s/upgrade.lock", dir);
+	if (stat(path, &st) || !(f = fopen("/proc/locks", "re")))
+		return 0;
+	while (!pid && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*d: FLOCK %*s %*s %d %x:%x:%llu", &p, &maj,
+			   &min, &ino) == 4 && ino == st.st_ino &&
+		    makedev(maj, min) == st.st_dev)
+			pid = p;
+	fclose(f);
+	return pid;
+}
+
+/* The lock is taken: say by whom, and what to do. */
+void journal_busy(const char *run_dir, const char *service)
+{
+	const char *pid, *start;
+	struct journal j;
+	pid_t holder;
+
+	journal_read(run_dir, service, &j);
+	pid = journal_get(&j, "coordinator_pid");
+	start = journal_get(&j, "coordinator_start");
+	if (proc_is(pid, start)) {
+		fprintf(stderr, "batonctl: batonctl (pid %s) is upgrading %s; wait for it, or see 'batonctl status %s'\n",
+			pid, service, service);
+		return;
+	}
+	holder = lock_holder(run_dir, service);
+	fprintf(stderr, "batonctl: %s's upgrade lock is held by pid %d, which is not the coordinator of record (pid %s, gone): if it is left over from an interrupted upgrade, stop it and try again\n",
+		service, holder, pid ?: "?");
 }
 
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 {
-	int lock;
+	struct journal j;
+	int err;
 
 	if (argc != 2) {
 		fprintf(stderr, "Usage: batonctl recover SERVICE\n");
 		return 2;
 	}
-	lock = journal_lock(o->run_dir, argv[1]);
-	if (lock < 0) {
-		fprintf(stderr, "batonctl: %s\n", lock == -EBUSY ?
-			"an upgrade is running; nothing to recover" :
-			strerror(-lock));
+	err = journal_open(o->run_dir, argv[1], &j);
+	if (err == -EBUSY) {
+		journal_busy(o->run_dir, argv[1]);
 		return 1;
 	}
-	if (!recover(o, argv[1], 5000, false))
+	if (err) {
+		fprintf(stderr, "batonctl: cannot open %s's journal: %s\n",
+			argv[1], strerror(-err));
+		return 1;
+	}
+	if (!recover(argv[1], &j, 5000, false))
 		printf("%s: nothing to recover\n", argv[1]);
-	close(lock);
+	err = j.err;
+	journal_close(&j);
+	if (err) {
+		fprintf(stderr, "batonctl: cannot write %s's journal: %s\n",
+			argv[1], strerror(-err));
+		return 1;
+	}
 	return 0;
 }

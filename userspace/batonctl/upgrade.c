@@ -37,19 +37,69 @@ static double ms_between(__u64 a, __u64 b)
 	return a && b && b >= a ? (b - a) / 1e6 : 0;
 }
 
-static void journal_phase(const struct ctl_opts *o, const char *service,
-			  struct journal *j, const struct baton_upgrade_report *r)
+/*
+ * The journal keeps what recovery needs: who coordinates, and which old and
+ * new processes (pid and start time) take part. It is written when those
+ * are known, after the attach and the spawn, and at the end: not in the
+ * blackout, where nothing recovery reads changes.
+ */
+static void journal_phase(struct journal *j,
+			  const struct baton_upgrade_report *r)
 {
 	journal_set(j, "phase", "%s", baton_phase_name(r->phase));
-	journal_set(j, "old_pid", "%d", r->old_pid);
-	journal_set(j, "new_pid", "%d", r->new_pid);
+	if (r->old_pid && !journal_get(j, "old_pid")) {
+		journal_set(j, "old_pid", "%d", r->old_pid);
+		journal_set(j, "old_start", "%llu", proc_start_time(r->old_pid));
+	}
+	if (r->new_pid && !journal_get(j, "new_pid")) {
+		journal_set(j, "new_pid", "%d", r->new_pid);
+		journal_set(j, "new_start", "%llu", proc_start_time(r->new_pid));
+	}
 	journal_set(j, "updated", "%ld", (long)time(NULL));
-	journal_write(o->run_dir, service, j);
+	journal_write(j);
+}
+
+/*
+ * Whether pid serves the service now: it answers on the control socket.
+ * A report says "serves" of nothing it did not check at the moment.
+ */
+static bool serves(const struct ctl_opts *o, const char *service, pid_t pid,
+		   char *why, size_t len)
+{
+	struct baton_instance_info info;
+	char path[64], stat[256], *p;
+	FILE *f;
+	int err;
+
+	err = baton_query(o->run_dir, service, &info);
+	if (!err && info.pid == pid)
+		return true;
+	if (!proc_start_time(pid)) {
+		snprintf(why, len, "is gone");
+		return false;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (f && fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')) &&
+	    (p[2] == 'T' || p[2] == 't'))
+		snprintf(why, len, "is stopped; it goes on when continued (kill -CONT %d)",
+			 pid);
+	else if (!err)
+		snprintf(why, len, "runs, but pid %d answers for %s", info.pid,
+			 service);
+	else
+		snprintf(why, len, "runs, but does not answer on its control socket (%s)",
+			 strerror(-err));
+	if (f)
+		fclose(f);
+	return false;
 }
 
 static void report(const struct ctl_opts *o, const char *service,
 		   const struct baton_upgrade_report *r, struct journal *j)
 {
+	char who[300], why[200];
+	pid_t serving = 0;
 	const __u64 *t = r->t_ns;
 	double blackout = ms_between(r->deactivate_ns, r->active_ns);
 	double total = ms_between(t[BATON_PHASE_ATTACHED],
@@ -63,6 +113,26 @@ static void report(const struct ctl_opts *o, const char *service,
 	journal_set(j, "listeners", "%u", r->listeners);
 	journal_set(j, "blackout_ms", "%.3f", blackout);
 	journal_set(j, "total_ms", "%.3f", total);
+
+	/* checked now: who answers for the service */
+	if (r->new_pid && serves(o, service, r->new_pid, why, sizeof(why))) {
+		serving = r->new_pid;
+		snprintf(who, sizeof(who), "the new instance (pid %d) serves",
+			 serving);
+	} else if (r->old_pid && serves(o, service, r->old_pid, why, sizeof(why))) {
+		serving = r->old_pid;
+		snprintf(who, sizeof(who), "the old instance (pid %d) serves",
+			 serving);
+	} else if (r->phase == BATON_PHASE_DONE) {
+		snprintf(who, sizeof(who), "the new instance (pid %d) took over, but %s",
+			 r->new_pid, why);
+	} else {
+		snprintf(who, sizeof(who), "nothing serves %s now: the old instance (pid %d) %s; start %s again",
+			 service, r->old_pid, why, service);
+	}
+	journal_set(j, "serving_pid", "%d", serving);
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(j);
 
 	out_begin(&out, stdout, o->json);
 	if (!o->json) {
@@ -120,14 +190,23 @@ static void report(const struct ctl_opts *o, const char *service,
 	if (r->error)
 		out_str(&out, "error", "error", r->reason);
 	out_u64(&out, "old_lost", NULL, r->old_lost);
+	out_u64(&out, "serving_pid", NULL, serving);
+	if (j->err)
+		out_str(&out, "journal_error", "journal", strerror(-j->err));
 	out_end(&out);
-	if (r->phase == BATON_PHASE_ROLLED_BACK)
+	if (j->err)
+		fprintf(stderr, "batonctl: %s's journal could not be written (%s): 'batonctl status' shows an older record\n",
+			service, strerror(-j->err));
+	if (r->phase == BATON_PHASE_ROLLED_BACK && serving == r->old_pid)
 		fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
 			"batonctl: the old instance (pid %d) serves as before; no connection was closed.\n"
 			"batonctl: check the new version's own log (--log FILE) and try again.\n",
 			service, r->reason, r->old_pid);
-	else if (r->phase == BATON_PHASE_FAILED)
-		fprintf(stderr, "batonctl: %s: %s\n", service, r->reason);
+	else if (r->phase == BATON_PHASE_ROLLED_BACK || r->phase == BATON_PHASE_FAILED)
+		fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
+			"batonctl: %s\n", service, r->reason, who);
+	else if (r->phase == BATON_PHASE_DONE && serving != r->new_pid)
+		fprintf(stderr, "batonctl: %s\n", who);
 }
 
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
@@ -146,7 +225,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up = NULL;
 	struct journal j = {};
-	int c, lock, err, phase;
+	int c, err, phase;
 
 	optind = 0;	/* a new argv: reinitialise getopt */
 	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
@@ -193,21 +272,27 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	uo.run_dir = opts.run_dir;
 	uo.log = ctl_log;
 
-	lock = journal_lock(opts.run_dir, uo.service);
-	if (lock == -EBUSY) {
-		fprintf(stderr, "batonctl: another batonctl is upgrading %s; wait for it, or see 'batonctl status %s'\n",
-			uo.service, uo.service);
+	err = journal_open(opts.run_dir, uo.service, &j);
+	if (err == -EBUSY) {
+		journal_busy(opts.run_dir, uo.service);
 		return 1;
 	}
-	if (lock < 0) {
-		fprintf(stderr, "batonctl: cannot lock %s's journal: %s\n",
-			uo.service, strerror(-lock));
-		return 1;
-	}
-	recover(&opts, uo.service, uo.timeout_ms, opts.json);
+	if (err) {
+		char dir[512];
 
+		journal_dir(dir, sizeof(dir), opts.run_dir, uo.service);
+		fprintf(stderr, "batonctl: cannot reserve %s's journal in %s: %s; nothing was changed%s\n",
+			uo.service, dir, strerror(-err),
+			err == -ENOSPC ? ": free some space there and try again" : "");
+		return 1;
+	}
+	recover(uo.service, &j, uo.timeout_ms, opts.json);
+
+	/* a record of its own: the last one stays until the first write */
+	j.n = 0;
 	journal_set(&j, "service", "%s", uo.service);
 	journal_set(&j, "coordinator_pid", "%d", getpid());
+	journal_set(&j, "coordinator_start", "%llu", proc_start_time(getpid()));
 	journal_set(&j, "started", "%ld", (long)time(NULL));
 	journal_set(&j, "command", "%s", uo.argv[0]);
 	journal_set(&j, "result", "in-progress");
@@ -217,27 +302,28 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		if (up) {
 			journal_set(&j, "result", "refused");
 			journal_set(&j, "reason", "%s", r->reason);
-			journal_write(opts.run_dir, uo.service, &j);
+			journal_write(&j);
 			fprintf(stderr, "batonctl: %s\n", r->reason);
 		} else {
 			fprintf(stderr, "batonctl: %s\n", strerror(-err));
 		}
 		baton_upgrade_close(up);
-		close(lock);
+		journal_close(&j);
 		return 1;
 	}
-	journal_phase(&opts, uo.service, &j, r);
+	journal_phase(&j, r);
 	do {
 		phase = baton_upgrade_step(up);
-		journal_phase(&opts, uo.service, &j, r);
+		if (phase == BATON_PHASE_SPAWNED)
+			journal_phase(&j, r);
 		if (!opts.json && isatty(STDERR_FILENO) && phase > 0 &&
 		    phase != BATON_PHASE_DONE)
 			fprintf(stderr, "  ... %s\n", baton_phase_name(phase));
 	} while (phase > 0 && phase != BATON_PHASE_DONE);
+	journal_set(&j, "phase", "%s", baton_phase_name(r->phase));
 	report(&opts, uo.service, r, &j);
-	journal_write(opts.run_dir, uo.service, &j);
 	err = r->phase == BATON_PHASE_DONE ? 0 : 1;
 	baton_upgrade_close(up);
-	close(lock);
+	journal_close(&j);
 	return err;
 }
