@@ -19,12 +19,13 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 LDLIBS	:= -lmnl -lbpf -lm
 
-LIB_SRC	:= $(wildcard userspace/lib/*.c)
+LIB_SRC	:= $(wildcard userspace/lib/*.c userspace/lib/*/*.c userspace/lib/*/*/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
 KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c)
 BENCH_SRC := $(wildcard userspace/bench/*.c)
 SKEL	:= $(B)/bpf/baton_steer.skel.h
-HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h \
+HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h userspace/lib/*/*.h \
+		userspace/lib/*/*/*.h \
 		userspace/examples/kvd/*.h userspace/bench/*.h \
 		userspace/batonctl/*.h bpf/*.h) $(SKEL)
 

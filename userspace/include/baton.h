@@ -282,38 +282,4 @@ struct baton_instance_info {
 int baton_query(const char *run_dir, const char *service,
 		struct baton_instance_info *info);
 
-/*
- * One TCP connection outside its descriptor: TCP_REPAIR for sequence
- * numbers, options, window and queues, and baton.ko (module/) for what
- * TCP_REPAIR cannot carry, the congestion window and the RTT estimator.
- * Needs CAP_NET_ADMIN; baton.ko must be loaded (-ENOENT if not).
- *
- *	baton_tcp_open(&tcp, log, log_ctx);
- *	baton_tcp_checkpoint(tcp, fd, &rec, &len);
- *	    // fd is left in repair mode and says nothing to the peer:
- *	close(fd);
- *	    // ... rec crosses to another process, version or netns ...
- *	nfd = baton_tcp_restore(tcp, rec, len);	// connected, out of repair
- *	free(rec);
- *	baton_tcp_close(tcp);
- *
- * The congestion and RTT state alone, for a socket the caller restores:
- *	baton_tcp_export(tcp, fd, buf, sizeof(buf));	// any connected socket
- *	baton_tcp_import(tcp, fd, buf, len);	// in repair mode, connected
- *
- * Records are attribute streams (enum baton_tcp_attr; the kernel part is
- * enum baton_genl_attr of <linux/baton.h>). Attributes the reader
- * does not know are skipped: baton_tcp_import() returns how many.
- */
-struct baton_tcp;
-
-int baton_tcp_open(struct baton_tcp **tcp, baton_log_fn log, void *log_ctx);
-int baton_tcp_export(struct baton_tcp *tcp, int fd, void *buf, size_t len);
-int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
-		     size_t len);
-int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
-			 size_t *len);
-int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len);
-void baton_tcp_close(struct baton_tcp *tcp);
-
 #endif /* BATON_H */

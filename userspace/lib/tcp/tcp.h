@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Shared by tcp_genl.c (baton.ko) and tcp_repair.c (TCP_REPAIR). */
-#ifndef BATON_TCP_H
-#define BATON_TCP_H
+/* The TCP checkpoint's handle, shared by genl.c (baton.ko) and repair.c. */
+#ifndef BATON_LIB_TCP_H
+#define BATON_LIB_TCP_H
 
+#include "baton_tcp.h"
 #include "internal.h"
 
 struct baton_tcp {
@@ -14,4 +15,4 @@ struct baton_tcp {
 	__u32 maxattr;		/* the last attribute the module knows */
 };
 
-#endif
+#endif /* BATON_LIB_TCP_H */

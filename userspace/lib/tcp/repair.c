@@ -15,8 +15,7 @@
 #include <linux/sockios.h>
 
 #include <linux/baton.h>
-#include "internal.h"
-#include "tcp.h"
+#include "tcp/tcp.h"
 
 /* recv queue data is written back in pieces the kernel can charge */
 #define RCVQ_CHUNK	(64 * 1024)
