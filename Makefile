@@ -77,7 +77,7 @@ endef
 BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -Ibpf \
 	      -I/usr/include/$(shell $(CC) -dumpmachine)
 
-$(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%.h
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%_maps.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)clang $(BPF_CFLAGS) -c $< -o $@

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "baton_steer.h"
 #include "internal.h"
 #include "helpers.h"
 

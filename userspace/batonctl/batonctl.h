@@ -7,6 +7,7 @@
 #include <linux/types.h>
 
 #include "baton.h"
+#include "baton_steer.h"
 
 struct ctl_opts {
 	bool json;

@@ -15,8 +15,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "internal.h"
 #include "baton_steer.h"
+#include "internal.h"
 #include "baton_steer.skel.h"
 
 struct baton_steer {
@@ -137,7 +137,7 @@ int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
 	st->log.ctx = o->log_ctx;
 	st->prog_fd = st->listeners_fd = st->conf_fd = -1;
 	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/%s",
-			     root && *root ? root : "/sys/fs/bpf/baton",
+			     root && *root ? root : BATON_STEER_PIN_ROOT,
 			     o->service) >= sizeof(st->dir)) {
 		err = -ENAMETOOLONG;
 		goto close_st;

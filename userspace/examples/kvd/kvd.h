@@ -8,6 +8,7 @@
 #include <linux/types.h>
 
 #include "baton.h"
+#include "baton_steer.h"
 
 #ifndef KVD_VERSION
 #error "build with -DKVD_VERSION=1 or 2"
