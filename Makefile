@@ -44,7 +44,7 @@ $(1)/obj/%.o: %.c $(HDRS)
 
 $(1)/libbaton.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
 	@$(if $(Q),echo "  AR      $$@")
-	$(Q)ar rcs $$@ $$^
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
 
 $(1)/batonctl: $(CTL_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
