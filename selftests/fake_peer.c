@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wire/wire.h"
 
 static int hello(int sock, struct baton_msg *m)
 {

@@ -44,7 +44,7 @@
 
 #include "kselftest_harness.h"
 #include "baton_steer.h"
-#include "internal.h"
+#include "wire/wire.h"
 #include "helpers.h"
 
 #define QUEUED	64

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "internal.h"
+#include "wire/wire.h"
 
 #define LONG_LEN (200 * 1024)
 

@@ -4,7 +4,7 @@
 #define BATON_LIB_TCP_H
 
 #include "baton_tcp.h"
-#include "internal.h"
+#include "wire/wire.h"
 
 struct baton_tcp {
 	struct baton_log_sink log;

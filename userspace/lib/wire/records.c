@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wire/wire.h"
 
 #define REC_HDRLEN	(NLMSG_HDRLEN + sizeof(__u64))
 #define SEALS		(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wire/wire.h"
 
 int cmp_u64(const void *a, const void *b)
 {

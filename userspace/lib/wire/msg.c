@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wire/wire.h"
 
 struct attr_policy {
 	enum mnl_attr_data_type type;
