@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "wire/wire.h"
+#include "control/control.h"
 
 static int hello(int sock, struct baton_msg *m)
 {

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "wire/wire.h"
+#include "control/control.h"
 #include "helpers.h"
 
 FIXTURE(peer) {

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "wire/wire.h"
+#include "control/control.h"
 
 struct baton_upgrade {
 	struct baton_upgrade_opts o;

@@ -35,34 +35,4 @@ static inline __u64 now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-struct baton_msg;
-struct nlattr;
-
-/* control.c: the well-known socket, peers, single-access resources */
-struct baton_paths {
-	char dir[PATH_MAX / 2];
-	char sock[PATH_MAX];
-	char lock[PATH_MAX];
-	char pid[PATH_MAX];
-};
-
-int paths_init(struct baton_paths *p, const char *run_dir,
-	       const char *service);
-int mkdir_p(const char *dir, mode_t mode);
-int ctl_listen(const char *path);
-int ctl_connect(const char *path);
-int ctl_peer_check(int sock, struct ucred *cred);
-int ctl_set_timeout(int sock, int timeout_ms);
-int lock_acquire(const char *path);
-int pidfile_write(const char *path);
-struct versions {
-	__u32 proto, proto_min;		/* protocol spoken, oldest spoken */
-	__u32 state, compat, min;	/* state written, oldest reader, oldest read */
-};
-
-void versions_of(const struct nlattr **tb, struct versions *v);
-int versions_put(struct baton_msg *m, const struct versions *v);
-int versions_check(const struct versions *writer, const struct versions *reader,
-		   char *why, size_t len);
-
 #endif /* BATON_INTERNAL_H */

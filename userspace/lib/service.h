@@ -3,7 +3,7 @@
 #ifndef BATON_SERVICE_H
 #define BATON_SERVICE_H
 
-#include "wire/wire.h"
+#include "control/control.h"
 
 #define MAX_PENDING	8	/* peers accepted, hello not read yet */
 #define PEER_TIMEOUT_MS	2000	/* a peer that stops reading is dropped */

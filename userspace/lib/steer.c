@@ -16,7 +16,7 @@
 #include <bpf/libbpf.h>
 
 #include "baton_steer.h"
-#include "internal.h"
+#include "control/control.h"
 #include "baton_steer.skel.h"
 
 struct baton_steer {

@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "wire/wire.h"
+#include "control/control.h"
 
 static bool service_name_ok(const char *s)
 {
