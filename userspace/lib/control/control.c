@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -195,6 +196,67 @@ int pidfile_write(const char *path)
 	if (err)
 		unlink(tmp);
 	return err;
+}
+
+/* Stops watching a peer's socket on ep, and closes it. */
+void ctl_close(int ep, int *fd)
+{
+	if (*fd < 0)
+		return;
+	epoll_ctl(ep, EPOLL_CTL_DEL, *fd, NULL);
+	close(*fd);
+	*fd = -1;
+}
+
+void resources_init(struct baton_resources *r)
+{
+	unsigned int i;
+
+	r->listen_fd = r->lock_fd = -1;
+	for (i = 0; i < MAX_PENDING; i++)
+		r->pending[i].fd = -1;
+}
+
+/*
+ * Takes the lock, the control socket and the pid file, in that order; the
+ * control socket is watched on ep, its events tagged with tag.
+ */
+int resources_take(struct baton_resources *r, int ep, __u64 tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+	int err;
+
+	if (r->lock_fd < 0) {
+		r->lock_fd = lock_acquire(r->paths.lock);
+		if (r->lock_fd < 0) {
+			err = r->lock_fd;
+			r->lock_fd = -1;
+			return err;
+		}
+	}
+	if (r->listen_fd < 0) {
+		err = ctl_listen(r->paths.sock);
+		if (err < 0)
+			return err;
+		r->listen_fd = err;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, r->listen_fd, &ev) < 0)
+			return -errno;
+	}
+	return pidfile_write(r->paths.pid);
+}
+
+/* Lets the next instance take them. The path is renamed over, not removed. */
+void resources_release(struct baton_resources *r, int ep)
+{
+	unsigned int i;
+
+	ctl_close(ep, &r->listen_fd);
+	for (i = 0; i < MAX_PENDING; i++)
+		ctl_close(ep, &r->pending[i].fd);
+	if (r->lock_fd >= 0) {
+		close(r->lock_fd);
+		r->lock_fd = -1;
+	}
 }
 
 void versions_of(const struct nlattr **tb, struct versions *v)

@@ -25,6 +25,27 @@ int ctl_peer_check(int sock, struct ucred *cred);
 int ctl_set_timeout(int sock, int timeout_ms);
 int lock_acquire(const char *path);
 int pidfile_write(const char *path);
+void ctl_close(int ep, int *fd);
+
+#define MAX_PENDING	8	/* peers accepted, hello not read yet */
+
+/*
+ * A serving instance's single-access resources, and the peers its control
+ * socket accepted and has not heard yet.
+ */
+struct baton_resources {
+	struct baton_paths paths;
+	int lock_fd;
+	int listen_fd;		/* the well-known control socket */
+	struct {
+		int fd;
+		struct ucred cred;
+	} pending[MAX_PENDING];
+};
+
+void resources_init(struct baton_resources *r);
+int resources_take(struct baton_resources *r, int ep, __u64 tag);
+void resources_release(struct baton_resources *r, int ep);
 struct versions {
 	__u32 proto, proto_min;		/* protocol spoken, oldest spoken */
 	__u32 state, compat, min;	/* state written, oldest reader, oldest read */

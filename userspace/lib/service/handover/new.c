@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "service.h"
+#include "service/instance.h"
 
 struct takeover {
 	struct baton_service *svc;
@@ -255,19 +255,19 @@ static int greet(struct takeover *t)
 	struct ucred cred;
 	int err;
 
-	t->peer = ctl_connect(svc->paths.sock);
+	t->peer = ctl_connect(svc->res.paths.sock);
 	if (t->peer < 0) {
 		err = t->peer;
 		snprintf(t->why, sizeof(t->why),
 			 "cannot reach the serving instance at %s: %s",
-			 svc->paths.sock, strerror(-err));
+			 svc->res.paths.sock, strerror(-err));
 		return err;
 	}
 	err = ctl_peer_check(t->peer, &cred);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "the socket at %s belongs to uid %d: refused",
-			 svc->paths.sock, cred.uid);
+			 svc->res.paths.sock, cred.uid);
 		return err;
 	}
 	msg_init(m, BATON_MSG_HELLO);
@@ -344,11 +344,11 @@ static int activate(struct takeover *t)
 
 	if (!t->phase2_done)	/* the old went away mid-way */
 		t->activate_flags |= BATON_ACTIVATE_F_PEER_LOST;
-	err = resources_take(svc);
+	err = svc_take(svc);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "cannot take the service's resources (%s): %s",
-			 svc->paths.lock, strerror(-err));
+			 svc->res.paths.lock, strerror(-err));
 		return err;
 	}
 	if (svc->o.ops->acquire) {
@@ -389,7 +389,7 @@ int takeover_run(struct baton_service *svc, int ctl)
 	if (err) {
 		pr_err(&svc->log, "takeover failed: %s", t.why);
 		msg_send_error(ctl, svc->msg, err, "%s", t.why);
-		resources_release(svc);
+		svc_release(svc);
 	}
 	if (t.peer >= 0)
 		close(t.peer);
