@@ -46,14 +46,4 @@ struct baton_resources {
 void resources_init(struct baton_resources *r);
 int resources_take(struct baton_resources *r, int ep, __u64 tag);
 void resources_release(struct baton_resources *r, int ep);
-struct versions {
-	__u32 proto, proto_min;		/* protocol spoken, oldest spoken */
-	__u32 state, compat, min;	/* state written, oldest reader, oldest read */
-};
-
-void versions_of(const struct nlattr **tb, struct versions *v);
-int versions_put(struct baton_msg *m, const struct versions *v);
-int versions_check(const struct versions *writer, const struct versions *reader,
-		   char *why, size_t len);
-
 #endif /* BATON_LIB_CONTROL_H */

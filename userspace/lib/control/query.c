@@ -10,9 +10,13 @@
 int baton_query(const char *run_dir, const char *service,
 		struct baton_instance_info *info)
 {
-	const struct nlattr *tb[BATON_A_MAX + 1];
+	const struct hello h = {
+		.role = BATON_ROLE_QUERY, .ver.proto = BATON_PROTO_VERSION,
+	};
 	struct baton_paths paths;
 	struct baton_msg *m;
+	struct welcome w;
+	struct reply r = { .how = REPLY_NONE };
 	int sock, err;
 
 	err = paths_init(&paths, run_dir, service);
@@ -26,24 +30,18 @@ int baton_query(const char *run_dir, const char *service,
 		err = sock;
 		goto free_msg;
 	}
-	msg_init(m, BATON_MSG_HELLO);
-	err = msg_put_u32(m, BATON_A_ROLE, BATON_ROLE_QUERY) ?:
-	      msg_put_u32(m, BATON_A_PROTO, BATON_PROTO_VERSION) ?:
-	      msg_send(sock, m) ?:
-	      msg_recv(sock, m, 2000) ?:
-	      msg_parse(m, tb);
+	err = hello_put(m, &h) ?: msg_send(sock, m) ?:
+	      msg_reply(sock, m, 2000, BATON_MSG_INFO, &r);
+	if (err && r.how == REPLY_ERROR)
+		err = -EPROTO;	/* a refusal is no instance to ask */
 	if (err)
 		goto close_sock;
-	if (m->nlh->nlmsg_type != BATON_MSG_INFO) {
-		err = -EPROTO;
-		goto close_sock;
-	}
+	welcome_get(r.tb, &w);
 	memset(info, 0, sizeof(*info));
-	info->pid = attr_u32(tb, BATON_A_PID, 0);
-	info->state_version = attr_u32(tb, BATON_A_STATE_VERSION, 0);
-	info->proto = attr_u32(tb, BATON_A_PROTO, 0);
-	snprintf(info->app, sizeof(info->app), "%s",
-		 attr_str(tb, BATON_A_APP, "?"));
+	info->pid = w.pid;
+	info->state_version = w.ver.state;
+	info->proto = w.ver.proto;
+	snprintf(info->app, sizeof(info->app), "%s", w.app);
 close_sock:
 	close(sock);
 free_msg:

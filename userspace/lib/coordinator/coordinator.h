@@ -35,7 +35,6 @@ int wait_msg(struct baton_upgrade *up, __u64 deadline, enum from *from,
 	     const struct nlattr **tb);
 int expect(struct baton_upgrade *up, enum from side, __u16 want,
 	   const struct nlattr **tb);
-int send_simple(struct baton_upgrade *up, int sock, __u16 type, __u32 flags);
 
 /* spawn.c: the new instance */
 int spawn(struct baton_upgrade *up);

@@ -17,9 +17,14 @@
 int baton_upgrade_open(struct baton_upgrade **out,
 		       const struct baton_upgrade_opts *o)
 {
-	const struct nlattr *tb[BATON_A_MAX + 1];
+	const struct hello h = {
+		.role = BATON_ROLE_COORDINATOR, .pid = getpid(),
+		.ver.proto = BATON_PROTO_VERSION,
+	};
+	struct reply r = { .how = REPLY_NONE };
 	struct baton_upgrade *up;
 	struct baton_msg *m;
+	struct welcome w;
 	struct ucred cred;
 	int err;
 
@@ -54,29 +59,19 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	if (err)
 		return fail(up, err, "%s is served by uid %d; run batonctl as that user or root",
 			    o->service, cred.uid);
-	msg_init(m, BATON_MSG_HELLO);
-	err = msg_put_u32(m, BATON_A_ROLE, BATON_ROLE_COORDINATOR) ?:
-	      msg_put_u32(m, BATON_A_PID, getpid()) ?:
-	      msg_put_u32(m, BATON_A_PROTO, BATON_PROTO_VERSION) ?:
-	      msg_send(up->old, m) ?:
-	      msg_recv(up->old, m, up->o.timeout_ms) ?:
-	      msg_parse(m, tb);
+	err = hello_put(m, &h) ?: msg_send(up->old, m) ?:
+	      msg_reply(up->old, m, up->o.timeout_ms, BATON_MSG_WELCOME, &r);
+	if (err && r.how == REPLY_ERROR)
+		return fail(up, err, "%s refused: %s", o->service, r.text);
+	if (err && r.how == REPLY_OTHER)
+		return fail(up, err, "%s answered %s instead of WELCOME",
+			    o->service, r.text);
 	if (err)
 		return fail(up, err, "no answer from %s at %s: %s", o->service,
 			    up->paths.sock, strerror(-err));
-	msg_close_fds(m);
-	if (m->nlh->nlmsg_type == BATON_MSG_ERROR) {
-		char text[256];
-
-		err = msg_error_text(tb, text, sizeof(text));
-		return fail(up, err, "%s refused: %s", o->service, text);
-	}
-	if (m->nlh->nlmsg_type != BATON_MSG_WELCOME)
-		return fail(up, -EPROTO, "%s answered %s instead of WELCOME",
-			    o->service, msg_type_name(m->nlh->nlmsg_type));
-	up->r.old_pid = attr_u32(tb, BATON_A_PID, cred.pid);
-	snprintf(up->r.old_app, sizeof(up->r.old_app), "%s",
-		 attr_str(tb, BATON_A_APP, "?"));
+	welcome_get(r.tb, &w);
+	up->r.old_pid = w.pid ? (pid_t)w.pid : cred.pid;
+	snprintf(up->r.old_app, sizeof(up->r.old_app), "%s", w.app);
 	reach(up, BATON_PHASE_ATTACHED);
 	return 0;
 }
@@ -101,7 +96,8 @@ static int roll_back(struct baton_upgrade *up, int err)
 	enum from from;
 
 	reap_new(up);
-	if (up->old >= 0 && !send_simple(up, up->old, BATON_MSG_RESUME, 0)) {
+	if (up->old >= 0 &&
+	    !msg_send_simple(up->old, up->msg, BATON_MSG_RESUME, 0)) {
 		deadline = now_ns() + up->o.timeout_ms * 1000000ULL;
 		for (;;) {
 			int e = wait_msg(up, deadline, &from, tb);
@@ -144,8 +140,8 @@ static int roll_forward(struct baton_upgrade *up)
 			    up->o.service);
 	err = (complete ? 0 : sockets_send(up->new, up->msg, up->held,
 					   up->nheld)) ?:
-	      send_simple(up, up->new, BATON_MSG_ACTIVATE,
-			  complete ? 0 : BATON_ACTIVATE_F_PEER_LOST);
+	      msg_send_simple(up->new, up->msg, BATON_MSG_ACTIVATE,
+			      complete ? 0 : BATON_ACTIVATE_F_PEER_LOST);
 	if (err)
 		return fail(up, err, "cannot hand over to the new instance: %s",
 			    strerror(-err));
@@ -184,7 +180,7 @@ static int step_deactivate(struct baton_upgrade *up)
 	int err;
 
 	up->r.deactivate_ns = now_ns();
-	err = send_simple(up, up->old, BATON_MSG_DEACTIVATE, 0);
+	err = msg_send_simple(up->old, up->msg, BATON_MSG_DEACTIVATE, 0);
 	if (err)
 		return err == -EPIPE || err == -ECONNRESET ? -ENOTCONN :
 		       fail(up, err, "cannot reach the old instance: %s",
@@ -203,7 +199,7 @@ static int step_activate(struct baton_upgrade *up)
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	int err;
 
-	err = send_simple(up, up->new, BATON_MSG_ACTIVATE, 0);
+	err = msg_send_simple(up->new, up->msg, BATON_MSG_ACTIVATE, 0);
 	if (err)
 		return fail(up, err, "cannot reach the new instance: %s",
 			    strerror(-err));

@@ -144,13 +144,3 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 			    msg_type_name(m->nlh->nlmsg_type), who(from));
 	}
 }
-
-int send_simple(struct baton_upgrade *up, int sock, __u16 type,
-		       __u32 flags)
-{
-	struct baton_msg *m = up->msg;
-
-	msg_init(m, type);
-	return (flags ? msg_put_u32(m, BATON_A_FLAGS, flags) : 0) ?:
-	       msg_send(sock, m);
-}

@@ -12,37 +12,21 @@
 
 #include "service/instance.h"
 
-static int send_info(struct baton_service *svc, int sock)
+/* WELCOME to a coordinator or a new instance, INFO to a query */
+static int send_welcome(struct baton_service *svc, int sock, __u16 type)
 {
-	struct baton_msg *m = svc->msg;
-	int err;
+	struct welcome w = {
+		.pid = getpid(), .service = svc->service, .app = svc->app_name,
+		.time_ns = type == BATON_MSG_WELCOME ? now_ns() : 0,
+		.ver = svc->ver,
+	};
 
-	msg_init(m, BATON_MSG_INFO);
-	err = msg_put_u32(m, BATON_A_PID, getpid()) ?:
-	      msg_put_str(m, BATON_A_SERVICE, svc->service) ?:
-	      msg_put_str(m, BATON_A_APP, svc->app_name) ?:
-	      versions_put(m, &svc->ver);
-	return err ?: msg_send(sock, m);
-}
-
-static int send_welcome(struct baton_service *svc, int sock)
-{
-	struct baton_msg *m = svc->msg;
-	int err;
-
-	msg_init(m, BATON_MSG_WELCOME);
-	err = msg_put_u32(m, BATON_A_PID, getpid()) ?:
-	      msg_put_str(m, BATON_A_SERVICE, svc->service) ?:
-	      msg_put_str(m, BATON_A_APP, svc->app_name) ?:
-	      msg_put_u64(m, BATON_A_TIME_NS, now_ns()) ?:
-	      versions_put(m, &svc->ver);
-	return err ?: msg_send(sock, m);
+	return welcome_put(svc->msg, type, &w) ?: msg_send(sock, svc->msg);
 }
 
 static int successor_hello(struct baton_service *svc, int fd,
-			   const struct ucred *cred, const struct nlattr **tb)
+			   const struct ucred *cred, const struct hello *h)
 {
-	struct versions reader;
 	char why[200];
 	int err;
 
@@ -60,16 +44,16 @@ static int successor_hello(struct baton_service *svc, int fd,
 				      "the coordinator expects pid %d as the new instance, not %d",
 				      svc->expect_pid, cred->pid) ?: -EPERM;
 	}
-	versions_of(tb, &reader);
-	err = versions_check(&svc->ver, &reader, why, sizeof(why));
+	err = versions_check(&svc->ver, &h->ver, why, sizeof(why));
 	if (err) {
 		pr_warn(&svc->log, "refused the new instance: %s", why);
 		return msg_send_error(fd, svc->msg, err, "%s", why) ?: err;
 	}
-	/* tb points into the message buffer the welcome reuses */
+	/* h points into the message buffer the welcome reuses */
 	pr_info(&svc->log, "new instance pid %d (%s) connected; phase 1",
-		cred->pid, attr_str(tb, BATON_A_APP, "?"));
-	err = ctl_set_timeout(fd, PEER_TIMEOUT_MS) ?: send_welcome(svc, fd);
+		cred->pid, h->app);
+	err = ctl_set_timeout(fd, PEER_TIMEOUT_MS) ?:
+	      send_welcome(svc, fd, BATON_MSG_WELCOME);
 	if (err)
 		return err;
 	svc->succ = fd;
@@ -94,7 +78,8 @@ static int coordinator_hello(struct baton_service *svc, int fd,
 				      "an upgrade of %s is already in progress",
 				      svc->service) ?: -EBUSY;
 	}
-	err = ctl_set_timeout(fd, PEER_TIMEOUT_MS) ?: send_welcome(svc, fd);
+	err = ctl_set_timeout(fd, PEER_TIMEOUT_MS) ?:
+	      send_welcome(svc, fd, BATON_MSG_WELCOME);
 	if (err)
 		return err;
 	svc->ctl = fd;
@@ -110,6 +95,7 @@ void pending_readable(struct baton_service *svc, unsigned int slot)
 	int fd = svc->res.pending[slot].fd;
 	struct ucred cred = svc->res.pending[slot].cred;
 	struct baton_msg *m = svc->msg;
+	struct hello h;
 	int err;
 
 	err = msg_recv(fd, m, 0);
@@ -120,22 +106,21 @@ void pending_readable(struct baton_service *svc, unsigned int slot)
 	if (err)
 		goto close_fd;
 	msg_close_fds(m);	/* a hello carries none */
-	if (m->nlh->nlmsg_type != BATON_MSG_HELLO || msg_parse(m, tb) ||
-	    !tb[BATON_A_ROLE]) {
+	if (hello_get(m, tb, &h)) {
 		pr_warn(&svc->log, "pid %d sent a malformed hello (%s); dropped",
 			cred.pid, msg_type_name(m->nlh->nlmsg_type));
 		msg_send_error(fd, m, -EPROTO, "malformed hello");
 		goto close_fd;
 	}
-	switch (mnl_attr_get_u32(tb[BATON_A_ROLE])) {
+	switch (h.role) {
 	case BATON_ROLE_QUERY:
-		send_info(svc, fd);
+		send_welcome(svc, fd, BATON_MSG_INFO);
 		goto close_fd;
 	case BATON_ROLE_COORDINATOR:
 		err = coordinator_hello(svc, fd, &cred);
 		break;
 	case BATON_ROLE_SUCCESSOR:
-		err = successor_hello(svc, fd, &cred, tb);
+		err = successor_hello(svc, fd, &cred, &h);
 		break;
 	default:
 		msg_send_error(fd, m, -EINVAL, "unknown role");

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The wire and records: control messages and the descriptors that travel
- * with them (msg.c), SOCKETS batches (sockets.c), and blobs of records in
- * sealed memfds (records.c).
+ * with them (msg.c), their attributes (attrs.c), the messages several
+ * places send or read (messages.c), SOCKETS batches (sockets.c), and blobs
+ * of records in sealed memfds (records.c).
  */
 #ifndef BATON_LIB_WIRE_H
 #define BATON_LIB_WIRE_H
@@ -36,17 +37,63 @@ int msg_add_fd(struct baton_msg *m, int fd);
 int msg_send(int sock, const struct baton_msg *m);
 int msg_recv(int sock, struct baton_msg *m, int timeout_ms);
 void msg_close_fds(struct baton_msg *m);
+
+/* attrs.c: enum baton_attr's one table of types, and the checks */
 int msg_parse(const struct baton_msg *m, const struct nlattr **tb);
+int attrs_parse(const void *payload, size_t len, const struct nlattr **tb);
 /* calls cb on each attribute; -EINVAL unless they fill len exactly */
 int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb, void *data);
 int attr_check(const struct nlattr *attr, enum mnl_attr_data_type type);
-int msg_send_error(int sock, struct baton_msg *m, int err,
-		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-int msg_error_text(const struct nlattr **tb, char *buf, size_t len);
 __u32 attr_u32(const struct nlattr **tb, int type, __u32 def);
 __u64 attr_u64(const struct nlattr **tb, int type, __u64 def);
 const char *attr_str(const struct nlattr **tb, int type, const char *def);
 const char *msg_type_name(__u16 type);
+
+/* messages.c: the messages several places send or read */
+struct versions {
+	__u32 proto, proto_min;		/* protocol spoken, oldest spoken */
+	__u32 state, compat, min;	/* state written, oldest reader, oldest read */
+};
+
+void versions_of(const struct nlattr **tb, struct versions *v);
+int versions_put(struct baton_msg *m, const struct versions *v);
+int versions_check(const struct versions *writer, const struct versions *reader,
+		   char *why, size_t len);
+
+struct hello {
+	__u32 role;		/* enum baton_role */
+	__u32 pid;		/* 0: not said */
+	const char *app;	/* NULL: not said */
+	struct versions ver;	/* the protocol alone, unless ver.state */
+};
+
+int hello_put(struct baton_msg *m, const struct hello *h);
+int hello_get(const struct baton_msg *m, const struct nlattr **tb,
+	      struct hello *h);
+
+struct welcome {
+	__u32 pid;
+	const char *service;
+	const char *app;
+	__u64 time_ns;		/* 0: not said (INFO) */
+	struct versions ver;
+};
+
+int welcome_put(struct baton_msg *m, __u16 type, const struct welcome *w);
+void welcome_get(const struct nlattr **tb, struct welcome *w);
+
+struct reply {
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	enum { REPLY_NONE, REPLY_WANTED, REPLY_ERROR, REPLY_OTHER } how;
+	char text[256];		/* an ERROR's text, or the other's name */
+};
+
+int msg_reply(int sock, struct baton_msg *m, int timeout_ms, __u16 want,
+	      struct reply *r);
+int msg_send_simple(int sock, struct baton_msg *m, __u16 type, __u32 flags);
+int msg_send_error(int sock, struct baton_msg *m, int err,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int msg_error_text(const struct nlattr **tb, char *buf, size_t len);
 
 /* sockets.c: SOCKETS batches */
 struct held_socket {

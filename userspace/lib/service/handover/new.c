@@ -165,8 +165,7 @@ static int from_peer(struct takeover *t)
 		pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
 		close(t->peer);
 		t->peer = -1;
-		msg_init(m, BATON_MSG_PEER_LOST);
-		return msg_send(t->ctl, m);
+		return msg_send_simple(t->ctl, m, BATON_MSG_PEER_LOST, 0);
 	}
 	if (err) {
 		msg_close_fds(m);
@@ -184,8 +183,7 @@ static int from_peer(struct takeover *t)
 		return load_blob(t, m, tb);
 	case BATON_MSG_SYNC:
 		/* everything before it is taken: the old may stop accepting */
-		msg_init(m, BATON_MSG_SYNC);
-		return msg_send(t->peer, m);
+		return msg_send_simple(t->peer, m, BATON_MSG_SYNC, 0);
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
 			break;
@@ -249,9 +247,12 @@ static int from_ctl(struct takeover *t)
 static int greet(struct takeover *t)
 {
 	struct baton_service *svc = t->svc;
-	const struct nlattr *tb[BATON_A_MAX + 1];
-	struct baton_msg *m = svc->msg;
-	struct versions writer;
+	const struct hello h = {
+		.role = BATON_ROLE_SUCCESSOR, .pid = getpid(),
+		.app = svc->app_name, .ver = svc->ver,
+	};
+	struct welcome w;
+	struct reply r = { .how = REPLY_NONE };
 	struct ucred cred;
 	int err;
 
@@ -270,36 +271,26 @@ static int greet(struct takeover *t)
 			 svc->res.paths.sock, cred.uid);
 		return err;
 	}
-	msg_init(m, BATON_MSG_HELLO);
-	err = msg_put_u32(m, BATON_A_ROLE, BATON_ROLE_SUCCESSOR) ?:
-	      msg_put_u32(m, BATON_A_PID, getpid()) ?:
-	      msg_put_str(m, BATON_A_APP, svc->app_name) ?:
-	      versions_put(m, &svc->ver) ?:
-	      msg_send(t->peer, m) ?:
-	      msg_recv(t->peer, m, 10000);
-	if (!err)
-		err = msg_parse(m, tb);
-	if (err) {
+	err = hello_put(svc->msg, &h) ?: msg_send(t->peer, svc->msg) ?:
+	      msg_reply(t->peer, svc->msg, 10000, BATON_MSG_WELCOME, &r);
+	if (err && r.how == REPLY_ERROR)
+		snprintf(t->why, sizeof(t->why), "%s", r.text);
+	else if (err && r.how == REPLY_OTHER)
+		snprintf(t->why, sizeof(t->why), "expected WELCOME, got %s",
+			 r.text);
+	else if (err)
 		snprintf(t->why, sizeof(t->why),
 			 "no welcome from the serving instance: %s",
 			 strerror(-err));
+	if (err)
 		return err;
-	}
-	msg_close_fds(m);
-	if (m->nlh->nlmsg_type == BATON_MSG_ERROR)
-		return msg_error_text(tb, t->why, sizeof(t->why));
-	if (m->nlh->nlmsg_type != BATON_MSG_WELCOME) {
-		snprintf(t->why, sizeof(t->why), "expected WELCOME, got %s",
-			 msg_type_name(m->nlh->nlmsg_type));
-		return -EPROTO;
-	}
-	versions_of(tb, &writer);
-	err = versions_check(&writer, &svc->ver, t->why, sizeof(t->why));
+	welcome_get(r.tb, &w);
+	err = versions_check(&w.ver, &svc->ver, t->why, sizeof(t->why));
 	if (err)
 		return err;
 	t->t_welcome = now_ns();
 	pr_info(&svc->log, "taking over %s from pid %d (%s)", svc->service,
-		cred.pid, attr_str(tb, BATON_A_APP, "?"));
+		cred.pid, w.app);
 	return 0;
 }
 

@@ -53,12 +53,6 @@ int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
 	return 0;
 }
 
-static int send_simple(int sock, struct baton_msg *m, __u16 type)
-{
-	msg_init(m, type);
-	return msg_send(sock, m);
-}
-
 /* Rollback: take everything back and serve again. Nothing was closed. */
 void rollback(struct baton_service *svc, const char *why)
 {
@@ -78,7 +72,8 @@ void rollback(struct baton_service *svc, const char *why)
 	if (was_running)
 		svc->o.ops->resume(svc->o.app);
 	svc->state = SVC_SERVING;
-	if (svc->ctl >= 0 && send_simple(svc->ctl, svc->msg, BATON_MSG_RESUMED))
+	if (svc->ctl >= 0 &&
+	    msg_send_simple(svc->ctl, svc->msg, BATON_MSG_RESUMED, 0))
 		ctl_close(svc->ep, &svc->ctl);
 }
 
@@ -147,7 +142,7 @@ static int phase1_state(struct baton_service *svc)
 	}
 	if (err > 0)
 		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
-	return send_simple(svc->succ, svc->msg, BATON_MSG_SYNC);
+	return msg_send_simple(svc->succ, svc->msg, BATON_MSG_SYNC, 0);
 }
 
 void work_readable(struct baton_service *svc)
@@ -331,7 +326,7 @@ int ctl_readable(struct baton_service *svc)
 		}
 		svc->expect_pid = mnl_attr_get_u32(tb[BATON_A_PID]);
 		svc->flags = flags;
-		if (send_simple(svc->ctl, m, BATON_MSG_UPGRADE_ACK))
+		if (msg_send_simple(svc->ctl, m, BATON_MSG_UPGRADE_ACK, 0))
 			ctl_close(svc->ep, &svc->ctl);
 		return 0;
 	case BATON_MSG_DEACTIVATE:
@@ -349,7 +344,7 @@ int ctl_readable(struct baton_service *svc)
 			svc->state = SVC_SERVING;
 			svc->expect_pid = 0;
 			ctl_close(svc->ep, &svc->succ);
-			send_simple(svc->ctl, m, BATON_MSG_RESUMED);
+			msg_send_simple(svc->ctl, m, BATON_MSG_RESUMED, 0);
 		} else {
 			rollback(svc, "the coordinator asked for it");
 		}
