@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The TCP checkpoint's handle, shared by genl.c (baton.ko) and repair.c. */
+/* The TCP checkpoint's handle, shared by genl.c, checkpoint.c and restore.c. */
 #ifndef BATON_LIB_TCP_H
 #define BATON_LIB_TCP_H
 
