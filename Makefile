@@ -42,7 +42,20 @@ $(1)/obj/%.o: %.c $(HDRS)
 	@$(if $(Q),echo "  CC      $$@")
 	$(Q)$(CC) $(CFLAGS) $(2) -c $$< -o $$@
 
+$(1)/obj/userspace/lib/%.o: userspace/lib/%.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	@$(if $(Q),echo "  CC      $$@")
+	$(Q)$(CC) $(CFLAGS) $(2) -fvisibility=hidden -c $$< -o $$@
+
+# One object, in which only the API (BATON_API) stays global
 $(1)/libbaton.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
+	@$(if $(Q),echo "  AR      $$@")
+	$(Q)$(LD) -r -o $(1)/obj/libbaton.o $$^
+	$(Q)objcopy --localize-hidden $(1)/obj/libbaton.o
+	$(Q)rm -f $$@ && ar rcs $$@ $(1)/obj/libbaton.o
+
+# The objects as they are, for the tests that reach inside
+$(1)/libbaton-internal.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
 	@$(if $(Q),echo "  AR      $$@")
 	$(Q)rm -f $$@ && ar rcs $$@ $$^
 
@@ -107,7 +120,8 @@ demo: deps all
 	$(Q)bash scripts/demo.sh
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS))
+	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS)) \
+		$(ASAN)/libbaton-internal.a
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
 		BATON_BIN=$(abspath $(ASAN))
 

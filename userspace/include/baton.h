@@ -84,6 +84,9 @@
 
 #include "baton_proto.h"
 
+/* The library's API; everything else in it is hidden (-fvisibility=hidden) */
+#define BATON_API __attribute__((visibility("default")))
+
 #define BATON_EXIT	1	/* baton_service_dispatch(): the app should exit */
 #define BATON_EXPORT_FINAL (1U << 31)	/* export_sockets(): the last pass */
 
@@ -149,32 +152,36 @@ struct baton_service_opts {
 	void *log_ctx;
 };
 
-int baton_service_open(struct baton_service **svc,
-		       const struct baton_service_opts *opts);
-bool baton_service_adopted(const struct baton_service *svc);
-bool baton_service_paused(const struct baton_service *svc);
-int baton_service_fd(const struct baton_service *svc);
-int baton_service_dispatch(struct baton_service *svc);
-void baton_service_close(struct baton_service *svc);
+BATON_API int baton_service_open(struct baton_service **svc,
+				 const struct baton_service_opts *opts);
+BATON_API bool baton_service_adopted(const struct baton_service *svc);
+BATON_API bool baton_service_paused(const struct baton_service *svc);
+BATON_API int baton_service_fd(const struct baton_service *svc);
+BATON_API int baton_service_dispatch(struct baton_service *svc);
+BATON_API void baton_service_close(struct baton_service *svc);
 
 /* Inside ops->export_sockets(): hand over one socket (a copy is sent). */
-int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
-			enum baton_sock_kind kind);
+BATON_API int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
+				  enum baton_sock_kind kind);
 
 /* Writing records, inside ops->save_*(). */
-int baton_rec_begin(struct baton_rec_writer *w, __u64 id);
-int baton_rec_put_u32(struct baton_rec_writer *w, __u16 type, __u32 v);
-int baton_rec_put_u64(struct baton_rec_writer *w, __u16 type, __u64 v);
-int baton_rec_put_str(struct baton_rec_writer *w, __u16 type, const char *s);
+BATON_API int baton_rec_begin(struct baton_rec_writer *w, __u64 id);
+BATON_API int baton_rec_put_u32(struct baton_rec_writer *w, __u16 type,
+				__u32 v);
+BATON_API int baton_rec_put_u64(struct baton_rec_writer *w, __u16 type,
+				__u64 v);
+BATON_API int baton_rec_put_str(struct baton_rec_writer *w, __u16 type,
+				const char *s);
 /* Any length: split into attributes of one type, concatenated on reading. */
-int baton_rec_put_bytes(struct baton_rec_writer *w, __u16 type,
-			const void *buf, size_t len);
-int baton_rec_end(struct baton_rec_writer *w);
+BATON_API int baton_rec_put_bytes(struct baton_rec_writer *w, __u16 type,
+				  const void *buf, size_t len);
+BATON_API int baton_rec_end(struct baton_rec_writer *w);
 
 /* Reading records, inside ops->load_*(). */
-__u64 baton_rec_id(const struct baton_rec *rec);
-__u32 baton_rec_version(const struct baton_rec *rec);
-int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb, void *data);
+BATON_API __u64 baton_rec_id(const struct baton_rec *rec);
+BATON_API __u32 baton_rec_version(const struct baton_rec *rec);
+BATON_API int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb,
+			      void *data);
 
 /* The coordinator. */
 enum baton_phase {
@@ -190,7 +197,7 @@ enum baton_phase {
 	__BATON_PHASE_END,
 };
 
-const char *baton_phase_name(enum baton_phase phase);
+BATON_API const char *baton_phase_name(enum baton_phase phase);
 
 struct baton_upgrade_opts {
 	const char *service;
@@ -224,12 +231,12 @@ struct baton_upgrade_report {
 	char reason[256];	/* what went wrong, for people */
 };
 
-int baton_upgrade_open(struct baton_upgrade **up,
-		       const struct baton_upgrade_opts *opts);
-int baton_upgrade_step(struct baton_upgrade *up);
-const struct baton_upgrade_report *
+BATON_API int baton_upgrade_open(struct baton_upgrade **up,
+				 const struct baton_upgrade_opts *opts);
+BATON_API int baton_upgrade_step(struct baton_upgrade *up);
+BATON_API const struct baton_upgrade_report *
 baton_upgrade_report(const struct baton_upgrade *up);
-void baton_upgrade_close(struct baton_upgrade *up);
+BATON_API void baton_upgrade_close(struct baton_upgrade *up);
 
 /* Ask a running instance who it is (batonctl status). */
 struct baton_instance_info {
@@ -238,7 +245,7 @@ struct baton_instance_info {
 	__u32 state_version;
 	__u32 proto;
 };
-int baton_query(const char *run_dir, const char *service,
-		struct baton_instance_info *info);
+BATON_API int baton_query(const char *run_dir, const char *service,
+			  struct baton_instance_info *info);
 
 #endif /* BATON_H */

@@ -38,19 +38,19 @@ struct baton_steer_opts {
 	void *log_ctx;
 };
 
-int baton_steer_open(struct baton_steer **st,
-		     const struct baton_steer_opts *opts);
-int baton_steer_attach(struct baton_steer *st, int listen_fd);
-int baton_steer_set_listener(struct baton_steer *st, __u32 gen,
-			     int listen_fd);
+BATON_API int baton_steer_open(struct baton_steer **st,
+			       const struct baton_steer_opts *opts);
+BATON_API int baton_steer_attach(struct baton_steer *st, int listen_fd);
+BATON_API int baton_steer_set_listener(struct baton_steer *st, __u32 gen,
+				       int listen_fd);
 /* share of new flows for the canary, in 1/BATON_STEER_SCALE; 0 for none */
-int baton_steer_set(struct baton_steer *st, __u32 active, __u32 canary,
-		    __u32 share);
-int baton_steer_get(struct baton_steer *st, __u32 *active, __u32 *canary,
-		    __u32 *share);
+BATON_API int baton_steer_set(struct baton_steer *st, __u32 active,
+			      __u32 canary, __u32 share);
+BATON_API int baton_steer_get(struct baton_steer *st, __u32 *active,
+			      __u32 *canary, __u32 *share);
 /* 1 if generation gen has a listener in the group, 0 if not */
-int baton_steer_has_listener(struct baton_steer *st, __u32 gen);
-int baton_steer_unpin(struct baton_steer *st);
-void baton_steer_close(struct baton_steer *st);
+BATON_API int baton_steer_has_listener(struct baton_steer *st, __u32 gen);
+BATON_API int baton_steer_unpin(struct baton_steer *st);
+BATON_API void baton_steer_close(struct baton_steer *st);
 
 #endif /* BATON_STEER_H */

@@ -55,13 +55,16 @@ enum baton_tcp_attr {
 
 struct baton_tcp;
 
-int baton_tcp_open(struct baton_tcp **tcp, baton_log_fn log, void *log_ctx);
-int baton_tcp_export(struct baton_tcp *tcp, int fd, void *buf, size_t len);
-int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
-		     size_t len);
-int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
-			 size_t *len);
-int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len);
-void baton_tcp_close(struct baton_tcp *tcp);
+BATON_API int baton_tcp_open(struct baton_tcp **tcp, baton_log_fn log,
+			     void *log_ctx);
+BATON_API int baton_tcp_export(struct baton_tcp *tcp, int fd, void *buf,
+			       size_t len);
+BATON_API int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
+			       size_t len);
+BATON_API int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
+				   size_t *len);
+BATON_API int baton_tcp_restore(struct baton_tcp *tcp, const void *rec,
+				size_t len);
+BATON_API void baton_tcp_close(struct baton_tcp *tcp);
 
 #endif /* BATON_TCP_H */
