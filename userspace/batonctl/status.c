@@ -53,11 +53,12 @@ static void print_steering(struct out *out, const char *service)
 		out_obj_begin(out, "steering", "steering:");
 		out_u64(out, "active", "active", active);
 		out_u64(out, "canary", share ? "canary" : NULL, canary);
-		snprintf(value, sizeof(value), "%.2f%%", share / 100.0);
+		snprintf(value, sizeof(value), "%.2f%%",
+			 share / (BATON_STEER_SCALE / 100.0));
 		out_str(out, "canary_share", share ? "canary share" : NULL,
 			value);
 		value[0] = '\0';
-		for (gen = 0; gen < 16; gen++) {
+		for (gen = 0; gen < BATON_STEER_MAX_GEN; gen++) {
 			if (baton_steer_has_listener(st, gen) != 1)
 				continue;
 			snprintf(key, sizeof(key), "%s%u", value[0] ? " " : "", gen);
@@ -79,7 +80,7 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 	unsigned int i;
 	int err;
 
-	err = baton_query(o->run_dir, service, &info);
+	err = baton_query(o->run_dir, service, 0, &info);
 	if (err)
 		snprintf(title, sizeof(title), "%s: not answering (%s)", service,
 			 strerror(-err));
@@ -120,14 +121,12 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 
 int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 {
-	const char *run_dir = o->run_dir ? o->run_dir : getenv("BATON_RUN_DIR");
+	const char *run_dir = baton_run_dir(o->run_dir);
 	struct out out;
 	struct dirent *d;
 	unsigned int n = 0;
 	DIR *dir;
 
-	if (!run_dir || !*run_dir)
-		run_dir = "/run/baton";
 	if (argc > 2) {
 		fprintf(stderr, "Usage: batonctl status [SERVICE] [-j|--json]\n");
 		return 2;
@@ -212,7 +211,7 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 			strerror(-lock));
 		return 1;
 	}
-	if (!recover(o, argv[1], 5000, false))
+	if (!recover(o, argv[1], BATON_UPGRADE_TIMEOUT_MS, false))
 		printf("%s: nothing to recover\n", argv[1]);
 	close(lock);
 	return 0;

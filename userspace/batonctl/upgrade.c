@@ -22,14 +22,15 @@ static void usage(FILE *f)
 "The old instance exits once the new one serves. If anything fails before\n"
 "then, the old instance serves on as before and batonctl exits with 1.\n"
 "\n"
-"  --timeout-ms N   how long each step may take (5000)\n"
+"  --timeout-ms N   how long each step may take (%d)\n"
 "  --drain          move the listening sockets only; the old instance\n"
 "                   serves its connections until they close\n"
 "  --listeners own  the new instance opens its own listeners in the\n"
 "                   steered SO_REUSEPORT group (kvd --steer GEN); only\n"
 "                   connections move, and new ones switch at activation\n"
 "  --log FILE       the new instance's standard output and error\n"
-"  -j, --json       print the report as one JSON object\n");
+"  -j, --json       print the report as one JSON object\n",
+		BATON_UPGRADE_TIMEOUT_MS);
 }
 
 static double ms_between(__u64 a, __u64 b)
@@ -142,7 +143,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{}
 	};
 	struct ctl_opts opts = *o;
-	struct baton_upgrade_opts uo = { .timeout_ms = 5000 };
+	struct baton_upgrade_opts uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS };
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up = NULL;
 	struct journal j = {};

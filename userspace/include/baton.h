@@ -88,6 +88,16 @@
 #define BATON_API __attribute__((visibility("default")))
 
 #define BATON_EXIT	1	/* baton_service_dispatch(): the app should exit */
+
+/* Where control sockets live, when neither run_dir nor $BATON_RUN_DIR says */
+#define BATON_RUN_DIR		"/run/baton"
+
+/* The timeouts' defaults, in milliseconds, where an option says 0 */
+#define BATON_UPGRADE_TIMEOUT_MS 5000	/* each step of an upgrade */
+#define BATON_WELCOME_TIMEOUT_MS 10000	/* the new instance's hello answered */
+#define BATON_PEER_TIMEOUT_MS	2000	/* a peer takes a message sent to it */
+#define BATON_QUERY_TIMEOUT_MS	2000	/* baton_query() answered */
+
 #define BATON_EXPORT_FINAL (1U << 31)	/* export_sockets(): the last pass */
 
 enum baton_log_level {
@@ -141,11 +151,18 @@ struct baton_app_ops {
 
 struct baton_service_opts {
 	const char *service;	/* [A-Za-z0-9_.-], at most 64 */
-	const char *run_dir;	/* NULL: $BATON_RUN_DIR, else /run/baton */
+	const char *run_dir;	/* NULL: baton_run_dir(NULL) */
 	const char *app_name;	/* "kvd 2": shown by batonctl status */
 	__u32 state_version;	/* the state version this build writes */
 	__u32 state_compat;	/* the oldest version that reads it */
 	__u32 state_min;	/* the oldest version this build reads */
+	/*
+	 * How long a peer may keep this instance waiting: started by the
+	 * coordinator, for the serving instance to answer its hello (0:
+	 * BATON_WELCOME_TIMEOUT_MS); serving, for a peer to take a message
+	 * (0: BATON_PEER_TIMEOUT_MS).
+	 */
+	int timeout_ms;
 	const struct baton_app_ops *ops;
 	void *app;
 	baton_log_fn log;
@@ -204,7 +221,7 @@ struct baton_upgrade_opts {
 	const char *run_dir;	/* as in baton_service_opts */
 	char *const *argv;	/* the new instance's command */
 	const char *log_path;	/* its stdout and stderr; NULL: inherited */
-	int timeout_ms;		/* for each step; 0: 5000 */
+	int timeout_ms;		/* each step; 0: BATON_UPGRADE_TIMEOUT_MS */
 	unsigned int flags;	/* BATON_UPGRADE_F_* */
 	baton_log_fn log;
 	void *log_ctx;
@@ -245,7 +262,11 @@ struct baton_instance_info {
 	__u32 state_version;
 	__u32 proto;
 };
+/* timeout_ms: for its answer; 0: BATON_QUERY_TIMEOUT_MS */
 BATON_API int baton_query(const char *run_dir, const char *service,
-			  struct baton_instance_info *info);
+			  int timeout_ms, struct baton_instance_info *info);
+
+/* run_dir or, if NULL, $BATON_RUN_DIR; BATON_RUN_DIR if that is unset or "" */
+BATON_API const char *baton_run_dir(const char *run_dir);
 
 #endif /* BATON_H */

@@ -32,6 +32,13 @@ static bool service_name_ok(const char *s)
 	return true;
 }
 
+const char *baton_run_dir(const char *run_dir)
+{
+	if (!run_dir)
+		run_dir = getenv("BATON_RUN_DIR");
+	return run_dir && *run_dir ? run_dir : BATON_RUN_DIR;
+}
+
 int paths_init(struct baton_paths *p, const char *run_dir,
 	       const char *service)
 {
@@ -40,10 +47,7 @@ int paths_init(struct baton_paths *p, const char *run_dir,
 
 	if (!service_name_ok(service))
 		return -EINVAL;
-	if (!run_dir)
-		run_dir = getenv("BATON_RUN_DIR");
-	if (!run_dir || !*run_dir)
-		run_dir = "/run/baton";
+	run_dir = baton_run_dir(run_dir);
 	n = snprintf(p->dir, sizeof(p->dir), "%s", run_dir);
 	if (n < 0 || (size_t)n >= sizeof(p->dir))
 		return -ENAMETOOLONG;

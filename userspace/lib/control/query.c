@@ -7,7 +7,7 @@
 
 #include "control/control.h"
 
-int baton_query(const char *run_dir, const char *service,
+int baton_query(const char *run_dir, const char *service, int timeout_ms,
 		struct baton_instance_info *info)
 {
 	const struct hello h = {
@@ -31,7 +31,8 @@ int baton_query(const char *run_dir, const char *service,
 		goto free_msg;
 	}
 	err = hello_put(m, &h) ?: msg_send(sock, m) ?:
-	      msg_reply(sock, m, 2000, BATON_MSG_INFO, &r);
+	      msg_reply(sock, m, timeout_ms ?: BATON_QUERY_TIMEOUT_MS,
+			BATON_MSG_INFO, &r);
 	if (err && r.how == REPLY_ERROR)
 		err = -EPROTO;	/* a refusal is no instance to ask */
 	if (err)

@@ -35,7 +35,7 @@ int baton_upgrade_open(struct baton_upgrade **out,
 		return -ENOMEM;
 	up->o = *o;
 	if (!up->o.timeout_ms)
-		up->o.timeout_ms = 5000;
+		up->o.timeout_ms = BATON_UPGRADE_TIMEOUT_MS;
 	up->log.fn = o->log;
 	up->log.ctx = o->log_ctx;
 	up->old = up->new = -1;

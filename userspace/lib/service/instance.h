@@ -12,8 +12,6 @@
 
 #include "control/control.h"
 
-#define PEER_TIMEOUT_MS	2000	/* a peer that stops reading is dropped */
-
 enum svc_state {
 	SVC_SERVING,
 	SVC_EXPECTING,		/* a coordinator is attached */
@@ -52,6 +50,7 @@ struct baton_service {
 	int work;		/* eventfd: phase 1 has more to send */
 	int ctl;		/* the coordinator */
 	int succ;		/* the new instance */
+	int peer_timeout_ms;	/* a peer that stops reading is dropped */
 	pid_t expect_pid;
 	unsigned int flags;	/* BATON_UPGRADE_F_* of this upgrade */
 	enum svc_state state;

@@ -52,7 +52,7 @@ static int successor_hello(struct baton_service *svc, int fd,
 	/* h points into the message buffer the welcome reuses */
 	pr_info(&svc->log, "new instance pid %d (%s) connected; phase 1",
 		cred->pid, h->app);
-	err = ctl_set_timeout(fd, PEER_TIMEOUT_MS) ?:
+	err = ctl_set_timeout(fd, svc->peer_timeout_ms) ?:
 	      send_welcome(svc, fd, BATON_MSG_WELCOME);
 	if (err)
 		return err;
@@ -78,7 +78,7 @@ static int coordinator_hello(struct baton_service *svc, int fd,
 				      "an upgrade of %s is already in progress",
 				      svc->service) ?: -EBUSY;
 	}
-	err = ctl_set_timeout(fd, PEER_TIMEOUT_MS) ?:
+	err = ctl_set_timeout(fd, svc->peer_timeout_ms) ?:
 	      send_welcome(svc, fd, BATON_MSG_WELCOME);
 	if (err)
 		return err;

@@ -43,6 +43,7 @@ static int svc_alloc(struct baton_service **out,
 	};
 	resources_init(&svc->res);
 	svc->ctl = svc->succ = -1;
+	svc->peer_timeout_ms = o->timeout_ms ?: BATON_PEER_TIMEOUT_MS;
 	svc->msg = msg_alloc();
 	if (!svc->msg) {
 		err = -ENOMEM;

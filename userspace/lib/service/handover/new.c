@@ -272,7 +272,9 @@ static int greet(struct takeover *t)
 		return err;
 	}
 	err = hello_put(svc->msg, &h) ?: msg_send(t->peer, svc->msg) ?:
-	      msg_reply(t->peer, svc->msg, 10000, BATON_MSG_WELCOME, &r);
+	      msg_reply(t->peer, svc->msg,
+			svc->o.timeout_ms ?: BATON_WELCOME_TIMEOUT_MS,
+			BATON_MSG_WELCOME, &r);
 	if (err && r.how == REPLY_ERROR)
 		snprintf(t->why, sizeof(t->why), "%s", r.text);
 	else if (err && r.how == REPLY_OTHER)
