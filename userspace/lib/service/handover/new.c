@@ -22,6 +22,7 @@ struct takeover {
 	struct baton_service *svc;
 	int peer;
 	int ctl;
+	struct held_socket *batch;	/* one SOCKETS message's sockets */
 	__u64 *ids;		/* (kind << 62 | id) of every adopted socket */
 	unsigned int nids, cap, nsorted;
 	__u32 listeners, conns, records;
@@ -56,7 +57,7 @@ static int remember(struct takeover *t, __u64 key)
 static int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 {
 	struct baton_service *svc = t->svc;
-	struct held_socket socks[BATON_MAX_FDS_PER_MSG];
+	struct held_socket *socks = t->batch;
 	unsigned int n, i;
 	int err;
 
@@ -378,7 +379,14 @@ int takeover_run(struct baton_service *svc, int ctl)
 	struct takeover t = { .svc = svc, .peer = -1, .ctl = ctl };
 	int err;
 
-	err = greet(&t) ?: exchange(&t) ?: activate(&t);
+	/* 72 KiB: not for the stack of a library's caller */
+	t.batch = malloc(BATON_MAX_FDS_PER_MSG * sizeof(*t.batch));
+	if (!t.batch) {
+		snprintf(t.why, sizeof(t.why), "out of memory");
+		err = -ENOMEM;
+	} else {
+		err = greet(&t) ?: exchange(&t) ?: activate(&t);
+	}
 	if (err) {
 		pr_err(&svc->log, "takeover failed: %s", t.why);
 		msg_send_error(ctl, svc->msg, err, "%s", t.why);
@@ -388,5 +396,6 @@ int takeover_run(struct baton_service *svc, int ctl)
 		close(t.peer);
 	close(ctl);
 	free(t.ids);
+	free(t.batch);
 	return err;
 }
