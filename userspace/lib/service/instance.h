@@ -34,7 +34,7 @@ struct baton_export {
 	struct held_socket *socks;
 	unsigned int n, cap;
 	unsigned int listeners, conns;
-	const __u64 *skip;	/* sorted sock_key()s already sent */
+	const struct sock_key *skip;	/* already sent, sorted */
 	unsigned int nskip;
 };
 
@@ -56,7 +56,7 @@ struct baton_service {
 	enum svc_state state;
 	bool adopted;
 	struct baton_export exp;
-	__u64 *sent;		/* sock_key() of the first pass, sorted */
+	struct sock_key *sent;	/* the first pass, sorted */
 	unsigned int nsent;
 };
 

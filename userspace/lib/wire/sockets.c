@@ -10,11 +10,14 @@
 
 #include "wire/wire.h"
 
-int cmp_u64(const void *a, const void *b)
+/* For qsort() and bsearch(): by kind, then by id, every bit of it */
+int sock_key_cmp(const void *a, const void *b)
 {
-	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+	const struct sock_key *x = a, *y = b;
 
-	return x < y ? -1 : x > y;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 int sockets_put(struct baton_msg *m, const struct held_socket *s)

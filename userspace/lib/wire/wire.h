@@ -102,12 +102,17 @@ struct held_socket {
 };
 
 int sockets_put(struct baton_msg *m, const struct held_socket *s);
-/* one number per socket: its kind and the application's id */
-static inline __u64 sock_key(const struct baton_sockinfo *si)
+/* A socket as both instances know it: its kind and the application's id */
+struct sock_key {
+	__u64 id;
+	__u32 kind;
+};
+
+static inline struct sock_key sock_key(const struct baton_sockinfo *si)
 {
-	return (__u64)si->kind << 62 | (si->id & ((1ULL << 62) - 1));
+	return (struct sock_key){ .id = si->id, .kind = si->kind };
 }
-int cmp_u64(const void *a, const void *b);
+int sock_key_cmp(const void *a, const void *b);
 int sockets_parse(struct baton_msg *m, struct held_socket *out,
 		  unsigned int *n);
 int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,

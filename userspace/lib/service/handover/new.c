@@ -23,7 +23,7 @@ struct takeover {
 	int peer;
 	int ctl;
 	struct held_socket *batch;	/* one SOCKETS message's sockets */
-	__u64 *ids;		/* (kind << 62 | id) of every adopted socket */
+	struct sock_key *ids;	/* every adopted socket */
 	unsigned int nids, cap, nsorted;
 	__u32 listeners, conns, records;
 	bool phase1_done, phase2_done, activate;
@@ -32,17 +32,17 @@ struct takeover {
 	char why[256];
 };
 
-static bool already_adopted(struct takeover *t, __u64 key)
+static bool already_adopted(struct takeover *t, struct sock_key key)
 {
 	return t->nsorted &&
-	       bsearch(&key, t->ids, t->nsorted, sizeof(key), cmp_u64);
+	       bsearch(&key, t->ids, t->nsorted, sizeof(key), sock_key_cmp);
 }
 
-static int remember(struct takeover *t, __u64 key)
+static int remember(struct takeover *t, struct sock_key key)
 {
 	if (t->nids == t->cap) {
 		unsigned int cap = t->cap ? t->cap * 2 : 1024;
-		__u64 *ids = realloc(t->ids, cap * sizeof(*ids));
+		struct sock_key *ids = realloc(t->ids, cap * sizeof(*ids));
 
 		if (!ids)
 			return -ENOMEM;
@@ -62,14 +62,14 @@ static int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 	int err;
 
 	if (from_ctl && t->nsorted != t->nids) {
-		qsort(t->ids, t->nids, sizeof(*t->ids), cmp_u64);
+		qsort(t->ids, t->nids, sizeof(*t->ids), sock_key_cmp);
 		t->nsorted = t->nids;
 	}
 	err = sockets_parse(m, socks, &n);
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
-		__u64 key = sock_key(&socks[i].si);
+		struct sock_key key = sock_key(&socks[i].si);
 
 		if (from_ctl && already_adopted(t, key)) {
 			close(socks[i].fd);

@@ -25,10 +25,10 @@ int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
 		return -EINVAL;
 	kind == BATON_SOCK_LISTENER ? exp->listeners++ : exp->conns++;
 	if (exp->nskip) {	/* the final pass: only what is new */
-		struct baton_sockinfo si = { .id = id, .kind = kind };
-		__u64 key = sock_key(&si);
+		struct sock_key key = { .id = id, .kind = kind };
 
-		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key), cmp_u64))
+		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key),
+			    sock_key_cmp))
 			return 0;
 	}
 	if (exp->n == exp->cap) {
@@ -182,7 +182,7 @@ int phase1_bulk(struct baton_service *svc)
 		return -ENOMEM;
 	for (i = 0; i < exp->n; i++)
 		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
-	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), cmp_u64);
+	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), sock_key_cmp);
 	err = send_sockets(svc, exp->socks, exp->n);
 	if (err)
 		return err;
