@@ -42,7 +42,7 @@
  *					tracking changes; it may return 1 to
  *					be called again on a later round, and
  *					serve in between (a large state)
- *		  ops->export_sockets()	again, flags | BATON_EXPORT_FINAL, once
+ *		  ops->export_sockets()	again, with BATON_EXPORT_F_FINAL, once
  *					the new instance has taken the first
  *					pass: stop accept(), list them all
  *					again (the library sends only those
@@ -98,7 +98,8 @@
 #define BATON_PEER_TIMEOUT_MS	2000	/* a peer takes a message sent to it */
 #define BATON_QUERY_TIMEOUT_MS	2000	/* baton_query() answered */
 
-#define BATON_EXPORT_FINAL (1U << 31)	/* export_sockets(): the last pass */
+/* export_sockets()'s flags; the upgrade's own, BATON_UPGRADE_F_*, come apart */
+#define BATON_EXPORT_F_FINAL	(1U << 0)	/* the last pass */
 
 enum baton_log_level {
 	BATON_LOG_ERR,
@@ -126,9 +127,12 @@ struct baton_sockinfo {
 };
 
 struct baton_app_ops {
-	/* old instance, phase 1 (flags: BATON_UPGRADE_F_*) */
+	/*
+	 * old instance, phase 1. upgrade_flags: BATON_UPGRADE_F_* of this
+	 * upgrade; flags: BATON_EXPORT_F_* of this pass
+	 */
 	int (*export_sockets)(void *app, struct baton_export *exp,
-			      unsigned int flags);
+			      unsigned int upgrade_flags, unsigned int flags);
 	int (*save_state)(void *app, struct baton_rec_writer *w);
 	/* old instance, phase 2 */
 	void (*deactivate)(void *app);

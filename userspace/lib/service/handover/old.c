@@ -169,7 +169,7 @@ int phase1_bulk(struct baton_service *svc)
 
 	exp->n = exp->listeners = exp->conns = 0;
 	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
-	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags);
+	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags, 0);
 	if (err) {
 		pr_err(&svc->log, "phase 1: the application could not list its sockets: %s",
 		       strerror(-err));
@@ -200,8 +200,8 @@ static int phase1_final(struct baton_service *svc)
 	exp->n = exp->listeners = exp->conns = 0;
 	exp->skip = svc->sent;
 	exp->nskip = svc->nsent;
-	err = svc->o.ops->export_sockets(svc->o.app, exp,
-					 svc->flags | BATON_EXPORT_FINAL);
+	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags,
+					 BATON_EXPORT_F_FINAL);
 	exp->nskip = 0;
 	svc->state = SVC_PHASE1;
 	if (err) {
