@@ -51,7 +51,12 @@ void journal_set(struct journal *j, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *journal_get(const struct journal *j, const char *key);
 
-/* output.c: libbaton's messages, warnings and errors only */
+/* output.c: libbaton's messages, warnings and errors only; ctx, if not
+ * NULL, a struct ctl_log that keeps the first error */
+struct ctl_log {
+	char first_err[256];
+};
+
 void ctl_log(void *ctx, enum baton_log_level level, const char *msg);
 
 /* the subcommands */

@@ -146,6 +146,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	struct baton_upgrade_opts uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS };
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up = NULL;
+	struct ctl_log logged = {};
 	struct journal j = {};
 	int c, lock, err, phase;
 
@@ -193,6 +194,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	uo.argv = &argv[optind + 1];
 	uo.run_dir = opts.run_dir;
 	uo.log = ctl_log;
+	uo.log_ctx = &logged;
 
 	lock = journal_lock(opts.run_dir, uo.service);
 	if (lock == -EBUSY) {
@@ -213,20 +215,20 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	journal_set(&j, "command", "%s", uo.argv[0]);
 	journal_set(&j, "result", "in-progress");
 	err = baton_upgrade_open(&up, &uo);
-	r = baton_upgrade_report(up);
 	if (err) {
-		if (up) {
+		/* refused: the library said why, or the arguments were wrong */
+		if (logged.first_err[0]) {
 			journal_set(&j, "result", "refused");
-			journal_set(&j, "reason", "%s", r->reason);
+			journal_set(&j, "reason", "%s", logged.first_err);
 			journal_write(opts.run_dir, uo.service, &j);
-			fprintf(stderr, "batonctl: %s\n", r->reason);
+			fprintf(stderr, "batonctl: %s\n", logged.first_err);
 		} else {
 			fprintf(stderr, "batonctl: %s\n", strerror(-err));
 		}
-		baton_upgrade_close(up);
 		close(lock);
 		return 1;
 	}
+	r = baton_upgrade_report(up);
 	journal_phase(&opts, uo.service, &j, r);
 	do {
 		phase = baton_upgrade_step(up);

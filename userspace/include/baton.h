@@ -10,7 +10,9 @@
  *
  * The library never prints: messages go to the log callback, if any. It
  * keeps no global state. Every function returns 0 (or a count) on success
- * and a negative errno on failure.
+ * and a negative errno on failure. A baton_*_open() sets its handle only if
+ * it succeeds; why it failed, unless its arguments were wrong (-EINVAL) or
+ * memory ran out (-ENOMEM), has gone to the log callback.
  *
  * The application's side, old and new alike:
  *

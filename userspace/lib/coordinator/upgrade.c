@@ -14,32 +14,20 @@
 
 #include "coordinator/coordinator.h"
 
-int baton_upgrade_open(struct baton_upgrade **out,
-		       const struct baton_upgrade_opts *o)
+/* Connects to the old instance, and is welcomed. */
+static int attach(struct baton_upgrade *up)
 {
+	const struct baton_upgrade_opts *o = &up->o;
 	const struct hello h = {
 		.role = BATON_ROLE_COORDINATOR, .pid = getpid(),
 		.ver.proto = BATON_PROTO_VERSION,
 	};
 	struct reply r = { .how = REPLY_NONE };
-	struct baton_upgrade *up;
 	struct baton_msg *m;
 	struct welcome w;
 	struct ucred cred;
 	int err;
 
-	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL))
-		return -EINVAL;
-	up = calloc(1, sizeof(*up));
-	if (!up)
-		return -ENOMEM;
-	up->o = *o;
-	if (!up->o.timeout_ms)
-		up->o.timeout_ms = BATON_UPGRADE_TIMEOUT_MS;
-	up->log.fn = o->log;
-	up->log.ctx = o->log_ctx;
-	up->old = up->new = -1;
-	*out = up;		/* the report says why, even on failure */
 	err = paths_init(&up->paths, o->run_dir, o->service);
 	if (err)
 		return fail(up, err, "'%s' is not a valid service name (letters, digits, '_', '-', '.'; at most 64)",
@@ -60,7 +48,7 @@ int baton_upgrade_open(struct baton_upgrade **out,
 		return fail(up, err, "%s is served by uid %d; run batonctl as that user or root",
 			    o->service, cred.uid);
 	err = hello_put(m, &h) ?: msg_send(up->old, m) ?:
-	      msg_reply(up->old, m, up->o.timeout_ms, BATON_MSG_WELCOME, &r);
+	      msg_reply(up->old, m, o->timeout_ms, BATON_MSG_WELCOME, &r);
 	if (err && r.how == REPLY_ERROR)
 		return fail(up, err, "%s refused: %s", o->service, r.text);
 	if (err && r.how == REPLY_OTHER)
@@ -73,6 +61,33 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	up->r.old_pid = w.pid ? (pid_t)w.pid : cred.pid;
 	snprintf(up->r.old_app, sizeof(up->r.old_app), "%s", w.app);
 	reach(up, BATON_PHASE_ATTACHED);
+	return 0;
+}
+
+/* *out is set only if it succeeds */
+int baton_upgrade_open(struct baton_upgrade **out,
+		       const struct baton_upgrade_opts *o)
+{
+	struct baton_upgrade *up;
+	int err;
+
+	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL))
+		return -EINVAL;
+	up = calloc(1, sizeof(*up));
+	if (!up)
+		return -ENOMEM;
+	up->o = *o;
+	if (!up->o.timeout_ms)
+		up->o.timeout_ms = BATON_UPGRADE_TIMEOUT_MS;
+	up->log.fn = o->log;
+	up->log.ctx = o->log_ctx;
+	up->old = up->new = -1;
+	err = attach(up);
+	if (err) {
+		baton_upgrade_close(up);
+		return err;
+	}
+	*out = up;
 	return 0;
 }
 

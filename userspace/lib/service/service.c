@@ -91,6 +91,7 @@ static int successor_ctl_fd(void)
 	return fd;
 }
 
+/* *out is set only if it succeeds */
 int baton_service_open(struct baton_service **out,
 		       const struct baton_service_opts *o)
 {
