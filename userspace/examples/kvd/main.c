@@ -155,16 +155,6 @@ static int add_listener(struct kvd *kvd, int fd)
 	return 0;
 }
 
-static void accept_all(struct kvd *kvd, struct kvd_listener *l);
-
-void kvd_accept_all(struct kvd *kvd)
-{
-	unsigned int i;
-
-	for (i = 0; i < kvd->nlisteners; i++)
-		accept_all(kvd, &kvd->listeners[i]);
-}
-
 static void accept_all(struct kvd *kvd, struct kvd_listener *l)
 {
 	int one = 1;
@@ -222,8 +212,6 @@ static void serve(struct kvd *kvd)
 					break;	/* the rest waits for the new */
 			} else if (h->kind == H_LISTENER) {
 				accept_all(kvd, (struct kvd_listener *)h);
-			} else if (h->kind == H_SWEEP) {
-				kvd_steer_sweep(kvd);
 			} else {
 				struct kvd_conn *c = (struct kvd_conn *)h;
 
@@ -362,7 +350,6 @@ int main(int argc, char **argv)
 	bo.app_name = app_name;
 	bo.state_min = o.state_min;
 
-	kvd.sweep_fd = -1;
 	if (o.steer_gen >= 0) {
 		/* ours, and in the group, before any takeover */
 		int fd = open_listener(o.listen[0], true);
