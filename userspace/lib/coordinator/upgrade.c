@@ -135,13 +135,29 @@ static int roll_back(struct baton_upgrade *up, int err)
 	return err;
 }
 
+/* ACTIVATE has gone out: ACTIVE ends the blackout, and the copies go. */
+static int await_active(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	int err;
+
+	up->activate_sent = true;
+	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE, tb);
+	if (err)
+		return err;
+	up->r.active_ns = now_ns();
+	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
+	drop_held(up);
+	reach(up, BATON_PHASE_ACTIVE);
+	return 0;
+}
+
 /*
  * The old went away before the blackout ended. Whatever it held, we hold
  * too: hand our copies to the new instance and let it serve.
  */
 static int roll_forward(struct baton_upgrade *up)
 {
-	const struct nlattr *tb[BATON_A_MAX + 1];
 	bool complete = up->r.phase >= BATON_PHASE_DEACTIVATED;
 	int err;
 
@@ -160,15 +176,10 @@ static int roll_forward(struct baton_upgrade *up)
 	if (err)
 		return fail(up, err, "cannot hand over to the new instance: %s",
 			    strerror(-err));
-	up->activate_sent = true;
 	up->r.deactivate_ns = up->r.deactivate_ns ?: now_ns();
-	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE, tb);
+	err = await_active(up);
 	if (err)
 		return err;
-	up->r.active_ns = now_ns();
-	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
-	drop_held(up);
-	reach(up, BATON_PHASE_ACTIVE);
 	reach(up, BATON_PHASE_DONE);
 	return BATON_PHASE_DONE;
 }
@@ -211,22 +222,13 @@ static int step_deactivate(struct baton_upgrade *up)
 
 static int step_activate(struct baton_upgrade *up)
 {
-	const struct nlattr *tb[BATON_A_MAX + 1];
 	int err;
 
 	err = msg_send_simple(up->new, up->msg, BATON_MSG_ACTIVATE, 0);
 	if (err)
 		return fail(up, err, "cannot reach the new instance: %s",
 			    strerror(-err));
-	up->activate_sent = true;
-	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE, tb);
-	if (err)
-		return err;
-	up->r.active_ns = now_ns();
-	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
-	drop_held(up);
-	reach(up, BATON_PHASE_ACTIVE);
-	return 0;
+	return await_active(up);
 }
 
 /* The old closes its copies and exits; its socket to us closes last. */

@@ -69,11 +69,9 @@ int wait_msg(struct baton_upgrade *up, __u64 deadline, enum from *from,
 			return -ETIMEDOUT;
 		*from = p[0].revents ? FROM_OLD : FROM_NEW;
 		sock = *from == FROM_OLD ? up->old : up->new;
-		err = msg_recv(sock, m, 0);
+		err = msg_read(sock, m, 0, tb);
 		if (err == -ETIMEDOUT)
 			continue;
-		if (!err)
-			err = msg_parse(m, tb);
 		if (err) {
 			msg_close_fds(m);
 			return err == -ECONNRESET ? err : -EBADMSG;

@@ -149,6 +149,13 @@ int msg_parse(const struct baton_msg *m, const struct nlattr **tb)
 			   mnl_nlmsg_get_payload_len(m->nlh), tb);
 }
 
+/* msg_recv(), then msg_parse(): one message, whole and checked, or -errno */
+int msg_read(int sock, struct baton_msg *m, int timeout_ms,
+	     const struct nlattr **tb)
+{
+	return msg_recv(sock, m, timeout_ms) ?: msg_parse(m, tb);
+}
+
 __u32 attr_u32(const struct nlattr **tb, int type, __u32 def)
 {
 	return tb[type] ? mnl_attr_get_u32(tb[type]) : def;

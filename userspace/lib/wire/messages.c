@@ -153,7 +153,7 @@ int msg_reply(int sock, struct baton_msg *m, int timeout_ms, __u16 want,
 
 	r->how = REPLY_NONE;
 	r->text[0] = '\0';
-	err = msg_recv(sock, m, timeout_ms) ?: msg_parse(m, r->tb);
+	err = msg_read(sock, m, timeout_ms, r->tb);
 	if (err)
 		return err;
 	msg_close_fds(m);	/* an answer carries none */

@@ -40,6 +40,8 @@ void msg_close_fds(struct baton_msg *m);
 
 /* attrs.c: enum baton_attr's one table of types, and the checks */
 int msg_parse(const struct baton_msg *m, const struct nlattr **tb);
+int msg_read(int sock, struct baton_msg *m, int timeout_ms,
+	     const struct nlattr **tb);
 int attrs_parse(const void *payload, size_t len, const struct nlattr **tb);
 /* calls cb on each attribute; -EINVAL unless they fill len exactly */
 int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb, void *data);

@@ -158,9 +158,7 @@ static int from_peer(struct takeover *t)
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
-	err = msg_recv(t->peer, m, -1);
-	if (!err)
-		err = msg_parse(m, tb);
+	err = msg_read(t->peer, m, -1, tb);
 	if (err == -ECONNRESET) {
 		/* the old is gone: what it had, the coordinator holds */
 		pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
@@ -213,9 +211,7 @@ static int from_ctl(struct takeover *t)
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
-	err = msg_recv(t->ctl, m, -1);
-	if (!err)
-		err = msg_parse(m, tb);
+	err = msg_read(t->ctl, m, -1, tb);
 	if (err) {
 		msg_close_fds(m);
 		snprintf(t->why, sizeof(t->why),

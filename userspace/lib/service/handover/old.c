@@ -300,11 +300,9 @@ int ctl_readable(struct baton_service *svc)
 	__u32 flags;
 	int err;
 
-	err = msg_recv(svc->ctl, m, 0);
+	err = msg_read(svc->ctl, m, 0, tb);
 	if (err == -ETIMEDOUT)
 		return 0;
-	if (!err)
-		err = msg_parse(m, tb);
 	if (err) {
 		ctl_close(svc->ep, &svc->ctl);
 		/* in the blackout the new instance's word decides, not ours */
@@ -363,11 +361,9 @@ int succ_readable(struct baton_service *svc)
 	char text[256];
 	int err;
 
-	err = msg_recv(svc->succ, m, 0);
+	err = msg_read(svc->succ, m, 0, tb);
 	if (err == -ETIMEDOUT)
 		return 0;
-	if (!err)
-		err = msg_parse(m, tb);
 	if (err) {
 		rollback(svc, "the new instance went away before activating");
 		return 0;
