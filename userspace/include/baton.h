@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libbaton: hand a running TCP service, listening and established sockets
- * with their state, to its next version.
+ * with their state, to its next version. This header is the handover's:
+ * baton_steer.h steers new connections between generations of listeners,
+ * baton_tcp.h takes one TCP connection out of its descriptor.
  *
- * Three parties take part, each with its own handle:
+ * Three parties take part, the old instance, the new one and the
+ * coordinator, with two kinds of handle:
  *
  *   struct baton_service   an instance of the application (old or new)
  *   struct baton_upgrade   the coordinator (batonctl) driving one upgrade
@@ -62,7 +65,8 @@
  *
  * The coordinator:
  *
- *	baton_upgrade_open(&up, &opts);		// attach to the old instance
+ *	if (baton_upgrade_open(&up, &opts))	// attach to the old instance
+ *		give up;			// the log callback said why
  *	while ((phase = baton_upgrade_step(up)) > 0 &&
  *	       phase != BATON_PHASE_DONE)
  *		show progress;
