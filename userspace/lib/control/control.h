@@ -46,4 +46,5 @@ struct baton_resources {
 void resources_init(struct baton_resources *r);
 int resources_take(struct baton_resources *r, int ep, __u64 tag);
 void resources_release(struct baton_resources *r, int ep);
+
 #endif /* BATON_LIB_CONTROL_H */
