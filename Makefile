@@ -19,12 +19,13 @@ SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 LDLIBS	:= -lmnl -lbpf -lz -lm
 
-LIB_SRC	:= $(wildcard userspace/lib/*.c)
+LIB_SRC	:= $(wildcard userspace/lib/*.c userspace/lib/*/*.c userspace/lib/*/*/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
 KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c)
 BENCH_SRC := $(wildcard userspace/bench/*.c)
 SKEL	:= $(B)/bpf/baton_steer.skel.h
-HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h \
+HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h userspace/lib/*/*.h \
+		userspace/lib/*/*/*.h \
 		userspace/examples/kvd/*.h userspace/bench/*.h \
 		userspace/batonctl/*.h bpf/*.h) $(SKEL)
 
@@ -41,9 +42,22 @@ $(1)/obj/%.o: %.c $(HDRS)
 	@$(if $(Q),echo "  CC      $$@")
 	$(Q)$(CC) $(CFLAGS) $(2) -c $$< -o $$@
 
+$(1)/obj/userspace/lib/%.o: userspace/lib/%.c $(HDRS)
+	@mkdir -p $$(dir $$@)
+	@$(if $(Q),echo "  CC      $$@")
+	$(Q)$(CC) $(CFLAGS) $(2) -fvisibility=hidden -c $$< -o $$@
+
+# One object, in which only the API (BATON_API) stays global
 $(1)/libbaton.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
 	@$(if $(Q),echo "  AR      $$@")
-	$(Q)ar rcs $$@ $$^
+	$(Q)$(LD) -r -o $(1)/obj/libbaton.o $$^
+	$(Q)objcopy --localize-hidden $(1)/obj/libbaton.o
+	$(Q)rm -f $$@ && ar rcs $$@ $(1)/obj/libbaton.o
+
+# The objects as they are, for the tests that reach inside
+$(1)/libbaton-internal.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
+	@$(if $(Q),echo "  AR      $$@")
+	$(Q)rm -f $$@ && ar rcs $$@ $$^
 
 $(1)/batonctl: $(CTL_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
@@ -76,7 +90,7 @@ endef
 BPF_CFLAGS := -g -O2 -target bpf -Wall -Werror -Ibpf \
 	      -I/usr/include/$(shell $(CC) -dumpmachine)
 
-$(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%.h
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c bpf/%_maps.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)clang $(BPF_CFLAGS) -c $< -o $@
@@ -106,7 +120,8 @@ demo: deps all
 	$(Q)bash scripts/demo.sh
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS))
+	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS)) \
+		$(ASAN)/libbaton-internal.a
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
 		BATON_BIN=$(abspath $(ASAN))
 

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "control/control.h"
 
 static int hello(int sock, struct baton_msg *m)
 {

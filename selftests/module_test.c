@@ -39,10 +39,10 @@
 #include <linux/capability.h>
 
 #include "kselftest_harness.h"
-#include "baton.h"
+#include "baton_tcp.h"
 #include <linux/baton.h>
 #include "helpers.h"
-#include "tcp.h"
+#include "tcp/tcp.h"
 
 #define RECVQ_LEN	3000
 #define SENDQ_MAX	(4 << 20)

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "internal.h"
+#include "control/control.h"
 #include "helpers.h"
 
 FIXTURE(peer) {

@@ -3,8 +3,10 @@
  * Steering between generations of listeners with bpf/baton_steer.bpf.c:
  *  1. connections waiting in the accept queue of a listener that closes
  *     move to the active generation's listener, none reset, over IPv4 and
- *     IPv6, from generation 1 to 2 and from 2 to 1; so do handshakes not
- *     yet complete (SYN_RECV), whose final ACK a firewall rule holds back;
+ *     IPv6, from generation 1 to 2 and from 2 to 1, and wake an epoll that
+ *     waits on it (nothing needs to sweep it with accept()); so do
+ *     handshakes not yet complete (SYN_RECV), whose final ACK a firewall
+ *     rule holds back;
  *  2. without the program, closing a listener of the group resets its
  *     queue: what the program is for;
  *  3. a canary share of new connections lands on the canary generation;
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,7 +46,8 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "internal.h"
+#include "baton_steer.h"
+#include "wire/wire.h"
 #include "helpers.h"
 
 #define QUEUED	64
@@ -197,6 +201,36 @@ TEST_F(steer, queue_migrates_on_close)
 
 	EXPECT_EQ(QUEUED, sweep(self->lfd[to], QUEUED, 1000));
 	EXPECT_EQ(0, count_reset(c, QUEUED));
+	for (i = 0; i < QUEUED; i++)
+		close(c[i]);
+}
+
+TEST_F(steer, migrated_queue_wakes_epoll)
+{
+	int from = variant->from, to = variant->to, c[QUEUED], i, ep;
+	struct epoll_event ev = { .events = EPOLLIN }, got;
+
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 2, self->lfd[2]));
+	ASSERT_EQ(0, baton_steer_set(self->st, from, 0, 0));
+	connect_all(_metadata, variant->family, self->port, c, QUEUED);
+
+	/* the new generation's listener waits in epoll, with nothing queued */
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, self->lfd[to], &ev));
+	ASSERT_EQ(0, epoll_wait(ep, &got, 1, 50));
+
+	ASSERT_EQ(0, baton_steer_set(self->st, to, 0, 0));
+	close(self->lfd[from]);
+	self->lfd[from] = -1;
+
+	/* the queue that moved wakes it */
+	EXPECT_EQ(1, epoll_wait(ep, &got, 1, 1000));
+	EXPECT_EQ(QUEUED, sweep(self->lfd[to], QUEUED, 1000));
+	EXPECT_EQ(0, count_reset(c, QUEUED));
+	close(ep);
 	for (i = 0; i < QUEUED; i++)
 		close(c[i]);
 }

@@ -11,7 +11,8 @@
  *     rejected;
  *  4. over a real SOCK_SEQPACKET pair: an oversized message, a length that
  *     disagrees with the packet, descriptors that disagree with the
- *     SOCKETS entries, and the peer's going away.
+ *     SOCKETS entries, and the peer's going away;
+ *  5. sockets are told apart by their kind and every bit of their id.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +23,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "internal.h"
+#include "wire/wire.h"
 
 #define LONG_LEN (200 * 1024)
 
@@ -340,6 +341,28 @@ TEST(control_socket)
 	free(big);
 	msg_free(m);
 	msg_free(in);
+}
+
+TEST(sock_keys)
+{
+	struct baton_sockinfo conn = { .id = 1, .kind = BATON_SOCK_CONN };
+	struct baton_sockinfo high = { .id = 1 | 1ULL << 62,
+				       .kind = BATON_SOCK_CONN };
+	struct baton_sockinfo top = { .id = 1 | 1ULL << 63,
+				      .kind = BATON_SOCK_CONN };
+	struct baton_sockinfo lst = { .id = 1, .kind = BATON_SOCK_LISTENER };
+	struct sock_key a = sock_key(&conn), b = sock_key(&high),
+			c = sock_key(&top), d = sock_key(&lst),
+			e = sock_key(&conn);
+
+	EXPECT_NE(0, sock_key_cmp(&a, &b));
+	EXPECT_NE(0, sock_key_cmp(&a, &c));
+	EXPECT_NE(0, sock_key_cmp(&b, &c));
+	EXPECT_NE(0, sock_key_cmp(&a, &d));
+	EXPECT_EQ(0, sock_key_cmp(&a, &e));
+	/* an order: what sorted keys and bsearch() need */
+	EXPECT_EQ(-sock_key_cmp(&b, &c), sock_key_cmp(&c, &b));
+	EXPECT_GT(0, sock_key_cmp(&a, &c));
 }
 
 TEST_HARNESS_MAIN

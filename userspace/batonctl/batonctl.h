@@ -7,6 +7,7 @@
 #include <linux/types.h>
 
 #include "baton.h"
+#include "baton_steer.h"
 
 struct ctl_opts {
 	bool json;
@@ -59,7 +60,12 @@ unsigned long long proc_start_time(pid_t pid);
 bool proc_is(const char *pid, const char *start);
 void journal_busy(const char *run_dir, const char *service);
 
-/* output.c: libbaton's messages, warnings and errors only */
+/* output.c: libbaton's messages, warnings and errors only; ctx, if not
+ * NULL, a struct ctl_log that keeps the first error */
+struct ctl_log {
+	char first_err[256];
+};
+
 void ctl_log(void *ctx, enum baton_log_level level, const char *msg);
 
 /* the subcommands */

@@ -30,11 +30,8 @@
 int journal_dir(char *buf, size_t len, const char *run_dir,
 		const char *service)
 {
-	if (!run_dir)
-		run_dir = getenv("BATON_RUN_DIR");
-	if (!run_dir || !*run_dir)
-		run_dir = "/run/baton";
-	if ((size_t)snprintf(buf, len, "%s/%s", run_dir, service) >= len)
+	if ((size_t)snprintf(buf, len, "%s/%s", baton_run_dir(run_dir),
+			     service) >= len)
 		return -ENAMETOOLONG;
 	return 0;
 }

@@ -28,8 +28,9 @@ static void usage(FILE *f)
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  batonctl %-8s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\n  -j, --json      print reports as JSON\n"
-		   "  --run-dir DIR   where services' control sockets are ($BATON_RUN_DIR, /run/baton)\n"
-		   "\n'batonctl COMMAND --help' tells more; see also batonctl(8).\n");
+		   "  --run-dir DIR   where services' control sockets are ($BATON_RUN_DIR, %s)\n"
+		   "\n'batonctl COMMAND --help' tells more; see also batonctl(8).\n",
+		BATON_RUN_DIR);
 }
 
 /* batonctl only reopens pins: libbpf has nothing to say to its users */

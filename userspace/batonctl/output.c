@@ -99,7 +99,10 @@ void out_ms(struct out *o, const char *key, const char *label, double ms,
 
 void ctl_log(void *ctx, enum baton_log_level level, const char *msg)
 {
-	(void)ctx;
+	struct ctl_log *l = ctx;
+
+	if (l && level == BATON_LOG_ERR && !l->first_err[0])
+		snprintf(l->first_err, sizeof(l->first_err), "%s", msg);
 	if (level <= BATON_LOG_WARN)
 		fprintf(stderr, "batonctl: %s\n", msg);
 }

@@ -70,11 +70,12 @@ static void print_steering(struct out *out, const char *service)
 		out_obj_begin(out, "steering", "steering:");
 		out_u64(out, "active", "active", active);
 		out_u64(out, "canary", share ? "canary" : NULL, canary);
-		snprintf(value, sizeof(value), "%.2f%%", share / 100.0);
+		snprintf(value, sizeof(value), "%.2f%%",
+			 share / (BATON_STEER_SCALE / 100.0));
 		out_str(out, "canary_share", share ? "canary share" : NULL,
 			value);
 		value[0] = '\0';
-		for (gen = 0; gen < 16; gen++) {
+		for (gen = 0; gen < BATON_STEER_MAX_GEN; gen++) {
 			if (baton_steer_has_listener(st, gen) != 1)
 				continue;
 			snprintf(key, sizeof(key), "%s%u", value[0] ? " " : "", gen);
@@ -96,7 +97,7 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 	unsigned int i;
 	int err;
 
-	err = baton_query(o->run_dir, service, &info);
+	err = baton_query(o->run_dir, service, 0, &info);
 	if (err)
 		snprintf(title, sizeof(title), "%s: not answering (%s)", service,
 			 strerror(-err));
@@ -138,14 +139,12 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 
 int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 {
-	const char *run_dir = o->run_dir ? o->run_dir : getenv("BATON_RUN_DIR");
+	const char *run_dir = baton_run_dir(o->run_dir);
 	struct out out;
 	struct dirent *d;
 	unsigned int n = 0;
 	DIR *dir;
 
-	if (!run_dir || !*run_dir)
-		run_dir = "/run/baton";
 	if (argc > 2) {
 		fprintf(stderr, "Usage: batonctl status [SERVICE] [-j|--json]\n");
 		return 2;
@@ -280,7 +279,7 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 			argv[1], strerror(-err));
 		return 1;
 	}
-	if (!recover(argv[1], &j, 5000, false))
+	if (!recover(argv[1], &j, BATON_UPGRADE_TIMEOUT_MS, false))
 		printf("%s: nothing to recover\n", argv[1]);
 	err = j.err;
 	journal_close(&j);

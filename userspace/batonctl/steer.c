@@ -19,7 +19,7 @@ static void usage(FILE *f)
 "\n"
 "Shows or changes where new connections to SERVICE go, when its listeners\n"
 "are steered by baton's sk_reuseport program (pinned under\n"
-"/sys/fs/bpf/baton/SERVICE, or $BATON_PIN_ROOT/SERVICE).\n"
+"%s/SERVICE, or $BATON_PIN_ROOT/SERVICE).\n"
 "\n"
 "  --canary PCT%%  send PCT%% of new connections (0 to 100, by flow hash)\n"
 "                 to the canary generation\n"
@@ -27,7 +27,7 @@ static void usage(FILE *f)
 "  --commit       make the canary the active generation: all new\n"
 "                 connections go there at once\n"
 "  --abort        send all new connections back to the active generation\n"
-"  --active GEN   make GEN the active generation\n");
+"  --active GEN   make GEN the active generation\n", BATON_STEER_PIN_ROOT);
 }
 
 /* "5%", "5", "0.5%" -> 1/10000; -1 if it is not 0 to 100 */
@@ -38,22 +38,23 @@ static long parse_share(const char *s)
 
 	if (end == s || (*end && strcmp(end, "%")) || pct < 0 || pct > 100)
 		return -1;
-	return (long)(pct * 100 + 0.5);
+	return (long)(pct * (BATON_STEER_SCALE / 100) + 0.5);
 }
 
-/* 0 .. 15, or -1 */
+/* 0 .. BATON_STEER_MAX_GEN - 1, or -1 */
 static long parse_gen(const char *s)
 {
 	char *end;
 	long gen = strtol(s, &end, 10);
 
-	return end == s || *end || gen < 0 || gen > 15 ? -1 : gen;
+	return end == s || *end || gen < 0 || gen >= BATON_STEER_MAX_GEN ?
+	       -1 : gen;
 }
 
 static int bad_gen(const char *arg)
 {
-	fprintf(stderr, "batonctl: a generation is a number from 0 to 15, not '%s'\n",
-		arg);
+	fprintf(stderr, "batonctl: a generation is a number from 0 to %d, not '%s'\n",
+		BATON_STEER_MAX_GEN - 1, arg);
 	return 2;
 }
 
@@ -75,10 +76,11 @@ static int show(const struct ctl_opts *o, const char *service,
 	out_str(&out, "service", NULL, service);
 	out_u64(&out, "active", "active", active);
 	out_u64(&out, "canary", share ? "canary" : NULL, canary);
-	snprintf(value, sizeof(value), "%.2f%%", share / 100.0);
+	snprintf(value, sizeof(value), "%.2f%%",
+		 share / (BATON_STEER_SCALE / 100.0));
 	out_str(&out, "canary_share", share ? "canary share" : NULL, value);
 	out_obj_begin(&out, "listeners", "listeners:");
-	for (gen = 0; gen < 16; gen++) {
+	for (gen = 0; gen < BATON_STEER_MAX_GEN; gen++) {
 		int has = baton_steer_has_listener(st, gen);
 
 		if (has <= 0)

@@ -22,14 +22,15 @@ static void usage(FILE *f)
 "The old instance exits once the new one serves. If anything fails before\n"
 "then, the old instance serves on as before and batonctl exits with 1.\n"
 "\n"
-"  --timeout-ms N   how long each step may take (5000)\n"
+"  --timeout-ms N   how long each step may take (%d)\n"
 "  --drain          move the listening sockets only; the old instance\n"
 "                   serves its connections until they close\n"
 "  --listeners own  the new instance opens its own listeners in the\n"
 "                   steered SO_REUSEPORT group (kvd --steer GEN); only\n"
 "                   connections move, and new ones switch at activation\n"
 "  --log FILE       the new instance's standard output and error\n"
-"  -j, --json       print the report as one JSON object\n");
+"  -j, --json       print the report as one JSON object\n",
+		BATON_UPGRADE_TIMEOUT_MS);
 }
 
 static double ms_between(__u64 a, __u64 b)
@@ -71,7 +72,7 @@ static bool serves(const struct ctl_opts *o, const char *service, pid_t pid,
 	FILE *f;
 	int err;
 
-	err = baton_query(o->run_dir, service, &info);
+	err = baton_query(o->run_dir, service, BATON_QUERY_TIMEOUT_MS, &info);
 	if (!err && info.pid == pid)
 		return true;
 	if (!proc_start_time(pid)) {
@@ -221,9 +222,10 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{}
 	};
 	struct ctl_opts opts = *o;
-	struct baton_upgrade_opts uo = { .timeout_ms = 5000 };
+	struct baton_upgrade_opts uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS };
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up = NULL;
+	struct ctl_log logged = {};
 	struct journal j = {};
 	int c, err, phase;
 
@@ -271,6 +273,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	uo.argv = &argv[optind + 1];
 	uo.run_dir = opts.run_dir;
 	uo.log = ctl_log;
+	uo.log_ctx = &logged;
 
 	err = journal_open(opts.run_dir, uo.service, &j);
 	if (err == -EBUSY) {
@@ -297,20 +300,20 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	journal_set(&j, "command", "%s", uo.argv[0]);
 	journal_set(&j, "result", "in-progress");
 	err = baton_upgrade_open(&up, &uo);
-	r = baton_upgrade_report(up);
 	if (err) {
-		if (up) {
+		/* refused: the library said why, or the arguments were wrong */
+		if (logged.first_err[0]) {
 			journal_set(&j, "result", "refused");
-			journal_set(&j, "reason", "%s", r->reason);
+			journal_set(&j, "reason", "%s", logged.first_err);
 			journal_write(&j);
-			fprintf(stderr, "batonctl: %s\n", r->reason);
+			fprintf(stderr, "batonctl: %s\n", logged.first_err);
 		} else {
 			fprintf(stderr, "batonctl: %s\n", strerror(-err));
 		}
-		baton_upgrade_close(up);
 		journal_close(&j);
 		return 1;
 	}
+	r = baton_upgrade_report(up);
 	journal_phase(&j, r);
 	do {
 		phase = baton_upgrade_step(up);

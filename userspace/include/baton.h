@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libbaton: hand a running TCP service, listening and established sockets
- * with their state, to its next version.
+ * with their state, to its next version. This header is the handover's:
+ * baton_steer.h steers new connections between generations of listeners,
+ * baton_tcp.h takes one TCP connection out of its descriptor.
  *
- * Three parties take part, each with its own handle:
+ * Three parties take part, the old instance, the new one and the
+ * coordinator, with two kinds of handle:
  *
  *   struct baton_service   an instance of the application (old or new)
  *   struct baton_upgrade   the coordinator (batonctl) driving one upgrade
  *
  * The library never prints: messages go to the log callback, if any. It
  * keeps no global state. Every function returns 0 (or a count) on success
- * and a negative errno on failure.
+ * and a negative errno on failure. A baton_*_open() sets its handle only if
+ * it succeeds; why it failed, unless its arguments were wrong (-EINVAL) or
+ * memory ran out (-ENOMEM), has gone to the log callback.
  *
  * The application's side, old and new alike:
  *
@@ -42,7 +47,7 @@
  *					tracking changes; it may return 1 to
  *					be called again on a later round, and
  *					serve in between (a large state)
- *		  ops->export_sockets()	again, flags | BATON_EXPORT_FINAL, once
+ *		  ops->export_sockets()	again, with BATON_EXPORT_F_FINAL, once
  *					the new instance has taken the first
  *					pass: stop accept(), list them all
  *					again (the library sends only those
@@ -60,7 +65,8 @@
  *
  * The coordinator:
  *
- *	baton_upgrade_open(&up, &opts);		// attach to the old instance
+ *	if (baton_upgrade_open(&up, &opts))	// attach to the old instance
+ *		give up;			// the log callback said why
  *	while ((phase = baton_upgrade_step(up)) > 0 &&
  *	       phase != BATON_PHASE_DONE)
  *		show progress;
@@ -84,8 +90,22 @@
 
 #include "baton_proto.h"
 
+/* The library's API; everything else in it is hidden (-fvisibility=hidden) */
+#define BATON_API __attribute__((visibility("default")))
+
 #define BATON_EXIT	1	/* baton_service_dispatch(): the app should exit */
-#define BATON_EXPORT_FINAL (1U << 31)	/* export_sockets(): the last pass */
+
+/* Where control sockets live, when neither run_dir nor $BATON_RUN_DIR says */
+#define BATON_RUN_DIR		"/run/baton"
+
+/* The timeouts' defaults, in milliseconds, where an option says 0 */
+#define BATON_UPGRADE_TIMEOUT_MS 5000	/* each step of an upgrade */
+#define BATON_WELCOME_TIMEOUT_MS 10000	/* the new instance's hello answered */
+#define BATON_PEER_TIMEOUT_MS	2000	/* a peer takes a message sent to it */
+#define BATON_QUERY_TIMEOUT_MS	2000	/* baton_query() answered */
+
+/* export_sockets()'s flags; the upgrade's own, BATON_UPGRADE_F_*, come apart */
+#define BATON_EXPORT_F_FINAL	(1U << 0)	/* the last pass */
 
 enum baton_log_level {
 	BATON_LOG_ERR,
@@ -113,9 +133,12 @@ struct baton_sockinfo {
 };
 
 struct baton_app_ops {
-	/* old instance, phase 1 (flags: BATON_UPGRADE_F_*) */
+	/*
+	 * old instance, phase 1. upgrade_flags: BATON_UPGRADE_F_* of this
+	 * upgrade; flags: BATON_EXPORT_F_* of this pass
+	 */
 	int (*export_sockets)(void *app, struct baton_export *exp,
-			      unsigned int flags);
+			      unsigned int upgrade_flags, unsigned int flags);
 	int (*save_state)(void *app, struct baton_rec_writer *w);
 	/* old instance, phase 2 */
 	void (*deactivate)(void *app);
@@ -138,43 +161,54 @@ struct baton_app_ops {
 
 struct baton_service_opts {
 	const char *service;	/* [A-Za-z0-9_.-], at most 64 */
-	const char *run_dir;	/* NULL: $BATON_RUN_DIR, else /run/baton */
+	const char *run_dir;	/* NULL: baton_run_dir(NULL) */
 	const char *app_name;	/* "kvd 2": shown by batonctl status */
 	__u32 state_version;	/* the state version this build writes */
 	__u32 state_compat;	/* the oldest version that reads it */
 	__u32 state_min;	/* the oldest version this build reads */
+	/*
+	 * How long a peer may keep this instance waiting: started by the
+	 * coordinator, for the serving instance to answer its hello (0:
+	 * BATON_WELCOME_TIMEOUT_MS); serving, for a peer to take a message
+	 * (0: BATON_PEER_TIMEOUT_MS).
+	 */
+	int timeout_ms;
 	const struct baton_app_ops *ops;
 	void *app;
 	baton_log_fn log;
 	void *log_ctx;
 };
 
-int baton_service_open(struct baton_service **svc,
-		       const struct baton_service_opts *opts);
-bool baton_service_adopted(const struct baton_service *svc);
-bool baton_service_paused(const struct baton_service *svc);
-int baton_service_fd(const struct baton_service *svc);
-int baton_service_dispatch(struct baton_service *svc);
-void baton_service_close(struct baton_service *svc);
+BATON_API int baton_service_open(struct baton_service **svc,
+				 const struct baton_service_opts *opts);
+BATON_API bool baton_service_adopted(const struct baton_service *svc);
+BATON_API bool baton_service_paused(const struct baton_service *svc);
+BATON_API int baton_service_fd(const struct baton_service *svc);
+BATON_API int baton_service_dispatch(struct baton_service *svc);
+BATON_API void baton_service_close(struct baton_service *svc);
 
 /* Inside ops->export_sockets(): hand over one socket (a copy is sent). */
-int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
-			enum baton_sock_kind kind);
+BATON_API int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
+				  enum baton_sock_kind kind);
 
 /* Writing records, inside ops->save_*(). */
-int baton_rec_begin(struct baton_rec_writer *w, __u64 id);
-int baton_rec_put_u32(struct baton_rec_writer *w, __u16 type, __u32 v);
-int baton_rec_put_u64(struct baton_rec_writer *w, __u16 type, __u64 v);
-int baton_rec_put_str(struct baton_rec_writer *w, __u16 type, const char *s);
+BATON_API int baton_rec_begin(struct baton_rec_writer *w, __u64 id);
+BATON_API int baton_rec_put_u32(struct baton_rec_writer *w, __u16 type,
+				__u32 v);
+BATON_API int baton_rec_put_u64(struct baton_rec_writer *w, __u16 type,
+				__u64 v);
+BATON_API int baton_rec_put_str(struct baton_rec_writer *w, __u16 type,
+				const char *s);
 /* Any length: split into attributes of one type, concatenated on reading. */
-int baton_rec_put_bytes(struct baton_rec_writer *w, __u16 type,
-			const void *buf, size_t len);
-int baton_rec_end(struct baton_rec_writer *w);
+BATON_API int baton_rec_put_bytes(struct baton_rec_writer *w, __u16 type,
+				  const void *buf, size_t len);
+BATON_API int baton_rec_end(struct baton_rec_writer *w);
 
 /* Reading records, inside ops->load_*(). */
-__u64 baton_rec_id(const struct baton_rec *rec);
-__u32 baton_rec_version(const struct baton_rec *rec);
-int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb, void *data);
+BATON_API __u64 baton_rec_id(const struct baton_rec *rec);
+BATON_API __u32 baton_rec_version(const struct baton_rec *rec);
+BATON_API int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb,
+			      void *data);
 
 /* The coordinator. */
 enum baton_phase {
@@ -190,14 +224,14 @@ enum baton_phase {
 	__BATON_PHASE_END,
 };
 
-const char *baton_phase_name(enum baton_phase phase);
+BATON_API const char *baton_phase_name(enum baton_phase phase);
 
 struct baton_upgrade_opts {
 	const char *service;
 	const char *run_dir;	/* as in baton_service_opts */
 	char *const *argv;	/* the new instance's command */
 	const char *log_path;	/* its stdout and stderr; NULL: inherited */
-	int timeout_ms;		/* for each step; 0: 5000 */
+	int timeout_ms;		/* each step; 0: BATON_UPGRADE_TIMEOUT_MS */
 	unsigned int flags;	/* BATON_UPGRADE_F_* */
 	baton_log_fn log;
 	void *log_ctx;
@@ -224,53 +258,12 @@ struct baton_upgrade_report {
 	char reason[256];	/* what went wrong, for people */
 };
 
-int baton_upgrade_open(struct baton_upgrade **up,
-		       const struct baton_upgrade_opts *opts);
-int baton_upgrade_step(struct baton_upgrade *up);
-const struct baton_upgrade_report *
+BATON_API int baton_upgrade_open(struct baton_upgrade **up,
+				 const struct baton_upgrade_opts *opts);
+BATON_API int baton_upgrade_step(struct baton_upgrade *up);
+BATON_API const struct baton_upgrade_report *
 baton_upgrade_report(const struct baton_upgrade *up);
-void baton_upgrade_close(struct baton_upgrade *up);
-
-/*
- * Steering new connections between generations of listeners in one
- * SO_REUSEPORT group (bpf/baton_steer.bpf.c), and migrating a closing
- * listener's queue to the active generation instead of resetting it:
- *
- *	baton_steer_open(&st, &opts);		// load and pin, or reopen pins
- *	baton_steer_attach(st, listen_fd);	// once per group
- *	baton_steer_set_listener(st, gen, listen_fd);
- *	baton_steer_set(st, active, canary, share);	// one map update
- *	baton_steer_close(st);			// the pins stay
- *
- * libbpf's own messages go where the application's libbpf_set_print()
- * sends them: a process-wide setting, which the library leaves alone.
- */
-struct baton_steer;
-
-#define BATON_STEER_F_EXISTING	(1U << 0)	/* reopen pins; never load */
-
-struct baton_steer_opts {
-	const char *service;
-	const char *pin_root;	/* NULL: $BATON_PIN_ROOT, else /sys/fs/bpf/baton */
-	unsigned int flags;	/* BATON_STEER_F_* */
-	baton_log_fn log;
-	void *log_ctx;
-};
-
-int baton_steer_open(struct baton_steer **st,
-		     const struct baton_steer_opts *opts);
-int baton_steer_attach(struct baton_steer *st, int listen_fd);
-int baton_steer_set_listener(struct baton_steer *st, __u32 gen,
-			     int listen_fd);
-/* share of new flows for the canary, in 1/10000; 0 for none */
-int baton_steer_set(struct baton_steer *st, __u32 active, __u32 canary,
-		    __u32 share);
-int baton_steer_get(struct baton_steer *st, __u32 *active, __u32 *canary,
-		    __u32 *share);
-/* 1 if generation gen has a listener in the group, 0 if not */
-int baton_steer_has_listener(struct baton_steer *st, __u32 gen);
-int baton_steer_unpin(struct baton_steer *st);
-void baton_steer_close(struct baton_steer *st);
+BATON_API void baton_upgrade_close(struct baton_upgrade *up);
 
 /* Ask a running instance who it is (batonctl status). */
 struct baton_instance_info {
@@ -279,41 +272,11 @@ struct baton_instance_info {
 	__u32 state_version;
 	__u32 proto;
 };
-int baton_query(const char *run_dir, const char *service,
-		struct baton_instance_info *info);
+/* timeout_ms: for its answer; 0: BATON_QUERY_TIMEOUT_MS */
+BATON_API int baton_query(const char *run_dir, const char *service,
+			  int timeout_ms, struct baton_instance_info *info);
 
-/*
- * One TCP connection outside its descriptor: TCP_REPAIR for sequence
- * numbers, options, window and queues, and baton.ko (module/) for what
- * TCP_REPAIR cannot carry, the congestion window and the RTT estimator.
- * Needs CAP_NET_ADMIN; baton.ko must be loaded (-ENOENT if not).
- *
- *	baton_tcp_open(&tcp, log, log_ctx);
- *	baton_tcp_checkpoint(tcp, fd, &rec, &len);
- *	    // fd is left in repair mode and says nothing to the peer:
- *	close(fd);
- *	    // ... rec crosses to another process, version or netns ...
- *	nfd = baton_tcp_restore(tcp, rec, len);	// connected, out of repair
- *	free(rec);
- *	baton_tcp_close(tcp);
- *
- * The congestion and RTT state alone, for a socket the caller restores:
- *	baton_tcp_export(tcp, fd, buf, sizeof(buf));	// any connected socket
- *	baton_tcp_import(tcp, fd, buf, len);	// in repair mode, connected
- *
- * Records are attribute streams (enum baton_tcp_attr; the kernel part is
- * enum baton_genl_attr of <linux/baton.h>). Attributes the reader
- * does not know are skipped: baton_tcp_import() returns how many.
- */
-struct baton_tcp;
-
-int baton_tcp_open(struct baton_tcp **tcp, baton_log_fn log, void *log_ctx);
-int baton_tcp_export(struct baton_tcp *tcp, int fd, void *buf, size_t len);
-int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
-		     size_t len);
-int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
-			 size_t *len);
-int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len);
-void baton_tcp_close(struct baton_tcp *tcp);
+/* run_dir or, if NULL, $BATON_RUN_DIR; BATON_RUN_DIR if that is unset or "" */
+BATON_API const char *baton_run_dir(const char *run_dir);
 
 #endif /* BATON_H */

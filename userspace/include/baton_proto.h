@@ -125,26 +125,4 @@ enum baton_rec_type {
 	BATON_REC_END,		/* RECORDS: how many records came between */
 };
 
-/* A TCP connection checkpoint (baton_tcp_checkpoint()) */
-enum baton_tcp_attr {
-	BATON_TCP_A_UNSPEC,
-	BATON_TCP_A_FAMILY,	/* u32: AF_INET or AF_INET6 */
-	BATON_TCP_A_LOCAL,	/* binary: struct sockaddr_in or _in6 */
-	BATON_TCP_A_PEER,	/* binary: struct sockaddr_in or _in6 */
-	BATON_TCP_A_SND_SEQ,	/* u32: sequence of the first byte in SENDQ */
-	BATON_TCP_A_RCV_SEQ,	/* u32: sequence of the first byte in RECVQ */
-	BATON_TCP_A_MSS,	/* u32 */
-	BATON_TCP_A_OPTIONS,	/* u32: TCPI_OPT_* */
-	BATON_TCP_A_SND_WSCALE,	/* u32 */
-	BATON_TCP_A_RCV_WSCALE,	/* u32 */
-	BATON_TCP_A_TIMESTAMP,	/* u32: TCP_TIMESTAMP */
-	BATON_TCP_A_WINDOW,	/* binary: struct tcp_repair_window */
-	BATON_TCP_A_SENDQ,	/* binary: sent, not yet acknowledged */
-	BATON_TCP_A_UNSENT,	/* binary: written, not yet sent */
-	BATON_TCP_A_RECVQ,	/* binary: received, not yet read */
-	BATON_TCP_A_KERNEL,	/* nested: enum baton_genl_attr (baton.ko) */
-	__BATON_TCP_A_MAX,
-};
-#define BATON_TCP_A_MAX (__BATON_TCP_A_MAX - 1)
-
 #endif /* BATON_PROTO_H */

@@ -18,17 +18,17 @@ enum kvd_state_attr {
 };
 
 static int export_sockets(void *app, struct baton_export *exp,
-			  unsigned int flags)
+			  unsigned int upgrade_flags, unsigned int flags)
 {
 	struct kvd *kvd = app;
 	unsigned int i;
 	int err;
 
 	/* the last pass: new clients wait in the backlog from here */
-	if (flags & BATON_EXPORT_FINAL)
+	if (flags & BATON_EXPORT_F_FINAL)
 		listeners_watch(kvd, false);
 	/* with its own listeners, the new one takes connections only */
-	for (i = 0; !(flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
+	for (i = 0; !(upgrade_flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
 		    i < kvd->nlisteners; i++) {
 		err = baton_export_socket(exp, kvd->listeners[i].fd,
 					  kvd->listeners[i].id,
@@ -36,7 +36,7 @@ static int export_sockets(void *app, struct baton_export *exp,
 		if (err)
 			return err;
 	}
-	if (flags & BATON_UPGRADE_F_DRAIN)
+	if (upgrade_flags & BATON_UPGRADE_F_DRAIN)
 		return 0;
 	for (i = 0; i < kvd->maxfd; i++) {
 		struct kvd_conn *c = kvd->conns[i];

@@ -8,6 +8,7 @@
 #include <linux/types.h>
 
 #include "baton.h"
+#include "baton_steer.h"
 
 #ifndef KVD_VERSION
 #error "build with -DKVD_VERSION=1 or 2"
@@ -35,7 +36,7 @@ static inline size_t buf_pending(const struct kvd_buf *b)
 	return b->len - b->off;
 }
 
-enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN, H_SWEEP };
+enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN };
 
 struct kvd_handle {
 	enum kvd_handle_kind kind;
@@ -109,17 +110,12 @@ struct kvd {
 	const char *service;
 	struct baton_steer *steer;	/* --steer: our listener's group */
 	unsigned int steer_gen;
-	int sweep_fd;			/* timerfd: accept after a migration */
-	unsigned int sweeps_left;
-	struct kvd_handle sweep_h;
 };
 
 /* steer.c */
 int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen);
 int kvd_steer_activate(struct kvd *kvd);
-void kvd_steer_sweep(struct kvd *kvd);
 void kvd_steer_close(struct kvd *kvd);
-void kvd_accept_all(struct kvd *kvd);
 
 /* conn.c */
 int conn_add(struct kvd *kvd, int fd, __u64 id, struct kvd_conn **out);

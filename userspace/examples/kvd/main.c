@@ -39,7 +39,7 @@ static void usage(FILE *f)
 "  -l, --listen ADDR:PORT listen there; repeatable (127.0.0.1:6379);\n"
 "                         IPv6 as [::1]:6379\n"
 "  -f, --listen-fd FD     serve an inherited listening socket instead\n"
-"  -r, --run-dir DIR      where the control socket lives (/run/baton)\n"
+"  -r, --run-dir DIR      where the control socket lives (%s)\n"
 "  -m, --state-min N      refuse to take over state older than version N\n"
 "  -R, --reuseport        open the listeners with SO_REUSEPORT, unsteered\n"
 "                         (what the kernel alone does, for comparison)\n"
@@ -48,7 +48,7 @@ static void usage(FILE *f)
 "  -c, --canary           join it without taking new connections, for\n"
 "                         'batonctl steer NAME --canary PCT%% --to GEN'\n"
 "  -g, --steer GEN        open the one --listen with SO_REUSEPORT as\n"
-"                         generation GEN (0-15) of a group that baton's\n"
+"                         generation GEN (0-%d) of a group that baton's\n"
 "                         sk_reuseport program steers; upgrade with\n"
 "                         'batonctl upgrade --listeners own'\n"
 "  -q, --quiet            log errors only\n"
@@ -56,7 +56,7 @@ static void usage(FILE *f)
 "\n"
 "Started by 'batonctl upgrade', it takes over the running instance's\n"
 "listeners, connections and keys instead of opening its own.\n",
-		KVD_VERSION);
+		KVD_VERSION, BATON_RUN_DIR, BATON_STEER_MAX_GEN - 1);
 }
 
 struct options {
@@ -155,16 +155,6 @@ static int add_listener(struct kvd *kvd, int fd)
 	return 0;
 }
 
-static void accept_all(struct kvd *kvd, struct kvd_listener *l);
-
-void kvd_accept_all(struct kvd *kvd)
-{
-	unsigned int i;
-
-	for (i = 0; i < kvd->nlisteners; i++)
-		accept_all(kvd, &kvd->listeners[i]);
-}
-
 static void accept_all(struct kvd *kvd, struct kvd_listener *l)
 {
 	int one = 1;
@@ -222,8 +212,6 @@ static void serve(struct kvd *kvd)
 					break;	/* the rest waits for the new */
 			} else if (h->kind == H_LISTENER) {
 				accept_all(kvd, (struct kvd_listener *)h);
-			} else if (h->kind == H_SWEEP) {
-				kvd_steer_sweep(kvd);
 			} else {
 				struct kvd_conn *c = (struct kvd_conn *)h;
 
@@ -311,8 +299,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	if (o->steer_gen >= 0 && (o->nlisten != 1 || o->nlisten_fd ||
-				  o->steer_gen > 15)) {
-		fprintf(stderr, "kvd: --steer takes a generation from 0 to 15 and exactly one --listen\n");
+				  o->steer_gen >= BATON_STEER_MAX_GEN)) {
+		fprintf(stderr, "kvd: --steer takes a generation from 0 to %d and exactly one --listen\n",
+			BATON_STEER_MAX_GEN - 1);
 		return -EINVAL;
 	}
 	return 0;
@@ -361,7 +350,6 @@ int main(int argc, char **argv)
 	bo.app_name = app_name;
 	bo.state_min = o.state_min;
 
-	kvd.sweep_fd = -1;
 	if (o.steer_gen >= 0) {
 		/* ours, and in the group, before any takeover */
 		int fd = open_listener(o.listen[0], true);

@@ -5,18 +5,18 @@
  * attaching it to a listener group, and the map updates that steer.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "internal.h"
 #include "baton_steer.h"
+#include "control/control.h"
 #include "baton_steer.skel.h"
 
 struct baton_steer {
@@ -57,29 +57,40 @@ static int reopen_pins(struct baton_steer *st)
 	return 0;
 }
 
-/* SELECT_OR_MIGRATE came with 5.14: say so before the verifier does. */
-static int kernel_ok(struct baton_steer *st)
+/*
+ * Why the kernel refused the program, asked of the kernel itself: a program
+ * of three instructions that only reads md->migrating_sk, which kernels
+ * without BPF_SK_REUSEPORT_SELECT_OR_MIGRATE (before 5.14) refuse. 1 if it
+ * is refused as well (the kernel cannot migrate), 0 if not.
+ */
+static int cannot_migrate(void)
 {
-	struct utsname u;
-	int major = 0, minor = 0;
+	const struct bpf_insn probe[] = {
+		{ .code = BPF_LDX | BPF_MEM | BPF_DW, .dst_reg = BPF_REG_2,
+		  .src_reg = BPF_REG_1,
+		  .off = offsetof(struct sk_reuseport_md, migrating_sk) },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0,
+		  .imm = SK_PASS },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		.expected_attach_type = BPF_SK_REUSEPORT_SELECT_OR_MIGRATE);
+	int fd;
 
-	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
-		return 0;	/* unknown: let the load tell */
-	if (major > 5 || (major == 5 && minor >= 14))
+	fd = bpf_prog_load(BPF_PROG_TYPE_SK_REUSEPORT, NULL, "GPL", probe,
+			   ARRAY_SIZE(probe), &opts);
+	if (fd >= 0) {
+		close(fd);
 		return 0;
-	pr_err(&st->log, "Linux %s cannot migrate accept queues: steering needs 5.14 or newer (BPF_SK_REUSEPORT_SELECT_OR_MIGRATE); upgrade without --listeners own",
-	       u.release);
-	return -EOPNOTSUPP;
+	}
+	/* not allowed to load at all is another story */
+	return errno == EINVAL || errno == EACCES;
 }
 
 static int load_and_pin(struct baton_steer *st)
 {
 	char path[PATH_MAX];
 	int err;
-
-	err = kernel_ok(st);
-	if (err)
-		return err;
 
 	st->skel = baton_steer_bpf__open();
 	if (!st->skel) {
@@ -88,6 +99,10 @@ static int load_and_pin(struct baton_steer *st)
 		return -errno ?: -EINVAL;
 	}
 	err = baton_steer_bpf__load(st->skel);
+	if (err && cannot_migrate()) {
+		pr_err(&st->log, "this kernel cannot migrate accept queues: steering needs BPF_SK_REUSEPORT_SELECT_OR_MIGRATE (Linux 5.14 or newer); upgrade without --listeners own");
+		return -EOPNOTSUPP;
+	}
 	if (err) {
 		pr_err(&st->log, "the kernel refused the steering program (%s): it needs Linux 5.14 or newer, BPF and BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, and CAP_BPF or root",
 		       strerror(-err));
@@ -137,7 +152,7 @@ int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
 	st->log.ctx = o->log_ctx;
 	st->prog_fd = st->listeners_fd = st->conf_fd = -1;
 	if ((size_t)snprintf(st->dir, sizeof(st->dir), "%s/%s",
-			     root && *root ? root : "/sys/fs/bpf/baton",
+			     root && *root ? root : BATON_STEER_PIN_ROOT,
 			     o->service) >= sizeof(st->dir)) {
 		err = -ENAMETOOLONG;
 		goto close_st;

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wire/wire.h"
 
 #define REC_HDRLEN	(NLMSG_HDRLEN + sizeof(__u64))
 #define SEALS		(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
@@ -222,25 +222,18 @@ __u32 baton_rec_version(const struct baton_rec *rec)
 	return rec->version;
 }
 
+static int attr_any(const struct nlattr *attr, void *data)
+{
+	(void)attr;
+	(void)data;
+	return MNL_CB_OK;
+}
+
+/* Whole attributes, which fill the record exactly */
 static int rec_attrs_ok(const struct nlmsghdr *nlh)
 {
-	const char *p = (const char *)nlh + REC_HDRLEN;
-	size_t left = nlh->nlmsg_len - REC_HDRLEN;
-
-	while (left) {
-		const struct nlattr *a = (const struct nlattr *)p;
-		size_t alen;
-
-		if (left < sizeof(*a) || a->nla_len < sizeof(*a) ||
-		    a->nla_len > left)
-			return -EBADMSG;
-		alen = MNL_ALIGN(a->nla_len);
-		if (alen > left)
-			alen = left;
-		p += alen;
-		left -= alen;
-	}
-	return 0;
+	return attrs_walk((const char *)nlh + REC_HDRLEN,
+			  nlh->nlmsg_len - REC_HDRLEN, attr_any, NULL);
 }
 
 int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb, void *data)
@@ -251,31 +244,11 @@ int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb, void *data)
 	return 0;
 }
 
-struct begin_ctx {
-	const struct nlattr *tb[BATON_A_MAX + 1];
-};
-
-static int begin_cb(const struct nlattr *attr, void *data)
+/* The attributes of a BEGIN or END record, checked as any control message's */
+static int frame_parse(const struct nlmsghdr *nlh, const struct nlattr **tb)
 {
-	struct begin_ctx *ctx = data;
-	__u16 type = mnl_attr_get_type(attr);
-
-	switch (type) {
-	case BATON_A_SERVICE:
-		if (attr_check(attr, MNL_TYPE_NUL_STRING))
-			return MNL_CB_ERROR;
-		break;
-	case BATON_A_STATE_VERSION:
-	case BATON_A_BLOB_KIND:
-	case BATON_A_RECORDS:
-		if (attr_check(attr, MNL_TYPE_U32))
-			return MNL_CB_ERROR;
-		break;
-	default:
-		return MNL_CB_OK;
-	}
-	ctx->tb[type] = attr;
-	return MNL_CB_OK;
+	return attrs_parse((const char *)nlh + REC_HDRLEN,
+			   nlh->nlmsg_len - REC_HDRLEN, tb);
 }
 
 /*
@@ -285,8 +258,8 @@ static int begin_cb(const struct nlattr *attr, void *data)
 int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 	      __u32 *count)
 {
+	const struct nlattr *begin[BATON_A_MAX + 1], *end[BATON_A_MAX + 1];
 	const struct nlmsghdr *nlh;
-	struct begin_ctx begin = {}, end = {};
 	__u32 version, n = 0, want;
 	struct baton_rec rec;
 	struct stat st;
@@ -311,12 +284,12 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 	left = st.st_size;
 	if (!mnl_nlmsg_ok(nlh, left) || nlh->nlmsg_type != BATON_REC_BEGIN ||
 	    nlh->nlmsg_len < REC_HDRLEN || rec_attrs_ok(nlh) ||
-	    mnl_attr_parse(nlh, sizeof(__u64), begin_cb, &begin) < 0 ||
-	    !begin.tb[BATON_A_STATE_VERSION] || !begin.tb[BATON_A_BLOB_KIND])
+	    frame_parse(nlh, begin) || !begin[BATON_A_STATE_VERSION] ||
+	    !begin[BATON_A_BLOB_KIND])
 		goto unmap;
-	if (mnl_attr_get_u32(begin.tb[BATON_A_BLOB_KIND]) != (__u32)kind)
+	if (mnl_attr_get_u32(begin[BATON_A_BLOB_KIND]) != (__u32)kind)
 		goto unmap;
-	version = mnl_attr_get_u32(begin.tb[BATON_A_STATE_VERSION]);
+	version = mnl_attr_get_u32(begin[BATON_A_STATE_VERSION]);
 	rec_type = kind == BATON_BLOB_CONNS ? BATON_REC_CONN : BATON_REC_STATE;
 	for (;;) {
 		nlh = mnl_nlmsg_next(nlh, &left);
@@ -329,10 +302,9 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 			goto unmap;
 		n++;
 	}
-	if (mnl_attr_parse(nlh, sizeof(__u64), begin_cb, &end) < 0 ||
-	    !end.tb[BATON_A_RECORDS])
+	if (frame_parse(nlh, end) || !end[BATON_A_RECORDS])
 		goto unmap;
-	want = mnl_attr_get_u32(end.tb[BATON_A_RECORDS]);
+	want = mnl_attr_get_u32(end[BATON_A_RECORDS]);
 	if (want != n || (int)MNL_ALIGN(nlh->nlmsg_len) < left)
 		goto unmap;		/* lost records, or trailing bytes */
 

@@ -9,12 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "control/control.h"
 
 static bool service_name_ok(const char *s)
 {
@@ -31,6 +32,13 @@ static bool service_name_ok(const char *s)
 	return true;
 }
 
+const char *baton_run_dir(const char *run_dir)
+{
+	if (!run_dir)
+		run_dir = getenv("BATON_RUN_DIR");
+	return run_dir && *run_dir ? run_dir : BATON_RUN_DIR;
+}
+
 int paths_init(struct baton_paths *p, const char *run_dir,
 	       const char *service)
 {
@@ -39,10 +47,7 @@ int paths_init(struct baton_paths *p, const char *run_dir,
 
 	if (!service_name_ok(service))
 		return -EINVAL;
-	if (!run_dir)
-		run_dir = getenv("BATON_RUN_DIR");
-	if (!run_dir || !*run_dir)
-		run_dir = "/run/baton";
+	run_dir = baton_run_dir(run_dir);
 	n = snprintf(p->dir, sizeof(p->dir), "%s", run_dir);
 	if (n < 0 || (size_t)n >= sizeof(p->dir))
 		return -ENAMETOOLONG;
@@ -197,50 +202,63 @@ int pidfile_write(const char *path)
 	return err;
 }
 
-void versions_of(const struct nlattr **tb, struct versions *v)
+/* Stops watching a peer's socket on ep, and closes it. */
+void ctl_close(int ep, int *fd)
 {
-	v->proto = attr_u32(tb, BATON_A_PROTO, 0);
-	v->proto_min = attr_u32(tb, BATON_A_PROTO_MIN, v->proto);
-	v->state = attr_u32(tb, BATON_A_STATE_VERSION, 0);
-	v->compat = attr_u32(tb, BATON_A_STATE_COMPAT, v->state);
-	v->min = attr_u32(tb, BATON_A_STATE_MIN, v->state);
+	if (*fd < 0)
+		return;
+	epoll_ctl(ep, EPOLL_CTL_DEL, *fd, NULL);
+	close(*fd);
+	*fd = -1;
 }
 
-int versions_put(struct baton_msg *m, const struct versions *v)
+void resources_init(struct baton_resources *r)
 {
-	return msg_put_u32(m, BATON_A_PROTO, v->proto) ?:
-	       msg_put_u32(m, BATON_A_PROTO_MIN, v->proto_min) ?:
-	       msg_put_u32(m, BATON_A_STATE_VERSION, v->state) ?:
-	       msg_put_u32(m, BATON_A_STATE_COMPAT, v->compat) ?:
-	       msg_put_u32(m, BATON_A_STATE_MIN, v->min);
+	unsigned int i;
+
+	r->listen_fd = r->lock_fd = -1;
+	for (i = 0; i < MAX_PENDING; i++)
+		r->pending[i].fd = -1;
 }
 
 /*
- * Can the reader read what the writer writes? The writer says which state
- * version it writes and the oldest reader that reads it; the reader says
- * which version it is and the oldest writer it reads.
+ * Takes the lock, the control socket and the pid file, in that order; the
+ * control socket is watched on ep, its events tagged with tag.
  */
-int versions_check(const struct versions *w, const struct versions *r,
-		   char *why, size_t len)
+int resources_take(struct baton_resources *r, int ep, __u64 tag)
 {
-	if (!w->proto || !r->proto || w->proto < r->proto_min ||
-	    r->proto < w->proto_min) {
-		snprintf(why, len,
-			 "protocols %u (oldest %u) and %u (oldest %u) have no version in common",
-			 w->proto, w->proto_min, r->proto, r->proto_min);
-		return -EPROTONOSUPPORT;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+	int err;
+
+	if (r->lock_fd < 0) {
+		r->lock_fd = lock_acquire(r->paths.lock);
+		if (r->lock_fd < 0) {
+			err = r->lock_fd;
+			r->lock_fd = -1;
+			return err;
+		}
 	}
-	if (!w->state || w->state < r->min) {
-		snprintf(why, len,
-			 "state version %u is older than %u, the oldest the new instance reads",
-			 w->state, r->min);
-		return -EPROTONOSUPPORT;
+	if (r->listen_fd < 0) {
+		err = ctl_listen(r->paths.sock);
+		if (err < 0)
+			return err;
+		r->listen_fd = err;
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, r->listen_fd, &ev) < 0)
+			return -errno;
 	}
-	if (w->compat > r->state) {
-		snprintf(why, len,
-			 "state version %u needs a reader of version %u or newer; the new instance is %u",
-			 w->state, w->compat, r->state);
-		return -EPROTONOSUPPORT;
+	return pidfile_write(r->paths.pid);
+}
+
+/* Lets the next instance take them. The path is renamed over, not removed. */
+void resources_release(struct baton_resources *r, int ep)
+{
+	unsigned int i;
+
+	ctl_close(ep, &r->listen_fd);
+	for (i = 0; i < MAX_PENDING; i++)
+		ctl_close(ep, &r->pending[i].fd);
+	if (r->lock_fd >= 0) {
+		close(r->lock_fd);
+		r->lock_fd = -1;
 	}
-	return 0;
 }

@@ -11,8 +11,7 @@
 #include <linux/netlink.h>
 
 #include <linux/baton.h>
-#include "internal.h"
-#include "tcp.h"
+#include "tcp/tcp.h"
 
 #define GENL_BUF	8192
 

@@ -8,13 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "wire/wire.h"
 
-int cmp_u64(const void *a, const void *b)
+/* For qsort() and bsearch(): by kind, then by id, every bit of it */
+int sock_key_cmp(const void *a, const void *b)
 {
-	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+	const struct sock_key *x = a, *y = b;
 
-	return x < y ? -1 : x > y;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 int sockets_put(struct baton_msg *m, const struct held_socket *s)
@@ -99,11 +102,23 @@ struct sock_ctx {
 	int err;
 };
 
+/* An address: a family at least, and no more than any address holds */
+static int sockaddr_get(const struct nlattr *attr, struct sockaddr_storage *ss,
+			socklen_t *len)
+{
+	size_t n = mnl_attr_get_payload_len(attr);
+
+	if (n < sizeof(sa_family_t) || n > sizeof(*ss))
+		return -EINVAL;
+	memcpy(ss, mnl_attr_get_payload(attr), n);
+	*len = n;
+	return 0;
+}
+
 static int sock_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct sock_ctx *ctx = data;
 	struct baton_sockinfo *si = ctx->si;
-	size_t len = mnl_attr_get_payload_len(attr);
 
 	switch (mnl_attr_get_type(attr)) {
 	case BATON_SOCK_A_ID:
@@ -120,16 +135,12 @@ static int sock_attr_cb(const struct nlattr *attr, void *data)
 			goto invalid;
 		break;
 	case BATON_SOCK_A_LOCAL:
-		if (len < sizeof(sa_family_t) || len > sizeof(si->local))
+		if (sockaddr_get(attr, &si->local, &si->local_len))
 			goto invalid;
-		memcpy(&si->local, mnl_attr_get_payload(attr), len);
-		si->local_len = len;
 		break;
 	case BATON_SOCK_A_PEER:
-		if (len < sizeof(sa_family_t) || len > sizeof(si->peer))
+		if (sockaddr_get(attr, &si->peer, &si->peer_len))
 			goto invalid;
-		memcpy(&si->peer, mnl_attr_get_payload(attr), len);
-		si->peer_len = len;
 		break;
 	default:
 		break;		/* newer than us */

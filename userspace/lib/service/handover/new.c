@@ -16,13 +16,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "service.h"
+#include "service/instance.h"
 
 struct takeover {
 	struct baton_service *svc;
 	int peer;
 	int ctl;
-	__u64 *ids;		/* (kind << 62 | id) of every adopted socket */
+	struct held_socket *batch;	/* one SOCKETS message's sockets */
+	struct sock_key *ids;	/* every adopted socket */
 	unsigned int nids, cap, nsorted;
 	__u32 listeners, conns, records;
 	bool phase1_done, phase2_done, activate;
@@ -31,17 +32,17 @@ struct takeover {
 	char why[256];
 };
 
-static bool already_adopted(struct takeover *t, __u64 key)
+static bool already_adopted(struct takeover *t, struct sock_key key)
 {
 	return t->nsorted &&
-	       bsearch(&key, t->ids, t->nsorted, sizeof(key), cmp_u64);
+	       bsearch(&key, t->ids, t->nsorted, sizeof(key), sock_key_cmp);
 }
 
-static int remember(struct takeover *t, __u64 key)
+static int remember(struct takeover *t, struct sock_key key)
 {
 	if (t->nids == t->cap) {
 		unsigned int cap = t->cap ? t->cap * 2 : 1024;
-		__u64 *ids = realloc(t->ids, cap * sizeof(*ids));
+		struct sock_key *ids = realloc(t->ids, cap * sizeof(*ids));
 
 		if (!ids)
 			return -ENOMEM;
@@ -56,19 +57,19 @@ static int remember(struct takeover *t, __u64 key)
 static int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 {
 	struct baton_service *svc = t->svc;
-	struct held_socket socks[BATON_MAX_FDS_PER_MSG];
+	struct held_socket *socks = t->batch;
 	unsigned int n, i;
 	int err;
 
 	if (from_ctl && t->nsorted != t->nids) {
-		qsort(t->ids, t->nids, sizeof(*t->ids), cmp_u64);
+		qsort(t->ids, t->nids, sizeof(*t->ids), sock_key_cmp);
 		t->nsorted = t->nids;
 	}
 	err = sockets_parse(m, socks, &n);
 	if (err)
 		return err;
 	for (i = 0; i < n; i++) {
-		__u64 key = sock_key(&socks[i].si);
+		struct sock_key key = sock_key(&socks[i].si);
 
 		if (from_ctl && already_adopted(t, key)) {
 			close(socks[i].fd);
@@ -157,16 +158,13 @@ static int from_peer(struct takeover *t)
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
-	err = msg_recv(t->peer, m, -1);
-	if (!err)
-		err = msg_parse(m, tb);
+	err = msg_read(t->peer, m, -1, tb);
 	if (err == -ECONNRESET) {
 		/* the old is gone: what it had, the coordinator holds */
 		pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
 		close(t->peer);
 		t->peer = -1;
-		msg_init(m, BATON_MSG_PEER_LOST);
-		return msg_send(t->ctl, m);
+		return msg_send_simple(t->ctl, m, BATON_MSG_PEER_LOST, 0);
 	}
 	if (err) {
 		msg_close_fds(m);
@@ -184,8 +182,7 @@ static int from_peer(struct takeover *t)
 		return load_blob(t, m, tb);
 	case BATON_MSG_SYNC:
 		/* everything before it is taken: the old may stop accepting */
-		msg_init(m, BATON_MSG_SYNC);
-		return msg_send(t->peer, m);
+		return msg_send_simple(t->peer, m, BATON_MSG_SYNC, 0);
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
 			break;
@@ -214,9 +211,7 @@ static int from_ctl(struct takeover *t)
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
-	err = msg_recv(t->ctl, m, -1);
-	if (!err)
-		err = msg_parse(m, tb);
+	err = msg_read(t->ctl, m, -1, tb);
 	if (err) {
 		msg_close_fds(m);
 		snprintf(t->why, sizeof(t->why),
@@ -249,57 +244,52 @@ static int from_ctl(struct takeover *t)
 static int greet(struct takeover *t)
 {
 	struct baton_service *svc = t->svc;
-	const struct nlattr *tb[BATON_A_MAX + 1];
-	struct baton_msg *m = svc->msg;
-	struct versions writer;
+	const struct hello h = {
+		.role = BATON_ROLE_SUCCESSOR, .pid = getpid(),
+		.app = svc->app_name, .ver = svc->ver,
+	};
+	struct welcome w;
+	struct reply r = { .how = REPLY_NONE };
 	struct ucred cred;
 	int err;
 
-	t->peer = ctl_connect(svc->paths.sock);
+	t->peer = ctl_connect(svc->res.paths.sock);
 	if (t->peer < 0) {
 		err = t->peer;
 		snprintf(t->why, sizeof(t->why),
 			 "cannot reach the serving instance at %s: %s",
-			 svc->paths.sock, strerror(-err));
+			 svc->res.paths.sock, strerror(-err));
 		return err;
 	}
 	err = ctl_peer_check(t->peer, &cred);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "the socket at %s belongs to uid %d: refused",
-			 svc->paths.sock, cred.uid);
+			 svc->res.paths.sock, cred.uid);
 		return err;
 	}
-	msg_init(m, BATON_MSG_HELLO);
-	err = msg_put_u32(m, BATON_A_ROLE, BATON_ROLE_SUCCESSOR) ?:
-	      msg_put_u32(m, BATON_A_PID, getpid()) ?:
-	      msg_put_str(m, BATON_A_APP, svc->app_name) ?:
-	      versions_put(m, &svc->ver) ?:
-	      msg_send(t->peer, m) ?:
-	      msg_recv(t->peer, m, 10000);
-	if (!err)
-		err = msg_parse(m, tb);
-	if (err) {
+	err = hello_put(svc->msg, &h) ?: msg_send(t->peer, svc->msg) ?:
+	      msg_reply(t->peer, svc->msg,
+			svc->o.timeout_ms ?: BATON_WELCOME_TIMEOUT_MS,
+			BATON_MSG_WELCOME, &r);
+	if (err && r.how == REPLY_ERROR)
+		snprintf(t->why, sizeof(t->why), "%s", r.text);
+	else if (err && r.how == REPLY_OTHER)
+		snprintf(t->why, sizeof(t->why), "expected WELCOME, got %s",
+			 r.text);
+	else if (err)
 		snprintf(t->why, sizeof(t->why),
 			 "no welcome from the serving instance: %s",
 			 strerror(-err));
+	if (err)
 		return err;
-	}
-	msg_close_fds(m);
-	if (m->nlh->nlmsg_type == BATON_MSG_ERROR)
-		return msg_error_text(tb, t->why, sizeof(t->why));
-	if (m->nlh->nlmsg_type != BATON_MSG_WELCOME) {
-		snprintf(t->why, sizeof(t->why), "expected WELCOME, got %s",
-			 msg_type_name(m->nlh->nlmsg_type));
-		return -EPROTO;
-	}
-	versions_of(tb, &writer);
-	err = versions_check(&writer, &svc->ver, t->why, sizeof(t->why));
+	welcome_get(r.tb, &w);
+	err = versions_check(&w.ver, &svc->ver, t->why, sizeof(t->why));
 	if (err)
 		return err;
 	t->t_welcome = now_ns();
 	pr_info(&svc->log, "taking over %s from pid %d (%s)", svc->service,
-		cred.pid, attr_str(tb, BATON_A_APP, "?"));
+		cred.pid, w.app);
 	return 0;
 }
 
@@ -344,11 +334,11 @@ static int activate(struct takeover *t)
 
 	if (!t->phase2_done)	/* the old went away mid-way */
 		t->activate_flags |= BATON_ACTIVATE_F_PEER_LOST;
-	err = resources_take(svc);
+	err = svc_take(svc);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "cannot take the service's resources (%s): %s",
-			 svc->paths.lock, strerror(-err));
+			 svc->res.paths.lock, strerror(-err));
 		return err;
 	}
 	if (svc->o.ops->acquire) {
@@ -385,15 +375,23 @@ int takeover_run(struct baton_service *svc, int ctl)
 	struct takeover t = { .svc = svc, .peer = -1, .ctl = ctl };
 	int err;
 
-	err = greet(&t) ?: exchange(&t) ?: activate(&t);
+	/* 72 KiB: not for the stack of a library's caller */
+	t.batch = malloc(BATON_MAX_FDS_PER_MSG * sizeof(*t.batch));
+	if (!t.batch) {
+		snprintf(t.why, sizeof(t.why), "out of memory");
+		err = -ENOMEM;
+	} else {
+		err = greet(&t) ?: exchange(&t) ?: activate(&t);
+	}
 	if (err) {
 		pr_err(&svc->log, "takeover failed: %s", t.why);
 		msg_send_error(ctl, svc->msg, err, "%s", t.why);
-		resources_release(svc);
+		svc_release(svc);
 	}
 	if (t.peer >= 0)
 		close(t.peer);
 	close(ctl);
 	free(t.ids);
+	free(t.batch);
 	return err;
 }

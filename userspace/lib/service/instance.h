@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * struct baton_service, one instance of the application, shared by the
+ * serving instance (service.c), its peers (peers.c) and the handover's two
+ * sides (handover/old.c, handover/new.c).
+ */
+#ifndef BATON_LIB_INSTANCE_H
+#define BATON_LIB_INSTANCE_H
+
+#include <errno.h>
+#include <sys/epoll.h>
+
+#include "control/control.h"
+
+enum svc_state {
+	SVC_SERVING,
+	SVC_EXPECTING,		/* a coordinator is attached */
+	SVC_PRECOPY,		/* phase 1, first pass: still accepting */
+	SVC_PHASE1,		/* sockets and state sent; still serving */
+	SVC_DEACTIVATED,	/* blackout: waiting for the new's word */
+	SVC_DRAINING,		/* drain mode: serving the last connections */
+};
+
+/* What the events of baton_service_fd() carry */
+enum svc_tag {
+	TAG_LISTEN = 1,
+	TAG_CTL,
+	TAG_SUCC,
+	TAG_WORK,
+	TAG_PENDING,		/* + slot */
+};
+
+struct baton_export {
+	struct held_socket *socks;
+	unsigned int n, cap;
+	unsigned int listeners, conns;
+	const struct sock_key *skip;	/* already sent, sorted */
+	unsigned int nskip;
+};
+
+struct baton_service {
+	struct baton_service_opts o;
+	char service[65];
+	char app_name[64];
+	struct versions ver;
+	struct baton_resources res;
+	struct baton_log_sink log;
+	struct baton_msg *msg;
+	int ep;
+	int work;		/* eventfd: phase 1 has more to send */
+	int ctl;		/* the coordinator */
+	int succ;		/* the new instance */
+	int peer_timeout_ms;	/* a peer that stops reading is dropped */
+	pid_t expect_pid;
+	unsigned int flags;	/* BATON_UPGRADE_F_* of this upgrade */
+	enum svc_state state;
+	bool adopted;
+	struct baton_export exp;
+	struct sock_key *sent;	/* the first pass, sorted */
+	unsigned int nsent;
+};
+
+static inline int ep_add(struct baton_service *svc, int fd, __u64 tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	return epoll_ctl(svc->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static inline int svc_take(struct baton_service *svc)
+{
+	return resources_take(&svc->res, svc->ep, TAG_LISTEN);
+}
+
+static inline void svc_release(struct baton_service *svc)
+{
+	resources_release(&svc->res, svc->ep);
+}
+
+/* peers.c: who is at the control socket, and what it wants */
+void listen_readable(struct baton_service *svc);
+void pending_readable(struct baton_service *svc, unsigned int slot);
+
+/* handover/old.c: the serving instance's side */
+int phase1_bulk(struct baton_service *svc);
+void rollback(struct baton_service *svc, const char *why);
+void work_readable(struct baton_service *svc);
+int ctl_readable(struct baton_service *svc);
+int succ_readable(struct baton_service *svc);
+
+/* handover/new.c: the new instance's side */
+int takeover_run(struct baton_service *svc, int ctl);
+
+#endif /* BATON_LIB_INSTANCE_H */

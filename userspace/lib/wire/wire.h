@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The wire and records: control messages and the descriptors that travel
+ * with them (msg.c), their attributes (attrs.c), the messages several
+ * places send or read (messages.c), SOCKETS batches (sockets.c), and blobs
+ * of records in sealed memfds (records.c).
+ */
+#ifndef BATON_LIB_WIRE_H
+#define BATON_LIB_WIRE_H
+
+#include "internal.h"
+
+/*
+ * The largest payload one attribute carries, keeping 4-byte alignment:
+ * longer bytes go in several attributes of the same type, in order.
+ */
+#define ATTR_CHUNK	(0xfffcU - NLA_HDRLEN)
+
+/* msg.c: one control message, with the descriptors that travel with it */
+struct baton_msg {
+	struct nlmsghdr *nlh;
+	unsigned int nfds;
+	int fds[BATON_MAX_FDS_PER_MSG];
+	char buf[BATON_MSG_MAX] __attribute__((aligned(8)));
+};
+
+struct baton_msg *msg_alloc(void);
+void msg_free(struct baton_msg *m);
+void msg_init(struct baton_msg *m, __u16 type);
+int msg_put_u32(struct baton_msg *m, __u16 type, __u32 v);
+int msg_put_u64(struct baton_msg *m, __u16 type, __u64 v);
+int msg_put_str(struct baton_msg *m, __u16 type, const char *s);
+int msg_put(struct baton_msg *m, __u16 type, size_t len, const void *data);
+struct nlattr *msg_nest_start(struct baton_msg *m, __u16 type);
+void msg_nest_end(struct baton_msg *m, struct nlattr *nest);
+int msg_add_fd(struct baton_msg *m, int fd);
+int msg_send(int sock, const struct baton_msg *m);
+int msg_recv(int sock, struct baton_msg *m, int timeout_ms);
+void msg_close_fds(struct baton_msg *m);
+
+/* attrs.c: enum baton_attr's one table of types, and the checks */
+int msg_parse(const struct baton_msg *m, const struct nlattr **tb);
+int msg_read(int sock, struct baton_msg *m, int timeout_ms,
+	     const struct nlattr **tb);
+int attrs_parse(const void *payload, size_t len, const struct nlattr **tb);
+/* calls cb on each attribute; -EINVAL unless they fill len exactly */
+int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb, void *data);
+int attr_check(const struct nlattr *attr, enum mnl_attr_data_type type);
+__u32 attr_u32(const struct nlattr **tb, int type, __u32 def);
+__u64 attr_u64(const struct nlattr **tb, int type, __u64 def);
+const char *attr_str(const struct nlattr **tb, int type, const char *def);
+const char *msg_type_name(__u16 type);
+
+/* messages.c: the messages several places send or read */
+struct versions {
+	__u32 proto, proto_min;		/* protocol spoken, oldest spoken */
+	__u32 state, compat, min;	/* state written, oldest reader, oldest read */
+};
+
+void versions_of(const struct nlattr **tb, struct versions *v);
+int versions_put(struct baton_msg *m, const struct versions *v);
+int versions_check(const struct versions *writer, const struct versions *reader,
+		   char *why, size_t len);
+
+struct hello {
+	__u32 role;		/* enum baton_role */
+	__u32 pid;		/* 0: not said */
+	const char *app;	/* NULL: not said */
+	struct versions ver;	/* the protocol alone, unless ver.state */
+};
+
+int hello_put(struct baton_msg *m, const struct hello *h);
+int hello_get(const struct baton_msg *m, const struct nlattr **tb,
+	      struct hello *h);
+
+struct welcome {
+	__u32 pid;
+	const char *service;
+	const char *app;
+	__u64 time_ns;		/* 0: not said (INFO) */
+	struct versions ver;
+};
+
+int welcome_put(struct baton_msg *m, __u16 type, const struct welcome *w);
+void welcome_get(const struct nlattr **tb, struct welcome *w);
+
+struct reply {
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	enum { REPLY_NONE, REPLY_WANTED, REPLY_ERROR, REPLY_OTHER } how;
+	char text[256];		/* an ERROR's text, or the other's name */
+};
+
+int msg_reply(int sock, struct baton_msg *m, int timeout_ms, __u16 want,
+	      struct reply *r);
+int msg_send_simple(int sock, struct baton_msg *m, __u16 type, __u32 flags);
+int msg_send_error(int sock, struct baton_msg *m, int err,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int msg_error_text(const struct nlattr **tb, char *buf, size_t len);
+
+/* sockets.c: SOCKETS batches */
+struct held_socket {
+	int fd;
+	struct baton_sockinfo si;
+};
+
+int sockets_put(struct baton_msg *m, const struct held_socket *s);
+/* A socket as both instances know it: its kind and the application's id */
+struct sock_key {
+	__u64 id;
+	__u32 kind;
+};
+
+static inline struct sock_key sock_key(const struct baton_sockinfo *si)
+{
+	return (struct sock_key){ .id = si->id, .kind = si->kind };
+}
+int sock_key_cmp(const void *a, const void *b);
+int sockets_parse(struct baton_msg *m, struct held_socket *out,
+		  unsigned int *n);
+int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,
+		 unsigned int n);
+void sockets_addresses(struct held_socket *s);
+
+/* records.c: blobs of records in sealed memfds */
+struct baton_rec_writer {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t rec_off;		/* where the open record starts */
+	bool in_rec;
+	__u16 rec_type;		/* BATON_REC_STATE or BATON_REC_CONN */
+	__u32 count;
+	int err;
+};
+
+struct baton_rec {
+	const struct nlmsghdr *nlh;
+	__u64 id;
+	__u32 version;
+};
+
+int writer_init(struct baton_rec_writer *w, enum baton_blob_kind kind,
+		const char *service, __u32 state_version);
+int writer_finish(struct baton_rec_writer *w, int *memfd);
+void writer_free(struct baton_rec_writer *w);
+typedef int (*rec_cb)(void *data, const struct baton_rec *rec);
+int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
+	      __u32 *count);
+int blob_send(int sock, struct baton_msg *m, enum baton_blob_kind kind,
+	      int memfd, __u32 records);
+
+#endif /* BATON_LIB_WIRE_H */
