@@ -13,8 +13,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-"Usage: batonctl upgrade SERVICE [--timeout-ms N] [--drain] [--log FILE]\n"
-"                        [--listeners take|own]\n"
+"Usage: batonctl upgrade SERVICE [--timeout-ms N] [--blackout-timeout-ms N]\n"
+"                        [--drain] [--log FILE] [--listeners take|own]\n"
 "                        [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as the next version of SERVICE and moves the running\n"
@@ -23,14 +23,18 @@ static void usage(FILE *f)
 "then, the old instance serves on as before and batonctl exits with 1.\n"
 "\n"
 "  --timeout-ms N   how long each step may take (%d)\n"
+"  --blackout-timeout-ms N\n"
+"                   how long the blackout may take, while clients wait:\n"
+"                   past it the old instance serves again (%d)\n"
 "  --drain          move the listening sockets only; the old instance\n"
 "                   serves its connections until they close\n"
 "  --listeners own  the new instance opens its own listeners in the\n"
 "                   steered SO_REUSEPORT group (kvd --steer GEN); only\n"
 "                   connections move, and new ones switch at activation\n"
-"  --log FILE       the new instance's standard output and error\n"
+"  --log FILE       the new instance's standard output and error (the\n"
+"                   old instance's, if not given)\n"
 "  -j, --json       print the report as one JSON object\n",
-		BATON_UPGRADE_TIMEOUT_MS);
+		BATON_UPGRADE_TIMEOUT_MS, BATON_BLACKOUT_TIMEOUT_MS);
 }
 
 static double ms_between(__u64 a, __u64 b)
@@ -105,7 +109,7 @@ static void report(const struct ctl_opts *o, const char *service,
 	double blackout = ms_between(r->deactivate_ns, r->active_ns);
 	double total = ms_between(t[BATON_PHASE_ATTACHED],
 				  t[r->phase] ? t[r->phase] : t[BATON_PHASE_ATTACHED]);
-	char buf[160], note[96];
+	char buf[160], note[160];
 	struct out out;
 
 	journal_set(j, "result", "%s", baton_phase_name(r->phase));
@@ -169,16 +173,34 @@ static void report(const struct ctl_opts *o, const char *service,
 		       ms_between(r->phase1_start_ns, t[BATON_PHASE_READY]),
 		       "sockets and state moved; the old served on");
 	if (r->active_ns) {
-		snprintf(note, sizeof(note), "deactivate %.3f ms, activate %.3f ms",
-			 ms_between(r->deactivate_ns, t[BATON_PHASE_DEACTIVATED]),
-			 ms_between(t[BATON_PHASE_DEACTIVATED], r->active_ns));
-		out_ms(&out, "blackout_ms", "blackout", blackout, note);
-		out_ms(&out, "deactivate_ms", NULL,
-		       ms_between(r->deactivate_ns, t[BATON_PHASE_DEACTIVATED]),
-		       NULL);
-		out_ms(&out, "activate_ms", NULL,
-		       ms_between(t[BATON_PHASE_DEACTIVATED], r->active_ns),
-		       NULL);
+		const struct baton_step *big = NULL;
+		unsigned int i;
+
+		/* what took the blackout longest, by the instance that took it */
+		for (i = 0; i < r->nsteps; i++)
+			if (!big || r->steps[i].ns > big->ns)
+				big = &r->steps[i];
+		if (big)
+			snprintf(note, sizeof(note), "longest step: %s %s, %.3f ms",
+				 big->who, big->name, big->ns / 1e6);
+		out_ms(&out, "blackout_ms", "blackout", blackout,
+		       big ? note : NULL);
+		out_obj_begin(&out, "steps_ms", r->nsteps ? "blackout steps:" : NULL);
+		for (i = 0; i < r->nsteps; i++) {
+			snprintf(buf, sizeof(buf), "%s %s", r->steps[i].who,
+				 r->steps[i].name);
+			out_ms(&out, buf, buf, r->steps[i].ns / 1e6, NULL);
+		}
+		out_obj_end(&out);
+	}
+	if (r->old_lost) {
+		const char *state = !(r->activate_flags & BATON_ACTIVATE_F_PEER_LOST) ?
+			"whole: phase 2 had come" :
+			r->activate_flags & BATON_ACTIVATE_F_STATE_PARTIAL ?
+			"part of phase 1's snapshot: connections closed" :
+			"phase 1's snapshot, without the changes since: connections closed";
+
+		out_str(&out, "state_taken", "state taken", state);
 	}
 	if (r->phase == BATON_PHASE_DONE)
 		out_ms(&out, "old_exit_ms", "old exited",
@@ -210,10 +232,39 @@ static void report(const struct ctl_opts *o, const char *service,
 		fprintf(stderr, "batonctl: %s\n", who);
 }
 
+/* Nothing began: why, and who serves (as checked now), in the same forms. */
+static void refused(const struct ctl_opts *o, const char *service,
+		    const char *why, struct journal *j)
+{
+	struct baton_instance_info info;
+	pid_t serving = 0;
+	struct out out;
+
+	if (!baton_query(o->run_dir, service, BATON_QUERY_TIMEOUT_MS, &info))
+		serving = info.pid;
+	journal_set(j, "result", "refused");
+	journal_set(j, "reason", "%s", why);
+	journal_set(j, "serving_pid", "%d", serving);
+	journal_write(j);
+	out_begin(&out, stdout, o->json);
+	if (!o->json)
+		printf("upgrade of %s: refused\n", service);
+	out_str(&out, "service", NULL, service);
+	out_str(&out, "result", NULL, "refused");
+	out_str(&out, "error", "error", why);
+	out_u64(&out, "serving_pid", NULL, serving);
+	if (!o->json)
+		printf("%-14s %s\n", "serving", serving ?
+		       "the instance that serves is unchanged" :
+		       "no instance answers for the service");
+	out_end(&out);
+}
+
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "blackout-timeout-ms", required_argument, NULL, 'b' },
 		{ "drain", no_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "listeners", required_argument, NULL, 'L' },
@@ -232,6 +283,13 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	optind = 0;	/* a new argv: reinitialise getopt */
 	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			uo.blackout_ms = atoi(optarg);
+			if (uo.blackout_ms <= 0) {
+				fprintf(stderr, "batonctl: --blackout-timeout-ms takes a positive number of milliseconds\n");
+				return 2;
+			}
+			break;
 		case 't':
 			uo.timeout_ms = atoi(optarg);
 			if (uo.timeout_ms <= 0) {
@@ -302,14 +360,8 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	err = baton_upgrade_open(&up, &uo);
 	if (err) {
 		/* refused: the library said why, or the arguments were wrong */
-		if (logged.first_err[0]) {
-			journal_set(&j, "result", "refused");
-			journal_set(&j, "reason", "%s", logged.first_err);
-			journal_write(&j);
-			fprintf(stderr, "batonctl: %s\n", logged.first_err);
-		} else {
-			fprintf(stderr, "batonctl: %s\n", strerror(-err));
-		}
+		refused(&opts, uo.service, logged.first_err[0] ?
+			logged.first_err : strerror(-err), &j);
 		journal_close(&j);
 		return 1;
 	}

@@ -59,7 +59,10 @@
  *	then one of
  *		  ops->terminate()	the new is active: close() every socket
  *					(never shutdown()); dispatch returns
- *					BATON_EXIT
+ *					BATON_EXIT. What is left to do
+ *					should not slow the new one down:
+ *					the application may lower its own
+ *					priority here
  *		  ops->drain()		drain mode: close listeners only
  *		  ops->resume()		rollback: accept and serve again
  *
@@ -103,6 +106,9 @@
 #define BATON_WELCOME_TIMEOUT_MS 10000	/* the new instance's hello answered */
 #define BATON_PEER_TIMEOUT_MS	2000	/* a peer takes a message sent to it */
 #define BATON_QUERY_TIMEOUT_MS	2000	/* baton_query() answered */
+#define BATON_BLACKOUT_TIMEOUT_MS 500	/* the blackout: the old stops, the
+					 * new activates; past this, the
+					 * old serves again */
 
 /* export_sockets()'s flags; the upgrade's own, BATON_UPGRADE_F_*, come apart */
 #define BATON_EXPORT_F_FINAL	(1U << 0)	/* the last pass */
@@ -154,8 +160,16 @@ struct baton_app_ops {
 	int (*load_state)(void *app, const struct baton_rec *rec);
 	int (*load_conn)(void *app, const struct baton_rec *rec);
 	int (*acquire)(void *app);			/* optional */
-	/* flags: BATON_ACTIVATE_F_*; with PEER_LOST, connections that got
-	 * no record are kept as new ones instead of closed */
+	/*
+	 * flags: BATON_ACTIVATE_F_*. Without PEER_LOST, a connection that
+	 * got no record was closed by the old one in phase 1: close it.
+	 * With PEER_LOST the old instance went away before phase 2 was
+	 * whole: no connection can go on exactly, so close every one (its
+	 * client sees the close and retries, never a desynchronised
+	 * stream), and the service-wide state lacks the old's last changes
+	 * (with STATE_PARTIAL, part of phase 1's too). An error refuses to
+	 * serve on it.
+	 */
 	int (*activate)(void *app, unsigned int flags);
 };
 
@@ -230,11 +244,21 @@ struct baton_upgrade_opts {
 	const char *service;
 	const char *run_dir;	/* as in baton_service_opts */
 	char *const *argv;	/* the new instance's command */
-	const char *log_path;	/* its stdout and stderr; NULL: inherited */
+	/* its stdout and stderr; NULL: those of the old instance */
+	const char *log_path;
 	int timeout_ms;		/* each step; 0: BATON_UPGRADE_TIMEOUT_MS */
+	int blackout_ms;	/* 0: BATON_BLACKOUT_TIMEOUT_MS */
 	unsigned int flags;	/* BATON_UPGRADE_F_* */
 	baton_log_fn log;
 	void *log_ctx;
+};
+
+/* One step of the blackout, timed by the instance that took it */
+#define BATON_MAX_STEPS	24
+struct baton_step {
+	char name[24];
+	char who[4];		/* "old" or "new" */
+	__u64 ns;
 };
 
 struct baton_upgrade_report {
@@ -254,6 +278,9 @@ struct baton_upgrade_report {
 	__u64 active_ns;	/* ACTIVE received: the blackout ends */
 	__u64 activated_ns;	/* when the new instance says it activated */
 	bool old_lost;		/* the old went away; the new took over */
+	__u32 activate_flags;	/* BATON_ACTIVATE_F_* the new activated with */
+	struct baton_step steps[BATON_MAX_STEPS];
+	unsigned int nsteps;
 	int error;		/* negative errno of a failure, or 0 */
 	char reason[256];	/* what went wrong, for people */
 };

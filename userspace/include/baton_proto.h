@@ -24,33 +24,42 @@
 
 #include <linux/types.h>
 
-#define BATON_PROTO_VERSION	1	/* what this library speaks */
-#define BATON_PROTO_MIN		1	/* oldest version it still speaks */
+#define BATON_PROTO_VERSION	2	/* what this library speaks */
+#define BATON_PROTO_MIN		2	/* oldest version it still speaks */
 
 #define BATON_MAX_FDS_PER_MSG	253	/* SCM_MAX_FD */
 #define BATON_MSG_MAX		65536	/* largest control message */
 
 enum baton_msg_type {
-	BATON_MSG_HELLO = 0x10,	/* peer -> serving: who I am, what I read */
+	BATON_MSG_HELLO = 0x10,	/* peer -> serving: who I am, what I read;
+				 * a coordinator says its TIMEOUT_MS */
 	BATON_MSG_WELCOME,	/* serving -> peer: accepted, what I write */
 	BATON_MSG_ERROR,	/* either way: ERRNO, TEXT; the sender gives up */
-	BATON_MSG_UPGRADE,	/* coordinator -> old: expect successor PID */
-	BATON_MSG_UPGRADE_ACK,	/* old -> coordinator */
+	BATON_MSG_UPGRADE,	/* coordinator -> old: FLAGS */
+	BATON_MSG_UPGRADE_ACK,	/* old -> coordinator, after SOCKETS with the
+				 * copies of its listeners and control
+				 * socket: STDIO, its stdout and stderr */
 	BATON_MSG_SOCKETS,	/* a batch of sockets: SOCK nests + SCM_RIGHTS */
 	BATON_MSG_BLOB,		/* a sealed memfd of records: BLOB_KIND, BYTES */
 	BATON_MSG_PHASE1_DONE,	/* old -> new: LISTENERS, CONNS */
 	BATON_MSG_READY,	/* new -> coordinator: LISTENERS, CONNS */
-	BATON_MSG_DEACTIVATE,	/* coordinator -> old: the blackout starts */
-	BATON_MSG_PHASE2_DONE,	/* old -> new: RECORDS */
-	BATON_MSG_DEACTIVATED,	/* old -> coordinator: RECORDS, BYTES, TIME_NS */
+	BATON_MSG_DEACTIVATE,	/* coordinator -> old: the blackout starts;
+				 * DEADLINE_NS, FLAGS */
+	BATON_MSG_PHASE2_DONE,	/* old -> new: RECORDS, DEADLINE_NS, FLAGS */
+	BATON_MSG_DEACTIVATED,	/* old -> coordinator: RECORDS, BYTES, TIME_NS,
+				 * STEPs */
 	BATON_MSG_ACTIVATE,	/* coordinator -> new: FLAGS */
-	BATON_MSG_ACTIVE,	/* new -> coordinator and old: TIME_NS */
+	BATON_MSG_ACTIVE,	/* new -> coordinator and old: TIME_NS, STEPs */
 	BATON_MSG_RESUME,	/* coordinator -> old: roll back */
 	BATON_MSG_RESUMED,	/* old -> coordinator */
 	BATON_MSG_PEER_LOST,	/* new -> coordinator: the old went away */
 	BATON_MSG_INFO,		/* serving -> QUERY peer: what it serves */
 	BATON_MSG_SYNC,		/* old -> new: say when all before is taken;
 				 * new -> old: it is */
+	BATON_MSG_EXPECT,	/* coordinator -> old: the new instance is PID */
+	BATON_MSG_SUCCESSOR,	/* old -> coordinator: PID connected */
+	BATON_MSG_START,	/* coordinator -> new, its first message:
+				 * TIMEOUT_MS, BLACKOUT_MS */
 	__BATON_MSG_END,
 };
 
@@ -81,6 +90,11 @@ enum baton_attr {
 	BATON_A_RECORDS,	/* u32 */
 	BATON_A_BYTES,		/* u64 */
 	BATON_A_TIME_NS,	/* u64, CLOCK_MONOTONIC */
+	BATON_A_TIMEOUT_MS,	/* u32: how long a step may take */
+	BATON_A_BLACKOUT_MS,	/* u32: how long the blackout may take */
+	BATON_A_DEADLINE_NS,	/* u64, CLOCK_MONOTONIC: the blackout's end */
+	BATON_A_STDIO,		/* u32: how many of stdout, stderr follow */
+	BATON_A_STEP,		/* nested, enum baton_step_attr; repeated */
 	__BATON_A_MAX,
 };
 #define BATON_A_MAX (__BATON_A_MAX - 1)
@@ -99,7 +113,17 @@ enum baton_sock_attr {
 enum baton_sock_kind {
 	BATON_SOCK_LISTENER = 1,
 	BATON_SOCK_CONN,
+	BATON_SOCK_CONTROL,	/* the control socket: the library's own */
 };
+
+/* One step of the blackout, as the instance that took it timed it */
+enum baton_step_attr {
+	BATON_STEP_A_UNSPEC,
+	BATON_STEP_A_NAME,	/* string */
+	BATON_STEP_A_NS,	/* u64: how long it took */
+	__BATON_STEP_A_MAX,
+};
+#define BATON_STEP_A_MAX (__BATON_STEP_A_MAX - 1)
 
 /* BATON_MSG_UPGRADE flags */
 #define BATON_UPGRADE_F_DRAIN	(1U << 0) /* listeners only; old drains */
@@ -108,9 +132,19 @@ enum baton_sock_kind {
 #define BATON_UPGRADE_F_ALL	(BATON_UPGRADE_F_DRAIN | \
 				 BATON_UPGRADE_F_OWN_LISTENERS)
 
-/* BATON_MSG_ACTIVATE flags */
-#define BATON_ACTIVATE_F_PEER_LOST (1U << 0) /* no foreground state */
-#define BATON_ACTIVATE_F_ALL	BATON_ACTIVATE_F_PEER_LOST
+/* BATON_MSG_DEACTIVATE and BATON_MSG_PHASE2_DONE flags */
+#define BATON_DEACTIVATE_F_DIRECT (1U << 0) /* the new activates as soon
+					     * as it has phase 2: the
+					     * coordinator consents now */
+#define BATON_DEACTIVATE_F_ALL	BATON_DEACTIVATE_F_DIRECT
+
+/* BATON_MSG_ACTIVATE flags, and those ops->activate() gets */
+#define BATON_ACTIVATE_F_PEER_LOST (1U << 0) /* the old went away before
+					      * phase 2 was whole */
+#define BATON_ACTIVATE_F_STATE_PARTIAL (1U << 1) /* with PEER_LOST: not even
+						  * phase 1's state is whole */
+#define BATON_ACTIVATE_F_ALL	(BATON_ACTIVATE_F_PEER_LOST | \
+				 BATON_ACTIVATE_F_STATE_PARTIAL)
 
 enum baton_blob_kind {
 	BATON_BLOB_STATE = 1,	/* phase 1: service-wide state snapshot */

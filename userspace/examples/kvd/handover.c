@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* kvd's side of a baton handover: what it hands over and how it takes it. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "kvd.h"
@@ -152,6 +154,9 @@ static void terminate(void *app)
 	struct kvd *kvd = app;
 	unsigned int i;
 
+	/* what is left to do must not slow the new instance down */
+	setpriority(PRIO_PROCESS, 0, 19);
+	sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
 	conns_close_all(kvd);
 	for (i = 0; i < kvd->nlisteners; i++)
 		close(kvd->listeners[i].fd);
@@ -311,13 +316,24 @@ static int activate(void *app, unsigned int flags)
 	for (i = 0; i < kvd->maxfd; i++) {
 		struct kvd_conn *c = kvd->conns[i];
 
-		if (!c || !c->unclaimed)
+		if (!c)
 			continue;
-		c->unclaimed = false;
-		/* without a record, the old closed it in phase 1 */
-		if (!(flags & BATON_ACTIVATE_F_PEER_LOST))
+		/*
+		 * Without a record, the old closed it in phase 1. With the
+		 * old lost, none can go on exactly: its client gets a close,
+		 * and retries, rather than a stream out of step.
+		 */
+		if (c->unclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST))
 			conn_close(kvd, c);
+		else
+			c->unclaimed = false;
 	}
+	if (flags & BATON_ACTIVATE_F_PEER_LOST)
+		fprintf(stderr, "kvd-v%d[%d]: the old instance went away: every connection closed; the keys are those of %s\n",
+			KVD_VERSION, getpid(),
+			flags & BATON_ACTIVATE_F_STATE_PARTIAL ?
+			"part of its phase 1 snapshot" :
+			"its phase 1 snapshot, without the changes since");
 	err = listeners_watch(kvd, true) ?: kvd_steer_activate(kvd);
 	kvd->kick = true;
 	return err;

@@ -166,42 +166,6 @@ int ctl_set_timeout(int sock, int timeout_ms)
 	return 0;
 }
 
-/* The service's lock: held by exactly one serving instance. -EBUSY if not. */
-int lock_acquire(const char *path)
-{
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-
-		close(fd);
-		return err;
-	}
-	return fd;
-}
-
-int pidfile_write(const char *path)
-{
-	char tmp[PATH_MAX], buf[32];
-	int fd, n, err = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	n = snprintf(buf, sizeof(buf), "%d\n", getpid());
-	if (write(fd, buf, n) != n)
-		err = -EIO;
-	close(fd);
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 /* Stops watching a peer's socket on ep, and closes it. */
 void ctl_close(int ep, int *fd)
 {
@@ -214,51 +178,104 @@ void ctl_close(int ep, int *fd)
 
 void resources_init(struct baton_resources *r)
 {
-	unsigned int i;
+	r->listen_fd = r->lock_fd = r->pid_fd = -1;
+	r->locked = r->watched = false;
+}
 
-	r->listen_fd = r->lock_fd = -1;
-	for (i = 0; i < MAX_PENDING; i++)
-		r->pending[i].fd = -1;
+int resources_lock(struct baton_resources *r)
+{
+	if (r->locked)
+		return 0;
+	if (flock(r->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	r->locked = true;
+	return 0;
+}
+
+void resources_unlock(struct baton_resources *r)
+{
+	if (r->locked)
+		flock(r->lock_fd, LOCK_UN);
+	r->locked = false;
+}
+
+int resources_watch(struct baton_resources *r, int ep, __u64 tag, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
+
+	if (r->listen_fd < 0 || r->watched == on)
+		return 0;
+	if (epoll_ctl(ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, r->listen_fd,
+		      &ev) < 0)
+		return -errno;
+	r->watched = on;
+	return 0;
+}
+
+/* In place: the file's one block is rewritten, never a new one taken. */
+int resources_pid(struct baton_resources *r)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", getpid());
+
+	if (pwrite(r->pid_fd, buf, n, 0) != n)
+		return errno ? -errno : -EIO;
+	return ftruncate(r->pid_fd, n) < 0 ? -errno : 0;
 }
 
 /*
- * Takes the lock, the control socket and the pid file, in that order; the
- * control socket is watched on ep, its events tagged with tag.
+ * Makes and takes the lock, the control socket and the pid file, in that
+ * order; the control socket is watched on ep, its events tagged with tag.
  */
 int resources_take(struct baton_resources *r, int ep, __u64 tag)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = tag };
 	int err;
 
-	if (r->lock_fd < 0) {
-		r->lock_fd = lock_acquire(r->paths.lock);
-		if (r->lock_fd < 0) {
-			err = r->lock_fd;
-			r->lock_fd = -1;
-			return err;
-		}
-	}
-	if (r->listen_fd < 0) {
-		err = ctl_listen(r->paths.sock);
-		if (err < 0)
-			return err;
-		r->listen_fd = err;
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, r->listen_fd, &ev) < 0)
-			return -errno;
-	}
-	return pidfile_write(r->paths.pid);
+	r->lock_fd = open(r->paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (r->lock_fd < 0)
+		return -errno;
+	err = resources_lock(r);
+	if (err)
+		return err;
+	r->listen_fd = ctl_listen(r->paths.sock);
+	if (r->listen_fd < 0)
+		return r->listen_fd;
+	r->pid_fd = open(r->paths.pid, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (r->pid_fd < 0)
+		return -errno;
+	return resources_pid(r) ?: resources_watch(r, ep, tag, true);
 }
 
-/* Lets the next instance take them. The path is renamed over, not removed. */
-void resources_release(struct baton_resources *r, int ep)
+/*
+ * The new instance opens the lock and pid files the old one made, which
+ * takes no room on a full disk; it locks and writes them to activate. The
+ * control socket comes from the old instance.
+ */
+int resources_open(struct baton_resources *r, char *why, size_t len)
 {
-	unsigned int i;
+	const char *path = r->paths.lock;
+	int err;
 
-	ctl_close(ep, &r->listen_fd);
-	for (i = 0; i < MAX_PENDING; i++)
-		ctl_close(ep, &r->pending[i].fd);
+	r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (r->lock_fd >= 0) {
-		close(r->lock_fd);
-		r->lock_fd = -1;
+		path = r->paths.pid;
+		r->pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	}
+	if (r->lock_fd >= 0 && r->pid_fd >= 0)
+		return 0;
+	err = -errno;
+	snprintf(why, len, "cannot open %s: %s", path, strerror(-err));
+	return err;
+}
+
+void resources_close(struct baton_resources *r, int ep)
+{
+	resources_watch(r, ep, 0, false);
+	if (r->listen_fd >= 0)
+		close(r->listen_fd);
+	if (r->pid_fd >= 0)
+		close(r->pid_fd);
+	if (r->lock_fd >= 0)
+		close(r->lock_fd);	/* and the lock with it */
+	resources_init(r);
 }

@@ -23,28 +23,35 @@ int ctl_listen(const char *path);
 int ctl_connect(const char *path);
 int ctl_peer_check(int sock, struct ucred *cred);
 int ctl_set_timeout(int sock, int timeout_ms);
-int lock_acquire(const char *path);
-int pidfile_write(const char *path);
 void ctl_close(int ep, int *fd);
 
-#define MAX_PENDING	8	/* peers accepted, hello not read yet */
-
 /*
- * A serving instance's single-access resources, and the peers its control
- * socket accepted and has not heard yet.
+ * A serving instance's single-access resources. The lock is the service's
+ * one token: whoever holds it flock()ed serves. The old instance unlocks it
+ * in the blackout and locks it again to resume; the new one locks it to
+ * activate. So at most one of them ever serves, whichever of them stops or
+ * dies in between. The control socket passes from instance to instance
+ * (SOCKETS, BATON_SOCK_CONTROL), and the pid file is written in place:
+ * neither needs a new inode or block in the blackout or a rollback.
  */
 struct baton_resources {
 	struct baton_paths paths;
-	int lock_fd;
+	int lock_fd;		/* <service>.lock, open */
 	int listen_fd;		/* the well-known control socket */
-	struct {
-		int fd;
-		struct ucred cred;
-	} pending[MAX_PENDING];
+	int pid_fd;		/* <service>.pid, open for writing */
+	bool locked;		/* lock_fd is flock()ed */
+	bool watched;		/* listen_fd is on the epoll */
 };
 
 void resources_init(struct baton_resources *r);
+/* the first instance of a service: make and take them all */
 int resources_take(struct baton_resources *r, int ep, __u64 tag);
-void resources_release(struct baton_resources *r, int ep);
+/* the new instance, in phase 1: open them, take nothing yet */
+int resources_open(struct baton_resources *r, char *why, size_t len);
+void resources_close(struct baton_resources *r, int ep);
+int resources_lock(struct baton_resources *r);	/* -EBUSY: another serves */
+void resources_unlock(struct baton_resources *r);
+int resources_watch(struct baton_resources *r, int ep, __u64 tag, bool on);
+int resources_pid(struct baton_resources *r);	/* our pid into the file */
 
 #endif /* BATON_LIB_CONTROL_H */

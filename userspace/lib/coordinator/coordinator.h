@@ -16,10 +16,16 @@ struct baton_upgrade {
 	struct baton_upgrade_report r;
 	int old;		/* connection to the old instance */
 	int new;		/* our end of the new instance's BATON_CTL_FD */
+	int stdio[2];		/* the old's stdout and stderr, for the new */
+	/* the old's listeners and control socket, from UPGRADE on */
 	struct held_socket *held;
 	unsigned int nheld, cap;
-	bool activate_sent;
-	__u64 old_gone_ns;	/* the old closed its end after ACTIVE */
+	bool successor_seen;	/* the old said the new one connected */
+	bool deactivate_sent;	/* the blackout began */
+	bool new_reaped;	/* its exit status is in new_status */
+	int new_status;
+	__u64 old_gone_ns;	/* the old closed its end */
+	char resumed_why[160];	/* the old's RESUMED said why */
 };
 
 enum from { FROM_OLD, FROM_NEW };
@@ -28,15 +34,24 @@ enum from { FROM_OLD, FROM_NEW };
 void reach(struct baton_upgrade *up, enum baton_phase phase);
 int fail(struct baton_upgrade *up, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+void new_gone_why(struct baton_upgrade *up, char *buf, size_t len);
 
 /* wait.c: the two instances' messages, within a step's deadline */
 void drop_held(struct baton_upgrade *up);
+__u64 deadline_in(int ms);
 int wait_msg(struct baton_upgrade *up, __u64 deadline, enum from *from,
 	     const struct nlattr **tb);
 int expect(struct baton_upgrade *up, enum from side, __u16 want,
-	   const struct nlattr **tb);
+	   __u64 deadline, const struct nlattr **tb);
 
-/* spawn.c: the new instance */
+/* spawn.c: the new instance, and how it ended */
 int spawn(struct baton_upgrade *up);
+void reap_new(struct baton_upgrade *up);
+bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
+
+/* blackout.c: from READY to ACTIVE, and the ways back or forward */
+int step_blackout(struct baton_upgrade *up);
+int roll_back(struct baton_upgrade *up, int err);
+int roll_forward(struct baton_upgrade *up);
 
 #endif /* BATON_LIB_COORDINATOR_H */

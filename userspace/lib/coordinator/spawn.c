@@ -1,119 +1,330 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
-/* The coordinator starts the new instance, and tells the old to expect it. */
+/*
+ * The coordinator starts the new instance, and tells the old to expect it.
+ *
+ * Exec first: everything the child needs (its program's path, its
+ * environment, its descriptors) is made before fork(), and between fork()
+ * and exec() the child only moves descriptors into place and writes its
+ * pid into a buffer made for it, all async-signal-safe: a threaded caller
+ * is safe, and the child waits on nothing. Whatever happens to the
+ * coordinator then, the child runs the new instance, which finds its
+ * coordinator gone and exits; it holds none of the coordinator's
+ * descriptors (close_range()), its upgrade lock least of all.
+ */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "coordinator/coordinator.h"
 
-/*
- * The child waits on a pipe until the old instance knows its pid, so that
- * its hello is never refused; a CLOEXEC pipe reports a failed exec.
- */
+extern char **environ;
+
+/* The child's descriptors: 0-2, BATON_CTL_FD and the exec report */
+#define CHILD_CTL_FD	3
+#define CHILD_REPORT_FD	4
+#define FD_FLOOR	10	/* ours sit above what the child moves */
+#define PID_ENV		"BATON_CTL_PID="
+
+struct child_plan {
+	char path[PATH_MAX];
+	char **envp;
+	char pid_env[sizeof(PID_ENV) + 12];
+	int fd[CHILD_REPORT_FD + 1];	/* each the child's fd of that number */
+};
+
+/* execvp()'s search, done before fork(): the path the child execs */
+static int plan_path(struct child_plan *p, const char *name)
+{
+	const char *dirs = getenv("PATH"), *d, *end;
+
+	if (strchr(name, '/')) {
+		snprintf(p->path, sizeof(p->path), "%s", name);
+		return 0;
+	}
+	for (d = dirs ? dirs : "/usr/local/bin:/usr/bin:/bin"; *d; d = end) {
+		size_t len;
+
+		end = strchr(d, ':') ?: d + strlen(d);
+		len = end - d;
+		snprintf(p->path, sizeof(p->path), "%.*s%s%s", (int)len, d,
+			 len ? "/" : "", name);
+		if (!access(p->path, X_OK))
+			return 0;
+		if (*end)
+			end++;
+	}
+	return -ENOENT;
+}
+
+/* Ours, minus any BATON_CTL_*, plus BATON_CTL_FD and BATON_CTL_PID. */
+static int plan_env(struct child_plan *p)
+{
+	static const char fd_env[] = "BATON_CTL_FD=3";
+	size_t n = 0, i, j = 0;
+
+	while (environ[n])
+		n++;
+	p->envp = calloc(n + 3, sizeof(*p->envp));
+	if (!p->envp)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "BATON_CTL_", 10))
+			p->envp[j++] = environ[i];
+	p->envp[j++] = (char *)fd_env;
+	snprintf(p->pid_env, sizeof(p->pid_env), "%s", PID_ENV);
+	p->envp[j++] = p->pid_env;
+	return 0;
+}
+
+/* A copy of fd above FD_FLOOR, close-on-exec, for child fd `at` */
+static int plan_fd(struct child_plan *p, int at, int fd)
+{
+	p->fd[at] = fcntl(fd, F_DUPFD_CLOEXEC, FD_FLOOR);
+	return p->fd[at] < 0 ? -errno : 0;
+}
+
+static void plan_free(struct child_plan *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(p->fd); i++) {
+		if (p->fd[i] >= 0)
+			close(p->fd[i]);
+		p->fd[i] = -1;
+	}
+	free(p->envp);
+	p->envp = NULL;
+}
+
+/* In the child: async-signal-safe calls only, then exec. */
+static void __attribute__((noreturn))
+child_exec(struct child_plan *p, char *const *argv)
+{
+	char *digits = p->pid_env + sizeof(PID_ENV) - 1, tmp[12];
+	unsigned int pid = getpid(), n = 0;
+	int i, err;
+
+	do {
+		tmp[n++] = '0' + pid % 10;
+		pid /= 10;
+	} while (pid);
+	while (n)
+		*digits++ = tmp[--n];
+	*digits = '\0';
+	setsid();
+	for (i = 0; i < CHILD_REPORT_FD; i++)
+		if (dup2(p->fd[i], i) < 0)
+			_exit(127);
+	if (dup3(p->fd[CHILD_REPORT_FD], CHILD_REPORT_FD, O_CLOEXEC) < 0)
+		_exit(127);
+	close_range(CHILD_REPORT_FD + 1, ~0U, 0);
+	execve(p->path, argv, p->envp);
+	err = errno;
+	if (write(CHILD_REPORT_FD, &err, sizeof(err)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+/* stdin from /dev/null; stdout and stderr to the log, or the old's */
+static int plan_stdio(struct baton_upgrade *up, struct child_plan *p)
+{
+	int null, log = -1, err;
+
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return fail(up, -errno, "cannot open /dev/null: %s",
+			    strerror(errno));
+	if (up->o.log_path) {
+		log = open(up->o.log_path,
+			   O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (log < 0) {
+			err = fail(up, -errno, "cannot open the new instance's log %s: %s",
+				   up->o.log_path, strerror(errno));
+			close(null);
+			return err;
+		}
+	}
+	err = plan_fd(p, 0, null) ?:
+	      plan_fd(p, 1, log >= 0 ? log :
+			    up->stdio[0] >= 0 ? up->stdio[0] : null) ?:
+	      plan_fd(p, 2, log >= 0 ? log :
+			    up->stdio[1] >= 0 ? up->stdio[1] : null);
+	if (log >= 0)
+		close(log);
+	close(null);
+	return err ? fail(up, err, "descriptors for the new instance: %s",
+			  strerror(-err)) : 0;
+}
+
+/* UPGRADE: the old instance hands us its stdout and stderr, for the new. */
+static int announce(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	struct baton_msg *m = up->msg;
+	unsigned int i;
+	int err;
+
+	msg_init(m, BATON_MSG_UPGRADE);
+	err = msg_put_u32(m, BATON_A_FLAGS, up->o.flags) ?: msg_send(up->old, m);
+	if (err)
+		return err == -EPIPE || err == -ECONNRESET ? -ENOTCONN :
+		       fail(up, err, "cannot reach the old instance: %s",
+			    strerror(-err));
+	err = expect(up, FROM_OLD, BATON_MSG_UPGRADE_ACK,
+		     deadline_in(up->o.timeout_ms), tb);
+	if (err)
+		return err;
+	for (i = 0; i < m->nfds && i < 2; i++) {
+		up->stdio[i] = m->fds[i];
+		m->fds[i] = -1;
+	}
+	msg_close_fds(m);
+	return 0;
+}
+
 int spawn(struct baton_upgrade *up)
 {
-	int sp[2], gate[2], report[2], err, child_err = 0;
+	struct child_plan p = { .fd = { -1, -1, -1, -1, -1 } };
 	struct baton_msg *m = up->msg;
-	const struct nlattr *tb[BATON_A_MAX + 1];
+	int sp[2], report[2], err, child_err;
+	struct pollfd pfd;
 	pid_t pid;
-	char c;
+	ssize_t n;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return fail(up, -errno, "socketpair: %s", strerror(errno));
-	if (pipe2(gate, O_CLOEXEC) < 0) {
-		err = fail(up, -errno, "pipe: %s", strerror(errno));
-		goto close_sp;
+	err = announce(up);
+	if (err == -ENOTCONN && up->nheld) {
+		/* gone, but its listeners are ours: the new one takes them */
+		close(up->old);
+		up->old = -1;
+		up->old_gone_ns = now_ns();
+		err = 0;
 	}
-	if (pipe2(report, O_CLOEXEC) < 0) {
-		err = fail(up, -errno, "pipe: %s", strerror(errno));
-		goto close_gate;
+	if (err)
+		return err;
+	if (plan_path(&p, up->o.argv[0]))
+		return fail(up, -ENOENT, "cannot run '%s': no such program in PATH",
+			    up->o.argv[0]);
+	err = plan_env(&p) ?: plan_stdio(up, &p);
+	if (err) {
+		err = err == -ENOMEM ? fail(up, err, "out of memory") : err;
+		goto free_plan;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		err = fail(up, -errno, "socketpair: %s", strerror(errno));
+		goto free_plan;
+	}
+	err = plan_fd(&p, CHILD_CTL_FD, sp[1]);
+	close(sp[1]);
+	up->new = sp[0];
+	if (!err && pipe2(report, O_CLOEXEC) < 0)
+		err = -errno;
+	if (err) {
+		err = fail(up, err, "a pipe for the new instance: %s",
+			   strerror(-err));
+		goto free_plan;
+	}
+	err = plan_fd(&p, CHILD_REPORT_FD, report[1]);
+	close(report[1]);
+	if (err) {
+		err = fail(up, err, "a pipe for the new instance: %s",
+			   strerror(-err));
+		goto close_report;
+	}
+	/* its first message waits for it on its socket */
+	msg_init(m, BATON_MSG_START);
+	err = msg_put_u32(m, BATON_A_TIMEOUT_MS, up->o.timeout_ms) ?:
+	      msg_put_u32(m, BATON_A_BLACKOUT_MS, up->o.blackout_ms) ?:
+	      msg_send(up->new, m);
+	if (err) {
+		err = fail(up, err, "cannot write to the new instance's socket: %s",
+			   strerror(-err));
+		goto close_report;
 	}
 	pid = fork();
 	if (pid < 0) {
 		err = fail(up, -errno, "fork: %s", strerror(errno));
 		goto close_report;
 	}
-	if (pid == 0) {
-		char fdstr[16];
-		int fd;
-
-		setsid();
-		fd = open("/dev/null", O_RDONLY);
-		dup2(fd, 0);
-		if (up->o.log_path) {
-			fd = open(up->o.log_path,
-				  O_WRONLY | O_CREAT | O_APPEND, 0644);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-		}
-		/* dup2() clears CLOEXEC: this one end the new keeps */
-		fd = dup(sp[1]);
-		snprintf(fdstr, sizeof(fdstr), "%d", fd);
-		setenv("BATON_CTL_FD", fdstr, 1);
-		if (read(gate[0], &c, 1) != 1)
-			_exit(127);
-		execvp(up->o.argv[0], up->o.argv);
-		child_err = errno;
-		if (write(report[1], &child_err, sizeof(child_err)) < 0)
-			_exit(127);
-		_exit(127);
-	}
+	if (pid == 0)
+		child_exec(&p, up->o.argv);
 	up->r.new_pid = pid;
-	up->new = sp[0];
-	close(sp[1]);
-	sp[1] = -1;
+	plan_free(&p);
 
-	msg_init(m, BATON_MSG_UPGRADE);
-	err = msg_put_u32(m, BATON_A_PID, pid) ?:
-	      msg_put_u32(m, BATON_A_FLAGS, up->o.flags) ?:
-	      msg_send(up->old, m) ?:
-	      msg_recv(up->old, m, up->o.timeout_ms) ?:
-	      msg_parse(m, tb);
+	msg_init(m, BATON_MSG_EXPECT);
+	err = up->old < 0 ? 0 : msg_put_u32(m, BATON_A_PID, pid) ?:
+				msg_send(up->old, m);
+	if (err == -EPIPE || err == -ECONNRESET)
+		err = 0;	/* gone: the next step sees it */
 	if (err) {
-		err = fail(up, err, "the old instance did not acknowledge the upgrade: %s",
+		err = fail(up, err, "cannot reach the old instance: %s",
 			   strerror(-err));
 		goto close_report;
 	}
-	if (m->nlh->nlmsg_type != BATON_MSG_UPGRADE_ACK) {
-		char text[256] = "unexpected answer";
-
-		if (m->nlh->nlmsg_type == BATON_MSG_ERROR)
-			msg_error_text(tb, text, sizeof(text));
-		err = fail(up, -EPROTO, "the old instance refused the upgrade: %s",
-			   text);
+	/* the pipe closes at exec, or brings exec's errno */
+	pfd = (struct pollfd){ .fd = report[0], .events = POLLIN };
+	if (poll(&pfd, 1, up->o.timeout_ms) != 1) {
+		err = fail(up, -ETIMEDOUT, "the new instance (pid %d) did not start within %d ms",
+			   pid, up->o.timeout_ms);
 		goto close_report;
 	}
-	close(report[1]);
-	report[1] = -1;
-	if (write(gate[1], "g", 1) != 1) {
-		err = fail(up, -errno, "cannot start the new instance: %s",
-			   strerror(errno));
-		goto close_report;
-	}
-	if (read(report[0], &child_err, sizeof(child_err)) ==
-	    sizeof(child_err)) {
-		err = fail(up, -child_err, "cannot run '%s': %s",
-			   up->o.argv[0], strerror(child_err));
+	n = read(report[0], &child_err, sizeof(child_err));
+	if (n == sizeof(child_err)) {
+		err = fail(up, -child_err, "cannot run '%s': %s", p.path,
+			   strerror(child_err));
 		goto close_report;
 	}
 	reach(up, BATON_PHASE_SPAWNED);
-	err = 0;
+	/* with the old gone already, the new one goes forward at once */
+	err = up->old < 0 ? -ENOTCONN : 0;
 close_report:
 	close(report[0]);
-	if (report[1] >= 0)
-		close(report[1]);
-close_gate:
-	close(gate[0]);
-	close(gate[1]);
-close_sp:
-	if (sp[1] >= 0) {	/* not forked */
-		close(sp[0]);
-		close(sp[1]);
-	}
+free_plan:
+	plan_free(&p);
 	return err;
+}
+
+/* The new one goes, if it has not; its exit status is kept. */
+void reap_new(struct baton_upgrade *up)
+{
+	if (up->r.new_pid > 0 && !up->new_reaped) {
+		kill(up->r.new_pid, SIGKILL);
+		if (waitpid(up->r.new_pid, &up->new_status, 0) == up->r.new_pid)
+			up->new_reaped = true;
+	}
+	if (up->new >= 0) {
+		close(up->new);
+		up->new = -1;
+	}
+}
+
+/*
+ * Stops the new instance and looks at what it sent: true if ACTIVE is
+ * there (it serves: it goes on), false if not (it is killed, and can never
+ * activate). So the coordinator gives up on it without a race.
+ */
+bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb)
+{
+	struct baton_msg *m = up->msg;
+	siginfo_t si;
+
+	if (up->r.new_pid <= 0 || up->new_reaped)
+		return false;
+	/* stopped for sure, not just signalled, before its socket is read */
+	kill(up->r.new_pid, SIGSTOP);
+	waitid(P_PID, up->r.new_pid, &si, WSTOPPED | WEXITED | WNOWAIT);
+	while (up->new >= 0 && !msg_read(up->new, m, 0, tb)) {
+		msg_close_fds(m);
+		if (m->nlh->nlmsg_type == BATON_MSG_ACTIVE) {
+			kill(up->r.new_pid, SIGCONT);
+			return true;
+		}
+	}
+	reap_new(up);
+	return false;
 }

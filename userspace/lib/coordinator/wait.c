@@ -5,6 +5,7 @@
  * sends taken in passing, and the messages the coordinator sends.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -82,8 +83,12 @@ int wait_msg(struct baton_upgrade *up, __u64 deadline, enum from *from,
 				return err;
 			continue;
 		}
-		if (*from == FROM_OLD && m->nlh->nlmsg_type == BATON_MSG_RESUMED)
-			return -ECANCELED;	/* the old rolled back by itself */
+		if (*from == FROM_OLD && m->nlh->nlmsg_type == BATON_MSG_RESUMED) {
+			/* the old rolled back, by itself or when told */
+			snprintf(up->resumed_why, sizeof(up->resumed_why),
+				 "%s", attr_str(tb, BATON_A_TEXT, "see its log"));
+			return -ECANCELED;
+		}
 		return 0;
 	}
 }
@@ -93,11 +98,30 @@ static const char *who(enum from from)
 	return from == FROM_OLD ? "old" : "new";
 }
 
-/* Waits for `want` from one side; anything else is a failure. */
-int expect(struct baton_upgrade *up, enum from side, __u16 want,
-		  const struct nlattr **tb)
+/* The old's word that it stopped: what it handed over, and how long. */
+static void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
 {
-	__u64 deadline = now_ns() + up->o.timeout_ms * 1000000ULL;
+	up->r.records = attr_u32(tb, BATON_A_RECORDS, 0);
+	up->r.record_bytes = attr_u64(tb, BATON_A_BYTES, 0);
+	steps_get(up->msg, "old", up->r.steps, &up->r.nsteps);
+	up->r.t_ns[BATON_PHASE_DEACTIVATED] = now_ns();
+}
+
+__u64 deadline_in(int ms)
+{
+	return now_ns() + ms * 1000000ULL;
+}
+
+/*
+ * Waits for `want` from one side, until the deadline. On the way: the
+ * old's copies are held (wait_msg()), its SUCCESSOR noted, and its end
+ * closing before activation noted too: the new instance says what it
+ * lacks (PEER_LOST), and then this returns -ENOTCONN (see roll_forward()).
+ * Anything else is a failure, its reason in the report.
+ */
+int expect(struct baton_upgrade *up, enum from side, __u16 want,
+	   __u64 deadline, const struct nlattr **tb)
+{
 	struct baton_msg *m = up->msg;
 	enum from from;
 	char text[256];
@@ -106,37 +130,49 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 	for (;;) {
 		err = wait_msg(up, deadline, &from, tb);
 		if (err == -ETIMEDOUT)
-			return fail(up, err,
-				    "the %s instance did not say %s within %d ms",
-				    who(side), msg_type_name(want),
-				    up->o.timeout_ms);
-		if (err == -ECONNRESET && from == FROM_OLD && up->activate_sent) {
-			/* ACTIVE reached the old before us: it has gone */
+			return err;	/* the caller says what was late */
+		if (err == -ECONNRESET && from == FROM_OLD) {
 			close(up->old);
 			up->old = -1;
 			up->old_gone_ns = now_ns();
+			/*
+			 * Before the blackout we take the new one forward
+			 * at once: it may be waiting for the old on the
+			 * control socket we hold. In the blackout, phase 2
+			 * may have crossed: the new one says if it lacks it.
+			 */
+			if (side == FROM_OLD || !up->deactivate_sent)
+				return -ENOTCONN;
 			continue;
 		}
 		if (err == -ECONNRESET) {
-			if (from == FROM_OLD)
-				return -ENOTCONN;	/* see roll_forward() */
-			return fail(up, err, "the new instance (pid %d) exited before it was active",
-				    up->r.new_pid);
+			new_gone_why(up, text, sizeof(text));
+			return fail(up, err, "%s", text);
 		}
 		if (err == -ECANCELED)
-			return fail(up, err, "the old instance rolled back on its own (the new one went away)");
+			return fail(up, err, "the old instance rolled back on its own: %s",
+				    up->resumed_why);
 		if (err)
 			return fail(up, err, "malformed message from the %s instance",
 				    who(from));
 		if (m->nlh->nlmsg_type == BATON_MSG_ERROR) {
 			err = msg_error_text(tb, text, sizeof(text));
-			return fail(up, err, "the %s instance failed: %s",
-				    who(from), text);
+			return fail(up, err, "the %s instance %s: %s", who(from),
+				    up->r.phase ? "failed" : "refused", text);
 		}
 		if (from == side && m->nlh->nlmsg_type == want)
 			return 0;
+		if (from == FROM_OLD && m->nlh->nlmsg_type == BATON_MSG_SUCCESSOR) {
+			up->successor_seen = true;
+			continue;
+		}
+		if (from == FROM_OLD &&
+		    m->nlh->nlmsg_type == BATON_MSG_DEACTIVATED) {
+			deactivated(up, tb);
+			continue;
+		}
 		if (from == FROM_NEW && m->nlh->nlmsg_type == BATON_MSG_PEER_LOST)
-			continue;	/* we learn it from the old's socket */
+			return -ENOTCONN;
 		msg_close_fds(m);
 		return fail(up, -EPROTO, "unexpected %s from the %s instance",
 			    msg_type_name(m->nlh->nlmsg_type), who(from));

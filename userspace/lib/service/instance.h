@@ -15,9 +15,11 @@
 enum svc_state {
 	SVC_SERVING,
 	SVC_EXPECTING,		/* a coordinator is attached */
+	SVC_ANNOUNCED,		/* it said UPGRADE: the new one will come */
 	SVC_PRECOPY,		/* phase 1, first pass: still accepting */
 	SVC_PHASE1,		/* sockets and state sent; still serving */
 	SVC_DEACTIVATED,	/* blackout: waiting for the new's word */
+	SVC_COMMITTED,		/* the new one holds the lock: never resume */
 	SVC_DRAINING,		/* drain mode: serving the last connections */
 };
 
@@ -27,8 +29,11 @@ enum svc_tag {
 	TAG_CTL,
 	TAG_SUCC,
 	TAG_WORK,
+	TAG_TIMER,
 	TAG_PENDING,		/* + slot */
 };
+
+#define MAX_PENDING	8	/* peers accepted, hello not read yet */
 
 struct baton_export {
 	struct held_socket *socks;
@@ -38,21 +43,37 @@ struct baton_export {
 	unsigned int nskip;
 };
 
+/* A peer of the control socket that has not said who it is, or must wait */
+struct pending {
+	int fd;
+	struct ucred cred;
+	__u64 deadline_ns;
+	bool parked;		/* a new instance, before EXPECT names it */
+	struct versions ver;	/* what its hello said, if parked */
+	char app[64];
+};
+
 struct baton_service {
 	struct baton_service_opts o;
 	char service[65];
 	char app_name[64];
 	struct versions ver;
 	struct baton_resources res;
+	struct pending pending[MAX_PENDING];
 	struct baton_log_sink log;
 	struct baton_msg *msg;
 	int ep;
 	int work;		/* eventfd: phase 1 has more to send */
+	int timer;		/* timerfd: the next deadline */
 	int ctl;		/* the coordinator */
 	int succ;		/* the new instance */
 	int peer_timeout_ms;	/* a peer that stops reading is dropped */
+	int ctl_timeout_ms;	/* the coordinator's step, as it said */
+	__u64 deadline_ns;	/* of the state we are in; 0: none */
+	__u64 blackout_ns;	/* the blackout's deadline */
 	pid_t expect_pid;
 	unsigned int flags;	/* BATON_UPGRADE_F_* of this upgrade */
+	unsigned int deactivate_flags;	/* BATON_DEACTIVATE_F_* */
 	enum svc_state state;
 	bool adopted;
 	struct baton_export exp;
@@ -67,26 +88,31 @@ static inline int ep_add(struct baton_service *svc, int fd, __u64 tag)
 	return epoll_ctl(svc->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-static inline int svc_take(struct baton_service *svc)
-{
-	return resources_take(&svc->res, svc->ep, TAG_LISTEN);
-}
-
-static inline void svc_release(struct baton_service *svc)
-{
-	resources_release(&svc->res, svc->ep);
-}
+/* service.c: the state's deadline, from now */
+void svc_deadline(struct baton_service *svc, int ms);
+void svc_arm(struct baton_service *svc);
 
 /* peers.c: who is at the control socket, and what it wants */
 void listen_readable(struct baton_service *svc);
 void pending_readable(struct baton_service *svc, unsigned int slot);
+void pending_expired(struct baton_service *svc, __u64 now);
+void pending_close(struct baton_service *svc, unsigned int slot);
+void successor_admit(struct baton_service *svc, unsigned int slot);
+
+/* handover/phase1.c: what the serving instance hands over in phase 1 */
+int copies_to_coordinator(struct baton_service *svc, int ctl);
+int upgrade_ack(struct baton_service *svc);
+int phase1_bulk(struct baton_service *svc);
+int phase1_final(struct baton_service *svc);
+int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
+		 __u64 *bytes);
 
 /* handover/old.c: the serving instance's side */
-int phase1_bulk(struct baton_service *svc);
-void rollback(struct baton_service *svc, const char *why);
+int rollback(struct baton_service *svc, const char *why);
 void work_readable(struct baton_service *svc);
 int ctl_readable(struct baton_service *svc);
 int succ_readable(struct baton_service *svc);
+int state_expired(struct baton_service *svc);
 
 /* handover/new.c: the new instance's side */
 int takeover_run(struct baton_service *svc, int ctl);

@@ -4,25 +4,43 @@
  * what its control socket, its peers and its handover bring.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "service/instance.h"
+
+/* Options that cannot work, said in words: -EINVAL, or 0. */
+static int opts_check(const struct baton_service_opts *o, char *why,
+		      size_t len)
+{
+	if (!o || !o->ops)
+		snprintf(why, len, "no options or no application callbacks");
+	else if (!o->state_version)
+		snprintf(why, len, "state_version 0: the state version this build writes must be 1 or more");
+	else if (o->state_compat > o->state_version)
+		snprintf(why, len, "state_compat %u is newer than the state version %u this build writes",
+			 o->state_compat, o->state_version);
+	else if (o->state_min > o->state_version)
+		snprintf(why, len, "state_min %u is newer than the state version %u this build writes: it could not read its own state",
+			 o->state_min, o->state_version);
+	else
+		return 0;
+	return -EINVAL;
+}
 
 static int svc_alloc(struct baton_service **out,
 		     const struct baton_service_opts *o)
 {
 	struct baton_service *svc;
+	unsigned int i;
 	int err;
 
-	if (!o || !o->ops || !o->state_version ||
-	    o->state_compat > o->state_version ||
-	    o->state_min > o->state_version)
-		return -EINVAL;
 	svc = calloc(1, sizeof(*svc));
 	if (!svc)
 		return -ENOMEM;
@@ -42,8 +60,11 @@ static int svc_alloc(struct baton_service **out,
 		.min = o->state_min ?: 1,
 	};
 	resources_init(&svc->res);
+	for (i = 0; i < MAX_PENDING; i++)
+		svc->pending[i].fd = -1;
 	svc->ctl = svc->succ = -1;
 	svc->peer_timeout_ms = o->timeout_ms ?: BATON_PEER_TIMEOUT_MS;
+	svc->ctl_timeout_ms = BATON_UPGRADE_TIMEOUT_MS;
 	svc->msg = msg_alloc();
 	if (!svc->msg) {
 		err = -ENOMEM;
@@ -59,12 +80,20 @@ static int svc_alloc(struct baton_service **out,
 		err = -errno;
 		goto close_ep;
 	}
-	err = ep_add(svc, svc->work, TAG_WORK);
-	if (err)
+	svc->timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (svc->timer < 0) {
+		err = -errno;
 		goto close_work;
+	}
+	err = ep_add(svc, svc->work, TAG_WORK) ?:
+	      ep_add(svc, svc->timer, TAG_TIMER);
+	if (err)
+		goto close_timer;
 	*out = svc;
 	return 0;
 
+close_timer:
+	close(svc->timer);
 close_work:
 	close(svc->work);
 close_ep:
@@ -76,17 +105,22 @@ free_svc:
 	return err;
 }
 
+/*
+ * Started by the coordinator: BATON_CTL_FD names our end of its socket,
+ * and BATON_CTL_PID says for which process, so that a child of ours that
+ * inherits the environment does not take it for its own (the environment
+ * is left as it is). -ENOENT if we were not.
+ */
 static int successor_ctl_fd(void)
 {
-	const char *s = getenv("BATON_CTL_FD");
+	const char *s = getenv("BATON_CTL_FD"), *p = getenv("BATON_CTL_PID");
 	char *end;
 	long fd;
 
-	if (!s)
+	if (!s || !p || strtol(p, &end, 10) != getpid() || *end)
 		return -ENOENT;
 	fd = strtol(s, &end, 10);
-	unsetenv("BATON_CTL_FD");	/* not for our own children */
-	if (*end || fd < 3 || fd > INT_MAX)
+	if (*end || fd < 3 || fd > INT_MAX || fcntl(fd, F_SETFD, FD_CLOEXEC))
 		return -EBADF;
 	return fd;
 }
@@ -96,19 +130,38 @@ int baton_service_open(struct baton_service **out,
 		       const struct baton_service_opts *o)
 {
 	struct baton_service *svc = NULL;
-	int err, ctl;
+	int err, ctl = successor_ctl_fd();
+	char why[256];
 
-	err = svc_alloc(&svc, o);
-	if (err)
+	err = opts_check(o, why, sizeof(why));
+	if (!err)
+		err = svc_alloc(&svc, o);
+	if (err) {
+		if (err == -EINVAL && o && o->log) {
+			struct baton_log_sink log = { o->log, o->log_ctx };
+
+			pr_err(&log, "%s", why);
+		}
+		/* the coordinator waits for us: say why we cannot come */
+		if (ctl >= 0) {
+			struct baton_msg *m = msg_alloc();
+
+			if (m && err != -EINVAL)
+				snprintf(why, sizeof(why), "%s", strerror(-err));
+			if (m)
+				msg_send_error(ctl, m, err, "%s", why);
+			msg_free(m);
+			close(ctl);
+		}
 		return err;
-	ctl = successor_ctl_fd();
+	}
 	if (ctl >= 0) {
 		err = takeover_run(svc, ctl);
 		if (err)
 			goto close_svc;
 		svc->adopted = true;
 	} else {
-		err = svc_take(svc);
+		err = resources_take(&svc->res, svc->ep, TAG_LISTEN);
 		if (err == -EBUSY)
 			pr_err(&svc->log,
 			       "%s is already served by another instance (it holds %s); upgrade it with 'batonctl upgrade %s -- COMMAND'",
@@ -144,17 +197,58 @@ int baton_service_fd(const struct baton_service *svc)
 
 void baton_service_close(struct baton_service *svc)
 {
+	unsigned int i;
+
 	if (!svc)
 		return;
-	svc_release(svc);
+	for (i = 0; i < MAX_PENDING; i++)
+		pending_close(svc, i);
+	resources_close(&svc->res, svc->ep);
 	ctl_close(svc->ep, &svc->succ);
 	ctl_close(svc->ep, &svc->ctl);
 	free(svc->exp.socks);
 	free(svc->sent);
+	close(svc->timer);
 	close(svc->work);
 	close(svc->ep);
 	msg_free(svc->msg);
 	free(svc);
+}
+
+/* The state we are in ends, if nothing moves it on, in ms from now. */
+void svc_deadline(struct baton_service *svc, int ms)
+{
+	svc->deadline_ns = ms ? now_ns() + ms * 1000000ULL : 0;
+}
+
+/* The timer at the earliest deadline: the state's or a pending peer's. */
+void svc_arm(struct baton_service *svc)
+{
+	struct itimerspec its = {};
+	__u64 at = svc->deadline_ns;
+	unsigned int i;
+
+	for (i = 0; i < MAX_PENDING; i++)
+		if (svc->pending[i].fd >= 0 &&
+		    (!at || svc->pending[i].deadline_ns < at))
+			at = svc->pending[i].deadline_ns;
+	if (at) {
+		its.it_value.tv_sec = at / 1000000000ULL;
+		its.it_value.tv_nsec = at % 1000000000ULL;
+	}
+	timerfd_settime(svc->timer, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static int timer_expired(struct baton_service *svc)
+{
+	__u64 n, now = now_ns();
+
+	if (read(svc->timer, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return -errno;
+	pending_expired(svc, now);
+	if (svc->deadline_ns && now >= svc->deadline_ns)
+		return state_expired(svc);
+	return 0;
 }
 
 int baton_service_dispatch(struct baton_service *svc)
@@ -168,17 +262,21 @@ int baton_service_dispatch(struct baton_service *svc)
 	for (i = 0; i < n && ret == 0; i++) {
 		__u64 tag = ev[i].data.u64;
 
-		if (tag == TAG_LISTEN && svc->res.listen_fd >= 0)
+		if (tag == TAG_LISTEN && svc->res.watched)
 			listen_readable(svc);
 		else if (tag == TAG_WORK)
 			work_readable(svc);
+		else if (tag == TAG_TIMER)
+			ret = timer_expired(svc);
 		else if (tag == TAG_CTL && svc->ctl >= 0)
 			ret = ctl_readable(svc);
 		else if (tag == TAG_SUCC && svc->succ >= 0)
 			ret = succ_readable(svc);
 		else if (tag >= TAG_PENDING && tag < TAG_PENDING + MAX_PENDING &&
-			 svc->res.pending[tag - TAG_PENDING].fd >= 0)
+			 svc->pending[tag - TAG_PENDING].fd >= 0)
 			pending_readable(svc, tag - TAG_PENDING);
 	}
+	if (ret != BATON_EXIT)
+		svc_arm(svc);
 	return ret;
 }

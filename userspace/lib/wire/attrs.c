@@ -34,6 +34,11 @@ static const struct attr_policy baton_policy[BATON_A_MAX + 1] = {
 	[BATON_A_RECORDS]	= { MNL_TYPE_U32 },
 	[BATON_A_BYTES]		= { MNL_TYPE_U64 },
 	[BATON_A_TIME_NS]	= { MNL_TYPE_U64 },
+	[BATON_A_TIMEOUT_MS]	= { MNL_TYPE_U32 },
+	[BATON_A_BLACKOUT_MS]	= { MNL_TYPE_U32 },
+	[BATON_A_DEADLINE_NS]	= { MNL_TYPE_U64 },
+	[BATON_A_STDIO]		= { MNL_TYPE_U32 },
+	[BATON_A_STEP]		= { MNL_TYPE_NESTED },
 };
 
 static const char *const msg_names[] = {
@@ -56,6 +61,9 @@ static const char *const msg_names[] = {
 	[BATON_MSG_PEER_LOST]	  = "PEER_LOST",
 	[BATON_MSG_INFO]	  = "INFO",
 	[BATON_MSG_SYNC]	  = "SYNC",
+	[BATON_MSG_EXPECT]	  = "EXPECT",
+	[BATON_MSG_SUCCESSOR]	  = "SUCCESSOR",
+	[BATON_MSG_START]	  = "START",
 };
 
 const char *msg_type_name(__u16 type)
@@ -101,7 +109,8 @@ static int baton_attr_cb(const struct nlattr *attr, void *data)
 		ctx->err = -EINVAL;
 		return MNL_CB_ERROR;
 	}
-	if (type != BATON_A_SOCK)	/* repeated; see sockets.c */
+	/* repeated: SOCK (sockets.c) and STEP (messages.c) */
+	if (type != BATON_A_SOCK && type != BATON_A_STEP)
 		ctx->tb[type] = attr;
 	return MNL_CB_OK;
 }

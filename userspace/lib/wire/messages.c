@@ -97,6 +97,8 @@ int hello_put(struct baton_msg *m, const struct hello *h)
 		err = msg_put_u32(m, BATON_A_PID, h->pid);
 	if (!err && h->app)
 		err = msg_put_str(m, BATON_A_APP, h->app);
+	if (!err && h->timeout_ms)
+		err = msg_put_u32(m, BATON_A_TIMEOUT_MS, h->timeout_ms);
 	if (!err)
 		err = h->ver.state ? versions_put(m, &h->ver) :
 		      msg_put_u32(m, BATON_A_PROTO, h->ver.proto);
@@ -113,6 +115,7 @@ int hello_get(const struct baton_msg *m, const struct nlattr **tb,
 	h->role = mnl_attr_get_u32(tb[BATON_A_ROLE]);
 	h->pid = attr_u32(tb, BATON_A_PID, 0);
 	h->app = attr_str(tb, BATON_A_APP, "?");
+	h->timeout_ms = attr_u32(tb, BATON_A_TIMEOUT_MS, 0);
 	versions_of(tb, &h->ver);
 	return 0;
 }
@@ -177,4 +180,89 @@ int msg_send_simple(int sock, struct baton_msg *m, __u16 type, __u32 flags)
 	msg_init(m, type);
 	return (flags ? msg_put_u32(m, BATON_A_FLAGS, flags) : 0) ?:
 	       msg_send(sock, m);
+}
+
+void steps_begin(struct steps *st)
+{
+	st->n = 0;
+	st->last_ns = now_ns();
+}
+
+/* The time since the last mark, as the step name. */
+void steps_mark(struct steps *st, const char *name)
+{
+	__u64 now = now_ns();
+
+	if (st->n < BATON_MAX_STEPS) {
+		snprintf(st->s[st->n].name, sizeof(st->s[0].name), "%s", name);
+		st->s[st->n].ns = now - st->last_ns;
+		st->n++;
+	}
+	st->last_ns = now;
+}
+
+int steps_put(struct baton_msg *m, const struct steps *st)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < st->n && !err; i++) {
+		struct nlattr *nest = msg_nest_start(m, BATON_A_STEP);
+
+		if (!nest)
+			return -EMSGSIZE;
+		err = msg_put_str(m, BATON_STEP_A_NAME, st->s[i].name) ?:
+		      msg_put_u64(m, BATON_STEP_A_NS, st->s[i].ns);
+		msg_nest_end(m, nest);
+	}
+	return err;
+}
+
+struct step_ctx {
+	struct baton_step *step;
+	bool named, timed;
+};
+
+static int step_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct step_ctx *ctx = data;
+
+	switch (mnl_attr_get_type(attr)) {
+	case BATON_STEP_A_NAME:
+		if (attr_check(attr, MNL_TYPE_NUL_STRING))
+			return MNL_CB_ERROR;
+		snprintf(ctx->step->name, sizeof(ctx->step->name), "%s",
+			 mnl_attr_get_str(attr));
+		ctx->named = true;
+		break;
+	case BATON_STEP_A_NS:
+		if (attr_check(attr, MNL_TYPE_U64))
+			return MNL_CB_ERROR;
+		ctx->step->ns = mnl_attr_get_u64(attr);
+		ctx->timed = true;
+		break;
+	}
+	return MNL_CB_OK;	/* newer than us: skipped */
+}
+
+/* A malformed step is left out: the steps are for people, not the protocol */
+void steps_get(const struct baton_msg *m, const char *who,
+	       struct baton_step *out, unsigned int *n)
+{
+	const struct nlattr *attr;
+
+	mnl_attr_for_each(attr, m->nlh, 0) {
+		struct step_ctx ctx = { .step = &out[*n] };
+
+		if (*n >= BATON_MAX_STEPS)
+			return;
+		if (mnl_attr_get_type(attr) != BATON_A_STEP)
+			continue;
+		memset(ctx.step, 0, sizeof(*ctx.step));
+		if (mnl_attr_parse_nested(attr, step_attr_cb, &ctx) < 0 ||
+		    !ctx.named || !ctx.timed)
+			continue;
+		snprintf(ctx.step->who, sizeof(ctx.step->who), "%s", who);
+		(*n)++;
+	}
 }

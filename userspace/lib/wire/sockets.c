@@ -131,7 +131,8 @@ static int sock_attr_cb(const struct nlattr *attr, void *data)
 			goto invalid;
 		si->kind = mnl_attr_get_u32(attr);
 		if (si->kind != BATON_SOCK_LISTENER &&
-		    si->kind != BATON_SOCK_CONN)
+		    si->kind != BATON_SOCK_CONN &&
+		    si->kind != BATON_SOCK_CONTROL)
 			goto invalid;
 		break;
 	case BATON_SOCK_A_LOCAL:

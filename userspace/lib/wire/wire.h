@@ -66,6 +66,7 @@ struct hello {
 	__u32 role;		/* enum baton_role */
 	__u32 pid;		/* 0: not said */
 	const char *app;	/* NULL: not said */
+	__u32 timeout_ms;	/* a coordinator's step; 0: not said */
 	struct versions ver;	/* the protocol alone, unless ver.state */
 };
 
@@ -96,6 +97,20 @@ int msg_send_simple(int sock, struct baton_msg *m, __u16 type, __u32 flags);
 int msg_send_error(int sock, struct baton_msg *m, int err,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int msg_error_text(const struct nlattr **tb, char *buf, size_t len);
+
+/* messages.c: the blackout's steps, as one instance times them */
+struct steps {
+	unsigned int n;
+	__u64 last_ns;
+	struct baton_step s[BATON_MAX_STEPS];
+};
+
+void steps_begin(struct steps *st);
+void steps_mark(struct steps *st, const char *name);
+int steps_put(struct baton_msg *m, const struct steps *st);
+/* a received message's STEPs, appended to out[*n], up to BATON_MAX_STEPS */
+void steps_get(const struct baton_msg *m, const char *who,
+	       struct baton_step *out, unsigned int *n);
 
 /* sockets.c: SOCKETS batches */
 struct held_socket {

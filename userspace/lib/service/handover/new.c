@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The new instance's side: started by the coordinator with BATON_CTL_FD,
- * it finds the serving instance on the well-known socket, takes its
- * sockets and state, says it is ready, imports the foreground state when
- * the old has stopped, takes the single-access resources and serves.
+ * The new instance's side: started by the coordinator (BATON_CTL_FD), it
+ * finds the serving instance on the well-known socket, takes its sockets
+ * and state (adopt.c), says it is ready, imports the foreground state
+ * when the old has stopped, takes the service's lock and serves.
  *
  * It reads two peers: the old instance (phases 1 and 2) and the
- * coordinator (ACTIVATE; and, if the old went away, the coordinator's own
- * copies of the sockets).
+ * coordinator (START; ACTIVATE, unless its consent came with phase 2; and,
+ * if the old went away, the coordinator's copies of the listeners and the
+ * control socket).
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,128 +17,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "service/instance.h"
+#include "service/handover/takeover.h"
 
-struct takeover {
-	struct baton_service *svc;
-	int peer;
-	int ctl;
-	struct held_socket *batch;	/* one SOCKETS message's sockets */
-	struct sock_key *ids;	/* every adopted socket */
-	unsigned int nids, cap, nsorted;
-	__u32 listeners, conns, records;
-	bool phase1_done, phase2_done, activate;
-	__u32 activate_flags;
-	__u64 t_welcome;
-	char why[256];
-};
-
-static bool already_adopted(struct takeover *t, struct sock_key key)
+/* The old is gone: what it had that matters, the coordinator holds. */
+static int peer_gone(struct takeover *t)
 {
-	return t->nsorted &&
-	       bsearch(&key, t->ids, t->nsorted, sizeof(key), sock_key_cmp);
-}
-
-static int remember(struct takeover *t, struct sock_key key)
-{
-	if (t->nids == t->cap) {
-		unsigned int cap = t->cap ? t->cap * 2 : 1024;
-		struct sock_key *ids = realloc(t->ids, cap * sizeof(*ids));
-
-		if (!ids)
-			return -ENOMEM;
-		t->ids = ids;
-		t->cap = cap;
-	}
-	t->ids[t->nids++] = key;
-	return 0;
-}
-
-/* from_ctl: the coordinator's copies, after the old went away */
-static int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
-{
-	struct baton_service *svc = t->svc;
-	struct held_socket *socks = t->batch;
-	unsigned int n, i;
-	int err;
-
-	if (from_ctl && t->nsorted != t->nids) {
-		qsort(t->ids, t->nids, sizeof(*t->ids), sock_key_cmp);
-		t->nsorted = t->nids;
-	}
-	err = sockets_parse(m, socks, &n);
-	if (err)
-		return err;
-	for (i = 0; i < n; i++) {
-		struct sock_key key = sock_key(&socks[i].si);
-
-		if (from_ctl && already_adopted(t, key)) {
-			close(socks[i].fd);
-			continue;
-		}
-		err = remember(t, key);
-		sockets_addresses(&socks[i]);
-		if (!err)
-			err = svc->o.ops->adopt_socket(svc->o.app, socks[i].fd,
-						       &socks[i].si);
-		if (err) {
-			snprintf(t->why, sizeof(t->why),
-				 "the application refused socket %llu: %s",
-				 (unsigned long long)socks[i].si.id,
-				 strerror(-err));
-			goto close_rest;
-		}
-		if (socks[i].si.kind == BATON_SOCK_LISTENER)
-			t->listeners++;
-		else
-			t->conns++;
-	}
-	return 0;
-
-close_rest:
-	for (; i < n; i++)
-		close(socks[i].fd);
-	return err;
-}
-
-struct load_ctx {
-	struct baton_service *svc;
-	bool conn;
-};
-
-static int load_one(void *data, const struct baton_rec *rec)
-{
-	struct load_ctx *ctx = data;
-	const struct baton_app_ops *ops = ctx->svc->o.ops;
-
-	return ctx->conn ? ops->load_conn(ctx->svc->o.app, rec) :
-			   ops->load_state(ctx->svc->o.app, rec);
-}
-
-static int load_blob(struct takeover *t, struct baton_msg *m,
-		     const struct nlattr **tb)
-{
-	__u32 kind = attr_u32(tb, BATON_A_BLOB_KIND, 0), n = 0;
-	struct load_ctx ctx = { t->svc, kind == BATON_BLOB_CONNS };
-	int err;
-
-	if (m->nfds != 1 || kind < BATON_BLOB_STATE || kind > BATON_BLOB_CONNS) {
-		snprintf(t->why, sizeof(t->why), "malformed BLOB message");
-		return -EBADMSG;
-	}
-	err = blob_read(m->fds[0], kind, load_one, &ctx, &n);
-	msg_close_fds(m);
-	if (err) {
-		snprintf(t->why, sizeof(t->why),
-			 "cannot load the old instance's %s: %s",
-			 kind == BATON_BLOB_CONNS ? "connection records" :
-						    "service state",
-			 strerror(-err));
-		return err;
-	}
-	if (ctx.conn)
-		t->records += n;
-	return 0;
+	if (t->peer >= 0)
+		close(t->peer);
+	t->peer = -1;
+	if (t->phase2_done)
+		return 0;	/* it had handed over everything */
+	pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
+	t->peer_lost = true;
+	return msg_send_simple(t->ctl, t->svc->msg, BATON_MSG_PEER_LOST, 0);
 }
 
 static int send_ready(struct takeover *t)
@@ -152,22 +44,35 @@ static int send_ready(struct takeover *t)
 	       msg_send(t->ctl, m);
 }
 
+static int phase2_done(struct takeover *t, const struct nlattr **tb)
+{
+	t->deactivate_flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	if (t->deactivate_flags & ~BATON_DEACTIVATE_F_ALL) {
+		snprintf(t->why, sizeof(t->why),
+			 "PHASE2_DONE with unknown flags %#x", t->deactivate_flags);
+		return -EINVAL;
+	}
+	t->deadline_ns = attr_u64(tb, BATON_A_DEADLINE_NS, 0);
+	t->phase2_done = true;
+	return 0;
+}
+
 static int from_peer(struct takeover *t)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
-	err = msg_read(t->peer, m, -1, tb);
-	if (err == -ECONNRESET) {
-		/* the old is gone: what it had, the coordinator holds */
-		pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
-		close(t->peer);
-		t->peer = -1;
-		return msg_send_simple(t->ctl, m, BATON_MSG_PEER_LOST, 0);
+	err = msg_read(t->peer, m, 0, tb);
+	if (err == -ETIMEDOUT)
+		return 0;
+	if (err == -ECONNRESET)
+		return peer_gone(t);
+	if (err == -ENOBUFS) {
+		why_truncated(t);
+		return err;
 	}
 	if (err) {
-		msg_close_fds(m);
 		snprintf(t->why, sizeof(t->why),
 			 "malformed message from the old instance: %s",
 			 strerror(-err));
@@ -179,9 +84,18 @@ static int from_peer(struct takeover *t)
 			break;
 		return adopt_batch(t, m, false);
 	case BATON_MSG_BLOB:
-		return load_blob(t, m, tb);
+		if (!t->phase1_done)
+			return load_blob(t, m, tb);
+		if (!t->st.n && !t->st.last_ns)
+			steps_begin(&t->st);
+		err = load_blob(t, m, tb);
+		steps_mark(&t->st, attr_u32(tb, BATON_A_BLOB_KIND, 0) ==
+			   BATON_BLOB_CONNS ? "load connection records" :
+			   "load state changes");
+		return err;
 	case BATON_MSG_SYNC:
-		/* everything before it is taken: the old may stop accepting */
+		/* phase 1's state is whole; the old may stop accepting */
+		t->state_whole = true;
 		return msg_send_simple(t->peer, m, BATON_MSG_SYNC, 0);
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
@@ -189,13 +103,11 @@ static int from_peer(struct takeover *t)
 		t->phase1_done = true;
 		return send_ready(t);
 	case BATON_MSG_PHASE2_DONE:
-		if (!t->phase1_done)
+		if (!t->phase1_done || t->phase2_done)
 			break;
-		t->phase2_done = true;
-		return 0;
+		return phase2_done(t, tb);
 	case BATON_MSG_ERROR:
-		err = msg_error_text(tb, t->why, sizeof(t->why));
-		return err;
+		return msg_error_text(tb, t->why, sizeof(t->why));
 	default:
 		break;
 	}
@@ -211,9 +123,14 @@ static int from_ctl(struct takeover *t)
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
-	err = msg_read(t->ctl, m, -1, tb);
+	err = msg_read(t->ctl, m, 0, tb);
+	if (err == -ETIMEDOUT)
+		return 0;
+	if (err == -ENOBUFS) {
+		why_truncated(t);
+		return err;
+	}
 	if (err) {
-		msg_close_fds(m);
 		snprintf(t->why, sizeof(t->why),
 			 "the coordinator went away before activation");
 		return -ECONNABORTED;
@@ -230,7 +147,16 @@ static int from_ctl(struct takeover *t)
 			return -EINVAL;
 		}
 		t->activate = true;
+		/* the old went away before we knew: we lack what it had */
+		if (t->activate_flags & BATON_ACTIVATE_F_PEER_LOST) {
+			if (t->peer >= 0)
+				close(t->peer);
+			t->peer = -1;
+			t->peer_lost = !t->phase2_done;
+		}
 		return 0;
+	case BATON_MSG_ERROR:
+		return msg_error_text(tb, t->why, sizeof(t->why));
 	default:
 		msg_close_fds(m);
 		snprintf(t->why, sizeof(t->why),
@@ -238,6 +164,54 @@ static int from_ctl(struct takeover *t)
 			 msg_type_name(m->nlh->nlmsg_type));
 		return -EPROTO;
 	}
+}
+
+/* The coordinator's first word: how long its steps may take. */
+static int start(struct takeover *t)
+{
+	struct reply r;
+	int err;
+
+	err = msg_reply(t->ctl, t->svc->msg, BATON_WELCOME_TIMEOUT_MS,
+			BATON_MSG_START, &r);
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "no START from the coordinator: %s",
+			 r.how == REPLY_NONE ? strerror(-err) : r.text);
+		return err;
+	}
+	t->timeout_ms = attr_u32(r.tb, BATON_A_TIMEOUT_MS, 0) ?:
+			BATON_UPGRADE_TIMEOUT_MS;
+	return 0;
+}
+
+/*
+ * Waits up to the step's time for the old instance or the coordinator;
+ * 1 if the old instance has something, 0 if the coordinator had (and it
+ * was taken).
+ */
+static int wait_peers(struct takeover *t)
+{
+	struct pollfd p[2] = {
+		{ .fd = t->peer, .events = POLLIN },
+		{ .fd = t->ctl, .events = POLLIN },
+	};
+	int n;
+
+	do {
+		n = poll(p, 2, 2 * t->timeout_ms);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0) {
+		snprintf(t->why, sizeof(t->why),
+			 "neither the old instance nor the coordinator said anything for %d ms",
+			 2 * t->timeout_ms);
+		return -ETIMEDOUT;
+	}
+	if (t->peer >= 0 && p[0].revents)
+		return 1;
+	return from_ctl(t);
 }
 
 /* Hello to the old instance, and its welcome: can we read its state? */
@@ -249,11 +223,13 @@ static int greet(struct takeover *t)
 		.app = svc->app_name, .ver = svc->ver,
 	};
 	struct welcome w;
-	struct reply r = { .how = REPLY_NONE };
+	struct reply r;
 	struct ucred cred;
 	int err;
 
 	t->peer = ctl_connect(svc->res.paths.sock);
+	if (t->peer == -ECONNREFUSED || t->peer == -ENOENT)
+		return peer_gone(t);
 	if (t->peer < 0) {
 		err = t->peer;
 		snprintf(t->why, sizeof(t->why),
@@ -268,20 +244,28 @@ static int greet(struct takeover *t)
 			 svc->res.paths.sock, cred.uid);
 		return err;
 	}
-	err = hello_put(svc->msg, &h) ?: msg_send(t->peer, svc->msg) ?:
-	      msg_reply(t->peer, svc->msg,
-			svc->o.timeout_ms ?: BATON_WELCOME_TIMEOUT_MS,
-			BATON_MSG_WELCOME, &r);
-	if (err && r.how == REPLY_ERROR)
-		snprintf(t->why, sizeof(t->why), "%s", r.text);
-	else if (err && r.how == REPLY_OTHER)
-		snprintf(t->why, sizeof(t->why), "expected WELCOME, got %s",
-			 r.text);
-	else if (err)
-		snprintf(t->why, sizeof(t->why),
-			 "no welcome from the serving instance: %s",
-			 strerror(-err));
-	if (err)
+	err = hello_put(svc->msg, &h) ?: msg_send(t->peer, svc->msg);
+	while (!err && t->peer >= 0 && !t->peer_lost) {
+		err = wait_peers(t);
+		if (err <= 0)
+			continue;
+		err = msg_reply(t->peer, svc->msg, 0, BATON_MSG_WELCOME, &r);
+		if (!err)
+			break;
+		if (err == -ECONNRESET)
+			return peer_gone(t);
+		if (r.how == REPLY_ERROR)
+			snprintf(t->why, sizeof(t->why), "%s", r.text);
+		else if (r.how == REPLY_OTHER)
+			snprintf(t->why, sizeof(t->why),
+				 "expected WELCOME, got %s", r.text);
+		else
+			snprintf(t->why, sizeof(t->why),
+				 "no welcome from the serving instance: %s",
+				 strerror(-err));
+		return err;
+	}
+	if (err || t->peer < 0)
 		return err;
 	welcome_get(r.tb, &w);
 	err = versions_check(&w.ver, &svc->ver, t->why, sizeof(t->why));
@@ -289,39 +273,27 @@ static int greet(struct takeover *t)
 		return err;
 	t->t_welcome = now_ns();
 	pr_info(&svc->log, "taking over %s from pid %d (%s)", svc->service,
-		cred.pid, w.app);
+		w.pid, w.app);
 	return 0;
+}
+
+/* Activate once phase 2 is here and the coordinator said yes, or lost it. */
+static bool may_activate(const struct takeover *t)
+{
+	if (t->phase2_done)
+		return t->activate ||
+		       (t->deactivate_flags & BATON_DEACTIVATE_F_DIRECT);
+	return t->peer_lost && t->activate;
 }
 
 static int exchange(struct takeover *t)
 {
 	int err = 0;
 
-	/*
-	 * The coordinator sends ACTIVATE only after the old said DEACTIVATED,
-	 * which it says after PHASE2_DONE: once ACTIVATE is read, the old's
-	 * messages are already queued, unless it went away.
-	 */
-	while (!err && !(t->activate && (t->phase2_done || t->peer < 0 ||
-					 (t->activate_flags &
-					  BATON_ACTIVATE_F_PEER_LOST)))) {
-		struct pollfd p[2] = {
-			{ .fd = t->ctl, .events = POLLIN },
-			{ .fd = t->peer, .events = POLLIN },
-		};
-
-		if (t->activate && t->peer >= 0) {
+	while (!err && !may_activate(t)) {
+		err = wait_peers(t);
+		if (err > 0)
 			err = from_peer(t);
-			continue;
-		}
-		if (poll(p, t->peer >= 0 ? 2 : 1, -1) < 0) {
-			err = errno == EINTR ? 0 : -errno;
-			continue;
-		}
-		if (p[1].revents && t->peer >= 0)
-			err = from_peer(t);
-		else if (p[0].revents)
-			err = from_ctl(t);
 	}
 	return err;
 }
@@ -329,20 +301,48 @@ static int exchange(struct takeover *t)
 static int activate(struct takeover *t)
 {
 	struct baton_service *svc = t->svc;
+	struct baton_resources *res = &svc->res;
 	struct baton_msg *m = svc->msg;
+	__u32 flags = t->activate_flags;
 	int err;
 
-	if (!t->phase2_done)	/* the old went away mid-way */
-		t->activate_flags |= BATON_ACTIVATE_F_PEER_LOST;
-	err = svc_take(svc);
+	if (!t->phase2_done)
+		flags |= BATON_ACTIVATE_F_PEER_LOST;
+	if ((flags & BATON_ACTIVATE_F_PEER_LOST) && !t->state_whole)
+		flags |= BATON_ACTIVATE_F_STATE_PARTIAL;
+	if (!t->st.last_ns)
+		steps_begin(&t->st);
+	/* the token: whoever holds the lock serves */
+	err = resources_lock(res);
+	steps_mark(&t->st, "lock");
+	if (err) {
+		snprintf(t->why, sizeof(t->why), err == -EBUSY ?
+			 "the old instance serves again: the blackout's deadline passed, or it was told to roll back" :
+			 "cannot lock %s: %s", res->paths.lock, strerror(-err));
+		return err;
+	}
+	if (res->listen_fd < 0) {	/* the old went before handing it */
+		res->listen_fd = ctl_listen(res->paths.sock);
+		if (res->listen_fd < 0) {
+			err = res->listen_fd;
+			snprintf(t->why, sizeof(t->why),
+				 "cannot make the control socket %s: %s",
+				 res->paths.sock, strerror(-err));
+			return err;
+		}
+	}
+	err = resources_watch(res, svc->ep, TAG_LISTEN, true) ?:
+	      resources_pid(res);
+	steps_mark(&t->st, "control socket and pid file");
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
-			 "cannot take the service's resources (%s): %s",
-			 svc->res.paths.lock, strerror(-err));
+			 "cannot take the control socket or write %s: %s",
+			 res->paths.pid, strerror(-err));
 		return err;
 	}
 	if (svc->o.ops->acquire) {
 		err = svc->o.ops->acquire(svc->o.app);
+		steps_mark(&t->st, "acquire");
 		if (err) {
 			snprintf(t->why, sizeof(t->why),
 				 "the application could not take its resources: %s",
@@ -350,7 +350,8 @@ static int activate(struct takeover *t)
 			return err;
 		}
 	}
-	err = svc->o.ops->activate(svc->o.app, t->activate_flags);
+	err = svc->o.ops->activate(svc->o.app, flags);
+	steps_mark(&t->st, "activate");
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "the application could not activate: %s",
@@ -359,14 +360,24 @@ static int activate(struct takeover *t)
 	}
 	msg_init(m, BATON_MSG_ACTIVE);
 	err = msg_put_u64(m, BATON_A_TIME_NS, now_ns()) ?:
-	      msg_put_u32(m, BATON_A_RECORDS, t->records);
+	      msg_put_u32(m, BATON_A_RECORDS, t->records) ?:
+	      msg_put_u32(m, BATON_A_FLAGS, flags) ?:
+	      steps_put(m, &t->st);
 	if (err)
 		return err;
+	/*
+	 * The coordinator first: if it gives up on us before it has this
+	 * (stopping us to look), it sees we had not told the old one either,
+	 * which then resumes. The old one next, before we serve a single
+	 * request: it never resumes once it has this, even if we die.
+	 */
+	msg_send(t->ctl, m);
 	if (t->peer >= 0)
 		msg_send(t->peer, m);	/* it may have gone; no matter */
-	msg_send(t->ctl, m);
-	pr_info(&svc->log, "active: %u listeners, %u connections, %u records",
-		t->listeners, t->conns, t->records);
+	pr_info(&svc->log, "active: %u listeners, %u connections, %u records%s",
+		t->listeners, t->conns, t->records,
+		flags & BATON_ACTIVATE_F_PEER_LOST ?
+		" (the old instance went away: every connection closed)" : "");
 	return 0;
 }
 
@@ -381,12 +392,16 @@ int takeover_run(struct baton_service *svc, int ctl)
 		snprintf(t.why, sizeof(t.why), "out of memory");
 		err = -ENOMEM;
 	} else {
-		err = greet(&t) ?: exchange(&t) ?: activate(&t);
+		err = start(&t) ?:
+		      resources_open(&svc->res, t.why, sizeof(t.why)) ?:
+		      greet(&t) ?: exchange(&t) ?: activate(&t);
 	}
 	if (err) {
 		pr_err(&svc->log, "takeover failed: %s", t.why);
 		msg_send_error(ctl, svc->msg, err, "%s", t.why);
-		svc_release(svc);
+		if (t.peer >= 0)
+			msg_send_error(t.peer, svc->msg, err, "%s", t.why);
+		resources_close(&svc->res, svc->ep);
 	}
 	if (t.peer >= 0)
 		close(t.peer);

@@ -1,282 +1,184 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 /*
- * The serving instance's side of the handover: phase 1 (its sockets and
- * state to the new instance, while it serves), deactivation (phase 2, the
- * blackout), and then termination, draining or rollback, as the
- * coordinator and the new instance say.
+ * The serving instance's side of the handover, after phase 1 (phase1.c):
+ * what the coordinator and the new instance say, deactivation (phase 2,
+ * the blackout), and then termination, draining or rollback.
+ *
+ * The service's lock decides who serves (control/control.h): this instance
+ * unlocks it in the blackout, and resumes only if it can lock it again;
+ * once the new one holds it, this one never serves again (SVC_COMMITTED),
+ * whoever says otherwise. Every state has a deadline, so that neither a
+ * stopped coordinator nor a hung new instance keeps clients waiting.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "service/instance.h"
 
-int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
-			enum baton_sock_kind kind)
+/* Past the blackout's deadline, the coordinator acts first; then we do */
+#define BLACKOUT_GRACE_MS	100
+
+static void parked_close(struct baton_service *svc, const char *why)
 {
-	struct held_socket *s;
+	unsigned int i;
 
-	if (fd < 0 || !id ||
-	    (kind != BATON_SOCK_LISTENER && kind != BATON_SOCK_CONN))
-		return -EINVAL;
-	kind == BATON_SOCK_LISTENER ? exp->listeners++ : exp->conns++;
-	if (exp->nskip) {	/* the final pass: only what is new */
-		struct sock_key key = { .id = id, .kind = kind };
-
-		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key),
-			    sock_key_cmp))
-			return 0;
+	for (i = 0; i < MAX_PENDING; i++) {
+		if (!svc->pending[i].parked)
+			continue;
+		msg_send_error(svc->pending[i].fd, svc->msg, -ECANCELED, "%s",
+			       why);
+		pending_close(svc, i);
 	}
-	if (exp->n == exp->cap) {
-		unsigned int cap = exp->cap ? exp->cap * 2 : 256;
-
-		s = realloc(exp->socks, cap * sizeof(*s));
-		if (!s)
-			return -ENOMEM;
-		exp->socks = s;
-		exp->cap = cap;
-	}
-	/*
-	 * Addresses are read where the socket arrives (sockets_addresses()):
-	 * two syscalls a socket are not for the serving instance's time.
-	 */
-	s = &exp->socks[exp->n];
-	memset(s, 0, sizeof(*s));
-	s->fd = fd;
-	s->si.id = id;
-	s->si.kind = kind;
-	exp->n++;
-	return 0;
 }
 
-/* Rollback: take everything back and serve again. Nothing was closed. */
-void rollback(struct baton_service *svc, const char *why)
+/* RESUMED, and why, for the coordinator's report */
+static int send_resumed(struct baton_service *svc, const char *why)
+{
+	msg_init(svc->msg, BATON_MSG_RESUMED);
+	return msg_put_str(svc->msg, BATON_A_TEXT, why) ?:
+	       msg_send(svc->ctl, svc->msg);
+}
+
+/* The coordinator leaves before anything began: serve on, as we do. */
+static void detach(struct baton_service *svc, const char *why)
+{
+	ctl_close(svc->ep, &svc->ctl);
+	parked_close(svc, why);
+	svc->state = SVC_SERVING;
+	svc->expect_pid = 0;
+	svc_deadline(svc, 0);
+}
+
+/*
+ * Whether the new instance said ACTIVE, unread yet: it sends it here
+ * before it serves a single request, and it stays in the socket after its
+ * sender has gone. The other messages it may have sent matter no more.
+ */
+static bool succ_was_active(struct baton_service *svc)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+
+	while (svc->succ >= 0 && !msg_read(svc->succ, svc->msg, 0, tb)) {
+		msg_close_fds(svc->msg);
+		if (svc->msg->nlh->nlmsg_type == BATON_MSG_ACTIVE)
+			return true;
+	}
+	return false;
+}
+
+static int finish(struct baton_service *svc);
+
+/*
+ * Rollback: serve again, with everything we had; nothing was closed. Not
+ * once the new instance holds the lock: then it is the one that serves.
+ * Nor if it said ACTIVE, even if it has died since and let the lock go:
+ * it read from the connections, ours are out of step; we go too
+ * (BATON_EXIT).
+ */
+int rollback(struct baton_service *svc, const char *why)
 {
 	bool was_running = svc->state >= SVC_PRECOPY;
-	int err;
+	bool let_go = svc->state >= SVC_DEACTIVATED;
 
-	if (svc->state == SVC_SERVING && svc->succ < 0)
-		return;
-	pr_warn(&svc->log, "rolling back the upgrade of %s: %s", svc->service,
-		why);
+	if (svc->state == SVC_SERVING || svc->state == SVC_COMMITTED ||
+	    svc->state == SVC_DRAINING)
+		return 0;
+	if (resources_lock(&svc->res)) {
+		pr_warn(&svc->log, "cannot roll back (%s): the new instance holds the lock; it serves",
+			why);
+		svc->state = SVC_COMMITTED;
+		svc_deadline(svc, 0);
+		return 0;
+	}
+	/* the lock first, then its word: so no ACTIVE can come in between */
+	if (let_go && succ_was_active(svc)) {
+		resources_unlock(&svc->res);
+		pr_warn(&svc->log, "cannot roll back (%s): the new instance was active before it went",
+			why);
+		return finish(svc);
+	}
+	if (was_running)
+		pr_warn(&svc->log, "rolling back the upgrade of %s: %s",
+			svc->service, why);
+	if (svc->succ >= 0)
+		msg_send_error(svc->succ, svc->msg, -ECANCELED,
+			       "the old instance resumed: %s", why);
 	ctl_close(svc->ep, &svc->succ);
+	parked_close(svc, why);
 	svc->expect_pid = 0;
-	err = svc_take(svc);
-	if (err)
-		pr_err(&svc->log, "rollback: cannot take back %s's resources: %s",
-		       svc->service, strerror(-err));
+	if (let_go) {
+		resources_watch(&svc->res, svc->ep, TAG_LISTEN, true);
+		resources_pid(&svc->res);
+	}
 	if (was_running)
 		svc->o.ops->resume(svc->o.app);
 	svc->state = SVC_SERVING;
-	if (svc->ctl >= 0 &&
-	    msg_send_simple(svc->ctl, svc->msg, BATON_MSG_RESUMED, 0))
+	svc_deadline(svc, 0);
+	if (svc->ctl >= 0 && send_resumed(svc, why))
 		ctl_close(svc->ep, &svc->ctl);
+	return 0;
 }
 
-static int send_blob(struct baton_service *svc, enum baton_blob_kind kind,
-		     int (*save)(void *, struct baton_rec_writer *),
-		     __u32 *records, __u64 *bytes)
-{
-	struct baton_rec_writer w;
-	int err, memfd, more = 0;
-
-	err = writer_init(&w, kind, svc->service, svc->ver.state);
-	if (!err && save)
-		more = save(svc->o.app, &w);
-	if (more < 0)
-		err = more;
-	if (!err)
-		err = w.err ?: writer_finish(&w, &memfd);
-	if (err)
-		goto free_writer;
-	err = blob_send(svc->succ, svc->msg, kind, memfd, w.count);
-	close(memfd);
-	if (!err && more > 0)
-		err = 1;	/* the application has more */
-	if (records)
-		*records += w.count;
-	if (bytes)
-		*bytes += w.len;
-free_writer:
-	writer_free(&w);
-	return err;
-}
-
-/* Copies to the coordinator first: they outlive either instance. */
-static int send_sockets(struct baton_service *svc, const struct held_socket *s,
-			unsigned int n)
-{
-	int err = sockets_send(svc->ctl, svc->msg, s, n);
-
-	if (err) {
-		pr_err(&svc->log, "phase 1: cannot hand copies to the coordinator: %s",
-		       strerror(-err));
-		return err;
-	}
-	err = sockets_send(svc->succ, svc->msg, s, n);
-	if (err)
-		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
-		       strerror(-err));
-	return err;
-}
-
-/*
- * One part of the service-wide state; the application serves between
- * parts, and the work eventfd brings us back for the next.
- */
-static int phase1_state(struct baton_service *svc)
-{
-	__u64 one = 1;
-	int err;
-
-	err = send_blob(svc, BATON_BLOB_STATE, svc->o.ops->save_state, NULL,
-			NULL);
-	if (err < 0) {
-		pr_err(&svc->log, "phase 1: cannot hand over the service state: %s",
-		       strerror(-err));
-		return err;
-	}
-	if (err > 0)
-		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
-	return msg_send_simple(svc->succ, svc->msg, BATON_MSG_SYNC, 0);
-}
-
-void work_readable(struct baton_service *svc)
-{
-	__u64 n;
-
-	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY)
-		return;
-	if (phase1_state(svc))
-		rollback(svc, "phase 1 failed");
-}
-
-/*
- * Phase 1, first pass: every socket and the service-wide state while the
- * old still serves and still accepts, then SYNC. The final pass, once the
- * new has taken all this, is short: new clients wait in the backlog only
- * for it and the blackout.
- */
-int phase1_bulk(struct baton_service *svc)
-{
-	struct baton_export *exp = &svc->exp;
-	unsigned int i;
-	int err;
-
-	exp->n = exp->listeners = exp->conns = 0;
-	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
-	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags, 0);
-	if (err) {
-		pr_err(&svc->log, "phase 1: the application could not list its sockets: %s",
-		       strerror(-err));
-		return err;
-	}
-	free(svc->sent);
-	svc->nsent = 0;
-	svc->sent = malloc((exp->n + 1) * sizeof(*svc->sent));
-	if (!svc->sent)
-		return -ENOMEM;
-	for (i = 0; i < exp->n; i++)
-		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
-	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), sock_key_cmp);
-	err = send_sockets(svc, exp->socks, exp->n);
-	if (err)
-		return err;
-	return phase1_state(svc);
-}
-
-/* Phase 1, final pass: stop accepting; what came since, and done. */
-static int phase1_final(struct baton_service *svc)
-{
-	struct baton_export *exp = &svc->exp;
-	struct baton_msg *m = svc->msg;
-	unsigned int n, listeners, conns;
-	int err;
-
-	exp->n = exp->listeners = exp->conns = 0;
-	exp->skip = svc->sent;
-	exp->nskip = svc->nsent;
-	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags,
-					 BATON_EXPORT_F_FINAL);
-	exp->nskip = 0;
-	svc->state = SVC_PHASE1;
-	if (err) {
-		pr_err(&svc->log, "phase 1: the application could not list its sockets: %s",
-		       strerror(-err));
-		return err;
-	}
-	listeners = exp->listeners;
-	conns = exp->conns;
-	n = exp->n;
-	err = n ? send_sockets(svc, exp->socks, n) : 0;
-	if (err)
-		return err;
-	msg_init(m, BATON_MSG_PHASE1_DONE);
-	err = msg_put_u32(m, BATON_A_LISTENERS, listeners) ?:
-	      msg_put_u32(m, BATON_A_CONNS, conns) ?:
-	      msg_send(svc->succ, m);
-	if (!err)
-		pr_info(&svc->log, "phase 1: %u listeners and %u connections handed over (%u in the last pass)",
-			listeners, conns, n);
-	return err;
-}
-
-/* Phase 2: the blackout. Stop, hand over foreground state, release. */
+/* Phase 2: the blackout. Stop, hand over foreground state, let go. */
 static int deactivate(struct baton_service *svc)
 {
-	bool drain = svc->flags & BATON_UPGRADE_F_DRAIN;
 	struct baton_msg *m = svc->msg;
 	__u64 t_stop = now_ns(), bytes = 0;
 	__u32 records = 0;
+	struct steps st;
 	int err;
 
-	if (!drain) {
+	steps_begin(&st);
+	if (!(svc->flags & BATON_UPGRADE_F_DRAIN))
 		svc->o.ops->deactivate(svc->o.app);
-		svc->state = SVC_DEACTIVATED;
-		err = send_blob(svc, BATON_BLOB_CONNS, svc->o.ops->save_conns,
-				&records, &bytes);
-		if (err) {
-			pr_err(&svc->log, "phase 2: cannot hand over connection state: %s",
-			       strerror(-err));
-			return err;
-		}
-	}
 	svc->state = SVC_DEACTIVATED;
-	err = send_blob(svc, BATON_BLOB_DELTA, svc->o.ops->save_delta, NULL,
-			&bytes);
-	if (err) {
-		pr_err(&svc->log, "phase 2: cannot hand over state changes: %s",
-		       strerror(-err));
-		return err;
-	}
-	msg_init(m, BATON_MSG_PHASE2_DONE);
-	err = msg_put_u32(m, BATON_A_RECORDS, records) ?: msg_send(svc->succ, m);
+	svc->deadline_ns = svc->blackout_ns + BLACKOUT_GRACE_MS * 1000000ULL;
+	steps_mark(&st, "stop");
+	err = phase2_blobs(svc, &st, &records, &bytes);
 	if (err)
 		return err;
-	svc_release(svc);
+	/*
+	 * The lock and the application's own resources are the new one's to
+	 * take from here: let go before PHASE2_DONE, on which it activates.
+	 * Queries wait in the control socket's backlog meanwhile.
+	 */
+	resources_unlock(&svc->res);
+	resources_watch(&svc->res, svc->ep, TAG_LISTEN, false);
+	steps_mark(&st, "unlock");
 	if (svc->o.ops->release) {
 		err = svc->o.ops->release(svc->o.app);
+		steps_mark(&st, "release");
 		if (err) {
 			pr_err(&svc->log, "phase 2: the application could not release its resources: %s",
 			       strerror(-err));
 			return err;
 		}
 	}
+	msg_init(m, BATON_MSG_PHASE2_DONE);
+	err = msg_put_u32(m, BATON_A_RECORDS, records) ?:
+	      msg_put_u64(m, BATON_A_DEADLINE_NS, svc->blackout_ns) ?:
+	      msg_put_u32(m, BATON_A_FLAGS, svc->deactivate_flags) ?:
+	      msg_send(svc->succ, m);
+	if (err)
+		return err;
+	/* for the report: a coordinator gone by now changes nothing */
 	msg_init(m, BATON_MSG_DEACTIVATED);
-	return msg_put_u32(m, BATON_A_RECORDS, records) ?:
-	       msg_put_u64(m, BATON_A_BYTES, bytes) ?:
-	       msg_put_u64(m, BATON_A_TIME_NS, t_stop) ?:
-	       msg_send(svc->ctl, m);
+	if (!msg_put_u32(m, BATON_A_RECORDS, records) &&
+	    !msg_put_u64(m, BATON_A_BYTES, bytes) &&
+	    !msg_put_u64(m, BATON_A_TIME_NS, t_stop) &&
+	    !steps_put(m, &st) && svc->ctl >= 0)
+		msg_send(svc->ctl, m);
+	return 0;
 }
 
 /* The new instance is active: this one closes its copies and goes. */
 static int finish(struct baton_service *svc)
 {
 	ctl_close(svc->ep, &svc->succ);
+	svc_deadline(svc, 0);
 	if (svc->flags & BATON_UPGRADE_F_DRAIN) {
 		svc->state = SVC_DRAINING;
 		ctl_close(svc->ep, &svc->ctl);
@@ -285,19 +187,77 @@ static int finish(struct baton_service *svc)
 		pr_info(&svc->log, "the new instance serves; draining");
 		return 0;
 	}
-	/* whatever is left to do must not slow the new instance down */
-	setpriority(PRIO_PROCESS, 0, 19);
-	sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
 	pr_info(&svc->log, "the new instance serves; exiting");
 	svc->o.ops->terminate(svc->o.app);
 	return BATON_EXIT;
+}
+
+static int on_upgrade(struct baton_service *svc, const struct nlattr **tb)
+{
+	__u32 flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	int err;
+
+	if (svc->state != SVC_EXPECTING || (flags & ~BATON_UPGRADE_F_ALL))
+		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
+				      "bad UPGRADE: unknown flags, or not expecting one");
+	svc->flags = flags;
+	err = upgrade_ack(svc);
+	if (err)
+		return err;
+	svc->state = SVC_ANNOUNCED;
+	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	return 0;
+}
+
+static void on_expect(struct baton_service *svc, const struct nlattr **tb)
+{
+	unsigned int i;
+
+	if (svc->state != SVC_ANNOUNCED || svc->expect_pid || !tb[BATON_A_PID]) {
+		msg_send_error(svc->ctl, svc->msg, -EINVAL,
+			       "bad EXPECT: no pid, or not after UPGRADE");
+		return;
+	}
+	svc->expect_pid = mnl_attr_get_u32(tb[BATON_A_PID]);
+	/* the new instance's start, connect and hello */
+	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	for (i = 0; i < MAX_PENDING; i++)
+		if (svc->pending[i].parked && svc->succ < 0)
+			successor_admit(svc, i);
+}
+
+static int on_deactivate(struct baton_service *svc, const struct nlattr **tb)
+{
+	__u32 flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	int err;
+
+	if (svc->state != SVC_PHASE1 || (flags & ~BATON_DEACTIVATE_F_ALL)) {
+		msg_send_error(svc->ctl, svc->msg, -EINVAL,
+			       "bad DEACTIVATE: unknown flags, or phase 1 is not complete");
+		return 0;
+	}
+	svc->deactivate_flags = flags;
+	svc->blackout_ns = attr_u64(tb, BATON_A_DEADLINE_NS, now_ns() +
+				    BATON_BLACKOUT_TIMEOUT_MS * 1000000ULL);
+	err = deactivate(svc);
+	return err ? rollback(svc, "deactivation failed") : 0;
+}
+
+/* In the blackout: resume if the lock is still ours to take. */
+static int try_resume(struct baton_service *svc, const char *why)
+{
+	int ret = rollback(svc, why);
+
+	if (svc->state == SVC_COMMITTED && svc->ctl >= 0)
+		msg_send_error(svc->ctl, svc->msg, -EBUSY,
+			       "the new instance has taken the service's lock: it serves");
+	return ret;
 }
 
 int ctl_readable(struct baton_service *svc)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	struct baton_msg *m = svc->msg;
-	__u32 flags;
 	int err;
 
 	err = msg_read(svc->ctl, m, 0, tb);
@@ -306,46 +266,27 @@ int ctl_readable(struct baton_service *svc)
 	if (err) {
 		ctl_close(svc->ep, &svc->ctl);
 		/* in the blackout the new instance's word decides, not ours */
-		if (svc->state == SVC_PRECOPY || svc->state == SVC_PHASE1)
-			rollback(svc, "the coordinator went away");
-		else if (svc->state == SVC_EXPECTING)
-			svc->state = SVC_SERVING;
+		if (svc->state < SVC_DEACTIVATED)
+			return rollback(svc, "the coordinator went away");
 		return 0;
 	}
 	msg_close_fds(m);
 	switch (m->nlh->nlmsg_type) {
 	case BATON_MSG_UPGRADE:
-		flags = attr_u32(tb, BATON_A_FLAGS, 0);
-		if (svc->state != SVC_EXPECTING || !tb[BATON_A_PID] ||
-		    (flags & ~BATON_UPGRADE_F_ALL)) {
-			msg_send_error(svc->ctl, m, -EINVAL,
-				       "bad UPGRADE: no pid, unknown flags or not expecting");
-			return 0;
-		}
-		svc->expect_pid = mnl_attr_get_u32(tb[BATON_A_PID]);
-		svc->flags = flags;
-		if (msg_send_simple(svc->ctl, m, BATON_MSG_UPGRADE_ACK, 0))
-			ctl_close(svc->ep, &svc->ctl);
+		if (on_upgrade(svc, tb))
+			detach(svc, "the upgrade could not begin");
+		return 0;
+	case BATON_MSG_EXPECT:
+		on_expect(svc, tb);
 		return 0;
 	case BATON_MSG_DEACTIVATE:
-		if (svc->state != SVC_PHASE1) {
-			msg_send_error(svc->ctl, m, -EINVAL,
-				       "DEACTIVATE before phase 1 completed");
-			return 0;
-		}
-		err = deactivate(svc);
-		if (err)
-			rollback(svc, "deactivation failed");
-		return 0;
+		return on_deactivate(svc, tb);
 	case BATON_MSG_RESUME:
-		if (svc->state == SVC_SERVING || svc->state == SVC_EXPECTING) {
-			svc->state = SVC_SERVING;
-			svc->expect_pid = 0;
-			ctl_close(svc->ep, &svc->succ);
-			msg_send_simple(svc->ctl, m, BATON_MSG_RESUMED, 0);
-		} else {
-			rollback(svc, "the coordinator asked for it");
-		}
+		/* RESUMED answers it (rollback() says it), or ERROR (EBUSY) */
+		if (svc->state == SVC_SERVING)
+			send_resumed(svc, "it serves");
+		else
+			return try_resume(svc, "the coordinator asked for it");
 		return 0;
 	default:
 		msg_send_error(svc->ctl, m, -EINVAL, "unexpected %s",
@@ -365,8 +306,11 @@ int succ_readable(struct baton_service *svc)
 	if (err == -ETIMEDOUT)
 		return 0;
 	if (err) {
-		rollback(svc, "the new instance went away before activating");
-		return 0;
+		/* gone without ACTIVE: it served nothing, the lock is free */
+		ctl_close(svc->ep, &svc->succ);
+		if (svc->state == SVC_COMMITTED)
+			svc->state = SVC_DEACTIVATED;
+		return rollback(svc, "the new instance went away before it was active");
 	}
 	msg_close_fds(m);
 	switch (m->nlh->nlmsg_type) {
@@ -377,16 +321,43 @@ int succ_readable(struct baton_service *svc)
 			rollback(svc, "phase 1 failed");
 		return 0;
 	case BATON_MSG_ACTIVE:
-		if (svc->state != SVC_DEACTIVATED)
+		if (svc->state != SVC_DEACTIVATED && svc->state != SVC_COMMITTED)
 			break;
 		return finish(svc);
 	case BATON_MSG_ERROR:
 		msg_error_text(tb, text, sizeof(text));
-		rollback(svc, text);
-		return 0;
+		return rollback(svc, text);
 	default:
 		break;
 	}
-	rollback(svc, "the new instance sent an unexpected message");
-	return 0;
+	return rollback(svc, "the new instance sent an unexpected message");
+}
+
+/* The state's deadline passed with nothing moving it on. */
+int state_expired(struct baton_service *svc)
+{
+	char why[160];
+
+	svc->deadline_ns = 0;
+	switch (svc->state) {
+	case SVC_EXPECTING:
+	case SVC_ANNOUNCED:
+		snprintf(why, sizeof(why),
+			 "the coordinator said nothing more for %d ms: detached",
+			 2 * svc->ctl_timeout_ms);
+		pr_warn(&svc->log, "%s", why);
+		msg_send_error(svc->ctl, svc->msg, -ETIMEDOUT, "%s", why);
+		detach(svc, why);
+		return 0;
+	case SVC_PRECOPY:
+		rollback(svc, "the new instance did not take phase 1 in time");
+		return 0;
+	case SVC_PHASE1:
+		rollback(svc, "the coordinator did not start the blackout in time");
+		return 0;
+	case SVC_DEACTIVATED:
+		return try_resume(svc, "the new instance was not active by the blackout's deadline");
+	default:
+		return 0;
+	}
 }

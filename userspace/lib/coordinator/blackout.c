@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The coordinator's blackout: from the new instance's READY to its ACTIVE,
+ * with a deadline of its own (opts.blackout_ms), far shorter than a step's:
+ * clients wait through it. And the two ways out of a failure: back to the
+ * old instance, or forward to the new one when the old went away.
+ *
+ * Its consent to activate goes out with DEACTIVATE (BATON_DEACTIVATE_F_
+ * DIRECT): the old hands phase 2 to the new, which activates as soon as it
+ * has it, without a hop through us. The service's lock settles who serves
+ * if either is late (control/control.h); we only stop the new one to look,
+ * so that giving up on it never races with its activation.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "coordinator/coordinator.h"
+
+static void active(struct baton_upgrade *up, const struct nlattr **tb)
+{
+	up->r.active_ns = now_ns();
+	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
+	up->r.activate_flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	steps_get(up->msg, "new", up->r.steps, &up->r.nsteps);
+	drop_held(up);
+	reach(up, BATON_PHASE_ACTIVE);
+}
+
+/* The blackout's deadline passed: the new one serves, or never will. */
+static int blackout_over(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+
+	if (new_active_unread(up, tb)) {
+		active(up, tb);
+		return 0;
+	}
+	return fail(up, -ETIMEDOUT, "the new instance (pid %d) was not active %d ms into the blackout",
+		    up->r.new_pid, up->o.blackout_ms);
+}
+
+int step_blackout(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	__u64 deadline = deadline_in(up->o.blackout_ms);
+	struct baton_msg *m = up->msg;
+	int err;
+
+	up->r.deactivate_ns = now_ns();
+	up->deactivate_sent = true;
+	msg_init(m, BATON_MSG_DEACTIVATE);
+	err = msg_put_u64(m, BATON_A_DEADLINE_NS, deadline) ?:
+	      msg_put_u32(m, BATON_A_FLAGS, BATON_DEACTIVATE_F_DIRECT) ?:
+	      msg_send(up->old, m);
+	if (err == -EPIPE || err == -ECONNRESET)
+		err = 0;	/* gone: the new one tells us what it lacks */
+	if (err)
+		return fail(up, err, "cannot reach the old instance: %s",
+			    strerror(-err));
+	/* the old's DEACTIVATED is noted on the way (expect()) */
+	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE, deadline, tb);
+	if (err == -ETIMEDOUT)
+		return blackout_over(up);
+	if (err)
+		return err;
+	active(up, tb);
+	return 0;
+}
+
+/*
+ * Waits for the old instance's RESUMED: 0, or -errno. What else it says
+ * meanwhile answers what we sent before (an ERROR for a DEACTIVATE it got
+ * after it had resumed by itself; EBUSY while the new one, which we just
+ * killed, held the lock): only RESUMED, its going, or the time says.
+ */
+static int await_resumed(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	__u64 deadline = deadline_in(up->o.timeout_ms);
+	enum from from;
+	int err;
+
+	for (;;) {
+		err = wait_msg(up, deadline, &from, tb);
+		if (err == -ECANCELED)
+			return 0;	/* RESUMED */
+		if (err == -ECONNRESET && from == FROM_NEW)
+			continue;
+		if (err)
+			return err;
+		msg_close_fds(up->msg);
+	}
+}
+
+/* Before activation: the new goes, the old serves again. */
+int roll_back(struct baton_upgrade *up, int err)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	int e;
+
+	/* if it got so far as to activate, it serves: not ours to undo */
+	if (up->r.phase >= BATON_PHASE_READY && new_active_unread(up, tb)) {
+		up->r.error = 0;
+		up->r.reason[0] = '\0';
+		active(up, tb);
+		return 0;
+	}
+	reap_new(up);
+	drop_held(up);
+	e = up->old < 0 ? -ECONNRESET :
+	    msg_send_simple(up->old, up->msg, BATON_MSG_RESUME, 0) ?:
+	    await_resumed(up);
+	if (e) {
+		size_t len = strlen(up->r.reason);
+
+		/* after the first reason, what this failure added to it */
+		reach(up, BATON_PHASE_FAILED);
+		snprintf(up->r.reason + len, sizeof(up->r.reason) - len,
+			 "%sthe old instance (pid %d) did not resume: %s",
+			 len ? "; then " : "", up->r.old_pid,
+			 e == -ECONNRESET || e == -EPIPE ? "it went away" :
+			 strerror(-e));
+		pr_err(&up->log, "%s", up->r.reason);
+		return err;
+	}
+	reach(up, BATON_PHASE_ROLLED_BACK);
+	pr_warn(&up->log, "rolled back: the old instance (pid %d) resumed",
+		up->r.old_pid);
+	return err;
+}
+
+/* Neither can serve: the report says so, and nothing is left running. */
+static int give_up(struct baton_upgrade *up, int err)
+{
+	reap_new(up);
+	drop_held(up);
+	reach(up, BATON_PHASE_FAILED);
+	return err;
+}
+
+/*
+ * The old went away before phase 2 was whole (the new one said PEER_LOST,
+ * or found no one to greet): the new instance takes our copies of the
+ * listeners and the control socket and serves, closing every connection
+ * (it cannot go on with them exactly).
+ */
+int roll_forward(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	struct held_socket *h = up->held;
+	unsigned int i, n = 0;
+	int err;
+
+	/* it may yet have rolled back, and dropped the new one */
+	while (up->old >= 0) {
+		enum from from;
+
+		err = wait_msg(up, deadline_in(up->o.timeout_ms), &from, tb);
+		if (err == -ECONNRESET && from == FROM_OLD) {
+			close(up->old);
+			up->old = -1;
+		} else if (err == -ECANCELED) {
+			return roll_back(up, fail(up, err, "the old instance resumed: the new one lost it"));
+		} else if (err) {
+			return roll_back(up, fail(up, err, "the new instance lost the old one, which is still there"));
+		} else {
+			msg_close_fds(up->msg);
+		}
+	}
+	up->r.old_lost = true;
+	if (up->new < 0)
+		return give_up(up, fail(up, -ENOTCONN, "the old instance (pid %d) went away before the new one started: nothing serves %s; start it again",
+					up->r.old_pid, up->o.service));
+	if (!up->nheld)
+		return give_up(up, fail(up, -ENOTCONN, "the old instance (pid %d) went away before handing over its listeners: nothing serves %s; start it again",
+					up->r.old_pid, up->o.service));
+	/* with its own listeners, the new one takes the control socket only */
+	for (i = 0; i < up->nheld; i++)
+		if (!(up->o.flags & BATON_UPGRADE_F_OWN_LISTENERS) ||
+		    h[i].si.kind == BATON_SOCK_CONTROL)
+			h[n++] = h[i];
+	for (; i > n; i--)
+		close(h[i - 1].fd);
+	up->nheld = n;
+	pr_warn(&up->log, "the old instance (pid %d) went away; the new one takes over with %u of its sockets",
+		up->r.old_pid, up->nheld);
+	err = sockets_send(up->new, up->msg, up->held, up->nheld) ?:
+	      msg_send_simple(up->new, up->msg, BATON_MSG_ACTIVATE,
+			      BATON_ACTIVATE_F_PEER_LOST);
+	if (err)
+		return give_up(up, fail(up, err, "cannot hand over to the new instance: %s",
+					strerror(-err)));
+	up->r.deactivate_ns = up->r.deactivate_ns ?: now_ns();
+	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE,
+		     deadline_in(up->o.timeout_ms), tb);
+	if (err == -ETIMEDOUT)
+		fail(up, err, "the new instance (pid %d) did not say ACTIVE within %d ms",
+		     up->r.new_pid, up->o.timeout_ms);
+	if (err)
+		return give_up(up, err);
+	active(up, tb);
+	reach(up, BATON_PHASE_DONE);
+	return 0;
+}

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * What the new instance takes: sockets (from the old instance in phase 1,
+ * or the coordinator's copies if the old went away), and the records of
+ * state it loads through the application.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "service/handover/takeover.h"
+
+static bool already_adopted(struct takeover *t, struct sock_key key)
+{
+	if (t->nsorted != t->nids) {
+		qsort(t->ids, t->nids, sizeof(*t->ids), sock_key_cmp);
+		t->nsorted = t->nids;
+	}
+	return t->nsorted &&
+	       bsearch(&key, t->ids, t->nsorted, sizeof(key), sock_key_cmp);
+}
+
+static int remember(struct takeover *t, struct sock_key key)
+{
+	if (t->nids == t->cap) {
+		unsigned int cap = t->cap ? t->cap * 2 : 1024;
+		struct sock_key *ids = realloc(t->ids, cap * sizeof(*ids));
+
+		if (!ids)
+			return -ENOMEM;
+		t->ids = ids;
+		t->cap = cap;
+	}
+	t->ids[t->nids++] = key;
+	return 0;
+}
+
+/* One socket: the control socket is ours; the others the application's. */
+static int adopt_one(struct takeover *t, struct held_socket *s)
+{
+	struct baton_service *svc = t->svc;
+	int err;
+
+	if (s->si.kind == BATON_SOCK_CONTROL) {
+		if (svc->res.listen_fd >= 0)
+			close(svc->res.listen_fd);
+		svc->res.listen_fd = s->fd;
+		return 0;
+	}
+	sockets_addresses(s);
+	err = svc->o.ops->adopt_socket(svc->o.app, s->fd, &s->si);
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "the application refused socket %llu: %s",
+			 (unsigned long long)s->si.id, strerror(-err));
+		return err;
+	}
+	if (s->si.kind == BATON_SOCK_LISTENER)
+		t->listeners++;
+	else
+		t->conns++;
+	return 0;
+}
+
+/* from_ctl: the coordinator's copies, some of which we may have already */
+int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
+{
+	struct held_socket *socks = t->batch;
+	unsigned int n, i;
+	int err;
+
+	err = sockets_parse(m, socks, &n);
+	if (err) {
+		snprintf(t->why, sizeof(t->why), "a malformed SOCKETS message from the %s",
+			 from_ctl ? "coordinator" : "old instance");
+		return err;
+	}
+	for (i = 0; i < n; i++) {
+		struct sock_key key = sock_key(&socks[i].si);
+
+		if (from_ctl && already_adopted(t, key)) {
+			close(socks[i].fd);
+			continue;
+		}
+		err = remember(t, key) ?: adopt_one(t, &socks[i]);
+		if (err)
+			goto close_rest;
+	}
+	return 0;
+
+close_rest:
+	for (i++; i < n; i++)
+		close(socks[i].fd);
+	return err;
+}
+
+struct load_ctx {
+	struct baton_service *svc;
+	bool conn;
+};
+
+static int load_one(void *data, const struct baton_rec *rec)
+{
+	struct load_ctx *ctx = data;
+	const struct baton_app_ops *ops = ctx->svc->o.ops;
+
+	return ctx->conn ? ops->load_conn(ctx->svc->o.app, rec) :
+			   ops->load_state(ctx->svc->o.app, rec);
+}
+
+int load_blob(struct takeover *t, struct baton_msg *m,
+	      const struct nlattr **tb)
+{
+	__u32 kind = attr_u32(tb, BATON_A_BLOB_KIND, 0), n = 0;
+	struct load_ctx ctx = { t->svc, kind == BATON_BLOB_CONNS };
+	int err;
+
+	if (m->nfds != 1 || kind < BATON_BLOB_STATE || kind > BATON_BLOB_CONNS) {
+		msg_close_fds(m);
+		snprintf(t->why, sizeof(t->why), "malformed BLOB message");
+		return -EBADMSG;
+	}
+	err = blob_read(m->fds[0], kind, load_one, &ctx, &n);
+	msg_close_fds(m);
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "cannot load the old instance's %s: %s",
+			 kind == BATON_BLOB_CONNS ? "connection records" :
+						    "service state",
+			 strerror(-err));
+		return err;
+	}
+	if (ctx.conn)
+		t->records += n;
+	return 0;
+}
+
+static unsigned int open_files(void)
+{
+	unsigned int n = 0;
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n ? n - 1 : 0;	/* not the one reading it */
+}
+
+/*
+ * A message's descriptors did not all arrive (MSG_CTRUNC): the usual cause
+ * is the open-file limit, which is what the user must hear of.
+ */
+void why_truncated(struct takeover *t)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		snprintf(t->why, sizeof(t->why),
+			 "the new instance cannot take the old instance's sockets: its open-file limit is %llu, and %u are open (raise it: ulimit -n, or LimitNOFILE= in its unit)",
+			 (unsigned long long)rl.rlim_cur, open_files());
+	else
+		snprintf(t->why, sizeof(t->why),
+			 "the new instance could not take every socket of a batch (MSG_CTRUNC)");
+}

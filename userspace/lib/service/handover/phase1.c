@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The serving instance's phase 1: the copies the coordinator keeps from
+ * the start (listeners and the control socket, so that the service
+ * outlives this instance whenever it goes), then every socket and the
+ * service-wide state to the new instance, while this one still serves.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "service/instance.h"
+
+/* The control socket's id: it is the library's, never the application's */
+#define CONTROL_ID	1
+
+static int export_add(struct baton_export *exp, int fd, __u64 id,
+		      enum baton_sock_kind kind)
+{
+	struct held_socket *s;
+
+	if (exp->nskip) {	/* the final pass: only what is new */
+		struct sock_key key = { .id = id, .kind = kind };
+
+		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key),
+			    sock_key_cmp))
+			return 0;
+	}
+	if (exp->n == exp->cap) {
+		unsigned int cap = exp->cap ? exp->cap * 2 : 256;
+
+		s = realloc(exp->socks, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		exp->socks = s;
+		exp->cap = cap;
+	}
+	/*
+	 * Addresses are read where the socket arrives (sockets_addresses()):
+	 * two syscalls a socket are not for the serving instance's time.
+	 */
+	s = &exp->socks[exp->n];
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->si.id = id;
+	s->si.kind = kind;
+	exp->n++;
+	return 0;
+}
+
+int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
+			enum baton_sock_kind kind)
+{
+	if (fd < 0 || !id ||
+	    (kind != BATON_SOCK_LISTENER && kind != BATON_SOCK_CONN))
+		return -EINVAL;
+	kind == BATON_SOCK_LISTENER ? exp->listeners++ : exp->conns++;
+	return export_add(exp, fd, id, kind);
+}
+
+/* The application's sockets, and the control socket with them. */
+static int export_all(struct baton_service *svc, unsigned int flags)
+{
+	struct baton_export *exp = &svc->exp;
+	int err;
+
+	exp->n = exp->listeners = exp->conns = 0;
+	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags, flags);
+	if (err) {
+		pr_err(&svc->log, "the application could not list its sockets: %s",
+		       strerror(-err));
+		return err;
+	}
+	return export_add(exp, svc->res.listen_fd, CONTROL_ID,
+			  BATON_SOCK_CONTROL);
+}
+
+/*
+ * A coordinator attaches: it keeps copies of the listeners and the control
+ * socket from its first exchange on, so that the service outlives this
+ * instance whenever it goes.
+ */
+int copies_to_coordinator(struct baton_service *svc, int ctl)
+{
+	struct baton_export *exp = &svc->exp;
+	unsigned int i, n = 0;
+	int err;
+
+	err = export_all(svc, 0);
+	if (err)
+		return err;
+	for (i = 0; i < exp->n; i++)
+		if (exp->socks[i].si.kind != BATON_SOCK_CONN)
+			exp->socks[n++] = exp->socks[i];
+	return sockets_send(ctl, svc->msg, exp->socks, n);
+}
+
+/*
+ * UPGRADE: the new instance writes where this one writes: our stdout and
+ * stderr go with the acknowledgement.
+ */
+int upgrade_ack(struct baton_service *svc)
+{
+	struct baton_msg *m = svc->msg;
+	int err, fd;
+
+	msg_init(m, BATON_MSG_UPGRADE_ACK);
+	for (fd = 1; fd <= 2 && fcntl(fd, F_GETFD) >= 0; fd++)
+		msg_add_fd(m, fd);
+	err = msg_put_u32(m, BATON_A_STDIO, m->nfds) ?: msg_send(svc->ctl, m);
+	m->nfds = 0;		/* they stay ours */
+	return err;
+}
+
+static int send_blob(struct baton_service *svc, enum baton_blob_kind kind,
+		     int (*save)(void *, struct baton_rec_writer *),
+		     __u32 *records, __u64 *bytes)
+{
+	struct baton_rec_writer w;
+	int err, memfd, more = 0;
+
+	err = writer_init(&w, kind, svc->service, svc->ver.state);
+	if (!err && save)
+		more = save(svc->o.app, &w);
+	if (more < 0)
+		err = more;
+	if (!err)
+		err = w.err ?: writer_finish(&w, &memfd);
+	if (err)
+		goto free_writer;
+	err = blob_send(svc->succ, svc->msg, kind, memfd, w.count);
+	close(memfd);
+	if (!err && more > 0)
+		err = 1;	/* the application has more */
+	if (records)
+		*records += w.count;
+	if (bytes)
+		*bytes += w.len;
+free_writer:
+	writer_free(&w);
+	return err;
+}
+
+/* Phase 2's records: the connections' then the state's changes. */
+int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
+		 __u64 *bytes)
+{
+	int err;
+
+	if (!(svc->flags & BATON_UPGRADE_F_DRAIN)) {
+		err = send_blob(svc, BATON_BLOB_CONNS, svc->o.ops->save_conns,
+				records, bytes);
+		steps_mark(st, "connection records");
+		if (err) {
+			pr_err(&svc->log, "phase 2: cannot hand over connection state: %s",
+			       strerror(-err));
+			return err;
+		}
+	}
+	err = send_blob(svc, BATON_BLOB_DELTA, svc->o.ops->save_delta, NULL,
+			bytes);
+	steps_mark(st, "state changes");
+	if (err)
+		pr_err(&svc->log, "phase 2: cannot hand over state changes: %s",
+		       strerror(-err));
+	return err;
+}
+
+/*
+ * One part of the service-wide state; the application serves between
+ * parts, and the work eventfd brings us back for the next.
+ */
+static int phase1_state(struct baton_service *svc)
+{
+	__u64 one = 1;
+	int err;
+
+	err = send_blob(svc, BATON_BLOB_STATE, svc->o.ops->save_state, NULL,
+			NULL);
+	if (err < 0) {
+		pr_err(&svc->log, "phase 1: cannot hand over the service state: %s",
+		       strerror(-err));
+		return err;
+	}
+	if (err > 0)
+		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
+	return msg_send_simple(svc->succ, svc->msg, BATON_MSG_SYNC, 0);
+}
+
+void work_readable(struct baton_service *svc)
+{
+	__u64 n;
+
+	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY)
+		return;
+	if (phase1_state(svc))
+		rollback(svc, "phase 1 failed");
+}
+
+/*
+ * Phase 1, first pass: every socket and the service-wide state while the
+ * old still serves and still accepts, then SYNC. The final pass, once the
+ * new has taken all this, is short: new clients wait in the backlog only
+ * for it and the blackout.
+ */
+int phase1_bulk(struct baton_service *svc)
+{
+	struct baton_export *exp = &svc->exp;
+	unsigned int i;
+	int err;
+
+	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
+	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	err = export_all(svc, 0);
+	if (err)
+		return err;
+	free(svc->sent);
+	svc->nsent = 0;
+	svc->sent = malloc((exp->n + 1) * sizeof(*svc->sent));
+	if (!svc->sent)
+		return -ENOMEM;
+	for (i = 0; i < exp->n; i++)
+		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
+	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), sock_key_cmp);
+	err = sockets_send(svc->succ, svc->msg, exp->socks, exp->n);
+	if (err) {
+		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
+		       strerror(-err));
+		return err;
+	}
+	return phase1_state(svc);
+}
+
+/* Phase 1, final pass: stop accepting; what came since, and done. */
+int phase1_final(struct baton_service *svc)
+{
+	struct baton_export *exp = &svc->exp;
+	struct baton_msg *m = svc->msg;
+	unsigned int n, listeners, conns;
+	int err;
+
+	exp->skip = svc->sent;
+	exp->nskip = svc->nsent;
+	err = export_all(svc, BATON_EXPORT_F_FINAL);
+	exp->nskip = 0;
+	svc->state = SVC_PHASE1;
+	/* the coordinator's READY step, then its DEACTIVATE, come first */
+	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	if (err)
+		return err;
+	listeners = exp->listeners;
+	conns = exp->conns;
+	n = exp->n;
+	err = n ? sockets_send(svc->succ, m, exp->socks, n) : 0;
+	if (err) {
+		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
+		       strerror(-err));
+		return err;
+	}
+	msg_init(m, BATON_MSG_PHASE1_DONE);
+	err = msg_put_u32(m, BATON_A_LISTENERS, listeners) ?:
+	      msg_put_u32(m, BATON_A_CONNS, conns) ?:
+	      msg_send(svc->succ, m);
+	if (!err)
+		pr_info(&svc->log, "phase 1: %u listeners and %u connections handed over (%u in the last pass)",
+			listeners, conns, n);
+	return err;
+}
