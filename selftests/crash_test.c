@@ -2,8 +2,8 @@
 /*
  * Processes that die, stop or run out of something at the worst moment of
  * an upgrade, one case a test, each once a defect:
- *  1. batonctl killed while the old instance has not answered its
- *     UPGRADE yet: no process is left behind holding its lock;
+ *  1. batonctl killed while the new instance waits for the old one: no
+ *     process is left behind, nor holding its lock;
  *  2. the new instance stopped as soon as it is started: batonctl returns;
  *  3. the old instance killed after batonctl attached, or while the new
  *     one starts: the new one serves the listeners, and no report says
@@ -192,8 +192,9 @@ TEST_F_TIMEOUT(crash, old_killed_after_attach, 60)
 }
 
 /*
- * 1 and 2: an old instance that welcomes batonctl and then keeps it waiting
- * (fake_peer), so that batonctl has started its child and waits on.
+ * 1 and 2: an old instance that welcomes batonctl, answers its UPGRADE
+ * late, and never welcomes the new instance (fake_peer): batonctl has
+ * started its child, which waits on.
  */
 FIXTURE(slow_old) {
 	char rundir[64];
@@ -205,7 +206,7 @@ FIXTURE_VARIANT(slow_old) {
 	bool stop_child;	/* else batonctl is killed */
 };
 
-FIXTURE_VARIANT_ADD(slow_old, batonctl_killed) { "old-no-ack", false };
+FIXTURE_VARIANT_ADD(slow_old, batonctl_killed) { "old-slow-ack", false };
 FIXTURE_VARIANT_ADD(slow_old, child_stopped) { "old-slow-ack", true };
 
 FIXTURE_SETUP(slow_old)

@@ -298,7 +298,14 @@ int resp_expect(int fd, const char *want, int argc, ...)
 	return 0;
 }
 
+static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms);
+
 int kvd_info(int fd, pid_t *pid, int *version)
+{
+	return kvd_info_within(fd, pid, version, 5000);
+}
+
+static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms)
 {
 	const char *argv[] = { "INFO" };
 	char reply[4096], *p;
@@ -306,7 +313,7 @@ int kvd_info(int fd, pid_t *pid, int *version)
 
 	if (resp_send(fd, 1, argv))
 		return -EIO;
-	n = resp_reply(fd, reply, sizeof(reply), 5000);
+	n = resp_reply(fd, reply, sizeof(reply), timeout_ms);
 	if (n < 0)
 		return n;
 	p = strstr(reply, "process_id:");
@@ -505,7 +512,8 @@ pid_t serving_pid(const struct service *s, int family)
 
 	if (fd < 0)
 		return fd;
-	if (kvd_info(fd, &pid, &version))
+	/* a listener nobody serves still takes the connection: not long */
+	if (kvd_info_within(fd, &pid, &version, 1000))
 		pid = -EBADMSG;
 	close(fd);
 	return pid;

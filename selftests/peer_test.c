@@ -183,7 +183,11 @@ TEST_F(peer, one_coordinator_at_a_time)
 	ASSERT_LE(0, first);
 	hello(m, BATON_ROLE_COORDINATOR);
 	ASSERT_EQ(0, msg_send(first, m));
-	ASSERT_EQ(0, msg_recv(first, m, 5000));
+	/* the copies of its listeners and control socket, then WELCOME */
+	do {
+		ASSERT_EQ(0, msg_recv(first, m, 5000));
+		msg_close_fds(m);
+	} while (m->nlh->nlmsg_type == BATON_MSG_SOCKETS);
 	ASSERT_EQ(BATON_MSG_WELCOME, m->nlh->nlmsg_type);
 
 	hello(m, BATON_ROLE_COORDINATOR);
@@ -245,8 +249,8 @@ FIXTURE_VARIANT(bad_protocol) {
 	const char *reason;
 };
 
-FIXTURE_VARIANT_ADD(bad_protocol, garbage_hello) { "garbage-hello", "exited before it was active" };
-FIXTURE_VARIANT_ADD(bad_protocol, truncated_hello) { "truncated-hello", "exited before it was active" };
+FIXTURE_VARIANT_ADD(bad_protocol, garbage_hello) { "garbage-hello", "exited with status 3 before it was active" };
+FIXTURE_VARIANT_ADD(bad_protocol, truncated_hello) { "truncated-hello", "exited with status 3 before it was active" };
 FIXTURE_VARIANT_ADD(bad_protocol, never_ready) { "silent", "did not say READY" };
 FIXTURE_VARIANT_ADD(bad_protocol, malformed_ready) { "bad-ready", "malformed message from the new instance" };
 FIXTURE_VARIANT_ADD(bad_protocol, out_of_order) { "wrong-message", "unexpected ACTIVE from the new instance" };

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Failures in the middle of an upgrade, with clients connected throughout:
- *  1. the new instance killed (SIGKILL) once it runs, once it is ready and
- *     once the old has deactivated: the upgrade rolls back and the old
- *     instance serves every connection, half-sent requests included;
- *  2. the old instance killed after phase 1 and after phase 2: the new one
- *     takes over from the coordinator's copies and no connection is lost;
+ *  1. the new instance killed (SIGKILL) once it runs and once it is ready,
+ *     and stopped (SIGSTOP) once it is ready, so that it misses the
+ *     blackout's deadline: the upgrade rolls back and the old instance
+ *     serves every connection, half-sent requests included;
+ *  2. the old instance killed after phase 1: the new one takes over the
+ *     listeners from the coordinator's copies and closes every connection,
+ *     the half-sent one too, never continuing one out of step; killed once
+ *     phase 2 has crossed: the new one goes on with every connection;
  *  3. a new instance that never says ready, one that exits at once, and a
  *     command that does not exist: clear errors, and a rollback;
  *  4. a coordinator killed mid-upgrade: the instances settle it, and
  *     'batonctl recover' writes down how it ended.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,13 +42,15 @@ FIXTURE(rollback) {
 FIXTURE_VARIANT(rollback) {
 	enum victim victim;
 	enum baton_phase at;
+	int sig;
+	bool after_phase2;	/* the old dies once phase 2 has crossed */
 };
 
-FIXTURE_VARIANT_ADD(rollback, new_killed_running) { NEW, BATON_PHASE_SPAWNED };
-FIXTURE_VARIANT_ADD(rollback, new_killed_ready) { NEW, BATON_PHASE_READY };
-FIXTURE_VARIANT_ADD(rollback, new_killed_deactivated) { NEW, BATON_PHASE_DEACTIVATED };
-FIXTURE_VARIANT_ADD(rollback, old_killed_phase1) { OLD, BATON_PHASE_READY };
-FIXTURE_VARIANT_ADD(rollback, old_killed_phase2) { OLD, BATON_PHASE_DEACTIVATED };
+FIXTURE_VARIANT_ADD(rollback, new_killed_running) { NEW, BATON_PHASE_SPAWNED, SIGKILL };
+FIXTURE_VARIANT_ADD(rollback, new_killed_ready) { NEW, BATON_PHASE_READY, SIGKILL };
+FIXTURE_VARIANT_ADD(rollback, new_stopped_ready) { NEW, BATON_PHASE_READY, SIGSTOP };
+FIXTURE_VARIANT_ADD(rollback, old_killed_phase1) { OLD, BATON_PHASE_READY, SIGKILL };
+FIXTURE_VARIANT_ADD(rollback, old_killed_phase2) { OLD, BATON_PHASE_READY, SIGKILL, true };
 
 static const char partial[] = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
 
@@ -108,6 +114,13 @@ static void expect_half_completes(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, resp_expect(self->half, "$5\r\nworld\r\n", 2, "GET", "half"));
 }
 
+static void log_cb(void *ctx, enum baton_log_level level, const char *msg)
+{
+	(void)ctx;
+	if (level <= BATON_LOG_WARN)
+		fprintf(stderr, "# batonctl: %s\n", msg);
+}
+
 static void open_upgrade(struct __test_metadata *_metadata,
 			 FIXTURE_DATA(rollback) *self,
 			 struct baton_upgrade **up, char *const *argv,
@@ -115,10 +128,72 @@ static void open_upgrade(struct __test_metadata *_metadata,
 {
 	struct baton_upgrade_opts o = {
 		.service = "kvd", .argv = argv, .log_path = self->svc.log,
-		.timeout_ms = timeout_ms,
+		.timeout_ms = timeout_ms, .log = log_cb,
 	};
 
 	ASSERT_EQ(0, baton_upgrade_open(up, &o));
+}
+
+/* Every client's connection closed under it, the half-sent one too. */
+static void expect_closed(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(rollback) *self)
+{
+	char reply[64];
+	int i, open = 0;
+
+	signal(SIGPIPE, SIG_IGN);	/* writing to closed connections */
+	for (i = 0; i < CLIENTS; i++) {
+		int err = resp_expect(self->fds[i], ":2\r\n", 2, "INCR", "c0");
+
+		/* the write fails (EPIPE), or the read finds the end */
+		open += err != -EIO && err != -ECONNRESET;
+	}
+	EXPECT_EQ(0, open);
+	ASSERT_EQ(5, write(self->half, "rld\r\n", 5));
+	EXPECT_EQ(-ECONNRESET, resp_reply(self->half, reply, sizeof(reply), 5000))
+		TH_LOG("the half-sent request was answered: %s", reply);
+}
+
+struct stepper {
+	struct baton_upgrade *up;
+	int phase;
+};
+
+static void *step_once(void *arg)
+{
+	struct stepper *s = arg;
+
+	s->phase = baton_upgrade_step(s->up);
+	return NULL;
+}
+
+/*
+ * The old dies once phase 2 has crossed: the new one is held stopped
+ * while the blackout starts, and the old, once it has deactivated, no
+ * longer answers on its control socket.
+ */
+static void kill_old_after_phase2(struct __test_metadata *_metadata,
+				  FIXTURE_DATA(rollback) *self,
+				  struct baton_upgrade *up)
+{
+	const struct baton_upgrade_report *r = baton_upgrade_report(up);
+	struct baton_instance_info info;
+	struct stepper s = { .up = up };
+	pthread_t step;
+	int tries;
+
+	ASSERT_EQ(0, kill(r->new_pid, SIGSTOP));
+	ASSERT_EQ(0, pthread_create(&step, NULL, step_once, &s));
+	for (tries = 0; tries < 500; tries++)
+		if (baton_query(NULL, "kvd", 20, &info) == -ETIMEDOUT)
+			break;
+	ASSERT_GT(500, tries);
+	ASSERT_EQ(0, kill(self->svc.kvd, SIGKILL));
+	ASSERT_EQ(self->svc.kvd, waitpid(self->svc.kvd, NULL, 0));
+	self->svc.kvd = 0;
+	ASSERT_EQ(0, kill(r->new_pid, SIGCONT));
+	ASSERT_EQ(0, pthread_join(step, NULL));
+	EXPECT_EQ(BATON_PHASE_ACTIVE, s.phase) TH_LOG("%s", r->reason);
 }
 
 TEST_F_TIMEOUT(rollback, instance_killed, 60)
@@ -129,6 +204,7 @@ TEST_F_TIMEOUT(rollback, instance_killed, 60)
 	struct baton_upgrade *up;
 	int phase, err;
 
+	/* a long blackout: the stopped new one must outlast it, not race it */
 	open_upgrade(_metadata, self, &up, argv, 5000);
 	r = baton_upgrade_report(up);
 	do {
@@ -137,38 +213,46 @@ TEST_F_TIMEOUT(rollback, instance_killed, 60)
 	} while (phase != variant->at);
 
 	if (variant->victim == NEW) {
-		ASSERT_EQ(0, kill(r->new_pid, SIGKILL));
-		ASSERT_EQ(r->new_pid, waitpid(r->new_pid, NULL, 0));
+		ASSERT_EQ(0, kill(r->new_pid, variant->sig));
+		if (variant->sig == SIGKILL)
+			ASSERT_EQ(r->new_pid, waitpid(r->new_pid, NULL, 0));
 		do {
 			err = baton_upgrade_step(up);
 		} while (err > 0 && err != BATON_PHASE_DONE);
 		EXPECT_GT(0, err);
 		EXPECT_EQ(BATON_PHASE_ROLLED_BACK, r->phase);
 		TH_LOG("rolled back: %s", r->reason);
+		EXPECT_FALSE(pid_alive(r->new_pid));
 		baton_upgrade_close(up);
 		/* the half-sent request completes on the old instance */
 		expect_half_completes(_metadata, self);
 		expect_served(_metadata, self, self->svc.kvd, 2);
 		return;
 	}
-	/* the old instance dies; the coordinator holds what it had */
-	ASSERT_EQ(0, kill(self->svc.kvd, SIGKILL));
-	ASSERT_EQ(self->svc.kvd, waitpid(self->svc.kvd, NULL, 0));
-	self->svc.kvd = 0;
+	if (variant->after_phase2) {
+		kill_old_after_phase2(_metadata, self, up);
+	} else {
+		/* the old dies; the coordinator holds its listeners */
+		ASSERT_EQ(0, kill(self->svc.kvd, SIGKILL));
+		ASSERT_EQ(self->svc.kvd, waitpid(self->svc.kvd, NULL, 0));
+		self->svc.kvd = 0;
+	}
 	do {
 		phase = baton_upgrade_step(up);
 	} while (phase > 0 && phase != BATON_PHASE_DONE);
-	EXPECT_EQ(BATON_PHASE_DONE, phase);
-	TH_LOG("%s", r->old_lost ? "rolled forward from the coordinator's copies" :
-				   "phase 2 was complete");
-	EXPECT_EQ(variant->at == BATON_PHASE_READY, r->old_lost);
+	EXPECT_EQ(BATON_PHASE_DONE, phase) TH_LOG("%s", r->reason);
+	EXPECT_EQ(!variant->after_phase2, r->old_lost);
 	err = r->new_pid;
 	baton_upgrade_close(up);
-	if (variant->at == BATON_PHASE_DEACTIVATED) {
+	if (variant->after_phase2) {
 		/* its foreground record had crossed before the old died */
 		expect_half_completes(_metadata, self);
+		expect_served(_metadata, self, err, 2);
+		return;
 	}
-	expect_served(_metadata, self, err, 2);
+	TH_LOG("rolled forward: the new instance serves the listeners, and closed every connection");
+	expect_closed(_metadata, self);
+	EXPECT_EQ(err, serving_pid(&self->svc, AF_INET));
 }
 
 /* New instances that fail in other ways; the old serves on. */
@@ -186,11 +270,11 @@ FIXTURE_VARIANT(bad_new) {
 
 FIXTURE_VARIANT_ADD(bad_new, never_ready) {
 	.argv = { "/bin/sleep", "30" }, .timeout_ms = 500,
-	.reason = "did not say READY",
+	.reason = "never connected to the old instance",
 };
 FIXTURE_VARIANT_ADD(bad_new, exits_at_once) {
 	.argv = { "/bin/false" }, .timeout_ms = 5000,
-	.reason = "exited before it was active",
+	.reason = "exited with status 1 before it was active",
 };
 FIXTURE_VARIANT_ADD(bad_new, no_such_command) {
 	.argv = { "/nonexistent/kvd" }, .timeout_ms = 5000,
