@@ -556,7 +556,7 @@ TEST_F_TIMEOUT(fault, random_moments, 1800)
 		ASSERT_LT(0, settle(b, why, sizeof(why)))
 			TH_LOG("after fault %d: %s", i, why);
 	}
-	TH_LOG("%s %s: %d upgrades, seed %u: done %u, rolled back %u, failed %u, refused %u (it was gone before batonctl came), batonctl killed %u; none serving after it %u; no victim found %u",
+	TH_LOG("%s %s: %d upgrades, seed %u: done %u, rolled back %u, failed %u, refused %u (no old instance answered batonctl), batonctl killed %u; none serving after it %u; no victim found %u",
 	       target_names[variant->target], strsignal(variant->sig), faults,
 	       b->seed, oc.done, oc.rolled_back, oc.failed, oc.refused,
 	       oc.killed, oc.none_served, oc.missed);

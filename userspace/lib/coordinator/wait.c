@@ -171,8 +171,15 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 			deactivated(up, tb);
 			continue;
 		}
-		if (from == FROM_NEW && m->nlh->nlmsg_type == BATON_MSG_PEER_LOST)
+		/* what the new one said before it had our word */
+		if (from == FROM_NEW && m->nlh->nlmsg_type == BATON_MSG_PEER_LOST) {
+			if (up->r.old_lost)
+				continue;	/* we know: roll_forward() */
 			return -ENOTCONN;
+		}
+		if (from == FROM_NEW && m->nlh->nlmsg_type == BATON_MSG_READY &&
+		    want != BATON_MSG_READY)
+			continue;	/* it had phase 1 before the old went */
 		msg_close_fds(m);
 		return fail(up, -EPROTO, "unexpected %s from the %s instance",
 			    msg_type_name(m->nlh->nlmsg_type), who(from));

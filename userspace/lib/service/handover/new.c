@@ -19,9 +19,24 @@
 
 #include "service/handover/takeover.h"
 
+static int peer_gone(struct takeover *t);
+
+/* To the old instance: if it has gone, that is peer_gone(), not an error */
+static int to_peer(struct takeover *t, int err)
+{
+	if (err == -EPIPE || err == -ECONNRESET)
+		return peer_gone(t);
+	if (err)
+		snprintf(t->why, sizeof(t->why),
+			 "cannot write to the old instance: %s", strerror(-err));
+	return err;
+}
+
 /* The old is gone: what it had that matters, the coordinator holds. */
 static int peer_gone(struct takeover *t)
 {
+	int err;
+
 	if (t->peer >= 0)
 		close(t->peer);
 	t->peer = -1;
@@ -29,19 +44,28 @@ static int peer_gone(struct takeover *t)
 		return 0;	/* it had handed over everything */
 	pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
 	t->peer_lost = true;
-	return msg_send_simple(t->ctl, t->svc->msg, BATON_MSG_PEER_LOST, 0);
+	err = msg_send_simple(t->ctl, t->svc->msg, BATON_MSG_PEER_LOST, 0);
+	if (err)
+		snprintf(t->why, sizeof(t->why),
+			 "the old instance went away, and so did the coordinator");
+	return err;
 }
 
 static int send_ready(struct takeover *t)
 {
 	struct baton_msg *m = t->svc->msg;
+	int err;
 
 	msg_init(m, BATON_MSG_READY);
-	return msg_put_u32(m, BATON_A_LISTENERS, t->listeners) ?:
-	       msg_put_u32(m, BATON_A_CONNS, t->conns) ?:
-	       msg_put_u64(m, BATON_A_TIME_NS, t->t_welcome) ?:
-	       msg_put_str(m, BATON_A_APP, t->svc->app_name) ?:
-	       msg_send(t->ctl, m);
+	err = msg_put_u32(m, BATON_A_LISTENERS, t->listeners) ?:
+	      msg_put_u32(m, BATON_A_CONNS, t->conns) ?:
+	      msg_put_u64(m, BATON_A_TIME_NS, t->t_welcome) ?:
+	      msg_put_str(m, BATON_A_APP, t->svc->app_name) ?:
+	      msg_send(t->ctl, m);
+	if (err)
+		snprintf(t->why, sizeof(t->why),
+			 "cannot say READY to the coordinator: %s", strerror(-err));
+	return err;
 }
 
 static int phase2_done(struct takeover *t, const struct nlattr **tb)
@@ -96,7 +120,7 @@ static int from_peer(struct takeover *t)
 	case BATON_MSG_SYNC:
 		/* phase 1's state is whole; the old may stop accepting */
 		t->state_whole = true;
-		return msg_send_simple(t->peer, m, BATON_MSG_SYNC, 0);
+		return to_peer(t, msg_send_simple(t->peer, m, BATON_MSG_SYNC, 0));
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
 			break;
@@ -244,7 +268,8 @@ static int greet(struct takeover *t)
 			 svc->res.paths.sock, cred.uid);
 		return err;
 	}
-	err = hello_put(svc->msg, &h) ?: msg_send(t->peer, svc->msg);
+	err = hello_put(svc->msg, &h) ?:
+	      to_peer(t, msg_send(t->peer, svc->msg));
 	while (!err && t->peer >= 0 && !t->peer_lost) {
 		err = wait_peers(t);
 		if (err <= 0)
@@ -397,6 +422,8 @@ int takeover_run(struct baton_service *svc, int ctl)
 		      greet(&t) ?: exchange(&t) ?: activate(&t);
 	}
 	if (err) {
+		if (!t.why[0])
+			snprintf(t.why, sizeof(t.why), "%s", strerror(-err));
 		pr_err(&svc->log, "takeover failed: %s", t.why);
 		msg_send_error(ctl, svc->msg, err, "%s", t.why);
 		if (t.peer >= 0)

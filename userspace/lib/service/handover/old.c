@@ -20,6 +20,11 @@
 
 /* Past the blackout's deadline, the coordinator acts first; then we do */
 #define BLACKOUT_GRACE_MS	100
+/*
+ * A new instance that died holding the lock lets it go as its process
+ * ends, a moment after its socket closed: so often we look again.
+ */
+#define LOCK_RETRY_MS		10
 
 static void parked_close(struct baton_service *svc, const char *why)
 {
@@ -83,14 +88,17 @@ int rollback(struct baton_service *svc, const char *why)
 	bool was_running = svc->state >= SVC_PRECOPY;
 	bool let_go = svc->state >= SVC_DEACTIVATED;
 
-	if (svc->state == SVC_SERVING || svc->state == SVC_COMMITTED ||
-	    svc->state == SVC_DRAINING)
+	if (svc->state == SVC_SERVING || svc->state == SVC_DRAINING ||
+	    (svc->state == SVC_COMMITTED && svc->succ >= 0))
 		return 0;
 	if (resources_lock(&svc->res)) {
-		pr_warn(&svc->log, "cannot roll back (%s): the new instance holds the lock; it serves",
-			why);
+		if (svc->state != SVC_COMMITTED)
+			pr_warn(&svc->log, "cannot roll back (%s): the new instance holds the lock%s",
+				why, svc->succ >= 0 ? "; it serves" :
+				", and went away: until it lets go");
 		svc->state = SVC_COMMITTED;
-		svc_deadline(svc, 0);
+		/* gone, it lets go soon: then we look again */
+		svc_deadline(svc, svc->succ >= 0 ? 0 : LOCK_RETRY_MS);
 		return 0;
 	}
 	/* the lock first, then its word: so no ACTIVE can come in between */
@@ -357,6 +365,8 @@ int state_expired(struct baton_service *svc)
 		return 0;
 	case SVC_DEACTIVATED:
 		return try_resume(svc, "the new instance was not active by the blackout's deadline");
+	case SVC_COMMITTED:
+		return rollback(svc, "the new instance went away before it was active");
 	default:
 		return 0;
 	}
