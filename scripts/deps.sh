@@ -22,6 +22,10 @@ packages=(
 	busybox-static
 	cpio
 	gzip
+	# the VM with systemd as PID 1 (scripts/vm-systemd.sh) boots the
+	# host's own systemd; the tests speak to it through libsystemd
+	systemd
+	libsystemd-dev
 )
 
 missing=()
