@@ -5,6 +5,8 @@
 #   make check		install what is needed, run the selftests (ASan/UBSan)
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
+#   make dkms-source	baton.ko's sources for DKMS, in $(DESTDIR)/usr/src (dkms.conf)
+#   make dkms-check	dkms build of those sources, in a tree of its own
 
 ifneq ($(V),1)
 Q := @
@@ -102,6 +104,14 @@ module:
 	$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) W=1 modules $(if $(Q),>/dev/null)
 	@$(if $(Q),echo "  KMOD    module/baton.ko")
 
+# the source tree DKMS builds baton.ko from (dkms.conf), under $(DESTDIR)/usr/src
+dkms-source:
+	$(Q)bash scripts/dkms-source.sh $(DESTDIR)
+
+# dkms build from that tree, in a DKMS tree of its own under build/dkms
+dkms-check: deps
+	$(Q)bash scripts/dkms-check.sh
+
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
@@ -118,4 +128,4 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module demo check bench clean
+.PHONY: all deps module dkms-source dkms-check demo check bench clean

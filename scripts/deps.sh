@@ -26,6 +26,8 @@ packages=(
 	# host's own systemd; the tests speak to it through libsystemd
 	systemd
 	libsystemd-dev
+	# packaging: baton.ko through DKMS
+	dkms
 )
 
 missing=()
