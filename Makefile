@@ -7,6 +7,7 @@
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
 #   make dkms-source	baton.ko's sources for DKMS, in $(DESTDIR)/usr/src (dkms.conf)
 #   make dkms-check	dkms build of those sources, in a tree of its own
+#   make man		batonctl(8) and kvd(8) from Documentation/, in build/man
 
 ifneq ($(V),1)
 Q := @
@@ -112,6 +113,19 @@ dkms-source:
 dkms-check: deps
 	$(Q)bash scripts/dkms-check.sh
 
+# man pages from Documentation/, checked to render without a warning
+MAN	:= $(B)/man/batonctl.8 $(B)/man/kvd.8
+
+man: $(MAN)
+
+$(B)/man/%.8: Documentation/%.rst
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MAN     $@")
+	$(Q)rst2man --halt=warning $< $@.tmp
+	$(Q)w=$$(MANWIDTH=80 man --warnings -l $@.tmp 2>&1 >/dev/null); \
+		[ -z "$$w" ] || { echo "$$w" >&2; rm -f $@.tmp; exit 1; }
+	$(Q)mv $@.tmp $@
+
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
@@ -128,4 +142,4 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module dkms-source dkms-check demo check bench clean
+.PHONY: all deps module dkms-source dkms-check man demo check bench clean

@@ -26,8 +26,10 @@ packages=(
 	# host's own systemd; the tests speak to it through libsystemd
 	systemd
 	libsystemd-dev
-	# packaging: baton.ko through DKMS
+	# packaging: baton.ko through DKMS, man pages from Documentation/
 	dkms
+	python3-docutils
+	man-db
 )
 
 missing=()
