@@ -126,10 +126,12 @@ mount -t tmpfs -o mode=0755 rw /rw || fail "mount tmpfs"
 mkdir /rw/upper /rw/work
 mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work \
 	overlay /newroot || fail "mount overlay"
-# /run and /tmp of the VM's own, not the host's; and nothing that would
-# make systemd believe it runs in a container
+# a /run of the VM's own, not the host's; the host's /tmp, where the
+# programs may be, is not emptied at boot as Debian's tmp.conf says; and
+# nothing that would make systemd believe it runs in a container
 mount -t tmpfs -o mode=0755,nosuid,nodev run /newroot/run || fail "mount /run"
-mount -t tmpfs -o mode=1777,nosuid,nodev tmp /newroot/tmp || fail "mount /tmp"
+mkdir -p /newroot/etc/tmpfiles.d
+echo "d /tmp 1777 root root -" >/newroot/etc/tmpfiles.d/tmp.conf
 rm -f /newroot/.dockerenv
 insmod /newroot$module || fail "insmod"
 mkdir -p /newroot/etc/baton-vm
