@@ -5,6 +5,9 @@
 #   make check		install what is needed, run the selftests (ASan/UBSan)
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
+#   make dkms-source	baton.ko's sources for DKMS, in $(DESTDIR)/usr/src (dkms.conf)
+#   make dkms-check	dkms build of those sources, in a tree of its own
+#   make man		batonctl(8) and kvd(8) from Documentation/, in build/man
 
 ifneq ($(V),1)
 Q := @
@@ -116,6 +119,27 @@ module:
 	$(Q)$(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) W=1 modules $(if $(Q),>/dev/null)
 	@$(if $(Q),echo "  KMOD    module/baton.ko")
 
+# the source tree DKMS builds baton.ko from (dkms.conf), under $(DESTDIR)/usr/src
+dkms-source:
+	$(Q)bash scripts/dkms-source.sh $(DESTDIR)
+
+# dkms build from that tree, in a DKMS tree of its own under build/dkms
+dkms-check: deps
+	$(Q)bash scripts/dkms-check.sh
+
+# man pages from Documentation/, checked to render without a warning
+MAN	:= $(B)/man/batonctl.8 $(B)/man/kvd.8
+
+man: $(MAN)
+
+$(B)/man/%.8: Documentation/%.rst
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  MAN     $@")
+	$(Q)rst2man --halt=warning $< $@.tmp
+	$(Q)w=$$(MANWIDTH=80 man --warnings -l $@.tmp 2>&1 >/dev/null); \
+		[ -z "$$w" ] || { echo "$$w" >&2; rm -f $@.tmp; exit 1; }
+	$(Q)mv $@.tmp $@
+
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
@@ -133,4 +157,4 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module demo check bench clean
+.PHONY: all deps module dkms-source dkms-check man demo check bench clean

@@ -22,6 +22,14 @@ packages=(
 	busybox-static
 	cpio
 	gzip
+	# the VM with systemd as PID 1 (scripts/vm-systemd.sh) boots the
+	# host's own systemd; the tests speak to it through libsystemd
+	systemd
+	libsystemd-dev
+	# packaging: baton.ko through DKMS, man pages from Documentation/
+	dkms
+	python3-docutils
+	man-db
 )
 
 missing=()

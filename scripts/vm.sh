@@ -29,18 +29,7 @@ mkdir -p "$VM_DIR"
 
 # Debian's kernel, unpacked from its package rather than installed: the
 # host's /boot stays as it is.
-if [ ! -f "$kernel" ]; then
-	tmp=$(mktemp -d)
-	trap 'rm -rf "$tmp"' EXIT
-	chmod 0755 "$tmp"	# apt fetches as its own user
-	(cd "$tmp" && apt-get download -qq "linux-image-$krel" >/dev/null 2>&1) ||
-		die "cannot download linux-image-$krel: run 'apt-get update'"
-	dpkg-deb -x "$tmp"/linux-image-"$krel"_*.deb "$tmp/root"
-	cp "$tmp/root/boot/vmlinuz-$krel" "$kernel.tmp"
-	mv "$kernel.tmp" "$kernel"
-	rm -rf "$tmp"
-	trap - EXIT
-fi
+bash "$top/scripts/vm-kernel.sh"
 
 # The initramfs: busybox, the programs with every library they load,
 # baton.ko and an init that runs them.

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs each test program and sums what the harness reports. A program named
-# vm:NAME runs inside the QEMU VM (scripts/vm.sh) with baton.ko loaded; the
-# VM's kernel log failing its check counts as one more failure.
+# vm:NAME runs inside the QEMU VM (scripts/vm.sh) with baton.ko loaded, one
+# named systemd:NAME inside the VM whose PID 1 is systemd
+# (scripts/vm-systemd.sh); the VM's kernel log failing its check counts as
+# one more failure.
 #
 # Every program has a deadline of its own (TEST_TIMEOUT seconds, 900 by
 # default; the VM's run has VM_TIMEOUT). A failing test's whole block of
 # output is printed: its assertions and the log tail it left. The host
-# programs and the VM programs each get a count line; the last line is the
-# total, "N passed, N failed, N skipped".
+# programs, the VM programs and the systemd VM programs each get a count
+# line; the last line is the total, "N passed, N failed, N skipped".
 set -u
 export BATON_BIN B
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
@@ -19,7 +21,7 @@ export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake
 export VM_ENV="BATON_BIN=$BATON_BIN B=$B"
 
 declare -A pass fail skip
-for where in host vm; do
+for where in host vm systemd; do
 	pass[$where]=0 fail[$where]=0 skip[$where]=0
 done
 
@@ -34,16 +36,26 @@ failed_blocks() {
 }
 
 for t in "$@"; do
-	name=${t#vm:}
-	if [ "$name" != "$t" ]; then
+	case $t in
+	vm:*)
+		name=${t#vm:}
 		where=vm
 		log=$B/$name.vm.log
 		cmd=("$top/scripts/vm.sh" "$B/$name")
-	else
+		;;
+	systemd:*)
+		name=${t#systemd:}
+		where=systemd
+		log=$B/$name.systemd.log
+		cmd=("$top/scripts/vm-systemd.sh" "$B/$name")
+		;;
+	*)
+		name=$t
 		where=host
 		log=$B/$name.log
 		cmd=(timeout --kill-after=10 "$TEST_TIMEOUT" "$B/$name")
-	fi
+		;;
+	esac
 	echo "== $t"
 	start=$SECONDS
 	rc=0
@@ -73,11 +85,12 @@ for t in "$@"; do
 	fi
 	echo "   ($((SECONDS - start)) s)"
 done
-for where in host vm; do
+p=0 f=0 s=0
+for where in host vm systemd; do
 	echo "$where: ${pass[$where]} passed, ${fail[$where]} failed, ${skip[$where]} skipped"
+	p=$((p + pass[$where]))
+	f=$((f + fail[$where]))
+	s=$((s + skip[$where]))
 done
-p=$((pass[host] + pass[vm]))
-f=$((fail[host] + fail[vm]))
-s=$((skip[host] + skip[vm]))
 echo "$p passed, $f failed, $s skipped"
 [ "$f" -eq 0 ] && [ "$s" -eq 0 ]
