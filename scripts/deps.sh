@@ -22,6 +22,10 @@ packages=(
 	busybox-static
 	cpio
 	gzip
+	# make bench-http and baton-bench --plot
+	wrk
+	nginx
+	gnuplot-nox
 )
 
 missing=()
