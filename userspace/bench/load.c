@@ -65,10 +65,19 @@ struct worker {
 	struct sockaddr_in addr;
 };
 
-/* (Re)schedules c at c->next_ns; an earlier place goes stale. */
+/*
+ * (Re)schedules c at c->next_ns; an earlier place goes stale. A time whose
+ * slot run_slots() has passed already goes in the next one it will run:
+ * in its own, it would wait a whole lap of SLOTS ms.
+ */
 static void schedule(struct worker *w, struct lconn *c)
 {
-	struct slot *s = &w->slot[(c->next_ns / 1000000) % SLOTS];
+	__u64 ms = c->next_ns / 1000000;
+	struct slot *s;
+
+	if (ms < w->last_ms)
+		ms = w->last_ms;
+	s = &w->slot[ms % SLOTS];
 
 	if (s->n == s->cap) {
 		unsigned int cap = s->cap ? s->cap * 2 : 16;
