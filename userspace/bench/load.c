@@ -272,6 +272,8 @@ static void readable(struct worker *w, struct lconn *c)
 	}
 	if (c->sent_ns) {
 		samples_add(&w->samples, c->lost_ns ? c->lost_ns : c->sent_ns, now);
+		plot_add(&w->r->plot, w->sh->origin_ns,
+			 c->lost_ns ? c->lost_ns : c->sent_ns, now);
 		c->lost_ns = 0;
 		w->r->requests++;
 		if (c->op == OP_INCR)
@@ -465,6 +467,7 @@ static void connector_loop(struct worker *w)
 			if (now - q->start > CONNECT_SLOW_NS)
 				w->r->slow_connects++;
 			samples_add(&w->samples, q->start, now);
+			plot_add(&w->r->plot, w->sh->origin_ns, q->start, now);
 			w->r->requests++;
 			close_quick(q->fd);
 			q->fd = -1;
