@@ -13,19 +13,18 @@
 #include "httpd.h"
 
 enum httpd_conn_attr {
-	HTTPD_C_UNSPEC,
-	HTTPD_C_INBUF,		/* bytes: read, not answered (half a request) */
-	HTTPD_C_OUTBUF,		/* bytes: response head not written yet */
-	HTTPD_C_FILE_PATH,	/* string: the file being sent, under the root */
-	HTTPD_C_FILE_OFF,	/* u64: its next byte to send */
-	HTTPD_C_FILE_END,	/* u64: one past its last byte to send */
-	HTTPD_C_FILE_DEV,	/* u64: st_dev, st_ino, st_size and st_mtim of */
-	HTTPD_C_FILE_INO,	/* u64: the file; the reader refuses */
-	HTTPD_C_FILE_SIZE,	/* u64: to send another one */
-	HTTPD_C_FILE_MTIME,	/* u64, ns */
-	HTTPD_C_CLOSING,	/* u32: close once the response is out */
-	HTTPD_C_REQUESTS,	/* u64: requests answered on the connection */
-	HTTPD_C_BODY_BYTES,	/* u64, new in v2: file bytes sent on it */
+	HTTPD_C_INBUF = 1,	/* bytes: read, not answered (half a request) */
+	HTTPD_C_OUTBUF = 2,	/* bytes: response head not written yet */
+	HTTPD_C_FILE_PATH = 3,	/* string: the file being sent, under the root */
+	HTTPD_C_FILE_OFF = 4,	/* u64: its next byte to send */
+	HTTPD_C_FILE_END = 5,	/* u64: one past its last byte to send */
+	HTTPD_C_FILE_DEV = 6,	/* u64: st_dev, st_ino, st_size and st_mtim of */
+	HTTPD_C_FILE_INO = 7,	/* u64: the file; the reader refuses */
+	HTTPD_C_FILE_SIZE = 8,	/* u64: to send another one */
+	HTTPD_C_FILE_MTIME = 9,	/* u64, ns */
+	HTTPD_C_CLOSING = 10,	/* u32: close once the response is out */
+	HTTPD_C_REQUESTS = 11,	/* u64: requests answered on the connection */
+	HTTPD_C_BODY_BYTES = 12, /* u64, new in v2: file bytes sent on it */
 };
 
 int conn_record_save(const struct conn *c, struct baton_rec_writer *w)

@@ -10,8 +10,7 @@
 
 /* The service-wide record: one, its id unused. */
 enum httpd_state_attr {
-	HTTPD_S_UNSPEC,
-	HTTPD_S_REQUESTS,	/* u64: requests answered by the service */
+	HTTPD_S_REQUESTS = 1,	/* u64: requests answered by the service */
 };
 
 static int export_sockets(void *app, struct baton_export *exp,
