@@ -101,8 +101,8 @@ wait_port() {
 	return 1
 }
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$2"; }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-max() { sort -n | tail -1; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print !NR ? "-" : (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+max() { sort -n | awk 'END { print NR ? $1 : "-" }'; }
 
 start_wrk() {	# $1: name, $2: port
 	wrk -c "$conns" -d "${secs}s" -s "$top/scripts/wrk-closes.lua" \
@@ -116,6 +116,7 @@ start_wrk() {	# $1: name, $2: port
 # before the end, each at its time however long the one before took.
 upgrade_times() {
 	local span=$(((secs - 7) * 1000000)) i
+	[ "$upgrades" -gt 0 ] || return 0
 	for i in $(seq 0 $((upgrades - 1))); do
 		echo $((2000000 + (upgrades > 1 ? span * i / (upgrades - 1) : 0)))
 	done
@@ -141,7 +142,8 @@ wait_port "$port" || { echo "httpd did not start:"; cat "$dir/httpd.log"; exit 1
 start_wrk baton "$port"
 to=2 n=0
 : >"$dir/baton.lived"
-printf '%-3s %-10s %-14s %7s %12s %14s\n' "#" versions pids moved blackout "old lived"
+: >"$dir/baton.moved"
+printf '%-3s %-10s %-14s %6s %10s %10s %10s %10s\n' "#" versions pids moved blackout upgrade "old exit" "old lived"
 for at in $(upgrade_times); do
 	wait_until "$at"
 	n=$((n + 1))
@@ -156,9 +158,12 @@ for at in $(upgrade_times); do
 	lived=$(((NOW - t0) / 1000))
 	echo "$lived" >>"$dir/baton.lived"
 	echo "$(field conns "$out")" >>"$dir/baton.moved"
-	printf '%-3s %-10s %-14s %7s %9s ms %11s ms\n' "$n" "v$((3 - to)) -> v$to" \
-		"$old -> $(field new_pid "$out")" "$(field conns "$out")" \
-		"$(field blackout_ms "$out")" "$lived"
+	# batonctl's own figures: its upgrade until the new served, and the
+	# old's exit after that as the library saw it; then the process gone
+	printf '%-3s %-10s %-14s %6s %7.1f ms %7.1f ms %7.1f ms %7s ms\n' "$n" \
+		"v$((3 - to)) -> v$to" "$old -> $(field new_pid "$out")" \
+		"$(field conns "$out")" "$(field blackout_ms "$out")" \
+		"$(field total_ms "$out")" "$(field old_exit_ms "$out")" "$lived"
 	to=$((3 - to))
 done
 wait "$wrk_pid" || true
@@ -198,7 +203,8 @@ http {
 	uwsgi_temp_path $dir/nginx/uwsgi;
 	scgi_temp_path $dir/nginx/scgi;
 	server {
-		listen 127.0.0.1:$port;
+		# httpd's listen() backlog too; nginx's own default is 511
+		listen 127.0.0.1:$port backlog=4096;
 		root $www;
 		location / {
 			add_header X-Connection-Requests \$connection_requests always;
