@@ -274,6 +274,8 @@ row "old process lived, ms: median" "%16s" "$(median <"$dir/baton.lived")" "$(me
 row "                        max" "%16s" "$(max <"$dir/baton.lived")" "$(max <"$dir/nginx.lived")"
 echo "(closed: connections wrk opened past its $conns, from X-Connection-Requests: 1;"
 echo " old process lived: from batonctl's start or USR2 until the old process, and"
-echo " nginx's old workers, were gone; baton moved $(sort -n "$dir/baton.moved" | head -1) to $(max <"$dir/baton.moved") connections an upgrade)"
+echo " nginx's old workers, were gone)"
+[ "$upgrades" -eq 0 ] ||
+	echo "baton moved $(sort -n "$dir/baton.moved" | head -1) to $(max <"$dir/baton.moved") connections an upgrade"
 unmarked=$(( $(wrk_val "$b" unmarked) + $(wrk_val "$x" unmarked) ))
 [ "$unmarked" -eq 0 ] || { echo "httpd-vs-nginx: $unmarked responses had no X-Connection-Requests: the closes above are not exact" >&2; exit 1; }
