@@ -39,6 +39,7 @@ export BATON_RUN_DIR=$dir/run
 mkdir -p "$www" "$BATON_RUN_DIR" "$dir/nginx"
 wrk_pid= httpd_pid=
 cleanup() {
+	set +e		# whatever is already gone, the rest is still cleaned
 	[ -n "$wrk_pid" ] && kill "$wrk_pid" 2>/dev/null
 	for f in "$dir"/nginx/nginx.pid "$dir"/nginx/nginx.pid.oldbin; do
 		[ -s "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
