@@ -4,6 +4,7 @@
 #   make demo		install what is needed, run kvd and upgrade it under load
 #   make check		install what is needed, run the selftests (ASan/UBSan)
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
+#   make bench-http	httpd and nginx under wrk, each upgraded 10 times
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
 #   make dkms-source	baton.ko's sources for DKMS, in $(DESTDIR)/usr/src (dkms.conf)
 #   make dkms-check	dkms build of those sources, in a tree of its own
@@ -25,17 +26,19 @@ LDLIBS	:= -lmnl -lbpf -lz -lm
 LIB_SRC	:= $(wildcard userspace/lib/*.c userspace/lib/*/*.c userspace/lib/*/*/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
 KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c)
+HTTPD_SRC := $(wildcard userspace/examples/httpd/*.c)
 BENCH_SRC := $(wildcard userspace/bench/*.c)
 SKEL	:= $(B)/bpf/baton_steer.skel.h
 HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h userspace/lib/*/*.h \
 		userspace/lib/*/*/*.h \
-		userspace/examples/kvd/*.h userspace/bench/*.h \
+		userspace/examples/kvd/*.h userspace/examples/httpd/*.h \
+		userspace/bench/*.h \
 		userspace/batonctl/*.h bpf/*.h) $(SKEL)
 
 # Two builds: bin/ for use, asan/ for the tests
 BIN	:= $(B)/bin
 ASAN	:= $(B)/asan
-PROGS	:= batonctl kvd-v1 kvd-v2 baton-bench
+PROGS	:= batonctl kvd-v1 kvd-v2 httpd-v1 httpd-v2 baton-bench
 
 all: $(addprefix $(BIN)/,$(PROGS))
 
@@ -78,15 +81,23 @@ $(1)/kvd-v2: $(KVD_SRC:%.c=$(1)/obj/v2/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
 	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
 
+$(1)/httpd-v1: $(HTTPD_SRC:%.c=$(1)/obj/v1/%.o) $(1)/libbaton.a
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+
+$(1)/httpd-v2: $(HTTPD_SRC:%.c=$(1)/obj/v2/%.o) $(1)/libbaton.a
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+
 $(1)/obj/v1/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
 	@$(if $(Q),echo "  CC      $$@")
-	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=1 -c $$< -o $$@
+	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=1 -DHTTPD_VERSION=1 -c $$< -o $$@
 
 $(1)/obj/v2/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
 	@$(if $(Q),echo "  CC      $$@")
-	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=2 -c $$< -o $$@
+	$(Q)$(CC) $(CFLAGS) $(2) -DKVD_VERSION=2 -DHTTPD_VERSION=2 -c $$< -o $$@
 endef
 
 # The steering program, and the skeleton libbaton loads it with
@@ -152,9 +163,12 @@ check: deps
 bench: deps all
 	$(Q)bash scripts/bench.sh
 
+bench-http: deps all
+	$(Q)bash scripts/httpd-vs-nginx.sh
+
 clean:
 	$(Q)rm -rf $(B)
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module dkms-source dkms-check man demo check bench clean
+.PHONY: all deps module dkms-source dkms-check man demo check bench bench-http clean

@@ -30,6 +30,10 @@ packages=(
 	dkms
 	python3-docutils
 	man-db
+	# make bench-http and baton-bench --plot
+	wrk
+	nginx
+	gnuplot-nox
 )
 
 missing=()

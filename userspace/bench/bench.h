@@ -24,6 +24,34 @@ struct hist {
 	__u32 bin[HIST_BINS];
 };
 
+/*
+ * What --plot draws, in a bounded space however long the run: the slowest
+ * request of each time bucket (all requests count; the buckets widen, two
+ * merged into one, when the run outgrows them), and a uniform sample of
+ * requests, each kept with probability 2^-level, the level going up when
+ * the sample is full (a request's own level is geometric: see plot.c).
+ */
+#define PLOT_BUCKETS	2048
+#define PLOT_WIDTH_NS	10000000ULL	/* a bucket's first width: 10 ms */
+#define PLOT_POINTS	4096		/* the sample, in each worker */
+#define PLOT_KEEP	3000		/* the sample, in each panel */
+
+struct plot_point {
+	__u64 t_ns;		/* when the request was sent, after the origin */
+	__u32 us;		/* its latency */
+	__u32 level;
+};
+
+struct plot_part {
+	__u64 width_ns;		/* of a bucket */
+	__u64 requests;		/* every one seen */
+	__u32 level;		/* the sample holds those of this level up */
+	__u32 npoints;
+	__u32 rng;
+	__u32 bucket_max_us[PLOT_BUCKETS];
+	struct plot_point pt[PLOT_POINTS];
+};
+
 enum mode { MODE_BATON, MODE_RESTART, MODE_DRAIN, MODE_REUSEPORT };
 
 struct window {
@@ -42,6 +70,7 @@ struct worker_result {
 	__u64 stall_max_us[MAX_UPGRADES];
 	struct hist normal;	/* requests that overlapped no upgrade */
 	struct hist stall;	/* requests that overlapped one */
+	struct plot_part plot;	/* with --plot */
 	bool done;
 };
 
@@ -49,6 +78,7 @@ struct worker_result {
 struct shared {
 	volatile int stop;
 	volatile int classify;	/* windows are final: judge your samples */
+	volatile __u64 origin_ns;	/* --plot: time 0, once all are connected */
 	unsigned int nwindows;
 	struct window windows[MAX_UPGRADES];
 	struct worker_result w[MAX_WORKERS];
@@ -62,6 +92,7 @@ struct bench_opts {
 	unsigned int interval_ms;
 	int port;
 	bool json;
+	const char *plot;	/* --plot FILE.svg */
 	const char *bin_dir;
 	bool own_listeners;	/* kvd --steer, batonctl --listeners own */
 	unsigned int nbaselines;
@@ -132,6 +163,33 @@ int instances_upgrade(struct instance_set *is, enum mode mode,
 void instances_poll_draining(struct instance_set *is);
 void instances_stop(struct instance_set *is);
 long rss_kb(pid_t pid);
+
+/* plot.c */
+void plot_add(struct plot_part *p, __u64 origin_ns, __u64 start, __u64 end);
+
+struct plot_panel {
+	const char *name;	/* the mode */
+	char note[160];		/* what the panel's title adds */
+	double seconds;		/* from the origin to the end of the load */
+	__u64 width_ns;
+	__u64 requests;
+	__u32 level;
+	__u32 bucket_max_us[PLOT_BUCKETS];
+	struct plot_point *pt;
+	unsigned int npt;
+	unsigned int nwin;
+	struct {
+		double start, end;	/* the upgrade, s after the origin */
+		double blackout_ms;	/* ending at end; 0 if none */
+	} win[MAX_UPGRADES];
+};
+
+/* The workers' parts of one mode, merged into a panel. */
+int plot_merge(struct plot_panel *panel, const struct shared *sh,
+	       unsigned int nworkers);
+/* gnuplot draws the panels into path (SVG). */
+int plot_write(const char *path, const char *title,
+	       const struct plot_panel *panels, unsigned int n);
 
 /* floor.c */
 double floor_rtt_us(void);

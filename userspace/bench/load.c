@@ -65,10 +65,19 @@ struct worker {
 	struct sockaddr_in addr;
 };
 
-/* (Re)schedules c at c->next_ns; an earlier place goes stale. */
+/*
+ * (Re)schedules c at c->next_ns; an earlier place goes stale. A time whose
+ * slot run_slots() has passed already goes in the next one it will run:
+ * in its own, it would wait a whole lap of SLOTS ms.
+ */
 static void schedule(struct worker *w, struct lconn *c)
 {
-	struct slot *s = &w->slot[(c->next_ns / 1000000) % SLOTS];
+	__u64 ms = c->next_ns / 1000000;
+	struct slot *s;
+
+	if (ms < w->last_ms)
+		ms = w->last_ms;
+	s = &w->slot[ms % SLOTS];
 
 	if (s->n == s->cap) {
 		unsigned int cap = s->cap ? s->cap * 2 : 16;
@@ -263,6 +272,8 @@ static void readable(struct worker *w, struct lconn *c)
 	}
 	if (c->sent_ns) {
 		samples_add(&w->samples, c->lost_ns ? c->lost_ns : c->sent_ns, now);
+		plot_add(&w->r->plot, w->sh->origin_ns,
+			 c->lost_ns ? c->lost_ns : c->sent_ns, now);
 		c->lost_ns = 0;
 		w->r->requests++;
 		if (c->op == OP_INCR)
@@ -456,6 +467,7 @@ static void connector_loop(struct worker *w)
 			if (now - q->start > CONNECT_SLOW_NS)
 				w->r->slow_connects++;
 			samples_add(&w->samples, q->start, now);
+			plot_add(&w->r->plot, w->sh->origin_ns, q->start, now);
 			w->r->requests++;
 			close_quick(q->fd);
 			q->fd = -1;

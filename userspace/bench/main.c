@@ -39,6 +39,7 @@ struct mode_result {
 	unsigned int old_alive_at_end;
 	long rss_old_kb, rss_new_kb;
 	double seconds;
+	struct plot_panel panel;	/* --plot */
 };
 
 static void usage(FILE *f)
@@ -62,6 +63,8 @@ static void usage(FILE *f)
 "                      baton's sk_reuseport program (kvd --steer)\n"
 "  --port P            kvd's port (a free one)\n"
 "  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
+"  --plot FILE.svg     draw each request's latency against time, one panel\n"
+"                      per mode, with gnuplot\n"
 "  -j, --json          one JSON object\n");
 }
 
@@ -108,6 +111,35 @@ static void sleep_ms(struct instance_set *is, unsigned int ms)
 		usleep(ms < 10 ? ms * 1000 : 10000);
 		instances_poll_draining(is);
 	}
+}
+
+static double blackout_median(const struct mode_result *r);
+
+/* The mode's panel: its workers' samples, its windows and blackouts. */
+static int plot_panel_fill(struct mode_result *res, const struct shared *sh,
+			   unsigned int nworkers)
+{
+	struct plot_panel *p = &res->panel;
+	unsigned int u;
+
+	p->name = mode_names[res->mode];
+	p->seconds = res->seconds;
+	for (u = 0; u < res->nup; u++) {
+		const struct upgrade_result *r = &res->up[u];
+
+		if (!r->w.start_ns || !r->w.end_ns)
+			continue;
+		p->win[p->nwin].start = (r->w.start_ns - sh->origin_ns) / 1e9;
+		p->win[p->nwin].end = (r->w.end_ns - sh->origin_ns) / 1e9;
+		p->win[p->nwin].blackout_ms = r->ok ? r->blackout_ms : 0;
+		p->nwin++;
+	}
+	snprintf(p->note, sizeof(p->note),
+		 "dropped %llu, connects failed %llu, integrity errors %llu, blackout median %.2f ms",
+		 (unsigned long long)res->dropped,
+		 (unsigned long long)res->failed_connects,
+		 (unsigned long long)res->integrity, blackout_median(res));
+	return plot_merge(p, sh, nworkers);
 }
 
 static int run_mode(const struct bench_opts *o, enum mode mode,
@@ -165,6 +197,8 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		goto stop_workers;
 	}
 	t0 = now_ns();
+	if (o->plot)
+		sh->origin_ns = t0;
 	sleep_ms(&is, 1000);
 	for (u = 0; u < o->upgrades && u < MAX_UPGRADES; u++) {
 		struct upgrade_result *r = &res->up[u];
@@ -220,6 +254,8 @@ stop_workers:
 			if (w->stall_max_us[u] > res->stall_max_us[u])
 				res->stall_max_us[u] = w->stall_max_us[u];
 	}
+	if (!err && o->plot)
+		err = plot_panel_fill(res, sh, nw);
 	instances_stop(&is);
 unmap:
 	munmap(sh, sizeof(*sh));
@@ -342,6 +378,28 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 #undef ROW
 }
 
+static int write_plot(const struct bench_opts *o, struct mode_result *res,
+		      unsigned int n)
+{
+	struct plot_panel *panels = calloc(n, sizeof(*panels));
+	char title[200];
+	unsigned int i;
+	int err;
+
+	if (!panels)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		panels[i] = res[i].panel;
+	snprintf(title, sizeof(title),
+		 "baton-bench: %u connections at %g requests/s each, %g new connections/s, %u upgrades",
+		 o->conns, o->rate, o->connect_rate, o->upgrades);
+	err = plot_write(o->plot, title, panels, n);
+	if (err == -ENODATA)
+		fprintf(stderr, "baton-bench: no request to draw in %s\n", o->plot);
+	free(panels);
+	return err;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -353,6 +411,7 @@ int main(int argc, char **argv)
 		{ "baseline", required_argument, NULL, 'b' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "bin", required_argument, NULL, 'B' },
+		{ "plot", required_argument, NULL, 'P' },
 		{ "listeners", required_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -376,6 +435,7 @@ int main(int argc, char **argv)
 		case 'i': o.interval_ms = atoi(optarg); break;
 		case 'p': o.port = atoi(optarg); break;
 		case 'B': o.bin_dir = optarg; break;
+		case 'P': o.plot = optarg; break;
 		case 'j': o.json = true; break;
 		case 'b':
 			if (o.nbaselines == 3) {
@@ -430,6 +490,10 @@ int main(int argc, char **argv)
 		return 1;
 	for (i = 0; i < n && !err; i++)
 		err = run_mode(&o, i ? o.baselines[i - 1] : MODE_BATON, &res[i]);
+	if (!err && o.plot)
+		err = write_plot(&o, res, n);
+	for (i = 0; i < n; i++)
+		free(res[i].panel.pt);
 	if (err) {
 		free(res);
 		return 1;
