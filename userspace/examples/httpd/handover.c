@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* httpd's side of a baton handover: what it hands over and how it takes it. */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "httpd.h"
@@ -14,16 +16,16 @@ enum httpd_state_attr {
 };
 
 static int export_sockets(void *app, struct baton_export *exp,
-			  unsigned int flags)
+			  unsigned int upgrade_flags, unsigned int flags)
 {
 	struct httpd *h = app;
 	unsigned int i;
 	int err;
 
 	/* the last pass: new clients wait in the backlog from here */
-	if (flags & BATON_EXPORT_FINAL)
+	if (flags & BATON_EXPORT_F_FINAL)
 		listeners_watch(h, false);
-	for (i = 0; !(flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
+	for (i = 0; !(upgrade_flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
 		    i < h->nlisteners; i++) {
 		err = baton_export_socket(exp, h->listeners[i].fd,
 					  h->listeners[i].id,
@@ -31,7 +33,7 @@ static int export_sockets(void *app, struct baton_export *exp,
 		if (err)
 			return err;
 	}
-	if (flags & BATON_UPGRADE_F_DRAIN)
+	if (upgrade_flags & BATON_UPGRADE_F_DRAIN)
 		return 0;
 	for (i = 0; i < h->maxfd; i++) {
 		struct conn *c = h->conns[i];
@@ -97,6 +99,9 @@ static void terminate(void *app)
 	struct httpd *h = app;
 	unsigned int i;
 
+	/* what is left to do must not slow the new instance down */
+	setpriority(PRIO_PROCESS, 0, 19);
+	sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
 	conns_close_all(h);
 	for (i = 0; i < h->nlisteners; i++)
 		close(h->listeners[i].fd);
@@ -218,12 +223,17 @@ static int activate(void *app, unsigned int flags)
 	for (i = 0; i < h->maxfd; i++) {
 		struct conn *c = h->conns[i];
 
-		if (!c || !c->unclaimed)
+		if (!c)
 			continue;
-		c->unclaimed = false;
-		/* without a record, the old closed it in phase 1 */
-		if (!(flags & BATON_ACTIVATE_F_PEER_LOST))
+		/*
+		 * Without a record, the old closed it in phase 1. With the
+		 * old lost, none can go on exactly: its client sees the
+		 * close and retries, rather than a response out of step.
+		 */
+		if (c->unclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST))
 			conn_close(h, c);
+		else
+			c->unclaimed = false;
 	}
 	h->kick = true;
 	return listeners_watch(h, true);
