@@ -21,10 +21,6 @@ static struct netlink_range_validation baton_cwnd_range = {
 	.min = 1, .max = BATON_CWND_MAX,
 };
 
-static struct netlink_range_validation baton_count_range = {
-	.max = BATON_CWND_MAX,
-};
-
 static struct netlink_range_validation baton_ssthresh_range = {
 	.min = 2, .max = TCP_INFINITE_SSTHRESH,
 };
@@ -46,8 +42,10 @@ static const struct nla_policy baton_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, 0),
 	[BATON_GENL_A_CWND]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_cwnd_range),
 	[BATON_GENL_A_SSTHRESH]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_ssthresh_range),
-	[BATON_GENL_A_CWND_CNT]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_count_range),
-	[BATON_GENL_A_PRIOR_CWND]  = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_count_range),
+	/* CUBIC keeps it up to 100 windows: the import cuts it to one */
+	[BATON_GENL_A_CWND_CNT]	   = { .type = NLA_U32 },
+	/* 0 would reach tcp_cwnd_reduction()'s WARN in CWR or Recovery */
+	[BATON_GENL_A_PRIOR_CWND]  = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_cwnd_range),
 	[BATON_GENL_A_SRTT_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
 	[BATON_GENL_A_MDEV_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
 	[BATON_GENL_A_MDEV_MAX_US] = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
@@ -97,6 +95,19 @@ put_sock:
 	return err;
 }
 
+/*
+ * A value within the range the policy gives its attribute: an export
+ * never produces a record its import refuses.
+ */
+static u32 baton_genl_clamp(int attr, u32 v)
+{
+	const struct nla_policy *pt = &baton_genl_policy[attr];
+
+	if (pt->validation_type != NLA_VALIDATE_RANGE_PTR)
+		return v;
+	return clamp_t(u64, v, pt->range->min, pt->range->max);
+}
+
 /* FD as asked, then every state attribute the export found */
 static int baton_genl_put_state(struct sk_buff *reply, struct genl_info *info,
 				const struct baton_tcp_state *st)
@@ -109,7 +120,8 @@ static int baton_genl_put_state(struct sk_buff *reply, struct genl_info *info,
 	for (attr = BATON_GENL_A_STATE_FIRST;
 	     attr <= BATON_GENL_A_STATE_LAST; attr++) {
 		if (baton_tcp_has(st, attr) &&
-		    nla_put_u32(reply, attr, st->val[attr]))
+		    nla_put_u32(reply, attr,
+				baton_genl_clamp(attr, st->val[attr])))
 			return -EMSGSIZE;
 	}
 	return 0;

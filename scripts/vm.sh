@@ -8,7 +8,9 @@
 #   scripts/vm.sh PROGRAM...
 #
 # VM_FILES: more executables, copied to the same absolute paths (with
-# their libraries); VM_ENV: NAME=VALUE words exported to the programs.
+# their libraries); VM_ENV: NAME=VALUE words exported to the programs;
+# VM_MODULES: modules of Debian's kernel (tcp_bbr, sch_netem, veth, ...)
+# loaded before baton.ko, in that order.
 #
 # Exit status: that of the last program that failed, or 1 if the kernel
 # complained, or 0.
@@ -27,15 +29,26 @@ die() { echo "vm: $*" >&2; exit 2; }
 [ -f "$module" ] || die "$module is missing: run 'make module'"
 mkdir -p "$VM_DIR"
 
-# Debian's kernel, unpacked from its package rather than installed: the
-# host's /boot stays as it is.
-if [ ! -f "$kernel" ]; then
+# Debian's kernel and the modules asked for, unpacked from its package
+# rather than installed: the host's /boot stays as it is.
+kmods=$VM_DIR/modules-$krel
+missing=
+for m in ${VM_MODULES:-}; do
+	[ -f "$kmods/$m.ko" ] || missing=1
+done
+if [ ! -f "$kernel" ] || [ -n "$missing" ]; then
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
 	chmod 0755 "$tmp"	# apt fetches as its own user
 	(cd "$tmp" && apt-get download -qq "linux-image-$krel" >/dev/null 2>&1) ||
 		die "cannot download linux-image-$krel: run 'apt-get update'"
 	dpkg-deb -x "$tmp"/linux-image-"$krel"_*.deb "$tmp/root"
+	mkdir -p "$kmods"
+	for m in ${VM_MODULES:-}; do
+		ko=$(find "$tmp/root/lib/modules/$krel" -name "$m.ko" | head -1)
+		[ -n "$ko" ] || die "linux-image-$krel has no module $m"
+		cp "$ko" "$kmods/$m.ko"
+	done
 	cp "$tmp/root/boot/vmlinuz-$krel" "$kernel.tmp"
 	mv "$kernel.tmp" "$kernel"
 	rm -rf "$tmp"
@@ -50,6 +63,9 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,run}
 chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 cp "$module" "$root/baton.ko"
+for m in ${VM_MODULES:-}; do
+	cp "$kmods/$m.ko" "$root/$m.ko"
+done
 # each at its own absolute path, so that programs find each other as
 # they do on the host
 copy_with_libs() {
@@ -80,6 +96,12 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 ip link set lo up
 out=/dev/ttyS1
+for m in ${VM_MODULES:-}; do
+	if ! insmod /\$m.ko; then
+		echo "BATON-VM-EXIT 2 insmod \$m" >\$out
+		reboot -f
+	fi
+done
 if ! insmod /baton.ko; then
 	echo "BATON-VM-EXIT 2 insmod" >\$out
 	reboot -f

@@ -26,6 +26,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -333,12 +335,14 @@ TEST_F(conn, bad_value_changes_nothing)
 	ASSERT_EQ(0, tcp_info_get(self->srv, &before));
 	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
 
-	/* a window counter above the window it comes with */
+	/*
+	 * no window before a reduction: in CWR or Recovery it would reach
+	 * tcp_cwnd_reduction()'s WARN_ON_ONCE(!tp->prior_cwnd)
+	 */
 	len = rec_put(rec, 0, BATON_GENL_A_CWND, 37);
 	len = rec_put(rec, len, BATON_GENL_A_SSTHRESH, 20);
-	len = rec_put(rec, len, BATON_GENL_A_CWND_CNT, 38);
+	len = rec_put(rec, len, BATON_GENL_A_PRIOR_CWND, 0);
 	EXPECT_EQ(-ERANGE, baton_tcp_import(self->tcp, self->srv, rec, len));
-	EXPECT_NE(NULL, strstr(self->log.last, "counter"));
 
 	/* out of the policy's ranges */
 	len = rec_put(rec, 0, BATON_GENL_A_SSTHRESH, 20);
@@ -363,6 +367,264 @@ TEST_F(conn, bad_value_changes_nothing)
 	EXPECT_EQ(before.tcpi_snd_cwnd, ti.tcpi_snd_cwnd);
 	EXPECT_EQ(before.tcpi_snd_ssthresh, ti.tcpi_snd_ssthresh);
 	EXPECT_EQ(before.tcpi_rto, ti.tcpi_rto);
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+/*
+ * What the socket cannot take is brought within what it can: CUBIC's
+ * increase counter (up to 100 windows) to the window, the RTO and the
+ * variance to the socket's minimum RTO (TCP_RTO_MIN here: 200 ms).
+ */
+TEST_F(conn, import_takes_what_the_socket_can)
+{
+	char rec[256];
+	struct tcp_info ti;
+	size_t len;
+	int n;
+
+	len = rec_put(rec, 0, BATON_GENL_A_CWND, 37);
+	len = rec_put(rec, len, BATON_GENL_A_CWND_CNT, 3700);
+	len = rec_put(rec, len, BATON_GENL_A_SRTT_US, 5000);
+	len = rec_put(rec, len, BATON_GENL_A_RTTVAR_US, 1500);
+	len = rec_put(rec, len, BATON_GENL_A_MDEV_MAX_US, 100);
+	len = rec_put(rec, len, BATON_GENL_A_RTO_US, 1000);
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	EXPECT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec, len))
+		TH_LOG("%s", self->log.last);
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(37, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(200000, ti.tcpi_rto);
+	n = baton_tcp_export(self->tcp, self->srv, rec, sizeof(rec));
+	ASSERT_LT(0, n);
+	EXPECT_GE(37, rec_get(rec, n, BATON_GENL_A_CWND_CNT));
+	/* kept four times over, as the RTO adds it: 200 ms / 4 */
+	EXPECT_LE(50000, rec_get(rec, n, BATON_GENL_A_RTTVAR_US));
+	EXPECT_LE(50000, rec_get(rec, n, BATON_GENL_A_MDEV_MAX_US));
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+/* a second connection to the fixture's listener */
+static int conn_pair(int lfd, int family, int port, int *cli, int *srv)
+{
+	*cli = client_connect(family, port);
+	if (*cli < 0)
+		return *cli;
+	*srv = accept_wait(lfd);
+	if (*srv < 0) {
+		close(*cli);
+		return *srv;
+	}
+	return 0;
+}
+
+/* exports fd and imports the record into spare, in repair mode */
+static int round_trip(struct baton_tcp *tcp, int fd, int spare)
+{
+	char rec[512];
+	int n;
+
+	n = baton_tcp_export(tcp, fd, rec, sizeof(rec));
+	if (n < 0)
+		return n;
+	return baton_tcp_import(tcp, spare, rec, n);
+}
+
+/*
+ * Whatever moment an export catches a real connection in, its record
+ * imports: just connected, on either side, and all through a transfer
+ * in each direction.
+ */
+TEST_F(conn, export_import_round_trip)
+{
+	static char buf[65536];
+	int cli2, srv2, cli3, srv3, failed = 0, tries = 0;
+	size_t moved = 0;
+	ssize_t n;
+
+	ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+			       &cli2, &srv2));
+	ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+			       &cli3, &srv3));
+	ASSERT_EQ(0, repair(srv2, TCP_REPAIR_ON));
+	EXPECT_EQ(0, round_trip(self->tcp, cli3, srv2)) TH_LOG("%s", self->log.last);
+	EXPECT_EQ(0, round_trip(self->tcp, srv3, srv2)) TH_LOG("%s", self->log.last);
+
+	for (int dir = 0; dir < 2; dir++) {
+		int from = dir ? self->cli : self->srv;
+		int to = dir ? self->srv : self->cli;
+
+		for (moved = 0; moved < (4 << 20); tries += 2) {
+			send(from, buf, sizeof(buf), MSG_DONTWAIT);
+			while ((n = recv(to, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+				moved += n;
+			if (round_trip(self->tcp, from, srv2) ||
+			    round_trip(self->tcp, to, srv2)) {
+				TH_LOG("refused: %s", self->log.last);
+				failed++;
+			}
+		}
+	}
+	TH_LOG("%d records imported", tries);
+	EXPECT_EQ(0, failed);
+	ASSERT_EQ(0, repair(srv2, TCP_REPAIR_OFF_NO_WP));
+	EXPECT_EQ(0, exchange(cli2, srv2));
+	close(cli2);
+	close(srv2);
+	close(cli3);
+	close(srv3);
+}
+
+/*
+ * The retransmission timer of the connection lport -> rport, from
+ * /proc/net/tcp: which one (1: retransmission or loss probe) and the
+ * milliseconds left.
+ */
+static int proc_tcp_timer(int family, int lport, int rport, int *which,
+			  long *ms)
+{
+	char line[512], local[64], remote[64];
+	unsigned long when;
+	unsigned int tr;
+	int ret = -ENOENT;
+	FILE *f;
+
+	f = fopen(family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *lp, *rp;
+
+		if (sscanf(line, " %*d: %63s %63s %*x %*x:%*x %x:%lx", local,
+			   remote, &tr, &when) != 4)
+			continue;
+		lp = strrchr(local, ':');
+		rp = strrchr(remote, ':');
+		if (lp && rp && strtol(lp + 1, NULL, 16) == lport &&
+		    strtol(rp + 1, NULL, 16) == rport) {
+			*which = tr;
+			*ms = when * 10;	/* clock ticks at USER_HZ */
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+static int local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	return ntohs(ss.ss_family == AF_INET ?
+		     ((struct sockaddr_in *)&ss)->sin_port :
+		     ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	       (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/*
+ * Bytes written in repair mode count as sent and arm the retransmission
+ * timer, without an RTT (as a restore writes them). An import of the
+ * RTO re-arms it: the first retransmission comes after the imported RTO,
+ * not after the timer armed before it.
+ */
+TEST_F(conn, imported_rto_rearms_timer)
+{
+	char data[1000], in[sizeof(data)], rec[64];
+	int which, cport, queue;
+	struct timespec t0;
+	struct tcp_info ti;
+	__u32 retrans;
+	long ms;
+
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 11);
+	cport = local_port(self->cli);
+	ASSERT_LT(0, cport);
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	queue = TCP_SEND_QUEUE;
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_TCP, TCP_REPAIR_QUEUE,
+				&queue, sizeof(queue)));
+	ASSERT_EQ(sizeof(data), send(self->srv, data, sizeof(data), 0));
+	queue = TCP_NO_QUEUE;
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_TCP, TCP_REPAIR_QUEUE,
+				&queue, sizeof(queue)));
+	ASSERT_EQ(0, proc_tcp_timer(variant->family, self->port, cport,
+				    &which, &ms));
+	ASSERT_EQ(1, which);
+	TH_LOG("armed by the write: %ld ms", ms);
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	retrans = ti.tcpi_total_retrans;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec,
+				      rec_put(rec, 0, BATON_GENL_A_RTO_US,
+					      1500000)));
+	ASSERT_EQ(0, proc_tcp_timer(variant->family, self->port, cport,
+				    &which, &ms));
+	EXPECT_EQ(1, which);
+	EXPECT_GE(1500, ms);
+	EXPECT_LT(700, ms) TH_LOG("the timer still fires in %ld ms", ms);
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+
+	for (int i = 0; i < 1000; i++) {
+		ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+		if (ti.tcpi_total_retrans != retrans)
+			break;
+		usleep(5000);
+	}
+	ms = ms_since(&t0);
+	TH_LOG("first retransmission %ld ms after importing an RTO of 1500 ms",
+	       ms);
+	EXPECT_NE(retrans, ti.tcpi_total_retrans);
+	EXPECT_LE(1500 - 4, ms);	/* a jiffy at 250 Hz */
+	EXPECT_EQ(0, read_exact(self->cli, in, sizeof(in)));
+	EXPECT_EQ(0, memcmp(in, data, sizeof(data)));
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+/*
+ * The congestion module starts over from the imported state: BBR paces
+ * at the imported window over the imported RTT (times its startup gain
+ * of 2.885, less its 1% margin), and the imported threshold stays,
+ * although BBR's init sets its own.
+ */
+TEST_F(conn, import_restarts_congestion_module)
+{
+	static const char bbr[] = "bbr";
+	struct tcp_info ti;
+	char rec[256];
+	double want;
+
+	ASSERT_EQ(0, setsockopt(self->srv, IPPROTO_TCP, TCP_CONGESTION, bbr,
+				strlen(bbr)));
+	ASSERT_EQ(0, exchange(self->cli, self->srv));
+	ASSERT_EQ(0, settle(self->srv));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_ON));
+	ASSERT_EQ(0, baton_tcp_import(self->tcp, self->srv, rec,
+				      state_record(rec)));
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+
+	want = 37.0 * ti.tcpi_snd_mss / 0.005 * 2.885 * 0.99;
+	TH_LOG("pacing at %llu bytes/s, %.0f expected",
+	       (unsigned long long)ti.tcpi_pacing_rate, want);
+	EXPECT_LT(want * 0.97, ti.tcpi_pacing_rate);
+	EXPECT_GT(want * 1.03, ti.tcpi_pacing_rate);
+	EXPECT_EQ(37, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(20, ti.tcpi_snd_ssthresh);
 	EXPECT_EQ(0, exchange(self->cli, self->srv));
 }
 

@@ -12,6 +12,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # what the tests start, for the VM to carry
 export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer"
 export VM_ENV="BATON_BIN=$BATON_BIN B=$B"
+# module_test switches a connection to BBR
+export VM_MODULES="tcp_bbr"
 for t in "$@"; do
 	name=${t#vm:}
 	echo "== $t"

@@ -18,7 +18,9 @@
  *	BATON_GENL_CMD_TCP_IMPORT  { FD, [FLAGS], [CWND], [SSTHRESH], ... }
  *		The socket must be in repair mode (TCP_REPAIR) and connected
  *		(connect() in repair mode). Every value is checked before
- *		any is written: on error nothing changes.
+ *		any is written: on error nothing changes. What an export
+ *		produced always imports: values the socket cannot take are
+ *		brought within what it can (see Documentation/module.rst).
  *
  * The kernel validates strictly: an attribute it does not know is refused
  * (-EINVAL with an extended ack), so userspace sends only attributes up to
@@ -49,8 +51,8 @@ enum baton_genl_attr {
 	BATON_GENL_A_FLAGS,		/* u32: none defined yet, must be 0 */
 	BATON_GENL_A_CWND,		/* u32: segments, 1..snd_cwnd_clamp */
 	BATON_GENL_A_SSTHRESH,		/* u32: segments, >= 2 */
-	BATON_GENL_A_CWND_CNT,		/* u32: linear increase counter */
-	BATON_GENL_A_PRIOR_CWND,	/* u32: cwnd before loss recovery */
+	BATON_GENL_A_CWND_CNT,		/* u32: increase counter, cut to cwnd */
+	BATON_GENL_A_PRIOR_CWND,	/* u32: cwnd before a reduction, >= 1 */
 	BATON_GENL_A_SRTT_US,		/* u32: smoothed RTT */
 	BATON_GENL_A_MDEV_US,		/* u32: mean deviation */
 	BATON_GENL_A_MDEV_MAX_US,	/* u32: largest mdev this RTT */
