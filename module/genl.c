@@ -11,53 +11,53 @@
 #include "internal.h"
 
 /* The widest window any real path has; keeps tcp_snd_cwnd_set() happy */
-#define BATON_CWND_MAX		BIT(20)
+#define BTK_CWND_MAX		BIT(20)
 
-static struct netlink_range_validation baton_fd_range = {
+static struct netlink_range_validation btk_fd_range = {
 	.max = INT_MAX,
 };
 
-static struct netlink_range_validation baton_cwnd_range = {
-	.min = 1, .max = BATON_CWND_MAX,
+static struct netlink_range_validation btk_cwnd_range = {
+	.min = 1, .max = BTK_CWND_MAX,
 };
 
-static struct netlink_range_validation baton_ssthresh_range = {
+static struct netlink_range_validation btk_ssthresh_range = {
 	.min = 2, .max = TCP_INFINITE_SSTHRESH,
 };
 
-static struct netlink_range_validation baton_time_range = {
-	.max = BATON_TIME_MAX_US,
+static struct netlink_range_validation btk_time_range = {
+	.max = BTK_TIME_MAX_US,
 };
 
-static struct netlink_range_validation baton_rtt_min_range = {
-	.min = 1, .max = BATON_TIME_MAX_US,
+static struct netlink_range_validation btk_rtt_min_range = {
+	.min = 1, .max = BTK_TIME_MAX_US,
 };
 
-static struct netlink_range_validation baton_rto_range = {
-	.min = USEC_PER_MSEC, .max = BATON_TIME_MAX_US,
+static struct netlink_range_validation btk_rto_range = {
+	.min = USEC_PER_MSEC, .max = BTK_TIME_MAX_US,
 };
 
-static const struct nla_policy baton_genl_policy[BATON_GENL_A_MAX + 1] = {
-	[BATON_GENL_A_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_fd_range),
+static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
+	[BATON_GENL_A_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
 	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, 0),
-	[BATON_GENL_A_CWND]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_cwnd_range),
-	[BATON_GENL_A_SSTHRESH]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_ssthresh_range),
+	[BATON_GENL_A_CWND]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_cwnd_range),
+	[BATON_GENL_A_SSTHRESH]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_ssthresh_range),
 	/* CUBIC keeps it up to 100 windows: the import cuts it to one */
 	[BATON_GENL_A_CWND_CNT]	   = { .type = NLA_U32 },
 	/* 0 would reach tcp_cwnd_reduction()'s WARN in CWR or Recovery */
-	[BATON_GENL_A_PRIOR_CWND]  = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_cwnd_range),
-	[BATON_GENL_A_SRTT_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
-	[BATON_GENL_A_MDEV_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
-	[BATON_GENL_A_MDEV_MAX_US] = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
-	[BATON_GENL_A_RTTVAR_US]   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_time_range),
-	[BATON_GENL_A_RTT_MIN_US]  = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_rtt_min_range),
-	[BATON_GENL_A_RTO_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &baton_rto_range),
+	[BATON_GENL_A_PRIOR_CWND]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_cwnd_range),
+	[BATON_GENL_A_SRTT_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
+	[BATON_GENL_A_MDEV_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
+	[BATON_GENL_A_MDEV_MAX_US] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
+	[BATON_GENL_A_RTTVAR_US]   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
+	[BATON_GENL_A_RTT_MIN_US]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rtt_min_range),
+	[BATON_GENL_A_RTO_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rto_range),
 };
 
-static struct genl_family baton_genl_family;
+static struct genl_family btk_genl_family;
 
 /* The caller's socket named by BATON_GENL_A_FD, with a file reference */
-static int baton_genl_socket(struct genl_info *info, struct socket **sockp)
+static int btk_genl_socket(struct genl_info *info, struct socket **sockp)
 {
 	struct nlattr *fd_attr = info->attrs[BATON_GENL_A_FD];
 	struct socket *sock;
@@ -99,9 +99,9 @@ put_sock:
  * A value within the range the policy gives its attribute: an export
  * never produces a record its import refuses.
  */
-static u32 baton_genl_clamp(int attr, u32 v)
+static u32 btk_genl_clamp(int attr, u32 v)
 {
-	const struct nla_policy *pt = &baton_genl_policy[attr];
+	const struct nla_policy *pt = &btk_genl_policy[attr];
 
 	if (pt->validation_type != NLA_VALIDATE_RANGE_PTR)
 		return v;
@@ -109,8 +109,8 @@ static u32 baton_genl_clamp(int attr, u32 v)
 }
 
 /* FD as asked, then every state attribute the export found */
-static int baton_genl_put_state(struct sk_buff *reply, struct genl_info *info,
-				const struct baton_tcp_state *st)
+static int btk_genl_put_state(struct sk_buff *reply, struct genl_info *info,
+			      const struct btk_tcp_state *st)
 {
 	int attr;
 
@@ -119,26 +119,26 @@ static int baton_genl_put_state(struct sk_buff *reply, struct genl_info *info,
 		return -EMSGSIZE;
 	for (attr = BATON_GENL_A_STATE_FIRST;
 	     attr <= BATON_GENL_A_STATE_LAST; attr++) {
-		if (baton_tcp_has(st, attr) &&
+		if (btk_tcp_has(st, attr) &&
 		    nla_put_u32(reply, attr,
-				baton_genl_clamp(attr, st->val[attr])))
+				btk_genl_clamp(attr, st->val[attr])))
 			return -EMSGSIZE;
 	}
 	return 0;
 }
 
-static int baton_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
+static int btk_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 {
-	struct baton_tcp_state st = {};
+	struct btk_tcp_state st = {};
 	struct socket *sock;
 	struct sk_buff *reply;
 	void *hdr;
 	int err;
 
-	err = baton_genl_socket(info, &sock);
+	err = btk_genl_socket(info, &sock);
 	if (err)
 		return err;
-	err = baton_tcp_export(sock->sk, &st, info->extack);
+	err = btk_tcp_export(sock->sk, &st, info->extack);
 	if (err)
 		goto put_sock;
 
@@ -148,9 +148,9 @@ static int baton_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 		err = -ENOMEM;
 		goto put_sock;
 	}
-	hdr = genlmsg_put_reply(reply, info, &baton_genl_family, 0,
+	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
 				BATON_GENL_CMD_TCP_EXPORT);
-	if (!hdr || baton_genl_put_state(reply, info, &st)) {
+	if (!hdr || btk_genl_put_state(reply, info, &st)) {
 		err = -EMSGSIZE;
 		goto free_reply;
 	}
@@ -165,59 +165,59 @@ put_sock:
 	return err;
 }
 
-static int baton_genl_tcp_import(struct sk_buff *skb, struct genl_info *info)
+static int btk_genl_tcp_import(struct sk_buff *skb, struct genl_info *info)
 {
-	struct baton_tcp_state st = {};
+	struct btk_tcp_state st = {};
 	struct socket *sock;
 	int attr, err;
 
 	for (attr = BATON_GENL_A_STATE_FIRST;
 	     attr <= BATON_GENL_A_STATE_LAST; attr++)
 		if (info->attrs[attr])
-			baton_tcp_set(&st, attr, nla_get_u32(info->attrs[attr]));
+			btk_tcp_set(&st, attr, nla_get_u32(info->attrs[attr]));
 	if (!st.present) {
 		GENL_SET_ERR_MSG(info, "no TCP state attribute to import");
 		return -EINVAL;
 	}
 
-	err = baton_genl_socket(info, &sock);
+	err = btk_genl_socket(info, &sock);
 	if (err)
 		return err;
-	err = baton_tcp_import(sock->sk, &st, info->extack);
+	err = btk_tcp_import(sock->sk, &st, info->extack);
 	sockfd_put(sock);
 	return err;
 }
 
-static const struct genl_small_ops baton_genl_ops[] = {
+static const struct genl_small_ops btk_genl_ops[] = {
 	{
 		.cmd	= BATON_GENL_CMD_TCP_EXPORT,
 		.flags	= GENL_UNS_ADMIN_PERM,
-		.doit	= baton_genl_tcp_export,
+		.doit	= btk_genl_tcp_export,
 	},
 	{
 		.cmd	= BATON_GENL_CMD_TCP_IMPORT,
 		.flags	= GENL_UNS_ADMIN_PERM,
-		.doit	= baton_genl_tcp_import,
+		.doit	= btk_genl_tcp_import,
 	},
 };
 
-static struct genl_family baton_genl_family __ro_after_init = {
+static struct genl_family btk_genl_family __ro_after_init = {
 	.name		= BATON_GENL_NAME,
 	.version	= BATON_GENL_VERSION,
 	.maxattr	= BATON_GENL_A_MAX,
-	.policy		= baton_genl_policy,
+	.policy		= btk_genl_policy,
 	.netnsok	= true,
 	.module		= THIS_MODULE,
-	.small_ops	= baton_genl_ops,
-	.n_small_ops	= ARRAY_SIZE(baton_genl_ops),
+	.small_ops	= btk_genl_ops,
+	.n_small_ops	= ARRAY_SIZE(btk_genl_ops),
 };
 
-int __init baton_genl_register(void)
+int __init btk_genl_register(void)
 {
-	return genl_register_family(&baton_genl_family);
+	return genl_register_family(&btk_genl_family);
 }
 
-void baton_genl_unregister(void)
+void btk_genl_unregister(void)
 {
-	genl_unregister_family(&baton_genl_family);
+	genl_unregister_family(&btk_genl_family);
 }

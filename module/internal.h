@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-#ifndef _BATON_INTERNAL_H
-#define _BATON_INTERNAL_H
+#ifndef _BTK_INTERNAL_H
+#define _BTK_INTERNAL_H
 
 #include <linux/types.h>
 #include <net/sock.h>
@@ -10,31 +10,31 @@
  * One TCP state record: the value of each BATON_GENL_A_STATE_* attribute,
  * and a bit for each one present.
  */
-struct baton_tcp_state {
+struct btk_tcp_state {
 	u32 present;
 	u32 val[BATON_GENL_A_MAX + 1];
 };
 
-static inline bool baton_tcp_has(const struct baton_tcp_state *st, int attr)
+static inline bool btk_tcp_has(const struct btk_tcp_state *st, int attr)
 {
 	return st->present & BIT(attr);
 }
 
-static inline void baton_tcp_set(struct baton_tcp_state *st, int attr, u32 v)
+static inline void btk_tcp_set(struct btk_tcp_state *st, int attr, u32 v)
 {
 	st->present |= BIT(attr);
 	st->val[attr] = v;
 }
 
 /* Upper bound of every time value, in microseconds: TCP_RTO_MAX */
-#define BATON_TIME_MAX_US	(120U * USEC_PER_SEC)
+#define BTK_TIME_MAX_US	(120U * USEC_PER_SEC)
 
-int baton_tcp_export(struct sock *sk, struct baton_tcp_state *st,
-		     struct netlink_ext_ack *extack);
-int baton_tcp_import(struct sock *sk, const struct baton_tcp_state *st,
-		     struct netlink_ext_ack *extack);
+int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
+		   struct netlink_ext_ack *extack);
+int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,
+		   struct netlink_ext_ack *extack);
 
-int baton_genl_register(void);
-void baton_genl_unregister(void);
+int btk_genl_register(void);
+void btk_genl_unregister(void);
 
 #endif

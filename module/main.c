@@ -7,18 +7,18 @@
 #include <net/genetlink.h>
 #include "internal.h"
 
-static int __init baton_init(void)
+static int __init btk_init(void)
 {
-	return baton_genl_register();
+	return btk_genl_register();
 }
 
-static void __exit baton_exit(void)
+static void __exit btk_exit(void)
 {
-	baton_genl_unregister();
+	btk_genl_unregister();
 }
 
-module_init(baton_init);
-module_exit(baton_exit);
+module_init(btk_init);
+module_exit(btk_exit);
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("baton: export and import TCP congestion and RTT state");

@@ -10,64 +10,64 @@
 #include "internal.h"
 
 /* States with a synchronized sequence space: the state means something */
-#define BATON_TCPF_SYNCED (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 |		\
+#define BTK_TCPF_SYNCED (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 |		\
 			   TCPF_FIN_WAIT2 | TCPF_CLOSE_WAIT |		\
 			   TCPF_CLOSING | TCPF_LAST_ACK)
 
-static bool baton_tcp_synced(const struct sock *sk)
+static bool btk_tcp_synced(const struct sock *sk)
 {
-	return (1 << sk->sk_state) & BATON_TCPF_SYNCED;
+	return (1 << sk->sk_state) & BTK_TCPF_SYNCED;
 }
 
 /*
  * The kernel's values, unscaled. The caller puts each within the range
  * the import accepts, so that whatever an export produced imports.
  */
-int baton_tcp_export(struct sock *sk, struct baton_tcp_state *st,
-		     struct netlink_ext_ack *extack)
+int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
+		   struct netlink_ext_ack *extack)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
 	u32 min_rtt;
 	int err = 0;
 
 	lock_sock(sk);
-	if (!baton_tcp_synced(sk)) {
+	if (!btk_tcp_synced(sk)) {
 		NL_SET_ERR_MSG(extack, "socket is not a connected TCP socket");
 		err = -ENOTCONN;
 		goto unlock;
 	}
 
-	baton_tcp_set(st, BATON_GENL_A_CWND, tcp_snd_cwnd(tp));
-	baton_tcp_set(st, BATON_GENL_A_SSTHRESH, tp->snd_ssthresh);
-	baton_tcp_set(st, BATON_GENL_A_CWND_CNT, tp->snd_cwnd_cnt);
+	btk_tcp_set(st, BATON_GENL_A_CWND, tcp_snd_cwnd(tp));
+	btk_tcp_set(st, BATON_GENL_A_SSTHRESH, tp->snd_ssthresh);
+	btk_tcp_set(st, BATON_GENL_A_CWND_CNT, tp->snd_cwnd_cnt);
 	/* 0 until the first window reduction: nothing to carry */
 	if (tp->prior_cwnd)
-		baton_tcp_set(st, BATON_GENL_A_PRIOR_CWND, tp->prior_cwnd);
+		btk_tcp_set(st, BATON_GENL_A_PRIOR_CWND, tp->prior_cwnd);
 	/* the kernel keeps srtt << 3 and the deviations << 2 */
-	baton_tcp_set(st, BATON_GENL_A_SRTT_US, tp->srtt_us >> 3);
-	baton_tcp_set(st, BATON_GENL_A_MDEV_US, tp->mdev_us >> 2);
-	baton_tcp_set(st, BATON_GENL_A_MDEV_MAX_US, tp->mdev_max_us >> 2);
-	baton_tcp_set(st, BATON_GENL_A_RTTVAR_US, tp->rttvar_us >> 2);
+	btk_tcp_set(st, BATON_GENL_A_SRTT_US, tp->srtt_us >> 3);
+	btk_tcp_set(st, BATON_GENL_A_MDEV_US, tp->mdev_us >> 2);
+	btk_tcp_set(st, BATON_GENL_A_MDEV_MAX_US, tp->mdev_max_us >> 2);
+	btk_tcp_set(st, BATON_GENL_A_RTTVAR_US, tp->rttvar_us >> 2);
 	min_rtt = tcp_min_rtt(tp);
 	if (min_rtt != ~0U)	/* no sample yet: nothing to carry */
-		baton_tcp_set(st, BATON_GENL_A_RTT_MIN_US, min_rtt);
-	baton_tcp_set(st, BATON_GENL_A_RTO_US,
-		      jiffies_to_usecs(inet_csk(sk)->icsk_rto));
+		btk_tcp_set(st, BATON_GENL_A_RTT_MIN_US, min_rtt);
+	btk_tcp_set(st, BATON_GENL_A_RTO_US,
+		    jiffies_to_usecs(inet_csk(sk)->icsk_rto));
 unlock:
 	release_sock(sk);
 	return err;
 }
 
 /* The checks that depend on the socket; the policy did the others */
-static int baton_tcp_check(const struct sock *sk,
-			   struct netlink_ext_ack *extack)
+static int btk_tcp_check(const struct sock *sk,
+			 struct netlink_ext_ack *extack)
 {
 	if (!tcp_sk(sk)->repair) {
 		NL_SET_ERR_MSG(extack,
 			       "socket is not in repair mode (set TCP_REPAIR first)");
 		return -EPERM;
 	}
-	if (!baton_tcp_synced(sk)) {
+	if (!btk_tcp_synced(sk)) {
 		NL_SET_ERR_MSG(extack,
 			       "socket is not connected (connect() it in repair mode first)");
 		return -ENOTCONN;
@@ -83,8 +83,8 @@ static int baton_tcp_check(const struct sock *sk,
  * threshold to its own defaults: the imported ones are written again.
  * It is then told the state the connection is in.
  */
-static void baton_tcp_ca_restart(struct sock *sk,
-				 const struct baton_tcp_state *st)
+static void btk_tcp_ca_restart(struct sock *sk,
+			       const struct btk_tcp_state *st)
 {
 	struct inet_connection_sock *icsk = inet_csk(sk);
 	const struct tcp_congestion_ops *ca = icsk->icsk_ca_ops;
@@ -97,9 +97,9 @@ static void baton_tcp_ca_restart(struct sock *sk,
 	tp->prior_ssthresh = 0;
 	if (ca->init)
 		ca->init(sk);
-	if (baton_tcp_has(st, BATON_GENL_A_CWND))
+	if (btk_tcp_has(st, BATON_GENL_A_CWND))
 		tcp_snd_cwnd_set(tp, cwnd);
-	if (baton_tcp_has(st, BATON_GENL_A_SSTHRESH))
+	if (btk_tcp_has(st, BATON_GENL_A_SSTHRESH))
 		tp->snd_ssthresh = ssthresh;
 	if (ca->set_state && icsk->icsk_ca_state != TCP_CA_Open)
 		ca->set_state(sk, icsk->icsk_ca_state);
@@ -111,7 +111,7 @@ static void baton_tcp_ca_restart(struct sock *sk,
  * an RTT) now fires after the imported RTO, as if the data had been
  * sent with it. A zero window probe keeps its own schedule.
  */
-static void baton_tcp_rearm(struct sock *sk)
+static void btk_tcp_rearm(struct sock *sk)
 {
 	struct inet_connection_sock *icsk = inet_csk(sk);
 
@@ -132,7 +132,7 @@ static void baton_tcp_rearm(struct sock *sk)
  * counter (legitimately up to 100 windows) to the window, the RTO and
  * the variance floors up to the socket's minimum RTO.
  */
-static void baton_tcp_write(struct sock *sk, const struct baton_tcp_state *st)
+static void btk_tcp_write(struct sock *sk, const struct btk_tcp_state *st)
 {
 	struct tcp_sock *tp = tcp_sk(sk);
 	u32 rto_min_us = tcp_rto_min_us(sk);
@@ -141,7 +141,7 @@ static void baton_tcp_write(struct sock *sk, const struct baton_tcp_state *st)
 	/* a route may lock the clamp; the window is never 0 */
 	u32 cwnd_max = max(tp->snd_cwnd_clamp, 1U);
 
-	if (baton_tcp_has(st, BATON_GENL_A_CWND)) {
+	if (btk_tcp_has(st, BATON_GENL_A_CWND)) {
 		tcp_snd_cwnd_set(tp, min(v[BATON_GENL_A_CWND], cwnd_max));
 		tp->snd_cwnd_stamp = tcp_jiffies32;
 		/*
@@ -150,47 +150,47 @@ static void baton_tcp_write(struct sock *sk, const struct baton_tcp_state *st)
 		 */
 		tp->lsndtime = tcp_jiffies32;
 	}
-	if (baton_tcp_has(st, BATON_GENL_A_SSTHRESH))
+	if (btk_tcp_has(st, BATON_GENL_A_SSTHRESH))
 		tp->snd_ssthresh = v[BATON_GENL_A_SSTHRESH];
-	if (baton_tcp_has(st, BATON_GENL_A_CWND_CNT))
+	if (btk_tcp_has(st, BATON_GENL_A_CWND_CNT))
 		tp->snd_cwnd_cnt = min(v[BATON_GENL_A_CWND_CNT],
 				       tcp_snd_cwnd(tp));
-	if (baton_tcp_has(st, BATON_GENL_A_PRIOR_CWND))
+	if (btk_tcp_has(st, BATON_GENL_A_PRIOR_CWND))
 		tp->prior_cwnd = min(v[BATON_GENL_A_PRIOR_CWND], cwnd_max);
-	if (baton_tcp_has(st, BATON_GENL_A_SRTT_US)) {
+	if (btk_tcp_has(st, BATON_GENL_A_SRTT_US)) {
 		tp->srtt_us = v[BATON_GENL_A_SRTT_US] << 3;
 		/* the next RTT period starts with the next segment sent */
 		tp->rtt_seq = tp->snd_nxt;
 	}
-	if (baton_tcp_has(st, BATON_GENL_A_MDEV_US))
+	if (btk_tcp_has(st, BATON_GENL_A_MDEV_US))
 		tp->mdev_us = v[BATON_GENL_A_MDEV_US] << 2;
 	/* as tcp_rtt_estimator() keeps them: never below the minimum RTO */
-	if (baton_tcp_has(st, BATON_GENL_A_MDEV_MAX_US))
+	if (btk_tcp_has(st, BATON_GENL_A_MDEV_MAX_US))
 		tp->mdev_max_us = max(v[BATON_GENL_A_MDEV_MAX_US] << 2,
 				      rto_min_us);
-	if (baton_tcp_has(st, BATON_GENL_A_RTTVAR_US))
+	if (btk_tcp_has(st, BATON_GENL_A_RTTVAR_US))
 		tp->rttvar_us = max(v[BATON_GENL_A_RTTVAR_US] << 2, rto_min_us);
-	if (baton_tcp_has(st, BATON_GENL_A_RTT_MIN_US))
+	if (btk_tcp_has(st, BATON_GENL_A_RTT_MIN_US))
 		minmax_reset(&tp->rtt_min, tcp_jiffies32,
 			     v[BATON_GENL_A_RTT_MIN_US]);
-	if (baton_tcp_has(st, BATON_GENL_A_RTO_US))
+	if (btk_tcp_has(st, BATON_GENL_A_RTO_US))
 		inet_csk(sk)->icsk_rto =
 			max_t(u32, usecs_to_jiffies(v[BATON_GENL_A_RTO_US]),
 			      tcp_rto_min(sk));
 
-	baton_tcp_ca_restart(sk, st);
-	baton_tcp_rearm(sk);
+	btk_tcp_ca_restart(sk, st);
+	btk_tcp_rearm(sk);
 }
 
-int baton_tcp_import(struct sock *sk, const struct baton_tcp_state *st,
-		     struct netlink_ext_ack *extack)
+int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,
+		   struct netlink_ext_ack *extack)
 {
 	int err;
 
 	lock_sock(sk);
-	err = baton_tcp_check(sk, extack);
+	err = btk_tcp_check(sk, extack);
 	if (!err)
-		baton_tcp_write(sk, st);
+		btk_tcp_write(sk, st);
 	release_sock(sk);
 	return err;
 }
