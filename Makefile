@@ -105,7 +105,13 @@ module:
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
-check: deps
+# the YAML spec of the module's family against its UAPI header; module_test
+# compares it with the kernel's policy
+spec:
+	$(Q)python3 scripts/genl_spec.py check \
+		Documentation/netlink/specs/baton.yaml include/uapi
+
+check: deps spec
 	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS))
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
 		BATON_BIN=$(abspath $(ASAN))
@@ -118,4 +124,4 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module demo check bench clean
+.PHONY: all deps module spec demo check bench clean

@@ -10,15 +10,13 @@
 #include <net/tcp.h>
 #include "internal.h"
 
-/* The widest window any real path has; keeps tcp_snd_cwnd_set() happy */
-#define BTK_CWND_MAX		BIT(20)
-
 static struct netlink_range_validation btk_fd_range = {
 	.max = INT_MAX,
 };
 
+/* the widest window: keeps tcp_snd_cwnd_set() away from its WARN_ON */
 static struct netlink_range_validation btk_cwnd_range = {
-	.min = 1, .max = BTK_CWND_MAX,
+	.min = 1, .max = BATON_CWND_MAX,
 };
 
 static struct netlink_range_validation btk_ssthresh_range = {
@@ -26,15 +24,15 @@ static struct netlink_range_validation btk_ssthresh_range = {
 };
 
 static struct netlink_range_validation btk_time_range = {
-	.max = BTK_TIME_MAX_US,
+	.max = BATON_TIME_MAX_US,
 };
 
 static struct netlink_range_validation btk_rtt_min_range = {
-	.min = 1, .max = BTK_TIME_MAX_US,
+	.min = 1, .max = BATON_TIME_MAX_US,
 };
 
 static struct netlink_range_validation btk_rto_range = {
-	.min = USEC_PER_MSEC, .max = BTK_TIME_MAX_US,
+	.min = USEC_PER_MSEC, .max = BATON_TIME_MAX_US,
 };
 
 static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {

@@ -26,9 +26,6 @@ static inline void btk_tcp_set(struct btk_tcp_state *st, int attr, u32 v)
 	st->val[attr] = v;
 }
 
-/* Upper bound of every time value, in microseconds: TCP_RTO_MAX */
-#define BTK_TIME_MAX_US	(120U * USEC_PER_SEC)
-
 int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
 		   struct netlink_ext_ack *extack);
 int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,

@@ -45,6 +45,7 @@
 #include <linux/baton.h>
 #include "helpers.h"
 #include "tcp.h"
+#include "baton_policy_spec.h"	/* scripts/genl_spec.py */
 
 #define RECVQ_LEN	3000
 #define SENDQ_MAX	(4 << 20)
@@ -1085,6 +1086,196 @@ TEST_F(conn, random_requests)
 	EXPECT_EQ(0, exchange(self->cli, self->srv));
 	for (int i = 3; i < 6; i++)
 		close(fds[i]);
+}
+
+/*
+ * The policy the module gives the kernel is the one its YAML spec
+ * describes (Documentation/netlink/specs/baton.yaml, as the table
+ * scripts/genl_spec.py makes of it): the same attributes accepted, of
+ * the same types and ranges, and nothing else.
+ */
+#define KPOLICIES	8
+#define KATTRS		64
+
+struct kattr {
+	bool present, seen, has_mask;
+	int type;
+	unsigned long long min, max, mask;
+	unsigned int min_len, max_len;
+	int idx;
+};
+
+struct kpolicy_dump {
+	struct kattr a[KPOLICIES][KATTRS];
+	int top;	/* the commands' policy */
+};
+
+static int kattr_cb(const struct nlattr *attr, void *data)
+{
+	struct kattr *k = data;
+
+	switch (mnl_attr_get_type(attr)) {
+	case NL_POLICY_TYPE_ATTR_TYPE:
+		k->type = mnl_attr_get_u32(attr);
+		break;
+	case NL_POLICY_TYPE_ATTR_MIN_VALUE_U:
+		k->min = mnl_attr_get_u64(attr);
+		break;
+	case NL_POLICY_TYPE_ATTR_MAX_VALUE_U:
+		k->max = mnl_attr_get_u64(attr);
+		break;
+	case NL_POLICY_TYPE_ATTR_MASK:
+		k->mask = mnl_attr_get_u64(attr);
+		k->has_mask = true;
+		break;
+	case NL_POLICY_TYPE_ATTR_MIN_LENGTH:
+		k->min_len = mnl_attr_get_u32(attr);
+		break;
+	case NL_POLICY_TYPE_ATTR_MAX_LENGTH:
+		k->max_len = mnl_attr_get_u32(attr);
+		break;
+	case NL_POLICY_TYPE_ATTR_POLICY_IDX:
+		k->idx = mnl_attr_get_u32(attr);
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+static int kpolicy_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct kpolicy_dump *d = data;
+	const struct nlattr *attr, *pol, *at, *op;
+
+	mnl_attr_for_each(attr, nlh, sizeof(struct genlmsghdr)) {
+		if (mnl_attr_get_type(attr) == CTRL_ATTR_OP_POLICY) {
+			mnl_attr_for_each_nested(op, attr)
+				mnl_attr_for_each_nested(at, op)
+					if (mnl_attr_get_type(at) == CTRL_ATTR_POLICY_DO)
+						d->top = mnl_attr_get_u32(at);
+			continue;
+		}
+		if (mnl_attr_get_type(attr) != CTRL_ATTR_POLICY)
+			continue;
+		mnl_attr_for_each_nested(pol, attr) {
+			int i = mnl_attr_get_type(pol);
+
+			if (i >= KPOLICIES)
+				return MNL_CB_ERROR;
+			mnl_attr_for_each_nested(at, pol) {
+				int t = mnl_attr_get_type(at);
+				struct kattr *k = &d->a[i][t];
+
+				if (t >= KATTRS)
+					return MNL_CB_ERROR;
+				k->present = true;
+				k->idx = -1;
+				mnl_attr_parse_nested(at, kattr_cb, k);
+			}
+		}
+	}
+	return MNL_CB_OK;
+}
+
+static int kpolicy_get(struct kpolicy_dump *d)
+{
+	char buf[32768];
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct genlmsghdr *g;
+	unsigned int seq = 1;
+	int ret;
+	ssize_t n;
+
+	nl = mnl_socket_open(NETLINK_GENERIC);
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		return -errno;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = GENL_ID_CTRL;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->cmd = CTRL_CMD_GETPOLICY;
+	g->version = 1;
+	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, BATON_GENL_NAME);
+	d->top = -1;
+	ret = mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 ? -errno : 1;
+	while (ret > 0) {
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		ret = mnl_cb_run(buf, n, seq, mnl_socket_get_portid(nl),
+				 kpolicy_cb, d);
+		if (ret < 0)
+			ret = -errno;
+	}
+	mnl_socket_close(nl);
+	return ret;
+}
+
+TEST(policy_matches_spec)
+{
+	static struct kpolicy_dump d;
+	const char *sets[KPOLICIES] = { spec_top };
+	int idx[KPOLICIES], nsets = 1, mismatches = 0;
+
+	ASSERT_EQ(0, kpolicy_get(&d));
+	ASSERT_LE(0, d.top);
+	idx[0] = d.top;
+	for (size_t i = 0; i < ARRAY_SIZE(spec_attrs); i++) {
+		const struct spec_attr *s = &spec_attrs[i];
+		struct kattr *k = NULL;
+		int set;
+
+		for (set = 0; set < nsets; set++)
+			if (!strcmp(sets[set], s->set))
+				break;
+		/* a set no accepted nest leads to: nothing to compare */
+		if (set == nsets)
+			continue;
+		k = &d.a[idx[set]][s->value];
+		k->seen = true;
+		if (!s->accepted) {
+			EXPECT_FALSE(k->present)
+				TH_LOG("%s %s: accepted, not in the spec's requests",
+				       s->set, s->name);
+			continue;
+		}
+		if (!k->present) {
+			TH_LOG("%s %s: in the spec, not in the policy",
+			       s->set, s->name);
+			mismatches++;
+			continue;
+		}
+		EXPECT_EQ(s->type, k->type) TH_LOG("%s %s", s->set, s->name);
+		if (s->has_mask) {
+			EXPECT_TRUE(k->has_mask) TH_LOG("%s", s->name);
+			EXPECT_EQ(s->mask, k->mask) TH_LOG("%s", s->name);
+		} else if (s->type != NL_ATTR_TYPE_BINARY &&
+			   s->type != NL_ATTR_TYPE_NESTED &&
+			   s->type != NL_ATTR_TYPE_FLAG) {
+			EXPECT_EQ(s->min, k->min) TH_LOG("%s", s->name);
+			EXPECT_EQ(s->max, k->max) TH_LOG("%s", s->name);
+		}
+		EXPECT_EQ(s->min_len, k->min_len) TH_LOG("%s", s->name);
+		EXPECT_EQ(s->max_len, k->max_len) TH_LOG("%s", s->name);
+		if (s->nested && k->idx >= 0 && nsets < KPOLICIES) {
+			sets[nsets] = s->nested;
+			idx[nsets++] = k->idx;
+		}
+	}
+	EXPECT_EQ(0, mismatches);
+	/* and nothing the spec does not know */
+	for (int set = 0; set < nsets; set++) {
+		for (int t = 0; t < KATTRS; t++) {
+			struct kattr *k = &d.a[idx[set]][t];
+
+			EXPECT_FALSE(k->present && !k->seen)
+				TH_LOG("set %s: attribute %d is not in the spec",
+				       sets[set], t);
+		}
+	}
 }
 
 TEST_HARNESS_MAIN

@@ -36,6 +36,11 @@
 #define BATON_GENL_NAME		"baton"
 #define BATON_GENL_VERSION	1
 
+/* The widest window any real path has (segments): the import's bound */
+#define BATON_CWND_MAX		1048576
+/* Upper bound of every time value (microseconds): TCP_RTO_MAX */
+#define BATON_TIME_MAX_US	120000000
+
 enum baton_genl_cmd {
 	BATON_GENL_CMD_UNSPEC,
 	BATON_GENL_CMD_TCP_EXPORT,
