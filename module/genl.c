@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The "baton" generic netlink family: one policy for both commands, the
+ * The "baton" generic netlink family: one policy for every command, the
  * caller needs CAP_NET_ADMIN in the user namespace owning its netns, and
- * the socket must live in that netns.
+ * the sockets must live in that netns.
  */
 #include <linux/file.h>
 #include <linux/net.h>
 #include <net/genetlink.h>
+#include <net/ipv6.h>
 #include <net/tcp.h>
 #include "internal.h"
 
@@ -35,6 +36,28 @@ static struct netlink_range_validation btk_rto_range = {
 	.min = USEC_PER_MSEC, .max = BATON_TIME_MAX_US,
 };
 
+static struct netlink_range_validation btk_deadline_range = {
+	.min = 1, .max = BATON_DEADLINE_MAX_MS,
+};
+
+static struct netlink_range_validation btk_flow_packets_range = {
+	.min = 1, .max = BATON_FLOW_PACKETS_MAX,
+};
+
+static struct netlink_range_validation btk_flow_bytes_range = {
+	.min = 1, .max = BATON_FLOW_BYTES_MAX,
+};
+
+static const struct nla_policy btk_flow_policy[BATON_FLOW_A_MAX + 1] = {
+	[BATON_FLOW_A_FD]	= NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
+	[BATON_FLOW_A_LOCAL]	= NLA_POLICY_RANGE(NLA_BINARY,
+						   sizeof(struct sockaddr_in),
+						   sizeof(struct sockaddr_in6)),
+	[BATON_FLOW_A_PEER]	= NLA_POLICY_RANGE(NLA_BINARY,
+						   sizeof(struct sockaddr_in),
+						   sizeof(struct sockaddr_in6)),
+};
+
 static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
 	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, 0),
@@ -50,20 +73,22 @@ static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_RTTVAR_US]   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
 	[BATON_GENL_A_RTT_MIN_US]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rtt_min_range),
 	[BATON_GENL_A_RTO_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rto_range),
+	[BATON_GENL_A_FLOW]	   = NLA_POLICY_NESTED(btk_flow_policy),
+	[BATON_GENL_A_FREEZE_ID]   = NLA_POLICY_MIN(NLA_U32, 1),
+	[BATON_GENL_A_DEADLINE_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_deadline_range),
+	[BATON_GENL_A_FLOW_PACKETS] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_packets_range),
+	[BATON_GENL_A_FLOW_BYTES]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_bytes_range),
 };
 
 static struct genl_family btk_genl_family;
 
-/* The caller's socket named by BATON_GENL_A_FD, with a file reference */
-static int btk_genl_socket(struct genl_info *info, struct socket **sockp)
+/* The caller's TCP socket an FD attribute names, with a file reference */
+static int btk_genl_socket(struct genl_info *info, const struct nlattr *fd_attr,
+			   struct socket **sockp)
 {
-	struct nlattr *fd_attr = info->attrs[BATON_GENL_A_FD];
 	struct socket *sock;
 	struct sock *sk;
 	int err;
-
-	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
-		return -EINVAL;
 
 	sock = sockfd_lookup(nla_get_u32(fd_attr), &err);
 	if (!sock) {
@@ -133,7 +158,9 @@ static int btk_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	err = btk_genl_socket(info, &sock);
+	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
+		return -EINVAL;
+	err = btk_genl_socket(info, info->attrs[BATON_GENL_A_FD], &sock);
 	if (err)
 		return err;
 	err = btk_tcp_export(sock->sk, &st, info->extack);
@@ -178,12 +205,252 @@ static int btk_genl_tcp_import(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 
-	err = btk_genl_socket(info, &sock);
+	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
+		return -EINVAL;
+	err = btk_genl_socket(info, info->attrs[BATON_GENL_A_FD], &sock);
 	if (err)
 		return err;
 	err = btk_tcp_import(sock->sk, &st, info->extack);
 	sockfd_put(sock);
 	return err;
+}
+
+/* A tuple from a FLOW's LOCAL and PEER: one family, no wildcard */
+static int btk_genl_addrs(struct genl_info *info, struct nlattr **tb,
+			  struct btk_tuple *t)
+{
+	int a;
+
+	memset(t, 0, sizeof(*t));
+	for (a = BATON_FLOW_A_LOCAL; a <= BATON_FLOW_A_PEER; a++) {
+		const struct sockaddr_in6 *sin6 = nla_data(tb[a]);
+		const struct sockaddr_in *sin = nla_data(tb[a]);
+		struct in6_addr *addr = a == BATON_FLOW_A_LOCAL ?
+					&t->local : &t->peer;
+		__be16 *port = a == BATON_FLOW_A_LOCAL ? &t->lport : &t->pport;
+		u32 family;
+
+		if (nla_len(tb[a]) == sizeof(*sin) &&
+		    sin->sin_family == AF_INET) {
+			family = AF_INET;
+			ipv6_addr_set_v4mapped(sin->sin_addr.s_addr, addr);
+			*port = sin->sin_port;
+		} else if (nla_len(tb[a]) == sizeof(*sin6) &&
+			   sin6->sin6_family == AF_INET6) {
+			*addr = sin6->sin6_addr;
+			*port = sin6->sin6_port;
+			/* IPv4 segments arrive for a v4-mapped one */
+			family = ipv6_addr_v4mapped(addr) ? AF_INET : AF_INET6;
+		} else {
+			NL_SET_ERR_MSG_ATTR(info->extack, tb[a],
+					    "not a struct sockaddr_in or sockaddr_in6");
+			return -EINVAL;
+		}
+		if (a == BATON_FLOW_A_PEER && family != t->family) {
+			NL_SET_ERR_MSG_ATTR(info->extack, tb[a],
+					    "addresses of two families");
+			return -EAFNOSUPPORT;
+		}
+		t->family = family;
+		if (!*port || ipv6_addr_any(addr) ||
+		    (family == AF_INET && !addr->s6_addr32[3])) {
+			NL_SET_ERR_MSG_ATTR(info->extack, tb[a],
+					    "a wildcard address or port 0 names no connection");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The tuple a FLOW names, which the caller must hold: FD is the
+ * connection of that tuple, or a listener its segments arrive at.
+ */
+static int btk_genl_flow(struct genl_info *info, const struct nlattr *flow,
+			 struct btk_tuple *t)
+{
+	struct nlattr *tb[BATON_FLOW_A_MAX + 1];
+	struct socket *sock;
+	int err;
+
+	err = nla_parse_nested(tb, BATON_FLOW_A_MAX, flow, btk_flow_policy,
+			       info->extack);
+	if (err)
+		return err;
+	if (NL_REQ_ATTR_CHECK(info->extack, flow, tb, BATON_FLOW_A_FD))
+		return -EINVAL;
+	if (!tb[BATON_FLOW_A_LOCAL] != !tb[BATON_FLOW_A_PEER]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, flow,
+				    "a flow names both its addresses, or neither");
+		return -EINVAL;
+	}
+	if (tb[BATON_FLOW_A_LOCAL]) {
+		err = btk_genl_addrs(info, tb, t);
+		if (err)
+			return err;
+	}
+	err = btk_genl_socket(info, tb[BATON_FLOW_A_FD], &sock);
+	if (err)
+		return err;
+	if (!tb[BATON_FLOW_A_LOCAL]) {
+		err = btk_sock_tuple(sock->sk, t);
+		if (err)
+			NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_FD],
+					    "socket is not connected: name the flow's addresses");
+	} else if (!btk_sock_holds(sock->sk, t)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_FD],
+				    "socket does not hold the flow: neither its connection nor a listener on its local address");
+		err = -EPERM;
+	}
+	sockfd_put(sock);
+	return err;
+}
+
+static int btk_genl_put_stats(struct sk_buff *msg, const struct btk_stats *st)
+{
+	struct nlattr *nest;
+	int a;
+
+	nest = nla_nest_start(msg, BATON_GENL_A_STATS);
+	if (!nest)
+		return -EMSGSIZE;
+	for (a = BATON_STATS_A_PAD + 1; a <= BATON_STATS_A_MAX; a++)
+		if ((st->present & BIT(a)) &&
+		    nla_put_u64_64bit(msg, a, st->val[a], BATON_STATS_A_PAD))
+			return -EMSGSIZE;
+	nla_nest_end(msg, nest);
+	return 0;
+}
+
+static int btk_genl_freeze(struct sk_buff *skb, struct genl_info *info)
+{
+	struct btk_freeze_opts o = {};
+	const struct nlattr *attr, **flows;
+	struct btk_tuple *t = NULL;
+	struct sk_buff *reply;
+	u32 n = 0, i, id, bad;
+	void *hdr;
+	int rem, err;
+
+	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FLOW)) {
+		GENL_SET_ERR_MSG(info, "no flow to freeze");
+		return -EINVAL;
+	}
+	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_DEADLINE_MS)) {
+		GENL_SET_ERR_MSG(info,
+				 "no deadline: a freeze must end on its own");
+		return -EINVAL;
+	}
+	o.deadline_ms = nla_get_u32(info->attrs[BATON_GENL_A_DEADLINE_MS]);
+	if (info->attrs[BATON_GENL_A_FLOW_PACKETS])
+		o.flow_packets = nla_get_u32(info->attrs[BATON_GENL_A_FLOW_PACKETS]);
+	if (info->attrs[BATON_GENL_A_FLOW_BYTES])
+		o.flow_bytes = nla_get_u32(info->attrs[BATON_GENL_A_FLOW_BYTES]);
+
+	nlmsg_for_each_attr(attr, info->nlhdr, GENL_HDRLEN, rem)
+		if (nla_type(attr) == BATON_GENL_A_FLOW)
+			n++;
+	flows = kvcalloc(n, sizeof(*flows), GFP_KERNEL);
+	t = kvcalloc(n, sizeof(*t), GFP_KERNEL);
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!flows || !t || !reply) {
+		err = -ENOMEM;
+		goto free;
+	}
+	i = 0;
+	nlmsg_for_each_attr(attr, info->nlhdr, GENL_HDRLEN, rem) {
+		if (nla_type(attr) != BATON_GENL_A_FLOW)
+			continue;
+		flows[i] = attr;
+		err = btk_genl_flow(info, attr, &t[i]);
+		if (err)
+			goto free;
+		i++;
+	}
+	/* the reply is made first: a freeze the caller cannot name is lost */
+	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+				BATON_GENL_CMD_FREEZE);
+	if (!hdr) {
+		err = -EMSGSIZE;
+		goto free;
+	}
+	err = btk_freeze(genl_info_net(info), t, n, &o, &id, &bad,
+			 info->extack);
+	if (err) {
+		if (err == -EBUSY)
+			NL_SET_BAD_ATTR(info->extack, flows[bad]);
+		goto free;
+	}
+	/* a u32 always fits in NLMSG_GOODSIZE */
+	nla_put_u32(reply, BATON_GENL_A_FREEZE_ID, id);
+	genlmsg_end(reply, hdr);
+	kvfree(t);
+	kvfree(flows);
+	return genlmsg_reply(reply, info);
+
+free:
+	nlmsg_free(reply);
+	kvfree(t);
+	kvfree(flows);
+	return err;
+}
+
+static int btk_genl_thaw(struct sk_buff *skb, struct genl_info *info)
+{
+	struct btk_stats st = {};
+	struct sk_buff *reply;
+	void *hdr;
+	u32 id;
+	int err;
+
+	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FREEZE_ID)) {
+		GENL_SET_ERR_MSG(info, "no freeze id to thaw");
+		return -EINVAL;
+	}
+	id = nla_get_u32(info->attrs[BATON_GENL_A_FREEZE_ID]);
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+				BATON_GENL_CMD_THAW);
+	if (!hdr) {
+		err = -EMSGSIZE;
+		goto free_reply;
+	}
+	err = btk_thaw(genl_info_net(info), id, &st, info->extack);
+	if (err)
+		goto free_reply;
+	if (nla_put_u32(reply, BATON_GENL_A_FREEZE_ID, id) ||
+	    btk_genl_put_stats(reply, &st)) {
+		err = -EMSGSIZE;	/* thawed all the same */
+		goto free_reply;
+	}
+	genlmsg_end(reply, hdr);
+	return genlmsg_reply(reply, info);
+
+free_reply:
+	nlmsg_free(reply);
+	return err;
+}
+
+static int btk_genl_freeze_stats(struct sk_buff *skb, struct genl_info *info)
+{
+	struct btk_stats st = {};
+	struct sk_buff *reply;
+	void *hdr;
+
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+				BATON_GENL_CMD_FREEZE_STATS);
+	btk_freeze_stats(genl_info_net(info), &st);
+	if (!hdr || btk_genl_put_stats(reply, &st)) {
+		nlmsg_free(reply);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(reply, hdr);
+	return genlmsg_reply(reply, info);
 }
 
 static const struct genl_small_ops btk_genl_ops[] = {
@@ -196,6 +463,21 @@ static const struct genl_small_ops btk_genl_ops[] = {
 		.cmd	= BATON_GENL_CMD_TCP_IMPORT,
 		.flags	= GENL_UNS_ADMIN_PERM,
 		.doit	= btk_genl_tcp_import,
+	},
+	{
+		.cmd	= BATON_GENL_CMD_FREEZE,
+		.flags	= GENL_UNS_ADMIN_PERM,
+		.doit	= btk_genl_freeze,
+	},
+	{
+		.cmd	= BATON_GENL_CMD_THAW,
+		.flags	= GENL_UNS_ADMIN_PERM,
+		.doit	= btk_genl_thaw,
+	},
+	{
+		.cmd	= BATON_GENL_CMD_FREEZE_STATS,
+		.flags	= GENL_UNS_ADMIN_PERM,
+		.doit	= btk_genl_freeze_stats,
 	},
 };
 

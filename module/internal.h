@@ -34,4 +34,45 @@ int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,
 int btk_genl_register(void);
 void btk_genl_unregister(void);
 
+/*
+ * A TCP 4-tuple as the segments of its connection arrive: local is their
+ * destination. IPv4 addresses are kept v4-mapped; family tells.
+ */
+struct btk_tuple {
+	struct in6_addr local;
+	struct in6_addr peer;
+	__be16 lport;
+	__be16 pport;
+	u32 family;
+};
+
+struct btk_freeze_opts {
+	u32 deadline_ms;
+	u32 flow_packets;	/* 0: the module's default */
+	u32 flow_bytes;
+};
+
+/* The value of each BATON_STATS_A_* attribute, and a bit for each */
+struct btk_stats {
+	u32 present;
+	u64 val[BATON_STATS_A_MAX + 1];
+};
+
+static inline void btk_stats_set(struct btk_stats *st, int attr, u64 v)
+{
+	st->present |= BIT(attr);
+	st->val[attr] = v;
+}
+
+int btk_sock_tuple(struct sock *sk, struct btk_tuple *t);
+bool btk_sock_holds(struct sock *sk, const struct btk_tuple *t);
+int btk_freeze(struct net *net, const struct btk_tuple *t, u32 n,
+	       const struct btk_freeze_opts *o, u32 *id, u32 *bad,
+	       struct netlink_ext_ack *extack);
+int btk_thaw(struct net *net, u32 id, struct btk_stats *st,
+	     struct netlink_ext_ack *extack);
+void btk_freeze_stats(struct net *net, struct btk_stats *st);
+int btk_freeze_init(void);
+void btk_freeze_exit(void);
+
 #endif

@@ -135,7 +135,7 @@ tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' || true
 status=$(tr -d '\r' <"$out" | sed -n 's/^BATON-VM-EXIT \([0-9]*\).*/\1/p' | tail -1)
 [ -n "$status" ] || die "the VM did not finish its run (see $console)"
 
-if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN' \
+if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN|unregister_netdevice: waiting' \
 	"$console" >&2; then
 	echo "vm: the kernel complained during the run: see $console" >&2
 	exit 1

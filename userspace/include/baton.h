@@ -316,4 +316,54 @@ int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
 int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len);
 void baton_tcp_close(struct baton_tcp *tcp);
 
+/*
+ * ---- baton.ko: the freeze (new; to move with the library's layout) ----
+ *
+ * Segments arriving for a set of connections are held in the kernel,
+ * neither processed nor acknowledged nor dropped (within the caps), until
+ * the thaw delivers them, in order, to whatever socket then owns each
+ * connection's 4-tuple: a checkpoint reads still queues, and a restored
+ * socket receives what the peer sent meanwhile. deadline_ms (1 to 60,000)
+ * after the freeze the module thaws on its own.
+ *
+ *	struct baton_flow f[n] = {{ .fd = conn }, ...};	// its own tuple
+ *	baton_tcp_freeze(tcp, f, n, 1000, NULL, &id);
+ *	baton_tcp_checkpoint(tcp, conn, &rec, &len);  close(conn);
+ *	nfd = baton_tcp_restore(tcp, rec, len);
+ *	baton_tcp_thaw(tcp, id, &stats);
+ *
+ * A flow names its tuple by a socket of the caller: the connected socket
+ * itself (local.ss_family AF_UNSPEC), or local and peer, which fd must
+ * hold (their connection, or a listener on local's address and port).
+ */
+struct baton_flow {
+	int fd;
+	struct sockaddr_storage local, peer;
+};
+
+/* held per flow; 0: the module's default (module parameters) */
+struct baton_freeze_caps {
+	__u32 flow_packets;
+	__u32 flow_bytes;	/* memory, as the kernel counts it */
+};
+
+struct baton_freeze_stats {
+	__u64 freezes, flows;			/* in force (netns stats) */
+	__u64 held_packets, held_bytes;		/* held now (netns stats) */
+	__u64 delivered_packets, delivered_bytes;
+	__u64 overflow_packets, overflow_bytes;	/* over a cap: dropped */
+	__u64 dropped_packets, dropped_bytes;	/* held, then dropped */
+	__u64 expired;				/* thawed by the deadline */
+};
+
+int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *flows,
+		     size_t n, unsigned int deadline_ms,
+		     const struct baton_freeze_caps *caps, __u32 *id);
+int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
+		   struct baton_freeze_stats *stats);
+/* the counters of the caller's network namespace */
+int baton_tcp_freeze_stats(struct baton_tcp *tcp,
+			   struct baton_freeze_stats *stats);
+/* ---- end of the freeze ---- */
+
 #endif /* BATON_H */

@@ -4,7 +4,8 @@
  * TCP connection's state that TCP_REPAIR cannot carry (congestion window,
  * slow start threshold, RTT estimator, RTO).
  *
- * Shared by the module and libbaton: __u32 types only.
+ * Shared by the module and libbaton: __u32 and __u64 values, struct
+ * sockaddr_in and sockaddr_in6 addresses.
  *
  *	resolve the family "baton" (CTRL_CMD_GETFAMILY); its version is
  *	BATON_GENL_VERSION and its maxattr tells which attributes it knows
@@ -21,6 +22,28 @@
  *		any is written: on error nothing changes. What an export
  *		produced always imports: values the socket cannot take are
  *		brought within what it can (see Documentation/module.rst).
+ *
+ *	BATON_GENL_CMD_FREEZE  { FLOW..., DEADLINE_MS, [FLOW_PACKETS],
+ *				 [FLOW_BYTES] }
+ *		-> { FREEZE_ID }
+ *		From now until the thaw, every segment that arrives for one
+ *		of the flows (TCP 4-tuples, in the netns of the netlink
+ *		socket) is held: not processed, not acknowledged, not
+ *		dropped while within the caps (per flow, and per netns:
+ *		module parameters). A FLOW names a connection by an FD of
+ *		the caller: that connected socket's own tuple, or LOCAL and
+ *		PEER, which FD must hold (the connected socket of that tuple,
+ *		or a listener on LOCAL's port and address).
+ *
+ *	BATON_GENL_CMD_THAW  { FREEZE_ID }  -> { FREEZE_ID, STATS }
+ *		The held segments are delivered, in order, to whatever
+ *		socket then owns each tuple. DEADLINE_MS after the freeze
+ *		the module thaws on its own: the id is then unknown (-ENOENT).
+ *
+ *	BATON_GENL_CMD_FREEZE_STATS  { }  -> { STATS }
+ *		The netns' counters: freezes and flows in force, segments
+ *		held now, delivered, dropped for a cap (overflow) or held and
+ *		dropped (device down, netns exit), freezes expired.
  *
  * The kernel validates strictly: an attribute it does not know is refused
  * (-EINVAL with an extended ack), so userspace sends only attributes up to
@@ -40,11 +63,19 @@
 #define BATON_CWND_MAX		1048576
 /* Upper bound of every time value (microseconds): TCP_RTO_MAX */
 #define BATON_TIME_MAX_US	120000000
+/* The longest a freeze lasts before the module thaws it */
+#define BATON_DEADLINE_MAX_MS	60000
+/* The largest per-flow caps a freeze may ask for */
+#define BATON_FLOW_PACKETS_MAX	65536
+#define BATON_FLOW_BYTES_MAX	(64 << 20)
 
 enum baton_genl_cmd {
 	BATON_GENL_CMD_UNSPEC,
 	BATON_GENL_CMD_TCP_EXPORT,
 	BATON_GENL_CMD_TCP_IMPORT,
+	BATON_GENL_CMD_FREEZE,
+	BATON_GENL_CMD_THAW,
+	BATON_GENL_CMD_FREEZE_STATS,
 
 	__BATON_GENL_CMD_MAX,
 	BATON_GENL_CMD_MAX = __BATON_GENL_CMD_MAX - 1
@@ -64,9 +95,46 @@ enum baton_genl_attr {
 	BATON_GENL_A_RTTVAR_US,		/* u32: smoothed mdev_max */
 	BATON_GENL_A_RTT_MIN_US,	/* u32: windowed minimum RTT */
 	BATON_GENL_A_RTO_US,		/* u32: retransmission timeout */
+	BATON_GENL_A_FLOW,		/* nest, repeated: enum baton_flow_attr */
+	BATON_GENL_A_FREEZE_ID,		/* u32 */
+	BATON_GENL_A_DEADLINE_MS,	/* u32: 1..BATON_DEADLINE_MAX_MS */
+	BATON_GENL_A_FLOW_PACKETS,	/* u32: segments held per flow */
+	BATON_GENL_A_FLOW_BYTES,	/* u32: their memory (truesize) */
+	BATON_GENL_A_STATS,		/* nest: enum baton_stats_attr */
 
 	__BATON_GENL_A_MAX,
 	BATON_GENL_A_MAX = __BATON_GENL_A_MAX - 1
+};
+
+/* A connection frozen by its 4-tuple */
+enum baton_flow_attr {
+	BATON_FLOW_A_UNSPEC,
+	BATON_FLOW_A_FD,		/* u32: the caller's socket holding it */
+	BATON_FLOW_A_LOCAL,		/* sockaddr_in or sockaddr_in6 */
+	BATON_FLOW_A_PEER,		/* the same family */
+
+	__BATON_FLOW_A_MAX,
+	BATON_FLOW_A_MAX = __BATON_FLOW_A_MAX - 1
+};
+
+/* Counters of a freeze (THAW) or of a netns (FREEZE_STATS), all __u64 */
+enum baton_stats_attr {
+	BATON_STATS_A_UNSPEC,
+	BATON_STATS_A_PAD,
+	BATON_STATS_A_FREEZES,		/* in force */
+	BATON_STATS_A_FLOWS,		/* frozen */
+	BATON_STATS_A_HELD_PACKETS,	/* held now */
+	BATON_STATS_A_HELD_BYTES,
+	BATON_STATS_A_DELIVERED_PACKETS, /* held, then delivered */
+	BATON_STATS_A_DELIVERED_BYTES,
+	BATON_STATS_A_OVERFLOW_PACKETS,	/* dropped: over a cap */
+	BATON_STATS_A_OVERFLOW_BYTES,
+	BATON_STATS_A_DROPPED_PACKETS,	/* held, then dropped: device down, */
+	BATON_STATS_A_DROPPED_BYTES,	/* netns exit, no memory */
+	BATON_STATS_A_EXPIRED,		/* freezes thawed by their deadline */
+
+	__BATON_STATS_A_MAX,
+	BATON_STATS_A_MAX = __BATON_STATS_A_MAX - 1
 };
 
 /* The state attributes, in order: what an export returns */
