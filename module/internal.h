@@ -26,6 +26,9 @@ static inline void btk_tcp_set(struct btk_tcp_state *st, int attr, u32 v)
 	st->val[attr] = v;
 }
 
+/* the state of a locked socket; its segment size made anew */
+void btk_tcp_read(struct sock *sk, struct btk_tcp_state *st);
+void btk_tcp_resize(struct sock *sk);
 int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
 		   struct netlink_ext_ack *extack);
 int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,

@@ -20,22 +20,14 @@ static bool btk_tcp_synced(const struct sock *sk)
 }
 
 /*
- * The kernel's values, unscaled. The caller puts each within the range
- * the import accepts, so that whatever an export produced imports.
+ * The kernel's values, unscaled, of a locked socket. The caller puts
+ * each within the range the import accepts, so that whatever an export
+ * produced imports.
  */
-int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
-		   struct netlink_ext_ack *extack)
+void btk_tcp_read(struct sock *sk, struct btk_tcp_state *st)
 {
 	const struct tcp_sock *tp = tcp_sk(sk);
 	u32 min_rtt;
-	int err = 0;
-
-	lock_sock(sk);
-	if (!btk_tcp_synced(sk)) {
-		NL_SET_ERR_MSG(extack, "socket is not a connected TCP socket");
-		err = -ENOTCONN;
-		goto unlock;
-	}
 
 	btk_tcp_set(st, BATON_GENL_A_CWND, tcp_snd_cwnd(tp));
 	btk_tcp_set(st, BATON_GENL_A_SSTHRESH, tp->snd_ssthresh);
@@ -53,7 +45,20 @@ int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
 		btk_tcp_set(st, BATON_GENL_A_RTT_MIN_US, min_rtt);
 	btk_tcp_set(st, BATON_GENL_A_RTO_US,
 		    jiffies_to_usecs(inet_csk(sk)->icsk_rto));
-unlock:
+}
+
+int btk_tcp_export(struct sock *sk, struct btk_tcp_state *st,
+		   struct netlink_ext_ack *extack)
+{
+	int err = 0;
+
+	lock_sock(sk);
+	if (btk_tcp_synced(sk)) {
+		btk_tcp_read(sk, st);
+	} else {
+		NL_SET_ERR_MSG(extack, "socket is not a connected TCP socket");
+		err = -ENOTCONN;
+	}
 	release_sock(sk);
 	return err;
 }
@@ -127,6 +132,17 @@ static void btk_tcp_rearm(struct sock *sk)
 }
 
 /*
+ * The segment size from the MSS and the path MTU. connect() in repair
+ * mode sized segments with the default MSS (536); TCP_REPAIR_OPTIONS
+ * sets the real one after it, and nothing sizes them again until the
+ * path MTU changes: a restored connection would send 536-byte segments.
+ */
+void btk_tcp_resize(struct sock *sk)
+{
+	tcp_sync_mss(sk, inet_csk(sk)->icsk_pmtu_cookie);
+}
+
+/*
  * Values the socket cannot take are brought within what it can: the
  * window and its prior value to the socket's clamp, CUBIC's increase
  * counter (legitimately up to 100 windows) to the window, the RTO and
@@ -180,6 +196,7 @@ static void btk_tcp_write(struct sock *sk, const struct btk_tcp_state *st)
 
 	btk_tcp_ca_restart(sk, st);
 	btk_tcp_rearm(sk);
+	btk_tcp_resize(sk);
 }
 
 int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,

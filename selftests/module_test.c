@@ -710,8 +710,11 @@ TEST_F(conn, checkpoint_restore_keeps_state)
 	struct tcp_info ti;
 	size_t len;
 	void *rec;
+	__u32 mss;
 	int fd;
 
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	mss = ti.tcpi_snd_mss;
 	ASSERT_EQ(0, import_state(self->tcp, self->srv));
 
 	fd = move(self->tcp, &self->srv, &rec, &len, 0);
@@ -728,6 +731,8 @@ TEST_F(conn, checkpoint_restore_keeps_state)
 	EXPECT_EQ(1000, ti.tcpi_rttvar);
 	EXPECT_EQ(3000, ti.tcpi_min_rtt);
 	EXPECT_EQ(300000, ti.tcpi_rto);
+	/* segments of the connection's MSS, not connect()'s default */
+	EXPECT_EQ(mss, ti.tcpi_snd_mss);
 	EXPECT_EQ(0, exchange(self->cli, fd));
 }
 
