@@ -58,33 +58,93 @@ static const struct nla_policy btk_flow_policy[BATON_FLOW_A_MAX + 1] = {
 						   sizeof(struct sockaddr_in6)),
 };
 
+/*
+ * The congestion and RTT state: top-level attributes of TCP_IMPORT, and
+ * the attributes of a connection's STATE nest.
+ */
+#define BTK_STATE_POLICY						\
+	[BATON_GENL_A_CWND]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_cwnd_range), \
+	[BATON_GENL_A_SSTHRESH]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_ssthresh_range), \
+	/* CUBIC keeps it up to 100 windows: the import cuts it to one */ \
+	[BATON_GENL_A_CWND_CNT]	   = { .type = NLA_U32 },		\
+	/* 0 would reach tcp_cwnd_reduction()'s WARN in CWR or Recovery */ \
+	[BATON_GENL_A_PRIOR_CWND]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_cwnd_range), \
+	[BATON_GENL_A_SRTT_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range), \
+	[BATON_GENL_A_MDEV_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range), \
+	[BATON_GENL_A_MDEV_MAX_US] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range), \
+	[BATON_GENL_A_RTTVAR_US]   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range), \
+	[BATON_GENL_A_RTT_MIN_US]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rtt_min_range), \
+	[BATON_GENL_A_RTO_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rto_range)
+
+static const struct nla_policy btk_state_policy[BATON_GENL_A_STATE_LAST + 1] = {
+	BTK_STATE_POLICY,
+};
+
+/* U16_MAX does not fit the policy's own s16 bounds */
+static struct netlink_range_validation btk_mss_range = {
+	.min = 1, .max = U16_MAX,
+};
+
+static struct netlink_range_validation btk_queue_range = {
+	.max = BATON_CONN_QUEUE_MAX,
+};
+
+#define BTK_SOCKADDR_POLICY						\
+	NLA_POLICY_RANGE(NLA_BINARY, sizeof(struct sockaddr_in),	\
+			 sizeof(struct sockaddr_in6))
+
+const struct nla_policy btk_conn_policy[BATON_CONN_A_MAX + 1] = {
+	[BATON_CONN_A_INDEX]	  = { .type = NLA_U32 },
+	/* an import ignores them: an exported record imports as it is */
+	[BATON_CONN_A_FD]	  = { .type = NLA_U32 },
+	[BATON_CONN_A_ERROR]	  = { .type = NLA_U32 },
+	[BATON_CONN_A_LOCAL]	  = BTK_SOCKADDR_POLICY,
+	[BATON_CONN_A_PEER]	  = BTK_SOCKADDR_POLICY,
+	[BATON_CONN_A_SND_SEQ]	  = { .type = NLA_U32 },
+	[BATON_CONN_A_RCV_SEQ]	  = { .type = NLA_U32 },
+	[BATON_CONN_A_MSS]	  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_mss_range),
+	[BATON_CONN_A_OPTIONS]	  = NLA_POLICY_MASK(NLA_U32, TCPI_OPT_TIMESTAMPS |
+						    TCPI_OPT_SACK |
+						    TCPI_OPT_WSCALE |
+						    TCPI_OPT_ECN),
+	[BATON_CONN_A_SND_WSCALE] = NLA_POLICY_MAX(NLA_U32, TCP_MAX_WSCALE),
+	[BATON_CONN_A_RCV_WSCALE] = NLA_POLICY_MAX(NLA_U32, TCP_MAX_WSCALE),
+	[BATON_CONN_A_TIMESTAMP]  = { .type = NLA_U32 },
+	[BATON_CONN_A_WINDOW]	  = NLA_POLICY_EXACT_LEN(sizeof(struct tcp_repair_window)),
+	[BATON_CONN_A_SENDQ_LEN]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_queue_range),
+	[BATON_CONN_A_UNSENT_LEN] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_queue_range),
+	[BATON_CONN_A_RECVQ_LEN]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_queue_range),
+	[BATON_CONN_A_SENDQ]	  = { .type = NLA_BINARY, .len = BATON_CONN_CHUNK_MAX },
+	[BATON_CONN_A_UNSENT]	  = { .type = NLA_BINARY, .len = BATON_CONN_CHUNK_MAX },
+	[BATON_CONN_A_RECVQ]	  = { .type = NLA_BINARY, .len = BATON_CONN_CHUNK_MAX },
+	[BATON_CONN_A_STATE]	  = NLA_POLICY_NESTED(btk_state_policy),
+};
+
 static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
 	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, 0),
-	[BATON_GENL_A_CWND]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_cwnd_range),
-	[BATON_GENL_A_SSTHRESH]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_ssthresh_range),
-	/* CUBIC keeps it up to 100 windows: the import cuts it to one */
-	[BATON_GENL_A_CWND_CNT]	   = { .type = NLA_U32 },
-	/* 0 would reach tcp_cwnd_reduction()'s WARN in CWR or Recovery */
-	[BATON_GENL_A_PRIOR_CWND]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_cwnd_range),
-	[BATON_GENL_A_SRTT_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
-	[BATON_GENL_A_MDEV_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
-	[BATON_GENL_A_MDEV_MAX_US] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
-	[BATON_GENL_A_RTTVAR_US]   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_time_range),
-	[BATON_GENL_A_RTT_MIN_US]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rtt_min_range),
-	[BATON_GENL_A_RTO_US]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_rto_range),
+	BTK_STATE_POLICY,
 	[BATON_GENL_A_FLOW]	   = NLA_POLICY_NESTED(btk_flow_policy),
 	[BATON_GENL_A_FREEZE_ID]   = NLA_POLICY_MIN(NLA_U32, 1),
 	[BATON_GENL_A_DEADLINE_MS] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_deadline_range),
 	[BATON_GENL_A_FLOW_PACKETS] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_packets_range),
 	[BATON_GENL_A_FLOW_BYTES]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_bytes_range),
+	[BATON_GENL_A_CONN]	   = NLA_POLICY_NESTED(btk_conn_policy),
 };
 
-static struct genl_family btk_genl_family;
+static struct genl_family btk_family;
 
-/* The caller's TCP socket an FD attribute names, with a file reference */
-static int btk_genl_socket(struct genl_info *info, const struct nlattr *fd_attr,
-			   struct socket **sockp)
+const struct genl_family *btk_genl_family(void)
+{
+	return &btk_family;
+}
+
+/*
+ * The caller's TCP socket an FD attribute names, in the namespace of the
+ * request, with a file reference.
+ */
+int btk_genl_socket(struct net *net, struct netlink_ext_ack *extack,
+		    const struct nlattr *fd_attr, struct socket **sockp)
 {
 	struct socket *sock;
 	struct sock *sk;
@@ -92,7 +152,7 @@ static int btk_genl_socket(struct genl_info *info, const struct nlattr *fd_attr,
 
 	sock = sockfd_lookup(nla_get_u32(fd_attr), &err);
 	if (!sock) {
-		NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
+		NL_SET_ERR_MSG_ATTR(extack, fd_attr,
 				    "not an open socket of the caller");
 		return err;
 	}
@@ -100,12 +160,12 @@ static int btk_genl_socket(struct genl_info *info, const struct nlattr *fd_attr,
 	if (!sk || sk->sk_type != SOCK_STREAM ||
 	    sk->sk_protocol != IPPROTO_TCP ||
 	    (sk->sk_family != AF_INET && sk->sk_family != AF_INET6)) {
-		NL_SET_ERR_MSG_ATTR(info->extack, fd_attr, "not a TCP socket");
+		NL_SET_ERR_MSG_ATTR(extack, fd_attr, "not a TCP socket");
 		err = -EPROTOTYPE;
 		goto put_sock;
 	}
-	if (!net_eq(sock_net(sk), genl_info_net(info))) {
-		NL_SET_ERR_MSG_ATTR(info->extack, fd_attr,
+	if (!net_eq(sock_net(sk), net)) {
+		NL_SET_ERR_MSG_ATTR(extack, fd_attr,
 				    "socket belongs to another network namespace");
 		err = -EXDEV;
 		goto put_sock;
@@ -131,22 +191,36 @@ static u32 btk_genl_clamp(int attr, u32 v)
 	return clamp_t(u64, v, pt->range->min, pt->range->max);
 }
 
-/* FD as asked, then every state attribute the export found */
-static int btk_genl_put_state(struct sk_buff *reply, struct genl_info *info,
-			      const struct btk_tcp_state *st)
+/* Every state attribute an export found, within the policy's ranges */
+int btk_genl_put_state(struct sk_buff *msg, const struct btk_tcp_state *st)
 {
 	int attr;
 
-	if (nla_put_u32(reply, BATON_GENL_A_FD,
-			nla_get_u32(info->attrs[BATON_GENL_A_FD])))
-		return -EMSGSIZE;
 	for (attr = BATON_GENL_A_STATE_FIRST;
 	     attr <= BATON_GENL_A_STATE_LAST; attr++) {
 		if (btk_tcp_has(st, attr) &&
-		    nla_put_u32(reply, attr,
+		    nla_put_u32(msg, attr,
 				btk_genl_clamp(attr, st->val[attr])))
 			return -EMSGSIZE;
 	}
+	return 0;
+}
+
+/* The state attributes of a nest (the policy checked them) */
+int btk_genl_state_parse(const struct nlattr *nest, struct btk_tcp_state *st,
+			 struct netlink_ext_ack *extack)
+{
+	struct nlattr *tb[BATON_GENL_A_STATE_LAST + 1];
+	int attr, err;
+
+	err = nla_parse_nested(tb, BATON_GENL_A_STATE_LAST, nest,
+			       btk_state_policy, extack);
+	if (err)
+		return err;
+	for (attr = BATON_GENL_A_STATE_FIRST;
+	     attr <= BATON_GENL_A_STATE_LAST; attr++)
+		if (tb[attr])
+			btk_tcp_set(st, attr, nla_get_u32(tb[attr]));
 	return 0;
 }
 
@@ -160,7 +234,8 @@ static int btk_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 
 	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
 		return -EINVAL;
-	err = btk_genl_socket(info, info->attrs[BATON_GENL_A_FD], &sock);
+	err = btk_genl_socket(genl_info_net(info), info->extack,
+			      info->attrs[BATON_GENL_A_FD], &sock);
 	if (err)
 		return err;
 	err = btk_tcp_export(sock->sk, &st, info->extack);
@@ -173,9 +248,12 @@ static int btk_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 		err = -ENOMEM;
 		goto put_sock;
 	}
-	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+	hdr = genlmsg_put_reply(reply, info, &btk_family, 0,
 				BATON_GENL_CMD_TCP_EXPORT);
-	if (!hdr || btk_genl_put_state(reply, info, &st)) {
+	if (!hdr ||
+	    nla_put_u32(reply, BATON_GENL_A_FD,
+			nla_get_u32(info->attrs[BATON_GENL_A_FD])) ||
+	    btk_genl_put_state(reply, &st)) {
 		err = -EMSGSIZE;
 		goto free_reply;
 	}
@@ -207,7 +285,8 @@ static int btk_genl_tcp_import(struct sk_buff *skb, struct genl_info *info)
 
 	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
 		return -EINVAL;
-	err = btk_genl_socket(info, info->attrs[BATON_GENL_A_FD], &sock);
+	err = btk_genl_socket(genl_info_net(info), info->extack,
+			      info->attrs[BATON_GENL_A_FD], &sock);
 	if (err)
 		return err;
 	err = btk_tcp_import(sock->sk, &st, info->extack);
@@ -289,7 +368,8 @@ static int btk_genl_flow(struct genl_info *info, const struct nlattr *flow,
 		if (err)
 			return err;
 	}
-	err = btk_genl_socket(info, tb[BATON_FLOW_A_FD], &sock);
+	err = btk_genl_socket(genl_info_net(info), info->extack,
+			      tb[BATON_FLOW_A_FD], &sock);
 	if (err)
 		return err;
 	if (!tb[BATON_FLOW_A_LOCAL]) {
@@ -368,7 +448,7 @@ static int btk_genl_freeze(struct sk_buff *skb, struct genl_info *info)
 		i++;
 	}
 	/* the reply is made first: a freeze the caller cannot name is lost */
-	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+	hdr = genlmsg_put_reply(reply, info, &btk_family, 0,
 				BATON_GENL_CMD_FREEZE);
 	if (!hdr) {
 		err = -EMSGSIZE;
@@ -411,7 +491,7 @@ static int btk_genl_thaw(struct sk_buff *skb, struct genl_info *info)
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
-	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+	hdr = genlmsg_put_reply(reply, info, &btk_family, 0,
 				BATON_GENL_CMD_THAW);
 	if (!hdr) {
 		err = -EMSGSIZE;
@@ -442,7 +522,7 @@ static int btk_genl_freeze_stats(struct sk_buff *skb, struct genl_info *info)
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;
-	hdr = genlmsg_put_reply(reply, info, &btk_genl_family, 0,
+	hdr = genlmsg_put_reply(reply, info, &btk_family, 0,
 				BATON_GENL_CMD_FREEZE_STATS);
 	btk_freeze_stats(genl_info_net(info), &st);
 	if (!hdr || btk_genl_put_stats(reply, &st)) {
@@ -479,9 +559,24 @@ static const struct genl_small_ops btk_genl_ops[] = {
 		.flags	= GENL_UNS_ADMIN_PERM,
 		.doit	= btk_genl_freeze_stats,
 	},
+	{
+		.cmd	= BATON_GENL_CMD_CONN_IMPORT,
+		.flags	= GENL_UNS_ADMIN_PERM,
+		.doit	= btk_conn_import_doit,
+	},
 };
 
-static struct genl_family btk_genl_family __ro_after_init = {
+static const struct genl_ops btk_genl_full_ops[] = {
+	{
+		.cmd	= BATON_GENL_CMD_CONN_EXPORT,
+		.flags	= GENL_UNS_ADMIN_PERM,
+		.start	= btk_conn_export_start,
+		.dumpit	= btk_conn_export_dumpit,
+		.done	= btk_conn_export_done,
+	},
+};
+
+static struct genl_family btk_family __ro_after_init = {
 	.name		= BATON_GENL_NAME,
 	.version	= BATON_GENL_VERSION,
 	.maxattr	= BATON_GENL_A_MAX,
@@ -490,14 +585,16 @@ static struct genl_family btk_genl_family __ro_after_init = {
 	.module		= THIS_MODULE,
 	.small_ops	= btk_genl_ops,
 	.n_small_ops	= ARRAY_SIZE(btk_genl_ops),
+	.ops		= btk_genl_full_ops,
+	.n_ops		= ARRAY_SIZE(btk_genl_full_ops),
 };
 
 int __init btk_genl_register(void)
 {
-	return genl_register_family(&btk_genl_family);
+	return genl_register_family(&btk_family);
 }
 
 void btk_genl_unregister(void)
 {
-	genl_unregister_family(&btk_genl_family);
+	genl_unregister_family(&btk_family);
 }

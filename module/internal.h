@@ -3,6 +3,7 @@
 #define _BTK_INTERNAL_H
 
 #include <linux/types.h>
+#include <net/genetlink.h>
 #include <net/sock.h>
 #include <linux/baton.h>
 
@@ -36,6 +37,19 @@ int btk_tcp_import(struct sock *sk, const struct btk_tcp_state *st,
 
 int btk_genl_register(void);
 void btk_genl_unregister(void);
+const struct genl_family *btk_genl_family(void);
+int btk_genl_socket(struct net *net, struct netlink_ext_ack *extack,
+		    const struct nlattr *fd_attr, struct socket **sockp);
+int btk_genl_put_state(struct sk_buff *msg, const struct btk_tcp_state *st);
+int btk_genl_state_parse(const struct nlattr *nest, struct btk_tcp_state *st,
+			 struct netlink_ext_ack *extack);
+extern const struct nla_policy btk_conn_policy[BATON_CONN_A_MAX + 1];
+
+/* conn.c: the bulk state */
+int btk_conn_export_start(struct netlink_callback *cb);
+int btk_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
+int btk_conn_export_done(struct netlink_callback *cb);
+int btk_conn_import_doit(struct sk_buff *skb, struct genl_info *info);
 
 /*
  * A TCP 4-tuple as the segments of its connection arrive: local is their

@@ -1857,6 +1857,353 @@ TEST_F(conn, prior_cwnd_zero_refused_in_cwr)
 }
 
 /*
+ * The bulk state. N connections to the fixture's listener, each with
+ * bytes of its own in every queue its server can hold at a checkpoint.
+ */
+#define BULK_CONNS	8
+
+struct bulk {
+	int cli[BULK_CONNS], srv[BULK_CONNS];
+	size_t sent[BULK_CONNS];	/* server to client, from 0 */
+	char in[BULK_CONNS][64];	/* client to server, unread */
+};
+
+static int bulk_open(struct bulk *b, int lfd, int family, int port)
+{
+	for (int i = 0; i < BULK_CONNS; i++) {
+		int err = conn_pair(lfd, family, port, &b->cli[i], &b->srv[i]);
+
+		if (err)
+			return err;
+		if (exchange(b->cli[i], b->srv[i]))
+			return -EIO;
+		snprintf(b->in[i], sizeof(b->in[i]), "unread bytes of conn %d", i);
+	}
+	return 0;
+}
+
+static void bulk_close(struct bulk *b)
+{
+	for (int i = 0; i < BULK_CONNS; i++) {
+		close(b->cli[i]);
+		if (b->srv[i] >= 0)
+			close(b->srv[i]);
+	}
+}
+
+/*
+ * Every kind of queue, frozen: bytes the server has not read, bytes it
+ * sent that the client has not acknowledged (held at the server), bytes
+ * it could not send yet (connection 0: a 256 KiB reply the client's
+ * window holds back), then the 25 bytes the client sends during the
+ * freeze.
+ */
+static int bulk_fill(struct baton_tcp *tcp, struct bulk *b, __u32 *id)
+{
+	struct baton_flow f[BULK_CONNS] = {};
+	static char out[256 << 10];
+	int i, err;
+
+	for (i = 0; i < BULK_CONNS; i++) {
+		if (send(b->cli[i], b->in[i], sizeof(b->in[i]), 0) !=
+		    sizeof(b->in[i]))
+			return -EIO;
+		f[i].fd = b->srv[i];
+	}
+	usleep(20 * 1000);	/* received, acknowledged, unread */
+	err = baton_tcp_freeze(tcp, f, BULK_CONNS, 5000, NULL, id);
+	if (err)
+		return err;
+	for (i = 0; i < BULK_CONNS; i++) {
+		size_t len = i ? 1000 * i : sizeof(out);
+
+		pattern(out, 0, len);
+		b->sent[i] = send(b->srv[i], out, len, MSG_DONTWAIT);
+		if (!b->sent[i] || b->sent[i] > len)
+			return -EIO;
+		if (send(b->cli[i], "25 bytes during the freeze", 25, 0) != 25)
+			return -EIO;
+	}
+	usleep(20 * 1000);
+	return 0;
+}
+
+/* every byte once, in order, both ways, and the connections go on */
+static int bulk_check(struct bulk *b)
+{
+	char in[64], during[25];
+	ssize_t at;
+
+	for (int i = 0; i < BULK_CONNS; i++) {
+		if (read_exact(b->srv[i], in, sizeof(in)) ||
+		    memcmp(in, b->in[i], sizeof(in)))
+			return -(100 + i);
+		if (read_exact(b->srv[i], during, sizeof(during)) ||
+		    memcmp(during, "25 bytes during the freeze", 25))
+			return -(200 + i);
+		if (check_stream(b->cli[i], b->sent[i], &at))
+			return -(300 + i);
+		if (inq(b->srv[i]) || exchange(b->cli[i], b->srv[i]))
+			return -(400 + i);
+	}
+	return 0;
+}
+
+/*
+ * Export, close and import a set of frozen connections through the
+ * module: every byte in every queue arrives once, the congestion state
+ * comes along, no reset and no retransmission timeout.
+ */
+TEST_F(conn, conns_export_import)
+{
+	long long timeouts = tcp_timeouts(), resets = tcp_resets();
+	int fds[BULK_CONNS], i, err;
+	struct timespec t0;
+	struct tcp_info ti;
+	struct bulk b;
+	__u32 mss;
+	size_t len;
+	void *rec;
+	__u32 id;
+
+	ASSERT_EQ(0, bulk_open(&b, self->lfd, variant->family, self->port));
+	ASSERT_EQ(0, tcp_info_get(b.srv[0], &ti));
+	mss = ti.tcpi_snd_mss;
+	ASSERT_EQ(0, import_state(self->tcp, b.srv[1]));
+	ASSERT_EQ(0, bulk_fill(self->tcp, &b, &id)) TH_LOG("%s", self->log.last);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, b.srv, BULK_CONNS, &rec,
+					    &len))
+		TH_LOG("%s", self->log.last);
+	TH_LOG("%d connections: a record of %zu bytes", BULK_CONNS, len);
+	for (i = 0; i < BULK_CONNS; i++) {
+		close(b.srv[i]);	/* in repair mode: the peer hears nothing */
+		b.srv[i] = -1;
+	}
+	err = baton_tcp_import_conns(self->tcp, rec, len, fds, BULK_CONNS);
+	free(rec);
+	ASSERT_EQ(0, err) TH_LOG("%s", self->log.last);
+	for (i = 0; i < BULK_CONNS; i++)
+		b.srv[i] = fds[i];
+	/* segments of the connection's MSS, not connect()'s default */
+	ASSERT_EQ(0, tcp_info_get(b.srv[0], &ti));
+	EXPECT_EQ(mss, ti.tcpi_snd_mss);
+	ASSERT_EQ(0, tcp_info_get(b.srv[1], &ti));
+	EXPECT_EQ(1 /* TCP_ESTABLISHED */, ti.tcpi_state);
+	EXPECT_EQ(37, ti.tcpi_snd_cwnd);
+	EXPECT_EQ(20, ti.tcpi_snd_ssthresh);
+	EXPECT_EQ(5000, ti.tcpi_rtt);
+	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
+	TH_LOG("export, close, import and thaw: %ld ms", ms_since(&t0));
+	err = bulk_check(&b);
+	EXPECT_EQ(0, err) TH_LOG("connection %d: %s", -err % 100,
+				 -err < 200 ? "unread bytes" :
+				 -err < 300 ? "bytes sent during the freeze" :
+				 -err < 400 ? "the server's stream" : "after");
+	EXPECT_EQ(timeouts, tcp_timeouts());
+	EXPECT_EQ(resets, tcp_resets());
+	bulk_close(&b);
+}
+
+/* 1.6 MB that cannot leave yet: a connection in many parts */
+TEST_F(conn, conns_large_queue)
+{
+	char want[RECVQ_LEN], in[RECVQ_LEN];
+	ssize_t sent, at = 0;
+	size_t len, parts = 0;
+	const struct nlattr *attr;
+	void *rec;
+	__u32 id;
+	int fd;
+
+	for (int i = 0; i < RECVQ_LEN; i++)
+		want[i] = (char)(i * 13);
+	ASSERT_EQ(RECVQ_LEN, send(self->cli, want, RECVQ_LEN, 0));
+	usleep(100 * 1000);
+	sent = fill_sendq(self->srv);
+	ASSERT_LT(0, sent);
+
+	ASSERT_EQ(0, freeze_fd(self->tcp, self->srv, 5000, &id));
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &self->srv, 1, &rec,
+					    &len));
+	mnl_attr_for_each_payload(rec, len)
+		parts++;
+	TH_LOG("%zd bytes written: a record of %zu bytes in %zu parts", sent,
+	       len, parts);
+	EXPECT_LT(1, parts);
+	close(self->srv);
+	self->srv = -1;
+	ASSERT_EQ(0, baton_tcp_import_conns(self->tcp, rec, len, &fd, 1))
+		TH_LOG("%s", self->log.last);
+	free(rec);
+	self->srv = fd;
+	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
+	EXPECT_EQ(0, read_exact(fd, in, RECVQ_LEN));
+	EXPECT_EQ(0, memcmp(in, want, RECVQ_LEN));
+	EXPECT_EQ(0, check_stream(self->cli, sent, &at))
+		TH_LOG("stream broken near byte %zd of %zd", at, sent);
+	EXPECT_EQ(0, exchange(self->cli, fd));
+}
+
+/* A raw import request of one CONN nest, built by put */
+static int raw_import(struct baton_tcp *tcp,
+		      void (*put)(struct nlmsghdr *nlh, const void *rec,
+				  size_t len),
+		      const void *rec, size_t len)
+{
+	static char buf[16384];
+	struct nlmsghdr *nlh = raw_put(buf, tcp, BATON_GENL_CMD_CONN_IMPORT);
+
+	put(nlh, rec, len);
+	return raw_call(tcp, nlh);
+}
+
+/* the first part of rec, with one attribute dropped or changed */
+static __u16 edit_type;
+static __u32 edit_value;
+static bool edit_drop;
+
+static void put_edited(struct nlmsghdr *nlh, const void *rec, size_t len)
+{
+	const struct nlattr *conn = rec, *attr;
+	struct nlattr *nest = mnl_attr_nest_start(nlh, BATON_GENL_A_CONN);
+
+	(void)len;
+	mnl_attr_for_each_nested(attr, conn) {
+		if (mnl_attr_get_type(attr) == edit_type) {
+			if (!edit_drop)
+				mnl_attr_put_u32(nlh, edit_type, edit_value);
+			continue;
+		}
+		mnl_attr_put(nlh, mnl_attr_get_type(attr),
+			     mnl_attr_get_payload_len(attr),
+			     mnl_attr_get_payload(attr));
+	}
+	mnl_attr_nest_end(nlh, nest);
+}
+
+static int import_edited(struct baton_tcp *tcp, const void *rec, size_t len,
+			 __u16 type, bool drop, __u32 value)
+{
+	edit_type = type;
+	edit_drop = drop;
+	edit_value = value;
+	return raw_import(tcp, put_edited, rec, len);
+}
+
+/*
+ * Bad input, refused with its reason, and nothing made: exports of
+ * sockets that are not established TCP connections (and the caller's
+ * sockets are as they were); imports of truncated records, records
+ * without a scalar, with queues that do not add up, with options
+ * without their values, connections out of order, a connection whose
+ * twin is still open; three connections of which the last is bad make
+ * no socket at all.
+ */
+TEST_F(conn, conns_bad_input)
+{
+	int pipefd[2], udp, lone, fds[3], before, after;
+	void *rec, *three;
+	size_t len, len3;
+	char *buf;
+
+	/* exports */
+	ASSERT_EQ(0, pipe(pipefd));
+	EXPECT_EQ(-ENOTSOCK, baton_tcp_export_conns(self->tcp, pipefd, 1, &rec,
+						    &len));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	udp = socket(variant->family, SOCK_DGRAM, 0);
+	EXPECT_EQ(-EPROTOTYPE, baton_tcp_export_conns(self->tcp, &udp, 1, &rec,
+						      &len));
+	close(udp);
+	lone = socket(variant->family, SOCK_STREAM, 0);
+	EXPECT_EQ(-ENOTCONN, baton_tcp_export_conns(self->tcp, &lone, 1, &rec,
+						    &len));
+	EXPECT_NE(NULL, strstr(self->log.last, "established"))
+		TH_LOG("%s", self->log.last);
+	close(lone);
+	{
+		int two[2] = { self->srv, self->lfd };
+
+		EXPECT_EQ(-ENOTCONN, baton_tcp_export_conns(self->tcp, two, 2,
+							    &rec, &len));
+	}
+	/* the server was left as it was: out of repair mode, serving */
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+
+	/* a real record, to spoil; the server goes back to serving */
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &self->srv, 1, &rec,
+					    &len));
+	ASSERT_EQ(0, repair(self->srv, TCP_REPAIR_OFF_NO_WP));
+
+	/* the library refuses what is cut short */
+	EXPECT_EQ(-EINVAL, baton_tcp_import_conns(self->tcp, rec, len - 2, fds, 1));
+	EXPECT_EQ(-EINVAL, baton_tcp_import_conns(self->tcp, rec, len, fds, 2));
+	/* the module what lacks a scalar, or does not add up, or lies */
+	EXPECT_EQ(-EINVAL, import_edited(self->tcp, rec, len,
+					 BATON_CONN_A_WINDOW, true, 0));
+	EXPECT_EQ(-EINVAL, import_edited(self->tcp, rec, len,
+					 BATON_CONN_A_RECVQ_LEN, false, 7));
+	EXPECT_EQ(-EINVAL, import_edited(self->tcp, rec, len,
+					 BATON_CONN_A_TIMESTAMP, true, 0));
+	EXPECT_EQ(-EINVAL, import_edited(self->tcp, rec, len,
+					 BATON_CONN_A_OPTIONS, false, 1 << 6));
+	EXPECT_EQ(-ERANGE, import_edited(self->tcp, rec, len,
+					 BATON_CONN_A_SND_WSCALE, false, 15));
+	/* its twin is still open: the tuple is taken */
+	EXPECT_GT(0, baton_tcp_import_conns(self->tcp, rec, len, fds, 1));
+	TH_LOG("twin: %s", self->log.last);
+
+	/* three connections, the last of them bad: none is made */
+	buf = malloc(3 * len);
+	ASSERT_NE(NULL, buf);
+	{
+		struct bulk b;
+		int srvs[2];
+		void *two;
+		size_t len2;
+
+		ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+				       &b.cli[0], &b.srv[0]));
+		ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+				       &b.cli[1], &b.srv[1]));
+		srvs[0] = b.srv[0];
+		srvs[1] = b.srv[1];
+		ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, srvs, 2, &two,
+						    &len2));
+		close(b.srv[0]);
+		close(b.srv[1]);
+		memcpy(buf, two, len2);
+		memcpy(buf + len2, rec, len);	/* the twin of a live one */
+		len3 = len2 + len;
+		three = buf;
+		before = dup(0);
+		close(before);
+		EXPECT_GT(0, baton_tcp_import_conns(self->tcp, three, len3, fds, 3));
+		for (int i = 0; i < 3; i++)
+			EXPECT_GT(0, fds[i]);
+		after = dup(0);
+		close(after);
+		EXPECT_EQ(before, after);
+		/* and now without it: both come back */
+		ASSERT_EQ(0, baton_tcp_import_conns(self->tcp, two, len2, fds, 2))
+			TH_LOG("%s", self->log.last);
+		EXPECT_EQ(0, exchange(b.cli[0], fds[0]));
+		EXPECT_EQ(0, exchange(b.cli[1], fds[1]));
+		for (int i = 0; i < 2; i++) {
+			close(fds[i]);
+			close(b.cli[i]);
+		}
+		free(two);
+	}
+	free(buf);
+	free(rec);
+	EXPECT_EQ(0, exchange(self->cli, self->srv));
+}
+
+/*
  * Seeded random requests: commands known and not, attributes of every
  * type with random lengths and values, fds of every kind of socket in
  * and out of repair mode. The module answers each with an error or a

@@ -366,4 +366,32 @@ int baton_tcp_freeze_stats(struct baton_tcp *tcp,
 			   struct baton_freeze_stats *stats);
 /* ---- end of the freeze ---- */
 
+/*
+ * ---- baton.ko: the bulk state (new; to move with the library's layout) ----
+ *
+ * The complete repair state of many established connections in one
+ * request, and their sockets rebuilt in the kernel, a request for as
+ * many as fit (the module replays the TCP_REPAIR sequence itself):
+ *
+ *	baton_tcp_freeze(tcp, flows, n, 1000, NULL, &id);  // still queues
+ *	baton_tcp_export_conns(tcp, fds, n, &rec, &len);
+ *	    // each fd is left in repair mode, its send queue selected:
+ *	close(fds[i]) for each;			// silent
+ *	baton_tcp_import_conns(tcp, rec, len, nfds, n);
+ *	baton_tcp_thaw(tcp, id, NULL);
+ *	free(rec);
+ *
+ * The record is the module's (enum baton_conn_attr in <linux/baton.h>),
+ * not baton_tcp_checkpoint()'s. baton_tcp_import_conns() fills nfds[i]
+ * with the socket of the i-th connection or a negative errno (one reset
+ * after leaving repair mode, or all of a request that failed: those
+ * stay silent) and returns 0 or the first error. A connection larger
+ * than one request may be (the channel's send buffer) is refused.
+ */
+int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
+			   void **rec, size_t *len);
+int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
+			   size_t len, int *fds, size_t n);
+/* ---- end of the bulk state ---- */
+
 #endif /* BATON_H */

@@ -45,6 +45,25 @@
  *		held now, delivered, dropped for a cap (overflow) or held and
  *		dropped (device down, netns exit), freezes expired.
  *
+ *	BATON_GENL_CMD_CONN_EXPORT (dump)  { FD... }
+ *		-> per socket, in the order of the FDs, one or more
+ *		   { CONN { INDEX, FD, LOCAL, PEER, ..., STATE, queue bytes } }
+ *		The complete repair state of established TCP sockets of the
+ *		caller, each put in repair mode (as TCP_REPAIR) with its send
+ *		queue selected, so that nothing new leaves it: the caller then
+ *		closes it (nothing reaches the peer) or turns repair off. A
+ *		socket's queues continue in further CONN nests of its INDEX.
+ *
+ *	BATON_GENL_CMD_CONN_IMPORT  { CONN... }
+ *		-> { CONN { INDEX, FD or ERROR }... }
+ *		Builds a socket of the caller from each connection (its CONN
+ *		nests, adjacent, of one INDEX: the first with every scalar),
+ *		all in repair mode first, any failure undoing them all, then
+ *		takes each out of repair mode and installs its descriptor.
+ *		ERROR (a positive errno) names one that failed after it left
+ *		repair mode (its unsent data could not be queued): it was
+ *		reset, so that its peer learns.
+ *
  * The kernel validates strictly: an attribute it does not know is refused
  * (-EINVAL with an extended ack), so userspace sends only attributes up to
  * the family's maxattr and drops the others from a newer record. Unknown
@@ -68,6 +87,10 @@
 /* The largest per-flow caps a freeze may ask for */
 #define BATON_FLOW_PACKETS_MAX	65536
 #define BATON_FLOW_BYTES_MAX	(64 << 20)
+/* The largest chunk of a queue in one attribute */
+#define BATON_CONN_CHUNK_MAX	65528
+/* The largest queue a connection may carry, each */
+#define BATON_CONN_QUEUE_MAX	(64 << 20)
 
 enum baton_genl_cmd {
 	BATON_GENL_CMD_UNSPEC,
@@ -76,6 +99,8 @@ enum baton_genl_cmd {
 	BATON_GENL_CMD_FREEZE,
 	BATON_GENL_CMD_THAW,
 	BATON_GENL_CMD_FREEZE_STATS,
+	BATON_GENL_CMD_CONN_EXPORT,
+	BATON_GENL_CMD_CONN_IMPORT,
 
 	__BATON_GENL_CMD_MAX,
 	BATON_GENL_CMD_MAX = __BATON_GENL_CMD_MAX - 1
@@ -101,6 +126,7 @@ enum baton_genl_attr {
 	BATON_GENL_A_FLOW_PACKETS,	/* u32: segments held per flow */
 	BATON_GENL_A_FLOW_BYTES,	/* u32: their memory (truesize) */
 	BATON_GENL_A_STATS,		/* nest: enum baton_stats_attr */
+	BATON_GENL_A_CONN,		/* nest, repeated: enum baton_conn_attr */
 
 	__BATON_GENL_A_MAX,
 	BATON_GENL_A_MAX = __BATON_GENL_A_MAX - 1
@@ -115,6 +141,38 @@ enum baton_flow_attr {
 
 	__BATON_FLOW_A_MAX,
 	BATON_FLOW_A_MAX = __BATON_FLOW_A_MAX - 1
+};
+
+/*
+ * A connection's repair state. Sequence numbers are of the first byte of
+ * each queue; the queues' bytes follow in chunks of at most
+ * BATON_CONN_CHUNK_MAX, in order, summing to their *_LEN.
+ */
+enum baton_conn_attr {
+	BATON_CONN_A_UNSPEC,
+	BATON_CONN_A_INDEX,		/* u32: position among the connections */
+	BATON_CONN_A_FD,		/* u32: the socket (ignored by an import) */
+	BATON_CONN_A_ERROR,		/* u32: errno, in an import's reply */
+	BATON_CONN_A_LOCAL,		/* sockaddr_in or sockaddr_in6 */
+	BATON_CONN_A_PEER,		/* the same family */
+	BATON_CONN_A_SND_SEQ,		/* u32: first unacknowledged byte */
+	BATON_CONN_A_RCV_SEQ,		/* u32: first unread byte */
+	BATON_CONN_A_MSS,		/* u32: the peer's MSS (mss_clamp) */
+	BATON_CONN_A_OPTIONS,		/* u32: TCPI_OPT_ TIMESTAMPS SACK WSCALE ECN */
+	BATON_CONN_A_SND_WSCALE,	/* u32 */
+	BATON_CONN_A_RCV_WSCALE,	/* u32 */
+	BATON_CONN_A_TIMESTAMP,		/* u32: the tsval it sends now */
+	BATON_CONN_A_WINDOW,		/* struct tcp_repair_window */
+	BATON_CONN_A_SENDQ_LEN,		/* u32: sent, unacknowledged bytes */
+	BATON_CONN_A_UNSENT_LEN,	/* u32: bytes never sent */
+	BATON_CONN_A_RECVQ_LEN,		/* u32: received, unread bytes */
+	BATON_CONN_A_SENDQ,		/* bytes, repeated */
+	BATON_CONN_A_UNSENT,		/* bytes, repeated */
+	BATON_CONN_A_RECVQ,		/* bytes, repeated */
+	BATON_CONN_A_STATE,		/* nest: BATON_GENL_A_CWND..RTO_US */
+
+	__BATON_CONN_A_MAX,
+	BATON_CONN_A_MAX = __BATON_CONN_A_MAX - 1
 };
 
 /* Counters of a freeze (THAW) or of a netns (FREEZE_STATS), all __u64 */
