@@ -146,19 +146,22 @@ static int btk_conn_snap(struct socket *sock, struct btk_conn *c,
 {
 	struct sock *sk = sock->sk;
 	struct tcp_sock *tp = tcp_sk(sk);
-	int err;
+	int err = 0;
 
-	err = btk_sockopt_int(sock, TCP_REPAIR, TCP_REPAIR_ON) ?:
-	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
-	if (err) {
-		NL_SET_ERR_MSG(extack, "cannot put the socket in repair mode");
-		return err;
-	}
 	lock_sock(sk);
 	if (!btk_conn_exportable(sk, extack)) {
 		err = -ENOTCONN;
 		goto unlock;
 	}
+	/*
+	 * What TCP_REPAIR and TCP_REPAIR_QUEUE would set, without two more
+	 * rounds of the socket lock: they ask for CAP_NET_ADMIN over the
+	 * socket's namespace, which the family's GENL_UNS_ADMIN_PERM checked
+	 * (the socket is in the request's namespace).
+	 */
+	tp->repair = 1;
+	sk->sk_reuse = SK_FORCE_REUSE;
+	tp->repair_queue = TCP_SEND_QUEUE;
 	memset(c, 0, sizeof(*c));
 	btk_conn_addrs(sk, c);
 	c->snd_una = tp->snd_una;
@@ -780,13 +783,14 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 		return err;
 	}
 
+	/* the receive queue last: it stays selected for its bytes */
 	err = btk_sockopt_int(sock, TCP_REPAIR, TCP_REPAIR_ON) ?:
-	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ?:
-	      btk_sockopt_int(sock, TCP_QUEUE_SEQ,
-			      nla_get_u32(tb[BATON_CONN_A_RCV_SEQ])) ?:
 	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ?:
 	      btk_sockopt_int(sock, TCP_QUEUE_SEQ,
-			      nla_get_u32(tb[BATON_CONN_A_SND_SEQ]));
+			      nla_get_u32(tb[BATON_CONN_A_SND_SEQ])) ?:
+	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ?:
+	      btk_sockopt_int(sock, TCP_QUEUE_SEQ,
+			      nla_get_u32(tb[BATON_CONN_A_RCV_SEQ]));
 	if (err) {
 		NL_SET_ERR_MSG(extack, "cannot set the sequence numbers in repair mode");
 		return err;
@@ -842,12 +846,15 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 		if (err)
 			return err;
 	}
-	/* the send queue counts as sent: it is retransmitted if need be */
-	err = btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ?:
-	      btk_conn_write(sock, ci, BTK_Q_RECV) ?:
-	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ?:
-	      btk_conn_write(sock, ci, BTK_Q_SENT) ?:
-	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+	/*
+	 * The receive queue is selected; the send queue counts as sent (it
+	 * is retransmitted if need be). An empty queue costs nothing, and
+	 * the queue left selected means nothing once out of repair mode.
+	 */
+	err = btk_conn_write(sock, ci, BTK_Q_RECV);
+	if (!err && ci->len[BTK_Q_SENT])
+		err = btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ?:
+		      btk_conn_write(sock, ci, BTK_Q_SENT);
 	if (err) {
 		NL_SET_ERR_MSG(extack, "cannot queue the connection's bytes");
 		return err;
@@ -867,15 +874,23 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 }
 
 /*
- * Out of repair mode (a window probe tells the peer where we are), then
- * the bytes never sent go as new data. If they cannot, the connection
- * has lost them: it is reset, so that the peer learns.
+ * Out of repair mode, then the bytes never sent go as new data. If they
+ * cannot, the connection has lost them: it is reset, so that the peer
+ * learns. Leaving repair mode sends a window probe, for the peer to say
+ * where it stands, unless the connection is frozen: then what the peer
+ * sent meanwhile is held and will say it, and the answer to a probe
+ * would only be held too.
  */
 static void btk_conn_finish(struct btk_conn_in *ci)
 {
 	struct socket *sock = ci->file->private_data;
+	struct btk_tuple t;
+	bool probe;
 
-	ci->err = btk_sockopt_int(sock, TCP_REPAIR, TCP_REPAIR_OFF) ?:
+	probe = btk_sock_tuple(sock->sk, &t) ||
+		!btk_frozen(sock_net(sock->sk), &t);
+	ci->err = btk_sockopt_int(sock, TCP_REPAIR, probe ? TCP_REPAIR_OFF :
+				  TCP_REPAIR_OFF_NO_WP) ?:
 		  btk_conn_write(sock, ci, BTK_Q_UNSENT);
 	if (ci->err)
 		tcp_abort(sock->sk, ECONNABORTED);

@@ -222,6 +222,21 @@ unlock:
 	return holds;
 }
 
+/* Whether a tuple is frozen (or being thawed) in a namespace now */
+bool btk_frozen(struct net *net, const struct btk_tuple *t)
+{
+	struct btk_net *bn = btk_net(net);
+	bool frozen = false;
+
+	if (!atomic_read(&bn->nflows))
+		return false;
+	rcu_read_lock();
+	if (READ_ONCE(bn->table))
+		frozen = btk_flow_find(bn, t);
+	rcu_read_unlock();
+	return frozen;
+}
+
 /* The tuple a segment arriving at this host belongs to; -ENOENT: not TCP */
 static int btk_skb_tuple(struct sk_buff *skb, u8 pf, struct btk_tuple *t)
 {
@@ -520,10 +535,12 @@ static int btk_net_arm(struct net *net, struct btk_net *bn,
 	if (bn->hooked)
 		return 0;
 	if (!bn->table) {
-		bn->table = kvcalloc(1 << BTK_TABLE_BITS, sizeof(*bn->table),
-				     GFP_KERNEL);
-		if (!bn->table)
+		struct hlist_head *table;
+
+		table = kvcalloc(1 << BTK_TABLE_BITS, sizeof(*table), GFP_KERNEL);
+		if (!table)
 			return -ENOMEM;
+		WRITE_ONCE(bn->table, table);
 	}
 	err = nf_register_net_hooks(net, btk_hook_ops,
 				    ARRAY_SIZE(btk_hook_ops));

@@ -82,6 +82,7 @@ static inline void btk_stats_set(struct btk_stats *st, int attr, u64 v)
 }
 
 int btk_sock_tuple(struct sock *sk, struct btk_tuple *t);
+bool btk_frozen(struct net *net, const struct btk_tuple *t);
 bool btk_sock_holds(struct sock *sk, const struct btk_tuple *t);
 int btk_freeze(struct net *net, const struct btk_tuple *t, u32 n,
 	       const struct btk_freeze_opts *o, u32 *id, u32 *bad,
