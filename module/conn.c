@@ -136,23 +136,18 @@ static void btk_conn_addrs(struct sock *sk, struct btk_conn *c)
 }
 
 /*
- * Puts the socket in repair mode with its send queue selected, as
+ * Puts a locked socket in repair mode with its send queue selected, as
  * TCP_REPAIR and TCP_REPAIR_QUEUE would (an ACK then marks data sent
  * without sending it: nothing the record holds as unsent leaves), and
- * reads its state under the socket lock.
+ * reads its state.
  */
-static int btk_conn_snap(struct socket *sock, struct btk_conn *c,
+static int btk_conn_snap(struct sock *sk, struct btk_conn *c,
 			 struct netlink_ext_ack *extack)
 {
-	struct sock *sk = sock->sk;
 	struct tcp_sock *tp = tcp_sk(sk);
-	int err = 0;
 
-	lock_sock(sk);
-	if (!btk_conn_exportable(sk, extack)) {
-		err = -ENOTCONN;
-		goto unlock;
-	}
+	if (!btk_conn_exportable(sk, extack))
+		return -ENOTCONN;
 	/*
 	 * What TCP_REPAIR and TCP_REPAIR_QUEUE would set, without two more
 	 * rounds of the socket lock: they ask for CAP_NET_ADMIN over the
@@ -190,9 +185,7 @@ static int btk_conn_snap(struct socket *sock, struct btk_conn *c,
 		.rcv_wup	= tp->rcv_wup,
 	};
 	btk_tcp_read(sk, &c->st);
-unlock:
-	release_sock(sk);
-	return err;
+	return 0;
 }
 
 /* What skb holds of the bytes from seq + *done on, copied; advances *done */
@@ -239,8 +232,7 @@ struct btk_dump {
 	u32 n;			/* sockets */
 	u32 i;			/* the one being written */
 	bool taken;		/* the sockets are ours */
-	bool snapped;		/* its state is read */
-	bool started;		/* its first part is out */
+	bool started;		/* its first part is out, its state read */
 	u32 off[BTK_NR_QUEUES];	/* bytes of each queue out */
 	struct btk_conn c;	/* its state */
 	struct {
@@ -359,10 +351,10 @@ static int btk_conn_put_scalars(struct sk_buff *skb, const struct btk_conn *c)
 }
 
 /*
- * Queue bytes into the message while they fit, reading them under the
- * socket lock by sequence number: if the socket moved since the snapshot
- * (an ACK, data read or received), the export fails rather than mix two
- * moments. A frozen connection does not move.
+ * Queue bytes into the message while they fit, reading them by sequence
+ * number, the socket locked: if it moved since the snapshot (an ACK,
+ * data read or received between two messages), the export fails rather
+ * than mix two moments. A frozen connection does not move.
  */
 static int btk_conn_put_bytes(struct sk_buff *skb, struct btk_dump *d,
 			      struct netlink_ext_ack *extack)
@@ -370,16 +362,14 @@ static int btk_conn_put_bytes(struct sk_buff *skb, struct btk_dump *d,
 	struct sock *sk = d->s[d->i].sock->sk;
 	const struct tcp_sock *tp = tcp_sk(sk);
 	const struct btk_conn *c = &d->c;
-	int q, err = 0;
+	int q, err;
 	u32 seq, len;
 
-	lock_sock(sk);
 	if (tp->snd_una != c->snd_una || tp->write_seq != c->write_seq ||
 	    tp->copied_seq != c->copied_seq || tp->rcv_nxt != c->rcv_nxt) {
 		NL_SET_ERR_MSG(extack,
 			       "socket moved during its export: freeze its connection first");
-		err = -EAGAIN;
-		goto unlock;
+		return -EAGAIN;
 	}
 	for (q = 0; q < BTK_NR_QUEUES; q++) {
 		btk_conn_queue(c, q, &seq, &len);
@@ -391,73 +381,76 @@ static int btk_conn_put_bytes(struct sk_buff *skb, struct btk_dump *d,
 			struct nlattr *attr;
 
 			/* a chunk worth a message, or the next message */
-			if (n < len - d->off[q] && n < 1024) {
-				err = -EMSGSIZE;
-				goto unlock;
-			}
+			if (n < len - d->off[q] && n < 1024)
+				return -EMSGSIZE;
 			attr = nla_reserve(skb, btk_queue_attr[q], n);
-			if (!attr) {
-				err = -EMSGSIZE;
-				goto unlock;
-			}
+			if (!attr)
+				return -EMSGSIZE;
 			err = btk_queue_copy(sk, q, seq + d->off[q],
 					     nla_data(attr), n);
 			if (err) {
 				NL_SET_ERR_MSG(extack,
 					       "socket's queue shorter than its sequence numbers");
-				goto unlock;
+				return err;
 			}
 			d->off[q] += n;
 		}
 	}
-unlock:
-	release_sock(sk);
-	return err;
+	return 0;
 }
 
 /*
- * One message of the current socket: its first part (the scalars and
- * what bytes fit) or the next. 0 once the socket is all out, -EMSGSIZE
- * when the message is full (kept if it holds anything; the next
- * continues).
+ * One message of the current socket, under its lock: its first part
+ * (its state, read now, and what bytes fit) or the next. 0 once the
+ * socket is all out, -EMSGSIZE when the message is full (kept if it
+ * holds anything; the next continues).
  */
 static int btk_conn_put_part(struct sk_buff *skb, struct netlink_callback *cb,
 			     struct btk_dump *d)
 {
+	struct sock *sk = d->s[d->i].sock->sk;
 	struct nlattr *conn;
-	void *hdr;
 	int err, before;
+	void *hdr;
 
+	lock_sock(sk);
+	if (!d->started) {
+		err = btk_conn_snap(sk, &d->c, cb->extack);
+		if (err)
+			goto unlock;
+		memset(d->off, 0, sizeof(d->off));
+	}
+	err = -EMSGSIZE;
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
 			  btk_genl_family(), NLM_F_MULTI,
 			  BATON_GENL_CMD_CONN_EXPORT);
 	if (!hdr)
-		return -EMSGSIZE;
+		goto unlock;
 	conn = nla_nest_start(skb, BATON_GENL_A_CONN);
 	if (!conn || nla_put_u32(skb, BATON_CONN_A_INDEX, d->i))
-		goto full;
+		goto cancel;
 	if (!d->started) {
 		if (nla_put_u32(skb, BATON_CONN_A_FD, d->s[d->i].fd) ||
 		    btk_conn_put_scalars(skb, &d->c))
-			goto full;
+			goto cancel;
 		d->started = true;
 	}
 	before = skb->len;
 	err = btk_conn_put_bytes(skb, d, cb->extack);
-	if (err && err != -EMSGSIZE) {
-		genlmsg_cancel(skb, hdr);
-		return err;
-	}
+	if (err && err != -EMSGSIZE)
+		goto cancel;
 	/* a continuation that carries nothing is not worth a message */
 	if (err && skb->len == before && nla_len(conn) <= nla_total_size(4))
-		goto full;
+		goto cancel;
 	nla_nest_end(skb, conn);
 	genlmsg_end(skb, hdr);
-	return err;
+	goto unlock;
 
-full:
+cancel:
 	genlmsg_cancel(skb, hdr);
-	return -EMSGSIZE;
+unlock:
+	release_sock(sk);
+	return err;
 }
 
 int btk_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
@@ -471,14 +464,6 @@ int btk_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 			return err;
 	}
 	while (d->i < d->n) {
-		if (!d->snapped) {
-			err = btk_conn_snap(d->s[d->i].sock, &d->c, cb->extack);
-			if (err)
-				return err;
-			d->snapped = true;
-			d->started = false;
-			memset(d->off, 0, sizeof(d->off));
-		}
 		err = btk_conn_put_part(skb, cb, d);
 		if (err == -EMSGSIZE) {
 			if (skb->len)
@@ -490,7 +475,7 @@ int btk_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 		if (err)
 			return err;
 		d->i++;
-		d->snapped = false;
+		d->started = false;
 	}
 	return 0;
 }
@@ -511,24 +496,23 @@ struct btk_conn_in {
 
 struct btk_import {
 	u32 n;
+	struct kvec *vec;		/* the chunks, in the request */
 	struct btk_conn_in c[];
 };
 
 static void btk_import_free(struct btk_import *im)
 {
 	u32 i;
-	int q;
 
 	for (i = 0; i < im->n; i++) {
 		struct btk_conn_in *ci = &im->c[i];
 
-		for (q = 0; q < BTK_NR_QUEUES; q++)
-			kvfree(ci->vec[q]);
 		if (ci->file)
 			fput(ci->file);	/* in repair mode: silent */
 		if (ci->fd >= 0)
 			put_unused_fd(ci->fd);
 	}
+	kvfree(im->vec);
 	kvfree(im);
 }
 
@@ -600,8 +584,9 @@ static int btk_import_parse(struct genl_info *info, struct btk_import *im,
 
 	if (first) {
 		ci->first = nest;
-		err = nla_parse_nested(ci->tb, BATON_CONN_A_MAX, nest,
-				       btk_conn_policy, info->extack);
+		/* the family's policy checked every nest of the request */
+		err = nla_parse_nested(ci->tb, BATON_CONN_A_MAX, nest, NULL,
+				       info->extack);
 		if (err)
 			return err;
 		ci->index = nla_get_u32(ci->tb[BATON_CONN_A_INDEX]);
@@ -752,6 +737,28 @@ static int btk_conn_write(struct socket *sock, const struct btk_conn_in *ci,
 }
 
 /*
+ * What TCP_REPAIR, TCP_REPAIR_QUEUE and TCP_QUEUE_SEQ set on a new socket
+ * (unconnected, nothing queued), under one round of its lock rather than
+ * five: repair mode, the port shared by force, the sequence numbers of
+ * both queues, the receive queue selected for its bytes. TCP_REPAIR asks
+ * for CAP_NET_ADMIN over the socket's namespace, the request's, which
+ * the family's GENL_UNS_ADMIN_PERM checked.
+ */
+static void btk_conn_repair(struct sock *sk, u32 snd_seq, u32 rcv_seq)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+
+	lock_sock(sk);
+	tp->repair = 1;
+	sk->sk_reuse = SK_FORCE_REUSE;
+	WRITE_ONCE(tp->write_seq, snd_seq);
+	WRITE_ONCE(tp->rcv_nxt, rcv_seq);
+	WRITE_ONCE(tp->copied_seq, rcv_seq);
+	tp->repair_queue = TCP_RECV_QUEUE;
+	release_sock(sk);
+}
+
+/*
  * A socket of the caller in repair mode, with the connection's sequence
  * numbers, addresses, options, window, congestion state and queues: what
  * baton_tcp_restore() does with system calls, without them. Nothing
@@ -783,18 +790,8 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 		return err;
 	}
 
-	/* the receive queue last: it stays selected for its bytes */
-	err = btk_sockopt_int(sock, TCP_REPAIR, TCP_REPAIR_ON) ?:
-	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ?:
-	      btk_sockopt_int(sock, TCP_QUEUE_SEQ,
-			      nla_get_u32(tb[BATON_CONN_A_SND_SEQ])) ?:
-	      btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE) ?:
-	      btk_sockopt_int(sock, TCP_QUEUE_SEQ,
-			      nla_get_u32(tb[BATON_CONN_A_RCV_SEQ]));
-	if (err) {
-		NL_SET_ERR_MSG(extack, "cannot set the sequence numbers in repair mode");
-		return err;
-	}
+	btk_conn_repair(sock->sk, nla_get_u32(tb[BATON_CONN_A_SND_SEQ]),
+			nla_get_u32(tb[BATON_CONN_A_RCV_SEQ]));
 	/* in repair mode the port is shared by force, and nothing is sent */
 	err = kernel_bind(sock, local, addrlen);
 	if (err) {
@@ -840,7 +837,10 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 	}
 	btk_conn_buffers(sock->sk, ci);
 
-	/* before the send queue: its timer is armed with the imported RTO */
+	/*
+	 * Before the send queue: its timer is armed with the imported RTO,
+	 * its loss probe with the imported RTT.
+	 */
 	if (ci->st.present) {
 		err = btk_tcp_import(sock->sk, &ci->st, extack);
 		if (err)
@@ -887,7 +887,8 @@ static void btk_conn_finish(struct btk_conn_in *ci)
 	struct btk_tuple t;
 	bool probe;
 
-	probe = btk_sock_tuple(sock->sk, &t) ||
+	/* no one else has the socket yet: its addresses hold still */
+	probe = __btk_sock_tuple(sock->sk, &t) ||
 		!btk_frozen(sock_net(sock->sk), &t);
 	ci->err = btk_sockopt_int(sock, TCP_REPAIR, probe ? TCP_REPAIR_OFF :
 				  TCP_REPAIR_OFF_NO_WP) ?:
@@ -921,6 +922,7 @@ int btk_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
 	struct sk_buff *reply = NULL;
+	unsigned long chunks = 0;
 	struct btk_import *im;
 	int n, q, err;
 	void *hdr;
@@ -943,16 +945,21 @@ int btk_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
 	err = btk_import_walk(info, im, btk_import_parse);
 	if (err < 0)
 		goto free;
-	for (i = 0; i < n; i++) {
+	/* one array for every chunk of every connection */
+	for (i = 0; i < n; i++)
+		for (q = 0; q < BTK_NR_QUEUES; q++)
+			chunks += im->c[i].nvec[q];
+	im->vec = kvcalloc(max(chunks, 1UL), sizeof(struct kvec), GFP_KERNEL);
+	if (!im->vec) {
+		err = -ENOMEM;
+		goto free;
+	}
+	for (i = 0, chunks = 0; i < n; i++) {
 		for (q = 0; q < BTK_NR_QUEUES; q++) {
 			struct btk_conn_in *ci = &im->c[i];
 
-			ci->vec[q] = kvcalloc(max(ci->nvec[q], 1U),
-					      sizeof(struct kvec), GFP_KERNEL);
-			if (!ci->vec[q]) {
-				err = -ENOMEM;
-				goto free;
-			}
+			ci->vec[q] = im->vec + chunks;
+			chunks += ci->nvec[q];
 			ci->nvec[q] = 0;
 		}
 	}

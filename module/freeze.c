@@ -159,18 +159,17 @@ static struct btk_flow *btk_flow_find(struct btk_net *bn,
 	return NULL;
 }
 
-/* The tuple of a socket's connection; -ENOTCONN if it has none */
-int btk_sock_tuple(struct sock *sk, struct btk_tuple *t)
+/*
+ * The tuple of a socket's connection; -ENOTCONN if it has none. The
+ * caller locks the socket, or is the only one to have it.
+ */
+int __btk_sock_tuple(struct sock *sk, struct btk_tuple *t)
 {
 	const struct inet_sock *inet = inet_sk(sk);
-	int err = 0;
 
 	memset(t, 0, sizeof(*t));
-	lock_sock(sk);
-	if ((1 << sk->sk_state) & (TCPF_LISTEN | TCPF_CLOSE)) {
-		err = -ENOTCONN;
-		goto unlock;
-	}
+	if ((1 << sk->sk_state) & (TCPF_LISTEN | TCPF_CLOSE))
+		return -ENOTCONN;
 	t->lport = inet->inet_sport;
 	t->pport = inet->inet_dport;
 #if IS_ENABLED(CONFIG_IPV6)
@@ -179,14 +178,22 @@ int btk_sock_tuple(struct sock *sk, struct btk_tuple *t)
 		t->family = AF_INET6;
 		t->local = sk->sk_v6_rcv_saddr;
 		t->peer = sk->sk_v6_daddr;
-		goto unlock;
+		return 0;
 	}
 #endif
 	/* IPv4, on an IPv4 socket or a v4-mapped IPv6 one */
 	t->family = AF_INET;
 	ipv6_addr_set_v4mapped(inet->inet_rcv_saddr, &t->local);
 	ipv6_addr_set_v4mapped(inet->inet_daddr, &t->peer);
-unlock:
+	return 0;
+}
+
+int btk_sock_tuple(struct sock *sk, struct btk_tuple *t)
+{
+	int err;
+
+	lock_sock(sk);
+	err = __btk_sock_tuple(sk, t);
 	release_sock(sk);
 	return err;
 }

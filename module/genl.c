@@ -206,15 +206,14 @@ int btk_genl_put_state(struct sk_buff *msg, const struct btk_tcp_state *st)
 	return 0;
 }
 
-/* The state attributes of a nest (the policy checked them) */
+/* The state attributes of a nest of a request (the policy checked them) */
 int btk_genl_state_parse(const struct nlattr *nest, struct btk_tcp_state *st,
 			 struct netlink_ext_ack *extack)
 {
 	struct nlattr *tb[BATON_GENL_A_STATE_LAST + 1];
 	int attr, err;
 
-	err = nla_parse_nested(tb, BATON_GENL_A_STATE_LAST, nest,
-			       btk_state_policy, extack);
+	err = nla_parse_nested(tb, BATON_GENL_A_STATE_LAST, nest, NULL, extack);
 	if (err)
 		return err;
 	for (attr = BATON_GENL_A_STATE_FIRST;
@@ -352,8 +351,8 @@ static int btk_genl_flow(struct genl_info *info, const struct nlattr *flow,
 	struct socket *sock;
 	int err;
 
-	err = nla_parse_nested(tb, BATON_FLOW_A_MAX, flow, btk_flow_policy,
-			       info->extack);
+	/* the family's policy checked every nest of the request */
+	err = nla_parse_nested(tb, BATON_FLOW_A_MAX, flow, NULL, info->extack);
 	if (err)
 		return err;
 	if (NL_REQ_ATTR_CHECK(info->extack, flow, tb, BATON_FLOW_A_FD))

@@ -81,6 +81,7 @@ static inline void btk_stats_set(struct btk_stats *st, int attr, u64 v)
 	st->val[attr] = v;
 }
 
+int __btk_sock_tuple(struct sock *sk, struct btk_tuple *t);
 int btk_sock_tuple(struct sock *sk, struct btk_tuple *t);
 bool btk_frozen(struct net *net, const struct btk_tuple *t);
 bool btk_sock_holds(struct sock *sk, const struct btk_tuple *t);
