@@ -154,7 +154,13 @@ $(B)/man/%.8: Documentation/%.rst
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
-check: deps
+# the YAML spec of the module's family against its UAPI header; module_test
+# compares it with the kernel's policy
+spec:
+	$(Q)python3 scripts/genl_spec.py check \
+		Documentation/netlink/specs/baton.yaml include/uapi
+
+check: deps spec
 	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS)) \
 		$(ASAN)/libbaton-internal.a
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
@@ -171,4 +177,4 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module dkms-source dkms-check man demo check bench bench-http clean
+.PHONY: all deps module spec dkms-source dkms-check man demo check bench bench-http clean

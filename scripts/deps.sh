@@ -16,6 +16,8 @@ packages=(
 	iptables
 	linux-source-6.1
 	xz-utils
+	# the netlink spec's check (scripts/genl_spec.py)
+	python3-yaml
 	# baton.ko and the VM it is tested in (scripts/vm.sh)
 	linux-headers-amd64
 	qemu-system-x86

@@ -8,7 +8,9 @@
 #   scripts/vm.sh PROGRAM...
 #
 # VM_FILES: more executables, copied to the same absolute paths (with
-# their libraries); VM_ENV: NAME=VALUE words exported to the programs.
+# their libraries); VM_ENV: NAME=VALUE words exported to the programs;
+# VM_MODULES: modules of Debian's kernel (tcp_bbr, sch_netem, veth, ...)
+# loaded before baton.ko, in that order.
 #
 # Exit status: that of the last program that failed, or 1 if the kernel
 # complained, or 0.
@@ -27,9 +29,10 @@ die() { echo "vm: $*" >&2; exit 2; }
 [ -f "$module" ] || die "$module is missing: run 'make module'"
 mkdir -p "$VM_DIR"
 
-# Debian's kernel, unpacked from its package rather than installed: the
-# host's /boot stays as it is.
+# Debian's kernel and its modules, unpacked from its package rather than
+# installed: the host's /boot stays as it is.
 bash "$top/scripts/vm-kernel.sh"
+moddir=$VM_DIR/lib/modules/$krel
 
 # The initramfs: busybox, the programs with every library they load,
 # baton.ko and an init that runs them.
@@ -39,6 +42,11 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,run}
 chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 cp "$module" "$root/baton.ko"
+for m in ${VM_MODULES:-}; do
+	ko=$(find "$moddir" -name "$m.ko" | head -1)
+	[ -n "$ko" ] || die "linux-image-$krel has no module $m"
+	cp "$ko" "$root/$m.ko"
+done
 # each at its own absolute path, so that programs find each other as
 # they do on the host
 copy_with_libs() {
@@ -69,6 +77,12 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 ip link set lo up
 out=/dev/ttyS1
+for m in ${VM_MODULES:-}; do
+	if ! insmod /\$m.ko; then
+		echo "BATON-VM-EXIT 2 insmod \$m" >\$out
+		reboot -f
+	fi
+done
 if ! insmod /baton.ko; then
 	echo "BATON-VM-EXIT 2 insmod" >\$out
 	reboot -f
@@ -102,7 +116,7 @@ tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' || true
 status=$(tr -d '\r' <"$out" | sed -n 's/^BATON-VM-EXIT \([0-9]*\).*/\1/p' | tail -1)
 [ -n "$status" ] || die "the VM did not finish its run (see $console)"
 
-if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN' \
+if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN|unregister_netdevice: waiting' \
 	"$console" >&2; then
 	echo "vm: the kernel complained during the run: see $console" >&2
 	exit 1

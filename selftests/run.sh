@@ -35,6 +35,8 @@ failed_blocks() {
 	' "$1"
 }
 
+# module_test switches a connection to BBR
+export VM_MODULES="tcp_bbr"
 for t in "$@"; do
 	case $t in
 	vm:*)

@@ -67,4 +67,80 @@ BATON_API int baton_tcp_restore(struct baton_tcp *tcp, const void *rec,
 				size_t len);
 BATON_API void baton_tcp_close(struct baton_tcp *tcp);
 
+/*
+ * baton.ko's freeze.
+ *
+ * Segments arriving for a set of connections are held in the kernel,
+ * neither processed nor acknowledged nor dropped (within the caps), until
+ * the thaw delivers them, in order, to whatever socket then owns each
+ * connection's 4-tuple: a checkpoint reads still queues, and a restored
+ * socket receives what the peer sent meanwhile. deadline_ms (1 to 60,000)
+ * after the freeze the module thaws on its own.
+ *
+ *	struct baton_flow f[n] = {{ .fd = conn }, ...};	// its own tuple
+ *	baton_tcp_freeze(tcp, f, n, 1000, NULL, &id);
+ *	baton_tcp_checkpoint(tcp, conn, &rec, &len);  close(conn);
+ *	nfd = baton_tcp_restore(tcp, rec, len);
+ *	baton_tcp_thaw(tcp, id, &stats);
+ *
+ * A flow names its tuple by a socket of the caller: the connected socket
+ * itself (local.ss_family AF_UNSPEC), or local and peer, which fd must
+ * hold (their connection, or a listener on local's address and port).
+ */
+struct baton_flow {
+	int fd;
+	struct sockaddr_storage local, peer;
+};
+
+/* held per flow; 0: the module's default (module parameters) */
+struct baton_freeze_caps {
+	__u32 flow_packets;
+	__u32 flow_bytes;	/* memory, as the kernel counts it */
+};
+
+struct baton_freeze_stats {
+	__u64 freezes, flows;			/* in force (netns stats) */
+	__u64 held_packets, held_bytes;		/* held now (netns stats) */
+	__u64 delivered_packets, delivered_bytes;
+	__u64 overflow_packets, overflow_bytes;	/* over a cap: dropped */
+	__u64 dropped_packets, dropped_bytes;	/* held, then dropped */
+	__u64 expired;				/* thawed by the deadline */
+};
+
+BATON_API int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *flows,
+		     size_t n, unsigned int deadline_ms,
+		     const struct baton_freeze_caps *caps, __u32 *id);
+BATON_API int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
+		   struct baton_freeze_stats *stats);
+/* the counters of the caller's network namespace */
+BATON_API int baton_tcp_freeze_stats(struct baton_tcp *tcp,
+			   struct baton_freeze_stats *stats);
+
+/*
+ * baton.ko's bulk state.
+ *
+ * The complete repair state of many established connections in one
+ * request, and their sockets rebuilt in the kernel, a request for as
+ * many as fit (the module replays the TCP_REPAIR sequence itself):
+ *
+ *	baton_tcp_freeze(tcp, flows, n, 1000, NULL, &id);  // still queues
+ *	baton_tcp_export_conns(tcp, fds, n, &rec, &len);
+ *	    // each fd is left in repair mode, its send queue selected:
+ *	close(fds[i]) for each;			// silent
+ *	baton_tcp_import_conns(tcp, rec, len, nfds, n);
+ *	baton_tcp_thaw(tcp, id, NULL);
+ *	free(rec);
+ *
+ * The record is the module's (enum baton_conn_attr in <linux/baton.h>),
+ * not baton_tcp_checkpoint()'s. baton_tcp_import_conns() fills nfds[i]
+ * with the socket of the i-th connection or a negative errno (one reset
+ * after leaving repair mode, or all of a request that failed: those
+ * stay silent) and returns 0 or the first error. A connection larger
+ * than one request may be (the channel's send buffer) is refused.
+ */
+BATON_API int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
+			   void **rec, size_t *len);
+BATON_API int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
+			   size_t len, int *fds, size_t n);
+
 #endif /* BATON_TCP_H */
