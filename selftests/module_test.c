@@ -63,7 +63,6 @@
 #include "baton_tcp.h"
 #include <linux/baton.h>
 #include "helpers.h"
-#include "tcp/tcp.h"
 #include "baton_policy_spec.h"	/* scripts/genl_spec.py */
 
 #define RECVQ_LEN	3000
@@ -188,16 +187,63 @@ static int exchange(int a, int b)
 }
 
 /*
- * Raw requests to the module, past the library's checks, on the library's
- * own channel (its socket and the family id it resolved).
+ * Raw requests to the module, past the library's checks, on a generic
+ * netlink socket of the test's own (opened and the family resolved at
+ * the first request, in each test's process): the library's insides stay
+ * its own.
  */
-static struct nlmsghdr *raw_put(char *buf, const struct baton_tcp *tcp,
-				__u8 cmd)
+static struct {
+	struct mnl_socket *nl;
+	__u16 family;
+	__u32 seq;
+} raw;
+
+static int raw_family_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == CTRL_ATTR_FAMILY_ID &&
+	    mnl_attr_validate(attr, MNL_TYPE_U16) == 0)
+		*(__u16 *)data = mnl_attr_get_u16(attr);
+	return MNL_CB_OK;
+}
+
+static int raw_msg_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), raw_family_cb,
+			      data);
+}
+
+static int raw_open(void)
+{
+	char buf[4096];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct genlmsghdr *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	ssize_t n;
+
+	raw.nl = mnl_socket_open(NETLINK_GENERIC);
+	if (!raw.nl || mnl_socket_bind(raw.nl, 0, MNL_SOCKET_AUTOPID) < 0)
+		return -errno;
+	nlh->nlmsg_type = GENL_ID_CTRL;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	nlh->nlmsg_seq = ++raw.seq;
+	g->cmd = CTRL_CMD_GETFAMILY;
+	g->version = 1;
+	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, BATON_GENL_NAME);
+	if (mnl_socket_sendto(raw.nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = mnl_socket_recvfrom(raw.nl, buf, sizeof(buf));
+	if (n < 0 || mnl_cb_run(buf, n, raw.seq, 0, raw_msg_cb, &raw.family) < 0)
+		return -errno;
+	return raw.family ? 0 : -ENOENT;
+}
+
+static struct nlmsghdr *raw_put(char *buf, __u8 cmd)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct genlmsghdr *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
 
-	nlh->nlmsg_type = tcp->family;
+	if (!raw.nl && raw_open())
+		raw.family = 0;	/* the call then fails, and says so */
+	nlh->nlmsg_type = raw.family;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
 	g->cmd = cmd;
 	g->version = BATON_GENL_VERSION;
@@ -205,20 +251,22 @@ static struct nlmsghdr *raw_put(char *buf, const struct baton_tcp *tcp,
 }
 
 /* 0 or the kernel's -errno; a dump's messages (up to 32 KiB) read whole */
-static int raw_call(struct baton_tcp *tcp, struct nlmsghdr *nlh)
+static int raw_call(struct nlmsghdr *nlh)
 {
 	static char buf[65536];
 	ssize_t n;
 	int ret;
 
-	nlh->nlmsg_seq = ++tcp->seq;
-	if (mnl_socket_sendto(tcp->nl, nlh, nlh->nlmsg_len) < 0)
+	if (!raw.nl || !raw.family)
+		return -ENOENT;
+	nlh->nlmsg_seq = ++raw.seq;
+	if (mnl_socket_sendto(raw.nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	do {
-		n = mnl_socket_recvfrom(tcp->nl, buf, sizeof(buf));
+		n = mnl_socket_recvfrom(raw.nl, buf, sizeof(buf));
 		if (n < 0)
 			return -errno;
-		ret = mnl_cb_run(buf, n, tcp->seq, 0, NULL, NULL);
+		ret = mnl_cb_run(buf, n, raw.seq, 0, NULL, NULL);
 	} while (ret > 0 && ret != MNL_CB_STOP);
 	return ret < 0 ? -errno : 0;
 }
@@ -825,35 +873,35 @@ TEST_F(conn, unknown_attributes)
 	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
 
 	/* the module refuses it outright, and the rest with it */
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_IMPORT);
+	nlh = raw_put(buf, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_MAX + 7, 1);
-	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	/* unknown flags */
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_IMPORT);
+	nlh = raw_put(buf, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, 1U << 5);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
-	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	/* a u16 where a u32 belongs */
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_IMPORT);
+	nlh = raw_put(buf, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u16(nlh, BATON_GENL_A_FD, self->srv);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
 	EXPECT_EQ(-EINVAL,
-		  raw_call(self->tcp, nlh));
+		  raw_call(nlh));
 	/* no fd at all */
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_EXPORT);
-	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
+	nlh = raw_put(buf, BATON_GENL_CMD_TCP_EXPORT);
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	/* an unknown command */
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_MAX + 1);
-	EXPECT_EQ(-EOPNOTSUPP, raw_call(self->tcp, nlh));
+	nlh = raw_put(buf, BATON_GENL_CMD_MAX + 1);
+	EXPECT_EQ(-EOPNOTSUPP, raw_call(nlh));
 	/* a reserved header field set */
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_TCP_EXPORT);
+	nlh = raw_put(buf, BATON_GENL_CMD_TCP_EXPORT);
 	gh = mnl_nlmsg_get_payload(nlh);
 	gh->reserved = 1;
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
-	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 
 	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
 	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
@@ -1461,14 +1509,14 @@ TEST_F(conn, freeze_bad_input)
 	/* no flow; no deadline; deadline and caps out of range */
 	EXPECT_EQ(-EINVAL, baton_tcp_freeze(self->tcp, f, 0, 1000, NULL, &id));
 	EXPECT_NE(NULL, strstr(self->log.last, "no flow"));
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_FREEZE);
+	nlh = raw_put(buf, BATON_GENL_CMD_FREEZE);
 	{
 		struct nlattr *nest = mnl_attr_nest_start(nlh, BATON_GENL_A_FLOW);
 
 		mnl_attr_put_u32(nlh, BATON_FLOW_A_FD, self->srv);
 		mnl_attr_nest_end(nlh, nest);
 	}
-	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	f[0].fd = self->srv;
 	EXPECT_EQ(-ERANGE, baton_tcp_freeze(self->tcp, f, 1, 0, NULL, &id));
 	EXPECT_EQ(-ERANGE, baton_tcp_freeze(self->tcp, f, 1,
@@ -1521,7 +1569,7 @@ TEST_F(conn, freeze_bad_input)
 
 	/* addresses: one of them, a wildcard, port 0, two families */
 	addr_of(self->srv, false, &f[0].local);
-	nlh = raw_put(buf, self->tcp, BATON_GENL_CMD_FREEZE);
+	nlh = raw_put(buf, BATON_GENL_CMD_FREEZE);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_DEADLINE_MS, 1000);
 	{
 		struct nlattr *nest = mnl_attr_nest_start(nlh, BATON_GENL_A_FLOW);
@@ -1533,7 +1581,7 @@ TEST_F(conn, freeze_bad_input)
 			     sizeof(struct sockaddr_in6), &f[0].local);
 		mnl_attr_nest_end(nlh, nest);
 	}
-	EXPECT_EQ(-EINVAL, raw_call(self->tcp, nlh));
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	f[0].fd = self->srv;
 	addr_of(self->srv, true, &f[0].peer);
 	port_set(&f[0].peer, 0);
@@ -2089,10 +2137,10 @@ static int raw_import(struct baton_tcp *tcp,
 		      const void *rec, size_t len)
 {
 	static char buf[16384];
-	struct nlmsghdr *nlh = raw_put(buf, tcp, BATON_GENL_CMD_CONN_IMPORT);
+	struct nlmsghdr *nlh = raw_put(buf, BATON_GENL_CMD_CONN_IMPORT);
 
 	put(nlh, rec, len);
-	return raw_call(tcp, nlh);
+	return raw_call(nlh);
 }
 
 /* the first part of rec, with one attribute dropped or changed */
@@ -2267,8 +2315,7 @@ TEST_F(conn, random_requests)
 		bool likely = rand_r(&seed) % 5;
 		int nattrs = rand_r(&seed) % 6;
 
-		nlh = raw_put(buf, self->tcp,
-			      likely ? 1 + rand_r(&seed) % BATON_GENL_CMD_MAX :
+		nlh = raw_put(buf, likely ? 1 + rand_r(&seed) % BATON_GENL_CMD_MAX :
 			      rand_r(&seed) % (BATON_GENL_CMD_MAX + 3));
 		if (rand_r(&seed) % 16 == 0)
 			nlh->nlmsg_flags |= NLM_F_DUMP;
@@ -2304,7 +2351,7 @@ TEST_F(conn, random_requests)
 			} else
 				mnl_attr_put_u32(nlh, type, v);
 		}
-		if (raw_call(self->tcp, nlh))
+		if (raw_call(nlh))
 			errors++;
 		else
 			successes++;
