@@ -223,8 +223,11 @@ static void report(const struct ctl_opts *o, const char *service,
 	if (r->phase == BATON_PHASE_ROLLED_BACK && serving == r->old_pid)
 		fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
 			"batonctl: the old instance (pid %d) serves as before; no connection was closed.\n"
-			"batonctl: check the new version's own log (--log FILE) and try again.\n",
-			service, r->reason, r->old_pid);
+			"batonctl: check the new version's own log (--log FILE) and try again%s.\n",
+			service, r->reason, r->old_pid,
+			r->error == -ETIMEDOUT && r->deactivate_ns && !r->active_ns ?
+			"; if it was still taking the foreground state, give the blackout longer (--blackout-timeout-ms)" :
+			"");
 	else if (r->phase == BATON_PHASE_ROLLED_BACK || r->phase == BATON_PHASE_FAILED)
 		fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
 			"batonctl: %s\n", service, r->reason, who);

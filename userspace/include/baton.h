@@ -106,7 +106,7 @@
 #define BATON_WELCOME_TIMEOUT_MS 10000	/* the new instance's hello answered */
 #define BATON_PEER_TIMEOUT_MS	2000	/* a peer takes a message sent to it */
 #define BATON_QUERY_TIMEOUT_MS	2000	/* baton_query() answered */
-#define BATON_BLACKOUT_TIMEOUT_MS 500	/* the blackout: the old stops, the
+#define BATON_BLACKOUT_TIMEOUT_MS 2000	/* the blackout: the old stops, the
 					 * new activates; past this, the
 					 * old serves again */
 
