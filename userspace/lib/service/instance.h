@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * struct baton_service, one instance of the application, shared by the
- * serving instance (service.c), its peers (peers.c) and the handover's two
- * sides (handover/old.c, handover/new.c).
+ * serving instance (service.c, instance.c), its peers (peers.c) and the
+ * handover's two sides (handover/).
  */
 #ifndef BATON_LIB_INSTANCE_H
 #define BATON_LIB_INSTANCE_H
@@ -88,16 +88,20 @@ static inline int ep_add(struct baton_service *svc, int fd, __u64 tag)
 	return epoll_ctl(svc->ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* service.c: the state's deadline, from now */
+/*
+ * From the ground up: each file calls only the ones listed before it.
+ *
+ * instance.c: the state's deadline, from now; the timer; a slot closed
+ */
 void svc_deadline(struct baton_service *svc, int ms);
 void svc_arm(struct baton_service *svc);
-
-/* peers.c: who is at the control socket, and what it wants */
-void listen_readable(struct baton_service *svc);
-void pending_readable(struct baton_service *svc, unsigned int slot);
-void pending_expired(struct baton_service *svc, __u64 now);
 void pending_close(struct baton_service *svc, unsigned int slot);
-void successor_admit(struct baton_service *svc, unsigned int slot);
+
+/* handover/end.c: how the old side ends, in rollback or termination */
+void parked_close(struct baton_service *svc, const char *why);
+int send_resumed(struct baton_service *svc, const char *why);
+int rollback(struct baton_service *svc, const char *why);
+int finish(struct baton_service *svc);
 
 /* handover/phase1.c: what the serving instance hands over in phase 1 */
 int copies_to_coordinator(struct baton_service *svc, int ctl);
@@ -106,15 +110,20 @@ int phase1_bulk(struct baton_service *svc);
 int phase1_final(struct baton_service *svc);
 int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 		 __u64 *bytes);
-
-/* handover/old.c: the serving instance's side */
-int rollback(struct baton_service *svc, const char *why);
 void work_readable(struct baton_service *svc);
+
+/* peers.c: who is at the control socket, and what it wants */
+void listen_readable(struct baton_service *svc);
+void pending_readable(struct baton_service *svc, unsigned int slot);
+void pending_expired(struct baton_service *svc, __u64 now);
+void successor_admit(struct baton_service *svc, unsigned int slot);
+
+/* handover/old.c: the serving instance's side, after phase 1 */
 int ctl_readable(struct baton_service *svc);
 int succ_readable(struct baton_service *svc);
 int state_expired(struct baton_service *svc);
 
-/* handover/new.c: the new instance's side */
+/* handover/new.c: the new instance's side; service.c sits on them all */
 int takeover_run(struct baton_service *svc, int ctl);
 
 #endif /* BATON_LIB_INSTANCE_H */

@@ -29,14 +29,6 @@ static int send_welcome(struct baton_service *svc, int sock, __u16 type)
 	return welcome_put(svc->msg, type, &w) ?: msg_send(sock, svc->msg);
 }
 
-void pending_close(struct baton_service *svc, unsigned int slot)
-{
-	struct pending *p = &svc->pending[slot];
-
-	ctl_close(svc->ep, &p->fd);
-	p->parked = false;
-}
-
 /* The slot's socket leaves the pending list for the role it was given. */
 static int pending_promote(struct baton_service *svc, unsigned int slot,
 			   __u64 tag)

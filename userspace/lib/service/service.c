@@ -215,30 +215,6 @@ void baton_service_close(struct baton_service *svc)
 	free(svc);
 }
 
-/* The state we are in ends, if nothing moves it on, in ms from now. */
-void svc_deadline(struct baton_service *svc, int ms)
-{
-	svc->deadline_ns = ms ? now_ns() + ms * 1000000ULL : 0;
-}
-
-/* The timer at the earliest deadline: the state's or a pending peer's. */
-void svc_arm(struct baton_service *svc)
-{
-	struct itimerspec its = {};
-	__u64 at = svc->deadline_ns;
-	unsigned int i;
-
-	for (i = 0; i < MAX_PENDING; i++)
-		if (svc->pending[i].fd >= 0 &&
-		    (!at || svc->pending[i].deadline_ns < at))
-			at = svc->pending[i].deadline_ns;
-	if (at) {
-		its.it_value.tv_sec = at / 1000000000ULL;
-		its.it_value.tv_nsec = at % 1000000000ULL;
-	}
-	timerfd_settime(svc->timer, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
 static int timer_expired(struct baton_service *svc)
 {
 	__u64 n, now = now_ns();
