@@ -20,6 +20,7 @@ struct out {
 	bool json;
 	int depth;
 	bool first;
+	bool wide;	/* text: labels up to 28 columns, not 18 */
 };
 
 void out_begin(struct out *o, FILE *f, bool json);

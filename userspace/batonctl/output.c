@@ -4,6 +4,12 @@
 
 #include "batonctl.h"
 
+/* The text's label column */
+static int label_width(const struct out *o)
+{
+	return o->wide ? 28 : 18;
+}
+
 static void json_key(struct out *o, const char *key)
 {
 	fprintf(o->f, "%s\"%s\":", o->first ? "" : ",", key);
@@ -32,6 +38,7 @@ void out_begin(struct out *o, FILE *f, bool json)
 	o->json = json;
 	o->depth = 0;
 	o->first = true;
+	o->wide = false;
 	if (json)
 		fputc('{', f);
 }
@@ -70,7 +77,8 @@ void out_str(struct out *o, const char *key, const char *label,
 		json_key(o, key);
 		json_string(o->f, v);
 	} else if (label) {
-		fprintf(o->f, "%*s%-14s %s\n", o->depth * 2, "", label, v);
+		fprintf(o->f, "%*s%-*s %s\n", o->depth * 2, "",
+			label_width(o), label, v);
 	}
 }
 
@@ -80,8 +88,8 @@ void out_u64(struct out *o, const char *key, const char *label, __u64 v)
 		json_key(o, key);
 		fprintf(o->f, "%llu", (unsigned long long)v);
 	} else if (label) {
-		fprintf(o->f, "%*s%-14s %llu\n", o->depth * 2, "", label,
-			(unsigned long long)v);
+		fprintf(o->f, "%*s%-*s %llu\n", o->depth * 2, "",
+			label_width(o), label, (unsigned long long)v);
 	}
 }
 
@@ -92,8 +100,9 @@ void out_ms(struct out *o, const char *key, const char *label, double ms,
 		json_key(o, key);
 		fprintf(o->f, "%.3f", ms);
 	} else if (label) {
-		fprintf(o->f, "%*s%-14s %8.3f ms%s%s\n", o->depth * 2, "",
-			label, ms, note ? "   " : "", note ? note : "");
+		fprintf(o->f, "%*s%-*s %8.3f ms%s%s\n", o->depth * 2, "",
+			label_width(o), label, ms, note ? "   " : "",
+			note ? note : "");
 	}
 }
 

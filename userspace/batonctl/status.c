@@ -123,10 +123,19 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 		out_obj_begin(out, "last_upgrade", "last upgrade:");
 		if (started)
 			out_str(out, "when", "when", when);
-		for (i = 0; i < j.n; i++)
-			if (strcmp(j.key[i], "started") && strcmp(j.key[i], "updated") &&
-			    (j.val[i][0] || out->json))
-				out_str(out, j.key[i], j.key[i], j.val[i]);
+		for (i = 0; i < j.n; i++) {
+			char label[64], *c;
+
+			if (!strcmp(j.key[i], "started") || !strcmp(j.key[i], "updated") ||
+			    (!j.val[i][0] && !out->json))
+				continue;
+			/* the text says "old pid" where JSON has "old_pid" */
+			snprintf(label, sizeof(label), "%s", j.key[i]);
+			for (c = label; *c; c++)
+				if (*c == '_')
+					*c = ' ';
+			out_str(out, j.key[i], label, j.val[i]);
+		}
 		if (!finished(journal_get(&j, "phase")) &&
 		    !proc_is(journal_get(&j, "coordinator_pid"),
 			     journal_get(&j, "coordinator_start")))

@@ -186,11 +186,13 @@ static void report(const struct ctl_opts *o, const char *service,
 		out_ms(&out, "blackout_ms", "blackout", blackout,
 		       big ? note : NULL);
 		out_obj_begin(&out, "steps_ms", r->nsteps ? "blackout steps:" : NULL);
+		out.wide = true;
 		for (i = 0; i < r->nsteps; i++) {
 			snprintf(buf, sizeof(buf), "%s %s", r->steps[i].who,
 				 r->steps[i].name);
 			out_ms(&out, buf, buf, r->steps[i].ns / 1e6, NULL);
 		}
+		out.wide = false;
 		out_obj_end(&out);
 	}
 	if (r->old_lost) {

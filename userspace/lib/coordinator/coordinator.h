@@ -43,6 +43,7 @@ int wait_msg(struct baton_upgrade *up, __u64 deadline, enum from *from,
 	     const struct nlattr **tb);
 int expect(struct baton_upgrade *up, enum from side, __u16 want,
 	   __u64 deadline, const struct nlattr **tb);
+void deactivated(struct baton_upgrade *up, const struct nlattr **tb);
 
 /* spawn.c: the new instance, and how it ended */
 int spawn(struct baton_upgrade *up);

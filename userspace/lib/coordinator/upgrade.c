@@ -152,6 +152,9 @@ static int step_done(struct baton_upgrade *up)
 			break;
 		} else {
 			msg_close_fds(up->msg);
+			if (from == FROM_OLD &&
+			    up->msg->nlh->nlmsg_type == BATON_MSG_DEACTIVATED)
+				deactivated(up, tb);
 		}
 	}
 	reach(up, BATON_PHASE_DONE);

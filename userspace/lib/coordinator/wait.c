@@ -98,8 +98,11 @@ static const char *who(enum from from)
 	return from == FROM_OLD ? "old" : "new";
 }
 
-/* The old's word that it stopped: what it handed over, and how long. */
-static void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
+/*
+ * The old's word that it stopped: what it handed over, and how long. It
+ * may come after the new one's ACTIVE, which it no longer waits for.
+ */
+void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
 {
 	up->r.records = attr_u32(tb, BATON_A_RECORDS, 0);
 	up->r.record_bytes = attr_u64(tb, BATON_A_BYTES, 0);

@@ -358,7 +358,7 @@ static int activate(struct takeover *t)
 	}
 	err = resources_watch(res, svc->ep, TAG_LISTEN, true) ?:
 	      resources_pid(res);
-	steps_mark(&t->st, "control socket and pid file");
+	steps_mark(&t->st, "control and pid files");
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "cannot take the control socket or write %s: %s",
