@@ -871,6 +871,15 @@ TEST_F(conn, unknown_attributes)
 	EXPECT_EQ(1, baton_tcp_import(self->tcp, self->srv, rec, len));
 	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
 	EXPECT_EQ(33, ti.tcpi_snd_cwnd);
+	/* and what the module knows but is not state: a freeze's, a flow's */
+	len = rec_put(rec, 0, BATON_GENL_A_CWND, 34);
+	len = rec_put(rec, len, BATON_GENL_A_FREEZE_ID, 1);
+	len = rec_put(rec, len, BATON_GENL_A_DEADLINE_MS, 100);
+	len = rec_put(rec, len, BATON_GENL_A_FLOW, 1);
+	EXPECT_EQ(3, baton_tcp_import(self->tcp, self->srv, rec, len))
+		TH_LOG("%s", self->log.last);
+	ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+	EXPECT_EQ(34, ti.tcpi_snd_cwnd);
 
 	/* the module refuses it outright, and the rest with it */
 	nlh = raw_put(buf, BATON_GENL_CMD_TCP_IMPORT);

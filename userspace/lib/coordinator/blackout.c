@@ -94,6 +94,19 @@ static int await_resumed(struct baton_upgrade *up)
 	}
 }
 
+/*
+ * Whether the old instance, which closed its end without RESUMED, serves:
+ * past its own deadline it detaches from a coordinator that was late, and
+ * serves on. Asked, not assumed.
+ */
+static bool old_serves(struct baton_upgrade *up)
+{
+	struct baton_instance_info info;
+
+	return !baton_query(up->o.run_dir, up->o.service, 0, &info) &&
+	       info.pid == up->r.old_pid;
+}
+
 /* Before activation: the new goes, the old serves again. */
 int roll_back(struct baton_upgrade *up, int err)
 {
@@ -112,6 +125,14 @@ int roll_back(struct baton_upgrade *up, int err)
 	e = up->old < 0 ? -ECONNRESET :
 	    msg_send_simple(up->old, up->msg, BATON_MSG_RESUME, 0) ?:
 	    await_resumed(up);
+	if ((e == -ECONNRESET || e == -EPIPE) && old_serves(up)) {
+		size_t len = strlen(up->r.reason);
+
+		snprintf(up->r.reason + len, sizeof(up->r.reason) - len,
+			 "; the old instance (pid %d) had resumed by itself",
+			 up->r.old_pid);
+		e = 0;
+	}
 	if (e) {
 		size_t len = strlen(up->r.reason);
 

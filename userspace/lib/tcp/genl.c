@@ -189,13 +189,24 @@ void baton_tcp_close(struct baton_tcp *tcp)
 	free(tcp);
 }
 
+/*
+ * Whether an attribute is TCP state: ours (FIRST..LAST), or one a newer
+ * module added after the attributes we know, which it will take back.
+ * The commands' other attributes (FLOW..CONN) are not state.
+ */
+static bool is_state(__u16 type)
+{
+	return (type >= BATON_GENL_A_STATE_FIRST &&
+		type <= BATON_GENL_A_STATE_LAST) || type > BATON_GENL_A_MAX;
+}
+
 /* Copies every state attribute of the reply into the caller's buffer */
 static int export_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct baton_tcp_genl_reply *r = data;
 	__u16 type = mnl_attr_get_type(attr);
 
-	if (type < BATON_GENL_A_STATE_FIRST)
+	if (!is_state(type))
 		return MNL_CB_OK;	/* FD: ours, not state */
 	if (attr_check(attr, MNL_TYPE_U32)) {
 		pr_err(&r->tcp->log, "baton.ko sent attribute %u of %u bytes",
@@ -249,7 +260,7 @@ static int import_attr_cb(const struct nlattr *attr, void *data)
 	__u16 type = mnl_attr_get_type(attr);
 
 	/* newer than this module, or not state: the module would refuse it */
-	if (type < BATON_GENL_A_STATE_FIRST || type > c->tcp->maxattr) {
+	if (!is_state(type) || type > c->tcp->maxattr) {
 		c->skipped++;
 		return MNL_CB_OK;
 	}
