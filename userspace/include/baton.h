@@ -282,7 +282,7 @@ struct baton_upgrade_report {
 	struct baton_step steps[BATON_MAX_STEPS];
 	unsigned int nsteps;
 	int error;		/* negative errno of a failure, or 0 */
-	char reason[256];	/* what went wrong, for people */
+	char reason[512];	/* what went wrong, for people */
 };
 
 BATON_API int baton_upgrade_open(struct baton_upgrade **up,

@@ -5,6 +5,7 @@
  * is active, and rolls back (or, if the old went away, forward).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,27 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	return 0;
 }
 
+/* Whether pid is stopped (a SIGSTOP, a debugger), as /proc says now */
+static bool stopped(pid_t pid)
+{
+	char path[64], stat[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	stat[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, the state follows it */
+	p = strrchr(stat, ')');
+	return p && (p[2] == 'T' || p[2] == 't');
+}
+
 static int step_ready(struct baton_upgrade *up)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
@@ -105,7 +127,15 @@ static int step_ready(struct baton_upgrade *up)
 	err = expect(up, FROM_NEW, BATON_MSG_READY,
 		     deadline_in(up->o.timeout_ms), tb);
 	if (err == -ETIMEDOUT) {
-		if (!up->successor_seen)
+		if (!up->successor_seen && stopped(up->r.old_pid))
+			snprintf(why, sizeof(why),
+				 "the old instance (pid %d) is stopped: it took no connection from the new one (pid %d) within %d ms",
+				 up->r.old_pid, up->r.new_pid, up->o.timeout_ms);
+		else if (stopped(up->r.new_pid))
+			snprintf(why, sizeof(why),
+				 "the new instance (pid %d) is stopped: it did not say READY within %d ms",
+				 up->r.new_pid, up->o.timeout_ms);
+		else if (!up->successor_seen)
 			snprintf(why, sizeof(why),
 				 "the new instance (pid %d) never connected to the old instance within %d ms: does '%s' open the service with libbaton (baton_service_open()), keeping BATON_CTL_FD and BATON_CTL_PID from its environment?",
 				 up->r.new_pid, up->o.timeout_ms,
