@@ -13,13 +13,16 @@
 #			under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
 #   make install-check	install into a scratch DESTDIR, build kvd against it
 #			with pkg-config alone, upgrade it there
+#   make deb		the Debian packages (debian/) and lintian, in build/deb
 
 ifneq ($(V),1)
 Q := @
 endif
 
 CC	?= gcc
-B	:= build
+# where everything is built; debian/rules builds in a directory of its own
+BUILD	?= build
+B	:= $(BUILD)
 CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -D_GNU_SOURCE \
 	   -Iuserspace/include -Iuserspace/lib -Ibpf -Iinclude/uapi -I$(B)/bpf
@@ -240,6 +243,9 @@ install: $(addprefix $(BIN)/,$(INSTALL_PROGS)) $(BIN)/libbaton.a $(SHLIB) \
 install-check: all man
 	$(Q)bash scripts/install-check.sh
 
+deb:
+	$(Q)bash scripts/package.sh
+
 demo: deps all
 	$(Q)bash scripts/demo.sh
 
@@ -267,5 +273,5 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all shared deps module spec dkms-source dkms-check man install install-check \
+.PHONY: all shared deps module spec dkms-source dkms-check man install install-check deb \
 	demo check bench bench-http clean

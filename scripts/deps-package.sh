@@ -7,6 +7,7 @@ set -euo pipefail
 
 packages=(
 	debhelper
+	dh-dkms
 	dpkg-dev
 	fakeroot
 	lintian
