@@ -28,7 +28,7 @@ CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -Iuserspace/include -Iuserspace/lib -Ibpf -Iinclude/uapi -I$(B)/bpf
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
-LDLIBS	:= -lmnl -lbpf -lz -lm
+LDLIBS	:= -lmnl -lbpf -lsystemd -lz -lm
 # a packager's own flags (dpkg-buildflags), after ours
 CFLAGS	+= $(EXTRA_CFLAGS)
 
