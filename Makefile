@@ -8,20 +8,42 @@
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
 #   make dkms-source	baton.ko's sources for DKMS, in $(DESTDIR)/usr/src (dkms.conf)
 #   make dkms-check	dkms build of those sources, in a tree of its own
-#   make man		batonctl(8) and kvd(8) from Documentation/, in build/man
+#   make man		the man pages from Documentation/, in build/man
+#   make install	programs, libbaton (.a, .so), headers, baton.pc, man pages
+#			under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local)
+#   make install-check	install into a scratch DESTDIR, build kvd against it
+#			with pkg-config alone, upgrade it there
+#   make deb		the Debian packages (debian/) and lintian, in build/deb
 
 ifneq ($(V),1)
 Q := @
 endif
 
 CC	?= gcc
-B	:= build
+# where everything is built; debian/rules builds in a directory of its own
+BUILD	?= build
+B	:= $(BUILD)
 CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 	   -D_GNU_SOURCE \
 	   -Iuserspace/include -Iuserspace/lib -Ibpf -Iinclude/uapi -I$(B)/bpf
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
-LDLIBS	:= -lmnl -lbpf -lz -lm
+LDLIBS	:= -lmnl -lbpf -lsystemd -lz -lm
+# a packager's own flags (dpkg-buildflags), after ours
+CFLAGS	+= $(EXTRA_CFLAGS)
+
+# libbaton's version: dkms.conf's, the module's; the shared library's
+# SONAME carries its major number
+VERSION	:= $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf)
+SOMAJOR	:= $(firstword $(subst ., ,$(VERSION)))
+SONAME	:= libbaton.so.$(SOMAJOR)
+
+# make install
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+LIBDIR	?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR	?= $(PREFIX)/share/man
 
 LIB_SRC	:= $(wildcard userspace/lib/*.c userspace/lib/*/*.c userspace/lib/*/*/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
@@ -67,27 +89,27 @@ $(1)/libbaton-internal.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
 
 $(1)/batonctl: $(CTL_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 
 $(1)/baton-bench: $(BENCH_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 
 $(1)/kvd-v1: $(KVD_SRC:%.c=$(1)/obj/v1/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 
 $(1)/kvd-v2: $(KVD_SRC:%.c=$(1)/obj/v2/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 
 $(1)/httpd-v1: $(HTTPD_SRC:%.c=$(1)/obj/v1/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 
 $(1)/httpd-v2: $(HTTPD_SRC:%.c=$(1)/obj/v2/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
 
 $(1)/obj/v1/%.o: %.c $(HDRS)
 	@mkdir -p $$(dir $$@)
@@ -118,6 +140,28 @@ $(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
 $(eval $(call build_tree,$(BIN),))
 $(eval $(call build_tree,$(ASAN),$(SANFLAGS)))
 
+# The shared library: position-independent objects, and a version script
+# that leaves global only the API's names (baton_*, those BATON_API marks)
+PIC	:= $(B)/pic
+SHLIB	:= $(BIN)/libbaton.so.$(VERSION)
+
+$(PIC)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(SHLIB): $(LIB_SRC:%.c=$(PIC)/obj/%.o) userspace/lib/libbaton.map
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared $(LDFLAGS) -Wl,-soname,$(SONAME) -Wl,-z,defs \
+		-Wl,--version-script=userspace/lib/libbaton.map \
+		-o $@ $(filter %.o,$^) $(LDLIBS)
+	$(Q)ln -sf $(notdir $@) $(BIN)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(BIN)/libbaton.so
+
+shared: $(SHLIB)
+
+all: $(SHLIB)
+
 deps:
 	$(Q)bash scripts/deps.sh
 
@@ -138,18 +182,69 @@ dkms-source:
 dkms-check: deps
 	$(Q)bash scripts/dkms-check.sh
 
-# man pages from Documentation/, checked to render without a warning
-MAN	:= $(B)/man/batonctl.8 $(B)/man/kvd.8
+# man pages from Documentation/, checked to render without a warning:
+# Documentation/NAME.rst is NAME(8) or NAME(1), libbaton.3.rst libbaton(3)
+# (libbaton.rst is the library's long form)
+MAN	:= $(B)/man/batonctl.8 $(B)/man/kvd.8 $(B)/man/baton-bench.1 \
+	   $(B)/man/libbaton.3
 
 man: $(MAN)
 
-$(B)/man/%.8: Documentation/%.rst
+define man_page
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  MAN     $@")
 	$(Q)rst2man --halt=warning $< $@.tmp
 	$(Q)w=$$(MANWIDTH=80 man --warnings -l $@.tmp 2>&1 >/dev/null); \
 		[ -z "$$w" ] || { echo "$$w" >&2; rm -f $@.tmp; exit 1; }
 	$(Q)mv $@.tmp $@
+endef
+
+$(B)/man/%.8: Documentation/%.rst
+	$(man_page)
+
+$(B)/man/%.1: Documentation/%.rst
+	$(man_page)
+
+$(B)/man/%.3: Documentation/%.3.rst
+	$(man_page)
+
+# DESTDIR and PREFIX as usual; LIBDIR for a multiarch tree. The programs
+# link libbaton.a; the shared library is for other programs, through
+# baton.pc
+INSTALL_PROGS := batonctl kvd-v1 kvd-v2 baton-bench
+INSTALL_HDRS := userspace/include/baton.h userspace/include/baton_proto.h \
+		userspace/include/baton_steer.h userspace/include/baton_tcp.h \
+		bpf/baton_steer_maps.h
+# baton.pc's paths, relative to its prefix where they are below it
+pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+install: $(addprefix $(BIN)/,$(INSTALL_PROGS)) $(BIN)/libbaton.a $(SHLIB) \
+	 $(MAN) baton.pc.in
+	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8
+	$(Q)install -m 0755 $(addprefix $(BIN)/,$(INSTALL_PROGS)) $(DESTDIR)$(BINDIR)/
+	$(Q)install -m 0644 $(BIN)/libbaton.a $(SHLIB) $(DESTDIR)$(LIBDIR)/
+	$(Q)ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	$(Q)ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbaton.so
+	$(Q)install -m 0644 $(INSTALL_HDRS) $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' \
+		-e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|' \
+		-e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|' \
+		-e 's|@VERSION@|$(VERSION)|' \
+		baton.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/baton.pc
+	$(Q)install -m 0644 $(B)/man/batonctl.8 $(B)/man/kvd.8 $(DESTDIR)$(MANDIR)/man8/
+	$(Q)install -m 0644 $(B)/man/baton-bench.1 $(DESTDIR)$(MANDIR)/man1/
+	$(Q)install -m 0644 $(B)/man/libbaton.3 $(DESTDIR)$(MANDIR)/man3/
+	$(Q)ln -sf kvd.8 $(DESTDIR)$(MANDIR)/man8/kvd-v1.8
+	$(Q)ln -sf kvd.8 $(DESTDIR)$(MANDIR)/man8/kvd-v2.8
+	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
+
+install-check: all man
+	$(Q)bash scripts/install-check.sh
+
+deb:
+	$(Q)bash scripts/package.sh
 
 demo: deps all
 	$(Q)bash scripts/demo.sh
@@ -163,6 +258,7 @@ spec:
 check: deps spec
 	$(Q)$(MAKE) --no-print-directory all module $(addprefix $(ASAN)/,$(PROGS)) \
 		$(ASAN)/libbaton-internal.a
+	$(Q)$(MAKE) --no-print-directory install-check
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
 		BATON_BIN=$(abspath $(ASAN))
 
@@ -177,4 +273,5 @@ clean:
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
-.PHONY: all deps module spec dkms-source dkms-check man demo check bench bench-http clean
+.PHONY: all shared deps module spec dkms-source dkms-check man install install-check deb \
+	demo check bench bench-http clean

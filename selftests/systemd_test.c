@@ -11,14 +11,29 @@
  *     it becomes active only through its READY=1 (sent with libsystemd),
  *     its MainPID is that process, in the unit's own cgroup; stopped, the
  *     unit is inactive and the process is gone.
+ *  3. kvd from contrib/systemd/kvd.service (its paths those of the build
+ *     under test, port 0) under 200 client connections, each checking
+ *     every INCR it sends: 20 'systemctl reload', each an upgrade, after
+ *     each of which MainPID is the new instance (kvd-v2, alive, the old
+ *     gone) and the unit active; no client sees an error or a close (each
+ *     round of 200 INCRs, then 20 ms of rest; batonctl's steps 30 s, not
+ *     5, for ASan in an emulated VM); then
+ *     'systemctl stop' leaves no process in the unit's cgroup. The reloads'
+ *     times and the clients' longest round are printed.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -254,6 +269,329 @@ TEST_F_TIMEOUT(unit, starts_ready_and_stops, 300)
 	ASSERT_EQ(0, unit_prop(self->unit, "ActiveState", out, sizeof(out)));
 	EXPECT_STREQ("inactive", out);
 	EXPECT_FALSE(pid_alive(pid));
+}
+
+/* kvd.service, as contrib/systemd/ has it, runs the build under test */
+#define KVD_UNIT	"kvd.service"
+#define KVD_CLIENTS	200
+#define KVD_RELOADS	20
+
+static double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/*
+ * contrib/systemd/kvd.service into /run/systemd/system: /usr/bin/ is
+ * $BATON_BIN, the port 0, and the sanitizers' options of this run.
+ */
+static int kvd_unit_write(const char *bindir)
+{
+	char src[PATH_MAX], line[1024], *at;
+	FILE *in, *out;
+	int err = 0;
+
+	snprintf(src, sizeof(src), "%s/../../contrib/systemd/kvd.service",
+		 bindir);
+	in = fopen(src, "re");
+	if (!in)
+		return -errno;
+	out = fopen("/run/systemd/system/" KVD_UNIT, "we");
+	if (!out) {
+		err = -errno;
+		fclose(in);
+		return err;
+	}
+	while (fgets(line, sizeof(line), in)) {
+		char *p = line;
+
+		if (!strncmp(line, "Exec", 4)) {
+			while ((at = strstr(p, "/usr/bin/"))) {
+				fprintf(out, "%.*s%s/", (int)(at - p), p, bindir);
+				p = at + strlen("/usr/bin/");
+			}
+			if ((at = strstr(p, "127.0.0.1:6379"))) {
+				fprintf(out, "%.*s127.0.0.1:0", (int)(at - p), p);
+				p = at + strlen("127.0.0.1:6379");
+			}
+			/* an ASan kvd in an emulated VM: 5 s a step is short */
+			if ((at = strstr(p, "upgrade kvd "))) {
+				fprintf(out, "%.*supgrade kvd --timeout-ms 30000 ",
+					(int)(at - p), p);
+				p = at + strlen("upgrade kvd ");
+			}
+		}
+		fputs(p, out);
+		if (!strcmp(line, "[Service]\n"))
+			fprintf(out, "Environment=ASAN_OPTIONS=%s UBSAN_OPTIONS=%s\n",
+				getenv("ASAN_OPTIONS") ?: "",
+				getenv("UBSAN_OPTIONS") ?: "");
+	}
+	if (ferror(in))
+		err = -EIO;
+	fclose(in);
+	if (fclose(out) && !err)
+		err = -errno;
+	return err;
+}
+
+/* The TCP port pid listens on: its socket's inode in /proc/net/tcp */
+static int listen_port_of(pid_t pid)
+{
+	char path[64], link[64], line[512];
+	unsigned long inode, ino;
+	unsigned int port, state;
+	struct dirent *d;
+	int found = -ENOENT;
+	DIR *dir;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/net/tcp", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	dir = opendir(path);
+	if (!dir) {
+		fclose(f);
+		return -errno;
+	}
+	while (found < 0 && fgets(line, sizeof(line), f)) {
+		/* "sl local rem st tx:rx tr:when retrnsmt uid timeout inode" */
+		if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+			   &port, &state, &inode) != 3 || state != 0x0a)
+			continue;
+		rewinddir(dir);
+		while ((d = readdir(dir))) {
+			char fd[PATH_MAX];
+			ssize_t n;
+
+			snprintf(fd, sizeof(fd), "%s/%s", path, d->d_name);
+			n = readlink(fd, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (sscanf(link, "socket:[%lu]", &ino) == 1 && ino == inode) {
+				found = port;
+				break;
+			}
+		}
+	}
+	closedir(dir);
+	fclose(f);
+	return found;
+}
+
+/*
+ * The clients, in a child process until stop is closed: n connections,
+ * each sending INCR of a key of its own, all at once, then reading every
+ * reply, which must be one more than the last. Writes to report
+ * "requests errors longest-round-ms" and the first error, if any.
+ */
+static void kvd_clients(int port, int n, int stop, int report)
+{
+	long long requests = 0, errors = 0, *count;
+	char key[32], want[32], reply[256], first[256] = "";
+	double longest = 0, t;
+	int *fds, i;
+
+	fds = calloc(n, sizeof(*fds));
+	count = calloc(n, sizeof(*count));
+	if (!fds || !count)
+		_exit(1);
+	for (i = 0; i < n; i++) {
+		fds[i] = client_connect(AF_INET, port);
+		if (fds[i] < 0) {
+			dprintf(report, "0 1 0 connect: %s\n", strerror(-fds[i]));
+			_exit(1);
+		}
+	}
+	for (;;) {
+		struct pollfd p = { .fd = stop, .events = POLLIN };
+
+		if (poll(&p, 1, 0) != 0)
+			break;
+		t = mono_ms();
+		for (i = 0; i < n; i++) {
+			const char *argv[] = { "INCR", key };
+
+			snprintf(key, sizeof(key), "client-%d", i);
+			if (resp_send(fds[i], 2, argv) && !errors++)
+				snprintf(first, sizeof(first), "client %d: send failed", i);
+		}
+		for (i = 0; i < n; i++) {
+			ssize_t len = resp_reply(fds[i], reply, sizeof(reply), 20000);
+
+			snprintf(want, sizeof(want), ":%lld\r\n", ++count[i]);
+			requests++;
+			if (len < 0 || strcmp(reply, want)) {
+				if (!errors++)
+					snprintf(first, sizeof(first),
+						 "client %d: wanted %.*s, got %s", i,
+						 (int)strlen(want) - 2, want,
+						 len < 0 ? strerror(-len) : reply);
+				_exit(dprintf(report, "%lld %lld %.3f %s\n",
+					      requests, errors, longest, first) < 0);
+			}
+		}
+		t = mono_ms() - t;
+		if (t > longest)
+			longest = t;
+		usleep(20000);	/* leave the emulated CPUs to the upgrade */
+	}
+	dprintf(report, "%lld %lld %.3f %s\n", requests, errors, longest, first);
+	_exit(0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+FIXTURE(kvd_unit) {
+	pid_t clients;
+	int stop;		/* closed: the clients stop */
+	int report;		/* what they saw */
+};
+
+FIXTURE_SETUP(kvd_unit)
+{
+	const char *bindir = getenv("BATON_BIN");
+
+	self->clients = -1;
+	self->stop = self->report = -1;
+	ASSERT_NE(NULL, bindir);
+	ASSERT_EQ(0, kvd_unit_write(bindir));
+	ASSERT_EQ(0, daemon_reload());
+}
+
+FIXTURE_TEARDOWN(kvd_unit)
+{
+	const char *argv[] = { "systemctl", "stop", KVD_UNIT, NULL };
+	char out[256];
+
+	if (self->clients > 0) {
+		kill(self->clients, SIGKILL);
+		waitpid(self->clients, NULL, 0);
+	}
+	if (self->stop >= 0)
+		close(self->stop);
+	if (self->report >= 0)
+		close(self->report);
+	run(out, sizeof(out), argv);
+	unlink("/run/systemd/system/" KVD_UNIT);
+}
+
+/* 20 reloads of an ASan kvd under TCG, two daemon-reloads */
+TEST_F_TIMEOUT(kvd_unit, reload_upgrades_under_clients, 900)
+{
+	const char *start_argv[] = { "systemctl", "start", KVD_UNIT, NULL };
+	const char *reload_argv[] = { "systemctl", "reload", KVD_UNIT, NULL };
+	const char *stop_argv[] = { "systemctl", "stop", KVD_UNIT, NULL };
+	char out[4096], exe[PATH_MAX], want[PATH_MAX], cg[PATH_MAX], first[256];
+	double took[KVD_RELOADS], longest;
+	long long requests, errors, before;
+	int stop[2], report[2], port, i;
+	pid_t pid, prev;
+	ssize_t n;
+	FILE *f;
+
+	ASSERT_EQ(0, run(out, sizeof(out), start_argv)) {
+		TH_LOG("systemctl start: %s", out);
+	}
+	ASSERT_EQ(0, unit_prop(KVD_UNIT, "MainPID", out, sizeof(out)));
+	pid = atoi(out);
+	ASSERT_LT(1, pid);
+	port = listen_port_of(pid);
+	ASSERT_LT(0, port);
+	ASSERT_EQ(0, unit_prop(KVD_UNIT, "ControlGroup", cg, sizeof(cg)));
+
+	ASSERT_EQ(0, pipe2(stop, O_CLOEXEC));
+	ASSERT_EQ(0, pipe2(report, O_CLOEXEC));
+	self->clients = fork();
+	ASSERT_LE(0, self->clients);
+	if (!self->clients) {
+		close(stop[1]);
+		close(report[0]);
+		kvd_clients(port, KVD_CLIENTS, stop[0], report[1]);
+	}
+	close(stop[0]);
+	close(report[1]);
+	self->stop = stop[1];
+	self->report = report[0];
+
+	snprintf(want, sizeof(want), "%s/kvd-v2", getenv("BATON_BIN"));
+	for (i = 0; i < KVD_RELOADS; i++) {
+		double t = mono_ms();
+		int rc = run(out, sizeof(out), reload_argv);
+
+		took[i] = mono_ms() - t;
+		ASSERT_EQ(0, rc) {
+			TH_LOG("reload %d: %s", i + 1, out);
+		}
+		prev = pid;
+		ASSERT_EQ(0, unit_prop(KVD_UNIT, "MainPID", out, sizeof(out)));
+		pid = atoi(out);
+		EXPECT_NE(prev, pid) {
+			TH_LOG("reload %d: MainPID is still %d", i + 1, prev);
+		}
+		snprintf(out, sizeof(out), "/proc/%d/exe", pid);
+		n = readlink(out, exe, sizeof(exe) - 1);
+		ASSERT_LT(0, n) {
+			TH_LOG("reload %d: MainPID %d is not running", i + 1, pid);
+		}
+		exe[n] = '\0';
+		EXPECT_STREQ(want, exe);
+		EXPECT_EQ(0, pid_wait_gone(prev, 10000)) {
+			TH_LOG("reload %d: the old instance %d is still there",
+			       i + 1, prev);
+		}
+		ASSERT_EQ(0, unit_prop(KVD_UNIT, "ActiveState", out, sizeof(out)));
+		EXPECT_STREQ("active", out);
+		ASSERT_EQ(0, unit_prop(KVD_UNIT, "SubState", out, sizeof(out)));
+		EXPECT_STREQ("running", out);
+	}
+
+	/* the clients stop, and say what they saw */
+	close(self->stop);
+	self->stop = -1;
+	n = read_to_eof(self->report, out, sizeof(out) - 1, 60000);
+	ASSERT_LT(0, n);
+	out[n] = '\0';
+	first[0] = '\0';
+	ASSERT_LE(3, sscanf(out, "%lld %lld %lf %255[^\n]", &requests, &errors,
+			    &longest, first));
+	EXPECT_EQ(0, errors) {
+		TH_LOG("%lld client errors, the first: %s", errors, first);
+	}
+	EXPECT_EQ(0, wait_exit(self->clients, 10000));
+	self->clients = -1;
+	before = requests;
+	EXPECT_LT(KVD_CLIENTS * KVD_RELOADS, before);
+
+	qsort(took, KVD_RELOADS, sizeof(took[0]), cmp_double);
+	TH_LOG("%d reloads under %d clients: systemctl reload took %.0f ms median, %.0f min, %.0f max; %lld requests, %lld errors; longest round of %d INCRs %.0f ms",
+	       KVD_RELOADS, KVD_CLIENTS, took[KVD_RELOADS / 2], took[0],
+	       took[KVD_RELOADS - 1], requests, errors, KVD_CLIENTS, longest);
+
+	/* stopped, no process is left in the unit's cgroup */
+	ASSERT_EQ(0, run(out, sizeof(out), stop_argv));
+	ASSERT_EQ(0, unit_prop(KVD_UNIT, "ActiveState", out, sizeof(out)));
+	EXPECT_STREQ("inactive", out);
+	EXPECT_FALSE(pid_alive(pid));
+	snprintf(out, sizeof(out), "/sys/fs/cgroup%s/cgroup.procs", cg);
+	f = fopen(out, "re");
+	if (f) {	/* systemd removes it once empty */
+		EXPECT_EQ(NULL, fgets(out, sizeof(out), f)) {
+			TH_LOG("left in %s: pid %s", cg, out);
+		}
+		fclose(f);
+	}
 }
 
 TEST_HARNESS_MAIN

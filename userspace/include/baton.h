@@ -40,6 +40,14 @@
  *				break;
  *	baton_service_close(svc);
  *
+ *   Under a service manager ($NOTIFY_SOCKET set; sd_notify(3), the
+ *   environment left as it is): the first baton_service_dispatch() of an
+ *   instance started fresh says READY=1 (baton_service_fd() is readable at
+ *   once: open the listeners before that first call); the old instance
+ *   says RELOADING=1 when an upgrade begins; the new one says MAINPID= its
+ *   pid and READY=1 before it serves; an old one that serves on after all
+ *   says the same of itself.
+ *
  *   Inside baton_service_dispatch() the old instance is called back:
  *	phase 1:  ops->export_sockets()	baton_export_socket() for every
  *					listener and connection; accept on

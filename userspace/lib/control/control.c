@@ -231,6 +231,10 @@ int resources_take(struct baton_resources *r, int ep, __u64 tag)
 {
 	int err;
 
+	/* the lock is the first file in it: on a fresh /run, no dir yet */
+	err = mkdir_p(r->paths.dir, 0755);
+	if (err)
+		return err;
 	r->lock_fd = open(r->paths.lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (r->lock_fd < 0)
 		return -errno;

@@ -54,4 +54,12 @@ void resources_unlock(struct baton_resources *r);
 int resources_watch(struct baton_resources *r, int ep, __u64 tag, bool on);
 int resources_pid(struct baton_resources *r);	/* our pid into the file */
 
+/*
+ * notify.c: the service manager told, if $NOTIFY_SOCKET names one (1), or
+ * not (0), or -errno (logged)
+ */
+int notify_ready(const struct baton_log_sink *log);	/* READY=1 */
+int notify_reloading(const struct baton_log_sink *log);	/* RELOADING=1 */
+int notify_main(const struct baton_log_sink *log);	/* MAINPID=, READY=1 */
+
 #endif /* BATON_LIB_CONTROL_H */

@@ -76,6 +76,8 @@ struct baton_service {
 	unsigned int deactivate_flags;	/* BATON_DEACTIVATE_F_* */
 	enum svc_state state;
 	bool adopted;
+	bool notify_ready;	/* READY=1 on the first dispatch */
+	bool reloading;		/* RELOADING=1 said: READY=1 when back */
 	struct baton_export exp;
 	struct sock_key *sent;	/* the first pass, sorted */
 	unsigned int nsent;
@@ -98,6 +100,7 @@ void svc_arm(struct baton_service *svc);
 void pending_close(struct baton_service *svc, unsigned int slot);
 
 /* handover/end.c: how the old side ends, in rollback or termination */
+void serving_again(struct baton_service *svc);
 void parked_close(struct baton_service *svc, const char *why);
 int send_resumed(struct baton_service *svc, const char *why);
 int rollback(struct baton_service *svc, const char *why);

@@ -171,6 +171,14 @@ int baton_service_open(struct baton_service **out,
 			       svc->service, svc->res.paths.dir, strerror(-err));
 		if (err)
 			goto close_svc;
+		/*
+		 * READY=1 once the application has opened its listeners: on
+		 * the first dispatch, which our fd, readable at once, brings
+		 */
+		svc->notify_ready = true;
+		if (eventfd_write(svc->work, 1))
+			pr_warn(&svc->log, "cannot wake our own event loop: %s",
+				strerror(errno));
 	}
 	*out = svc;
 	return 0;
@@ -232,6 +240,10 @@ int baton_service_dispatch(struct baton_service *svc)
 	struct epoll_event ev[8];
 	int n, i, ret = 0;
 
+	if (svc->notify_ready) {
+		svc->notify_ready = false;
+		notify_ready(&svc->log);
+	}
 	n = epoll_wait(svc->ep, ev, ARRAY_SIZE(ev), 0);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;

@@ -30,6 +30,17 @@ void parked_close(struct baton_service *svc, const char *why)
 	}
 }
 
+/*
+ * Serving again after an upgrade that did not happen: the service manager,
+ * told RELOADING=1, hears that this is its main process still, and ready.
+ */
+void serving_again(struct baton_service *svc)
+{
+	if (svc->reloading)
+		notify_main(&svc->log);
+	svc->reloading = false;
+}
+
 /* RESUMED, and why, for the coordinator's report */
 int send_resumed(struct baton_service *svc, const char *why)
 {
@@ -122,6 +133,7 @@ int rollback(struct baton_service *svc, const char *why)
 		svc->o.ops->resume(svc->o.app);
 	svc->state = SVC_SERVING;
 	svc_deadline(svc, 0);
+	serving_again(svc);
 	if (svc->ctl >= 0 && send_resumed(svc, why))
 		ctl_close(svc->ep, &svc->ctl);
 	return 0;

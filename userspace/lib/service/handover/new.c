@@ -383,6 +383,12 @@ static int activate(struct takeover *t)
 			 strerror(-err));
 		return err;
 	}
+	/*
+	 * The service manager, if any, hears that we are its main process
+	 * before the old one can exit: before ACTIVE
+	 */
+	if (notify_main(&svc->log) > 0)
+		steps_mark(&t->st, "notify");
 	msg_init(m, BATON_MSG_ACTIVE);
 	err = msg_put_u64(m, BATON_A_TIME_NS, now_ns()) ?:
 	      msg_put_u32(m, BATON_A_RECORDS, t->records) ?:

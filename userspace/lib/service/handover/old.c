@@ -28,6 +28,7 @@ static void detach(struct baton_service *svc, const char *why)
 	svc->state = SVC_SERVING;
 	svc->expect_pid = 0;
 	svc_deadline(svc, 0);
+	serving_again(svc);
 }
 
 /* Phase 2: the blackout. Stop, hand over foreground state, let go. */
@@ -95,6 +96,8 @@ static int on_upgrade(struct baton_service *svc, const struct nlattr **tb)
 	if (err)
 		return err;
 	svc->state = SVC_ANNOUNCED;
+	/* until the new instance says MAINPID=, or we say READY=1 again */
+	svc->reloading = notify_reloading(&svc->log) > 0;
 	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
 	return 0;
 }

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * What kvd tells a service manager through libbaton (sd_notify(3)), heard
+ * on a datagram socket of our own named by $NOTIFY_SOCKET, each message
+ * with its sender's pid (SO_PASSCRED):
+ *  1. started fresh, kvd says READY=1;
+ *  2. upgraded by batonctl, the old instance says RELOADING=1 with a
+ *     MONOTONIC_USEC= of the upgrade's time, then the new one, which
+ *     serves, says MAINPID= its own pid and READY=1; nothing else;
+ *  3. an upgrade the new instance refuses (--state-min 99): RELOADING=1,
+ *     then the old instance, serving again, says MAINPID= its own pid and
+ *     READY=1.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "helpers.h"
+
+FIXTURE(notify) {
+	struct service svc;
+	char path[108];
+	int sock;
+};
+
+FIXTURE_VARIANT(notify) {
+	int family;
+	int from, to;
+};
+
+FIXTURE_VARIANT_ADD(notify, ipv4_v1_v2) { AF_INET, 1, 2 };
+FIXTURE_VARIANT_ADD(notify, ipv4_v2_v1) { AF_INET, 2, 1 };
+FIXTURE_VARIANT_ADD(notify, ipv6_v1_v2) { AF_INET6, 1, 2 };
+FIXTURE_VARIANT_ADD(notify, ipv6_v2_v1) { AF_INET6, 2, 1 };
+
+/* One message, NUL-terminated, and who sent it; -ETIMEDOUT if none came */
+static int notify_recv(int sock, char *buf, size_t len, pid_t *pid,
+		       int timeout_ms)
+{
+	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	struct iovec iov = { buf, len - 1 };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+	};
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return -ETIMEDOUT;
+	n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	*pid = 0;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET &&
+		    c->cmsg_type == SCM_CREDENTIALS)
+			*pid = ((struct ucred *)CMSG_DATA(c))->pid;
+	return 0;
+}
+
+static unsigned long long mono_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
+}
+
+FIXTURE_SETUP(notify)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[256];
+	int one = 1;
+	pid_t from;
+
+	self->svc.kvd = -1;
+	self->svc.lfd = -1;
+	/* a path, not an abstract name: kvd runs in another network namespace */
+	snprintf(self->path, sizeof(self->path), "/tmp/baton-notify-%d.sock",
+		 getpid());
+	unlink(self->path);
+	self->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, self->sock);
+	ASSERT_EQ(0, setsockopt(self->sock, SOL_SOCKET, SO_PASSCRED, &one,
+				sizeof(one)));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", self->path);
+	ASSERT_EQ(0, bind(self->sock, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, setenv("NOTIFY_SOCKET", self->path, 1));
+	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
+
+	/* 1. */
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(self->svc.kvd, from);
+	EXPECT_STREQ("READY=1\nSTATUS=serving", msg);
+}
+
+FIXTURE_TEARDOWN(notify)
+{
+	service_teardown(&self->svc);
+	close(self->sock);
+	unlink(self->path);
+	unsetenv("NOTIFY_SOCKET");
+}
+
+/* 2. */
+TEST_F(notify, upgrade_reloading_then_new_mainpid)
+{
+	char name[16], cmd[512], msg[256], want[64], out[4096];
+	unsigned long long t0, t1, usec;
+	pid_t from, new;
+	int fd;
+
+	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
+	bin(name, cmd, sizeof(cmd));
+	fd = client_connect(variant->family, self->svc.port);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, resp_expect(fd, "+OK\r\n", 3, "SET", "k", "v"));
+
+	t0 = mono_usec();
+	ASSERT_EQ(0, batonctl(out, sizeof(out), (const char *const[]){
+		"upgrade", "kvd", "--", cmd, "--quiet", NULL })) {
+		TH_LOG("batonctl: %s", out);
+	}
+	t1 = mono_usec();
+	new = serving_pid(&self->svc, variant->family);
+	ASSERT_LT(0, new);
+	ASSERT_NE(self->svc.kvd, new);
+
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(self->svc.kvd, from);
+	ASSERT_EQ(1, sscanf(msg, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=upgrading",
+			    &usec)) {
+		TH_LOG("the old instance said: %s", msg);
+	}
+	EXPECT_LE(t0, usec);
+	EXPECT_GE(t1, usec);
+
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(new, from);
+	snprintf(want, sizeof(want), "MAINPID=%d\nREADY=1\nSTATUS=serving", new);
+	EXPECT_STREQ(want, msg);
+	EXPECT_EQ(-ETIMEDOUT, notify_recv(self->sock, msg, sizeof(msg), &from,
+					  200)) {
+		TH_LOG("pid %d said more: %s", from, msg);
+	}
+
+	/* the client's connection, with the new instance */
+	EXPECT_EQ(0, resp_expect(fd, "$1\r\nv\r\n", 2, "GET", "k"));
+	close(fd);
+}
+
+/* 3. */
+TEST_F(notify, refused_upgrade_old_says_ready_again)
+{
+	char name[16], cmd[512], msg[256], want[64], out[4096];
+	pid_t from;
+
+	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
+	bin(name, cmd, sizeof(cmd));
+	EXPECT_NE(0, batonctl(out, sizeof(out), (const char *const[]){
+		"upgrade", "kvd", "--", cmd, "--quiet", "--state-min", "99",
+		NULL }));
+	EXPECT_EQ(self->svc.kvd, serving_pid(&self->svc, variant->family));
+
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(self->svc.kvd, from);
+	EXPECT_EQ(0, strncmp(msg, "RELOADING=1\n", 12)) {
+		TH_LOG("the old instance said: %s", msg);
+	}
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(self->svc.kvd, from);
+	snprintf(want, sizeof(want), "MAINPID=%d\nREADY=1\nSTATUS=serving",
+		 self->svc.kvd);
+	EXPECT_STREQ(want, msg);
+	EXPECT_EQ(-ETIMEDOUT, notify_recv(self->sock, msg, sizeof(msg), &from,
+					  200)) {
+		TH_LOG("pid %d said more: %s", from, msg);
+	}
+}
+
+TEST_HARNESS_MAIN
