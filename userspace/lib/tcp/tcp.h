@@ -33,4 +33,29 @@ static inline int sockaddr_size(int family)
 				   sizeof(struct sockaddr_in6);
 }
 
+/*
+ * A checkpoint record (checkpoint.c) as restore.c reads it: tcp_rec_parse()
+ * checks it whole and points tb at each attribute it knows, the last of
+ * each type; 0 or -errno, the cause logged to r->tcp's sink.
+ */
+struct tcp_rec {
+	struct baton_tcp *tcp;
+	const void *rec;
+	size_t len;
+	const struct nlattr *tb[BATON_TCP_A_MAX + 1];
+	__u32 bytes[BATON_TCP_A_MAX + 1];	/* queues: summed over chunks */
+	int err;
+};
+
+int tcp_rec_parse(struct tcp_rec *r, const void *rec, size_t len);
+
+/*
+ * The TCP_IMPORT request for fd from a record's KERNEL attributes, in
+ * buf (TCP_GENL_BUF bytes, aligned): the number of attributes skipped as
+ * newer than the module, or -errno.
+ */
+#define TCP_GENL_BUF	8192
+int tcp_import_build(struct baton_tcp *tcp, void *buf, int fd,
+		     const void *rec, size_t len);
+
 #endif /* BATON_LIB_TCP_H */
