@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "baton_tcp.h"
@@ -32,6 +33,26 @@ static inline int sockaddr_size(int family)
 	return family == AF_INET ? sizeof(struct sockaddr_in) :
 				   sizeof(struct sockaddr_in6);
 }
+
+/* baton.ko's state of one connection, as much as a record carries */
+#define KERNEL_REC_MAX	512
+
+/* What a checkpoint record (checkpoint.c) says of one connection */
+struct tcp_ckpt {
+	int family;
+	struct sockaddr_storage local, peer;
+	__u32 snd_seq, rcv_seq;		/* of the first byte still queued */
+	__u32 mss, options, snd_wscale, rcv_wscale;
+	__u32 timestamp;		/* if options has TCPI_OPT_TIMESTAMPS */
+	struct tcp_repair_window win;
+	const char *sendq;		/* sent bytes, then unsent ones */
+	const char *recvq;
+	size_t sent, unsent, inq;
+	const void *kernel;		/* baton.ko's attributes */
+	size_t klen;			/* KERNEL_REC_MAX at most */
+};
+
+int tcp_rec_build(const struct tcp_ckpt *c, void **rec, size_t *len);
 
 /*
  * A checkpoint record (checkpoint.c) as restore.c reads it: tcp_rec_parse()
