@@ -162,6 +162,72 @@ static void record_seeds(void)
 	blob_seed("conns-4", BATON_BLOB_CONNS, 4);
 }
 
+/* baton.ko's state of a connection, as TCP_EXPORT answers it */
+static size_t kernel_state(char *buf, size_t len, __u32 cwnd)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, cwnd);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_SSTHRESH, 0x7fffffff);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_PRIOR_CWND, cwnd);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_SRTT_US, 800);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_MDEV_US, 100);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_RTT_MIN_US, 50);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_RTO_US, 200000);
+	CHECK(nlh->nlmsg_len <= len);
+	len = mnl_nlmsg_get_payload_len(nlh);
+	memmove(buf, mnl_nlmsg_get_payload(nlh), len);
+	return len;
+}
+
+static void ckpt_seed(const char *name, const struct tcp_ckpt *c)
+{
+	void *rec;
+	size_t len;
+
+	CHECK(tcp_rec_build(c, &rec, &len) == 0);
+	/* a module that knows every attribute of this header */
+	seed("checkpoint", name, BATON_GENL_A_MAX, rec, len);
+	free(rec);
+}
+
+static void checkpoint_seeds(void)
+{
+	static const char data[] = "GET /index.html HTTP/1.1\r\n\r\nHTTP/1.1 200 OK";
+	char kernel[256] __attribute__((aligned(8)));
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(80),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6,
+				   .sin6_port = htons(8080),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct tcp_ckpt c = {
+		.family = AF_INET, .snd_seq = 1000, .rcv_seq = 0xfffffff0,
+		.mss = 65483, .options = TCPI_OPT_TIMESTAMPS | TCPI_OPT_WSCALE |
+					 TCPI_OPT_SACK,
+		.snd_wscale = 7, .rcv_wscale = 7, .timestamp = 123456,
+		.win = { .snd_wl1 = 1, .snd_wnd = 65536, .max_window = 65536,
+			 .rcv_wnd = 65536, .rcv_wup = 1 },
+		.sendq = data + 28, .sent = 5, .unsent = 10,
+		.recvq = data, .inq = 28,
+		.kernel = kernel,
+	};
+
+	memcpy(&c.local, &a4, sizeof(a4));
+	a4.sin_port = htons(40000);
+	memcpy(&c.peer, &a4, sizeof(a4));
+	c.klen = kernel_state(kernel, sizeof(kernel), 10);
+	ckpt_seed("ipv4-queues", &c);
+
+	c.family = AF_INET6;
+	memcpy(&c.local, &a6, sizeof(a6));
+	a6.sin6_port = htons(40001);
+	memcpy(&c.peer, &a6, sizeof(a6));
+	c.options = TCPI_OPT_SACK;
+	c.sent = c.unsent = c.inq = 0;
+	c.klen = 0;
+	ckpt_seed("ipv6-idle", &c);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -172,5 +238,6 @@ int main(int argc, char **argv)
 	mkdir(top, 0755);
 	msg_seeds();
 	record_seeds();
+	checkpoint_seeds();
 	return 0;
 }

@@ -164,10 +164,12 @@ int tcp_rec_build(const struct tcp_ckpt *c, void **rec, size_t *len)
 		mnl_attr_put_u32(nlh, BATON_TCP_A_TIMESTAMP, c->timestamp);
 	mnl_attr_put(nlh, BATON_TCP_A_WINDOW, sizeof(c->win), &c->win);
 	bytes_put(nlh, BATON_TCP_A_SENDQ, c->sendq, c->sent);
-	bytes_put(nlh, BATON_TCP_A_UNSENT, c->sendq + c->sent, c->unsent);
+	bytes_put(nlh, BATON_TCP_A_UNSENT, c->unsent ? c->sendq + c->sent : NULL,
+		  c->unsent);
 	bytes_put(nlh, BATON_TCP_A_RECVQ, c->recvq, c->inq);
 	nest = mnl_attr_nest_start(nlh, BATON_TCP_A_KERNEL);
-	memcpy(mnl_nlmsg_get_payload_tail(nlh), c->kernel, c->klen);
+	if (c->klen)
+		memcpy(mnl_nlmsg_get_payload_tail(nlh), c->kernel, c->klen);
 	nlh->nlmsg_len += MNL_ALIGN(c->klen);
 	mnl_attr_nest_end(nlh, nest);
 
