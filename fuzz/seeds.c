@@ -5,7 +5,8 @@
  *    welcome_put, msg_send_error's ERROR, steps_put, sockets_put), blobs
  *    of each kind (the record writer), TCP checkpoint records
  *    (tcp_rec_build) with and without queues and baton.ko's state, and
- *    requests to baton.ko's family (ko_msg) for the genl harness.
+ *    one request of each command to baton.ko's family, its attributes
+ *    put as the library puts them (libmnl), for the genl harness.
  * 2. Each file is what the harness takes: its leading byte first (see the
  *    harness's comment), then the bytes. Run by "make -C fuzz seeds".
  */
@@ -228,6 +229,92 @@ static void checkpoint_seeds(void)
 	ckpt_seed("ipv6-idle", &c);
 }
 
+/* a request's attributes: the genl harness takes them after its two bytes */
+static void genl_seed(const char *name, __u8 cmd, bool dump,
+		      const struct nlmsghdr *nlh)
+{
+	char buf[4096];
+
+	CHECK(mnl_nlmsg_get_payload_len(nlh) + 2 <= sizeof(buf));
+	buf[0] = cmd;
+	buf[1] = dump;
+	memcpy(buf + 2, mnl_nlmsg_get_payload(nlh),
+	       mnl_nlmsg_get_payload_len(nlh));
+	seed("genl", name, buf[0], buf + 1, mnl_nlmsg_get_payload_len(nlh) + 1);
+}
+
+/*
+ * The descriptors the genl harness opens: 3 its netlink socket, 4-6 an
+ * IPv4 listener, client and server, 7-9 the same in IPv6.
+ */
+static void genl_seeds(void)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(80),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct tcp_repair_window win = { .snd_wnd = 65536, .rcv_wnd = 65536 };
+	struct nlmsghdr *nlh;
+	struct nlattr *nest, *state;
+
+	nlh = mnl_nlmsg_put_header(buf);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, 5);
+	genl_seed("tcp-export", BATON_GENL_CMD_TCP_EXPORT, false, nlh);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 10);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_SSTHRESH, 20);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_SRTT_US, 1000);
+	genl_seed("tcp-import", BATON_GENL_CMD_TCP_IMPORT, false, nlh);
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nest = mnl_attr_nest_start(nlh, BATON_GENL_A_FLOW);
+	mnl_attr_put_u32(nlh, BATON_FLOW_A_FD, 5);
+	mnl_attr_nest_end(nlh, nest);
+	nest = mnl_attr_nest_start(nlh, BATON_GENL_A_FLOW);
+	mnl_attr_put_u32(nlh, BATON_FLOW_A_FD, 4);
+	mnl_attr_put(nlh, BATON_FLOW_A_LOCAL, sizeof(a4), &a4);
+	mnl_attr_put(nlh, BATON_FLOW_A_PEER, sizeof(a4), &a4);
+	mnl_attr_nest_end(nlh, nest);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_DEADLINE_MS, 100);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FLOW_PACKETS, 16);
+	genl_seed("freeze", BATON_GENL_CMD_FREEZE, false, nlh);
+
+	nlh = mnl_nlmsg_put_header(buf);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FREEZE_ID, 1);
+	genl_seed("thaw", BATON_GENL_CMD_THAW, false, nlh);
+	nlh = mnl_nlmsg_put_header(buf);
+	genl_seed("freeze-stats", BATON_GENL_CMD_FREEZE_STATS, false, nlh);
+
+	nlh = mnl_nlmsg_put_header(buf);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, 6);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, 9);
+	genl_seed("conn-export", BATON_GENL_CMD_CONN_EXPORT, true, nlh);
+
+	nlh = mnl_nlmsg_put_header(buf);
+	nest = mnl_attr_nest_start(nlh, BATON_GENL_A_CONN);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_INDEX, 0);
+	mnl_attr_put(nlh, BATON_CONN_A_LOCAL, sizeof(a4), &a4);
+	a4.sin_port = htons(40000);
+	mnl_attr_put(nlh, BATON_CONN_A_PEER, sizeof(a4), &a4);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_SND_SEQ, 1000);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_RCV_SEQ, 2000);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_MSS, 1460);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_OPTIONS,
+			 TCPI_OPT_SACK | TCPI_OPT_WSCALE);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_SND_WSCALE, 7);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_RCV_WSCALE, 7);
+	mnl_attr_put(nlh, BATON_CONN_A_WINDOW, sizeof(win), &win);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_SENDQ_LEN, 0);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_UNSENT_LEN, 4);
+	mnl_attr_put_u32(nlh, BATON_CONN_A_RECVQ_LEN, 4);
+	mnl_attr_put(nlh, BATON_CONN_A_UNSENT, 4, "ping");
+	mnl_attr_put(nlh, BATON_CONN_A_RECVQ, 4, "pong");
+	state = mnl_attr_nest_start(nlh, BATON_CONN_A_STATE);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 10);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_SRTT_US, 1000);
+	mnl_attr_nest_end(nlh, state);
+	mnl_attr_nest_end(nlh, nest);
+	genl_seed("conn-import", BATON_GENL_CMD_CONN_IMPORT, false, nlh);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -239,5 +326,6 @@ int main(int argc, char **argv)
 	msg_seeds();
 	record_seeds();
 	checkpoint_seeds();
+	genl_seeds();
 	return 0;
 }
