@@ -7,6 +7,10 @@
 #
 #   fuzz/run.sh [--vm] NAME SECONDS
 #
+# FUZZ_SEED: libFuzzer's seed (by default its own, printed in the log);
+# FUZZ_FRESH=1: the grown corpus is emptied first. make check sets both
+# (seed 1), so that its runs start alike and a failure comes again.
+#
 # Prints the executions, the coverage (libFuzzer's cov: and ft:) and the
 # crashes, as a kselftest result that selftests/run.sh counts: a crash,
 # a kernel complaint or a run that did not finish is a failure. The
@@ -26,11 +30,13 @@ name=$1
 time=$2
 work=${FUZZ_RUN_DIR:-$B/run}/$name
 log=$work/log
+[ "${FUZZ_FRESH:-0}" = 1 ] && rm -rf "$work/corpus"
 mkdir -p "$work/corpus"
 dirs=("$work/corpus" "$top/fuzz/corpus/$name")
 [ -d "$top/fuzz/regress/$name" ] && dirs+=("$top/fuzz/regress/$name")
 args=(-max_total_time="$time" -print_final_stats=1 -timeout=20
       -rss_limit_mb=1536 -artifact_prefix="$work/")
+[ -n "${FUZZ_SEED:-}" ] && args+=(-seed="$FUZZ_SEED")
 
 echo "#  RUN fuzz:$name"
 start=$SECONDS
@@ -55,7 +61,8 @@ ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
 corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
 crashes=$(grep -acE '^==[0-9]+== ?ERROR: |: check failed: |runtime error: |deadly signal|Test unit written' "$log")
 [ "$crashes" -gt 0 ] && crashes=1	# libFuzzer stops at the first
-echo "# fuzz:$name: ${execs:-?} executions in $((SECONDS - start)) s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, crashes $crashes"
+seed=$(sed -n 's/^INFO: Seed: \([0-9]*\).*/\1/p' "$log" | tr -d '\r' | head -1)
+echo "# fuzz:$name: ${execs:-?} executions in $((SECONDS - start)) s, cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, crashes $crashes (seed ${seed:-?})"
 if [ $rc -eq 0 ] && [ -n "$execs" ] && [ "$crashes" -eq 0 ]; then
 	echo "ok 1 fuzz:$name"
 	echo "# Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0 error:0"

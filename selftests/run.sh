@@ -5,8 +5,9 @@
 # (scripts/vm-systemd.sh); the VM's kernel log failing its check counts as
 # one more failure. fuzz:NAME runs the fuzzing harness NAME (fuzz/run.sh)
 # for FUZZ_TIME seconds (30 by default), vmfuzz:NAME the same inside the
-# VM; a harness passes when it found no crash, and its figures
-# (executions, cov, ft) are printed.
+# VM, each from its seeds and regression inputs alone with libFuzzer's
+# seed FUZZ_SEED (1); a harness passes when it found no crash, and its
+# figures (executions, cov, ft) are printed.
 #
 # Every program has a deadline of its own (TEST_TIMEOUT seconds, 900 by
 # default; the VM's run has VM_TIMEOUT). A failing test's whole block of
@@ -19,6 +20,8 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
 FUZZ_TIME=${FUZZ_TIME:-30}
+# the harnesses start alike each time: their seeds, no grown corpus, seed 1
+export FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_FRESH=1
 top=$(cd "$(dirname "$0")/.." && pwd)
 # what the tests start, for the VM to carry
 export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer"
