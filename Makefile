@@ -3,6 +3,8 @@
 #   make		build the userspace (build/bin/)
 #   make demo		install what is needed, run kvd and upgrade it under load
 #   make check		install what is needed, run the selftests (ASan/UBSan)
+#   make fuzz		each libFuzzer harness (fuzz/) FUZZ_TIME seconds, 600 by
+#			default, with its executions, coverage and crashes
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
 #   make bench-http	httpd and nginx under wrk, each upgraded 10 times
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
@@ -262,6 +264,13 @@ check: deps spec
 	$(Q)$(MAKE) --no-print-directory -C selftests run \
 		BATON_BIN=$(abspath $(ASAN))
 
+# the harnesses of fuzz/, the VM's one with baton.ko
+FUZZ_TIME ?= 600
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory module $(SKEL)
+	$(Q)$(MAKE) --no-print-directory -C fuzz run FUZZ_TIME=$(FUZZ_TIME)
+
 bench: deps all
 	$(Q)bash scripts/bench.sh
 
@@ -274,4 +283,4 @@ clean:
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
 .PHONY: all shared deps module spec dkms-source dkms-check man install install-check deb \
-	demo check bench bench-http clean
+	demo check fuzz bench bench-http clean

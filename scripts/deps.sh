@@ -12,6 +12,9 @@ packages=(
 	bpftool
 	clang
 	llvm
+	# libFuzzer and clang's sanitizer runtimes (fuzz/): only recommended
+	# by clang, so not installed with it here
+	libclang-rt-14-dev
 	redis-tools
 	iptables
 	linux-source-6.1

@@ -8,7 +8,8 @@
 #   scripts/vm.sh PROGRAM...
 #
 # VM_FILES: more executables, copied to the same absolute paths (with
-# their libraries); VM_ENV: NAME=VALUE words exported to the programs;
+# their libraries); VM_DATA: files or directories copied as they are, to
+# the same absolute paths (a fuzzing harness's corpus); VM_ENV: NAME=VALUE words exported to the programs;
 # VM_MODULES: modules of Debian's kernel (tcp_bbr, sch_netem, veth, ...)
 # loaded before baton.ko, in that order.
 #
@@ -60,6 +61,11 @@ copy_with_libs() {
 }
 for f in ${VM_FILES:-}; do
 	copy_with_libs "$f"
+done
+for d in ${VM_DATA:-}; do
+	d=$(realpath "$d")
+	mkdir -p "$root${d%/*}"
+	cp -a "$d" "$root$d"
 done
 progs=()
 for p in "$@"; do

@@ -3,25 +3,32 @@
 # vm:NAME runs inside the QEMU VM (scripts/vm.sh) with baton.ko loaded, one
 # named systemd:NAME inside the VM whose PID 1 is systemd
 # (scripts/vm-systemd.sh); the VM's kernel log failing its check counts as
-# one more failure.
+# one more failure. fuzz:NAME runs the fuzzing harness NAME (fuzz/run.sh)
+# for FUZZ_TIME seconds (30 by default), vmfuzz:NAME the same inside the
+# VM, each from its seeds and regression inputs alone with libFuzzer's
+# seed FUZZ_SEED (1); a harness passes when it found no crash, and its
+# figures (executions, cov, ft) are printed.
 #
 # Every program has a deadline of its own (TEST_TIMEOUT seconds, 900 by
 # default; the VM's run has VM_TIMEOUT). A failing test's whole block of
 # output is printed: its assertions and the log tail it left. The host
-# programs, the VM programs and the systemd VM programs each get a count
-# line; the last line is the total, "N passed, N failed, N skipped".
+# programs, the VM programs, the systemd VM programs and the fuzzing
+# harnesses each get a count line; the last line is the total, "N passed, N failed, N skipped".
 set -u
 export BATON_BIN B
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
+FUZZ_TIME=${FUZZ_TIME:-30}
+# the harnesses start alike each time: their seeds, no grown corpus, seed 1
+export FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_FRESH=1
 top=$(cd "$(dirname "$0")/.." && pwd)
 # what the tests start, for the VM to carry
 export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer"
 export VM_ENV="BATON_BIN=$BATON_BIN B=$B"
 
 declare -A pass fail skip
-for where in host vm systemd; do
+for where in host vm systemd fuzz; do
 	pass[$where]=0 fail[$where]=0 skip[$where]=0
 done
 
@@ -51,6 +58,18 @@ for t in "$@"; do
 		log=$B/$name.systemd.log
 		cmd=("$top/scripts/vm-systemd.sh" "$B/$name")
 		;;
+	fuzz:*)
+		name=${t#fuzz:}
+		where=fuzz
+		log=$B/fuzz-$name.log
+		cmd=("$top/fuzz/run.sh" "$name" "$FUZZ_TIME")
+		;;
+	vmfuzz:*)
+		name=${t#vmfuzz:}
+		where=fuzz
+		log=$B/fuzz-$name.log
+		cmd=("$top/fuzz/run.sh" --vm "$name" "$FUZZ_TIME")
+		;;
 	*)
 		name=$t
 		where=host
@@ -62,7 +81,7 @@ for t in "$@"; do
 	start=$SECONDS
 	rc=0
 	(cd "$(dirname "$0")" && "${cmd[@]}") >"$log" 2>&1 || rc=$?
-	grep -E '^(ok|not ok) ' "$log" | sed 's/^/   /'
+	grep -E '^(ok|not ok) |^# fuzz:' "$log" | sed 's/^/   /'
 	if [ $rc -ne 0 ]; then
 		failed_blocks "$log"
 		grep -E 'ERROR: AddressSanitizer|runtime error|^vm:' "$log" | head -20 | sed 's/^/   /'
@@ -88,7 +107,7 @@ for t in "$@"; do
 	echo "   ($((SECONDS - start)) s)"
 done
 p=0 f=0 s=0
-for where in host vm systemd; do
+for where in host vm systemd fuzz; do
 	echo "$where: ${pass[$where]} passed, ${fail[$where]} failed, ${skip[$where]} skipped"
 	p=$((p + pass[$where]))
 	f=$((f + fail[$where]))

@@ -16,7 +16,6 @@
 
 #include "tcp/tcp.h"
 
-#define KERNEL_REC_MAX	512
 
 struct tcp_queues {
 	__u32 snd_seq, rcv_seq;
@@ -131,6 +130,56 @@ static void bytes_put(struct nlmsghdr *nlh, __u16 type, const char *p,
 	}
 }
 
+/*
+ * The record of c (tcp.h): the attributes alone, without a message header,
+ * in one allocation the caller frees.
+ */
+int tcp_rec_build(const struct tcp_ckpt *c, void **rec, size_t *len)
+{
+	struct nlmsghdr *nlh;
+	struct nlattr *nest;
+	size_t size;
+	char *buf;
+
+	if ((c->family != AF_INET && c->family != AF_INET6) ||
+	    c->klen > KERNEL_REC_MAX)
+		return -EINVAL;
+	size = MNL_NLMSG_HDRLEN + 16 * MNL_ATTR_HDRLEN + 2 * sizeof(c->local) +
+	       sizeof(c->win) + 16 * sizeof(__u32) + MNL_ALIGN(c->klen) +
+	       bytes_size(c->sent) + bytes_size(c->unsent) + bytes_size(c->inq);
+	buf = calloc(1, size);
+	if (!buf)
+		return -ENOMEM;
+	nlh = mnl_nlmsg_put_header(buf);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_FAMILY, c->family);
+	mnl_attr_put(nlh, BATON_TCP_A_LOCAL, sockaddr_size(c->family), &c->local);
+	mnl_attr_put(nlh, BATON_TCP_A_PEER, sockaddr_size(c->family), &c->peer);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_SEQ, c->snd_seq);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_SEQ, c->rcv_seq);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_MSS, c->mss);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_OPTIONS, c->options);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_WSCALE, c->snd_wscale);
+	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_WSCALE, c->rcv_wscale);
+	if (c->options & TCPI_OPT_TIMESTAMPS)
+		mnl_attr_put_u32(nlh, BATON_TCP_A_TIMESTAMP, c->timestamp);
+	mnl_attr_put(nlh, BATON_TCP_A_WINDOW, sizeof(c->win), &c->win);
+	bytes_put(nlh, BATON_TCP_A_SENDQ, c->sendq, c->sent);
+	bytes_put(nlh, BATON_TCP_A_UNSENT, c->unsent ? c->sendq + c->sent : NULL,
+		  c->unsent);
+	bytes_put(nlh, BATON_TCP_A_RECVQ, c->recvq, c->inq);
+	nest = mnl_attr_nest_start(nlh, BATON_TCP_A_KERNEL);
+	if (c->klen)
+		memcpy(mnl_nlmsg_get_payload_tail(nlh), c->kernel, c->klen);
+	nlh->nlmsg_len += MNL_ALIGN(c->klen);
+	mnl_attr_nest_end(nlh, nest);
+
+	*len = mnl_nlmsg_get_payload_len(nlh);
+	memmove(buf, mnl_nlmsg_get_payload(nlh), *len);
+	*rec = buf;
+	return 0;
+}
+
+/* What the socket says of itself, and baton.ko of its state, as a record */
 static int record_build(struct baton_tcp *tcp, int fd,
 			const struct tcp_info *ti,
 			const struct sockaddr_storage *local,
@@ -138,62 +187,36 @@ static int record_build(struct baton_tcp *tcp, int fd,
 			const struct tcp_queues *q, void **rec, size_t *len)
 {
 	char kernel[KERNEL_REC_MAX] __attribute__((aligned(8)));
-	int family = local->ss_family;
-	struct tcp_repair_window win;
-	__u32 mss, ts = 0;
-	struct nlmsghdr *nlh;
-	struct nlattr *nest;
+	struct tcp_ckpt c = {
+		.family = local->ss_family,
+		.snd_seq = q->snd_seq, .rcv_seq = q->rcv_seq,
+		.options = ti->tcpi_options,
+		.snd_wscale = ti->tcpi_snd_wscale,
+		.rcv_wscale = ti->tcpi_rcv_wscale,
+		.sendq = q->sendq, .sent = q->sent, .unsent = q->unsent,
+		.recvq = q->recvq, .inq = q->inq,
+		.kernel = kernel,
+	};
 	socklen_t sl;
 	int klen;
-	size_t size;
-	char *buf;
 
-	sl = sizeof(mss);
-	if (getsockopt(fd, SOL_TCP, TCP_MAXSEG, &mss, &sl))
+	memcpy(&c.local, local, sizeof(c.local));
+	memcpy(&c.peer, peer, sizeof(c.peer));
+	sl = sizeof(c.mss);
+	if (getsockopt(fd, SOL_TCP, TCP_MAXSEG, &c.mss, &sl))
 		return -errno;
-	sl = sizeof(ts);
+	sl = sizeof(c.timestamp);
 	if ((ti->tcpi_options & TCPI_OPT_TIMESTAMPS) &&
-	    getsockopt(fd, SOL_TCP, TCP_TIMESTAMP, &ts, &sl))
+	    getsockopt(fd, SOL_TCP, TCP_TIMESTAMP, &c.timestamp, &sl))
 		return -errno;
-	sl = sizeof(win);
-	if (getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &win, &sl))
+	sl = sizeof(c.win);
+	if (getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &c.win, &sl))
 		return -errno;
 	klen = baton_tcp_export(tcp, fd, kernel, sizeof(kernel));
 	if (klen < 0)
 		return klen;
-
-	size = MNL_NLMSG_HDRLEN + 16 * MNL_ATTR_HDRLEN + 2 * sizeof(*local) +
-	       sizeof(win) + 16 * sizeof(__u32) + klen +
-	       bytes_size(q->sent) + bytes_size(q->unsent) + bytes_size(q->inq);
-	buf = calloc(1, size);
-	if (!buf)
-		return -ENOMEM;
-	nlh = mnl_nlmsg_put_header(buf);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_FAMILY, family);
-	mnl_attr_put(nlh, BATON_TCP_A_LOCAL, sockaddr_size(family), local);
-	mnl_attr_put(nlh, BATON_TCP_A_PEER, sockaddr_size(family), peer);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_SEQ, q->snd_seq);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_SEQ, q->rcv_seq);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_MSS, mss);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_OPTIONS, ti->tcpi_options);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_SND_WSCALE, ti->tcpi_snd_wscale);
-	mnl_attr_put_u32(nlh, BATON_TCP_A_RCV_WSCALE, ti->tcpi_rcv_wscale);
-	if (ti->tcpi_options & TCPI_OPT_TIMESTAMPS)
-		mnl_attr_put_u32(nlh, BATON_TCP_A_TIMESTAMP, ts);
-	mnl_attr_put(nlh, BATON_TCP_A_WINDOW, sizeof(win), &win);
-	bytes_put(nlh, BATON_TCP_A_SENDQ, q->sendq, q->sent);
-	bytes_put(nlh, BATON_TCP_A_UNSENT, q->sendq + q->sent, q->unsent);
-	bytes_put(nlh, BATON_TCP_A_RECVQ, q->recvq, q->inq);
-	nest = mnl_attr_nest_start(nlh, BATON_TCP_A_KERNEL);
-	memcpy(mnl_nlmsg_get_payload_tail(nlh), kernel, klen);
-	nlh->nlmsg_len += MNL_ALIGN(klen);
-	mnl_attr_nest_end(nlh, nest);
-
-	/* the record is the attributes alone, without a message header */
-	*len = mnl_nlmsg_get_payload_len(nlh);
-	memmove(buf, mnl_nlmsg_get_payload(nlh), *len);
-	*rec = buf;
-	return 0;
+	c.klen = klen;
+	return tcp_rec_build(&c, rec, len);
 }
 
 int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,

@@ -13,7 +13,7 @@
 #include <linux/baton.h>
 #include "tcp/tcp.h"
 
-#define GENL_BUF	8192
+#define GENL_BUF	TCP_GENL_BUF
 
 struct baton_tcp_genl_reply {
 	struct baton_tcp *tcp;
@@ -280,16 +280,15 @@ static int import_attr_cb(const struct nlattr *attr, void *data)
 	return MNL_CB_OK;
 }
 
-int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
-		     size_t len)
+int tcp_import_build(struct baton_tcp *tcp, void *buf, int fd,
+		     const void *rec, size_t len)
 {
-	char req[GENL_BUF] __attribute__((aligned(8)));
 	struct import_ctx c = { .tcp = tcp };
 	int err;
 
 	if (fd < 0)
 		return -EBADF;
-	c.nlh = genl_msg(req, tcp->family, BATON_GENL_CMD_TCP_IMPORT,
+	c.nlh = genl_msg(buf, tcp->family, BATON_GENL_CMD_TCP_IMPORT,
 			 BATON_GENL_VERSION);
 	mnl_attr_put_u32(c.nlh, BATON_GENL_A_FD, fd);
 	/* a record fills the buffer with whole attributes, or is refused */
@@ -300,6 +299,18 @@ int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
 		pr_err(&tcp->log, "TCP state record is truncated or malformed");
 		return err;
 	}
-	err = genl_call(tcp, c.nlh, NULL, NULL);
-	return err ?: c.skipped;
+	return c.skipped;
+}
+
+int baton_tcp_import(struct baton_tcp *tcp, int fd, const void *rec,
+		     size_t len)
+{
+	char req[GENL_BUF] __attribute__((aligned(8)));
+	int skipped, err;
+
+	skipped = tcp_import_build(tcp, req, fd, rec, len);
+	if (skipped < 0)
+		return skipped;
+	err = genl_call(tcp, (struct nlmsghdr *)req, NULL, NULL);
+	return err ?: skipped;
 }

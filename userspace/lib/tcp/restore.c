@@ -38,15 +38,6 @@ static const char *const tcp_attr_names[BATON_TCP_A_MAX + 1] = {
 	[BATON_TCP_A_OPTIONS] = "options", [BATON_TCP_A_WINDOW] = "window",
 };
 
-struct tcp_rec {
-	struct baton_tcp *tcp;
-	const void *rec;
-	size_t len;
-	const struct nlattr *tb[BATON_TCP_A_MAX + 1];
-	__u32 bytes[BATON_TCP_A_MAX + 1];	/* queues: summed over chunks */
-	int err;
-};
-
 static int tcp_attr_cb(const struct nlattr *attr, void *data)
 {
 	struct tcp_rec *r = data;
@@ -66,7 +57,11 @@ static int tcp_attr_cb(const struct nlattr *attr, void *data)
 	return MNL_CB_OK;
 }
 
-static int tcp_rec_parse(struct tcp_rec *r, const void *rec, size_t len)
+/*
+ * Checks a checkpoint record whole (tcp.h): every attribute, the ones a
+ * restore needs, addresses of the record's family, a whole window.
+ */
+int tcp_rec_parse(struct tcp_rec *r, const void *rec, size_t len)
 {
 	static const __u16 required[] = {
 		BATON_TCP_A_FAMILY, BATON_TCP_A_LOCAL, BATON_TCP_A_PEER,

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include "baton_tcp.h"
@@ -32,5 +33,50 @@ static inline int sockaddr_size(int family)
 	return family == AF_INET ? sizeof(struct sockaddr_in) :
 				   sizeof(struct sockaddr_in6);
 }
+
+/* baton.ko's state of one connection, as much as a record carries */
+#define KERNEL_REC_MAX	512
+
+/* What a checkpoint record (checkpoint.c) says of one connection */
+struct tcp_ckpt {
+	int family;
+	struct sockaddr_storage local, peer;
+	__u32 snd_seq, rcv_seq;		/* of the first byte still queued */
+	__u32 mss, options, snd_wscale, rcv_wscale;
+	__u32 timestamp;		/* if options has TCPI_OPT_TIMESTAMPS */
+	struct tcp_repair_window win;
+	const char *sendq;		/* sent bytes, then unsent ones */
+	const char *recvq;
+	size_t sent, unsent, inq;
+	const void *kernel;		/* baton.ko's attributes */
+	size_t klen;			/* KERNEL_REC_MAX at most */
+};
+
+int tcp_rec_build(const struct tcp_ckpt *c, void **rec, size_t *len);
+
+/*
+ * A checkpoint record (checkpoint.c) as restore.c reads it: tcp_rec_parse()
+ * checks it whole and points tb at each attribute it knows, the last of
+ * each type; 0 or -errno, the cause logged to r->tcp's sink.
+ */
+struct tcp_rec {
+	struct baton_tcp *tcp;
+	const void *rec;
+	size_t len;
+	const struct nlattr *tb[BATON_TCP_A_MAX + 1];
+	__u32 bytes[BATON_TCP_A_MAX + 1];	/* queues: summed over chunks */
+	int err;
+};
+
+int tcp_rec_parse(struct tcp_rec *r, const void *rec, size_t len);
+
+/*
+ * The TCP_IMPORT request for fd from a record's KERNEL attributes, in
+ * buf (TCP_GENL_BUF bytes, aligned): the number of attributes skipped as
+ * newer than the module, or -errno.
+ */
+#define TCP_GENL_BUF	8192
+int tcp_import_build(struct baton_tcp *tcp, void *buf, int fd,
+		     const void *rec, size_t len);
 
 #endif /* BATON_LIB_TCP_H */

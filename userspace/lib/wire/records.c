@@ -229,6 +229,16 @@ static int attr_any(const struct nlattr *attr, void *data)
 	return MNL_CB_OK;
 }
 
+/*
+ * A whole record in the left bytes of the blob. Not mnl_nlmsg_ok(), which
+ * compares the length as an int: one of 2 GiB or more passes it.
+ */
+static bool rec_ok(const struct nlmsghdr *nlh, int left)
+{
+	return left >= (int)REC_HDRLEN && nlh->nlmsg_len >= REC_HDRLEN &&
+	       nlh->nlmsg_len <= (unsigned int)left;
+}
+
 /* Whole attributes, which fill the record exactly */
 static int rec_attrs_ok(const struct nlmsghdr *nlh)
 {
@@ -282,8 +292,8 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 	/* first pass: the frame */
 	nlh = map;
 	left = st.st_size;
-	if (!mnl_nlmsg_ok(nlh, left) || nlh->nlmsg_type != BATON_REC_BEGIN ||
-	    nlh->nlmsg_len < REC_HDRLEN || rec_attrs_ok(nlh) ||
+	if (!rec_ok(nlh, left) || nlh->nlmsg_type != BATON_REC_BEGIN ||
+	    rec_attrs_ok(nlh) ||
 	    frame_parse(nlh, begin) || !begin[BATON_A_STATE_VERSION] ||
 	    !begin[BATON_A_BLOB_KIND])
 		goto unmap;
@@ -293,8 +303,7 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 	rec_type = kind == BATON_BLOB_CONNS ? BATON_REC_CONN : BATON_REC_STATE;
 	for (;;) {
 		nlh = mnl_nlmsg_next(nlh, &left);
-		if (!mnl_nlmsg_ok(nlh, left) || nlh->nlmsg_len < REC_HDRLEN ||
-		    rec_attrs_ok(nlh))
+		if (!rec_ok(nlh, left) || rec_attrs_ok(nlh))
 			goto unmap;		/* truncated */
 		if (nlh->nlmsg_type == BATON_REC_END)
 			break;
