@@ -144,3 +144,16 @@ void ks_track(struct keyspace *ks, bool on)
 	ks->dirty_lost = false;
 	ks->dirty.off = ks->dirty.len = 0;
 }
+
+/*
+ * A round of phase 1 begins: the changes logged so far move to *round (its
+ * old contents dropped), and a new log starts empty.
+ */
+void ks_take_dirty(struct keyspace *ks, struct kvd_buf *round)
+{
+	struct kvd_buf t = *round;
+
+	*round = ks->dirty;
+	ks->dirty = t;
+	ks->dirty.off = ks->dirty.len = 0;
+}
