@@ -69,6 +69,7 @@ struct kv_entry {
 	struct kv_entry *next;
 	char *key, *val;
 	size_t klen, vlen;
+	unsigned int dirty_gen;	/* in the log of this generation */
 };
 
 struct keyspace {
@@ -77,6 +78,7 @@ struct keyspace {
 	bool tracking;		/* between phase 1 and 2: log the changes */
 	bool dirty_lost;	/* out of memory while logging: no delta */
 	struct kvd_buf dirty;	/* changed keys: u32 length, then bytes */
+	unsigned int gen;	/* of the log: one a round */
 };
 
 int ks_init(struct keyspace *ks);
