@@ -11,6 +11,9 @@ echo
 echo "== 10000 connections, 5 upgrades"
 $bin/baton-bench --conns 10000 --upgrades 5
 echo
+echo "== 950000 keys, 100 writers doing random SETs, 10 upgrades: phase 1 in rounds"
+$bin/baton-bench --conns 0 --keys 950000 --writers 100 --upgrades 10
+echo
 echo "== 5000 new connections/s through 20 switches, own listeners, and plain SO_REUSEPORT"
 $bin/baton-bench --conns 0 --connect-rate 5000 --upgrades 20 --listeners own \
 	--baseline reuseport

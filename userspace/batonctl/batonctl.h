@@ -27,6 +27,8 @@ void out_begin(struct out *o, FILE *f, bool json);
 void out_end(struct out *o);
 void out_obj_begin(struct out *o, const char *key, const char *title);
 void out_obj_end(struct out *o);
+void out_arr_begin(struct out *o, const char *key, const char *title);
+void out_arr_end(struct out *o);
 void out_str(struct out *o, const char *key, const char *label,
 	     const char *v);
 void out_u64(struct out *o, const char *key, const char *label, __u64 v);

@@ -50,10 +50,14 @@ void out_end(struct out *o)
 	fflush(o->f);
 }
 
+/* key NULL: an element of an array */
 void out_obj_begin(struct out *o, const char *key, const char *title)
 {
 	if (o->json) {
-		json_key(o, key);
+		if (key)
+			json_key(o, key);
+		else if (!o->first)
+			fputc(',', o->f);
 		fputc('{', o->f);
 		o->first = true;
 	} else if (title) {
@@ -70,13 +74,34 @@ void out_obj_end(struct out *o)
 	o->depth--;
 }
 
-void out_str(struct out *o, const char *key, const char *label,
-	     const char *v)
+void out_arr_begin(struct out *o, const char *key, const char *title)
 {
 	if (o->json) {
 		json_key(o, key);
+		fputc('[', o->f);
+		o->first = true;
+	} else if (title) {
+		fprintf(o->f, "%*s%s\n", o->depth * 2, "", title);
+	}
+	o->depth++;
+}
+
+void out_arr_end(struct out *o)
+{
+	if (o->json)
+		fputc(']', o->f);
+	o->first = false;
+	o->depth--;
+}
+
+/* key NULL: the text's alone, a line that sums up the fields around it */
+void out_str(struct out *o, const char *key, const char *label,
+	     const char *v)
+{
+	if (o->json && key) {
+		json_key(o, key);
 		json_string(o->f, v);
-	} else if (label) {
+	} else if (!o->json && label) {
 		fprintf(o->f, "%*s%-*s %s\n", o->depth * 2, "",
 			label_width(o), label, v);
 	}

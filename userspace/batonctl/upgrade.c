@@ -15,6 +15,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: batonctl upgrade SERVICE [--timeout-ms N] [--blackout-timeout-ms N]\n"
 "                        [--drain] [--log FILE] [--listeners take|own]\n"
+"                        [--precopy-rounds N] [--precopy-bytes N]\n"
 "                        [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as the next version of SERVICE and moves the running\n"
@@ -33,8 +34,18 @@ static void usage(FILE *f)
 "                   connections move, and new ones switch at activation\n"
 "  --log FILE       the new instance's standard output and error (the\n"
 "                   old instance's, if not given)\n"
+"  --precopy-rounds N\n"
+"                   at most N rounds of state before the blackout, the\n"
+"                   snapshot the first, each next one what changed during\n"
+"                   the one before (%d; 1 to %d)\n"
+"  --precopy-bytes N\n"
+"                   a round of at most N bytes is the last: the blackout\n"
+"                   carries what changes during it (%u). Rounds that do\n"
+"                   not shrink end too: writes outran the copy, and the\n"
+"                   blackout carries a round's worth (the report says so)\n"
 "  -j, --json       print the report as one JSON object\n",
-		BATON_UPGRADE_TIMEOUT_MS, BATON_BLACKOUT_TIMEOUT_MS);
+		BATON_UPGRADE_TIMEOUT_MS, BATON_BLACKOUT_TIMEOUT_MS,
+		BATON_PRECOPY_ROUNDS, BATON_MAX_ROUNDS, BATON_PRECOPY_BYTES);
 }
 
 static double ms_between(__u64 a, __u64 b)
@@ -98,6 +109,50 @@ static bool serves(const struct ctl_opts *o, const char *service, pid_t pid,
 	if (f)
 		fclose(f);
 	return false;
+}
+
+static const char *const precopy_ends[] = {
+	[BATON_PRECOPY_FIT] = "fit",
+	[BATON_PRECOPY_OUTRUN] = "outrun",
+	[BATON_PRECOPY_UNTRACKED] = "untracked",
+};
+
+static const char *const precopy_why[] = {
+	[BATON_PRECOPY_FIT] = "the last fit the budget: the blackout carried what changed during it",
+	[BATON_PRECOPY_OUTRUN] = "writes outran the copy (the rounds did not shrink, or were all used): the blackout carried a round's worth of changes",
+	[BATON_PRECOPY_UNTRACKED] = "the application keeps no rounds: the blackout carried every change since the snapshot began",
+};
+
+/* Phase 1's rounds of state, the snapshot first, and why they ended. */
+static void report_rounds(struct out *out, const struct baton_upgrade_report *r)
+{
+	const char *end = r->precopy_end < sizeof(precopy_ends) / sizeof(precopy_ends[0]) &&
+			  precopy_ends[r->precopy_end] ?
+			  precopy_ends[r->precopy_end] : "unknown";
+	char title[300], label[32], buf[160];
+	unsigned int i;
+
+	if (!r->nrounds)
+		return;
+	snprintf(title, sizeof(title), "phase 1 rounds: %u; %s", r->nrounds,
+		 strcmp(end, "unknown") ? precopy_why[r->precopy_end] :
+		 "the old instance did not say why they ended");
+	out_str(out, "precopy_end", NULL, end);
+	out_arr_begin(out, "rounds", title);
+	for (i = 0; i < r->nrounds; i++) {
+		const struct baton_round *rd = &r->rounds[i];
+
+		out_obj_begin(out, NULL, NULL);
+		snprintf(label, sizeof(label), "round %u", i + 1);
+		snprintf(buf, sizeof(buf), "%8u records %10.1f KiB %10.3f ms",
+			 rd->records, rd->bytes / 1024.0, rd->ns / 1e6);
+		out_str(out, NULL, label, buf);
+		out_u64(out, "records", NULL, rd->records);
+		out_u64(out, "bytes", NULL, rd->bytes);
+		out_ms(out, "ms", NULL, rd->ns / 1e6, NULL);
+		out_obj_end(out);
+	}
+	out_arr_end(out);
 }
 
 static void report(const struct ctl_opts *o, const char *service,
@@ -172,6 +227,7 @@ static void report(const struct ctl_opts *o, const char *service,
 		out_ms(&out, "phase1_ms", "phase 1",
 		       ms_between(r->phase1_start_ns, t[BATON_PHASE_READY]),
 		       "sockets and state moved; the old served on");
+	report_rounds(&out, r);
 	if (r->active_ns) {
 		const struct baton_step *big = NULL;
 		unsigned int i;
@@ -273,11 +329,14 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "drain", no_argument, NULL, 'd' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "listeners", required_argument, NULL, 'L' },
+		{ "precopy-rounds", required_argument, NULL, 'R' },
+		{ "precopy-bytes", required_argument, NULL, 'Y' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct ctl_opts opts = *o;
+	char *end;
 	struct baton_upgrade_opts uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS };
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up = NULL;
@@ -304,6 +363,22 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 			break;
 		case 'd':
 			uo.flags |= BATON_UPGRADE_F_DRAIN;
+			break;
+		case 'R':
+			uo.precopy_rounds = strtoul(optarg, &end, 10);
+			if (*end || !uo.precopy_rounds ||
+			    uo.precopy_rounds > BATON_MAX_ROUNDS) {
+				fprintf(stderr, "batonctl: --precopy-rounds takes 1 to %d (1: the snapshot alone)\n",
+					BATON_MAX_ROUNDS);
+				return 2;
+			}
+			break;
+		case 'Y':
+			uo.precopy_bytes = strtoull(optarg, &end, 10);
+			if (*end || !uo.precopy_bytes) {
+				fprintf(stderr, "batonctl: --precopy-bytes takes a positive number of bytes\n");
+				return 2;
+			}
 			break;
 		case 'l':
 			uo.log_path = optarg;

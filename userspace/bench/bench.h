@@ -67,6 +67,9 @@ struct worker_result {
 	__u64 resets;		/* reset before the reply */
 	__u64 slow_connects;
 	__u64 connected;	/* persistent connections up */
+	__u64 writes;		/* --writers: SETs answered */
+	__u64 read_back;	/* keys read back with their last value */
+	__u64 read_wrong;	/* keys read back with another, or unread */
 	__u64 stall_max_us[MAX_UPGRADES];
 	struct hist normal;	/* requests that overlapped no upgrade */
 	struct hist stall;	/* requests that overlapped one */
@@ -97,6 +100,9 @@ struct bench_opts {
 	bool own_listeners;	/* kvd --steer, batonctl --listeners own */
 	unsigned int nbaselines;
 	enum mode baselines[3];
+	unsigned int keys;	/* --keys: preloaded, for the writers */
+	unsigned int value_size;
+	unsigned int writers;	/* --writers: random SETs, unpaced */
 };
 
 struct load_spec {
@@ -105,6 +111,8 @@ struct load_spec {
 	double rate;
 	double connect_rate;	/* the connector worker only */
 	int port;
+	unsigned int keys, value_size;	/* writers: the keyspace */
+	unsigned int writers;	/* writers: how many in all; 0: not one */
 };
 
 static inline __u64 now_ns(void)
@@ -117,6 +125,10 @@ static inline __u64 now_ns(void)
 
 /* load.c */
 int load_run(const struct load_spec *spec, struct shared *sh);
+
+/* writes.c: the write-heavy load */
+int writes_preload(int port, unsigned int keys, unsigned int vsize);
+int writes_run(const struct load_spec *spec, struct shared *sh);
 
 /* judge.c */
 void hist_add(struct hist *h, __u64 us);
@@ -153,6 +165,8 @@ struct upgrade_result {
 	double blackout_ms;
 	double old_exit_ms;
 	long rss_old_kb, rss_new_kb;
+	unsigned int rounds;	/* of phase 1's state */
+	bool outrun;		/* the rounds ended with writes outrunning them */
 	char error[200];
 };
 

@@ -187,7 +187,8 @@ static double json_double(const char *json, const char *key)
 static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 			    bool drain, struct upgrade_result *r)
 {
-	char ctl[512], kvd[512], out[4096] = "";
+	char ctl[512], kvd[512], out[8192] = "";
+	const char *p;
 	int pipefd[2], status;
 	size_t have = 0;
 	pid_t pid;
@@ -249,6 +250,10 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	r->w.end_ns = json_num(out, "mono_end_ns");
 	r->blackout_ms = json_double(out, "blackout_ms");
 	r->old_exit_ms = json_double(out, "old_exit_ms");
+	p = strstr(out, "\"rounds\":[");
+	for (r->rounds = 0; p && (p = strstr(p + 1, "{\"records\":")); )
+		r->rounds++;
+	r->outrun = strstr(out, "\"precopy_end\":\"outrun\"");
 	if (!r->ok) {
 		const char *e = strstr(out, "\"error\":\"");
 

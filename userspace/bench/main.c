@@ -31,6 +31,7 @@ struct mode_result {
 	enum mode mode;
 	__u64 requests, dropped, integrity, failed_connects, slow_connects;
 	__u64 refused, resets;
+	__u64 writes, read_back, read_wrong;
 	struct hist normal, stall;
 	__u64 stall_max_us[MAX_UPGRADES];
 	struct upgrade_result up[MAX_UPGRADES];
@@ -49,7 +50,8 @@ static void usage(FILE *f)
 "Puts a verifiable request/response load on kvd and upgrades it with\n"
 "batonctl, then reports what the clients saw.\n"
 "\n"
-"  --conns N           persistent connections (1000; 0 with --connect-rate)\n"
+"  --conns N           persistent connections (1000; 0 with --connect-rate\n"
+"                      or --writers)\n"
 "  --rate R            requests a second on each of them (10)\n"
 "  --connect-rate R    new connections a second, one request each (0)\n"
 "  --upgrades U        upgrades, alternating kvd-v2 and kvd-v1 (20)\n"
@@ -61,6 +63,11 @@ static void usage(FILE *f)
 "                      (plain SO_REUSEPORT, no program), then the old stops\n"
 "  --listeners own     each instance opens its own listener, steered by\n"
 "                      baton's sk_reuseport program (kvd --steer)\n"
+"  --keys N            load N keys first, of --value-size bytes (100)\n"
+"  --writers W         W more connections, each SETting random keys of\n"
+"                      its own as fast as it is answered; at the end,\n"
+"                      every key is read back and compared with the last\n"
+"                      value written (needs --keys)\n"
 "  --port P            kvd's port (a free one)\n"
 "  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
 "  --plot FILE.svg     draw each request's latency against time, one panel\n"
@@ -177,10 +184,27 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 			.connect_rate = o->connect_rate };
 		nw++;
 	}
+	if (o->keys) {
+		fprintf(stderr, "baton-bench: loading %u keys of %u bytes\n",
+			o->keys, o->value_size);
+		err = writes_preload(port, o->keys, o->value_size);
+		if (err) {
+			fprintf(stderr, "baton-bench: loading the keys failed: %s\n",
+				strerror(-err));
+			goto stop_kvd;
+		}
+	}
+	if (o->writers) {
+		specs[nw] = (struct load_spec){ .id = nw, .port = port,
+			.count = o->writers, .writers = o->writers,
+			.keys = o->keys, .value_size = o->value_size };
+		nw++;
+	}
 	for (i = 0; i < nw; i++) {
 		pids[i] = fork();
 		if (pids[i] == 0)
-			_exit(load_run(&specs[i], sh) ? 1 : 0);
+			_exit((specs[i].writers ? writes_run(&specs[i], sh) :
+				load_run(&specs[i], sh)) ? 1 : 0);
 	}
 	/* everyone connected, then a second of plain load */
 	t0 = now_ns();
@@ -188,9 +212,9 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		usleep(10000);
 		for (connected = 0, i = 0; i < nw; i++)
 			connected += sh->w[i].connected;
-	} while (connected < o->conns + (o->connect_rate > 0) &&
+	} while (connected < o->conns + (o->connect_rate > 0) + o->writers &&
 		 now_ns() - t0 < 60e9);
-	if (connected < o->conns + (o->connect_rate > 0)) {
+	if (connected < o->conns + (o->connect_rate > 0) + o->writers) {
 		fprintf(stderr, "baton-bench: only %llu of %u connections came up\n",
 			(unsigned long long)connected, o->conns);
 		err = -ETIMEDOUT;
@@ -248,6 +272,9 @@ stop_workers:
 		res->refused += w->refused;
 		res->resets += w->resets;
 		res->slow_connects += w->slow_connects;
+		res->writes += w->writes;
+		res->read_back += w->read_back;
+		res->read_wrong += w->read_wrong;
 		hist_merge(&res->normal, &w->normal);
 		hist_merge(&res->stall, &w->stall);
 		for (u = 0; u < res->nup; u++)
@@ -256,6 +283,7 @@ stop_workers:
 	}
 	if (!err && o->plot)
 		err = plot_panel_fill(res, sh, nw);
+stop_kvd:
 	instances_stop(&is);
 unmap:
 	munmap(sh, sizeof(*sh));
@@ -267,6 +295,31 @@ static int cmp_double(const void *a, const void *b)
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return x < y ? -1 : x > y;
+}
+
+static double blackout_max(const struct mode_result *r)
+{
+	double max = -1;
+	unsigned int i;
+
+	for (i = 0; i < r->nup; i++)
+		if (r->up[i].ok && r->up[i].blackout_ms > max)
+			max = r->up[i].blackout_ms;
+	return max;
+}
+
+/* Phase 1's rounds: the most of any upgrade, and how many outran */
+static unsigned int rounds_max(const struct mode_result *r, unsigned int *outrun)
+{
+	unsigned int i, max = 0;
+
+	*outrun = 0;
+	for (i = 0; i < r->nup; i++) {
+		if (r->up[i].rounds > max)
+			max = r->up[i].rounds;
+		*outrun += r->up[i].outrun;
+	}
+	return max;
 }
 
 static double blackout_median(const struct mode_result *r)
@@ -301,7 +354,7 @@ static double old_lives_on(const struct mode_result *r)
 static void print_json(const struct bench_opts *o, const struct mode_result *r,
 		       double floor_us)
 {
-	unsigned int i;
+	unsigned int i, outrun;
 
 	printf("\"conns\":%u,\"rate\":%g,\"connect_rate\":%g,\"upgrades\":%u,"
 	       "\"mode\":\"%s\",\"seconds\":%.1f,\"requests\":%llu,"
@@ -327,7 +380,14 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	printf("],\"blackout_ms\":[");
 	for (i = 0; i < r->nup; i++)
 		printf("%s%.3f", i ? "," : "", r->up[i].blackout_ms);
-	printf("],\"blackout_median_ms\":%.3f,\"old_exit_ms\":[", blackout_median(r));
+	printf("],\"blackout_median_ms\":%.3f,\"blackout_max_ms\":%.3f,\"rounds\":[",
+	       blackout_median(r), blackout_max(r));
+	for (i = 0; i < r->nup; i++)
+		printf("%s%u", i ? "," : "", r->up[i].rounds);
+	printf("],\"rounds_outrun\":%u,\"writes\":%llu,\"read_back\":%llu,"
+	       "\"read_wrong\":%llu,\"old_exit_ms\":[", (rounds_max(r, &outrun), outrun),
+	       (unsigned long long)r->writes, (unsigned long long)r->read_back,
+	       (unsigned long long)r->read_wrong);
 	for (i = 0; i < r->nup; i++)
 		printf("%s%.3f", i ? "," : "", r->up[i].old_exit_ms);
 	printf("],\"old_lives_on_ms\":%.1f,\"old_alive_at_end\":%u,"
@@ -339,10 +399,13 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 static void print_text(const struct bench_opts *o, const struct mode_result *r,
 		       unsigned int n, double floor_us)
 {
-	unsigned int i;
+	unsigned int i, outrun;
 
 	printf("baton-bench: %u connections at %g req/s each, %g new connections/s, %u upgrades\n",
 	       o->conns, o->rate, o->connect_rate, o->upgrades);
+	if (o->writers)
+		printf("%u keys of %u bytes, %u writers doing random SETs\n",
+		       o->keys, o->value_size, o->writers);
 	printf("floor (Unix socket round trip): %.1f us\n\n", floor_us);
 	printf("%-34s", "");
 	for (i = 0; i < n; i++)
@@ -371,6 +434,17 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	ROW("blackout median, ms", "%14.3f", blackout_median(&r[i]));
 	ROW("blackout median / floor", "%14.1f",
 	    blackout_median(&r[i]) * 1000 / floor_us);
+	ROW("blackout max, ms", "%14.3f", blackout_max(&r[i]));
+	ROW("phase 1 rounds, most", "%14u", rounds_max(&r[i], &outrun));
+	ROW("  upgrades whose writes outran", "%14u",
+	    (rounds_max(&r[i], &outrun), outrun));
+	if (o->writers) {
+		ROW("writes", "%14llu", (unsigned long long)r[i].writes);
+		ROW("keys read back right", "%14llu",
+		    (unsigned long long)r[i].read_back);
+		ROW("keys read back wrong", "%14llu",
+		    (unsigned long long)r[i].read_wrong);
+	}
 	ROW("old instance lives on, ms", "%14.1f", old_lives_on(&r[i]));
 	ROW("old instances alive at the end", "%14u", r[i].old_alive_at_end);
 	ROW("RSS old / new, MiB", "%8.1f/%5.1f", r[i].rss_old_kb / 1024.0,
@@ -413,12 +487,16 @@ int main(int argc, char **argv)
 		{ "bin", required_argument, NULL, 'B' },
 		{ "plot", required_argument, NULL, 'P' },
 		{ "listeners", required_argument, NULL, 'L' },
+		{ "keys", required_argument, NULL, 'k' },
+		{ "value-size", required_argument, NULL, 'V' },
+		{ "writers", required_argument, NULL, 'w' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	struct bench_opts o = {
 		.conns = 1000, .rate = 10, .upgrades = 20, .interval_ms = 1000,
+		.value_size = 100,
 	};
 	struct mode_result *res;
 	char self[512], *slash;
@@ -437,6 +515,9 @@ int main(int argc, char **argv)
 		case 'B': o.bin_dir = optarg; break;
 		case 'P': o.plot = optarg; break;
 		case 'j': o.json = true; break;
+		case 'k': o.keys = atoi(optarg); break;
+		case 'V': o.value_size = atoi(optarg); break;
+		case 'w': o.writers = atoi(optarg); break;
 		case 'b':
 			if (o.nbaselines == 3) {
 				fprintf(stderr, "baton-bench: at most three baselines\n");
@@ -464,7 +545,12 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if ((!o.conns && o.connect_rate <= 0) ||
+	if ((o.writers && !o.keys) || o.value_size < 24 ||
+	    o.value_size > 4096 || (o.writers && o.writers > o.keys)) {
+		fprintf(stderr, "baton-bench: --writers needs --keys (at least one key each); --value-size 24..4096\n");
+		return 2;
+	}
+	if ((!o.conns && o.connect_rate <= 0 && !o.writers) ||
 	    o.conns > CONNS_PER_WORKER * (MAX_WORKERS - 1) ||
 	    o.rate <= 0 || o.upgrades > MAX_UPGRADES) {
 		fprintf(stderr, "baton-bench: --conns 0..%d (0 only with --connect-rate), --rate above 0, --upgrades up to %d\n",

@@ -53,8 +53,14 @@
  *					listener and connection; accept on
  *		  ops->save_state()	snapshot service-wide state, start
  *					tracking changes; it may return 1 to
- *					be called again on a later round, and
+ *					be called again on a later turn, and
  *					serve in between (a large state)
+ *		  ops->save_round()	optional, in rounds until one is
+ *					small: a round begins if none is
+ *					under way (what changed since the
+ *					last began is this round's; a new
+ *					change set starts), and writes it,
+ *					or a part and returns 1, as above
  *		  ops->export_sockets()	again, with BATON_EXPORT_F_FINAL, once
  *					the new instance has taken the first
  *					pass: stop accept(), list them all
@@ -62,7 +68,8 @@
  *					not sent before)
  *	phase 2:  ops->deactivate()	stop reading and writing
  *		  ops->save_conns()	one record per live connection
- *		  ops->save_delta()	service-wide changes since phase 1
+ *		  ops->save_delta()	service-wide changes since the last
+ *					round (or the snapshot) began
  *		  ops->release()	single-access resources of its own
  *	then one of
  *		  ops->terminate()	the new is active: close() every socket
@@ -117,6 +124,18 @@
 #define BATON_BLACKOUT_TIMEOUT_MS 2000	/* the blackout: the old stops, the
 					 * new activates; past this, the
 					 * old serves again */
+
+/*
+ * Phase 1's rounds of state (ops->save_round()), where the upgrade's
+ * options say 0: at most this many, the snapshot the first; a round this
+ * small or smaller is the last, and the blackout carries only what changes
+ * during it. Rounds that do not shrink mean writes outrun the copy: they
+ * end too, and the blackout carries a round's worth of changes (the report
+ * says BATON_PRECOPY_OUTRUN).
+ */
+#define BATON_PRECOPY_ROUNDS	8
+#define BATON_PRECOPY_BYTES	(256U << 10)
+#define BATON_MAX_ROUNDS	32	/* what precopy_rounds may say */
 
 /* export_sockets()'s flags; the upgrade's own, BATON_UPGRADE_F_*, come apart */
 #define BATON_EXPORT_F_FINAL	(1U << 0)	/* the last pass */
@@ -179,6 +198,15 @@ struct baton_app_ops {
 	 * serve on it.
 	 */
 	int (*activate)(void *app, unsigned int flags);
+	/*
+	 * optional; old instance, phase 1, once save_state() is whole: a
+	 * round begins if none is under way (what changed since the last
+	 * round, or the snapshot, began is this round's, and a new change
+	 * set starts); writes the round, or a part of it and returns 1 to
+	 * be called again, serving in between. Without it, the blackout
+	 * carries every change since the snapshot began (save_delta()).
+	 */
+	int (*save_round)(void *app, struct baton_rec_writer *w);
 };
 
 struct baton_service_opts {
@@ -259,6 +287,9 @@ struct baton_upgrade_opts {
 	unsigned int flags;	/* BATON_UPGRADE_F_* */
 	baton_log_fn log;
 	void *log_ctx;
+	/* phase 1's rounds, 1 to BATON_MAX_ROUNDS; 0: BATON_PRECOPY_ROUNDS */
+	unsigned int precopy_rounds;
+	__u64 precopy_bytes;	/* 0: BATON_PRECOPY_BYTES */
 };
 
 /* One step of the blackout, timed by the instance that took it */
@@ -289,6 +320,14 @@ struct baton_upgrade_report {
 	__u32 activate_flags;	/* BATON_ACTIVATE_F_* the new activated with */
 	struct baton_step steps[BATON_MAX_STEPS];
 	unsigned int nsteps;
+	/* phase 1's rounds of state, the snapshot first, as the old sent them */
+	struct baton_round {
+		__u32 records;
+		__u64 bytes;
+		__u64 ns;
+	} rounds[BATON_MAX_ROUNDS];
+	unsigned int nrounds;
+	__u32 precopy_end;	/* enum baton_precopy_end; 0: not said */
 	int error;		/* negative errno of a failure, or 0 */
 	char reason[512];	/* what went wrong, for people */
 };

@@ -35,7 +35,8 @@ enum baton_msg_type {
 				 * a coordinator says its TIMEOUT_MS */
 	BATON_MSG_WELCOME,	/* serving -> peer: accepted, what I write */
 	BATON_MSG_ERROR,	/* either way: ERRNO, TEXT; the sender gives up */
-	BATON_MSG_UPGRADE,	/* coordinator -> old: FLAGS */
+	BATON_MSG_UPGRADE,	/* coordinator -> old: FLAGS, ROUNDS,
+				 * ROUND_BYTES */
 	BATON_MSG_UPGRADE_ACK,	/* old -> coordinator, after SOCKETS with the
 				 * copies of its listeners and control
 				 * socket: STDIO, its stdout and stderr */
@@ -47,7 +48,7 @@ enum baton_msg_type {
 				 * DEADLINE_NS, FLAGS */
 	BATON_MSG_PHASE2_DONE,	/* old -> new: RECORDS, DEADLINE_NS, FLAGS */
 	BATON_MSG_DEACTIVATED,	/* old -> coordinator: RECORDS, BYTES, TIME_NS,
-				 * STEPs */
+				 * STEPs, ROUNDs, PRECOPY_END */
 	BATON_MSG_ACTIVATE,	/* coordinator -> new: FLAGS */
 	BATON_MSG_ACTIVE,	/* new -> coordinator and old: TIME_NS, STEPs */
 	BATON_MSG_RESUME,	/* coordinator -> old: roll back */
@@ -95,6 +96,10 @@ enum baton_attr {
 	BATON_A_DEADLINE_NS,	/* u64, CLOCK_MONOTONIC: the blackout's end */
 	BATON_A_STDIO,		/* u32: how many of stdout, stderr follow */
 	BATON_A_STEP,		/* nested, enum baton_step_attr; repeated */
+	BATON_A_ROUNDS,		/* u32: the most rounds of phase 1's state */
+	BATON_A_ROUND_BYTES,	/* u64: a round this small ends phase 1's */
+	BATON_A_ROUND,		/* nested, enum baton_round_attr; repeated */
+	BATON_A_PRECOPY_END,	/* u32, enum baton_precopy_end */
 	__BATON_A_MAX,
 };
 #define BATON_A_MAX (__BATON_A_MAX - 1)
@@ -124,6 +129,32 @@ enum baton_step_attr {
 	__BATON_STEP_A_MAX,
 };
 #define BATON_STEP_A_MAX (__BATON_STEP_A_MAX - 1)
+
+/*
+ * One round of phase 1's state, as the old instance sent it: the first is
+ * the snapshot (save_state), each next one what changed during the one
+ * before (save_round).
+ */
+enum baton_round_attr {
+	BATON_ROUND_A_UNSPEC,
+	BATON_ROUND_A_RECORDS,	/* u32 */
+	BATON_ROUND_A_BYTES,	/* u64 */
+	BATON_ROUND_A_NS,	/* u64: how long it took, serving between parts */
+	__BATON_ROUND_A_MAX,
+};
+#define BATON_ROUND_A_MAX (__BATON_ROUND_A_MAX - 1)
+
+/* Why the rounds of phase 1 ended, and the blackout began */
+enum baton_precopy_end {
+	BATON_PRECOPY_FIT = 1,	/* the last round fit ROUND_BYTES: the
+				 * blackout carries what changed during it */
+	BATON_PRECOPY_OUTRUN,	/* the rounds did not shrink, or ROUNDS were
+				 * done: writes outran the copy, and the
+				 * blackout carries a round's worth of them */
+	BATON_PRECOPY_UNTRACKED, /* the application has no save_round: the
+				  * blackout carries every change since the
+				  * snapshot began */
+};
 
 /* BATON_MSG_UPGRADE flags */
 #define BATON_UPGRADE_F_DRAIN	(1U << 0) /* listeners only; old drains */

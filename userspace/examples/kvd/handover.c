@@ -116,27 +116,62 @@ static int save_conns(void *app, struct baton_rec_writer *w)
 	return 0;
 }
 
-static int save_delta(void *app, struct baton_rec_writer *w)
+/*
+ * The keys logged in d from d->off on, each with its value now (or as
+ * deleted); at most max of them, or all if max is 0. 1 if some are left.
+ */
+static int save_logged(struct kvd *kvd, struct baton_rec_writer *w,
+		       struct kvd_buf *d, unsigned int max)
 {
-	struct kvd *kvd = app;
-	struct kvd_buf *d = &kvd->ks.dirty;
-	size_t off = d->off;
+	unsigned int n = 0;
 	int err;
 
-	if (kvd->ks.dirty_lost)
-		return -ENOMEM;
-	while (off < d->len) {
+	while (d->off < d->len) {
 		const char *k;
 		__u32 kl;
 
-		memcpy(&kl, d->data + off, sizeof(kl));
-		k = d->data + off + sizeof(kl);
-		off += sizeof(kl) + kl;
+		if (max && n++ == max)
+			return 1;
+		memcpy(&kl, d->data + d->off, sizeof(kl));
+		k = d->data + d->off + sizeof(kl);
 		err = save_key(w, k, kl, ks_get(&kvd->ks, k, kl));
 		if (err)
 			return err;
+		d->off += sizeof(kl) + kl;
 	}
 	return 0;
+}
+
+/*
+ * A round of phase 1: the keys changed since the last round (or the
+ * snapshot) began, in parts, serving in between. Each key goes with its
+ * value at the time it is written; a later change is in the next round.
+ */
+static int save_round(void *app, struct baton_rec_writer *w)
+{
+	struct kvd *kvd = app;
+	int ret;
+
+	if (kvd->ks.dirty_lost)
+		return -ENOMEM;
+	if (!kvd->round_running) {
+		ks_take_dirty(&kvd->ks, &kvd->round);
+		kvd->round_running = true;
+	}
+	ret = save_logged(kvd, w, &kvd->round, KVD_SNAPSHOT_PART);
+	if (ret == 0)
+		kvd->round_running = false;
+	return ret;
+}
+
+/* The blackout: the keys changed since the last round began. */
+static int save_delta(void *app, struct baton_rec_writer *w)
+{
+	struct kvd *kvd = app;
+
+	if (kvd->ks.dirty_lost)
+		return -ENOMEM;
+	return save_logged(kvd, w, &kvd->ks.dirty, 0);
 }
 
 static void resume(void *app)
@@ -145,6 +180,8 @@ static void resume(void *app)
 
 	ks_track(&kvd->ks, false);
 	kvd->snap_running = false;
+	kvd->round_running = false;
+	kvd->round.off = kvd->round.len = 0;
 	listeners_watch(kvd, !kvd->draining);
 	kvd->kick = true;	/* requests may have waited in the blackout */
 }
@@ -352,4 +389,5 @@ const struct baton_app_ops kvd_baton_ops = {
 	.load_state	= load_state,
 	.load_conn	= load_conn,
 	.activate	= activate,
+	.save_round	= save_round,
 };

@@ -78,12 +78,19 @@ static void grow(struct keyspace *ks)
 	ks->size = size;
 }
 
-static void mark_dirty(struct keyspace *ks, const char *k, size_t kl)
+/*
+ * A key changed: logged once a round (an entry marked with the round's
+ * generation is in the log already); a deleted key, each time.
+ */
+static void mark_dirty(struct keyspace *ks, struct kv_entry *e, const char *k,
+		       size_t kl)
 {
 	__u32 n = kl;
 
-	if (!ks->tracking)
+	if (!ks->tracking || (e && e->dirty_gen == ks->gen))
 		return;
+	if (e)
+		e->dirty_gen = ks->gen;
 	/* a short delta would lose writes: the handover must fail instead */
 	if (buf_append(&ks->dirty, &n, sizeof(n)) ||
 	    buf_append(&ks->dirty, k, kl))
@@ -119,7 +126,7 @@ int ks_set(struct keyspace *ks, const char *k, size_t kl, const char *v,
 	}
 	e->val = nv;
 	e->vlen = vl;
-	mark_dirty(ks, k, kl);
+	mark_dirty(ks, e, k, kl);
 	return 0;
 }
 
@@ -134,13 +141,28 @@ bool ks_del(struct keyspace *ks, const char *k, size_t kl)
 	free(e->val);
 	free(e);
 	ks->count--;
-	mark_dirty(ks, k, kl);
+	mark_dirty(ks, NULL, k, kl);
 	return true;
 }
 
 void ks_track(struct keyspace *ks, bool on)
 {
 	ks->tracking = on;
+	ks->gen++;		/* no entry is in the new log yet */
 	ks->dirty_lost = false;
 	ks->dirty.off = ks->dirty.len = 0;
+}
+
+/*
+ * A round of phase 1 begins: the changes logged so far move to *round (its
+ * old contents dropped), and a new log starts empty.
+ */
+void ks_take_dirty(struct keyspace *ks, struct kvd_buf *round)
+{
+	struct kvd_buf t = *round;
+
+	*round = ks->dirty;
+	ks->dirty = t;
+	ks->dirty.off = ks->dirty.len = 0;
+	ks->gen++;
 }

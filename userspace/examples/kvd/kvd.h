@@ -17,7 +17,7 @@
 #define KVD_MAX_LISTENERS	8
 #define KVD_MAX_QUERY		(16 << 20)	/* a larger request is refused */
 #define KVD_OUT_HIGH		(4 << 20)	/* stop reading above this */
-#define KVD_SNAPSHOT_PART	1024		/* keys per round of phase 1 */
+#define KVD_SNAPSHOT_PART	1024		/* keys per part of phase 1 */
 
 struct kvd_buf {
 	char *data;
@@ -69,6 +69,7 @@ struct kv_entry {
 	struct kv_entry *next;
 	char *key, *val;
 	size_t klen, vlen;
+	unsigned int dirty_gen;	/* in the log of this generation */
 };
 
 struct keyspace {
@@ -77,6 +78,7 @@ struct keyspace {
 	bool tracking;		/* between phase 1 and 2: log the changes */
 	bool dirty_lost;	/* out of memory while logging: no delta */
 	struct kvd_buf dirty;	/* changed keys: u32 length, then bytes */
+	unsigned int gen;	/* of the log: one a round */
 };
 
 int ks_init(struct keyspace *ks);
@@ -86,6 +88,7 @@ int ks_set(struct keyspace *ks, const char *k, size_t kl, const char *v,
 	   size_t vl);
 bool ks_del(struct keyspace *ks, const char *k, size_t kl);
 void ks_track(struct keyspace *ks, bool on);
+void ks_take_dirty(struct keyspace *ks, struct kvd_buf *round);
 
 struct kvd {
 	struct baton_service *svc;
@@ -100,6 +103,8 @@ struct kvd {
 	struct keyspace ks;
 	size_t snap_cursor;		/* next bucket of a phase 1 snapshot */
 	bool snap_running;
+	struct kvd_buf round;		/* a round's changed keys; off: sent */
+	bool round_running;
 	struct kvd_conn **by_id;	/* sorted, while loading records */
 	unsigned int nby_id;
 	bool accepting;

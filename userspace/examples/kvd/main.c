@@ -408,6 +408,7 @@ close_svc:
 	for (i = 0; i < kvd.nlisteners; i++)
 		close(kvd.listeners[i].fd);
 	ks_free(&kvd.ks);
+	buf_free(&kvd.round);
 	free(kvd.conns);
 	close(kvd.ep);
 	return err ? 1 : 0;

@@ -162,7 +162,10 @@ static int plan_stdio(struct baton_upgrade *up, struct child_plan *p)
 			  strerror(-err)) : 0;
 }
 
-/* UPGRADE: the old instance hands us its stdout and stderr, for the new. */
+/*
+ * UPGRADE, with how phase 1's rounds end: the old instance hands us its
+ * stdout and stderr, for the new.
+ */
 static int announce(struct baton_upgrade *up)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
@@ -171,7 +174,10 @@ static int announce(struct baton_upgrade *up)
 	int err;
 
 	msg_init(m, BATON_MSG_UPGRADE);
-	err = msg_put_u32(m, BATON_A_FLAGS, up->o.flags) ?: msg_send(up->old, m);
+	err = msg_put_u32(m, BATON_A_FLAGS, up->o.flags) ?:
+	      msg_put_u32(m, BATON_A_ROUNDS, up->o.precopy_rounds) ?:
+	      msg_put_u64(m, BATON_A_ROUND_BYTES, up->o.precopy_bytes) ?:
+	      msg_send(up->old, m);
 	if (err)
 		return err == -EPIPE || err == -ECONNRESET ? -ENOTCONN :
 		       fail(up, err, "cannot reach the old instance: %s",

@@ -74,7 +74,8 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	struct baton_upgrade *up;
 	int err;
 
-	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL))
+	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL) ||
+	    o->precopy_rounds > BATON_MAX_ROUNDS)
 		return -EINVAL;
 	up = calloc(1, sizeof(*up));
 	if (!up)
@@ -84,6 +85,10 @@ int baton_upgrade_open(struct baton_upgrade **out,
 		up->o.timeout_ms = BATON_UPGRADE_TIMEOUT_MS;
 	if (!up->o.blackout_ms)
 		up->o.blackout_ms = BATON_BLACKOUT_TIMEOUT_MS;
+	if (!up->o.precopy_rounds)
+		up->o.precopy_rounds = BATON_PRECOPY_ROUNDS;
+	if (!up->o.precopy_bytes)
+		up->o.precopy_bytes = BATON_PRECOPY_BYTES;
 	up->log.fn = o->log;
 	up->log.ctx = o->log_ctx;
 	up->old = up->new = -1;

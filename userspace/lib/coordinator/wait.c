@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "coordinator/coordinator.h"
@@ -99,14 +100,21 @@ static const char *who(enum from from)
 }
 
 /*
- * The old's word that it stopped: what it handed over, and how long. It
+ * The old's word that it stopped: what it handed over, and how long, and
+ * phase 1's rounds of state before. It
  * may come after the new one's ACTIVE, which it no longer waits for.
  */
 void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
 {
+	struct rounds rs;
+
 	up->r.records = attr_u32(tb, BATON_A_RECORDS, 0);
 	up->r.record_bytes = attr_u64(tb, BATON_A_BYTES, 0);
 	steps_get(up->msg, "old", up->r.steps, &up->r.nsteps);
+	rounds_get(up->msg, tb, &rs);
+	memcpy(up->r.rounds, rs.r, rs.n * sizeof(rs.r[0]));
+	up->r.nrounds = rs.n;
+	up->r.precopy_end = rs.end;
 	up->r.t_ns[BATON_PHASE_DEACTIVATED] = now_ns();
 }
 

@@ -81,6 +81,11 @@ struct baton_service {
 	struct baton_export exp;
 	struct sock_key *sent;	/* the first pass, sorted */
 	unsigned int nsent;
+	unsigned int max_rounds;	/* of phase 1's state, as UPGRADE said */
+	__u64 round_bytes;	/* a round this small is the last */
+	__u64 round_t0;		/* the round under way began */
+	bool round_whole;	/* sent whole; SYNC asked if the new has it */
+	struct rounds rounds;	/* sent so far; the snapshot first */
 };
 
 static inline int ep_add(struct baton_service *svc, int fd, __u64 tag)
@@ -110,7 +115,7 @@ int finish(struct baton_service *svc);
 int copies_to_coordinator(struct baton_service *svc, int ctl);
 int upgrade_ack(struct baton_service *svc);
 int phase1_bulk(struct baton_service *svc);
-int phase1_final(struct baton_service *svc);
+int phase1_synced(struct baton_service *svc);
 int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 		 __u64 *bytes);
 void work_readable(struct baton_service *svc);

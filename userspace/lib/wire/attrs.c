@@ -39,6 +39,10 @@ static const struct attr_policy baton_policy[BATON_A_MAX + 1] = {
 	[BATON_A_DEADLINE_NS]	= { MNL_TYPE_U64 },
 	[BATON_A_STDIO]		= { MNL_TYPE_U32 },
 	[BATON_A_STEP]		= { MNL_TYPE_NESTED },
+	[BATON_A_ROUNDS]	= { MNL_TYPE_U32 },
+	[BATON_A_ROUND_BYTES]	= { MNL_TYPE_U64 },
+	[BATON_A_ROUND]		= { MNL_TYPE_NESTED },
+	[BATON_A_PRECOPY_END]	= { MNL_TYPE_U32 },
 };
 
 static const char *const msg_names[] = {
@@ -109,8 +113,9 @@ static int baton_attr_cb(const struct nlattr *attr, void *data)
 		ctx->err = -EINVAL;
 		return MNL_CB_ERROR;
 	}
-	/* repeated: SOCK (sockets.c) and STEP (messages.c) */
-	if (type != BATON_A_SOCK && type != BATON_A_STEP)
+	/* repeated: SOCK (sockets.c), STEP and ROUND (messages.c) */
+	if (type != BATON_A_SOCK && type != BATON_A_STEP &&
+	    type != BATON_A_ROUND)
 		ctx->tb[type] = attr;
 	return MNL_CB_OK;
 }

@@ -266,3 +266,66 @@ void steps_get(const struct baton_msg *m, const char *who,
 		(*n)++;
 	}
 }
+
+int rounds_put(struct baton_msg *m, const struct rounds *rs)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < rs->n && !err; i++) {
+		struct nlattr *nest = msg_nest_start(m, BATON_A_ROUND);
+
+		if (!nest)
+			return -EMSGSIZE;
+		err = msg_put_u32(m, BATON_ROUND_A_RECORDS, rs->r[i].records) ?:
+		      msg_put_u64(m, BATON_ROUND_A_BYTES, rs->r[i].bytes) ?:
+		      msg_put_u64(m, BATON_ROUND_A_NS, rs->r[i].ns);
+		msg_nest_end(m, nest);
+	}
+	return err ?: (rs->end ? msg_put_u32(m, BATON_A_PRECOPY_END, rs->end) : 0);
+}
+
+static int round_attr_cb(const struct nlattr *attr, void *data)
+{
+	struct baton_round *r = data;
+
+	switch (mnl_attr_get_type(attr)) {
+	case BATON_ROUND_A_RECORDS:
+		if (attr_check(attr, MNL_TYPE_U32))
+			return MNL_CB_ERROR;
+		r->records = mnl_attr_get_u32(attr);
+		break;
+	case BATON_ROUND_A_BYTES:
+		if (attr_check(attr, MNL_TYPE_U64))
+			return MNL_CB_ERROR;
+		r->bytes = mnl_attr_get_u64(attr);
+		break;
+	case BATON_ROUND_A_NS:
+		if (attr_check(attr, MNL_TYPE_U64))
+			return MNL_CB_ERROR;
+		r->ns = mnl_attr_get_u64(attr);
+		break;
+	}
+	return MNL_CB_OK;	/* newer than us: skipped */
+}
+
+void rounds_get(const struct baton_msg *m, const struct nlattr **tb,
+		struct rounds *rs)
+{
+	const struct nlattr *attr;
+
+	rs->n = 0;
+	rs->end = attr_u32(tb, BATON_A_PRECOPY_END, 0);
+	mnl_attr_for_each(attr, m->nlh, 0) {
+		struct baton_round *r = &rs->r[rs->n];
+
+		if (rs->n >= BATON_MAX_ROUNDS)
+			return;
+		if (mnl_attr_get_type(attr) != BATON_A_ROUND)
+			continue;
+		memset(r, 0, sizeof(*r));
+		if (mnl_attr_parse_nested(attr, round_attr_cb, r) < 0)
+			continue;
+		rs->n++;
+	}
+}

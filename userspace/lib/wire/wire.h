@@ -112,6 +112,18 @@ int steps_put(struct baton_msg *m, const struct steps *st);
 void steps_get(const struct baton_msg *m, const char *who,
 	       struct baton_step *out, unsigned int *n);
 
+/* messages.c: phase 1's rounds of state, as the old instance sent them */
+struct rounds {
+	unsigned int n;
+	__u32 end;		/* enum baton_precopy_end; 0 while they go on */
+	struct baton_round r[BATON_MAX_ROUNDS];
+};
+
+int rounds_put(struct baton_msg *m, const struct rounds *rs);
+/* a received message's ROUNDs and PRECOPY_END; a malformed round is left out */
+void rounds_get(const struct baton_msg *m, const struct nlattr **tb,
+		struct rounds *rs);
+
 /* sockets.c: SOCKETS batches */
 struct held_socket {
 	int fd;

@@ -78,7 +78,8 @@ static int deactivate(struct baton_service *svc)
 	if (!msg_put_u32(m, BATON_A_RECORDS, records) &&
 	    !msg_put_u64(m, BATON_A_BYTES, bytes) &&
 	    !msg_put_u64(m, BATON_A_TIME_NS, t_stop) &&
-	    !steps_put(m, &st) && svc->ctl >= 0)
+	    !steps_put(m, &st) && !rounds_put(m, &svc->rounds) &&
+	    svc->ctl >= 0)
 		msg_send(svc->ctl, m);
 	return 0;
 }
@@ -86,12 +87,20 @@ static int deactivate(struct baton_service *svc)
 static int on_upgrade(struct baton_service *svc, const struct nlattr **tb)
 {
 	__u32 flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	__u32 rounds = attr_u32(tb, BATON_A_ROUNDS, BATON_PRECOPY_ROUNDS);
 	int err;
 
 	if (svc->state != SVC_EXPECTING || (flags & ~BATON_UPGRADE_F_ALL))
 		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
 				      "bad UPGRADE: unknown flags, or not expecting one");
+	if (!rounds || rounds > BATON_MAX_ROUNDS)
+		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
+				      "bad UPGRADE: %u rounds of phase 1; 1 to %u",
+				      rounds, BATON_MAX_ROUNDS);
 	svc->flags = flags;
+	svc->max_rounds = rounds;
+	svc->round_bytes = attr_u64(tb, BATON_A_ROUND_BYTES,
+				    BATON_PRECOPY_BYTES);
 	err = upgrade_ack(svc);
 	if (err)
 		return err;
@@ -210,7 +219,7 @@ int succ_readable(struct baton_service *svc)
 	case BATON_MSG_SYNC:
 		if (svc->state != SVC_PRECOPY)
 			break;
-		if (phase1_final(svc))
+		if (phase1_synced(svc))
 			rollback(svc, "phase 1 failed");
 		return 0;
 	case BATON_MSG_ACTIVE:

@@ -169,73 +169,8 @@ int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 	return err;
 }
 
-/*
- * One part of the service-wide state; the application serves between
- * parts, and the work eventfd brings us back for the next.
- */
-static int phase1_state(struct baton_service *svc)
-{
-	__u64 one = 1;
-	int err;
-
-	err = send_blob(svc, BATON_BLOB_STATE, svc->o.ops->save_state, NULL,
-			NULL);
-	if (err < 0) {
-		pr_err(&svc->log, "phase 1: cannot hand over the service state: %s",
-		       strerror(-err));
-		return err;
-	}
-	if (err > 0)
-		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
-	return msg_send_simple(svc->succ, svc->msg, BATON_MSG_SYNC, 0);
-}
-
-void work_readable(struct baton_service *svc)
-{
-	__u64 n;
-
-	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY)
-		return;
-	if (phase1_state(svc))
-		rollback(svc, "phase 1 failed");
-}
-
-/*
- * Phase 1, first pass: every socket and the service-wide state while the
- * old still serves and still accepts, then SYNC. The final pass, once the
- * new has taken all this, is short: new clients wait in the backlog only
- * for it and the blackout.
- */
-int phase1_bulk(struct baton_service *svc)
-{
-	struct baton_export *exp = &svc->exp;
-	unsigned int i;
-	int err;
-
-	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
-	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
-	err = export_all(svc, 0);
-	if (err)
-		return err;
-	free(svc->sent);
-	svc->nsent = 0;
-	svc->sent = malloc((exp->n + 1) * sizeof(*svc->sent));
-	if (!svc->sent)
-		return -ENOMEM;
-	for (i = 0; i < exp->n; i++)
-		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
-	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), sock_key_cmp);
-	err = sockets_send(svc->succ, svc->msg, exp->socks, exp->n);
-	if (err) {
-		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
-		       strerror(-err));
-		return err;
-	}
-	return phase1_state(svc);
-}
-
 /* Phase 1, final pass: stop accepting; what came since, and done. */
-int phase1_final(struct baton_service *svc)
+static int phase1_final(struct baton_service *svc)
 {
 	struct baton_export *exp = &svc->exp;
 	struct baton_msg *m = svc->msg;
@@ -269,3 +204,123 @@ int phase1_final(struct baton_service *svc)
 			listeners, conns, n);
 	return err;
 }
+
+/*
+ * Another round after this one? Not if it was small enough: the blackout
+ * carries what changes during it. Not if the rounds stopped shrinking, or
+ * there were as many as allowed: writes outrun the copy, and the blackout
+ * carries a round's worth of them (the report says so).
+ */
+static bool round_again(struct baton_service *svc)
+{
+	struct rounds *rs = &svc->rounds;
+	const struct baton_round *r = &rs->r[rs->n - 1];
+
+	if (r->bytes <= svc->round_bytes)
+		rs->end = BATON_PRECOPY_FIT;
+	else if (!svc->o.ops->save_round)
+		rs->end = BATON_PRECOPY_UNTRACKED;
+	else if (rs->n >= svc->max_rounds ||
+		 (rs->n > 2 && r->bytes >= r[-1].bytes))
+		rs->end = BATON_PRECOPY_OUTRUN;
+	return !rs->end;
+}
+
+/*
+ * One part of the service-wide state: of the snapshot, then of each round
+ * of what changed during the one before. The application serves between
+ * parts, and the work eventfd brings us back. A round ends with SYNC: it
+ * is copied once the new instance has taken it (phase1_synced()).
+ */
+static int phase1_round(struct baton_service *svc)
+{
+	struct rounds *rs = &svc->rounds;
+	struct baton_round *r = &rs->r[rs->n];
+	bool snapshot = !rs->n;
+	__u64 one = 1;
+	int err;
+
+	err = send_blob(svc, snapshot ? BATON_BLOB_STATE : BATON_BLOB_DELTA,
+			snapshot ? svc->o.ops->save_state :
+				   svc->o.ops->save_round,
+			&r->records, &r->bytes);
+	if (err < 0) {
+		pr_err(&svc->log, "phase 1: cannot hand over the service state (round %u): %s",
+		       rs->n + 1, strerror(-err));
+		return err;
+	}
+	if (err > 0)
+		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
+	svc->round_whole = true;
+	return msg_send_simple(svc->succ, svc->msg, BATON_MSG_SYNC, 0);
+}
+
+/*
+ * The new instance has taken the round: another, if round_again() says
+ * so, serving first; else the final pass.
+ */
+int phase1_synced(struct baton_service *svc)
+{
+	struct rounds *rs = &svc->rounds;
+	__u64 now = now_ns(), one = 1;
+
+	if (!svc->round_whole)
+		return -EPROTO;
+	svc->round_whole = false;
+	rs->r[rs->n].ns = now - svc->round_t0;
+	rs->n++;
+	if (!round_again(svc))
+		return phase1_final(svc);
+	memset(&rs->r[rs->n], 0, sizeof(rs->r[0]));
+	svc->round_t0 = now;
+	return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
+}
+
+void work_readable(struct baton_service *svc)
+{
+	__u64 n;
+
+	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY ||
+	    svc->round_whole || svc->rounds.end)
+		return;
+	if (phase1_round(svc))
+		rollback(svc, "phase 1 failed");
+}
+
+/*
+ * Phase 1, first pass: every socket and the service-wide state, in rounds,
+ * while the old still serves and still accepts, then SYNC. The final pass, once the
+ * new has taken all this, is short: new clients wait in the backlog only
+ * for it and the blackout.
+ */
+int phase1_bulk(struct baton_service *svc)
+{
+	struct baton_export *exp = &svc->exp;
+	unsigned int i;
+	int err;
+
+	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
+	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	err = export_all(svc, 0);
+	if (err)
+		return err;
+	free(svc->sent);
+	svc->nsent = 0;
+	svc->sent = malloc((exp->n + 1) * sizeof(*svc->sent));
+	if (!svc->sent)
+		return -ENOMEM;
+	for (i = 0; i < exp->n; i++)
+		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
+	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), sock_key_cmp);
+	err = sockets_send(svc->succ, svc->msg, exp->socks, exp->n);
+	if (err) {
+		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
+		       strerror(-err));
+		return err;
+	}
+	memset(&svc->rounds, 0, sizeof(svc->rounds));
+	svc->round_whole = false;
+	svc->round_t0 = now_ns();
+	return phase1_round(svc);
+}
+
