@@ -49,13 +49,15 @@ MANDIR	?= $(PREFIX)/share/man
 
 LIB_SRC	:= $(wildcard userspace/lib/*.c userspace/lib/*/*.c userspace/lib/*/*/*.c)
 CTL_SRC	:= $(wildcard userspace/batonctl/*.c)
-KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c)
-HTTPD_SRC := $(wildcard userspace/examples/httpd/*.c)
+EX_SRC	:= $(wildcard userspace/examples/common/*.c)
+KVD_SRC	:= $(wildcard userspace/examples/kvd/*.c) $(EX_SRC)
+HTTPD_SRC := $(wildcard userspace/examples/httpd/*.c) $(EX_SRC)
 BENCH_SRC := $(wildcard userspace/bench/*.c)
 SKEL	:= $(B)/bpf/baton_steer.skel.h
 HDRS	:= $(wildcard userspace/include/*.h userspace/lib/*.h userspace/lib/*/*.h \
 		userspace/lib/*/*/*.h \
 		userspace/examples/kvd/*.h userspace/examples/httpd/*.h \
+		userspace/examples/common/*.h \
 		userspace/bench/*.h \
 		userspace/batonctl/*.h bpf/*.h) $(SKEL)
 

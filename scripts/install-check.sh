@@ -129,7 +129,8 @@ flags=$(pkg-config --define-prefix --cflags --libs baton libbpf) ||
 	die "pkg-config knows no baton"
 # shellcheck disable=SC2086
 cc -std=gnu11 -O2 -D_GNU_SOURCE -DKVD_VERSION=2 -o "$work/kvd-pc" \
-	"$top"/userspace/examples/kvd/*.c $flags ||
+	"$top"/userspace/examples/kvd/*.c "$top"/userspace/examples/common/*.c \
+	$flags ||
 	die "kvd does not build with '$flags'"
 readelf -d "$work/kvd-pc" | grep -q "Shared library: \[$soname\]" ||
 	die "kvd-pc is not linked against $soname"

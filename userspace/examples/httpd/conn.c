@@ -16,7 +16,7 @@ static unsigned int wanted(const struct conn *c)
 {
 	unsigned int ev = 0;
 
-	if (!c->eof && !c->closing && hbuf_pending(&c->in) < HTTPD_IN_HIGH)
+	if (!c->eof && !c->closing && buf_pending(&c->in) < HTTPD_IN_HIGH)
 		ev |= EPOLLIN;
 	if (conn_busy(c))
 		ev |= EPOLLOUT;
@@ -78,8 +78,8 @@ void conn_close(struct httpd *h, struct conn *c)
 	h->conns[c->fd] = NULL;
 	h->nconns--;
 	conn_file_close(c);
-	hbuf_free(&c->in);
-	hbuf_free(&c->out);
+	buf_free(&c->in);
+	buf_free(&c->out);
 	free(c);
 }
 
@@ -98,11 +98,11 @@ void conns_close_all(struct httpd *h)
  */
 static int flush(struct conn *c)
 {
-	while (hbuf_pending(&c->out)) {
+	while (buf_pending(&c->out)) {
 		/* the head and the start of the file in one segment */
 		int more = c->file >= 0 ? MSG_MORE : 0;
 		ssize_t n = send(c->fd, c->out.data + c->out.off,
-				 hbuf_pending(&c->out), MSG_NOSIGNAL | more);
+				 buf_pending(&c->out), MSG_NOSIGNAL | more);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -110,7 +110,7 @@ static int flush(struct conn *c)
 			return 0;
 		if (n <= 0)
 			return -EPIPE;
-		hbuf_consume(&c->out, n);
+		buf_consume(&c->out, n);
 	}
 	while (c->file >= 0 && c->off < c->end) {
 		off_t off = c->off;
@@ -141,7 +141,7 @@ static int read_some(struct conn *c)
 {
 	char tmp[16384];
 
-	while (hbuf_pending(&c->in) < HTTPD_IN_HIGH) {
+	while (buf_pending(&c->in) < HTTPD_IN_HIGH) {
 		ssize_t n = read(c->fd, tmp, sizeof(tmp));
 
 		if (n < 0 && errno == EINTR)
@@ -152,7 +152,7 @@ static int read_some(struct conn *c)
 			return 1;
 		if (n < 0)
 			return -ECONNRESET;
-		if (hbuf_append(&c->in, tmp, n))
+		if (buf_append(&c->in, tmp, n))
 			return -ENOMEM;
 		if ((size_t)n < sizeof(tmp))
 			return 0;

@@ -244,7 +244,7 @@ static const char *reason(int status)
 static int put_head(struct httpd *h, struct conn *c, int status,
 		    const char *type, __u64 length)
 {
-	return hbuf_printf(&c->out,
+	return buf_printf(&c->out,
 			   "HTTP/1.1 %d %s\r\n"
 			   "Server: baton-httpd/%d\r\n"
 			   "Date: %s\r\n"
@@ -267,7 +267,7 @@ static int put_error(struct httpd *h, struct conn *c, int status, bool head)
 	int n = snprintf(body, sizeof(body), "%d %s\n", status, reason(status));
 
 	return put_head(h, c, status, "text/plain", n) ?:
-	       (head ? 0 : hbuf_append(&c->out, body, n));
+	       (head ? 0 : buf_append(&c->out, body, n));
 }
 
 /* A file's response: its head now, its bytes by flush(). */
@@ -306,11 +306,11 @@ int http_respond(struct httpd *h, struct conn *c)
 	int err;
 
 	/* empty lines before a request are allowed (RFC 9112, 2.2) */
-	while (hbuf_pending(&c->in) >= 2 &&
+	while (buf_pending(&c->in) >= 2 &&
 	       !memcmp(c->in.data + c->in.off, "\r\n", 2))
-		hbuf_consume(&c->in, 2);
+		buf_consume(&c->in, 2);
 	p = c->in.data + c->in.off;
-	avail = hbuf_pending(&c->in);
+	avail = buf_pending(&c->in);
 	end = avail >= 4 ? memmem(p, avail, "\r\n\r\n", 4) : NULL;
 	if (!end && avail <= HTTPD_MAX_HEAD)
 		return 0;
@@ -318,12 +318,12 @@ int http_respond(struct httpd *h, struct conn *c)
 	h->requests++;
 	if (!end) {
 		c->closing = true;
-		hbuf_consume(&c->in, avail);
+		buf_consume(&c->in, avail);
 		return put_error(h, c, 431, false) ?: 1;
 	}
 	end += 4;
 	err = parse_head(p, end, &r);
-	hbuf_consume(&c->in, end - p);
+	buf_consume(&c->in, end - p);
 	if (err) {
 		c->closing = true;
 		return put_error(h, c, 400, false) ?: 1;

@@ -13,6 +13,7 @@
 #include <linux/types.h>
 
 #include "baton.h"
+#include "../common/buf.h"
 
 #ifndef HTTPD_VERSION
 #error "build with -DHTTPD_VERSION=1 or 2"
@@ -22,23 +23,6 @@
 #define HTTPD_MAX_HEAD		8192	/* a longer request head: 431 */
 #define HTTPD_IN_HIGH		65536	/* stop reading above this */
 #define HTTPD_MAX_PATH		1024	/* a file's path under the root */
-
-struct hbuf {
-	char *data;
-	size_t off;		/* consumed from the front */
-	size_t len;		/* valid bytes from data[0] */
-	size_t cap;
-};
-
-int hbuf_append(struct hbuf *b, const void *p, size_t n);
-int hbuf_printf(struct hbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void hbuf_consume(struct hbuf *b, size_t n);
-void hbuf_free(struct hbuf *b);
-static inline size_t hbuf_pending(const struct hbuf *b)
-{
-	return b->len - b->off;
-}
 
 enum handle_kind { H_BATON, H_LISTENER, H_CONN };
 
@@ -65,7 +49,7 @@ struct conn {
 	struct handle h;
 	int fd;
 	__u64 id;
-	struct hbuf in, out;
+	struct buf in, out;
 	int file;		/* -1: no file body pending */
 	char path[HTTPD_MAX_PATH];	/* the file, relative to the root */
 	struct file_id fid;
@@ -82,7 +66,7 @@ struct conn {
 
 static inline bool conn_busy(const struct conn *c)
 {
-	return hbuf_pending(&c->out) || c->file >= 0;
+	return buf_pending(&c->out) || c->file >= 0;
 }
 
 struct httpd {

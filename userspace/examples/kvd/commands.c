@@ -135,7 +135,7 @@ static const char *conn_name(struct kvd_conn *c)
 
 static void cmd_info(struct kvd *kvd, struct kvd_conn *c)
 {
-	struct kvd_buf b = {};
+	struct buf b = {};
 
 	buf_printf(&b, "# Server\r\nredis_version:7.0.0\r\nkvd_version:%d\r\n"
 		   "process_id:%d\r\nuptime_in_seconds:%ld\r\n\r\n"

@@ -121,7 +121,7 @@ static int save_conns(void *app, struct baton_rec_writer *w)
  * deleted); at most max of them, or all if max is 0. 1 if some are left.
  */
 static int save_logged(struct kvd *kvd, struct baton_rec_writer *w,
-		       struct kvd_buf *d, unsigned int max)
+		       struct buf *d, unsigned int max)
 {
 	unsigned int n = 0;
 	int err;
@@ -248,7 +248,7 @@ static int adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 }
 
 struct key_rec {
-	struct kvd_buf key, val;
+	struct buf key, val;
 	bool deleted, has_val;
 };
 

@@ -157,9 +157,9 @@ void ks_track(struct keyspace *ks, bool on)
  * A round of phase 1 begins: the changes logged so far move to *round (its
  * old contents dropped), and a new log starts empty.
  */
-void ks_take_dirty(struct keyspace *ks, struct kvd_buf *round)
+void ks_take_dirty(struct keyspace *ks, struct buf *round)
 {
-	struct kvd_buf t = *round;
+	struct buf t = *round;
 
 	*round = ks->dirty;
 	ks->dirty = t;

@@ -9,6 +9,7 @@
 
 #include "baton.h"
 #include "baton_steer.h"
+#include "../common/buf.h"
 
 #ifndef KVD_VERSION
 #error "build with -DKVD_VERSION=1 or 2"
@@ -18,23 +19,6 @@
 #define KVD_MAX_QUERY		(16 << 20)	/* a larger request is refused */
 #define KVD_OUT_HIGH		(4 << 20)	/* stop reading above this */
 #define KVD_SNAPSHOT_PART	1024		/* keys per part of phase 1 */
-
-struct kvd_buf {
-	char *data;
-	size_t off;		/* consumed from the front */
-	size_t len;		/* valid bytes from data[0] */
-	size_t cap;
-};
-
-int buf_append(struct kvd_buf *b, const void *p, size_t n);
-int buf_printf(struct kvd_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void buf_consume(struct kvd_buf *b, size_t n);
-void buf_free(struct kvd_buf *b);
-static inline size_t buf_pending(const struct kvd_buf *b)
-{
-	return b->len - b->off;
-}
 
 enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN };
 
@@ -52,7 +36,7 @@ struct kvd_conn {
 	struct kvd_handle h;
 	int fd;
 	__u64 id;
-	struct kvd_buf in, out;
+	struct buf in, out;
 #if KVD_VERSION == 1
 	char name[64];
 #else
@@ -77,7 +61,7 @@ struct keyspace {
 	size_t size, count;
 	bool tracking;		/* between phase 1 and 2: log the changes */
 	bool dirty_lost;	/* out of memory while logging: no delta */
-	struct kvd_buf dirty;	/* changed keys: u32 length, then bytes */
+	struct buf dirty;	/* changed keys: u32 length, then bytes */
 	unsigned int gen;	/* of the log: one a round */
 };
 
@@ -88,7 +72,7 @@ int ks_set(struct keyspace *ks, const char *k, size_t kl, const char *v,
 	   size_t vl);
 bool ks_del(struct keyspace *ks, const char *k, size_t kl);
 void ks_track(struct keyspace *ks, bool on);
-void ks_take_dirty(struct keyspace *ks, struct kvd_buf *round);
+void ks_take_dirty(struct keyspace *ks, struct buf *round);
 
 struct kvd {
 	struct baton_service *svc;
@@ -103,7 +87,7 @@ struct kvd {
 	struct keyspace ks;
 	size_t snap_cursor;		/* next bucket of a phase 1 snapshot */
 	bool snap_running;
-	struct kvd_buf round;		/* a round's changed keys; off: sent */
+	struct buf round;		/* a round's changed keys; off: sent */
 	bool round_running;
 	struct kvd_conn **by_id;	/* sorted, while loading records */
 	unsigned int nby_id;

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Growable byte buffers for requests and replies. */
+/* Growable byte buffers, for the examples' requests and replies. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kvd.h"
+#include "buf.h"
 
-static int buf_reserve(struct kvd_buf *b, size_t n)
+static int buf_reserve(struct buf *b, size_t n)
 {
 	size_t cap;
 	char *p;
@@ -35,7 +35,7 @@ static int buf_reserve(struct kvd_buf *b, size_t n)
 	return 0;
 }
 
-int buf_append(struct kvd_buf *b, const void *p, size_t n)
+int buf_append(struct buf *b, const void *p, size_t n)
 {
 	int err = buf_reserve(b, n);
 
@@ -46,7 +46,7 @@ int buf_append(struct kvd_buf *b, const void *p, size_t n)
 	return 0;
 }
 
-int buf_printf(struct kvd_buf *b, const char *fmt, ...)
+int buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n, err;
@@ -64,14 +64,14 @@ int buf_printf(struct kvd_buf *b, const char *fmt, ...)
 	return 0;
 }
 
-void buf_consume(struct kvd_buf *b, size_t n)
+void buf_consume(struct buf *b, size_t n)
 {
 	b->off += n;
 	if (b->off == b->len)
 		b->off = b->len = 0;
 }
 
-void buf_free(struct kvd_buf *b)
+void buf_free(struct buf *b)
 {
 	free(b->data);
 	memset(b, 0, sizeof(*b));
