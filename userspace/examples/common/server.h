@@ -27,10 +27,9 @@
 
 #define SRV_MAX_LISTENERS	8
 
-#ifndef container_of
-#define container_of(ptr, type, member) \
+/* The struct of type that embeds ptr as member: the kernel's container_of */
+#define srv_entry(ptr, type, member) \
 	((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
 
 /* What an epoll event's data.ptr points at. */
 enum srv_handle_kind { SRV_H_BATON, SRV_H_LISTENER, SRV_H_CONN };

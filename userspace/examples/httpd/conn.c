@@ -26,7 +26,7 @@ static int watch(struct httpd *h, struct conn *c)
 	return srv_conn_watch(&h->srv, &c->base, wanted(c));
 }
 
-void conn_init(struct srv_conn *sc)
+void httpd_conn_init(struct srv_conn *sc)
 {
 	conn_of(sc)->file = -1;
 }
@@ -40,7 +40,7 @@ void conn_file_close(struct conn *c)
 	c->off = c->end = 0;
 }
 
-void conn_release(struct srv_conn *sc)
+void httpd_conn_release(struct srv_conn *sc)
 {
 	conn_file_close(conn_of(sc));
 }
@@ -133,7 +133,7 @@ static int serve(struct httpd *h, struct conn *c)
 	return watch(h, c);
 }
 
-void conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
+void httpd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
 {
 	struct conn *c = conn_of(sc);
 	int err = 0;
@@ -152,7 +152,7 @@ void conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
 }
 
 /* After a takeover or a rollback: what was read, or not written yet. */
-void conn_kick(struct srv *s, struct srv_conn *sc)
+void httpd_conn_kick(struct srv *s, struct srv_conn *sc)
 {
 	if (serve(httpd_of(s), conn_of(sc)))
 		srv_conn_close(s, sc);

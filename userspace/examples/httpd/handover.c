@@ -48,7 +48,7 @@ static int load_state(void *app, const struct baton_rec *rec)
 
 int httpd_conn_save(const struct srv_conn *c, struct baton_rec_writer *w)
 {
-	return conn_record_save(container_of(c, const struct conn, base), w);
+	return conn_record_save(srv_entry(c, const struct conn, base), w);
 }
 
 int httpd_conn_load(struct srv *s, struct srv_conn *c,

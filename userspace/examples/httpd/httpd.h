@@ -48,7 +48,7 @@ struct conn {
 
 static inline struct conn *conn_of(struct srv_conn *c)
 {
-	return container_of(c, struct conn, base);
+	return srv_entry(c, struct conn, base);
 }
 
 static inline bool conn_busy(const struct conn *c)
@@ -66,14 +66,14 @@ struct httpd {
 
 static inline struct httpd *httpd_of(struct srv *s)
 {
-	return container_of(s, struct httpd, srv);
+	return srv_entry(s, struct httpd, srv);
 }
 
 /* conn.c: a connection's requests and responses, for struct srv_ops */
-void conn_init(struct srv_conn *sc);
-void conn_release(struct srv_conn *sc);
-void conn_io(struct srv *s, struct srv_conn *sc, unsigned int events);
-void conn_kick(struct srv *s, struct srv_conn *sc);
+void httpd_conn_init(struct srv_conn *sc);
+void httpd_conn_release(struct srv_conn *sc);
+void httpd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events);
+void httpd_conn_kick(struct srv *s, struct srv_conn *sc);
 void conn_file_close(struct conn *c);
 
 /* http.c: answers the request at the front of c->in, if it is whole */

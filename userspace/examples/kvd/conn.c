@@ -72,7 +72,7 @@ static int read_some(struct kvd_conn *c)
 	return 0;
 }
 
-void conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
+void kvd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
 {
 	struct kvd_conn *c = kvd_conn(sc);
 	bool eof = false;
@@ -93,7 +93,7 @@ void conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
 }
 
 /* After a takeover: what the old instance had read or not yet written. */
-void conn_kick(struct srv *s, struct srv_conn *sc)
+void kvd_conn_kick(struct srv *s, struct srv_conn *sc)
 {
 	if (execute(kvd_of(s), kvd_conn(sc)))
 		srv_conn_close(s, sc);

@@ -32,7 +32,7 @@ struct kvd_conn {
 
 static inline struct kvd_conn *kvd_conn(struct srv_conn *c)
 {
-	return container_of(c, struct kvd_conn, base);
+	return srv_entry(c, struct kvd_conn, base);
 }
 
 /* keyspace.c */
@@ -82,12 +82,12 @@ void kvd_steer_close(struct kvd *kvd);
 
 static inline struct kvd *kvd_of(struct srv *s)
 {
-	return container_of(s, struct kvd, srv);
+	return srv_entry(s, struct kvd, srv);
 }
 
 /* conn.c: a connection's requests and replies, for struct srv_ops */
-void conn_io(struct srv *s, struct srv_conn *sc, unsigned int events);
-void conn_kick(struct srv *s, struct srv_conn *sc);
+void kvd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events);
+void kvd_conn_kick(struct srv *s, struct srv_conn *sc);
 
 /* commands.c */
 int resp_execute(struct kvd *kvd, struct kvd_conn *c);

@@ -50,8 +50,8 @@ static const struct srv_ops kvd_srv_ops = {
 	.port		= 6379,
 	.baton_ops	= &kvd_baton_ops,
 	.conn_size	= sizeof(struct kvd_conn),
-	.conn_io	= conn_io,
-	.conn_kick	= conn_kick,
+	.conn_io	= kvd_conn_io,
+	.conn_kick	= kvd_conn_kick,
 	.conn_save	= kvd_conn_save,
 	.conn_load	= kvd_conn_load,
 };
