@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Client connections: reading requests, writing responses, closing. */
+/* Client connections: reading requests, writing responses and files. */
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -16,49 +14,21 @@ static unsigned int wanted(const struct conn *c)
 {
 	unsigned int ev = 0;
 
-	if (!c->eof && !c->closing && buf_pending(&c->in) < HTTPD_IN_HIGH)
+	if (!c->eof && !c->closing && buf_pending(&c->base.in) < HTTPD_IN_HIGH)
 		ev |= EPOLLIN;
 	if (conn_busy(c))
 		ev |= EPOLLOUT;
 	return ev;
 }
 
-static int watch(struct httpd *h, struct conn *c, int op)
+static int watch(struct httpd *h, struct conn *c)
 {
-	struct epoll_event ev = { .events = wanted(c), .data.ptr = &c->h };
-
-	if (op == EPOLL_CTL_MOD && ev.events == c->events)
-		return 0;
-	if (epoll_ctl(h->ep, op, c->fd, &ev) < 0)
-		return -errno;
-	c->events = ev.events;
-	return 0;
+	return srv_conn_watch(&h->srv, &c->base, wanted(c));
 }
 
-int conn_add(struct httpd *h, int fd, __u64 id, struct conn **out)
+void httpd_conn_init(struct srv_conn *sc)
 {
-	struct conn *c;
-	int err;
-
-	if ((unsigned int)fd >= h->maxfd)
-		return -EMFILE;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	c->h.kind = H_CONN;
-	c->fd = fd;
-	c->id = id;
-	c->file = -1;
-	err = watch(h, c, EPOLL_CTL_ADD);
-	if (err) {
-		free(c);
-		return err;
-	}
-	h->conns[fd] = c;
-	h->nconns++;
-	if (out)
-		*out = c;
-	return 0;
+	conn_of(sc)->file = -1;
 }
 
 void conn_file_close(struct conn *c)
@@ -70,26 +40,9 @@ void conn_file_close(struct conn *c)
 	c->off = c->end = 0;
 }
 
-/* close(), never shutdown(): another process may share this connection */
-void conn_close(struct httpd *h, struct conn *c)
+void httpd_conn_release(struct srv_conn *sc)
 {
-	epoll_ctl(h->ep, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	h->conns[c->fd] = NULL;
-	h->nconns--;
-	conn_file_close(c);
-	buf_free(&c->in);
-	buf_free(&c->out);
-	free(c);
-}
-
-void conns_close_all(struct httpd *h)
-{
-	unsigned int fd;
-
-	for (fd = 0; fd < h->maxfd; fd++)
-		if (h->conns[fd])
-			conn_close(h, h->conns[fd]);
+	conn_file_close(conn_of(sc));
 }
 
 /*
@@ -98,11 +51,13 @@ void conns_close_all(struct httpd *h)
  */
 static int flush(struct conn *c)
 {
-	while (buf_pending(&c->out)) {
+	struct buf *out = &c->base.out;
+
+	while (buf_pending(out)) {
 		/* the head and the start of the file in one segment */
 		int more = c->file >= 0 ? MSG_MORE : 0;
-		ssize_t n = send(c->fd, c->out.data + c->out.off,
-				 buf_pending(&c->out), MSG_NOSIGNAL | more);
+		ssize_t n = send(c->base.fd, out->data + out->off,
+				 buf_pending(out), MSG_NOSIGNAL | more);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -110,13 +65,13 @@ static int flush(struct conn *c)
 			return 0;
 		if (n <= 0)
 			return -EPIPE;
-		buf_consume(&c->out, n);
+		buf_consume(out, n);
 	}
 	while (c->file >= 0 && c->off < c->end) {
 		off_t off = c->off;
 		size_t len = c->end - c->off < SENDFILE_CHUNK ?
 			     c->end - c->off : SENDFILE_CHUNK;
-		ssize_t n = sendfile(c->fd, c->file, &off, len);
+		ssize_t n = sendfile(c->base.fd, c->file, &off, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -141,8 +96,8 @@ static int read_some(struct conn *c)
 {
 	char tmp[16384];
 
-	while (buf_pending(&c->in) < HTTPD_IN_HIGH) {
-		ssize_t n = read(c->fd, tmp, sizeof(tmp));
+	while (buf_pending(&c->base.in) < HTTPD_IN_HIGH) {
+		ssize_t n = read(c->base.fd, tmp, sizeof(tmp));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -152,7 +107,7 @@ static int read_some(struct conn *c)
 			return 1;
 		if (n < 0)
 			return -ECONNRESET;
-		if (buf_append(&c->in, tmp, n))
+		if (buf_append(&c->base.in, tmp, n))
 			return -ENOMEM;
 		if ((size_t)n < sizeof(tmp))
 			return 0;
@@ -175,11 +130,12 @@ static int serve(struct httpd *h, struct conn *c)
 		return err;
 	if (!conn_busy(c) && (c->closing || c->eof))
 		return -ESHUTDOWN;	/* done; a half request dies here */
-	return watch(h, c, EPOLL_CTL_MOD);
+	return watch(h, c);
 }
 
-void conn_io(struct httpd *h, struct conn *c, unsigned int events)
+void httpd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events)
 {
+	struct conn *c = conn_of(sc);
 	int err = 0;
 
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -190,32 +146,14 @@ void conn_io(struct httpd *h, struct conn *c, unsigned int events)
 		}
 	}
 	if (!err)
-		err = serve(h, c);
+		err = serve(httpd_of(s), c);
 	if (err)
-		conn_close(h, c);
+		srv_conn_close(s, sc);
 }
 
 /* After a takeover or a rollback: what was read, or not written yet. */
-void conn_kick(struct httpd *h, struct conn *c)
+void httpd_conn_kick(struct srv *s, struct srv_conn *sc)
 {
-	if (serve(h, c))
-		conn_close(h, c);
-}
-
-int listeners_watch(struct httpd *h, bool on)
-{
-	unsigned int i;
-
-	for (i = 0; i < h->nlisteners; i++) {
-		struct listener *l = &h->listeners[i];
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &l->h };
-
-		if (on && epoll_ctl(h->ep, EPOLL_CTL_ADD, l->fd, &ev) < 0 &&
-		    errno != EEXIST)
-			return -errno;
-		if (!on)
-			epoll_ctl(h->ep, EPOLL_CTL_DEL, l->fd, NULL);
-	}
-	h->accepting = on;
-	return 0;
+	if (serve(httpd_of(s), conn_of(sc)))
+		srv_conn_close(s, sc);
 }

@@ -29,16 +29,15 @@ enum httpd_conn_attr {
 
 int conn_record_save(const struct conn *c, struct baton_rec_writer *w)
 {
-	int err = baton_rec_begin(w, c->id);
+	const struct buf *in = &c->base.in, *out = &c->base.out;
+	int err = baton_rec_begin(w, c->base.id);
 
-	if (!err && buf_pending(&c->in))
-		err = baton_rec_put_bytes(w, HTTPD_C_INBUF,
-					  c->in.data + c->in.off,
-					  buf_pending(&c->in));
-	if (!err && buf_pending(&c->out))
+	if (!err && buf_pending(in))
+		err = baton_rec_put_bytes(w, HTTPD_C_INBUF, in->data + in->off,
+					  buf_pending(in));
+	if (!err && buf_pending(out))
 		err = baton_rec_put_bytes(w, HTTPD_C_OUTBUF,
-					  c->out.data + c->out.off,
-					  buf_pending(&c->out));
+					  out->data + out->off, buf_pending(out));
 	if (!err && c->file >= 0)
 		err = baton_rec_put_str(w, HTTPD_C_FILE_PATH, c->path) ?:
 		      baton_rec_put_u64(w, HTTPD_C_FILE_OFF, c->off) ?:
@@ -84,10 +83,10 @@ static int conn_attr_cb(const struct nlattr *attr, void *data)
 
 	switch (type) {
 	case HTTPD_C_INBUF:
-		err = buf_append(&c->in, p, n);
+		err = buf_append(&c->base.in, p, n);
 		break;
 	case HTTPD_C_OUTBUF:
-		err = buf_append(&c->out, p, n);
+		err = buf_append(&c->base.out, p, n);
 		break;
 	case HTTPD_C_FILE_PATH:
 		if (mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) < 0 ||

@@ -244,7 +244,7 @@ static const char *reason(int status)
 static int put_head(struct httpd *h, struct conn *c, int status,
 		    const char *type, __u64 length)
 {
-	return buf_printf(&c->out,
+	return buf_printf(&c->base.out,
 			   "HTTP/1.1 %d %s\r\n"
 			   "Server: baton-httpd/%d\r\n"
 			   "Date: %s\r\n"
@@ -267,7 +267,7 @@ static int put_error(struct httpd *h, struct conn *c, int status, bool head)
 	int n = snprintf(body, sizeof(body), "%d %s\n", status, reason(status));
 
 	return put_head(h, c, status, "text/plain", n) ?:
-	       (head ? 0 : buf_append(&c->out, body, n));
+	       (head ? 0 : buf_append(&c->base.out, body, n));
 }
 
 /* A file's response: its head now, its bytes by flush(). */
@@ -293,11 +293,12 @@ static int put_file(struct httpd *h, struct conn *c, const char *path,
 }
 
 /*
- * Answers the request at the front of c->in: 1 when it did, 0 if the
+ * Answers the request at the front of c->base.in: 1 when it did, 0 if the
  * request is not whole yet, -errno if the connection must go.
  */
 int http_respond(struct httpd *h, struct conn *c)
 {
+	struct buf *in = &c->base.in;
 	struct request r = {};
 	char path[HTTPD_MAX_PATH];
 	const char *p, *end;
@@ -306,11 +307,10 @@ int http_respond(struct httpd *h, struct conn *c)
 	int err;
 
 	/* empty lines before a request are allowed (RFC 9112, 2.2) */
-	while (buf_pending(&c->in) >= 2 &&
-	       !memcmp(c->in.data + c->in.off, "\r\n", 2))
-		buf_consume(&c->in, 2);
-	p = c->in.data + c->in.off;
-	avail = buf_pending(&c->in);
+	while (buf_pending(in) >= 2 && !memcmp(in->data + in->off, "\r\n", 2))
+		buf_consume(in, 2);
+	p = in->data + in->off;
+	avail = buf_pending(in);
 	end = avail >= 4 ? memmem(p, avail, "\r\n\r\n", 4) : NULL;
 	if (!end && avail <= HTTPD_MAX_HEAD)
 		return 0;
@@ -318,12 +318,12 @@ int http_respond(struct httpd *h, struct conn *c)
 	h->requests++;
 	if (!end) {
 		c->closing = true;
-		buf_consume(&c->in, avail);
+		buf_consume(in, avail);
 		return put_error(h, c, 431, false) ?: 1;
 	}
 	end += 4;
 	err = parse_head(p, end, &r);
-	buf_consume(&c->in, end - p);
+	buf_consume(in, end - p);
 	if (err) {
 		c->closing = true;
 		return put_error(h, c, 400, false) ?: 1;

@@ -13,28 +13,15 @@
 #include <linux/types.h>
 
 #include "baton.h"
-#include "../common/buf.h"
+#include "../common/server.h"
 
 #ifndef HTTPD_VERSION
 #error "build with -DHTTPD_VERSION=1 or 2"
 #endif
 
-#define HTTPD_MAX_LISTENERS	8
 #define HTTPD_MAX_HEAD		8192	/* a longer request head: 431 */
 #define HTTPD_IN_HIGH		65536	/* stop reading above this */
 #define HTTPD_MAX_PATH		1024	/* a file's path under the root */
-
-enum handle_kind { H_BATON, H_LISTENER, H_CONN };
-
-struct handle {
-	enum handle_kind kind;
-};
-
-struct listener {
-	struct handle h;
-	int fd;
-	__u64 id;
-};
 
 /* Who the file being sent is: the new instance checks it is the same. */
 struct file_id {
@@ -46,10 +33,7 @@ struct file_id {
  * then, for a file, the bytes [off, end) of file, sent with sendfile().
  */
 struct conn {
-	struct handle h;
-	int fd;
-	__u64 id;
-	struct buf in, out;
+	struct srv_conn base;
 	int file;		/* -1: no file body pending */
 	char path[HTTPD_MAX_PATH];	/* the file, relative to the root */
 	struct file_id fid;
@@ -60,44 +44,37 @@ struct conn {
 #endif
 	bool closing;		/* close once the response is out */
 	bool eof;		/* the client sent all it will */
-	unsigned int events;	/* what epoll watches for */
-	bool unclaimed;		/* adopted, no record yet */
 };
+
+static inline struct conn *conn_of(struct srv_conn *c)
+{
+	return srv_entry(c, struct conn, base);
+}
 
 static inline bool conn_busy(const struct conn *c)
 {
-	return buf_pending(&c->out) || c->file >= 0;
+	return buf_pending(&c->base.out) || c->file >= 0;
 }
 
 struct httpd {
-	struct baton_service *svc;
-	int ep;
+	struct srv srv;
 	int root;		/* the document root, O_PATH */
-	struct handle baton_h;
-	struct listener listeners[HTTPD_MAX_LISTENERS];
-	unsigned int nlisteners;
-	struct conn **conns;	/* by fd */
-	unsigned int maxfd;
-	unsigned int nconns;
-	__u64 next_id;
 	__u64 requests;		/* answered by the service, all versions */
-	struct conn **by_id;	/* sorted, while loading records */
-	unsigned int nby_id;
-	bool accepting;
-	bool draining;
-	bool kick;		/* serve what adopted connections hold */
 	time_t date_sec;	/* the Date header, made once a second */
 	char date[40];
 };
 
-/* conn.c */
-int conn_add(struct httpd *h, int fd, __u64 id, struct conn **out);
-void conn_close(struct httpd *h, struct conn *c);
-void conns_close_all(struct httpd *h);
-void conn_io(struct httpd *h, struct conn *c, unsigned int events);
-void conn_kick(struct httpd *h, struct conn *c);
+static inline struct httpd *httpd_of(struct srv *s)
+{
+	return srv_entry(s, struct httpd, srv);
+}
+
+/* conn.c: a connection's requests and responses, for struct srv_ops */
+void httpd_conn_init(struct srv_conn *sc);
+void httpd_conn_release(struct srv_conn *sc);
+void httpd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events);
+void httpd_conn_kick(struct srv *s, struct srv_conn *sc);
 void conn_file_close(struct conn *c);
-int listeners_watch(struct httpd *h, bool on);
 
 /* http.c: answers the request at the front of c->in, if it is whole */
 int http_respond(struct httpd *h, struct conn *c);
@@ -106,6 +83,9 @@ int http_open(struct httpd *h, const char *path, struct file_id *fid);
 
 /* handover.c */
 extern const struct baton_app_ops httpd_baton_ops;
+int httpd_conn_save(const struct srv_conn *c, struct baton_rec_writer *w);
+int httpd_conn_load(struct srv *s, struct srv_conn *c,
+		    const struct baton_rec *rec);
 
 /* conn_record.c: one connection's record, and reading it back */
 int conn_record_save(const struct conn *c, struct baton_rec_writer *w);

@@ -47,13 +47,13 @@ static int parse_num(const char *p, long n, long long *out)
 }
 
 /*
- * Parses one request at the front of c->in into args. Returns the bytes it
- * takes, 0 if it is not all there yet, or -EPROTO.
+ * Parses one request at the front of c->base.in into args. Returns the
+ * bytes it takes, 0 if it is not all there yet, or -EPROTO.
  */
 static long parse_request(struct kvd_conn *c, struct arg *args, int *argc)
 {
-	const char *p = c->in.data + c->in.off;
-	size_t avail = buf_pending(&c->in), pos;
+	const char *p = c->base.in.data + c->base.in.off;
+	size_t avail = buf_pending(&c->base.in), pos;
 	long long count, len;
 	long l;
 	int i;
@@ -114,14 +114,14 @@ static bool is(const struct arg *a, const char *word)
 
 static void reply_bulk(struct kvd_conn *c, const char *p, size_t n)
 {
-	buf_printf(&c->out, "$%zu\r\n", n);
-	buf_append(&c->out, p, n);
-	buf_append(&c->out, "\r\n", 2);
+	buf_printf(&c->base.out, "$%zu\r\n", n);
+	buf_append(&c->base.out, p, n);
+	buf_append(&c->base.out, "\r\n", 2);
 }
 
 static void reply_int(struct kvd_conn *c, long long v)
 {
-	buf_printf(&c->out, ":%lld\r\n", v);
+	buf_printf(&c->base.out, ":%lld\r\n", v);
 }
 
 static const char *conn_name(struct kvd_conn *c)
@@ -143,7 +143,7 @@ static void cmd_info(struct kvd *kvd, struct kvd_conn *c)
 		   "# Stats\r\ntotal_commands_processed:%llu\r\n\r\n"
 		   "# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n",
 		   KVD_VERSION, getpid(), time(NULL) - kvd->start_time,
-		   kvd->nconns, (unsigned long long)kvd->total_cmds,
+		   kvd->srv.nconns, (unsigned long long)kvd->total_cmds,
 		   kvd->ks.count);
 	reply_bulk(c, b.data, b.len);
 	buf_free(&b);
@@ -155,30 +155,30 @@ static void cmd_client(struct kvd_conn *c, struct arg *a, int argc)
 
 	if (argc == 3 && is(&a[1], "SETNAME")) {
 		if (a[2].n >= 64 || memchr(a[2].p, ' ', a[2].n)) {
-			buf_printf(&c->out, "-ERR client names are at most 63 characters, without spaces\r\n");
+			buf_printf(&c->base.out, "-ERR client names are at most 63 characters, without spaces\r\n");
 			return;
 		}
 		memcpy(name, a[2].p, a[2].n);
 		name[a[2].n] = '\0';
-		buf_printf(&c->out, "+OK\r\n");
+		buf_printf(&c->base.out, "+OK\r\n");
 	} else if (argc == 2 && is(&a[1], "GETNAME")) {
 		if (*name)
 			reply_bulk(c, name, strlen(name));
 		else
-			buf_printf(&c->out, "$-1\r\n");
+			buf_printf(&c->base.out, "$-1\r\n");
 	} else if (argc == 2 && is(&a[1], "ID")) {
-		reply_int(c, c->id);
+		reply_int(c, c->base.id);
 #if KVD_VERSION >= 2
 	} else if (argc == 2 && is(&a[1], "INFO")) {
 		char line[160];
 		int n = snprintf(line, sizeof(line), "id=%llu name=%s cmds=%llu\n",
-				 (unsigned long long)c->id, name,
+				 (unsigned long long)c->base.id, name,
 				 (unsigned long long)c->cmds);
 
 		reply_bulk(c, line, n);
 #endif
 	} else {
-		buf_printf(&c->out, "-ERR unknown CLIENT subcommand or wrong number of arguments\r\n");
+		buf_printf(&c->base.out, "-ERR unknown CLIENT subcommand or wrong number of arguments\r\n");
 	}
 }
 
@@ -195,13 +195,13 @@ static void cmd_incr(struct kvd *kvd, struct kvd_conn *c, struct arg *k)
 		errno = 0;
 		v = strtoll(e->val, &end, 10);
 		if (errno || *end || end == e->val || v == LLONG_MAX) {
-			buf_printf(&c->out, "-ERR value is not an integer or out of range\r\n");
+			buf_printf(&c->base.out, "-ERR value is not an integer or out of range\r\n");
 			return;
 		}
 	}
 	n = snprintf(num, sizeof(num), "%lld", ++v);
 	if (ks_set(&kvd->ks, k->p, k->n, num, n)) {
-		buf_printf(&c->out, "-ERR out of memory\r\n");
+		buf_printf(&c->base.out, "-ERR out of memory\r\n");
 		return;
 	}
 	reply_int(c, v);
@@ -217,7 +217,7 @@ static void execute(struct kvd *kvd, struct kvd_conn *c, struct arg *a,
 		if (argc == 2)
 			reply_bulk(c, a[1].p, a[1].n);
 		else
-			buf_printf(&c->out, "+PONG\r\n");
+			buf_printf(&c->base.out, "+PONG\r\n");
 	} else if (is(&a[0], "ECHO") && argc == 2) {
 		reply_bulk(c, a[1].p, a[1].n);
 	} else if (is(&a[0], "GET") && argc == 2) {
@@ -225,12 +225,12 @@ static void execute(struct kvd *kvd, struct kvd_conn *c, struct arg *a,
 		if (e)
 			reply_bulk(c, e->val, e->vlen);
 		else
-			buf_printf(&c->out, "$-1\r\n");
+			buf_printf(&c->base.out, "$-1\r\n");
 	} else if (is(&a[0], "SET") && argc == 3) {
 		if (ks_set(&kvd->ks, a[1].p, a[1].n, a[2].p, a[2].n))
-			buf_printf(&c->out, "-ERR out of memory\r\n");
+			buf_printf(&c->base.out, "-ERR out of memory\r\n");
 		else
-			buf_printf(&c->out, "+OK\r\n");
+			buf_printf(&c->base.out, "+OK\r\n");
 	} else if (is(&a[0], "DEL") && argc >= 2) {
 		for (i = 1; i < argc; i++)
 			n += ks_del(&kvd->ks, a[i].p, a[i].n);
@@ -248,19 +248,19 @@ static void execute(struct kvd *kvd, struct kvd_conn *c, struct arg *a,
 	} else if (is(&a[0], "INFO") && argc <= 2) {
 		cmd_info(kvd, c);
 	} else if (is(&a[0], "CONFIG") && argc >= 2 && is(&a[1], "GET")) {
-		buf_printf(&c->out, "*0\r\n");	/* nothing to configure */
+		buf_printf(&c->base.out, "*0\r\n");	/* nothing to configure */
 	} else if (is(&a[0], "COMMAND")) {
-		buf_printf(&c->out, "*0\r\n");
+		buf_printf(&c->base.out, "*0\r\n");
 	} else if (is(&a[0], "SELECT") && argc == 2) {
 		if (a[1].n == 1 && a[1].p[0] == '0')
-			buf_printf(&c->out, "+OK\r\n");
+			buf_printf(&c->base.out, "+OK\r\n");
 		else
-			buf_printf(&c->out, "-ERR DB index is out of range\r\n");
+			buf_printf(&c->base.out, "-ERR DB index is out of range\r\n");
 	} else if (is(&a[0], "QUIT")) {
-		buf_printf(&c->out, "+OK\r\n");
+		buf_printf(&c->base.out, "+OK\r\n");
 		c->closing = true;
 	} else {
-		buf_printf(&c->out, "-ERR unknown command '%.*s', or wrong number of arguments\r\n",
+		buf_printf(&c->base.out, "-ERR unknown command '%.*s', or wrong number of arguments\r\n",
 			   (int)(a[0].n > 64 ? 64 : a[0].n), a[0].p);
 	}
 }
@@ -274,7 +274,7 @@ int resp_execute(struct kvd *kvd, struct kvd_conn *c)
 
 	used = parse_request(c, args, &argc);
 	if (used < 0) {
-		buf_printf(&c->out, "-ERR Protocol error\r\n");
+		buf_printf(&c->base.out, "-ERR Protocol error\r\n");
 		c->closing = true;
 		return 1;
 	}
@@ -287,6 +287,6 @@ int resp_execute(struct kvd *kvd, struct kvd_conn *c)
 		c->cmds++;
 #endif
 	}
-	buf_consume(&c->in, used);
+	buf_consume(&c->base.in, used);
 	return 1;
 }

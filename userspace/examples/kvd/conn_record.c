@@ -17,15 +17,15 @@ enum kvd_conn_attr_common {
 int conn_record_save_common(const struct kvd_conn *c,
 			    struct baton_rec_writer *w)
 {
+	const struct buf *in = &c->base.in, *out = &c->base.out;
 	int err = 0;
 
-	if (buf_pending(&c->in))
-		err = baton_rec_put_bytes(w, KVD_C_INBUF, c->in.data + c->in.off,
-					  buf_pending(&c->in));
-	if (!err && buf_pending(&c->out))
-		err = baton_rec_put_bytes(w, KVD_C_OUTBUF,
-					  c->out.data + c->out.off,
-					  buf_pending(&c->out));
+	if (buf_pending(in))
+		err = baton_rec_put_bytes(w, KVD_C_INBUF, in->data + in->off,
+					  buf_pending(in));
+	if (!err && buf_pending(out))
+		err = baton_rec_put_bytes(w, KVD_C_OUTBUF, out->data + out->off,
+					  buf_pending(out));
 	if (!err && c->closing)
 		err = baton_rec_put_u32(w, KVD_C_CLOSING, 1);
 	return err;
@@ -38,9 +38,9 @@ int conn_record_load_common(struct kvd_conn *c, const struct nlattr *attr)
 
 	switch (mnl_attr_get_type(attr)) {
 	case KVD_C_INBUF:
-		return buf_append(&c->in, p, n) ? -ENOMEM : 1;
+		return buf_append(&c->base.in, p, n) ? -ENOMEM : 1;
 	case KVD_C_OUTBUF:
-		return buf_append(&c->out, p, n) ? -ENOMEM : 1;
+		return buf_append(&c->base.out, p, n) ? -ENOMEM : 1;
 	case KVD_C_CLOSING:
 		if (n != sizeof(__u32))
 			return -EINVAL;

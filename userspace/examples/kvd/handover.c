@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* kvd's side of a baton handover: what it hands over and how it takes it. */
+/*
+ * kvd's side of a baton handover: the keyspace, in parts and rounds and a
+ * delta, and the connection record's glue; the rest of the callbacks are
+ * the examples' common ones (../common/handover.c).
+ */
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "kvd.h"
@@ -18,39 +19,6 @@ enum kvd_state_attr {
 	KVD_S_VAL,		/* bytes, any length */
 	KVD_S_DELETED,		/* u32: in a delta, the key is gone */
 };
-
-static int export_sockets(void *app, struct baton_export *exp,
-			  unsigned int upgrade_flags, unsigned int flags)
-{
-	struct kvd *kvd = app;
-	unsigned int i;
-	int err;
-
-	/* the last pass: new clients wait in the backlog from here */
-	if (flags & BATON_EXPORT_F_FINAL)
-		listeners_watch(kvd, false);
-	/* with its own listeners, the new one takes connections only */
-	for (i = 0; !(upgrade_flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
-		    i < kvd->nlisteners; i++) {
-		err = baton_export_socket(exp, kvd->listeners[i].fd,
-					  kvd->listeners[i].id,
-					  BATON_SOCK_LISTENER);
-		if (err)
-			return err;
-	}
-	if (upgrade_flags & BATON_UPGRADE_F_DRAIN)
-		return 0;
-	for (i = 0; i < kvd->maxfd; i++) {
-		struct kvd_conn *c = kvd->conns[i];
-
-		if (!c)
-			continue;
-		err = baton_export_socket(exp, c->fd, c->id, BATON_SOCK_CONN);
-		if (err)
-			return err;
-	}
-	return 0;
-}
 
 static int save_key(struct baton_rec_writer *w, const char *k, size_t kl,
 		    const struct kv_entry *e)
@@ -71,7 +39,7 @@ static int save_key(struct baton_rec_writer *w, const char *k, size_t kl,
  */
 static int save_state(void *app, struct baton_rec_writer *w)
 {
-	struct kvd *kvd = app;
+	struct kvd *kvd = kvd_of(app);
 	unsigned int n = 0;
 	int err;
 
@@ -92,27 +60,6 @@ static int save_state(void *app, struct baton_rec_writer *w)
 		}
 	}
 	kvd->snap_running = false;
-	return 0;
-}
-
-static void deactivate(void *app)
-{
-	(void)app;	/* the loop waits on the baton fd alone from now on */
-}
-
-static int save_conns(void *app, struct baton_rec_writer *w)
-{
-	struct kvd *kvd = app;
-	unsigned int i;
-	int err;
-
-	for (i = 0; i < kvd->maxfd; i++) {
-		if (!kvd->conns[i])
-			continue;
-		err = conn_record_save(kvd->conns[i], w);
-		if (err)
-			return err;
-	}
 	return 0;
 }
 
@@ -149,7 +96,7 @@ static int save_logged(struct kvd *kvd, struct baton_rec_writer *w,
  */
 static int save_round(void *app, struct baton_rec_writer *w)
 {
-	struct kvd *kvd = app;
+	struct kvd *kvd = kvd_of(app);
 	int ret;
 
 	if (kvd->ks.dirty_lost)
@@ -167,7 +114,7 @@ static int save_round(void *app, struct baton_rec_writer *w)
 /* The blackout: the keys changed since the last round began. */
 static int save_delta(void *app, struct baton_rec_writer *w)
 {
-	struct kvd *kvd = app;
+	struct kvd *kvd = kvd_of(app);
 
 	if (kvd->ks.dirty_lost)
 		return -ENOMEM;
@@ -176,75 +123,23 @@ static int save_delta(void *app, struct baton_rec_writer *w)
 
 static void resume(void *app)
 {
-	struct kvd *kvd = app;
+	struct kvd *kvd = kvd_of(app);
 
 	ks_track(&kvd->ks, false);
 	kvd->snap_running = false;
 	kvd->round_running = false;
 	kvd->round.off = kvd->round.len = 0;
-	listeners_watch(kvd, !kvd->draining);
-	kvd->kick = true;	/* requests may have waited in the blackout */
-}
-
-static void terminate(void *app)
-{
-	struct kvd *kvd = app;
-	unsigned int i;
-
-	/* what is left to do must not slow the new instance down */
-	setpriority(PRIO_PROCESS, 0, 19);
-	sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
-	conns_close_all(kvd);
-	for (i = 0; i < kvd->nlisteners; i++)
-		close(kvd->listeners[i].fd);
-	kvd->nlisteners = 0;
-}
-
-static void drain(void *app)
-{
-	struct kvd *kvd = app;
-	unsigned int i;
-
-	listeners_watch(kvd, false);
-	for (i = 0; i < kvd->nlisteners; i++)
-		close(kvd->listeners[i].fd);
-	kvd->nlisteners = 0;
-	kvd->draining = true;
+	srv_resume(app);
 }
 
 static int adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 {
-	struct kvd *kvd = app;
-	struct kvd_conn *c;
-	int err;
-
-	if (si->kind == BATON_SOCK_LISTENER) {
-		struct kvd_listener *l;
-
-		if (kvd->steer) {
-			fprintf(stderr, "kvd: with --steer this instance brings its own listener: upgrade with 'batonctl upgrade --listeners own'\n");
-			close(fd);
-			return -EEXIST;
-		}
-		if (kvd->nlisteners == KVD_MAX_LISTENERS) {
-			close(fd);
-			return -ENOSPC;
-		}
-		l = &kvd->listeners[kvd->nlisteners++];
-		l->h.kind = H_LISTENER;
-		l->fd = fd;
-		l->id = si->id;
-		return 0;	/* watched from activation on */
-	}
-	err = conn_add(kvd, fd, si->id, &c);
-	if (err) {
+	if (si->kind == BATON_SOCK_LISTENER && kvd_of(app)->steer) {
+		fprintf(stderr, "kvd: with --steer this instance brings its own listener: upgrade with 'batonctl upgrade --listeners own'\n");
 		close(fd);
-		return err;
+		return -EEXIST;
 	}
-	c->unclaimed = true;
-	if (si->id >= kvd->next_id)
-		kvd->next_id = si->id + 1;
-	return 0;
+	return srv_adopt_socket(app, fd, si);
 }
 
 struct key_rec {
@@ -279,7 +174,7 @@ static int state_attr_cb(const struct nlattr *attr, void *data)
 
 static int load_state(void *app, const struct baton_rec *rec)
 {
-	struct kvd *kvd = app;
+	struct kvd *kvd = kvd_of(app);
 	struct key_rec r = {};
 	int err;
 
@@ -296,98 +191,44 @@ static int load_state(void *app, const struct baton_rec *rec)
 	return err;
 }
 
-static int cmp_id(const void *a, const void *b)
+int kvd_conn_save(const struct srv_conn *c, struct baton_rec_writer *w)
 {
-	__u64 x = (*(struct kvd_conn *const *)a)->id;
-	__u64 y = (*(struct kvd_conn *const *)b)->id;
-
-	return x < y ? -1 : x > y;
+	return conn_record_save(srv_entry(c, const struct kvd_conn, base), w);
 }
 
-static struct kvd_conn *find_conn(struct kvd *kvd, __u64 id)
+int kvd_conn_load(struct srv *s, struct srv_conn *c,
+		  const struct baton_rec *rec)
 {
-	unsigned int lo = 0, hi, i;
-
-	if (!kvd->by_id) {
-		kvd->by_id = malloc(sizeof(*kvd->by_id) * (kvd->nconns + 1));
-		if (!kvd->by_id)
-			return NULL;
-		for (i = 0; i < kvd->maxfd; i++)
-			if (kvd->conns[i])
-				kvd->by_id[kvd->nby_id++] = kvd->conns[i];
-		qsort(kvd->by_id, kvd->nby_id, sizeof(*kvd->by_id), cmp_id);
-	}
-	hi = kvd->nby_id;
-	while (lo < hi) {
-		i = (lo + hi) / 2;
-		if (kvd->by_id[i]->id == id)
-			return kvd->by_id[i];
-		if (kvd->by_id[i]->id < id)
-			lo = i + 1;
-		else
-			hi = i;
-	}
-	return NULL;
-}
-
-static int load_conn(void *app, const struct baton_rec *rec)
-{
-	struct kvd *kvd = app;
-	struct kvd_conn *c = find_conn(kvd, baton_rec_id(rec));
-
-	if (!c)
-		return -ENOENT;
-	c->unclaimed = false;
-	return conn_record_load(c, rec);
+	(void)s;
+	return conn_record_load(kvd_conn(c), rec);
 }
 
 static int activate(void *app, unsigned int flags)
 {
-	struct kvd *kvd = app;
-	unsigned int i;
-	int err;
+	struct kvd *kvd = kvd_of(app);
+	int err = srv_activate(app, flags);
 
-	free(kvd->by_id);
-	kvd->by_id = NULL;
-	kvd->nby_id = 0;
-	for (i = 0; i < kvd->maxfd; i++) {
-		struct kvd_conn *c = kvd->conns[i];
-
-		if (!c)
-			continue;
-		/*
-		 * Without a record, the old closed it in phase 1. With the
-		 * old lost, none can go on exactly: its client gets a close,
-		 * and retries, rather than a stream out of step.
-		 */
-		if (c->unclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST))
-			conn_close(kvd, c);
-		else
-			c->unclaimed = false;
-	}
 	if (flags & BATON_ACTIVATE_F_PEER_LOST)
 		fprintf(stderr, "kvd-v%d[%d]: the old instance went away: every connection closed; the keys are those of %s\n",
 			KVD_VERSION, getpid(),
 			flags & BATON_ACTIVATE_F_STATE_PARTIAL ?
 			"part of its phase 1 snapshot" :
 			"its phase 1 snapshot, without the changes since");
-	err = listeners_watch(kvd, true) ?: kvd_steer_activate(kvd);
-	kvd->kick = true;
-	return err;
+	return err ?: kvd_steer_activate(kvd);
 }
 
 const struct baton_app_ops kvd_baton_ops = {
-	.export_sockets	= export_sockets,
+	.export_sockets	= srv_export_sockets,
 	.save_state	= save_state,
-	.deactivate	= deactivate,
-	.save_conns	= save_conns,
+	.deactivate	= srv_deactivate,
+	.save_conns	= srv_save_conns,
 	.save_delta	= save_delta,
 	.resume		= resume,
-	.terminate	= terminate,
-	.drain		= drain,
+	.terminate	= srv_terminate,
+	.drain		= srv_drain,
 	.adopt_socket	= adopt_socket,
 	.load_state	= load_state,
-	.load_conn	= load_conn,
+	.load_conn	= srv_load_conn,
 	.activate	= activate,
 	.save_round	= save_round,
 };

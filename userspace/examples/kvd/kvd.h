@@ -9,34 +9,18 @@
 
 #include "baton.h"
 #include "baton_steer.h"
-#include "../common/buf.h"
+#include "../common/server.h"
 
 #ifndef KVD_VERSION
 #error "build with -DKVD_VERSION=1 or 2"
 #endif
 
-#define KVD_MAX_LISTENERS	8
 #define KVD_MAX_QUERY		(16 << 20)	/* a larger request is refused */
 #define KVD_OUT_HIGH		(4 << 20)	/* stop reading above this */
 #define KVD_SNAPSHOT_PART	1024		/* keys per part of phase 1 */
 
-enum kvd_handle_kind { H_BATON, H_LISTENER, H_CONN };
-
-struct kvd_handle {
-	enum kvd_handle_kind kind;
-};
-
-struct kvd_listener {
-	struct kvd_handle h;
-	int fd;
-	__u64 id;
-};
-
 struct kvd_conn {
-	struct kvd_handle h;
-	int fd;
-	__u64 id;
-	struct buf in, out;
+	struct srv_conn base;
 #if KVD_VERSION == 1
 	char name[64];
 #else
@@ -44,9 +28,12 @@ struct kvd_conn {
 	__u64 cmds;		/* new in v2: commands served here */
 #endif
 	bool closing;		/* QUIT: close once the reply is out */
-	bool want_out;		/* EPOLLOUT is set */
-	bool unclaimed;		/* adopted, no foreground record yet */
 };
+
+static inline struct kvd_conn *kvd_conn(struct srv_conn *c)
+{
+	return srv_entry(c, struct kvd_conn, base);
+}
 
 /* keyspace.c */
 struct kv_entry {
@@ -75,25 +62,12 @@ void ks_track(struct keyspace *ks, bool on);
 void ks_take_dirty(struct keyspace *ks, struct buf *round);
 
 struct kvd {
-	struct baton_service *svc;
-	int ep;
-	struct kvd_handle baton_h;
-	struct kvd_listener listeners[KVD_MAX_LISTENERS];
-	unsigned int nlisteners;
-	struct kvd_conn **conns;	/* by fd */
-	unsigned int maxfd;
-	unsigned int nconns;
-	__u64 next_id;
+	struct srv srv;
 	struct keyspace ks;
 	size_t snap_cursor;		/* next bucket of a phase 1 snapshot */
 	bool snap_running;
 	struct buf round;		/* a round's changed keys; off: sent */
 	bool round_running;
-	struct kvd_conn **by_id;	/* sorted, while loading records */
-	unsigned int nby_id;
-	bool accepting;
-	bool draining;
-	bool kick;			/* serve what adopted buffers hold */
 	long start_time;
 	__u64 total_cmds;
 	const char *service;
@@ -106,19 +80,23 @@ int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen);
 int kvd_steer_activate(struct kvd *kvd);
 void kvd_steer_close(struct kvd *kvd);
 
-/* conn.c */
-int conn_add(struct kvd *kvd, int fd, __u64 id, struct kvd_conn **out);
-void conn_close(struct kvd *kvd, struct kvd_conn *c);
-void conn_io(struct kvd *kvd, struct kvd_conn *c, unsigned int events);
-void conn_kick(struct kvd *kvd, struct kvd_conn *c);
-void conns_close_all(struct kvd *kvd);
-int listeners_watch(struct kvd *kvd, bool on);
+static inline struct kvd *kvd_of(struct srv *s)
+{
+	return srv_entry(s, struct kvd, srv);
+}
+
+/* conn.c: a connection's requests and replies, for struct srv_ops */
+void kvd_conn_io(struct srv *s, struct srv_conn *sc, unsigned int events);
+void kvd_conn_kick(struct srv *s, struct srv_conn *sc);
 
 /* commands.c */
 int resp_execute(struct kvd *kvd, struct kvd_conn *c);
 
 /* handover.c */
 extern const struct baton_app_ops kvd_baton_ops;
+int kvd_conn_save(const struct srv_conn *c, struct baton_rec_writer *w);
+int kvd_conn_load(struct srv *s, struct srv_conn *c,
+		  const struct baton_rec *rec);
 
 /* conn_record.c: the fields every version writes the same way */
 int conn_record_save_common(const struct kvd_conn *c,

@@ -17,7 +17,8 @@ enum kvd2_conn_attr {
 
 int conn_record_save(const struct kvd_conn *c, struct baton_rec_writer *w)
 {
-	int err = baton_rec_begin(w, c->id) ?: conn_record_save_common(c, w);
+	int err = baton_rec_begin(w, c->base.id) ?:
+		  conn_record_save_common(c, w);
 
 	if (!err && c->client_name[0])
 		err = baton_rec_put_str(w, KVD2_C_CLIENT_NAME, c->client_name);

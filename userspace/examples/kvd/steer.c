@@ -35,7 +35,7 @@ int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen)
 	struct baton_steer_opts o = {
 		.service = group, .log = log_cb,
 	};
-	int fd = kvd->listeners[0].fd, err;
+	int fd = kvd->srv.listeners[0].fd, err;
 
 	libbpf_set_print(libbpf_log);
 	err = baton_steer_open(&kvd->steer, &o);

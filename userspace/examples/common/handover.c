@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The handover callbacks kvd and httpd share: handing over the listeners
+ * and connections, adopting them, finding an adopted connection by id for
+ * its record, and what the old instance does after. The service-wide state
+ * is each program's own.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "server.h"
+
+int srv_export_sockets(void *app, struct baton_export *exp,
+		       unsigned int upgrade_flags, unsigned int flags)
+{
+	struct srv *s = app;
+	unsigned int i;
+	int err;
+
+	/* the last pass: new clients wait in the backlog from here */
+	if (flags & BATON_EXPORT_F_FINAL)
+		srv_listeners_watch(s, false);
+	/* with its own listeners, the new one takes connections only */
+	for (i = 0; !(upgrade_flags & BATON_UPGRADE_F_OWN_LISTENERS) &&
+		    i < s->nlisteners; i++) {
+		err = baton_export_socket(exp, s->listeners[i].fd,
+					  s->listeners[i].id,
+					  BATON_SOCK_LISTENER);
+		if (err)
+			return err;
+	}
+	if (upgrade_flags & BATON_UPGRADE_F_DRAIN)
+		return 0;
+	for (i = 0; i < s->maxfd; i++) {
+		struct srv_conn *c = s->conns[i];
+
+		if (!c)
+			continue;
+		err = baton_export_socket(exp, c->fd, c->id, BATON_SOCK_CONN);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+void srv_deactivate(void *app)
+{
+	(void)app;	/* the loop waits on the baton fd alone from now on */
+}
+
+int srv_save_conns(void *app, struct baton_rec_writer *w)
+{
+	struct srv *s = app;
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < s->maxfd; i++) {
+		if (!s->conns[i])
+			continue;
+		err = s->ops->conn_save(s->conns[i], w);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+void srv_resume(void *app)
+{
+	struct srv *s = app;
+
+	srv_listeners_watch(s, !s->draining);
+	s->kick = true;		/* requests may have waited in the blackout */
+}
+
+void srv_terminate(void *app)
+{
+	struct srv *s = app;
+
+	/* what is left to do must not slow the new instance down */
+	setpriority(PRIO_PROCESS, 0, 19);
+	sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
+	srv_conns_close_all(s);
+	srv_listeners_close(s);
+}
+
+void srv_drain(void *app)
+{
+	struct srv *s = app;
+
+	srv_listeners_watch(s, false);
+	srv_listeners_close(s);
+	s->draining = true;
+}
+
+int srv_adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
+{
+	struct srv *s = app;
+	struct srv_conn *c;
+	int err;
+
+	if (si->kind == BATON_SOCK_LISTENER) {
+		/* watched from activation on */
+		err = srv_listener_add(s, fd, si->id);
+		if (err)
+			goto close_fd;
+		return 0;
+	}
+	err = srv_conn_add(s, fd, si->id, &c);
+	if (err)
+		goto close_fd;
+	c->unclaimed = true;
+	if (si->id >= s->next_id)
+		s->next_id = si->id + 1;
+	return 0;
+close_fd:
+	close(fd);
+	return err;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	__u64 x = (*(struct srv_conn *const *)a)->id;
+	__u64 y = (*(struct srv_conn *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+static struct srv_conn *find_conn(struct srv *s, __u64 id)
+{
+	unsigned int lo = 0, hi, i;
+
+	if (!s->by_id) {
+		s->by_id = malloc(sizeof(*s->by_id) * (s->nconns + 1));
+		if (!s->by_id)
+			return NULL;
+		for (i = 0; i < s->maxfd; i++)
+			if (s->conns[i])
+				s->by_id[s->nby_id++] = s->conns[i];
+		qsort(s->by_id, s->nby_id, sizeof(*s->by_id), cmp_id);
+	}
+	hi = s->nby_id;
+	while (lo < hi) {
+		i = (lo + hi) / 2;
+		if (s->by_id[i]->id == id)
+			return s->by_id[i];
+		if (s->by_id[i]->id < id)
+			lo = i + 1;
+		else
+			hi = i;
+	}
+	return NULL;
+}
+
+int srv_load_conn(void *app, const struct baton_rec *rec)
+{
+	struct srv *s = app;
+	struct srv_conn *c = find_conn(s, baton_rec_id(rec));
+
+	if (!c)
+		return -ENOENT;
+	c->unclaimed = false;
+	return s->ops->conn_load(s, c, rec);
+}
+
+int srv_activate(void *app, unsigned int flags)
+{
+	struct srv *s = app;
+	unsigned int i;
+
+	free(s->by_id);
+	s->by_id = NULL;
+	s->nby_id = 0;
+	for (i = 0; i < s->maxfd; i++) {
+		struct srv_conn *c = s->conns[i];
+
+		if (!c)
+			continue;
+		/*
+		 * Without a record, the old closed it in phase 1. With the
+		 * old lost, none can go on exactly: its client sees the
+		 * close and retries, rather than a stream out of step.
+		 */
+		if (c->unclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST))
+			srv_conn_close(s, c);
+		else
+			c->unclaimed = false;
+	}
+	s->kick = true;
+	return srv_listeners_watch(s, true);
+}
