@@ -77,6 +77,20 @@ const char *msg_type_name(__u16 type)
 	return "unknown message";
 }
 
+/* The type a known attribute has (MNL_TYPE_UNSPEC: none we know) */
+enum mnl_attr_data_type attr_type(__u16 type)
+{
+	return type <= BATON_A_MAX ? baton_policy[type].type : MNL_TYPE_UNSPEC;
+}
+
+/* Whether it may come more than once: left to its reader, not in tb */
+bool attr_repeated(__u16 type)
+{
+	/* SOCK (sockets.c), STEP and ROUND (messages.c) */
+	return type == BATON_A_SOCK || type == BATON_A_STEP ||
+	       type == BATON_A_ROUND;
+}
+
 /*
  * Stricter than libmnl's checks, which let a u32 be longer than four
  * bytes: a known attribute has exactly its type's length.
@@ -113,9 +127,7 @@ static int baton_attr_cb(const struct nlattr *attr, void *data)
 		ctx->err = -EINVAL;
 		return MNL_CB_ERROR;
 	}
-	/* repeated: SOCK (sockets.c), STEP and ROUND (messages.c) */
-	if (type != BATON_A_SOCK && type != BATON_A_STEP &&
-	    type != BATON_A_ROUND)
+	if (!attr_repeated(type))
 		ctx->tb[type] = attr;
 	return MNL_CB_OK;
 }

@@ -46,6 +46,8 @@ int attrs_parse(const void *payload, size_t len, const struct nlattr **tb);
 /* calls cb on each attribute; -EINVAL unless they fill len exactly */
 int attrs_walk(const void *payload, size_t len, mnl_attr_cb_t cb, void *data);
 int attr_check(const struct nlattr *attr, enum mnl_attr_data_type type);
+enum mnl_attr_data_type attr_type(__u16 type);
+bool attr_repeated(__u16 type);
 __u32 attr_u32(const struct nlattr **tb, int type, __u32 def);
 __u64 attr_u64(const struct nlattr **tb, int type, __u64 def);
 const char *attr_str(const struct nlattr **tb, int type, const char *def);
