@@ -4,8 +4,9 @@
  *  1. records of every attribute kind round-trip through a sealed memfd,
  *     bytes longer than one attribute included;
  *  2. a truncated blob, a wrong record count, trailing bytes, a record
- *     whose attribute overruns it, a foreign file, a blob of another kind
- *     and an unsealed memfd are each rejected before any record is read;
+ *     whose attribute overruns it, a record that says it is 2 GiB or
+ *     more, a foreign file, a blob of another kind and an unsealed memfd
+ *     are each rejected before any record is read;
  *  3. control messages: unknown attributes are skipped, known ones with a
  *     wrong length rejected, an attribute that overruns the message
  *     rejected;
@@ -206,6 +207,29 @@ TEST_F(blob, overrunning_attribute_rejected)
 	first->nla_len = rec->nlmsg_len;	/* past the record's end */
 	EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len, true,
 				      BATON_BLOB_CONNS, &s));
+	EXPECT_EQ(0, s.n);
+}
+
+/* a length with its top bit set is not a whole record (fuzz/regress/records) */
+TEST_F(blob, huge_record_length_rejected)
+{
+	struct nlmsghdr *begin = (struct nlmsghdr *)self->copy;
+	struct nlmsghdr *rec = (struct nlmsghdr *)(self->copy +
+						   MNL_ALIGN(begin->nlmsg_len));
+	static const __u32 lens[] = { 0x80000000, 0xfffffff0, 0xffffffff };
+	__u32 begin_len = begin->nlmsg_len;
+	struct seen s = {};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(lens); i++) {
+		rec->nlmsg_len = lens[i];
+		EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len, true,
+					      BATON_BLOB_CONNS, &s));
+		begin->nlmsg_len = lens[i];
+		EXPECT_EQ(-EBADMSG, read_copy(self->copy, self->len, true,
+					      BATON_BLOB_CONNS, &s));
+		begin->nlmsg_len = begin_len;
+	}
 	EXPECT_EQ(0, s.n);
 }
 
