@@ -409,6 +409,7 @@ static int btk_conn_put_part(struct sk_buff *skb, struct netlink_callback *cb,
 			     struct btk_dump *d)
 {
 	struct sock *sk = d->s[d->i].sock->sk;
+	bool first = !d->started;
 	struct nlattr *conn;
 	int err, before;
 	void *hdr;
@@ -439,8 +440,12 @@ static int btk_conn_put_part(struct sk_buff *skb, struct netlink_callback *cb,
 	err = btk_conn_put_bytes(skb, d, cb->extack);
 	if (err && err != -EMSGSIZE)
 		goto cancel;
-	/* a continuation that carries nothing is not worth a message */
-	if (err && skb->len == before && nla_len(conn) <= nla_total_size(4))
+	/*
+	 * A continuation that carries nothing is not worth a message. Not a
+	 * first part: its scalars are taken (d->started), and the nest's
+	 * length is not set before nla_nest_end(), so it cannot tell.
+	 */
+	if (err && skb->len == before && !first)
 		goto cancel;
 	nla_nest_end(skb, conn);
 	genlmsg_end(skb, hdr);

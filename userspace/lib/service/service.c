@@ -195,7 +195,13 @@ bool baton_service_adopted(const struct baton_service *svc)
 
 bool baton_service_paused(const struct baton_service *svc)
 {
-	return svc->state == SVC_DEACTIVATED && !(svc->flags & BATON_UPGRADE_F_DRAIN);
+	/*
+	 * Committed too: the new instance holds the lock, and it serves the
+	 * connections, or (repair mode) they are its checkpoints, until we
+	 * learn whether it activated or let go.
+	 */
+	return (svc->state == SVC_DEACTIVATED || svc->state == SVC_COMMITTED) &&
+	       !(svc->flags & BATON_UPGRADE_F_DRAIN);
 }
 
 int baton_service_fd(const struct baton_service *svc)
