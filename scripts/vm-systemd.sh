@@ -27,7 +27,7 @@ moddir=$VM_DIR/lib/modules/$krel
 module=$top/module/baton.ko
 run=$VM_DIR/systemd
 
-die() { echo "vm: $*" >&2; exit 2; }
+. "$top/scripts/vm-common.sh"
 
 [ $# -gt 0 ] || die "usage: scripts/vm-systemd.sh PROGRAM..."
 [ -f "$module" ] || die "$module is missing: run 'make module'"
@@ -162,17 +162,9 @@ timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
 awk -v a="$start" -v b="$EPOCHREALTIME" \
 	'BEGIN { printf "# vm-systemd: QEMU ran %.1f s\n", b - a }' >&2
 
-tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' || true
-status=$(tr -d '\r' <"$out" | sed -n 's/^BATON-VM-EXIT \([0-9]*\).*/\1/p' | tail -1)
-[ -n "$status" ] || die "the VM did not finish its run (see $console)"
-
-if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN' \
-	"$console" >&2; then
-	echo "vm: the kernel complained during the run: see $console" >&2
-	exit 1
-fi
+vm_finish "$out" "$console"
 if ! grep -q 'reboot: Power down' "$console"; then
 	echo "vm: systemd did not power the VM off cleanly: see $console" >&2
 	exit 1
 fi
-exit "$status"
+exit "$VM_STATUS"

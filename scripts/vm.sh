@@ -24,7 +24,7 @@ krel=$(bash "$top/scripts/kernel-release.sh")
 kernel=$VM_DIR/vmlinuz-$krel
 module=$top/module/baton.ko
 
-die() { echo "vm: $*" >&2; exit 2; }
+. "$top/scripts/vm-common.sh"
 
 [ $# -gt 0 ] || die "usage: scripts/vm.sh PROGRAM..."
 [ -f "$module" ] || die "$module is missing: run 'make module'"
@@ -118,13 +118,5 @@ timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 \
 	-serial "file:$console" -serial "file:$out" -monitor none \
 	</dev/null >/dev/null 2>&1 || die "QEMU failed or timed out (see $console)"
 
-tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' || true
-status=$(tr -d '\r' <"$out" | sed -n 's/^BATON-VM-EXIT \([0-9]*\).*/\1/p' | tail -1)
-[ -n "$status" ] || die "the VM did not finish its run (see $console)"
-
-if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN|unregister_netdevice: waiting' \
-	"$console" >&2; then
-	echo "vm: the kernel complained during the run: see $console" >&2
-	exit 1
-fi
-exit "$status"
+vm_finish "$out" "$console"
+exit "$VM_STATUS"
