@@ -327,44 +327,6 @@ static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms)
 	return 0;
 }
 
-int batonctl(char *out, size_t len, const char *const *args)
-{
-	const char *argv[32];
-	char path[512];
-	int pipefd[2], argc = 1, status;
-	size_t have = 0;
-	pid_t pid;
-
-	bin("batonctl", path, sizeof(path));
-	argv[0] = path;
-	while (*args && argc < 31)
-		argv[argc++] = *args++;
-	argv[argc] = NULL;
-	if (pipe2(pipefd, O_CLOEXEC) < 0)	/* not for the instances it starts */
-		return -errno;
-	pid = fork();
-	if (pid == 0) {
-		dup2(pipefd[1], 1);
-		close(pipefd[0]);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	for (;;) {
-		ssize_t n = read(pipefd[0], out + have, len - 1 - have);
-
-		if (n <= 0)
-			break;
-		have += n;
-		if (have == len - 1)
-			have = 0;	/* keep the tail */
-	}
-	out[have] = '\0';
-	close(pipefd[0]);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 long long json_num(const char *json, const char *key)
 {
 	char pat[64];
@@ -459,6 +421,29 @@ ssize_t read_to_eof(int fd, char *buf, size_t len, int timeout_ms)
 	}
 	buf[have] = '\0';
 	return have;
+}
+
+/* longer than any batonctl a test runs, shorter than the program's deadline */
+#define BATONCTL_DEADLINE_MS	(600 * 1000)
+
+int batonctl(char *out, size_t len, const char *const *args)
+{
+	int fd, status;
+	ssize_t n;
+	pid_t pid;
+
+	pid = batonctl_start(args, &fd);
+	if (pid < 0)
+		return pid;
+	n = read_to_eof(fd, out, len, BATONCTL_DEADLINE_MS);
+	close(fd);
+	if (n < 0)
+		kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (n < 0)
+		return n;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 int wait_exit(pid_t pid, int timeout_ms)
