@@ -13,18 +13,5 @@ packages=(
 	lintian
 )
 
-missing=()
-for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
-		missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "deps-package: missing packages: ${missing[*]}; run 'make deps-package' as root" >&2
-	exit 1
-fi
-echo "deps-package: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+. "$(dirname "$0")/deps-install.sh"
+deps_install deps-package deps-package "${packages[@]}"
