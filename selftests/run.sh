@@ -9,8 +9,8 @@
 # seed FUZZ_SEED (1); a harness passes when it found no crash, and its
 # figures (executions, cov, ft) are printed.
 #
-# Every program has a deadline of its own (TEST_TIMEOUT seconds, 900 by
-# default; the VM's run has VM_TIMEOUT). A failing test's whole block of
+# Every program has a deadline of its own (TEST_TIMEOUT_NAME seconds if
+# set, else TEST_TIMEOUT, 900 by default; the VM's run has VM_TIMEOUT). A failing test's whole block of
 # output is printed: its assertions and the log tail it left. The host
 # programs, the VM programs, the systemd VM programs and the fuzzing
 # harnesses each get a count line; the last line is the total, "N passed, N failed, N skipped".
@@ -45,6 +45,7 @@ failed_blocks() {
 # module_test switches a connection to BBR
 export VM_MODULES="tcp_bbr"
 for t in "$@"; do
+	limit=$TEST_TIMEOUT
 	case $t in
 	vm:*)
 		name=${t#vm:}
@@ -74,7 +75,9 @@ for t in "$@"; do
 		name=$t
 		where=host
 		log=$B/$name.log
-		cmd=(timeout --kill-after=10 "$TEST_TIMEOUT" "$B/$name")
+		limit=TEST_TIMEOUT_$name
+		limit=${!limit:-$TEST_TIMEOUT}
+		cmd=(timeout --kill-after=10 "$limit" "$B/$name")
 		;;
 	esac
 	echo "== $t"
@@ -87,7 +90,7 @@ for t in "$@"; do
 		grep -E 'ERROR: AddressSanitizer|runtime error|^vm:' "$log" | head -20 | sed 's/^/   /'
 	fi
 	[ $rc -eq 124 ] || [ $rc -eq 137 ] &&
-		echo "   $t overran its deadline of ${TEST_TIMEOUT}s and was killed"
+		echo "   $t overran its deadline of ${limit}s and was killed"
 	totals=$(grep -E '^# Totals:' "$log" | tail -1)
 	if ! [[ $totals =~ ^#\ Totals:\ pass:[0-9]+\ fail:[0-9]+\ xfail:[0-9]+\ xpass:[0-9]+\ skip:[0-9]+\ error:[0-9]+$ ]]; then
 		echo "   $t did not finish (exit status $rc): the last lines of $log:"
