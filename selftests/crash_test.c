@@ -229,6 +229,7 @@ FIXTURE_SETUP(slow_old)
 FIXTURE_TEARDOWN(slow_old)
 {
 	stop_and_reap(self->old, SIGKILL);
+	netns_reap();
 	rundir_remove(self->rundir);
 }
 
@@ -503,6 +504,7 @@ FIXTURE_TEARDOWN(full)
 	if (!_metadata->passed)
 		service_log_tail(&self->svc, 30);
 	stop_and_reap(self->svc.kvd, SIGKILL);
+	netns_reap();
 	close(self->svc.lfd);
 	umount2(self->svc.rundir, MNT_DETACH);
 	unlink(self->log);

@@ -320,41 +320,6 @@ FIXTURE_TEARDOWN(fault)
 	service_teardown(&self->b.svc);
 }
 
-/* Processes in our network namespace other than these, alive. */
-static int strangers(const pid_t *known, int nknown, pid_t *out, int max)
-{
-	char ours[64] = "", theirs[64], path[64];
-	struct dirent *d;
-	int n = 0, i;
-	DIR *dir;
-
-	if (readlink("/proc/self/ns/net", ours, sizeof(ours) - 1) < 0)
-		return -errno;
-	dir = opendir("/proc");
-	if (!dir)
-		return -errno;
-	while ((d = readdir(dir)) && n < max) {
-		pid_t pid = atoi(d->d_name);
-		ssize_t len;
-
-		if (pid <= 0 || pid == getpid() || !pid_alive(pid))
-			continue;
-		for (i = 0; i < nknown && known[i] != pid; i++)
-			;
-		if (i < nknown)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
-		len = readlink(path, theirs, sizeof(theirs) - 1);
-		if (len < 0)
-			continue;
-		theirs[len] = '\0';
-		if (!strcmp(ours, theirs))
-			out[n++] = pid;
-	}
-	closedir(dir);
-	return n;
-}
-
 static const char *comm_of(pid_t pid, char *buf, size_t len)
 {
 	char path[64];
@@ -444,7 +409,7 @@ static pid_t settle(struct bed *b, char *why, size_t len)
 	while (now_ms() < end) {
 		pid = serving_pid(&b->svc, AF_INET);
 		known[1] = pid;
-		n = strangers(known, 2, left, 8);
+		n = netns_others(known, 2, left, 8);
 		/* the processes settled: does status say the same? */
 		if (n == 0 && !batonctl(out, sizeof(out), status_args)) {
 			if (pid > 0 && json_num(out, "serving") == 1 &&

@@ -24,11 +24,17 @@
 
 #include "helpers.h"
 
+/* the network namespace the test started in, before netns_enter() */
+static char outer_ns[64];
+
 int netns_enter(void)
 {
 	struct ifreq ifr = { .ifr_name = "lo" };
 	int fd, err = 0;
 
+	if (!outer_ns[0] &&
+	    readlink("/proc/self/ns/net", outer_ns, sizeof(outer_ns) - 1) < 0)
+		return -errno;
 	if (unshare(CLONE_NEWNET) < 0)
 		return -errno;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -189,6 +195,63 @@ bool pid_alive(pid_t pid)
 		alive = p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 	fclose(f);
 	return alive;
+}
+
+int netns_others(const pid_t *known, int nknown, pid_t *out, int max)
+{
+	char ours[64] = "", theirs[64], path[64];
+	struct dirent *d;
+	int n = 0, i;
+	DIR *dir;
+
+	if (readlink("/proc/self/ns/net", ours, sizeof(ours) - 1) < 0)
+		return -errno;
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir)) && n < max) {
+		pid_t pid = atoi(d->d_name);
+		ssize_t len;
+
+		if (pid <= 0 || pid == getpid() || !pid_alive(pid))
+			continue;
+		for (i = 0; i < nknown && known[i] != pid; i++)
+			;
+		if (i < nknown)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+		len = readlink(path, theirs, sizeof(theirs) - 1);
+		if (len < 0)
+			continue;
+		theirs[len] = '\0';
+		if (!strcmp(ours, theirs))
+			out[n++] = pid;
+	}
+	closedir(dir);
+	return n;
+}
+
+int netns_reap(void)
+{
+	char ours[64] = "";
+	pid_t left[64];
+	int n, i, rounds;
+
+	/* never outside a namespace netns_enter() made */
+	if (readlink("/proc/self/ns/net", ours, sizeof(ours) - 1) < 0)
+		return -errno;
+	if (!outer_ns[0] || !strcmp(ours, outer_ns))
+		return -EPERM;
+	for (rounds = 0; rounds < 10; rounds++) {
+		n = netns_others(NULL, 0, left, 64);
+		if (n <= 0)
+			return n;
+		for (i = 0; i < n; i++)
+			kill(left[i], SIGKILL);
+		for (i = 0; i < n; i++)
+			pid_wait_gone(left[i], 2000);
+	}
+	return -EBUSY;
 }
 
 int pid_wait_gone(pid_t pid, int timeout_ms)
@@ -356,6 +419,8 @@ void service_down(struct service *s)
 {
 	if (s->kvd > 0)
 		stop_and_reap(s->kvd, SIGKILL);
+	/* the instances upgrades started, which are not our children */
+	netns_reap();
 	close(s->lfd);
 	rundir_remove(s->rundir);
 }

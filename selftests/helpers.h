@@ -38,6 +38,13 @@ int wait_path(const char *path, int timeout_ms);
 int stop_and_reap(pid_t pid, int sig);
 bool pid_alive(pid_t pid);
 int pid_wait_gone(pid_t pid, int timeout_ms);
+/* the live processes in our network namespace but us and known: how many */
+int netns_others(const pid_t *known, int nknown, pid_t *out, int max);
+/*
+ * SIGKILLs every other process in our network namespace, which must not
+ * be the one the test started in, until none is left: 0, or -errno
+ */
+int netns_reap(void);
 
 /* a RESP request and its reply; reply is NUL-terminated, length returned */
 int resp_send(int fd, int argc, const char *const *argv);

@@ -162,6 +162,7 @@ FIXTURE_TEARDOWN(httpd)
 		kill(json_num(out, "pid"), SIGTERM);
 	if (self->s.first > 0)
 		stop_and_reap(self->s.first, SIGKILL);
+	netns_reap();
 	close(self->s.lfd);
 	rundir_remove(self->s.rundir);
 	free(self->big);

@@ -42,6 +42,27 @@ failed_blocks() {
 	' "$1"
 }
 
+# The processes a host program left behind: any still running from the
+# builds under test once it has ended (the instances its upgrades start
+# are not its children). Each is killed and printed, one line each.
+left_behind() {
+	local i pid exe left
+
+	for i in 1 2 3 4 5 6 7; do	# a SIGTERMed instance takes a moment
+		left=()
+		for pid in /proc/[0-9]*; do
+			exe=$(readlink "$pid/exe" 2>/dev/null) || continue
+			case $exe in "$BATON_BIN"/* | "$B"/*) left+=("${pid#/proc/}") ;; esac
+		done
+		[ ${#left[@]} -eq 0 ] && return
+		sleep 0.5
+	done
+	for pid in "${left[@]}"; do
+		echo "   left behind: pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+		kill -9 "$pid" 2>/dev/null
+	done
+}
+
 # module_test switches a connection to BBR
 export VM_MODULES="tcp_bbr"
 for t in "$@"; do
@@ -84,6 +105,8 @@ for t in "$@"; do
 	start=$SECONDS
 	rc=0
 	(cd "$(dirname "$0")" && "${cmd[@]}") >"$log" 2>&1 || rc=$?
+	orphans=
+	[ $where = host ] && orphans=$(left_behind)
 	grep -E '^(ok|not ok) |^# fuzz:' "$log" | sed 's/^/   /'
 	if [ $rc -ne 0 ]; then
 		failed_blocks "$log"
@@ -103,6 +126,11 @@ for t in "$@"; do
 	pass[$where]=$((pass[$where] + $(field pass)))
 	fail[$where]=$((fail[$where] + $(field fail) + $(field error)))
 	skip[$where]=$((skip[$where] + $(field skip)))
+	if [ -n "$orphans" ]; then
+		echo "$orphans"
+		echo "   $t left processes behind: its teardown must end what its upgrades started"
+		fail[$where]=$((fail[$where] + 1))
+	fi
 	if [ $rc -ne 0 ] && [ "$(field fail)" -eq 0 ] && [ "$(field error)" -eq 0 ]; then
 		echo "   $t exited with status $rc: see $log"
 		fail[$where]=$((fail[$where] + 1))

@@ -497,6 +497,7 @@ FIXTURE_TEARDOWN(own)
 	for (i = 0; i < 50; i++)
 		close(self->fds[i]);
 	stop_and_reap(self->kvd, SIGKILL);
+	netns_reap();
 	rundir_remove(self->rundir);
 	umount(self->pins);
 	rmdir(self->pins);
