@@ -40,6 +40,9 @@ static void usage(FILE *f)
 "                         answer PING with an error: a version gone bad,\n"
 "                         for trying health checks ('batonctl upgrade\n"
 "                         --verify')\n"
+"  -S, --fdstore          under systemd, keep the listeners in the unit's\n"
+"                         file descriptor store (FileDescriptorStoreMax=):\n"
+"                         restarted after a crash, kvd takes them back\n"
 "  -q, --quiet            log errors only\n"
 "  -h, --help\n"
 "\n"
@@ -91,6 +94,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "steer-group", required_argument, NULL, 'G' },
 		{ "canary", no_argument, NULL, 'c' },
 		{ "fail-ping-after", required_argument, NULL, 'F' },
+		{ "fdstore", no_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -101,7 +105,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	srv_options_init(&o->srv, &kvd_srv_ops);
 	o->steer_gen = -1;
 	o->fail_ping_ms = -1;
-	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:F:cRqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:F:cRSqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			o->steer_gen = atoi(optarg);
