@@ -8,6 +8,8 @@
  *     counters whole; the journal and 'batonctl status -j' say so;
  *  2. to a good kvd: the verification passes over its window and the new
  *     version stays;
+ *  3. a check that hangs (sleep, past --verify-timeout-ms): killed, it
+ *     counts as failed, and the upgrade is reverted as in 1;
  * each over IPv4 and IPv6, v1->v2 and v2->v1.
  */
 #include <errno.h>
@@ -41,6 +43,7 @@ FIXTURE_VARIANT(verify) {
 	int family;
 	int from, to;
 	bool bad;		/* the new version fails its verification */
+	bool hang;		/* the check itself never answers */
 };
 
 FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_bad) { AF_INET, 1, 2, true };
@@ -51,6 +54,7 @@ FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_good) { AF_INET, 1, 2, false };
 FIXTURE_VARIANT_ADD(verify, ipv6_v1_v2_good) { AF_INET6, 1, 2, false };
 FIXTURE_VARIANT_ADD(verify, ipv4_v2_v1_good) { AF_INET, 2, 1, false };
 FIXTURE_VARIANT_ADD(verify, ipv6_v2_v1_good) { AF_INET6, 2, 1, false };
+FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_hang) { AF_INET, 1, 2, false, true };
 
 /* One INCR of client i's own counter: its reply must be the next number. */
 static int incr(FIXTURE_DATA(verify) *self, int i)
@@ -115,7 +119,7 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	const char *host = variant->family == AF_INET6 ? "::1" : "127.0.0.1";
 	/* a good version's command ends before --fail-ping-after */
 	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
-			       "--verify", check,
+			       "--verify", check, "--verify-timeout-ms", "1000",
 			       "--verify-for", variant->bad ? "20s" : "3s",
 			       "--", path, "--quiet",
 			       variant->bad ? "--fail-ping-after" : NULL, "2000",
@@ -126,8 +130,8 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	unsigned long before;
 
 	snprintf(log, sizeof(log), "%s", self->svc.log);
-	snprintf(check, sizeof(check), "redis-cli -h %s -p %d ping | grep -qx PONG",
-		 host, self->svc.port);
+	snprintf(check, sizeof(check), "redis-cli -h %s -p %d ping | grep -qx PONG%s",
+		 host, self->svc.port, variant->hang ? " && sleep 30" : "");
 	snprintf(text, sizeof(text), "kvd-v%d", variant->to);
 	bin(text, path, sizeof(path));
 
@@ -147,7 +151,11 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	TH_LOG("%lu requests, each answered right", self->requests);
 
 	failed = json_num(out, "new_pid");
-	if (variant->bad) {
+	if (variant->hang) {
+		EXPECT_NE(NULL, strstr(out, "no answer within its deadline of 1000 ms"));
+		EXPECT_EQ(1, json_num(out, "runs"));
+	}
+	if (variant->bad || variant->hang) {
 		EXPECT_EQ(1, rc);
 		EXPECT_NE(NULL, strstr(out, "\"result\":\"reverted\""));
 		EXPECT_NE(NULL, strstr(out, "\"verify\":{\"command\""));
@@ -166,7 +174,8 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	for (i = 0; i < CLIENTS; i++) {
 		ASSERT_EQ(0, kvd_info(self->fds[i], &pid, &version));
 		EXPECT_EQ(self->serving, pid);
-		EXPECT_EQ(variant->bad ? variant->from : variant->to, version);
+		EXPECT_EQ(variant->bad || variant->hang ? variant->from :
+			  variant->to, version);
 	}
 	for (i = 0; i < CLIENTS; i++)
 		EXPECT_EQ(0, incr(self, i));
@@ -174,7 +183,7 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	/* the journal, as status shows it */
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
 	EXPECT_EQ(self->serving, json_num(out, "pid"));
-	if (variant->bad) {
+	if (variant->bad || variant->hang) {
 		EXPECT_NE(NULL, strstr(out, "\"result\":\"reverted\""));
 		EXPECT_NE(NULL, strstr(out, "\"verify_result\":\"failed\""));
 		EXPECT_NE(NULL, strstr(out, "\"rollback\":\"done\""));
