@@ -20,7 +20,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 VM_DIR=${VM_DIR:-$top/build/vm}
-VM_TIMEOUT=${VM_TIMEOUT:-600}
+VM_TIMEOUT=${VM_TIMEOUT:-1200}
 krel=$(bash "$top/scripts/kernel-release.sh")
 kernel=$VM_DIR/vmlinuz-$krel
 moddir=$VM_DIR/lib/modules/$krel

@@ -9,10 +9,18 @@
  *     serves, says MAINPID= its own pid and READY=1; nothing else;
  *  3. an upgrade the new instance refuses (--state-min 99): RELOADING=1,
  *     then the old instance, serving again, says MAINPID= its own pid and
- *     READY=1.
+ *     READY=1;
+ *  4. kvd --fdstore, started fresh, sends its listener with FDSTORE=1 and
+ *     FDNAME=listener; killed (SIGKILL) while we hold that copy, as
+ *     systemd's store does, a client still connects, and a kvd started
+ *     with it in $LISTEN_FDS (LISTEN_FDNAMES=listener) serves it on the
+ *     same port, its --listen ignored, and stores nothing again.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +31,7 @@
 
 #include "kselftest_harness.h"
 #include "helpers.h"
+#include "../userspace/examples/common/server.h"	/* SRV_FDNAME */
 
 FIXTURE(notify) {
 	struct service svc;
@@ -40,11 +49,14 @@ FIXTURE_VARIANT_ADD(notify, ipv4_v2_v1) { AF_INET, 2, 1 };
 FIXTURE_VARIANT_ADD(notify, ipv6_v1_v2) { AF_INET6, 1, 2 };
 FIXTURE_VARIANT_ADD(notify, ipv6_v2_v1) { AF_INET6, 2, 1 };
 
-/* One message, NUL-terminated, and who sent it; -ETIMEDOUT if none came */
-static int notify_recv(int sock, char *buf, size_t len, pid_t *pid,
-		       int timeout_ms)
+/*
+ * One message, NUL-terminated, who sent it, and the descriptor it carried
+ * into *fd if fd is not NULL (-1 if none); -ETIMEDOUT if none came
+ */
+static int notify_recv_fd(int sock, char *buf, size_t len, pid_t *pid,
+			  int *fd, int timeout_ms)
 {
-	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
+	char cbuf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
 	struct iovec iov = { buf, len - 1 };
 	struct msghdr mh = {
 		.msg_iov = &iov, .msg_iovlen = 1,
@@ -61,11 +73,29 @@ static int notify_recv(int sock, char *buf, size_t len, pid_t *pid,
 		return -errno;
 	buf[n] = '\0';
 	*pid = 0;
-	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+	if (fd)
+		*fd = -1;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 		if (c->cmsg_level == SOL_SOCKET &&
 		    c->cmsg_type == SCM_CREDENTIALS)
 			*pid = ((struct ucred *)CMSG_DATA(c))->pid;
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+			int got;
+
+			memcpy(&got, CMSG_DATA(c), sizeof(got));
+			if (fd)
+				*fd = got;
+			else
+				close(got);
+		}
+	}
 	return 0;
+}
+
+static int notify_recv(int sock, char *buf, size_t len, pid_t *pid,
+		       int timeout_ms)
+{
+	return notify_recv_fd(sock, buf, len, pid, NULL, timeout_ms);
 }
 
 static unsigned long long mono_usec(void)
@@ -181,6 +211,152 @@ TEST_F(notify, refused_upgrade_old_says_ready_again)
 	EXPECT_EQ(self->svc.kvd, from);
 	snprintf(want, sizeof(want), "MAINPID=%d\nREADY=1\nSTATUS=serving",
 		 self->svc.kvd);
+	EXPECT_STREQ(want, msg);
+	EXPECT_EQ(-ETIMEDOUT, notify_recv(self->sock, msg, sizeof(msg), &from,
+					  200)) {
+		TH_LOG("pid %d said more: %s", from, msg);
+	}
+}
+
+/* 4. */
+FIXTURE(fdstore) {
+	struct service svc;
+	char path[108];
+	int sock;
+	int stored;		/* our copy, as systemd's store holds it */
+	pid_t next;		/* the instance started after the crash */
+};
+
+FIXTURE_VARIANT(fdstore) {
+	int family;
+	int first, next;	/* kvd versions */
+};
+
+FIXTURE_VARIANT_ADD(fdstore, ipv4_v1_v2) { AF_INET, 1, 2 };
+FIXTURE_VARIANT_ADD(fdstore, ipv6_v2_v1) { AF_INET6, 2, 1 };
+
+FIXTURE_SETUP(fdstore)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int one = 1;
+
+	self->svc.kvd = self->next = -1;
+	self->svc.lfd = self->stored = -1;
+	snprintf(self->path, sizeof(self->path), "/tmp/baton-fdstore-%d.sock",
+		 getpid());
+	unlink(self->path);
+	self->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, self->sock);
+	ASSERT_EQ(0, setsockopt(self->sock, SOL_SOCKET, SO_PASSCRED, &one,
+				sizeof(one)));
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", self->path);
+	ASSERT_EQ(0, bind(self->sock, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, setenv("NOTIFY_SOCKET", self->path, 1));
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_EQ(0, rundir_make(self->svc.rundir, sizeof(self->svc.rundir)));
+	snprintf(self->svc.log, sizeof(self->svc.log), "%s/kvd.log",
+		 self->svc.rundir);
+	snprintf(self->svc.sock, sizeof(self->svc.sock), "%s/kvd.sock",
+		 self->svc.rundir);
+}
+
+FIXTURE_TEARDOWN(fdstore)
+{
+	if (self->next > 0)
+		stop_and_reap(self->next, SIGKILL);
+	if (self->stored >= 0)
+		close(self->stored);
+	service_teardown(&self->svc);
+	close(self->sock);
+	unlink(self->path);
+	unsetenv("NOTIFY_SOCKET");
+}
+
+/* kvd-vN with the stored listener as fd 3, named in $LISTEN_FDNAMES */
+static pid_t kvd_restart(int version, int fd, const char *rundir,
+			 const char *listen)
+{
+	char path[512], name[16], sock[512], log[512];
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/kvd.sock", rundir);
+	snprintf(log, sizeof(log), "%s/kvd.log", rundir);
+	snprintf(name, sizeof(name), "kvd-v%d", version);
+	bin(name, path, sizeof(path));
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		char pidstr[16];
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (lfd >= 0)
+			dup2(lfd, 2);
+		if (dup2(fd, 3) < 0)
+			_exit(126);
+		snprintf(pidstr, sizeof(pidstr), "%d", getpid());
+		setenv("LISTEN_PID", pidstr, 1);
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_FDNAMES", SRV_FDNAME, 1);
+		execl(path, path, "--quiet", "--fdstore", "--listen", listen,
+		      (char *)NULL);
+		_exit(127);
+	}
+	if (wait_path(sock, 10000)) {
+		stop_and_reap(pid, SIGKILL);
+		return -ETIMEDOUT;
+	}
+	return pid;
+}
+
+TEST_F(fdstore, crash_then_taken_back)
+{
+	const char *listen = variant->family == AF_INET6 ? "[::1]:0" :
+			     "127.0.0.1:0";
+	const char *args[] = { "--fdstore", "--listen", listen, NULL };
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char msg[256], want[64], reply[64];
+	int fd, port, version;
+	pid_t from, pid;
+
+	self->svc.kvd = kvd_start(variant->first, -1, self->svc.rundir, args);
+	ASSERT_LT(0, self->svc.kvd);
+	ASSERT_EQ(0, notify_recv_fd(self->sock, msg, sizeof(msg), &from,
+				    &self->stored, 5000));
+	EXPECT_EQ(self->svc.kvd, from);
+	EXPECT_STREQ("FDSTORE=1\nFDNAME=" SRV_FDNAME, msg);
+	ASSERT_LE(0, self->stored);
+	ASSERT_EQ(0, getsockname(self->stored, (struct sockaddr *)&ss, &len));
+	EXPECT_EQ(variant->family, ss.ss_family);
+	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	ASSERT_LT(0, port);
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_STREQ("READY=1\nSTATUS=serving", msg);
+	self->svc.port = port;
+	ASSERT_EQ(self->svc.kvd, serving_pid(&self->svc, variant->family));
+
+	/* the crash: the listener lives on in our copy */
+	ASSERT_LE(0, stop_and_reap(self->svc.kvd, SIGKILL));
+	self->svc.kvd = -1;
+	fd = client_connect(variant->family, port);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, resp_send(fd, 1, (const char *const[]){ "PING" }));
+
+	self->next = kvd_restart(variant->next, self->stored, self->svc.rundir,
+				 listen);
+	ASSERT_LT(0, self->next);
+	EXPECT_LT(0, resp_reply(fd, reply, sizeof(reply), 10000));
+	EXPECT_STREQ("+PONG\r\n", reply);
+	ASSERT_EQ(0, kvd_info(fd, &pid, &version));
+	EXPECT_EQ(self->next, pid);
+	EXPECT_EQ(variant->next, version);
+	close(fd);
+
+	/* READY=1 alone: what came back is not stored again */
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(self->next, from);
+	snprintf(want, sizeof(want), "READY=1\nSTATUS=serving");
 	EXPECT_STREQ(want, msg);
 	EXPECT_EQ(-ETIMEDOUT, notify_recv(self->sock, msg, sizeof(msg), &from,
 					  200)) {

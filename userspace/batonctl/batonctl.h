@@ -36,12 +36,13 @@ void out_ms(struct out *o, const char *key, const char *label, double ms,
 	    const char *note);
 
 /* journal.c: <run_dir>/<service>/journal and upgrade.lock */
-#define JOURNAL_MAX_FIELDS 40
+#define JOURNAL_MAX_FIELDS 48
+#define JOURNAL_VAL_LEN	256
 
 struct journal {
 	unsigned int n;
 	char key[JOURNAL_MAX_FIELDS][32];
-	char val[JOURNAL_MAX_FIELDS][96];
+	char val[JOURNAL_MAX_FIELDS][JOURNAL_VAL_LEN];
 	unsigned long seq;	/* of the newest slot */
 	int fd;			/* open by journal_open() */
 	int lock;		/* upgrade.lock, held */
@@ -70,6 +71,32 @@ struct ctl_log {
 };
 
 void ctl_log(void *ctx, enum baton_log_level level, const char *msg);
+
+/* verify.c: upgrade --verify CMD, and the way back if it fails */
+#define VERIFY_FOR_MS		10000	/* --verify-for */
+#define VERIFY_TIMEOUT_MS	5000	/* --verify-timeout-ms: each run */
+#define VERIFY_INTERVAL_MS	500	/* between runs */
+#define VERIFY_MAX_ARGS		63
+
+struct verify {
+	const char *cmd;	/* NULL: no verification */
+	int for_ms;
+	int run_ms;
+	/* the old instance's command line */
+	char old_buf[4096];
+	char old_exe[256];
+	char *old_argv[VERIFY_MAX_ARGS + 1];
+	char old_line[JOURNAL_VAL_LEN];
+	/* what the window saw */
+	unsigned int runs;
+	bool failed;
+	double at_ms;		/* the failed run's end, after the window began */
+	char why[128];
+};
+
+int parse_duration_ms(const char *s);
+int verify_old_command(struct verify *v, pid_t pid);
+int verify_window(struct verify *v, const char *service, pid_t pid);
 
 /* the subcommands */
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);

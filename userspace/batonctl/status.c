@@ -93,8 +93,9 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 	struct baton_instance_info info;
 	struct journal j;
 	char title[160], when[64];
-	const char *started;
+	const char *started, *result;
 	unsigned int i;
+	bool gone;
 	int err;
 
 	err = baton_query(o->run_dir, service, 0, &info);
@@ -136,11 +137,16 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 					*c = ' ';
 			out_str(out, j.key[i], label, j.val[i]);
 		}
-		if (!finished(journal_get(&j, "phase")) &&
-		    !proc_is(journal_get(&j, "coordinator_pid"),
-			     journal_get(&j, "coordinator_start")))
+		gone = !proc_is(journal_get(&j, "coordinator_pid"),
+				journal_get(&j, "coordinator_start"));
+		result = journal_get(&j, "result");
+		if (gone && (!finished(journal_get(&j, "phase")) ||
+			     (result && !strcmp(result, "rollback-running"))))
 			out_str(out, "interrupted", "interrupted",
 				"its coordinator is gone; run 'batonctl recover' to settle it");
+		else if (gone && result && !strcmp(result, "verifying"))
+			out_str(out, "interrupted", "interrupted",
+				"its coordinator died during --verify: the new version serves, its verification unfinished");
 		out_obj_end(out);
 	}
 	out_obj_end(out);
@@ -191,17 +197,38 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
  */
 int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 {
-	const char *old, *new, *old_start, *new_start, *result;
+	const char *old, *new, *old_start, *new_start, *result, *back;
+	const char *pre = "";
+	char key[32];
 	int waited;
 
-	if (!j->seq || finished(journal_get(j, "phase")) ||
+	/* killed on the way back from a failed --verify: that upgrade */
+	back = journal_get(j, "rollback");
+	if (back && !strcmp(back, "in-progress"))
+		pre = "rollback_";
+#define FIELD(name) (snprintf(key, sizeof(key), "%s" name, pre), journal_get(j, key))
+	if (!j->seq || (!pre[0] && finished(journal_get(j, "phase"))) ||
 	    proc_is(journal_get(j, "coordinator_pid"),
 		    journal_get(j, "coordinator_start")))
 		return 0;
-	old = journal_get(j, "old_pid");
-	new = journal_get(j, "new_pid");
-	old_start = journal_get(j, "old_start");
-	new_start = journal_get(j, "new_start");
+	old = FIELD("old_pid");
+	new = FIELD("new_pid");
+	old_start = FIELD("old_start");
+	new_start = FIELD("new_start");
+#undef FIELD
+	if (pre[0] && !new) {
+		/* the way back never spawned: the new version serves on */
+		journal_set(j, "rollback", "not-begun");
+		journal_set(j, "result", "failed");
+		journal_set(j, "reason", "recovered: the coordinator (pid %s) died before the way back began: the new version serves, though it failed its verification",
+			    journal_get(j, "coordinator_pid") ?: "?");
+		journal_write(j);
+		if (!quiet)
+			fprintf(stderr, "batonctl: settled an interrupted rollback of %s: it had not begun; the new version (pid %s) serves, though it failed its verification: upgrade back by hand (old command: %s)\n",
+				service, journal_get(j, "new_pid") ?: "?",
+				journal_get(j, "old_command") ?: "?");
+		return 1;
+	}
 	for (waited = 0; waited < timeout_ms && proc_is(old, old_start) &&
 	     proc_is(new, new_start); waited += 10)
 		usleep(10000);
@@ -211,14 +238,23 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 		result = "done";
 	else
 		result = "failed";	/* both still there, or both gone */
-	journal_set(j, "reason", "recovered: the coordinator (pid %s) died in phase %s",
+	snprintf(key, sizeof(key), "%sphase", pre);
+	journal_set(j, "reason", "recovered: the coordinator (pid %s) died in %sphase %s",
 		    journal_get(j, "coordinator_pid") ?: "?",
-		    journal_get(j, "phase") ?: "?");
-	journal_set(j, "phase", "%s", result);
+		    pre[0] ? "the way back's " : "",
+		    journal_get(j, key) ?: "?");
+	journal_set(j, key, "%s", result);
+	if (pre[0]) {
+		/* the way back done: the old command serves */
+		journal_set(j, "rollback", "%s", !strcmp(result, "done") ?
+			    "done" : "failed");
+		result = !strcmp(result, "done") ? "reverted" : "failed";
+	}
 	journal_set(j, "result", "%s", result);
 	journal_write(j);
 	if (!quiet)
-		fprintf(stderr, "batonctl: settled an interrupted upgrade of %s: %s (old pid %s %s, new pid %s %s)\n",
+		fprintf(stderr, "batonctl: settled an interrupted %s of %s: %s (old pid %s %s, new pid %s %s)\n",
+			pre[0] ? "rollback after a failed --verify" : "upgrade",
 			service, result, old ?: "?",
 			proc_is(old, old_start) ? "running" : "gone",
 			new ?: "?", proc_is(new, new_start) ? "running" : "gone");

@@ -16,6 +16,8 @@ static void usage(FILE *f)
 "Usage: batonctl upgrade SERVICE [--timeout-ms N] [--blackout-timeout-ms N]\n"
 "                        [--drain] [--log FILE] [--listeners take|own]\n"
 "                        [--precopy-rounds N] [--precopy-bytes N]\n"
+"                        [--verify CMD [--verify-for DURATION]\n"
+"                         [--verify-timeout-ms N]]\n"
 "                        [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as the next version of SERVICE and moves the running\n"
@@ -43,9 +45,20 @@ static void usage(FILE *f)
 "                   carries what changes during it (%u). Rounds that do\n"
 "                   not shrink end too: writes outran the copy, and the\n"
 "                   blackout carries a round's worth (the report says so)\n"
+"  --verify CMD     after activation, run CMD (/bin/sh -c; BATON_SERVICE\n"
+"                   and BATON_PID, the new instance's, in its environment)\n"
+"                   every %d ms over the window: if a run exits non-zero,\n"
+"                   upgrade back to the old instance's command line\n"
+"                   (read from /proc before anything begins) and exit 1\n"
+"  --verify-for DURATION\n"
+"                   the window: 10s, 500ms, 2m (%d ms)\n"
+"  --verify-timeout-ms N\n"
+"                   each run's deadline, past which it is killed and\n"
+"                   counts as failed (%d)\n"
 "  -j, --json       print the report as one JSON object\n",
 		BATON_UPGRADE_TIMEOUT_MS, BATON_BLACKOUT_TIMEOUT_MS,
-		BATON_PRECOPY_ROUNDS, BATON_MAX_ROUNDS, BATON_PRECOPY_BYTES);
+		BATON_PRECOPY_ROUNDS, BATON_MAX_ROUNDS, BATON_PRECOPY_BYTES,
+		VERIFY_INTERVAL_MS, VERIFY_FOR_MS, VERIFY_TIMEOUT_MS);
 }
 
 static double ms_between(__u64 a, __u64 b)
@@ -59,17 +72,24 @@ static double ms_between(__u64 a, __u64 b)
  * are known, after the attach and the spawn, and at the end: not in the
  * blackout, where nothing recovery reads changes.
  */
-static void journal_phase(struct journal *j,
+static void journal_phase(struct journal *j, const char *prefix,
 			  const struct baton_upgrade_report *r)
 {
-	journal_set(j, "phase", "%s", baton_phase_name(r->phase));
-	if (r->old_pid && !journal_get(j, "old_pid")) {
-		journal_set(j, "old_pid", "%d", r->old_pid);
-		journal_set(j, "old_start", "%llu", proc_start_time(r->old_pid));
+	char key[32];
+
+	snprintf(key, sizeof(key), "%sphase", prefix);
+	journal_set(j, key, "%s", baton_phase_name(r->phase));
+	snprintf(key, sizeof(key), "%sold_pid", prefix);
+	if (r->old_pid && !journal_get(j, key)) {
+		journal_set(j, key, "%d", r->old_pid);
+		snprintf(key, sizeof(key), "%sold_start", prefix);
+		journal_set(j, key, "%llu", proc_start_time(r->old_pid));
 	}
-	if (r->new_pid && !journal_get(j, "new_pid")) {
-		journal_set(j, "new_pid", "%d", r->new_pid);
-		journal_set(j, "new_start", "%llu", proc_start_time(r->new_pid));
+	snprintf(key, sizeof(key), "%snew_pid", prefix);
+	if (r->new_pid && !journal_get(j, key)) {
+		journal_set(j, key, "%d", r->new_pid);
+		snprintf(key, sizeof(key), "%snew_start", prefix);
+		journal_set(j, key, "%llu", proc_start_time(r->new_pid));
 	}
 	journal_set(j, "updated", "%ld", (long)time(NULL));
 	journal_write(j);
@@ -155,9 +175,72 @@ static void report_rounds(struct out *out, const struct baton_upgrade_report *r)
 	out_arr_end(out);
 }
 
-static void report(const struct ctl_opts *o, const char *service,
-		   const struct baton_upgrade_report *r, struct journal *j)
+/* What --verify saw and, if it failed, how the way back went. */
+static void report_verify(struct out *out, const struct verify *v,
+			  const struct baton_upgrade_report *back)
 {
+	char buf[300];
+
+	out_obj_begin(out, "verify", "verify:");
+	out_str(out, "command", "command", v->cmd);
+	out_u64(out, "for_ms", NULL, v->for_ms);
+	out_str(out, "result", "result", v->failed ? "failed" : "passed");
+	out_u64(out, "runs", NULL, v->runs);
+	if (v->failed) {
+		snprintf(buf, sizeof(buf), "run %u of the window, %.3f s into it: %s",
+			 v->runs, v->at_ms / 1000, v->why);
+		out_str(out, "failure", "failure", buf);
+		out_ms(out, "failed_at_ms", NULL, v->at_ms, NULL);
+	} else {
+		snprintf(buf, sizeof(buf), "%u runs over %.1f s, each exited 0",
+			 v->runs, v->for_ms / 1000.0);
+		out_str(out, NULL, "runs", buf);
+	}
+	out_obj_end(out);
+	if (!v->failed)
+		return;
+	out_obj_begin(out, "rollback", "went back to the old command:");
+	out_str(out, "command", "command", v->old_line);
+	out_str(out, "result", "result", back ? baton_phase_name(back->phase) :
+		"not started");
+	if (back) {
+		out_u64(out, "old_pid", NULL, back->old_pid);
+		out_u64(out, "new_pid", NULL, back->new_pid);
+		snprintf(buf, sizeof(buf), "pid %d (the one that failed) to pid %d",
+			 back->old_pid, back->new_pid);
+		out_str(out, NULL, "from", buf);
+		snprintf(buf, sizeof(buf), "%u listeners, %u connections",
+			 back->listeners, back->conns);
+		out_str(out, NULL, "moved", buf);
+		out_u64(out, "listeners", NULL, back->listeners);
+		out_u64(out, "conns", NULL, back->conns);
+		out_ms(out, "blackout_ms", "blackout",
+		       ms_between(back->deactivate_ns, back->active_ns), NULL);
+		if (back->error)
+			out_str(out, "error", "error", back->reason);
+	}
+	out_obj_end(out);
+}
+
+/*
+ * The outcome: phase's name; with --verify, "reverted" when the way back
+ * was taken and "failed" when it could not be.
+ */
+static const char *outcome(const struct baton_upgrade_report *r,
+			   const struct verify *v,
+			   const struct baton_upgrade_report *back)
+{
+	if (r->phase != BATON_PHASE_DONE || !v->cmd || !v->failed)
+		return baton_phase_name(r->phase);
+	return back && back->phase == BATON_PHASE_DONE ? "reverted" : "failed";
+}
+
+static void report(const struct ctl_opts *o, const char *service,
+		   const struct baton_upgrade_report *r, struct journal *j,
+		   const struct verify *v,
+		   const struct baton_upgrade_report *back)
+{
+	const char *result = outcome(r, v, back);
 	char who[300], why[200];
 	pid_t serving = 0;
 	const __u64 *t = r->t_ns;
@@ -167,7 +250,7 @@ static void report(const struct ctl_opts *o, const char *service,
 	char buf[160], note[160];
 	struct out out;
 
-	journal_set(j, "result", "%s", baton_phase_name(r->phase));
+	journal_set(j, "result", "%s", result);
 	journal_set(j, "reason", "%s", r->reason);
 	journal_set(j, "conns", "%u", r->conns);
 	journal_set(j, "listeners", "%u", r->listeners);
@@ -175,7 +258,12 @@ static void report(const struct ctl_opts *o, const char *service,
 	journal_set(j, "total_ms", "%.3f", total);
 
 	/* checked now: who answers for the service */
-	if (r->new_pid && serves(o, service, r->new_pid, why, sizeof(why))) {
+	if (back && back->new_pid &&
+	    serves(o, service, back->new_pid, why, sizeof(why))) {
+		serving = back->new_pid;
+		snprintf(who, sizeof(who), "the old command's new instance (pid %d) serves",
+			 serving);
+	} else if (r->new_pid && serves(o, service, r->new_pid, why, sizeof(why))) {
 		serving = r->new_pid;
 		snprintf(who, sizeof(who), "the new instance (pid %d) serves",
 			 serving);
@@ -196,15 +284,14 @@ static void report(const struct ctl_opts *o, const char *service,
 
 	out_begin(&out, stdout, o->json);
 	if (!o->json) {
-		if (r->phase == BATON_PHASE_DONE)
+		if (strcmp(result, "done"))
+			printf("upgrade of %s: %s\n", service, result);
+		else
 			printf("upgrade of %s: done in %.1f ms%s\n", service,
 			       total, r->old_lost ? " (the old instance was lost; the new took over)" : "");
-		else
-			printf("upgrade of %s: %s\n", service,
-			       baton_phase_name(r->phase));
 	}
 	out_str(&out, "service", NULL, service);
-	out_str(&out, "result", NULL, baton_phase_name(r->phase));
+	out_str(&out, "result", NULL, result);
 	snprintf(buf, sizeof(buf), "pid %d, %s", r->old_pid, r->old_app);
 	out_str(&out, "old", "old", buf);
 	snprintf(buf, sizeof(buf), "pid %d, %s", r->new_pid, r->new_app);
@@ -265,6 +352,8 @@ static void report(const struct ctl_opts *o, const char *service,
 		       ms_between(r->activated_ns, t[BATON_PHASE_DONE]),
 		       "after the new became active");
 	out_ms(&out, "total_ms", NULL, total, NULL);
+	if (v->cmd && r->phase == BATON_PHASE_DONE)
+		report_verify(&out, v, back);
 	out_u64(&out, "mono_start_ns", NULL, t[BATON_PHASE_ATTACHED]);
 	out_u64(&out, "mono_end_ns", NULL,
 		r->active_ns ? r->active_ns : t[r->phase]);
@@ -289,8 +378,83 @@ static void report(const struct ctl_opts *o, const char *service,
 	else if (r->phase == BATON_PHASE_ROLLED_BACK || r->phase == BATON_PHASE_FAILED)
 		fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
 			"batonctl: %s\n", service, r->reason, who);
+	else if (!strcmp(result, "reverted") && serving == back->new_pid)
+		fprintf(stderr, "batonctl: %s failed its verification (%s), so it went back to the old command: %s.\n",
+			service, v->why, who);
+	else if (!strcmp(result, "failed"))
+		fprintf(stderr, "batonctl: %s failed its verification (%s), and going back failed too: %s.\n"
+			"batonctl: start %s again with the old command: %s\n",
+			service, v->why, who, service, v->old_line);
 	else if (r->phase == BATON_PHASE_DONE && serving != r->new_pid)
 		fprintf(stderr, "batonctl: %s\n", who);
+}
+
+/* The steps of one upgrade, the journal kept under prefix: its phase. */
+static int drive(struct baton_upgrade *up, struct journal *j,
+		 const char *prefix, bool quiet)
+{
+	const struct baton_upgrade_report *r = baton_upgrade_report(up);
+	char key[32];
+	int phase;
+
+	journal_phase(j, prefix, r);
+	do {
+		phase = baton_upgrade_step(up);
+		if (phase == BATON_PHASE_SPAWNED)
+			journal_phase(j, prefix, r);
+		if (!quiet && isatty(STDERR_FILENO) && phase > 0 &&
+		    phase != BATON_PHASE_DONE)
+			fprintf(stderr, "  ... %s%s\n", prefix[0] ? "going back: " : "",
+				baton_phase_name(phase));
+	} while (phase > 0 && phase != BATON_PHASE_DONE);
+	snprintf(key, sizeof(key), "%sphase", prefix);
+	journal_set(j, key, "%s", baton_phase_name(r->phase));
+	return r->phase;
+}
+
+/*
+ * After activation: CMD over the window and, if it fails, an upgrade back
+ * to the old instance's command (*back, for the report). The journal says
+ * where it stands at each step: "rollback=in-progress" is what recover()
+ * looks for if this coordinator dies on the way back.
+ */
+static void verify_after(struct baton_upgrade_opts *uo, struct verify *v,
+			 const struct baton_upgrade_report *r,
+			 struct journal *j, struct baton_upgrade **back,
+			 bool quiet)
+{
+	const struct baton_upgrade_report *br;
+
+	journal_set(j, "result", "verifying");
+	journal_set(j, "verify_result", "running");
+	journal_write(j);
+	if (!verify_window(v, uo->service, r->new_pid)) {
+		journal_set(j, "verify_result", "passed");
+		journal_set(j, "verify_runs", "%u", v->runs);
+		return;
+	}
+	journal_set(j, "verify_result", "failed");
+	journal_set(j, "verify_runs", "%u", v->runs);
+	journal_set(j, "verify_failure", "run %u, %.3f s into the window: %s",
+		    v->runs, v->at_ms / 1000, v->why);
+	journal_set(j, "rollback", "in-progress");
+	journal_set(j, "result", "rollback-running");
+	journal_write(j);
+	if (!quiet)
+		fprintf(stderr, "batonctl: %s failed its verification (%s): going back to %s\n",
+			uo->service, v->why, v->old_line);
+	uo->argv = v->old_argv;
+	if (baton_upgrade_open(back, uo)) {
+		*back = NULL;
+		journal_set(j, "rollback", "failed");
+		journal_set(j, "rollback_reason", "could not begin");
+		return;
+	}
+	drive(*back, j, "rollback_", quiet);
+	br = baton_upgrade_report(*back);
+	journal_set(j, "rollback", "%s", br->phase == BATON_PHASE_DONE ?
+		    "done" : "failed");
+	journal_set(j, "rollback_reason", "%s", br->reason);
 }
 
 /* Nothing began: why, and who serves (as checked now), in the same forms. */
@@ -331,18 +495,24 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "listeners", required_argument, NULL, 'L' },
 		{ "precopy-rounds", required_argument, NULL, 'R' },
 		{ "precopy-bytes", required_argument, NULL, 'Y' },
+		{ "verify", required_argument, NULL, 'v' },
+		{ "verify-for", required_argument, NULL, 'V' },
+		{ "verify-timeout-ms", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
+	static struct verify v = { .for_ms = VERIFY_FOR_MS,
+				   .run_ms = VERIFY_TIMEOUT_MS };
 	struct ctl_opts opts = *o;
 	char *end;
 	struct baton_upgrade_opts uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS };
 	const struct baton_upgrade_report *r;
-	struct baton_upgrade *up = NULL;
+	struct baton_upgrade *up = NULL, *back = NULL;
+	struct baton_instance_info info;
 	struct ctl_log logged = {};
 	struct journal j = {};
-	int c, err, phase;
+	int c, err;
 
 	optind = 0;	/* a new argv: reinitialise getopt */
 	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
@@ -388,6 +558,23 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 				uo.flags |= BATON_UPGRADE_F_OWN_LISTENERS;
 			} else if (strcmp(optarg, "take")) {
 				fprintf(stderr, "batonctl: --listeners is 'take' (hand them over) or 'own' (the new opens its own)\n");
+				return 2;
+			}
+			break;
+		case 'v':
+			v.cmd = optarg;
+			break;
+		case 'V':
+			v.for_ms = parse_duration_ms(optarg);
+			if (v.for_ms < 0) {
+				fprintf(stderr, "batonctl: --verify-for takes a duration: 10s, 500ms, 2m\n");
+				return 2;
+			}
+			break;
+		case 'T':
+			v.run_ms = atoi(optarg);
+			if (v.run_ms <= 0) {
+				fprintf(stderr, "batonctl: --verify-timeout-ms takes a positive number of milliseconds\n");
 				return 2;
 			}
 			break;
@@ -437,6 +624,23 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	journal_set(&j, "started", "%ld", (long)time(NULL));
 	journal_set(&j, "command", "%s", uo.argv[0]);
 	journal_set(&j, "result", "in-progress");
+	if (v.cmd) {
+		/* the way back is known before anything changes */
+		err = baton_query(opts.run_dir, uo.service, BATON_QUERY_TIMEOUT_MS,
+				  &info) ?: verify_old_command(&v, info.pid);
+		if (err) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "--verify needs the running instance's command line, to go back to it, and it could not be read: %s",
+				 strerror(-err));
+			refused(&opts, uo.service, why, &j);
+			journal_close(&j);
+			return 1;
+		}
+		journal_set(&j, "old_command", "%s", v.old_line);
+		journal_set(&j, "verify", "%s", v.cmd);
+		journal_set(&j, "verify_for_ms", "%d", v.for_ms);
+	}
 	err = baton_upgrade_open(&up, &uo);
 	if (err) {
 		/* refused: the library said why, or the arguments were wrong */
@@ -446,18 +650,15 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		return 1;
 	}
 	r = baton_upgrade_report(up);
-	journal_phase(&j, r);
-	do {
-		phase = baton_upgrade_step(up);
-		if (phase == BATON_PHASE_SPAWNED)
-			journal_phase(&j, r);
-		if (!opts.json && isatty(STDERR_FILENO) && phase > 0 &&
-		    phase != BATON_PHASE_DONE)
-			fprintf(stderr, "  ... %s\n", baton_phase_name(phase));
-	} while (phase > 0 && phase != BATON_PHASE_DONE);
-	journal_set(&j, "phase", "%s", baton_phase_name(r->phase));
-	report(&opts, uo.service, r, &j);
-	err = r->phase == BATON_PHASE_DONE ? 0 : 1;
+	drive(up, &j, "", opts.json);
+	if (r->phase == BATON_PHASE_DONE && v.cmd)
+		verify_after(&uo, &v, r, &j, &back, opts.json);
+	report(&opts, uo.service, r, &j, &v,
+	       back ? baton_upgrade_report(back) : NULL);
+	err = strcmp(outcome(r, &v, back ? baton_upgrade_report(back) : NULL),
+		     "done") ? 1 : 0;
+	if (back)
+		baton_upgrade_close(back);
 	baton_upgrade_close(up);
 	journal_close(&j);
 	return err;

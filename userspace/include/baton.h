@@ -27,8 +27,13 @@
  *	    // connection, ops->load_state() and ops->load_conn() for every
  *	    // record, then ops->activate(). Returns once it serves.
  *	    // Started by hand: takes the service's lock and control socket.
- *	if (!baton_service_adopted(svc))
- *		open listeners;
+ *	if (!baton_service_adopted(svc)) {
+ *		n = baton_listeners_passed(svc, "listener", fds, max);
+ *		if (n <= 0)		// not restarted after a crash
+ *			open listeners;
+ *		if (the unit keeps a store, and n <= 0)
+ *			baton_listener_store(svc, fd, "listener") each;
+ *	}
  *	add baton_service_fd(svc) to the event loop;
  *	loop:
  *		if (baton_service_paused(svc))
@@ -236,6 +241,22 @@ BATON_API bool baton_service_paused(const struct baton_service *svc);
 BATON_API int baton_service_fd(const struct baton_service *svc);
 BATON_API int baton_service_dispatch(struct baton_service *svc);
 BATON_API void baton_service_close(struct baton_service *svc);
+
+/*
+ * Under systemd, listeners that outlive a crash: keep fd, a listening
+ * stream socket, in the service manager's file descriptor store under
+ * name (FDSTORE=1, FDNAME=; the unit sets FileDescriptorStoreMax=, or the
+ * manager drops it and logs so). 1 if sent, 0 without $NOTIFY_SOCKET.
+ */
+BATON_API int baton_listener_store(struct baton_service *svc, int fd,
+				   const char *name);
+/*
+ * The listening sockets named name that the service manager passed
+ * ($LISTEN_FDS, $LISTEN_FDNAMES: its store, after a restart) into fds, at
+ * most max: how many (0: none). They are the application's from here on.
+ */
+BATON_API int baton_listeners_passed(struct baton_service *svc,
+				     const char *name, int *fds, int max);
 
 /* Inside ops->export_sockets(): hand over one socket (a copy is sent). */
 BATON_API int baton_export_socket(struct baton_export *exp, int fd, __u64 id,

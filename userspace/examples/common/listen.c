@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ int srv_option(struct srv_opts *o, int c, const char *arg)
 		return 0;
 	case 'q':
 		o->quiet = true;
+		return 0;
+	case 'S':
+		o->fdstore = true;
 		return 0;
 	default:
 		return 1;
@@ -137,9 +141,24 @@ close_fd:
 
 int srv_listen(struct srv *s, const struct srv_opts *o, bool reuseport)
 {
+	int fds[SRV_MAX_LISTENERS];
 	unsigned int i;
-	int fd, err;
+	int fd, n, err;
 
+	n = baton_listeners_passed(s->svc, SRV_FDNAME, fds, SRV_MAX_LISTENERS);
+	for (i = 0; n > 0 && i < (unsigned int)n; i++) {
+		/* a socket unit's would block: ours, from the store, do not */
+		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+		err = srv_listener_add(s, fds[i], s->nlisteners + 1);
+		if (err)
+			return err;
+	}
+	if (n > 0) {
+		if (!s->quiet)
+			fprintf(stderr, "%s: %d listeners taken back from systemd's store; --listen and --listen-fd ignored\n",
+				s->ops->name, n);
+		goto watch;
+	}
 	for (i = 0; i < o->nlisten_fd; i++) {
 		err = srv_listener_add(s, o->listen_fd[i], s->nlisteners + 1);
 		if (err)
@@ -153,6 +172,9 @@ int srv_listen(struct srv *s, const struct srv_opts *o, bool reuseport)
 		if (err)
 			goto close_fd;
 	}
+	for (i = 0; o->fdstore && i < s->nlisteners; i++)
+		baton_listener_store(s->svc, s->listeners[i].fd, SRV_FDNAME);
+watch:
 	err = srv_listeners_watch(s, true);
 	if (err)
 		fprintf(stderr, "%s: cannot watch the listeners: %s\n",

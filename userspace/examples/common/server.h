@@ -106,15 +106,23 @@ struct srv_opts {
 	unsigned int nlisten, nlisten_fd;
 	__u32 state_min;
 	bool quiet;
+	bool fdstore;		/* keep the listeners in systemd's store */
 	char listen_default[32];
 };
+
+/* the listeners' name in systemd's file descriptor store (FDNAME=) */
+#define SRV_FDNAME	"listener"
 
 void srv_options_init(struct srv_opts *o, const struct srv_ops *ops);
 /* 0: taken; 1: not one of them; -EINVAL: bad, and said why */
 int srv_option(struct srv_opts *o, int c, const char *arg);
 int srv_options_done(struct srv_opts *o, int argc, char **argv);
 int srv_open_listener(struct srv *s, const char *addr, bool reuseport);
-/* the inherited listeners, then the addresses; watched */
+/*
+ * the inherited listeners, then the addresses; watched. Those systemd
+ * passed back from its store (after a crash) instead, if any; with
+ * --fdstore, those opened here go into it
+ */
 int srv_listen(struct srv *s, const struct srv_opts *o, bool reuseport);
 
 /* server.c */

@@ -214,7 +214,10 @@ static void execute(struct kvd *kvd, struct kvd_conn *c, struct arg *a,
 	int i, n = 0;
 
 	if (is(&a[0], "PING") && argc <= 2) {
-		if (argc == 2)
+		if (kvd->fail_ping_ms >= 0 && kvd->serving_ns &&
+		    kvd_now_ns() - kvd->serving_ns >= kvd->fail_ping_ms * 1000000ULL)
+			buf_printf(&c->base.out, "-ERR failing on purpose (--fail-ping-after)\r\n");
+		else if (argc == 2)
 			reply_bulk(c, a[1].p, a[1].n);
 		else
 			buf_printf(&c->base.out, "+PONG\r\n");

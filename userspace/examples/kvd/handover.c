@@ -214,6 +214,7 @@ static int activate(void *app, unsigned int flags)
 			flags & BATON_ACTIVATE_F_STATE_PARTIAL ?
 			"part of its phase 1 snapshot" :
 			"its phase 1 snapshot, without the changes since");
+	kvd->serving_ns = kvd_now_ns();
 	return err ?: kvd_steer_activate(kvd);
 }
 

@@ -73,7 +73,12 @@ struct kvd {
 	const char *service;
 	struct baton_steer *steer;	/* --steer: our listener's group */
 	unsigned int steer_gen;
+	/* --fail-ping-after MS: PING fails from MS after serving began */
+	long long fail_ping_ms;		/* -1: never */
+	__u64 serving_ns;		/* CLOCK_MONOTONIC; 0: not serving yet */
 };
+
+__u64 kvd_now_ns(void);
 
 /* steer.c */
 int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen);

@@ -35,12 +35,28 @@ static void usage(FILE *f)
 "                         generation GEN (0-%d) of a group that baton's\n"
 "                         sk_reuseport program steers; upgrade with\n"
 "                         'batonctl upgrade --listeners own'\n"
+"  -F, --fail-ping-after MS\n"
+"                         from MS milliseconds after it begins to serve,\n"
+"                         answer PING with an error: a version gone bad,\n"
+"                         for trying health checks ('batonctl upgrade\n"
+"                         --verify')\n"
+"  -S, --fdstore          under systemd, keep the listeners in the unit's\n"
+"                         file descriptor store (FileDescriptorStoreMax=):\n"
+"                         restarted after a crash, kvd takes them back\n"
 "  -q, --quiet            log errors only\n"
 "  -h, --help\n"
 "\n"
 "Started by 'batonctl upgrade', it takes over the running instance's\n"
 "listeners, connections and keys instead of opening its own.\n",
 		KVD_VERSION, BATON_RUN_DIR, BATON_STEER_MAX_GEN - 1);
+}
+
+__u64 kvd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 static const struct srv_ops kvd_srv_ops = {
@@ -62,6 +78,7 @@ struct options {
 	const char *steer_group;
 	bool canary;
 	bool reuseport;
+	long long fail_ping_ms;
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -76,15 +93,19 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "reuseport", no_argument, NULL, 'R' },
 		{ "steer-group", required_argument, NULL, 'G' },
 		{ "canary", no_argument, NULL, 'c' },
+		{ "fail-ping-after", required_argument, NULL, 'F' },
+		{ "fdstore", no_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
+	char *end;
 	int c, err;
 
 	srv_options_init(&o->srv, &kvd_srv_ops);
 	o->steer_gen = -1;
-	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:cRqh", longopts, NULL)) != -1) {
+	o->fail_ping_ms = -1;
+	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:F:cRSqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			o->steer_gen = atoi(optarg);
@@ -97,6 +118,13 @@ static int parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'c':
 			o->canary = true;
+			break;
+		case 'F':
+			o->fail_ping_ms = strtoll(optarg, &end, 10);
+			if (*end || end == optarg || o->fail_ping_ms < 0) {
+				fprintf(stderr, "kvd: --fail-ping-after takes a number of milliseconds\n");
+				return -EINVAL;
+			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -136,6 +164,7 @@ int main(int argc, char **argv)
 	srv_signals();
 	kvd.service = o.srv.service;
 	kvd.start_time = time(NULL);
+	kvd.fail_ping_ms = o.fail_ping_ms;
 	if (srv_init(s, &kvd_srv_ops, o.srv.quiet) || ks_init(&kvd.ks)) {
 		fprintf(stderr, "kvd: out of memory\n");
 		return 1;
@@ -170,6 +199,8 @@ int main(int argc, char **argv)
 		if (srv_listen(s, &o.srv, o.reuseport))
 			goto close_svc;
 	}
+	if (!kvd.serving_ns)	/* not adopted: serves from now */
+		kvd.serving_ns = kvd_now_ns();
 	if (!o.srv.quiet)
 		fprintf(stderr, "kvd-v%d[%d]: serving %s (%u listeners, %u connections, %zu keys)\n",
 			KVD_VERSION, getpid(), o.srv.service, s->nlisteners,

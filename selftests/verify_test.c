@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * batonctl upgrade --verify, with 300 clients connected and sending
+ * throughout (each its own counter, every reply checked byte for byte):
+ *  1. to a kvd whose PING fails 2 s after activation (--fail-ping-after):
+ *     the verification fails, batonctl goes back to the old command line
+ *     by itself, and the old version serves every client again, its
+ *     counters whole; the journal and 'batonctl status -j' say so;
+ *  2. to a good kvd: the verification passes over its window and the new
+ *     version stays;
+ *  3. a check that hangs (sleep, past --verify-timeout-ms): killed, it
+ *     counts as failed, and the upgrade is reverted as in 1;
+ * each over IPv4 and IPv6, v1->v2 and v2->v1.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "helpers.h"
+
+#define CLIENTS 300
+
+FIXTURE(verify) {
+	struct service svc;
+	int fds[CLIENTS];
+	int count[CLIENTS];	/* each client's counter, as last answered */
+	pthread_t load;
+	bool loading;
+	volatile bool stop;
+	int bad;		/* replies that were not the one expected */
+	unsigned long requests;
+	pid_t serving;		/* for the teardown */
+};
+
+FIXTURE_VARIANT(verify) {
+	int family;
+	int from, to;
+	bool bad;		/* the new version fails its verification */
+	bool hang;		/* the check itself never answers */
+};
+
+FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_bad) { AF_INET, 1, 2, true };
+FIXTURE_VARIANT_ADD(verify, ipv6_v1_v2_bad) { AF_INET6, 1, 2, true };
+FIXTURE_VARIANT_ADD(verify, ipv4_v2_v1_bad) { AF_INET, 2, 1, true };
+FIXTURE_VARIANT_ADD(verify, ipv6_v2_v1_bad) { AF_INET6, 2, 1, true };
+FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_good) { AF_INET, 1, 2, false };
+FIXTURE_VARIANT_ADD(verify, ipv6_v1_v2_good) { AF_INET6, 1, 2, false };
+FIXTURE_VARIANT_ADD(verify, ipv4_v2_v1_good) { AF_INET, 2, 1, false };
+FIXTURE_VARIANT_ADD(verify, ipv6_v2_v1_good) { AF_INET6, 2, 1, false };
+FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_hang) { AF_INET, 1, 2, false, true };
+
+/* One INCR of client i's own counter: its reply must be the next number. */
+static int incr(FIXTURE_DATA(verify) *self, int i)
+{
+	char key[16], want[16];
+	int err;
+
+	snprintf(key, sizeof(key), "c%d", i);
+	snprintf(want, sizeof(want), ":%d\r\n", self->count[i] + 1);
+	err = resp_expect(self->fds[i], want, 2, "INCR", key);
+	if (!err)
+		self->count[i]++;
+	return err;
+}
+
+/* Round after round over every client until told to stop. */
+static void *load(void *arg)
+{
+	FIXTURE_DATA(verify) *self = arg;
+	int i;
+
+	while (!self->stop)
+		for (i = 0; i < CLIENTS && !self->stop; i++) {
+			self->bad += incr(self, i) != 0;
+			__atomic_fetch_add(&self->requests, 1, __ATOMIC_RELAXED);
+		}
+	return NULL;
+}
+
+FIXTURE_SETUP(verify)
+{
+	int i;
+
+	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
+	self->serving = self->svc.kvd;
+	for (i = 0; i < CLIENTS; i++) {
+		self->fds[i] = client_connect(variant->family, self->svc.port);
+		ASSERT_LE(0, self->fds[i]);
+		ASSERT_EQ(0, incr(self, i));
+	}
+	ASSERT_EQ(0, pthread_create(&self->load, NULL, load, self));
+	self->loading = true;
+}
+
+FIXTURE_TEARDOWN(verify)
+{
+	int i;
+
+	self->stop = true;
+	if (self->loading)
+		pthread_join(self->load, NULL);
+	if (self->serving > 0 && self->serving != self->svc.kvd)
+		kill(self->serving, SIGTERM);
+	for (i = 0; i < CLIENTS; i++)
+		close(self->fds[i]);
+	service_teardown(&self->svc);
+}
+
+TEST_F_TIMEOUT(verify, upgrade, 90)
+{
+	char path[256], log[256], check[256], out[16384], text[256];
+	const char *host = variant->family == AF_INET6 ? "::1" : "127.0.0.1";
+	/* a good version's command ends before --fail-ping-after */
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
+			       "--verify", check, "--verify-timeout-ms", "1000",
+			       "--verify-for", variant->bad ? "20s" : "3s",
+			       "--", path, "--quiet",
+			       variant->bad ? "--fail-ping-after" : NULL, "2000",
+			       NULL };
+	const char *status_args[] = { "status", "kvd", "-j", NULL };
+	pid_t failed, pid;
+	int i, version, rc;
+	unsigned long before;
+
+	snprintf(log, sizeof(log), "%s", self->svc.log);
+	snprintf(check, sizeof(check), "redis-cli -h %s -p %d ping | grep -qx PONG%s",
+		 host, self->svc.port, variant->hang ? " && sleep 30" : "");
+	snprintf(text, sizeof(text), "kvd-v%d", variant->to);
+	bin(text, path, sizeof(path));
+
+	rc = batonctl(out, sizeof(out), args);
+	self->serving = json_num(out, "serving_pid");
+	before = __atomic_load_n(&self->requests, __ATOMIC_RELAXED);
+	TH_LOG("batonctl exited %d: %s", rc, out);
+
+	/* the clients go on through what follows, every reply checked */
+	while (__atomic_load_n(&self->requests, __ATOMIC_RELAXED) <
+	       before + 2 * CLIENTS)
+		usleep(10000);
+	self->stop = true;
+	self->loading = false;
+	ASSERT_EQ(0, pthread_join(self->load, NULL));
+	EXPECT_EQ(0, self->bad);
+	TH_LOG("%lu requests, each answered right", self->requests);
+
+	failed = json_num(out, "new_pid");
+	if (variant->hang) {
+		EXPECT_NE(NULL, strstr(out, "no answer within its deadline of 1000 ms"));
+		EXPECT_EQ(1, json_num(out, "runs"));
+	}
+	if (variant->bad || variant->hang) {
+		EXPECT_EQ(1, rc);
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"reverted\""));
+		EXPECT_NE(NULL, strstr(out, "\"verify\":{\"command\""));
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"failed\""));
+		EXPECT_NE(NULL, strstr(out, "\"rollback\":{"));
+		EXPECT_EQ(0, pid_wait_gone(failed, 5000));
+	} else {
+		EXPECT_EQ(0, rc);
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"passed\""));
+		EXPECT_EQ(NULL, strstr(out, "\"rollback\""));
+		EXPECT_EQ(failed, self->serving);
+	}
+
+	/* every client, served by the version of the outcome */
+	for (i = 0; i < CLIENTS; i++) {
+		ASSERT_EQ(0, kvd_info(self->fds[i], &pid, &version));
+		EXPECT_EQ(self->serving, pid);
+		EXPECT_EQ(variant->bad || variant->hang ? variant->from :
+			  variant->to, version);
+	}
+	for (i = 0; i < CLIENTS; i++)
+		EXPECT_EQ(0, incr(self, i));
+
+	/* the journal, as status shows it */
+	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+	EXPECT_EQ(self->serving, json_num(out, "pid"));
+	if (variant->bad || variant->hang) {
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"reverted\""));
+		EXPECT_NE(NULL, strstr(out, "\"verify_result\":\"failed\""));
+		EXPECT_NE(NULL, strstr(out, "\"rollback\":\"done\""));
+		EXPECT_NE(NULL, json_str(out, "old_command", text, sizeof(text)));
+		snprintf(path, sizeof(path), "kvd-v%d --quiet", variant->from);
+		EXPECT_NE(NULL, strstr(text, path)) TH_LOG("old command: %s", text);
+	} else {
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+		EXPECT_NE(NULL, strstr(out, "\"verify_result\":\"passed\""));
+		EXPECT_EQ(NULL, strstr(out, "\"rollback\""));
+	}
+}
+
+TEST_HARNESS_MAIN
