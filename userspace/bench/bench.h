@@ -163,6 +163,7 @@ struct upgrade_result {
 	int ok;
 	struct window w;
 	double blackout_ms;
+	double steps_ms;	/* the report's blackout steps, added up */
 	double old_exit_ms;
 	long rss_old_kb, rss_new_kb;
 	unsigned int rounds;	/* of phase 1's state */

@@ -184,6 +184,23 @@ static double json_double(const char *json, const char *key)
 	return p ? atof(p + strlen(pat)) : -1;
 }
 
+/* The blackout's steps in batonctl's report, added up: -1 if none. */
+static double steps_sum_ms(const char *json)
+{
+	const char *p = strstr(json, "\"steps_ms\":{"), *end;
+	double sum = -1;
+
+	if (!p)
+		return -1;
+	p = strchr(p, '{');
+	end = strchr(p, '}');
+	while (end && (p = strstr(p, "\":")) && p < end) {
+		sum = (sum < 0 ? 0 : sum) + atof(p + 2);
+		p += 2;
+	}
+	return sum;
+}
+
 static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 			    bool drain, struct upgrade_result *r)
 {
@@ -249,6 +266,7 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	r->w.start_ns = json_num(out, "mono_start_ns");
 	r->w.end_ns = json_num(out, "mono_end_ns");
 	r->blackout_ms = json_double(out, "blackout_ms");
+	r->steps_ms = steps_sum_ms(out);
 	r->old_exit_ms = json_double(out, "old_exit_ms");
 	p = strstr(out, "\"rounds\":[");
 	for (r->rounds = 0; p && (p = strstr(p + 1, "{\"records\":")); )

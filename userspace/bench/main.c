@@ -336,6 +336,32 @@ static double blackout_median(const struct mode_result *r)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/*
+ * The blackout's steps added up, as a share of the blackout: the least and
+ * the most of any upgrade. False if no upgrade had steps.
+ */
+static bool steps_share(const struct mode_result *r, double *lo, double *hi)
+{
+	unsigned int i;
+	bool any = false;
+
+	*lo = *hi = 0;
+	for (i = 0; i < r->nup; i++) {
+		double pct;
+
+		if (!r->up[i].ok || r->up[i].steps_ms < 0 ||
+		    r->up[i].blackout_ms <= 0)
+			continue;
+		pct = 100 * r->up[i].steps_ms / r->up[i].blackout_ms;
+		if (!any || pct < *lo)
+			*lo = pct;
+		if (!any || pct > *hi)
+			*hi = pct;
+		any = true;
+	}
+	return any;
+}
+
 /* Drain: until its last connection closed; else: from activation to exit. */
 static double old_lives_on(const struct mode_result *r)
 {
@@ -380,6 +406,9 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	printf("],\"blackout_ms\":[");
 	for (i = 0; i < r->nup; i++)
 		printf("%s%.3f", i ? "," : "", r->up[i].blackout_ms);
+	printf("],\"blackout_steps_ms\":[");
+	for (i = 0; i < r->nup; i++)
+		printf("%s%.3f", i ? "," : "", r->up[i].steps_ms);
 	printf("],\"blackout_median_ms\":%.3f,\"blackout_max_ms\":%.3f,\"rounds\":[",
 	       blackout_median(r), blackout_max(r));
 	for (i = 0; i < r->nup; i++)
@@ -399,7 +428,9 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 static void print_text(const struct bench_opts *o, const struct mode_result *r,
 		       unsigned int n, double floor_us)
 {
+	char share[4][16];
 	unsigned int i, outrun;
+	double lo, hi;
 
 	printf("baton-bench: %u connections at %g req/s each, %g new connections/s, %u upgrades\n",
 	       o->conns, o->rate, o->connect_rate, o->upgrades);
@@ -435,6 +466,10 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	ROW("blackout median / floor", "%14.1f",
 	    blackout_median(&r[i]) * 1000 / floor_us);
 	ROW("blackout max, ms", "%14.3f", blackout_max(&r[i]));
+	ROW("blackout steps / blackout, %", "%14s",
+	    steps_share(&r[i], &lo, &hi) ?
+	    (snprintf(share[i], sizeof(share[i]), "%.0f..%.0f", lo, hi),
+	     share[i]) : "-");
 	ROW("phase 1 rounds, most", "%14u", rounds_max(&r[i], &outrun));
 	ROW("  upgrades whose writes outran", "%14u",
 	    (rounds_max(&r[i], &outrun), outrun));
