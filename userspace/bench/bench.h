@@ -213,5 +213,6 @@ int plot_write(const char *path, const char *title,
 
 /* floor.c */
 double floor_rtt_us(void);
+double floor_scm_us_per_fd(double rtt_us);
 
 #endif

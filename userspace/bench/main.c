@@ -435,7 +435,7 @@ static double old_lives_on(const struct mode_result *r)
 
 /* The fields of one run, without the braces around them. */
 static void print_json(const struct bench_opts *o, const struct mode_result *r,
-		       double floor_us)
+		       const double *floor_us)
 {
 	unsigned int i, outrun;
 
@@ -478,13 +478,14 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	for (i = 0; i < r->nup; i++)
 		printf("%s%.3f", i ? "," : "", r->up[i].old_exit_ms);
 	printf("],\"old_lives_on_ms\":%.1f,\"old_alive_at_end\":%u,"
-	       "\"rss_old_kb\":%ld,\"rss_new_kb\":%ld,\"floor_us\":%.2f",
+	       "\"rss_old_kb\":%ld,\"rss_new_kb\":%ld,\"floor_us\":%.2f,"
+	       "\"floor_scm_us_per_fd\":%.3f",
 	       old_lives_on(r), r->old_alive_at_end, r->rss_old_kb,
-	       r->rss_new_kb, floor_us);
+	       r->rss_new_kb, floor_us[0], floor_us[1]);
 }
 
 static void print_text(const struct bench_opts *o, const struct mode_result *r,
-		       unsigned int n, double floor_us)
+		       unsigned int n, const double *floor_us)
 {
 	char share[4][16];
 	unsigned int i, outrun;
@@ -498,7 +499,8 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	if (o->writers)
 		printf("%u keys of %u bytes, %u writers doing random SETs\n",
 		       o->keys, o->value_size, o->writers);
-	printf("floor (Unix socket round trip): %.1f us\n\n", floor_us);
+	printf("floor (Unix socket round trip): %.1f us; SCM_RIGHTS: %.3f us a socket\n\n",
+	       floor_us[0], floor_us[1]);
 	printf("%-34s", "");
 	for (i = 0; i < n; i++)
 		printf("%14s", mode_names[r[i].mode]);
@@ -525,7 +527,7 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	ROW("stall p99, ms", "%14.3f", hist_pct_ms(&r[i].stall, 99));
 	ROW("blackout median, ms", "%14.3f", blackout_median(&r[i]));
 	ROW("blackout median / floor", "%14.1f",
-	    blackout_median(&r[i]) * 1000 / floor_us);
+	    blackout_median(&r[i]) * 1000 / floor_us[0]);
 	ROW("blackout max, ms", "%14.3f", blackout_max(&r[i]));
 	ROW("blackout steps / blackout, %", "%14s",
 	    steps_share(&r[i], &lo, &hi) ?
@@ -598,7 +600,7 @@ int main(int argc, char **argv)
 	};
 	struct mode_result *res;
 	char self[512], *slash;
-	double floor_us;
+	double floor_us[2];
 	unsigned int i, n;
 	int c, err = 0;
 
@@ -673,7 +675,8 @@ int main(int argc, char **argv)
 		o.bin_dir = self;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	floor_us = floor_rtt_us();
+	floor_us[0] = floor_rtt_us();
+	floor_us[1] = floor_scm_us_per_fd(floor_us[0]);
 	n = 1 + o.nbaselines;
 	res = calloc(n, sizeof(*res));
 	if (!res)
