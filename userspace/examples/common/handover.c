@@ -34,7 +34,7 @@ int srv_export_sockets(void *app, struct baton_export *exp,
 	}
 	if (upgrade_flags & BATON_UPGRADE_F_DRAIN)
 		return 0;
-	for (i = 0; i < s->maxfd; i++) {
+	for (i = 0; i < s->hifd; i++) {
 		struct srv_conn *c = s->conns[i];
 
 		if (!c)
@@ -57,7 +57,7 @@ int srv_save_conns(void *app, struct baton_rec_writer *w)
 	unsigned int i;
 	int err;
 
-	for (i = 0; i < s->maxfd; i++) {
+	for (i = 0; i < s->hifd; i++) {
 		if (!s->conns[i])
 			continue;
 		err = s->ops->conn_save(s->conns[i], w);
@@ -202,7 +202,7 @@ int srv_activate(void *app, unsigned int flags)
 	free(s->by_id);
 	s->by_id = NULL;
 	s->nby_id = s->cap_by_id = 0;
-	for (i = 0; i < s->maxfd; i++) {
+	for (i = 0; i < s->hifd; i++) {
 		struct srv_conn *c = s->conns[i];
 
 		if (!c)

@@ -85,6 +85,12 @@ struct srv {
 	unsigned int nlisteners;
 	struct srv_conn **conns;	/* by fd */
 	unsigned int maxfd;
+	/*
+	 * Above the highest fd a connection ever had: the loops over the
+	 * connections end here, not at maxfd (20,000 here), a scan that
+	 * took tens of microseconds of the blackout with no connection.
+	 */
+	unsigned int hifd;
 	unsigned int nconns;
 	__u64 next_id;
 	/* adopted connections by id, until activation: a hash table */
