@@ -7,6 +7,8 @@
 #			default, with its executions, coverage and crashes
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
 #   make bench-http	httpd and nginx under wrk, each upgraded 10 times
+#   make bench-conns	the blackout against connections, 0 to 15,000: a table
+#			and Documentation/blackout-conns.svg
 #   make module		baton.ko, for Debian's amd64 kernel (scripts/kernel-release.sh)
 #   make dkms-source	baton.ko's sources for DKMS, in $(DESTDIR)/usr/src (dkms.conf)
 #   make dkms-check	dkms build of those sources, in a tree of its own
@@ -279,10 +281,13 @@ bench: deps all
 bench-http: deps all
 	$(Q)bash scripts/httpd-vs-nginx.sh
 
+bench-conns: deps all
+	$(Q)bash scripts/blackout-conns.sh
+
 clean:
 	$(Q)rm -rf $(B)
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
 .PHONY: all shared deps module spec dkms-source dkms-check man install install-check deb \
-	demo check fuzz bench bench-http clean
+	demo check fuzz bench bench-http bench-conns clean

@@ -7,6 +7,8 @@
  *  3. per-connection fields (CLIENT SETNAME) and the keyspace survive;
  *  4. the same connections go v1 -> v2 -> v1 (or v2 -> v1 -> v2);
  *  5. more than 253 connections (several SCM_RIGHTS batches) all survive;
+ *  6. the report's blackout steps, the coordinator's messages between the
+ *     instances among them, add up to the blackout;
  * over IPv4 and IPv6.
  */
 #include <errno.h>
@@ -193,6 +195,35 @@ TEST_F_TIMEOUT(handover, foreground_state_moves_both_ways, 120)
 	free(big);
 }
 
+/*
+ * 6: the steps' sum against the blackout, each printed to the microsecond;
+ * 0, or -1 if they are not there or do not add up.
+ */
+static int steps_add_up(const char *json)
+{
+	const char *p, *end;
+	double sum = 0, blackout;
+	int n = 0;
+
+	p = strstr(json, "\"blackout_ms\":");
+	if (!p)
+		return -1;
+	blackout = atof(p + strlen("\"blackout_ms\":"));
+	p = strstr(json, "\"steps_ms\":{");
+	if (!p || !strstr(p, "\"ctl DEACTIVATE to old\":") ||
+	    !strstr(p, "\"ctl ACTIVE to us\":"))
+		return -1;
+	p = strchr(p, '{');
+	end = strchr(p, '}');
+	while ((p = strstr(p, "\":")) && p < end) {
+		sum += atof(p + 2);
+		p += 2;
+		n++;
+	}
+	return sum - blackout < (n + 1) * 0.0005 &&
+	       blackout - sum < (n + 1) * 0.0005 ? 0 : -1;
+}
+
 TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
 {
 	int fds[MANY], i;
@@ -207,6 +238,7 @@ TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
 	EXPECT_EQ(0, upgrade(self->svc.rundir, variant->to, out, sizeof(out)));
 	EXPECT_EQ(MANY, json_num(out, "conns"));
 	EXPECT_EQ(1, json_num(out, "listeners"));
+	EXPECT_EQ(0, steps_add_up(out));
 	for (i = 0; i < MANY; i++) {
 		snprintf(key, sizeof(key), "c%d", i);
 		EXPECT_EQ(0, resp_expect(fds[i], ":2\r\n", 2, "INCR", key));

@@ -11,6 +11,7 @@
 #define MAX_UPGRADES	256
 #define MAX_WORKERS	16
 #define CONNS_PER_WORKER 4000	/* well under a process's 20,000 files */
+#define MAX_PROCS	8	/* --procs: kvd instances upgraded together */
 
 /* latency histogram: 10 us steps to 100 ms, then 1 ms steps to 10 s */
 #define FINE_US		10
@@ -89,6 +90,7 @@ struct shared {
 
 struct bench_opts {
 	unsigned int conns;
+	unsigned int procs;	/* --procs: kvd instances, each its own port */
 	double rate;
 	double connect_rate;
 	unsigned int upgrades;
@@ -163,6 +165,7 @@ struct upgrade_result {
 	int ok;
 	struct window w;
 	double blackout_ms;
+	double steps_ms;	/* the report's blackout steps, added up */
 	double old_exit_ms;
 	long rss_old_kb, rss_new_kb;
 	unsigned int rounds;	/* of phase 1's state */
@@ -170,10 +173,13 @@ struct upgrade_result {
 	char error[200];
 };
 
-int instances_start(struct instance_set *is, const char *bin_dir, int port,
-		    enum mode mode, bool own);
+int instances_start(struct instance_set *is, unsigned int index,
+		    const char *bin_dir, int port, enum mode mode, bool own);
 int instances_upgrade(struct instance_set *is, enum mode mode,
 		      struct upgrade_result *r);
+int instances_upgrade_all(struct instance_set *is, unsigned int n,
+			  enum mode mode, struct upgrade_result *each,
+			  struct upgrade_result *r);
 void instances_poll_draining(struct instance_set *is);
 void instances_stop(struct instance_set *is);
 long rss_kb(pid_t pid);
@@ -207,5 +213,6 @@ int plot_write(const char *path, const char *title,
 
 /* floor.c */
 double floor_rtt_us(void);
+double floor_scm_us_per_fd(double rtt_us);
 
 #endif

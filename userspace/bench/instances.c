@@ -144,8 +144,8 @@ static int wait_port(int port)
 	return -ETIMEDOUT;
 }
 
-int instances_start(struct instance_set *is, const char *bin_dir, int port,
-		    enum mode mode, bool own)
+int instances_start(struct instance_set *is, unsigned int index,
+		    const char *bin_dir, int port, enum mode mode, bool own)
 {
 	is->mode = mode;
 	is->own = own && mode == MODE_BATON;
@@ -153,7 +153,11 @@ int instances_start(struct instance_set *is, const char *bin_dir, int port,
 	if (!mkdtemp(is->run_dir))
 		return -errno;
 	setenv("BATON_RUN_DIR", is->run_dir, 1);
-	snprintf(is->service, sizeof(is->service), "bench");
+	/* --procs: names of their own, for the pins of --listeners own */
+	if (index)
+		snprintf(is->service, sizeof(is->service), "bench%u", index);
+	else
+		snprintf(is->service, sizeof(is->service), "bench");
 	snprintf(is->log, sizeof(is->log), "%s/kvd.log", is->run_dir);
 	is->bin_dir = bin_dir;
 	is->port = port;
@@ -182,6 +186,23 @@ static double json_double(const char *json, const char *key)
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
 	p = strstr(json, pat);
 	return p ? atof(p + strlen(pat)) : -1;
+}
+
+/* The blackout's steps in batonctl's report, added up: -1 if none. */
+static double steps_sum_ms(const char *json)
+{
+	const char *p = strstr(json, "\"steps_ms\":{"), *end;
+	double sum = -1;
+
+	if (!p)
+		return -1;
+	p = strchr(p, '{');
+	end = strchr(p, '}');
+	while (end && (p = strstr(p, "\":")) && p < end) {
+		sum = (sum < 0 ? 0 : sum) + atof(p + 2);
+		p += 2;
+	}
+	return sum;
 }
 
 static int batonctl_upgrade(struct instance_set *is, unsigned int to,
@@ -249,6 +270,7 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	r->w.start_ns = json_num(out, "mono_start_ns");
 	r->w.end_ns = json_num(out, "mono_end_ns");
 	r->blackout_ms = json_double(out, "blackout_ms");
+	r->steps_ms = steps_sum_ms(out);
 	r->old_exit_ms = json_double(out, "old_exit_ms");
 	p = strstr(out, "\"rounds\":[");
 	for (r->rounds = 0; p && (p = strstr(p + 1, "{\"records\":")); )
@@ -348,6 +370,73 @@ int instances_upgrade(struct instance_set *is, enum mode mode,
 	return batonctl_upgrade(is, to, mode == MODE_DRAIN, r);
 }
 
+/* --procs: one upgrade of them all, as long as the longest of them. */
+static void merge_results(struct upgrade_result *into,
+			  const struct upgrade_result *r, unsigned int n)
+{
+	unsigned int k;
+
+	*into = r[0];
+	for (k = 1; k < n; k++) {
+		if (!r[k].ok && into->ok)
+			snprintf(into->error, sizeof(into->error),
+				 "instance %u: %s", k, r[k].error);
+		into->ok = into->ok && r[k].ok;
+		if (!into->w.start_ns || (r[k].w.start_ns &&
+					  r[k].w.start_ns < into->w.start_ns))
+			into->w.start_ns = r[k].w.start_ns;
+		if (r[k].w.end_ns > into->w.end_ns)
+			into->w.end_ns = r[k].w.end_ns;
+		if (r[k].blackout_ms > into->blackout_ms) {
+			into->blackout_ms = r[k].blackout_ms;
+			into->steps_ms = r[k].steps_ms;
+		}
+		if (r[k].old_exit_ms > into->old_exit_ms)
+			into->old_exit_ms = r[k].old_exit_ms;
+		if (r[k].rss_old_kb > into->rss_old_kb)
+			into->rss_old_kb = r[k].rss_old_kb;
+		if (r[k].rss_new_kb > into->rss_new_kb)
+			into->rss_new_kb = r[k].rss_new_kb;
+		if (r[k].rounds > into->rounds)
+			into->rounds = r[k].rounds;
+		into->outrun = into->outrun || r[k].outrun;
+	}
+}
+
+/*
+ * --procs: every instance upgraded at once, each by a process of ours
+ * (is and each[] are shared with it), and the upgrades judged as one.
+ */
+int instances_upgrade_all(struct instance_set *is, unsigned int n,
+			  enum mode mode, struct upgrade_result *each,
+			  struct upgrade_result *r)
+{
+	pid_t pids[MAX_PROCS];
+	unsigned int k;
+	int status;
+
+	if (n == 1)
+		return instances_upgrade(is, mode, r);
+	for (k = 0; k < n; k++) {
+		memset(&each[k], 0, sizeof(each[k]));
+		pids[k] = fork();
+		if (pids[k] == 0) {
+			setenv("BATON_RUN_DIR", is[k].run_dir, 1);
+			_exit(instances_upgrade(&is[k], mode, &each[k]) ? 1 : 0);
+		}
+		if (pids[k] < 0) {
+			snprintf(each[k].error, sizeof(each[k].error),
+				 "cannot fork: %s", strerror(errno));
+			continue;
+		}
+	}
+	for (k = 0; k < n; k++)
+		if (pids[k] > 0)
+			waitpid(pids[k], &status, 0);
+	merge_results(r, each, n);
+	return r->ok ? 0 : -EIO;
+}
+
 /* Drain mode: note when each old instance finally goes. */
 void instances_poll_draining(struct instance_set *is)
 {
@@ -374,7 +463,8 @@ void instances_stop(struct instance_set *is)
 	for (i = 0; i < is->ndraining; i++)
 		if (!is->drain_gone[i])
 			kill(is->draining[i], SIGKILL);
-	kill(is->serving, SIGTERM);
+	if (is->serving > 0)	/* never 0 or -1: a group, or everyone */
+		kill(is->serving, SIGTERM);
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
 	nftw(is->run_dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);

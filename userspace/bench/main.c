@@ -53,6 +53,9 @@ static void usage(FILE *f)
 "  --conns N           persistent connections (1000; 0 with --connect-rate\n"
 "                      or --writers)\n"
 "  --rate R            requests a second on each of them (10)\n"
+"  --procs N           N kvd instances, each on a port of its own, the\n"
+"                      connections spread over them, all upgraded at\n"
+"                      once (1; up to 8; not with --keys)\n"
 "  --connect-rate R    new connections a second, one request each (0)\n"
 "  --upgrades U        upgrades, alternating kvd-v2 and kvd-v1 (20)\n"
 "  --interval-ms MS    between upgrades (1000)\n"
@@ -110,14 +113,51 @@ static int free_port(void)
 	return port;
 }
 
-static void sleep_ms(struct instance_set *is, unsigned int ms)
+/* --procs: the instances, shared with the processes that upgrade them */
+struct procs {
+	unsigned int n;
+	int port[MAX_PROCS];
+	struct instance_set is[MAX_PROCS];
+	struct upgrade_result each[MAX_PROCS];
+};
+
+static void sleep_ms(struct procs *ps, unsigned int ms)
 {
 	__u64 end = now_ns() + ms * 1000000ULL;
+	unsigned int k;
 
 	while (now_ns() < end) {
 		usleep(ms < 10 ? ms * 1000 : 10000);
-		instances_poll_draining(is);
+		for (k = 0; k < ps->n; k++)
+			instances_poll_draining(&ps->is[k]);
 	}
+}
+
+/*
+ * The persistent connections, spread over the instances, each one's in
+ * workers of at most CONNS_PER_WORKER; 0, or -E2BIG past MAX_WORKERS.
+ */
+static int spread(const struct bench_opts *o, const struct procs *ps,
+		  struct load_spec *specs, unsigned int *nw)
+{
+	unsigned int k, i, first = 0;
+
+	for (k = 0; k < ps->n; k++) {
+		unsigned int share = o->conns / ps->n + (k < o->conns % ps->n);
+
+		for (i = 0; i < share; i += CONNS_PER_WORKER, (*nw)++) {
+			if (*nw == MAX_WORKERS - 2)
+				return -E2BIG;
+			specs[*nw] = (struct load_spec){
+				.id = *nw, .first = first + i, .rate = o->rate,
+				.port = ps->port[k],
+				.count = share - i < CONNS_PER_WORKER ?
+					 share - i : CONNS_PER_WORKER,
+			};
+		}
+		first += share;
+	}
+	return 0;
 }
 
 static double blackout_median(const struct mode_result *r);
@@ -152,13 +192,13 @@ static int plot_panel_fill(struct mode_result *res, const struct shared *sh,
 static int run_mode(const struct bench_opts *o, enum mode mode,
 		    struct mode_result *res)
 {
-	struct instance_set is = {};
 	struct load_spec specs[MAX_WORKERS];
 	pid_t pids[MAX_WORKERS];
-	unsigned int nw = 0, i, u;
+	unsigned int nw = 0, i, u, k;
 	struct shared *sh;
+	struct procs *ps;
 	__u64 connected, t0;
-	int err, port = o->port ? o->port : free_port();
+	int err, port;
 
 	memset(res, 0, sizeof(*res));
 	res->mode = mode;
@@ -166,18 +206,29 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (sh == MAP_FAILED)
 		return -errno;
-	err = instances_start(&is, o->bin_dir, port, mode, o->own_listeners);
-	if (err) {
-		fprintf(stderr, "baton-bench: kvd did not start (%s); see its log in %s\n",
-			strerror(-err), is.run_dir);
-		goto unmap;
+	ps = mmap(NULL, sizeof(*ps), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ps == MAP_FAILED) {
+		err = -errno;
+		goto unmap_shared;
 	}
-	for (i = 0; i < o->conns; i += CONNS_PER_WORKER, nw++) {
-		specs[nw] = (struct load_spec){
-			.id = nw, .first = i, .rate = o->rate, .port = port,
-			.count = o->conns - i < CONNS_PER_WORKER ?
-				 o->conns - i : CONNS_PER_WORKER,
-		};
+	for (err = 0; ps->n < o->procs && !err; ps->n++) {
+		k = ps->n;
+		ps->port[k] = o->port ? o->port + (int)k : free_port();
+		err = instances_start(&ps->is[k], k, o->bin_dir, ps->port[k],
+				      mode, o->own_listeners);
+		if (err)
+			fprintf(stderr, "baton-bench: kvd did not start (%s); see its log in %s\n",
+				strerror(-err), ps->is[k].run_dir);
+	}
+	if (err)
+		goto stop_kvd;
+	port = ps->port[0];
+	err = spread(o, ps, specs, &nw);
+	if (err) {
+		fprintf(stderr, "baton-bench: %u connections over %u instances take more than %d load workers of at most %d; fewer --procs\n",
+			o->conns, ps->n, MAX_WORKERS - 2, CONNS_PER_WORKER);
+		goto stop_kvd;
 	}
 	if (o->connect_rate > 0) {
 		specs[nw] = (struct load_spec){ .id = nw, .port = port,
@@ -223,14 +274,14 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 	t0 = now_ns();
 	if (o->plot)
 		sh->origin_ns = t0;
-	sleep_ms(&is, 1000);
+	sleep_ms(ps, 1000);
 	for (u = 0; u < o->upgrades && u < MAX_UPGRADES; u++) {
 		struct upgrade_result *r = &res->up[u];
 
 		if (isatty(STDERR_FILENO))
 			fprintf(stderr, "\r%s: upgrade %u of %u ", mode_names[mode],
 				u + 1, o->upgrades);
-		if (instances_upgrade(&is, mode, r)) {
+		if (instances_upgrade_all(ps->is, ps->n, mode, ps->each, r)) {
 			res->failed_upgrades++;
 			fprintf(stderr, "\nbaton-bench: upgrade %u failed: %s\n",
 				u + 1, r->error);
@@ -242,20 +293,24 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		if (r->rss_new_kb > res->rss_new_kb)
 			res->rss_new_kb = r->rss_new_kb;
 		res->nup++;
-		sleep_ms(&is, o->interval_ms);
+		sleep_ms(ps, o->interval_ms);
 	}
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "\r%*s\r", 40, "");
-	sleep_ms(&is, 1000);
+	sleep_ms(ps, 1000);
 	res->seconds = (now_ns() - t0) / 1e9;
-	instances_poll_draining(&is);
-	for (i = 0; i < is.ndraining; i++) {
-		__u64 end = is.drain_gone[i] ? is.drain_gone[i] : now_ns();
-		double ms = (end - is.drain_since[i]) / 1e6;
+	for (k = 0; k < ps->n; k++) {
+		struct instance_set *is = &ps->is[k];
 
-		if (ms > res->old_alive_ms)
-			res->old_alive_ms = ms;
-		res->old_alive_at_end += !is.drain_gone[i];
+		instances_poll_draining(is);
+		for (i = 0; i < is->ndraining; i++) {
+			__u64 end = is->drain_gone[i] ?: now_ns();
+			double ms = (end - is->drain_since[i]) / 1e6;
+
+			if (ms > res->old_alive_ms)
+				res->old_alive_ms = ms;
+			res->old_alive_at_end += !is->drain_gone[i];
+		}
 	}
 stop_workers:
 	sh->stop = 1;
@@ -284,8 +339,10 @@ stop_workers:
 	if (!err && o->plot)
 		err = plot_panel_fill(res, sh, nw);
 stop_kvd:
-	instances_stop(&is);
-unmap:
+	for (k = 0; k < ps->n; k++)
+		instances_stop(&ps->is[k]);
+	munmap(ps, sizeof(*ps));
+unmap_shared:
 	munmap(sh, sizeof(*sh));
 	return err;
 }
@@ -336,6 +393,32 @@ static double blackout_median(const struct mode_result *r)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/*
+ * The blackout's steps added up, as a share of the blackout: the least and
+ * the most of any upgrade. False if no upgrade had steps.
+ */
+static bool steps_share(const struct mode_result *r, double *lo, double *hi)
+{
+	unsigned int i;
+	bool any = false;
+
+	*lo = *hi = 0;
+	for (i = 0; i < r->nup; i++) {
+		double pct;
+
+		if (!r->up[i].ok || r->up[i].steps_ms < 0 ||
+		    r->up[i].blackout_ms <= 0)
+			continue;
+		pct = 100 * r->up[i].steps_ms / r->up[i].blackout_ms;
+		if (!any || pct < *lo)
+			*lo = pct;
+		if (!any || pct > *hi)
+			*hi = pct;
+		any = true;
+	}
+	return any;
+}
+
 /* Drain: until its last connection closed; else: from activation to exit. */
 static double old_lives_on(const struct mode_result *r)
 {
@@ -352,17 +435,18 @@ static double old_lives_on(const struct mode_result *r)
 
 /* The fields of one run, without the braces around them. */
 static void print_json(const struct bench_opts *o, const struct mode_result *r,
-		       double floor_us)
+		       const double *floor_us)
 {
 	unsigned int i, outrun;
 
-	printf("\"conns\":%u,\"rate\":%g,\"connect_rate\":%g,\"upgrades\":%u,"
+	printf("\"conns\":%u,\"procs\":%u,\"rate\":%g,\"connect_rate\":%g,\"upgrades\":%u,"
 	       "\"mode\":\"%s\",\"seconds\":%.1f,\"requests\":%llu,"
 	       "\"dropped\":%llu,\"integrity_errors\":%llu,"
 	       "\"failed_connects\":%llu,\"refused\":%llu,\"resets\":%llu,"
 	       "\"slow_connects\":%llu,"
 	       "\"failed_upgrades\":%u,",
-	       o->conns, o->rate, o->connect_rate, r->nup, mode_names[r->mode],
+	       o->conns, o->procs, o->rate, o->connect_rate, r->nup,
+	       mode_names[r->mode],
 	       r->seconds, (unsigned long long)r->requests,
 	       (unsigned long long)r->dropped, (unsigned long long)r->integrity,
 	       (unsigned long long)r->failed_connects,
@@ -380,6 +464,9 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	printf("],\"blackout_ms\":[");
 	for (i = 0; i < r->nup; i++)
 		printf("%s%.3f", i ? "," : "", r->up[i].blackout_ms);
+	printf("],\"blackout_steps_ms\":[");
+	for (i = 0; i < r->nup; i++)
+		printf("%s%.3f", i ? "," : "", r->up[i].steps_ms);
 	printf("],\"blackout_median_ms\":%.3f,\"blackout_max_ms\":%.3f,\"rounds\":[",
 	       blackout_median(r), blackout_max(r));
 	for (i = 0; i < r->nup; i++)
@@ -391,22 +478,29 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	for (i = 0; i < r->nup; i++)
 		printf("%s%.3f", i ? "," : "", r->up[i].old_exit_ms);
 	printf("],\"old_lives_on_ms\":%.1f,\"old_alive_at_end\":%u,"
-	       "\"rss_old_kb\":%ld,\"rss_new_kb\":%ld,\"floor_us\":%.2f",
+	       "\"rss_old_kb\":%ld,\"rss_new_kb\":%ld,\"floor_us\":%.2f,"
+	       "\"floor_scm_us_per_fd\":%.3f",
 	       old_lives_on(r), r->old_alive_at_end, r->rss_old_kb,
-	       r->rss_new_kb, floor_us);
+	       r->rss_new_kb, floor_us[0], floor_us[1]);
 }
 
 static void print_text(const struct bench_opts *o, const struct mode_result *r,
-		       unsigned int n, double floor_us)
+		       unsigned int n, const double *floor_us)
 {
+	char share[4][16];
 	unsigned int i, outrun;
+	double lo, hi;
 
 	printf("baton-bench: %u connections at %g req/s each, %g new connections/s, %u upgrades\n",
 	       o->conns, o->rate, o->connect_rate, o->upgrades);
+	if (o->procs > 1)
+		printf("%u kvd instances, the connections spread over them, upgraded at once\n",
+		       o->procs);
 	if (o->writers)
 		printf("%u keys of %u bytes, %u writers doing random SETs\n",
 		       o->keys, o->value_size, o->writers);
-	printf("floor (Unix socket round trip): %.1f us\n\n", floor_us);
+	printf("floor (Unix socket round trip): %.1f us; SCM_RIGHTS: %.3f us a socket\n\n",
+	       floor_us[0], floor_us[1]);
 	printf("%-34s", "");
 	for (i = 0; i < n; i++)
 		printf("%14s", mode_names[r[i].mode]);
@@ -433,8 +527,12 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	ROW("stall p99, ms", "%14.3f", hist_pct_ms(&r[i].stall, 99));
 	ROW("blackout median, ms", "%14.3f", blackout_median(&r[i]));
 	ROW("blackout median / floor", "%14.1f",
-	    blackout_median(&r[i]) * 1000 / floor_us);
+	    blackout_median(&r[i]) * 1000 / floor_us[0]);
 	ROW("blackout max, ms", "%14.3f", blackout_max(&r[i]));
+	ROW("blackout steps / blackout, %", "%14s",
+	    steps_share(&r[i], &lo, &hi) ?
+	    (snprintf(share[i], sizeof(share[i]), "%.0f..%.0f", lo, hi),
+	     share[i]) : "-");
 	ROW("phase 1 rounds, most", "%14u", rounds_max(&r[i], &outrun));
 	ROW("  upgrades whose writes outran", "%14u",
 	    (rounds_max(&r[i], &outrun), outrun));
@@ -479,6 +577,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "conns", required_argument, NULL, 'c' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "procs", required_argument, NULL, 'N' },
 		{ "connect-rate", required_argument, NULL, 'n' },
 		{ "upgrades", required_argument, NULL, 'u' },
 		{ "interval-ms", required_argument, NULL, 'i' },
@@ -495,12 +594,13 @@ int main(int argc, char **argv)
 		{}
 	};
 	struct bench_opts o = {
-		.conns = 1000, .rate = 10, .upgrades = 20, .interval_ms = 1000,
+		.conns = 1000, .procs = 1, .rate = 10, .upgrades = 20,
+		.interval_ms = 1000,
 		.value_size = 100,
 	};
 	struct mode_result *res;
 	char self[512], *slash;
-	double floor_us;
+	double floor_us[2];
 	unsigned int i, n;
 	int c, err = 0;
 
@@ -508,6 +608,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': o.conns = atoi(optarg); break;
 		case 'r': o.rate = atof(optarg); break;
+		case 'N': o.procs = atoi(optarg); break;
 		case 'n': o.connect_rate = atof(optarg); break;
 		case 'u': o.upgrades = atoi(optarg); break;
 		case 'i': o.interval_ms = atoi(optarg); break;
@@ -550,6 +651,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "baton-bench: --writers needs --keys (at least one key each); --value-size 24..4096\n");
 		return 2;
 	}
+	if (!o.procs || o.procs > MAX_PROCS || (o.procs > 1 && o.keys)) {
+		fprintf(stderr, "baton-bench: --procs 1..%d, and 1 with --keys (the keys are loaded into one instance)\n",
+			MAX_PROCS);
+		return 2;
+	}
 	if ((!o.conns && o.connect_rate <= 0 && !o.writers) ||
 	    o.conns > CONNS_PER_WORKER * (MAX_WORKERS - 1) ||
 	    o.rate <= 0 || o.upgrades > MAX_UPGRADES) {
@@ -569,7 +675,8 @@ int main(int argc, char **argv)
 		o.bin_dir = self;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	floor_us = floor_rtt_us();
+	floor_us[0] = floor_rtt_us();
+	floor_us[1] = floor_scm_us_per_fd(floor_us[0]);
 	n = 1 + o.nbaselines;
 	res = calloc(n, sizeof(*res));
 	if (!res)

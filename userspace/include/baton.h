@@ -313,11 +313,16 @@ struct baton_upgrade_opts {
 	__u64 precopy_bytes;	/* 0: BATON_PRECOPY_BYTES */
 };
 
-/* One step of the blackout, timed by the instance that took it */
+/*
+ * One step of the blackout, timed by the instance that took it; in a
+ * finished upgrade's report, placed on the blackout's critical path, with
+ * the coordinator's steps ("ctl") for the messages between the instances
+ * and the wakeups they take, so that the steps add up to the blackout.
+ */
 #define BATON_MAX_STEPS	24
 struct baton_step {
 	char name[24];
-	char who[4];		/* "old" or "new" */
+	char who[4];		/* "old", "new" or "ctl" */
 	__u64 ns;
 };
 

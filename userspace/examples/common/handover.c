@@ -34,7 +34,7 @@ int srv_export_sockets(void *app, struct baton_export *exp,
 	}
 	if (upgrade_flags & BATON_UPGRADE_F_DRAIN)
 		return 0;
-	for (i = 0; i < s->maxfd; i++) {
+	for (i = 0; i < s->hifd; i++) {
 		struct srv_conn *c = s->conns[i];
 
 		if (!c)
@@ -57,7 +57,7 @@ int srv_save_conns(void *app, struct baton_rec_writer *w)
 	unsigned int i;
 	int err;
 
-	for (i = 0; i < s->maxfd; i++) {
+	for (i = 0; i < s->hifd; i++) {
 		if (!s->conns[i])
 			continue;
 		err = s->ops->conn_save(s->conns[i], w);
@@ -95,6 +95,51 @@ void srv_drain(void *app)
 	s->draining = true;
 }
 
+/*
+ * Adopted connections by id, for their records: a hash table with linear
+ * probing, filled as phase 1 adopts them, so that the blackout only looks
+ * up (sorting them when the first record came took 0.14 to 0.18 ms of it
+ * at 1,000 connections, on a busy host).
+ */
+static unsigned int id_slot(const struct srv *s, __u64 id)
+{
+	return (id * 0x9e3779b97f4a7c15ULL) & (s->cap_by_id - 1);
+}
+
+static void id_insert(struct srv *s, struct srv_conn *c)
+{
+	unsigned int i = id_slot(s, c->id);
+
+	while (s->by_id[i])
+		i = (i + 1) & (s->cap_by_id - 1);
+	s->by_id[i] = c;
+	s->nby_id++;
+}
+
+/* 0, or -ENOMEM; at most half full */
+static int index_conn(struct srv *s, struct srv_conn *c)
+{
+	struct srv_conn **old = s->by_id;
+	unsigned int i, cap = s->cap_by_id;
+
+	if (2 * (s->nby_id + 1) > cap) {
+		s->cap_by_id = cap ? 2 * cap : 1024;
+		s->by_id = calloc(s->cap_by_id, sizeof(*s->by_id));
+		if (!s->by_id) {
+			s->by_id = old;
+			s->cap_by_id = cap;
+			return -ENOMEM;
+		}
+		s->nby_id = 0;
+		for (i = 0; i < cap; i++)
+			if (old[i])
+				id_insert(s, old[i]);
+		free(old);
+	}
+	id_insert(s, c);
+	return 0;
+}
+
 int srv_adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 {
 	struct srv *s = app;
@@ -111,46 +156,30 @@ int srv_adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 	err = srv_conn_add(s, fd, si->id, &c);
 	if (err)
 		goto close_fd;
+	err = index_conn(s, c);
+	if (err)
+		goto close_conn;
 	c->unclaimed = true;
 	if (si->id >= s->next_id)
 		s->next_id = si->id + 1;
 	return 0;
+close_conn:
+	srv_conn_close(s, c);	/* and its fd */
+	return err;
 close_fd:
 	close(fd);
 	return err;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-	__u64 x = (*(struct srv_conn *const *)a)->id;
-	__u64 y = (*(struct srv_conn *const *)b)->id;
-
-	return x < y ? -1 : x > y;
-}
-
 static struct srv_conn *find_conn(struct srv *s, __u64 id)
 {
-	unsigned int lo = 0, hi, i;
+	unsigned int i;
 
-	if (!s->by_id) {
-		s->by_id = malloc(sizeof(*s->by_id) * (s->nconns + 1));
-		if (!s->by_id)
-			return NULL;
-		for (i = 0; i < s->maxfd; i++)
-			if (s->conns[i])
-				s->by_id[s->nby_id++] = s->conns[i];
-		qsort(s->by_id, s->nby_id, sizeof(*s->by_id), cmp_id);
-	}
-	hi = s->nby_id;
-	while (lo < hi) {
-		i = (lo + hi) / 2;
+	if (!s->by_id)
+		return NULL;
+	for (i = id_slot(s, id); s->by_id[i]; i = (i + 1) & (s->cap_by_id - 1))
 		if (s->by_id[i]->id == id)
 			return s->by_id[i];
-		if (s->by_id[i]->id < id)
-			lo = i + 1;
-		else
-			hi = i;
-	}
 	return NULL;
 }
 
@@ -172,8 +201,8 @@ int srv_activate(void *app, unsigned int flags)
 
 	free(s->by_id);
 	s->by_id = NULL;
-	s->nby_id = 0;
-	for (i = 0; i < s->maxfd; i++) {
+	s->nby_id = s->cap_by_id = 0;
+	for (i = 0; i < s->hifd; i++) {
 		struct srv_conn *c = s->conns[i];
 
 		if (!c)

@@ -162,6 +162,8 @@ int srv_conn_add(struct srv *s, int fd, __u64 id, struct srv_conn **out)
 	c->events = ev.events;
 	s->conns[fd] = c;
 	s->nconns++;
+	if ((unsigned int)fd >= s->hifd)
+		s->hifd = fd + 1;
 	if (out)
 		*out = c;
 	return 0;
@@ -201,7 +203,7 @@ void srv_conns_close_all(struct srv *s)
 {
 	unsigned int fd;
 
-	for (fd = 0; fd < s->maxfd; fd++)
+	for (fd = 0; fd < s->hifd; fd++)
 		if (s->conns[fd])
 			srv_conn_close(s, s->conns[fd]);
 }
@@ -227,7 +229,7 @@ static void kick_all(struct srv *s)
 	unsigned int fd;
 
 	s->kick = false;
-	for (fd = 0; fd < s->maxfd; fd++)
+	for (fd = 0; fd < s->hifd; fd++)
 		if (s->conns[fd])
 			s->ops->conn_kick(s, s->conns[fd]);
 }

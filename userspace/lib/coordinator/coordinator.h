@@ -25,6 +25,7 @@ struct baton_upgrade {
 	bool new_reaped;	/* its exit status is in new_status */
 	int new_status;
 	__u64 old_gone_ns;	/* the old closed its end */
+	__u64 old_stop_ns;	/* the old's DEACTIVATED: when it stopped */
 	char resumed_why[160];	/* the old's RESUMED said why */
 };
 
@@ -35,6 +36,7 @@ void reach(struct baton_upgrade *up, enum baton_phase phase);
 int fail(struct baton_upgrade *up, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void new_gone_why(struct baton_upgrade *up, char *buf, size_t len);
+void steps_place(struct baton_upgrade *up);
 
 /* wait.c: the two instances' messages, within a step's deadline */
 void drop_held(struct baton_upgrade *up);

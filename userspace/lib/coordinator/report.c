@@ -108,3 +108,69 @@ void new_gone_why(struct baton_upgrade *up, char *buf, size_t len)
 		snprintf(buf, len, "the new instance (pid %d) closed its connection before it was active%s",
 			 pid, words);
 }
+
+static void put_step(struct baton_step *out, unsigned int *n, const char *who,
+		     const char *name, __u64 ns)
+{
+	if (*n == BATON_MAX_STEPS)
+		return;
+	snprintf(out[*n].who, sizeof(out[*n].who), "%s", who);
+	snprintf(out[*n].name, sizeof(out[*n].name), "%s", name);
+	out[*n].ns = ns;
+	(*n)++;
+}
+
+/*
+ * The blackout's steps, placed on its critical path by their clocks
+ * (CLOCK_MONOTONIC is one clock for every process): the message to the
+ * old instance and its wakeup, the old's steps from when it stopped, the
+ * new one's steps from where the old's end (the part of a step the new
+ * took while the old still worked is off the path: a step wholly so is
+ * left out), and the ACTIVE on its way back. Between them, what no
+ * instance timed gets a step of ours ("ctl"): a message in flight and the
+ * wakeup it takes. The steps then add up to the blackout. Without both
+ * instances' times (an instance that went away) they stay as they came.
+ */
+void steps_place(struct baton_upgrade *up)
+{
+	struct baton_upgrade_report *r = &up->r;
+	struct baton_step out[BATON_MAX_STEPS];
+	__u64 old_ns = 0, new_ns = 0, at, start, end;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < r->nsteps; i++) {
+		if (!strcmp(r->steps[i].who, "old"))
+			old_ns += r->steps[i].ns;
+		else if (!strcmp(r->steps[i].who, "new"))
+			new_ns += r->steps[i].ns;
+	}
+	if (!up->old_stop_ns || !r->activated_ns || !r->deactivate_ns ||
+	    !r->active_ns || up->old_stop_ns < r->deactivate_ns ||
+	    r->activated_ns < up->old_stop_ns + old_ns ||
+	    r->active_ns < r->activated_ns || r->activated_ns < new_ns)
+		return;
+	put_step(out, &n, "ctl", "DEACTIVATE to old",
+		 up->old_stop_ns - r->deactivate_ns);
+	for (i = 0; i < r->nsteps; i++)
+		if (!strcmp(r->steps[i].who, "old"))
+			put_step(out, &n, "old", r->steps[i].name, r->steps[i].ns);
+	at = up->old_stop_ns + old_ns;
+	start = r->activated_ns - new_ns;
+	if (start > at) {
+		put_step(out, &n, "ctl", "old to new", start - at);
+		at = start;
+	}
+	for (i = 0; i < r->nsteps; i++) {
+		if (strcmp(r->steps[i].who, "new"))
+			continue;
+		end = start + r->steps[i].ns;
+		if (end > at) {
+			put_step(out, &n, "new", r->steps[i].name, end - at);
+			at = end;
+		}
+		start = end;
+	}
+	put_step(out, &n, "ctl", "ACTIVE to us", r->active_ns - at);
+	memcpy(r->steps, out, n * sizeof(out[0]));
+	r->nsteps = n;
+}

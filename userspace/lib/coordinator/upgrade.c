@@ -192,6 +192,7 @@ static int step_done(struct baton_upgrade *up)
 				deactivated(up, tb);
 		}
 	}
+	steps_place(up);
 	reach(up, BATON_PHASE_DONE);
 	if (up->old_gone_ns)
 		up->r.t_ns[BATON_PHASE_DONE] = up->old_gone_ns;

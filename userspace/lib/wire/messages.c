@@ -188,16 +188,23 @@ void steps_begin(struct steps *st)
 	st->last_ns = now_ns();
 }
 
-/* The time since the last mark, as the step name. */
+/*
+ * The time since the last mark, as the step name. The steps stay end to
+ * end, so that the coordinator can place them in time: a step of the same
+ * name as the last is added to it (a record blob sent in parts), and once
+ * the list is full the last one takes the rest.
+ */
 void steps_mark(struct steps *st, const char *name)
 {
 	__u64 now = now_ns();
+	struct baton_step *last = st->n ? &st->s[st->n - 1] : NULL;
 
-	if (st->n < BATON_MAX_STEPS) {
-		snprintf(st->s[st->n].name, sizeof(st->s[0].name), "%s", name);
-		st->s[st->n].ns = now - st->last_ns;
-		st->n++;
+	if (!last || (st->n < BATON_MAX_STEPS && strcmp(last->name, name))) {
+		last = &st->s[st->n++];
+		snprintf(last->name, sizeof(last->name), "%s", name);
+		last->ns = 0;
 	}
+	last->ns += now - st->last_ns;
 	st->last_ns = now;
 }
 

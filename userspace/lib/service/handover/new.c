@@ -129,6 +129,8 @@ static int from_peer(struct takeover *t)
 	case BATON_MSG_PHASE2_DONE:
 		if (!t->phase1_done || t->phase2_done)
 			break;
+		if (t->st.last_ns)
+			steps_mark(&t->st, "wait for PHASE2_DONE");
 		return phase2_done(t, tb);
 	case BATON_MSG_ERROR:
 		return msg_error_text(tb, t->why, sizeof(t->why));
