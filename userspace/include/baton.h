@@ -330,6 +330,11 @@ struct baton_upgrade_report {
 	__u32 precopy_end;	/* enum baton_precopy_end; 0: not said */
 	int error;		/* negative errno of a failure, or 0 */
 	char reason[512];	/* what went wrong, for people */
+	unsigned int flags;	/* BATON_UPGRADE_F_* of this upgrade */
+	__u32 checkpoints;	/* repair mode: connections the old instance
+				 * checkpointed (conns: those the new one
+				 * holds, restored) */
+	__u32 ckpt_format;	/* and how: enum baton_ckpt_format, 0 if none */
 };
 
 BATON_API int baton_upgrade_open(struct baton_upgrade **up,

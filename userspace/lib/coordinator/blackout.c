@@ -23,6 +23,8 @@ static void active(struct baton_upgrade *up, const struct nlattr **tb)
 	up->r.active_ns = now_ns();
 	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
 	up->r.activate_flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	/* with repair mode's restored connections, which READY did not count */
+	up->r.conns = attr_u32(tb, BATON_A_CONNS, up->r.conns);
 	steps_get(up->msg, "new", up->r.steps, &up->r.nsteps);
 	drop_held(up);
 	reach(up, BATON_PHASE_ACTIVE);
