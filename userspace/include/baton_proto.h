@@ -42,7 +42,7 @@ enum baton_msg_type {
 				 * socket: STDIO, its stdout and stderr */
 	BATON_MSG_SOCKETS,	/* a batch of sockets: SOCK nests + SCM_RIGHTS */
 	BATON_MSG_BLOB,		/* a sealed memfd of records: BLOB_KIND, BYTES */
-	BATON_MSG_PHASE1_DONE,	/* old -> new: LISTENERS, CONNS */
+	BATON_MSG_PHASE1_DONE,	/* old -> new: LISTENERS, CONNS, FLAGS */
 	BATON_MSG_READY,	/* new -> coordinator: LISTENERS, CONNS */
 	BATON_MSG_DEACTIVATE,	/* coordinator -> old: the blackout starts;
 				 * DEADLINE_NS, FLAGS */
@@ -170,6 +170,9 @@ enum baton_precopy_end {
 #define BATON_UPGRADE_F_ALL	(BATON_UPGRADE_F_DRAIN | \
 				 BATON_UPGRADE_F_OWN_LISTENERS | \
 				 BATON_UPGRADE_F_REPAIR)
+
+/* BATON_MSG_PHASE1_DONE flags: those of the upgrade the new must know */
+#define BATON_PHASE1_F_ALL	BATON_UPGRADE_F_REPAIR
 
 /* BATON_MSG_DEACTIVATE and BATON_MSG_PHASE2_DONE flags */
 #define BATON_DEACTIVATE_F_DIRECT (1U << 0) /* the new activates as soon

@@ -86,7 +86,7 @@ static int from_peer(struct takeover *t)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	struct baton_msg *m = t->svc->msg;
-	__u32 kind;
+	__u32 kind;	/* a BLOB's, or PHASE1_DONE's flags */
 	int err;
 
 	err = msg_read(t->peer, m, 0, tb);
@@ -112,9 +112,8 @@ static int from_peer(struct takeover *t)
 	case BATON_MSG_BLOB:
 		kind = attr_u32(tb, BATON_A_BLOB_KIND, 0);
 		/* repair mode: kept until the connections come back */
-		if (t->phase1_done && !t->phase2_done && m->nfds == 1 &&
-		    (kind == BATON_BLOB_TCP ||
-		     (kind == BATON_BLOB_CONNS && t->tcp_blob >= 0))) {
+		if (t->repair && !t->phase2_done && m->nfds == 1 &&
+		    (kind == BATON_BLOB_TCP || kind == BATON_BLOB_CONNS)) {
 			repair_in_keep(t, m, kind);
 			return 0;
 		}
@@ -134,6 +133,13 @@ static int from_peer(struct takeover *t)
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
 			break;
+		kind = attr_u32(tb, BATON_A_FLAGS, 0);
+		if (kind & ~BATON_PHASE1_F_ALL) {
+			snprintf(t->why, sizeof(t->why),
+				 "PHASE1_DONE with unknown flags %#x", kind);
+			return -EINVAL;
+		}
+		t->repair = kind & BATON_UPGRADE_F_REPAIR;
 		t->phase1_done = true;
 		return send_ready(t);
 	case BATON_MSG_PHASE2_DONE:

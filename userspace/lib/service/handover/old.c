@@ -47,10 +47,14 @@ static int deactivate(struct baton_service *svc)
 	svc->state = SVC_DEACTIVATED;
 	svc->deadline_ns = svc->blackout_ns + BLACKOUT_GRACE_MS * 1000000ULL;
 	steps_mark(&st, "stop");
-	err = svc->repair ? phase2_checkpoints(svc, &st, &ckpts, &freeze_id) : 0;
+	err = phase2_blobs(svc, &st, &records, &bytes);
 	if (err)
 		return err;
-	err = phase2_blobs(svc, &st, &records, &bytes);
+	/*
+	 * Repair mode: the connections last, so that they stay frozen for
+	 * as short a time as can be; the application touches them no more.
+	 */
+	err = svc->repair ? phase2_checkpoints(svc, &st, &ckpts, &freeze_id) : 0;
 	if (err)
 		return err;
 	/*

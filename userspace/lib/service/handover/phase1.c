@@ -239,6 +239,7 @@ static int phase1_final(struct baton_service *svc)
 	msg_init(m, BATON_MSG_PHASE1_DONE);
 	err = msg_put_u32(m, BATON_A_LISTENERS, listeners) ?:
 	      msg_put_u32(m, BATON_A_CONNS, conns) ?:
+	      msg_put_u32(m, BATON_A_FLAGS, svc->flags & BATON_PHASE1_F_ALL) ?:
 	      msg_send(svc->succ, m);
 	if (!err)
 		pr_info(&svc->log, "phase 1: %u listeners and %u connections handed over (%u in the last pass)",
