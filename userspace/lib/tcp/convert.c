@@ -121,6 +121,29 @@ static int conv_alloc(struct conv *v)
 	return v->sendq && v->recvq ? 0 : -ENOMEM;
 }
 
+bool tcp_conn_whole(const void *conn, size_t len)
+{
+	const struct nlattr *part = conn, *a;
+	bool scalars = false;
+	size_t off = 0;
+
+	if (len < MNL_ATTR_HDRLEN || part->nla_len < MNL_ATTR_HDRLEN ||
+	    part->nla_len > len)
+		return false;
+	mnl_attr_for_each_nested(a, part)
+		scalars |= mnl_attr_get_type(a) == BATON_CONN_A_LOCAL;
+	if (!scalars)
+		return false;	/* a continuation first: its scalars lost */
+	while (off < len) {
+		part = (const void *)((const char *)conn + off);
+		if (len - off < MNL_ATTR_HDRLEN ||
+		    part->nla_len < MNL_ATTR_HDRLEN || part->nla_len > len - off)
+			return false;
+		off += MNL_ALIGN(part->nla_len);
+	}
+	return off == len;
+}
+
 int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 		    void **rec, size_t *rec_len)
 {

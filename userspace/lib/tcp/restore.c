@@ -171,6 +171,22 @@ static int repair_options(int fd, const struct tcp_rec *r)
 	return 0;
 }
 
+/*
+ * Whether fd is bound to local already: a socket restored here once was
+ * bound by hand, and a disconnect keeps such a socket's address and port
+ * (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK), which bind() then refuses.
+ */
+static bool bound_to(int fd, const struct nlattr *local)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    sl != mnl_attr_get_payload_len(local))
+		return false;
+	return !memcmp(&ss, mnl_attr_get_payload(local), sl);
+}
+
 static int repair_connect(int fd, const struct tcp_rec *r)
 {
 	int family = rec_u32(r, BATON_TCP_A_FAMILY);
@@ -183,8 +199,9 @@ static int repair_connect(int fd, const struct tcp_rec *r)
 	if (err)
 		return err;
 	/* in repair mode the port is shared by force, and nothing is sent */
-	if (bind(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_LOCAL]),
-		 sockaddr_size(family)) ||
+	if ((!bound_to(fd, r->tb[BATON_TCP_A_LOCAL]) &&
+	     bind(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_LOCAL]),
+		  sockaddr_size(family))) ||
 	    connect(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_PEER]),
 		    sockaddr_size(family)))
 		return -errno;

@@ -111,5 +111,7 @@ int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 		    void **rec, size_t *rec_len);
 /* bulk.c: the bytes of the connection at off in a CONN_EXPORT record */
 size_t tcp_conn_span(const void *rec, size_t len, size_t off);
+/* convert.c: whether a connection's parts are whole, scalars first */
+bool tcp_conn_whole(const void *conn, size_t len);
 
 #endif /* BATON_LIB_TCP_H */

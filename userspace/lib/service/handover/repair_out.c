@@ -141,15 +141,17 @@ static int export_module(struct baton_service *svc, struct repair_out *rp)
 				     &rp->raw_len);
 	if (err)
 		goto thaw;
-	for (i = 0; i < rp->n; i++) {
+	/* each a whole connection, its scalars first, before we let go */
+	for (i = 0; i < rp->n && off < rp->raw_len; i++) {
 		rp->conns[i].off = off;
-		rp->conns[i].len = off < rp->raw_len ?
-			tcp_conn_span(rp->raw, rp->raw_len, off) : 0;
+		rp->conns[i].len = tcp_conn_span(rp->raw, rp->raw_len, off);
+		if (!tcp_conn_whole((char *)rp->raw + off, rp->conns[i].len))
+			break;
 		off += rp->conns[i].len;
 	}
-	if (off != rp->raw_len || !rp->conns[rp->n - 1].len) {
-		pr_err(&svc->log, "baton.ko exported %zu bytes that are not %u connections",
-		       rp->raw_len, rp->n);
+	if (i != rp->n || off != rp->raw_len) {
+		pr_err(&svc->log, "baton.ko's export of %u connections is malformed at connection %u",
+		       rp->n, i);
 		err = -EPROTO;
 		goto thaw;
 	}
