@@ -59,6 +59,8 @@ FIXTURE_VARIANT_ADD(repair, ipv6_v2_v1) { .family = AF_INET6, .from = 2, .to = 1
 
 FIXTURE_SETUP(repair)
 {
+	/* a connection that broke fails its EXPECT, not the whole program */
+	signal(SIGPIPE, SIG_IGN);
 	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
 }
 

@@ -172,9 +172,12 @@ static int repair_options(int fd, const struct tcp_rec *r)
 }
 
 /*
- * Whether fd is bound to local already: a socket restored here once was
- * bound by hand, and a disconnect keeps such a socket's address and port
- * (SOCK_BINDADDR_LOCK, SOCK_BINDPORT_LOCK), which bind() then refuses.
+ * Whether fd, which bind() refused (EINVAL), is bound to local already: a
+ * socket bound by hand (restored here, or by baton.ko's import) keeps its
+ * address and port through a disconnect (SOCK_BINDADDR_LOCK,
+ * SOCK_BINDPORT_LOCK). Asked only then: one that kept its address but not
+ * its port (accepted from a listener bound to an address) shows the old
+ * port too, and must be bound again.
  */
 static bool bound_to(int fd, const struct nlattr *local)
 {
@@ -199,10 +202,11 @@ static int repair_connect(int fd, const struct tcp_rec *r)
 	if (err)
 		return err;
 	/* in repair mode the port is shared by force, and nothing is sent */
-	if ((!bound_to(fd, r->tb[BATON_TCP_A_LOCAL]) &&
-	     bind(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_LOCAL]),
-		  sockaddr_size(family))) ||
-	    connect(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_PEER]),
+	if (bind(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_LOCAL]),
+		 sockaddr_size(family)) &&
+	    (errno != EINVAL || !bound_to(fd, r->tb[BATON_TCP_A_LOCAL])))
+		return -errno;
+	if (connect(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_PEER]),
 		    sockaddr_size(family)))
 		return -errno;
 	return 0;
