@@ -271,8 +271,26 @@ int tcp_disconnect(int fd)
 	return connect(fd, &sa, sizeof(sa)) ? -errno : 0;
 }
 
+int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
+			size_t len)
+{
+	struct tcp_rec r = { .tcp = tcp };
+	int err;
+
+	err = tcp_rec_parse(&r, rec, len);
+	if (err)
+		return err;
+	/* leaving repair mode sends a window probe: the peer answers */
+	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF) ?:
+	      send_all(fd, &r, BATON_TCP_A_UNSENT);
+	if (err)
+		pr_err(&tcp->log, "TCP restore: leaving repair mode, writing the unsent data: %s",
+		       strerror(-err));
+	return err;
+}
+
 int tcp_restore_into(struct baton_tcp *tcp, int fd, const void *rec,
-		     size_t len)
+		     size_t len, bool hold)
 {
 	struct tcp_rec r = { .tcp = tcp };
 	const struct nlattr *kernel;
@@ -310,13 +328,10 @@ int tcp_restore_into(struct baton_tcp *tcp, int fd, const void *rec,
 			pr_info(&tcp->log, "TCP checkpoint: %d newer attributes skipped",
 				err);
 	}
-	/* leaving repair mode sends a window probe: the peer answers */
+	if (hold)
+		return 0;	/* tcp_restore_release() lets it go */
 	step = "leaving repair mode";
-	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF);
-	if (err)
-		goto disconnect;
-	step = "writing the unsent data";
-	err = send_all(fd, &r, BATON_TCP_A_UNSENT);
+	err = tcp_restore_release(tcp, fd, rec, len);
 	if (err)
 		goto disconnect;
 	/* a socket disconnected before keeps ECONNABORTED for its next read */
@@ -343,7 +358,7 @@ int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len)
 		    IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
-	err = tcp_restore_into(tcp, fd, rec, len);
+	err = tcp_restore_into(tcp, fd, rec, len, false);
 	if (err) {
 		close(fd);	/* in repair mode: silent */
 		return err;

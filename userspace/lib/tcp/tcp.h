@@ -96,10 +96,14 @@ static inline bool tcp_has_module(const struct baton_tcp *tcp)
  * Restores a checkpoint record into fd, a TCP socket of the record's
  * family that is new or disconnected (connect(AF_UNSPEC) in repair mode,
  * which keeps the descriptor and its epoll registrations). On failure fd
- * is left in repair mode and closed state: its close says nothing.
+ * is left in repair mode and closed state: its close says nothing. With
+ * hold, it stays in repair mode, silent, until tcp_restore_release()
+ * (the window probe, the unsent bytes).
  */
 int tcp_restore_into(struct baton_tcp *tcp, int fd, const void *rec,
-		     size_t len);
+		     size_t len, bool hold);
+int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
+			size_t len);
 /* fd, in repair mode, let go of its connection without a word: 0, -errno */
 int tcp_disconnect(int fd);
 

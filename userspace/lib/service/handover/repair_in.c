@@ -7,12 +7,15 @@
  * that has nothing of ours to undo.
  *
  * restore: each socket is rebuilt (baton.ko's bulk import, or TCP_REPAIR
- *	    one by one), put back in repair mode at once (a guard: if we
- *	    die from here, its close says nothing to the peer, and the old
- *	    restores it), adopted by the application (adopt_socket) and its
- *	    record loaded (load_conn), as fd mode adopts a connection.
- * commit:  just before ACTIVE, each leaves repair mode and the freeze is
- *	    thawed: what the peers sent meanwhile reaches the new sockets.
+ *	    one by one, which stops short of leaving repair mode), put back
+ *	    in repair mode at once (a guard: if we die from here, its close
+ *	    says nothing to the peer, and the old restores it), adopted by
+ *	    the application (adopt_socket) and its record loaded
+ *	    (load_conn), as fd mode adopts a connection.
+ * commit:  just before ACTIVE, each leaves repair mode (TCP_REPAIR's with
+ *	    the window probe and the bytes never sent, which unfrozen peers
+ *	    must not see before) and the freeze is thawed: what the peers
+ *	    sent meanwhile reaches the new sockets.
  * abort:   any failure before that lets go of every socket restored
  *	    (connect(AF_UNSPEC) in repair mode: silent, the tuple free), for
  *	    the old one to restore it; then our error reaches it.
@@ -37,6 +40,21 @@ void repair_in_keep(struct takeover *t, struct baton_msg *m, __u32 kind)
 	m->nfds = 0;		/* ours now */
 }
 
+struct ckpts {
+	struct ckpt_rec *c;
+	unsigned int n, cap;
+	struct ckpt_data d;
+};
+
+static void ckpts_free(struct ckpts *k)
+{
+	if (!k)
+		return;
+	free(k->c);
+	ckpt_data_free(&k->d);
+	free(k);
+}
+
 void repair_in_free(struct takeover *t)
 {
 	if (t->tcp_blob >= 0)
@@ -46,17 +64,12 @@ void repair_in_free(struct takeover *t)
 	t->tcp_blob = t->conns_blob = -1;
 	free(t->restored);
 	t->restored = NULL;
+	ckpts_free(t->ckpts);
+	t->ckpts = NULL;
 	t->nrestored = 0;
 	baton_tcp_close(t->tcp);
 	t->tcp = NULL;
 }
-
-struct ckpts {
-	struct ckpt_rec *c;
-	unsigned int n, cap;
-	struct ckpt_data d;
-	int err;
-};
 
 static int ckpt_one(void *data, const struct baton_rec *rec)
 {
@@ -99,11 +112,16 @@ static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 	}
 	for (i = 0; i < k->n; i++)
 		fds[i] = -1;
+	/* held in repair mode: no window probe before the commit */
 	for (i = 0; !err && i < k->n; i++) {
-		fds[i] = baton_tcp_restore(t->tcp, k->d.buf + k->c[i].off,
-					   k->c[i].len);
+		fds[i] = socket(k->c[i].local.ss_family,
+				SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
 		if (fds[i] < 0)
-			err = fds[i];
+			err = -errno;
+		else
+			err = tcp_restore_into(t->tcp, fds[i],
+					       k->d.buf + k->c[i].off,
+					       k->c[i].len, true);
 	}
 	return err;
 }
@@ -149,7 +167,7 @@ static int adopt_all(struct takeover *t, struct ckpts *k, int *fds)
 
 int repair_in_restore(struct takeover *t)
 {
-	struct ckpts k = {};
+	struct ckpts *kp;
 	unsigned int i;
 	__u32 n = 0;
 	int *fds = NULL, err;
@@ -163,23 +181,27 @@ int repair_in_restore(struct takeover *t)
 			 strerror(-err));
 		return err;
 	}
-	err = blob_read(t->tcp_blob, BATON_BLOB_TCP, ckpt_one, &k, &n);
+	/* kept until the commit: TCP_REPAIR's unsent bytes go then */
+	kp = t->ckpts = calloc(1, sizeof(*kp));
+	if (!kp)
+		return -ENOMEM;
+	err = blob_read(t->tcp_blob, BATON_BLOB_TCP, ckpt_one, kp, &n);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "cannot read the old instance's TCP checkpoints: %s",
 			 strerror(-err));
-		goto free_ckpts;
+		goto free_fds;
 	}
-	if (!k.n)
-		goto free_ckpts;
-	fds = malloc(k.n * sizeof(*fds));
-	t->restored = malloc(k.n * sizeof(*t->restored));
+	if (!kp->n)
+		goto free_fds;
+	fds = malloc(kp->n * sizeof(*fds));
+	t->restored = malloc(kp->n * sizeof(*t->restored));
 	if (!fds || !t->restored) {
 		err = -ENOMEM;
-		goto free_ckpts;
+		goto free_fds;
 	}
-	err = sockets_rebuild(t, &k, fds);
-	guard(fds, k.n, TCP_REPAIR_ON);
+	err = sockets_rebuild(t, kp, fds);
+	guard(fds, kp->n, TCP_REPAIR_ON);
 	steps_mark(&t->st, "restore");
 	if (err) {
 		if (!t->why[0])
@@ -188,34 +210,41 @@ int repair_in_restore(struct takeover *t)
 				 strerror(-err));
 		goto close_fds;
 	}
-	err = adopt_all(t, &k, fds);
+	err = adopt_all(t, kp, fds);
 	if (!err && t->conns_blob >= 0)
 		err = load_conns(t, t->conns_blob);
 	steps_mark(&t->st, "adopt and load records");
 	if (!err)
 		pr_info(&t->svc->log, "%u connections restored from their checkpoints (%s)",
-			k.n, k.c[0].format == BATON_CKPT_MODULE ?
+			kp->n, kp->c[0].format == BATON_CKPT_MODULE ?
 			"baton.ko" : "TCP_REPAIR");
 close_fds:
-	for (i = 0; i < k.n; i++) {
+	for (i = 0; i < kp->n; i++) {
 		if (fds[i] < 0)
 			continue;
 		tcp_disconnect(fds[i]);
 		close(fds[i]);
 	}
-free_ckpts:
+free_fds:
 	free(fds);
-	free(k.c);
-	ckpt_data_free(&k.d);
 	return err;
 }
 
 void repair_in_commit(struct takeover *t)
 {
 	struct baton_freeze_stats fs = {};
+	const struct ckpts *k = t->ckpts;
+	unsigned int i;
 	int err;
 
-	guard(t->restored, t->nrestored, TCP_REPAIR_OFF_NO_WP);
+	if (k && k->n && k->c[0].format == BATON_CKPT_TCP) {
+		/* the window probe, and the bytes never sent, only now */
+		for (i = 0; i < t->nrestored; i++)
+			tcp_restore_release(t->tcp, t->restored[i],
+					    k->d.buf + k->c[i].off, k->c[i].len);
+	} else {
+		guard(t->restored, t->nrestored, TCP_REPAIR_OFF_NO_WP);
+	}
 	t->nrestored = 0;
 	if (!t->freeze_id)
 		return;

@@ -74,7 +74,7 @@ int repair_out_open(struct baton_service *svc)
 		return err;
 	}
 	if (!tcp_has_module(rp->tcp))
-		pr_warn(&svc->log, "repair mode without baton.ko: connections are checkpointed through TCP_REPAIR alone, one by one, and not frozen: what a peer sends while its connection moves is lost (load baton.ko)");
+		pr_warn(&svc->log, "repair mode without baton.ko: connections are checkpointed through TCP_REPAIR alone, one by one, and not frozen: a segment a peer sends while its connection moves, even an acknowledgement, is lost or resets it (load baton.ko)");
 	svc->repair = rp;
 	return 0;
 }
@@ -292,7 +292,7 @@ static int restore_one(struct repair_out *rp, struct repair_conn *c)
 		err = tcp_conn_to_rec(rp->tcp, conn_data(rp, c), c->len, &rec,
 				      &len);
 	for (tries = 0; !err; tries++) {
-		err = tcp_restore_into(rp->tcp, c->fd, rec, len);
+		err = tcp_restore_into(rp->tcp, c->fd, rec, len, false);
 		if (err != -EADDRNOTAVAIL || tries == TWIN_RETRIES)
 			break;
 		/* the new instance's copy, on its way out */

@@ -32,6 +32,7 @@ struct takeover {
 	__u32 freeze_id;	/* PHASE2_DONE's; 0: none */
 	int *restored;		/* the sockets restored, until committed */
 	unsigned int nrestored;
+	struct ckpts *ckpts;	/* their checkpoints, until then too */
 	struct baton_tcp *tcp;
 };
 
