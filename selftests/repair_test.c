@@ -390,16 +390,10 @@ TEST_F_TIMEOUT(repair, every_byte_once, 180)
 static void expect_served(struct __test_metadata *_metadata, const int *fds,
 			  int n, int count, pid_t by, int version)
 {
-	char key[16], want[16];
-	int i, v, bad = 0;
+	int v;
 	pid_t pid;
 
-	snprintf(want, sizeof(want), ":%d\r\n", count);
-	for (i = 0; i < n; i++) {
-		snprintf(key, sizeof(key), "c%d", i);
-		bad += resp_expect(fds[i], want, 2, "INCR", key) != 0;
-	}
-	EXPECT_EQ(0, bad);
+	EXPECT_EQ(0, incr_each(fds, n, count));
 	ASSERT_EQ(0, kvd_info(fds[0], &pid, &v));
 	EXPECT_EQ(by, pid);
 	EXPECT_EQ(version, v);
