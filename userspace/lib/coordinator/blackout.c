@@ -75,7 +75,9 @@ int step_blackout(struct baton_upgrade *up)
  * Waits for the old instance's RESUMED: 0, or -errno. What else it says
  * meanwhile answers what we sent before (an ERROR for a DEACTIVATE it got
  * after it had resumed by itself; EBUSY while the new one, which we just
- * killed, held the lock): only RESUMED, its going, or the time says.
+ * killed, held the lock), or is its DEACTIVATED, which crossed the new
+ * one's ERROR and goes into the report: only RESUMED, its going, or the
+ * time says.
  */
 static int await_resumed(struct baton_upgrade *up)
 {
@@ -92,6 +94,9 @@ static int await_resumed(struct baton_upgrade *up)
 			continue;
 		if (err)
 			return err;
+		if (from == FROM_OLD &&
+		    up->msg->nlh->nlmsg_type == BATON_MSG_DEACTIVATED)
+			deactivated(up, tb);
 		msg_close_fds(up->msg);
 	}
 }
