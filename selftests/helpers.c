@@ -298,6 +298,18 @@ int resp_expect(int fd, const char *want, int argc, ...)
 	return 0;
 }
 
+char *big_value(size_t len)
+{
+	char *v = malloc(len + 1);
+	size_t i;
+
+	for (i = 0; v && i < len; i++)
+		v[i] = 'a' + (i * 7 + i / 4096) % 26;
+	if (v)
+		v[len] = '\0';
+	return v;
+}
+
 int incr_each(const int *fds, int n, int count)
 {
 	char key[16], want[16];

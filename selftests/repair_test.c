@@ -157,18 +157,6 @@ static int upgrade(const char *rundir, int version, const char *prefix,
 	return batonctl(out, len, args);
 }
 
-static char *big_value(void)
-{
-	char *v = malloc(BIG_LEN + 1);
-	size_t i;
-
-	for (i = 0; v && i < BIG_LEN; i++)
-		v[i] = 'a' + (i * 7 + i / 4096) % 26;
-	if (v)
-		v[BIG_LEN] = '\0';
-	return v;
-}
-
 /*
  * The slow reader: reads everything the window-limited connection gets,
  * a little at a time, so that the server always has bytes in flight and
@@ -278,7 +266,7 @@ TEST_F_TIMEOUT(repair, every_byte_once, 180)
 	struct slow slow = {};
 	struct sender snd = {};
 	pthread_t rt, st;
-	char *big = big_value(), out[8192];
+	char *big = big_value(BIG_LEN), out[8192];
 	size_t one = strlen("$262144\r\n") + BIG_LEN + 2;
 	pid_t pid;
 
