@@ -77,18 +77,6 @@ static int upgrade(const char *rundir, int version, char *out, size_t len)
 	return batonctl(out, len, args);
 }
 
-static char *big_value(void)
-{
-	char *v = malloc(BIG_LEN + 1);
-	size_t i;
-
-	for (i = 0; v && i < BIG_LEN; i++)
-		v[i] = 'a' + (i * 7 + i / 4096) % 26;
-	if (v)
-		v[BIG_LEN] = '\0';
-	return v;
-}
-
 /* Reads one bulk reply of BIG_LEN bytes and compares it. */
 static int read_big(int fd, const char *want)
 {
@@ -125,7 +113,7 @@ TEST_F_TIMEOUT(handover, foreground_state_moves_both_ways, 120)
 	const char *partial = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
 	const char *get_big[] = { "GET", "big" };
 	int keys, named, half, unsent, i, version, round;
-	char *big = big_value();
+	char *big = big_value(BIG_LEN);
 	pid_t pid, old_pid, new_pid;
 	char out[8192];
 

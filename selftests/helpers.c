@@ -361,6 +361,31 @@ int resp_expect(int fd, const char *want, int argc, ...)
 	return 0;
 }
 
+char *big_value(size_t len)
+{
+	char *v = malloc(len + 1);
+	size_t i;
+
+	for (i = 0; v && i < len; i++)
+		v[i] = 'a' + (i * 7 + i / 4096) % 26;
+	if (v)
+		v[len] = '\0';
+	return v;
+}
+
+int incr_each(const int *fds, int n, int count)
+{
+	char key[16], want[16];
+	int i, bad = 0;
+
+	snprintf(want, sizeof(want), ":%d\r\n", count);
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		bad += resp_expect(fds[i], want, 2, "INCR", key) != 0;
+	}
+	return bad;
+}
+
 static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms);
 
 int kvd_info(int fd, pid_t *pid, int *version)

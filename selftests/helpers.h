@@ -51,6 +51,10 @@ int resp_send(int fd, int argc, const char *const *argv);
 ssize_t resp_reply(int fd, char *buf, size_t len, int timeout_ms);
 /* one command, with the whole reply compared; 0 if it matched */
 int resp_expect(int fd, const char *want, int argc, ...);
+/* INCR c<i> on the i-th of n connections, each to count: how many were not */
+int incr_each(const int *fds, int n, int count);
+/* len bytes of a pattern that repeats rarely, NUL-terminated; malloc'ed */
+char *big_value(size_t len);
 /* INFO's process_id and kvd_version */
 int kvd_info(int fd, pid_t *pid, int *version);
 

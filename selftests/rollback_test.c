@@ -89,16 +89,10 @@ FIXTURE_TEARDOWN(rollback)
 static void expect_served(struct __test_metadata *_metadata,
 			  FIXTURE_DATA(rollback) *self, pid_t by, int n)
 {
-	char key[16], want[16];
-	int i, version, bad = 0;
+	int version;
 	pid_t pid;
 
-	snprintf(want, sizeof(want), ":%d\r\n", n);
-	for (i = 0; i < CLIENTS; i++) {
-		snprintf(key, sizeof(key), "c%d", i);
-		bad += resp_expect(self->fds[i], want, 2, "INCR", key) != 0;
-	}
-	EXPECT_EQ(0, bad);
+	EXPECT_EQ(0, incr_each(self->fds, CLIENTS, n));
 	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
 	EXPECT_EQ(by, pid);
 }

@@ -13,13 +13,19 @@
  *  4. over a real SOCK_SEQPACKET pair: an oversized message, a length that
  *     disagrees with the packet, descriptors that disagree with the
  *     SOCKETS entries, and the peer's going away;
- *  5. sockets are told apart by their kind and every bit of their id.
+ *  5. sockets are told apart by their kind and every bit of their id;
+ *  6. repair mode's TCP records (ckpt.c): a record round-trips, its data
+ *     longer than one attribute; an unknown attribute is skipped; an
+ *     unknown flag, an unknown file flag, an unknown format, an address
+ *     of the wrong size or family, and a record without its data are
+ *     each rejected.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -387,6 +393,97 @@ TEST(sock_keys)
 	/* an order: what sorted keys and bsearch() need */
 	EXPECT_EQ(-sock_key_cmp(&b, &c), sock_key_cmp(&c, &b));
 	EXPECT_GT(0, sock_key_cmp(&a, &c));
+}
+
+/* One BATON_REC_TCP record as the writer makes it, then tampered with */
+struct tcp_case {
+	__u16 extra_type;	/* an attribute added, 0: none */
+	__u32 extra;
+	bool v6_local;		/* a local address of the other family */
+	bool no_data;
+};
+
+struct ckpt_seen {
+	struct ckpt_rec c;
+	struct ckpt_data d;
+	int err;
+};
+
+static int ckpt_seen_rec(void *data, const struct baton_rec *rec)
+{
+	struct ckpt_seen *s = data;
+
+	s->err = ckpt_parse(rec, &s->c, &s->d);
+	return 0;
+}
+
+static int tcp_record(const struct tcp_case *tc, const char *data,
+		      size_t len, struct ckpt_seen *s)
+{
+	struct sockaddr_in6 l6 = { .sin6_family = AF_INET6, .sin6_port = htons(7) };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(7),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct baton_rec_writer w;
+	int memfd, err;
+
+	err = writer_init(&w, BATON_BLOB_TCP, "svc", 1) ?:
+	      baton_rec_begin(&w, 42) ?:
+	      baton_rec_put_u32(&w, BATON_CKPT_A_FORMAT, BATON_CKPT_TCP);
+	if (!err && tc->v6_local)
+		err = baton_rec_put_bytes(&w, BATON_CKPT_A_LOCAL, &l6, sizeof(l6));
+	else if (!err)
+		err = baton_rec_put_bytes(&w, BATON_CKPT_A_LOCAL, &a, sizeof(a));
+	err = err ?: baton_rec_put_bytes(&w, BATON_CKPT_A_PEER, &a, sizeof(a));
+	if (!err && !tc->no_data)
+		err = baton_rec_put_bytes(&w, BATON_CKPT_A_DATA, data, len);
+	if (!err && tc->extra_type)
+		err = baton_rec_put_u32(&w, tc->extra_type, tc->extra);
+	err = err ?: baton_rec_end(&w) ?: writer_finish(&w, &memfd);
+	writer_free(&w);
+	if (err)
+		return err;
+	memset(s, 0, sizeof(*s));
+	err = blob_read(memfd, BATON_BLOB_TCP, ckpt_seen_rec, s, NULL);
+	close(memfd);
+	return err ?: s->err;
+}
+
+TEST(tcp_records)
+{
+	static const struct {
+		struct tcp_case tc;
+		int want;
+	} cases[] = {
+		{ { 0 }, 0 },
+		{ { .extra_type = BATON_CKPT_A_MAX + 3, .extra = 9 }, 0 },
+		{ { .extra_type = BATON_CKPT_A_FLAGS, .extra = 0 }, 0 },
+		{ { .extra_type = BATON_CKPT_A_FLAGS, .extra = 1 }, -EINVAL },
+		{ { .extra_type = BATON_CKPT_A_FILE_FLAGS, .extra = O_NONBLOCK }, 0 },
+		{ { .extra_type = BATON_CKPT_A_FILE_FLAGS, .extra = O_APPEND }, -EINVAL },
+		{ { .extra_type = BATON_CKPT_A_FORMAT, .extra = 9 }, -EPROTONOSUPPORT },
+		{ { .v6_local = true }, -EINVAL },
+		{ { .no_data = true }, -EINVAL },
+	};
+	char *data = malloc(LONG_LEN);
+	struct ckpt_seen s;
+	unsigned int i;
+
+	ASSERT_NE(NULL, data);
+	for (i = 0; i < LONG_LEN; i++)
+		data[i] = i * 13 + i / 977;
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		EXPECT_EQ(cases[i].want, tcp_record(&cases[i].tc, data, LONG_LEN, &s))
+			TH_LOG("case %u", i);
+		if (!cases[i].want) {
+			EXPECT_EQ(42, s.c.id);
+			EXPECT_EQ(BATON_CKPT_TCP, s.c.format);
+			EXPECT_EQ(LONG_LEN, s.c.len);
+			EXPECT_EQ(sizeof(struct sockaddr_in), s.c.local_len);
+			EXPECT_EQ(0, memcmp(s.d.buf + s.c.off, data, LONG_LEN));
+		}
+		ckpt_data_free(&s.d);
+	}
+	free(data);
 }
 
 TEST_HARNESS_MAIN

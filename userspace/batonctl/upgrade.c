@@ -18,7 +18,7 @@ static void usage(FILE *f)
 "                        [--precopy-rounds N] [--precopy-bytes N]\n"
 "                        [--verify CMD [--verify-for DURATION]\n"
 "                         [--verify-timeout-ms N]]\n"
-"                        [-j|--json] -- COMMAND [ARG...]\n"
+"                        [--mode fd|repair] [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as the next version of SERVICE and moves the running\n"
 "instance's listening and established connections, and its state, to it.\n"
@@ -34,6 +34,10 @@ static void usage(FILE *f)
 "  --listeners own  the new instance opens its own listeners in the\n"
 "                   steered SO_REUSEPORT group (kvd --steer GEN); only\n"
 "                   connections move, and new ones switch at activation\n"
+"  --mode repair    established connections move as TCP checkpoints\n"
+"                   (baton.ko freezes and exports them; TCP_REPAIR alone\n"
+"                   without it) rather than as descriptors (--mode fd,\n"
+"                   the default); needs CAP_NET_ADMIN\n"
 "  --log FILE       the new instance's standard output and error (the\n"
 "                   old instance's, if not given)\n"
 "  --precopy-rounds N\n"
@@ -302,8 +306,22 @@ static void report(const struct ctl_opts *o, const char *service,
 		 r->listeners, r->conns, r->records, r->record_bytes / 1024.0);
 	out_str(&out, "moved", r->phase >= BATON_PHASE_READY ? "moved" : NULL,
 		buf);
+	out_str(&out, "mode", "mode", r->flags & BATON_UPGRADE_F_REPAIR ?
+		"repair" : "fd");
 	out_u64(&out, "listeners", NULL, r->listeners);
 	out_u64(&out, "conns", NULL, r->conns);
+	if (r->flags & BATON_UPGRADE_F_REPAIR) {
+		snprintf(buf, sizeof(buf), "%u connections, through %s",
+			 r->checkpoints, r->ckpt_format == BATON_CKPT_MODULE ?
+			 "baton.ko (frozen)" : r->ckpt_format ?
+			 "TCP_REPAIR alone (not frozen)" : "nothing");
+		out_str(&out, "checkpointed", r->phase >= BATON_PHASE_DEACTIVATED ?
+			"checkpointed" : NULL, buf);
+		out_u64(&out, "checkpoints", NULL, r->checkpoints);
+		out_str(&out, "checkpoint_path", NULL,
+			r->ckpt_format == BATON_CKPT_MODULE ? "module" :
+			r->ckpt_format ? "userspace" : "none");
+	}
 	out_u64(&out, "records", NULL, r->records);
 	out_u64(&out, "record_bytes", NULL, r->record_bytes);
 	if (t[BATON_PHASE_SPAWNED])
@@ -498,6 +516,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "verify", required_argument, NULL, 'v' },
 		{ "verify-for", required_argument, NULL, 'V' },
 		{ "verify-timeout-ms", required_argument, NULL, 'T' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -578,6 +597,14 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'm':
+			if (!strcmp(optarg, "repair")) {
+				uo.flags |= BATON_UPGRADE_F_REPAIR;
+			} else if (strcmp(optarg, "fd")) {
+				fprintf(stderr, "batonctl: --mode is 'fd' (connections move as descriptors) or 'repair' (as TCP checkpoints)\n");
+				return 2;
+			}
+			break;
 		case 'j':
 			opts.json = true;
 			break;
@@ -592,6 +619,11 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	if (argc - optind < 2) {
 		fprintf(stderr, "batonctl: upgrade needs a SERVICE and, after --, the new version's COMMAND\n"
 			"  e.g.: batonctl upgrade kvd -- kvd-v2 --service kvd\n");
+		return 2;
+	}
+	if ((uo.flags & BATON_UPGRADE_F_REPAIR) &&
+	    (uo.flags & BATON_UPGRADE_F_DRAIN)) {
+		fprintf(stderr, "batonctl: --drain leaves the connections with the old instance: it does not go with --mode repair\n");
 		return 2;
 	}
 	uo.service = argv[optind];

@@ -100,6 +100,7 @@ struct bench_opts {
 	const char *plot;	/* --plot FILE.svg */
 	const char *bin_dir;
 	bool own_listeners;	/* kvd --steer, batonctl --listeners own */
+	bool repair;		/* batonctl upgrade --mode repair */
 	unsigned int nbaselines;
 	enum mode baselines[3];
 	unsigned int keys;	/* --keys: preloaded, for the writers */
@@ -148,6 +149,7 @@ void samples_judge(const struct samples *s, const struct shared *sh,
 struct instance_set {
 	enum mode mode;
 	bool own;		/* each instance its own steered listener */
+	bool repair;		/* connections move as TCP checkpoints */
 	char run_dir[64];
 	char service[32];
 	char log[128];

@@ -239,6 +239,10 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 			argv[n++] = "--listeners";
 			argv[n++] = "own";
 		}
+		if (is->repair && !drain) {
+			argv[n++] = "--mode";
+			argv[n++] = "repair";
+		}
 		argv[n++] = "--";
 		argv[n++] = kvd;
 		argv[n++] = "--service";

@@ -71,6 +71,8 @@ static void usage(FILE *f)
 "                      its own as fast as it is answered; at the end,\n"
 "                      every key is read back and compared with the last\n"
 "                      value written (needs --keys)\n"
+"  --mode repair       upgrades move the connections as TCP checkpoints\n"
+"                      (batonctl upgrade --mode repair; baton.ko, root)\n"
 "  --port P            kvd's port (a free one)\n"
 "  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
 "  --plot FILE.svg     draw each request's latency against time, one panel\n"
@@ -217,6 +219,7 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		ps->port[k] = o->port ? o->port + (int)k : free_port();
 		err = instances_start(&ps->is[k], k, o->bin_dir, ps->port[k],
 				      mode, o->own_listeners);
+		ps->is[k].repair = o->repair;
 		if (err)
 			fprintf(stderr, "baton-bench: kvd did not start (%s); see its log in %s\n",
 				strerror(-err), ps->is[k].run_dir);
@@ -444,14 +447,15 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	       "\"dropped\":%llu,\"integrity_errors\":%llu,"
 	       "\"failed_connects\":%llu,\"refused\":%llu,\"resets\":%llu,"
 	       "\"slow_connects\":%llu,"
-	       "\"failed_upgrades\":%u,",
+	       "\"failed_upgrades\":%u,\"conn_move\":\"%s\",",
 	       o->conns, o->procs, o->rate, o->connect_rate, r->nup,
 	       mode_names[r->mode],
 	       r->seconds, (unsigned long long)r->requests,
 	       (unsigned long long)r->dropped, (unsigned long long)r->integrity,
 	       (unsigned long long)r->failed_connects,
 	       (unsigned long long)r->refused, (unsigned long long)r->resets,
-	       (unsigned long long)r->slow_connects, r->failed_upgrades);
+	       (unsigned long long)r->slow_connects, r->failed_upgrades,
+	       o->repair && r->mode == MODE_BATON ? "repair" : "fd");
 	printf("\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"latency_max_ms\":%.3f,",
 	       hist_pct_ms(&r->normal, 50), hist_pct_ms(&r->normal, 99),
 	       r->normal.max_us / 1000.0);
@@ -589,6 +593,7 @@ int main(int argc, char **argv)
 		{ "keys", required_argument, NULL, 'k' },
 		{ "value-size", required_argument, NULL, 'V' },
 		{ "writers", required_argument, NULL, 'w' },
+		{ "mode", required_argument, NULL, 'm' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -641,6 +646,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.own_listeners = !strcmp(optarg, "own");
+			break;
+		case 'm':
+			if (strcmp(optarg, "repair") && strcmp(optarg, "fd")) {
+				fprintf(stderr, "baton-bench: --mode is 'fd' or 'repair'\n");
+				return 2;
+			}
+			o.repair = !strcmp(optarg, "repair");
 			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

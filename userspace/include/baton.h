@@ -37,7 +37,8 @@
  *	add baton_service_fd(svc) to the event loop;
  *	loop:
  *		if (baton_service_paused(svc))
- *			wait on baton_service_fd(svc) only;	// blackout
+ *			wait on baton_service_fd(svc) only;	// blackout,
+ *					// or the new one holds the lock
  *		else
  *			wait on everything;
  *		if (baton_service_fd(svc) is readable)
@@ -75,6 +76,16 @@
  *		  ops->save_conns()	one record per live connection
  *		  ops->save_delta()	service-wide changes since the last
  *					round (or the snapshot) began
+ *		  ops->export_sockets()	repair mode (BATON_UPGRADE_F_REPAIR)
+ *					only, once more with
+ *					BATON_EXPORT_F_FINAL: the connections
+ *					as they are now. The library
+ *					checkpoints and lets go of them in
+ *					place (connect(AF_UNSPEC) in repair
+ *					mode): each descriptor stays the
+ *					application's, closed, until
+ *					terminate() closes it or resume()
+ *					finds it rebuilt as it was
  *		  ops->release()	single-access resources of its own
  *	then one of
  *		  ops->terminate()	the new is active: close() every socket
@@ -187,7 +198,11 @@ struct baton_app_ops {
 	void (*resume)(void *app);
 	void (*terminate)(void *app);
 	void (*drain)(void *app);			/* optional */
-	/* new instance; the fd belongs to the application from here on */
+	/*
+	 * new instance; the fd belongs to the application from here on. In
+	 * repair mode connections come at activation, rebuilt from their
+	 * checkpoints (CAP_NET_ADMIN), their records loaded right after.
+	 */
 	int (*adopt_socket)(void *app, int fd, const struct baton_sockinfo *si);
 	int (*load_state)(void *app, const struct baton_rec *rec);
 	int (*load_conn)(void *app, const struct baton_rec *rec);
@@ -356,6 +371,11 @@ struct baton_upgrade_report {
 	__u32 precopy_end;	/* enum baton_precopy_end; 0: not said */
 	int error;		/* negative errno of a failure, or 0 */
 	char reason[512];	/* what went wrong, for people */
+	unsigned int flags;	/* BATON_UPGRADE_F_* of this upgrade */
+	__u32 checkpoints;	/* repair mode: connections the old instance
+				 * checkpointed (conns: those the new one
+				 * holds, restored) */
+	__u32 ckpt_format;	/* and how: enum baton_ckpt_format, 0 if none */
 };
 
 BATON_API int baton_upgrade_open(struct baton_upgrade **up,

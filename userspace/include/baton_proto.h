@@ -42,7 +42,7 @@ enum baton_msg_type {
 				 * socket: STDIO, its stdout and stderr */
 	BATON_MSG_SOCKETS,	/* a batch of sockets: SOCK nests + SCM_RIGHTS */
 	BATON_MSG_BLOB,		/* a sealed memfd of records: BLOB_KIND, BYTES */
-	BATON_MSG_PHASE1_DONE,	/* old -> new: LISTENERS, CONNS */
+	BATON_MSG_PHASE1_DONE,	/* old -> new: LISTENERS, CONNS, FLAGS */
 	BATON_MSG_READY,	/* new -> coordinator: LISTENERS, CONNS */
 	BATON_MSG_DEACTIVATE,	/* coordinator -> old: the blackout starts;
 				 * DEADLINE_NS, FLAGS */
@@ -100,6 +100,10 @@ enum baton_attr {
 	BATON_A_ROUND_BYTES,	/* u64: a round this small ends phase 1's */
 	BATON_A_ROUND,		/* nested, enum baton_round_attr; repeated */
 	BATON_A_PRECOPY_END,	/* u32, enum baton_precopy_end */
+	BATON_A_FREEZE_ID,	/* u32: baton.ko's freeze of the connections
+				 * moved by checkpoint (repair mode) */
+	BATON_A_CHECKPOINTS,	/* u32: connections moved by checkpoint */
+	BATON_A_CKPT_FORMAT,	/* u32, enum baton_ckpt_format: how */
 	__BATON_A_MAX,
 };
 #define BATON_A_MAX (__BATON_A_MAX - 1)
@@ -160,8 +164,15 @@ enum baton_precopy_end {
 #define BATON_UPGRADE_F_DRAIN	(1U << 0) /* listeners only; old drains */
 #define BATON_UPGRADE_F_OWN_LISTENERS (1U << 1) /* the new brings its own
 						 * listeners: connections only */
+#define BATON_UPGRADE_F_REPAIR	(1U << 2) /* connections move by checkpoint
+					   * and restore (BATON_BLOB_TCP),
+					   * not by descriptor */
 #define BATON_UPGRADE_F_ALL	(BATON_UPGRADE_F_DRAIN | \
-				 BATON_UPGRADE_F_OWN_LISTENERS)
+				 BATON_UPGRADE_F_OWN_LISTENERS | \
+				 BATON_UPGRADE_F_REPAIR)
+
+/* BATON_MSG_PHASE1_DONE flags: those of the upgrade the new must know */
+#define BATON_PHASE1_F_ALL	BATON_UPGRADE_F_REPAIR
 
 /* BATON_MSG_DEACTIVATE and BATON_MSG_PHASE2_DONE flags */
 #define BATON_DEACTIVATE_F_DIRECT (1U << 0) /* the new activates as soon
@@ -181,6 +192,8 @@ enum baton_blob_kind {
 	BATON_BLOB_STATE = 1,	/* phase 1: service-wide state snapshot */
 	BATON_BLOB_DELTA,	/* phase 2: service-wide changes since */
 	BATON_BLOB_CONNS,	/* phase 2: per-connection foreground state */
+	BATON_BLOB_TCP,		/* phase 2, repair mode: the connections'
+				 * TCP checkpoints, BATON_REC_TCP */
 };
 
 enum baton_rec_type {
@@ -188,6 +201,32 @@ enum baton_rec_type {
 	BATON_REC_STATE,	/* application attributes */
 	BATON_REC_CONN,		/* id = connection id; application attributes */
 	BATON_REC_END,		/* RECORDS: how many records came between */
+	BATON_REC_TCP,		/* id = connection id; enum baton_ckpt_attr */
+};
+
+/*
+ * A BATON_REC_TCP record: one connection's TCP checkpoint. The attributes
+ * are the library's (not the application's); DATA is split into
+ * attributes of at most 65,528 bytes, concatenated on reading.
+ */
+enum baton_ckpt_attr {
+	BATON_CKPT_A_UNSPEC,
+	BATON_CKPT_A_FORMAT,	/* u32, enum baton_ckpt_format */
+	BATON_CKPT_A_FLAGS,	/* u32: none defined yet; any set is -EINVAL */
+	BATON_CKPT_A_LOCAL,	/* binary, struct sockaddr_in or _in6 */
+	BATON_CKPT_A_PEER,	/* binary, the same family */
+	BATON_CKPT_A_DATA,	/* binary, repeated: the checkpoint itself */
+	BATON_CKPT_A_FILE_FLAGS, /* u32: the descriptor's O_NONBLOCK, which
+				  * the restored one gets too */
+	__BATON_CKPT_A_MAX,
+};
+#define BATON_CKPT_A_MAX (__BATON_CKPT_A_MAX - 1)
+
+enum baton_ckpt_format {
+	BATON_CKPT_MODULE = 1,	/* baton.ko's CONN nests (CONN_EXPORT of
+				 * family version 1), one connection's */
+	BATON_CKPT_TCP,		/* baton_tcp_checkpoint()'s record
+				 * (enum baton_tcp_attr) */
 };
 
 #endif /* BATON_PROTO_H */

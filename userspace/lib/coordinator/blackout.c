@@ -23,6 +23,8 @@ static void active(struct baton_upgrade *up, const struct nlattr **tb)
 	up->r.active_ns = now_ns();
 	up->r.activated_ns = attr_u64(tb, BATON_A_TIME_NS, up->r.active_ns);
 	up->r.activate_flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	/* with repair mode's restored connections, which READY did not count */
+	up->r.conns = attr_u32(tb, BATON_A_CONNS, up->r.conns);
 	steps_get(up->msg, "new", up->r.steps, &up->r.nsteps);
 	drop_held(up);
 	reach(up, BATON_PHASE_ACTIVE);
@@ -73,7 +75,9 @@ int step_blackout(struct baton_upgrade *up)
  * Waits for the old instance's RESUMED: 0, or -errno. What else it says
  * meanwhile answers what we sent before (an ERROR for a DEACTIVATE it got
  * after it had resumed by itself; EBUSY while the new one, which we just
- * killed, held the lock): only RESUMED, its going, or the time says.
+ * killed, held the lock), or is its DEACTIVATED, which crossed the new
+ * one's ERROR and goes into the report: only RESUMED, its going, or the
+ * time says.
  */
 static int await_resumed(struct baton_upgrade *up)
 {
@@ -90,6 +94,9 @@ static int await_resumed(struct baton_upgrade *up)
 			continue;
 		if (err)
 			return err;
+		if (from == FROM_OLD &&
+		    up->msg->nlh->nlmsg_type == BATON_MSG_DEACTIVATED)
+			deactivated(up, tb);
 		msg_close_fds(up->msg);
 	}
 }

@@ -75,12 +75,15 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	int err;
 
 	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL) ||
-	    o->precopy_rounds > BATON_MAX_ROUNDS)
+	    o->precopy_rounds > BATON_MAX_ROUNDS ||
+	    ((o->flags & BATON_UPGRADE_F_REPAIR) &&
+	     (o->flags & BATON_UPGRADE_F_DRAIN)))
 		return -EINVAL;
 	up = calloc(1, sizeof(*up));
 	if (!up)
 		return -ENOMEM;
 	up->o = *o;
+	up->r.flags = o->flags;
 	if (!up->o.timeout_ms)
 		up->o.timeout_ms = BATON_UPGRADE_TIMEOUT_MS;
 	if (!up->o.blackout_ms)

@@ -86,6 +86,7 @@ struct baton_service {
 	__u64 round_t0;		/* the round under way began */
 	bool round_whole;	/* sent whole; SYNC asked if the new has it */
 	struct rounds rounds;	/* sent so far; the snapshot first */
+	struct repair_out *repair;	/* repair mode's checkpoints */
 };
 
 static inline int ep_add(struct baton_service *svc, int fd, __u64 tag)
@@ -104,6 +105,18 @@ void svc_deadline(struct baton_service *svc, int ms);
 void svc_arm(struct baton_service *svc);
 void pending_close(struct baton_service *svc, unsigned int slot);
 
+/*
+ * handover/repair_out.c: repair mode's old side, the connections' TCP
+ * checkpoints: made and sent in the blackout, restored in place on rollback
+ */
+struct repair_out;
+int repair_out_open(struct baton_service *svc);
+int repair_out_checkpoint(struct baton_service *svc,
+			  const struct held_socket *conns, unsigned int n,
+			  struct steps *st, __u32 *freeze_id);
+int repair_out_restore(struct baton_service *svc);
+void repair_out_close(struct baton_service *svc);
+
 /* handover/end.c: how the old side ends, in rollback or termination */
 void serving_again(struct baton_service *svc);
 void parked_close(struct baton_service *svc, const char *why);
@@ -118,6 +131,8 @@ int phase1_bulk(struct baton_service *svc);
 int phase1_synced(struct baton_service *svc);
 int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 		 __u64 *bytes);
+int phase2_checkpoints(struct baton_service *svc, struct steps *st,
+		       __u32 *count, __u32 *freeze_id);
 void work_readable(struct baton_service *svc);
 
 /* peers.c: who is at the control socket, and what it wants */

@@ -217,6 +217,7 @@ void baton_service_close(struct baton_service *svc)
 		return;
 	for (i = 0; i < MAX_PENDING; i++)
 		pending_close(svc, i);
+	repair_out_close(svc);
 	resources_close(&svc->res, svc->ep);
 	ctl_close(svc->ep, &svc->succ);
 	ctl_close(svc->ep, &svc->ctl);

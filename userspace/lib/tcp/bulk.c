@@ -270,6 +270,11 @@ static long long conns_count(struct baton_tcp *tcp, const char *rec,
 	return n;
 }
 
+size_t tcp_conn_span(const void *rec, size_t len, size_t off)
+{
+	return conn_span(rec, len, off);
+}
+
 int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
 			   size_t len, int *fds, size_t n)
 {

@@ -212,10 +212,12 @@ static int record_build(struct baton_tcp *tcp, int fd,
 	sl = sizeof(c.win);
 	if (getsockopt(fd, SOL_TCP, TCP_REPAIR_WINDOW, &c.win, &sl))
 		return -errno;
-	klen = baton_tcp_export(tcp, fd, kernel, sizeof(kernel));
-	if (klen < 0)
-		return klen;
-	c.klen = klen;
+	if (tcp_has_module(tcp)) {
+		klen = baton_tcp_export(tcp, fd, kernel, sizeof(kernel));
+		if (klen < 0)
+			return klen;
+		c.klen = klen;
+	}
 	return tcp_rec_build(&c, rec, len);
 }
 

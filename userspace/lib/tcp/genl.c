@@ -119,7 +119,7 @@ static struct nlmsghdr *genl_msg(char *buf, __u16 type, __u8 cmd, __u8 ver)
 	return nlh;
 }
 
-static int family_resolve(struct baton_tcp *tcp)
+static int family_resolve(struct baton_tcp *tcp, bool need_module)
 {
 	char buf[GENL_BUF] __attribute__((aligned(8)));
 	struct nlmsghdr *nlh = genl_msg(buf, GENL_ID_CTRL,
@@ -128,6 +128,10 @@ static int family_resolve(struct baton_tcp *tcp)
 
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, BATON_GENL_NAME);
 	err = genl_call(tcp, nlh, family_cb, tcp);
+	if (err == -ENOENT && !need_module) {
+		tcp->family = 0;	/* TCP_REPAIR alone */
+		return 0;
+	}
 	if (err == -ENOENT) {
 		pr_err(&tcp->log,
 		       "the baton kernel module is not loaded: insmod baton.ko");
@@ -142,7 +146,8 @@ static int family_resolve(struct baton_tcp *tcp)
 	return 0;
 }
 
-int baton_tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx)
+static int tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx,
+		    bool need_module)
 {
 	struct baton_tcp *tcp;
 	int one = 1, err;
@@ -168,7 +173,7 @@ int baton_tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx)
 		goto close_nl;
 	}
 	tcp->portid = mnl_socket_get_portid(tcp->nl);
-	err = family_resolve(tcp);
+	err = family_resolve(tcp, need_module);
 	if (err)
 		goto close_nl;
 	*tcpp = tcp;
@@ -179,6 +184,16 @@ close_nl:
 free_tcp:
 	free(tcp);
 	return err;
+}
+
+int baton_tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx)
+{
+	return tcp_open(tcpp, log, log_ctx, true);
+}
+
+int tcp_open_any(struct baton_tcp **tcpp, const struct baton_log_sink *log)
+{
+	return tcp_open(tcpp, log->fn, log->ctx, false);
 }
 
 void baton_tcp_close(struct baton_tcp *tcp)

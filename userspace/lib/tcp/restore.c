@@ -171,6 +171,25 @@ static int repair_options(int fd, const struct tcp_rec *r)
 	return 0;
 }
 
+/*
+ * Whether fd, which bind() refused (EINVAL), is bound to local already: a
+ * socket bound by hand (restored here, or by baton.ko's import) keeps its
+ * address and port through a disconnect (SOCK_BINDADDR_LOCK,
+ * SOCK_BINDPORT_LOCK). Asked only then: one that kept its address but not
+ * its port (accepted from a listener bound to an address) shows the old
+ * port too, and must be bound again.
+ */
+static bool bound_to(int fd, const struct nlattr *local)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) ||
+	    sl != mnl_attr_get_payload_len(local))
+		return false;
+	return !memcmp(&ss, mnl_attr_get_payload(local), sl);
+}
+
 static int repair_connect(int fd, const struct tcp_rec *r)
 {
 	int family = rec_u32(r, BATON_TCP_A_FAMILY);
@@ -184,8 +203,10 @@ static int repair_connect(int fd, const struct tcp_rec *r)
 		return err;
 	/* in repair mode the port is shared by force, and nothing is sent */
 	if (bind(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_LOCAL]),
-		 sockaddr_size(family)) ||
-	    connect(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_PEER]),
+		 sockaddr_size(family)) &&
+	    (errno != EINVAL || !bound_to(fd, r->tb[BATON_TCP_A_LOCAL])))
+		return -errno;
+	if (connect(fd, mnl_attr_get_payload(r->tb[BATON_TCP_A_PEER]),
 		    sockaddr_size(family)))
 		return -errno;
 	return 0;
@@ -240,10 +261,94 @@ static int repair_queues(int fd, const struct tcp_rec *r)
 	return 0;
 }
 
+int tcp_disconnect(int fd)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+
+	/* in repair mode, tcp_disconnect() sends neither FIN nor RST */
+	if (sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_ON))
+		return -errno;
+	return connect(fd, &sa, sizeof(sa)) ? -errno : 0;
+}
+
+int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
+			size_t len)
+{
+	struct tcp_rec r = { .tcp = tcp };
+	int err;
+
+	err = tcp_rec_parse(&r, rec, len);
+	if (err)
+		return err;
+	/* leaving repair mode sends a window probe: the peer answers */
+	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF) ?:
+	      send_all(fd, &r, BATON_TCP_A_UNSENT);
+	if (err)
+		pr_err(&tcp->log, "TCP restore: leaving repair mode, writing the unsent data: %s",
+		       strerror(-err));
+	return err;
+}
+
+int tcp_restore_into(struct baton_tcp *tcp, int fd, const void *rec,
+		     size_t len, bool hold)
+{
+	struct tcp_rec r = { .tcp = tcp };
+	const struct nlattr *kernel;
+	const char *step;
+	socklen_t sl = sizeof(int);
+	int err, soerr;
+
+	err = tcp_rec_parse(&r, rec, len);
+	if (err)
+		return err;
+	kernel = r.tb[BATON_TCP_A_KERNEL];
+	step = "TCP_REPAIR (needs CAP_NET_ADMIN)";
+	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_ON);
+	if (err)
+		goto fail;
+	step = "binding and connecting in repair mode";
+	err = repair_connect(fd, &r);
+	if (err)
+		goto fail;
+	step = "options";
+	err = repair_options(fd, &r);
+	if (err)
+		goto disconnect;
+	step = "queues and window";
+	err = repair_queues(fd, &r);
+	if (err)
+		goto disconnect;
+	if (kernel && mnl_attr_get_payload_len(kernel) && tcp_has_module(tcp)) {
+		step = "congestion and RTT state (baton.ko)";
+		err = baton_tcp_import(tcp, fd, mnl_attr_get_payload(kernel),
+				       mnl_attr_get_payload_len(kernel));
+		if (err < 0)
+			goto disconnect;
+		if (err)
+			pr_info(&tcp->log, "TCP checkpoint: %d newer attributes skipped",
+				err);
+	}
+	if (hold)
+		return 0;	/* tcp_restore_release() lets it go */
+	step = "leaving repair mode";
+	err = tcp_restore_release(tcp, fd, rec, len);
+	if (err)
+		goto disconnect;
+	/* a socket disconnected before keeps ECONNABORTED for its next read */
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+	return 0;
+
+disconnect:
+	/* back in repair mode, nothing reaches the peer */
+	tcp_disconnect(fd);
+fail:
+	pr_err(&tcp->log, "TCP restore: %s: %s", step, strerror(-err));
+	return err;
+}
+
 int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len)
 {
 	struct tcp_rec r = { .tcp = tcp };
-	const char *step;
 	int fd, err;
 
 	err = tcp_rec_parse(&r, rec, len);
@@ -253,50 +358,10 @@ int baton_tcp_restore(struct baton_tcp *tcp, const void *rec, size_t len)
 		    IPPROTO_TCP);
 	if (fd < 0)
 		return -errno;
-
-	step = "TCP_REPAIR (needs CAP_NET_ADMIN)";
-	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_ON);
-	if (err)
-		goto close_sock;
-	step = "binding and connecting in repair mode";
-	err = repair_connect(fd, &r);
-	if (err)
-		goto close_sock;
-	step = "options";
-	err = repair_options(fd, &r);
-	if (err)
-		goto close_sock;
-	step = "queues and window";
-	err = repair_queues(fd, &r);
-	if (err)
-		goto close_sock;
-	if (r.tb[BATON_TCP_A_KERNEL]) {
-		step = "congestion and RTT state (baton.ko)";
-		err = baton_tcp_import(tcp, fd,
-				       mnl_attr_get_payload(r.tb[BATON_TCP_A_KERNEL]),
-				       mnl_attr_get_payload_len(r.tb[BATON_TCP_A_KERNEL]));
-		if (err < 0)
-			goto close_sock;
-		if (err)
-			pr_info(&tcp->log, "TCP checkpoint: %d newer attributes skipped",
-				err);
+	err = tcp_restore_into(tcp, fd, rec, len, false);
+	if (err) {
+		close(fd);	/* in repair mode: silent */
+		return err;
 	}
-	/* leaving repair mode sends a window probe: the peer answers */
-	step = "leaving repair mode";
-	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF);
-	if (err)
-		goto close_sock;
-	step = "writing the unsent data";
-	err = send_all(fd, &r, BATON_TCP_A_UNSENT);
-	if (err)
-		goto close_sock;
 	return fd;
-
-close_sock:
-	pr_err(&tcp->log, "TCP restore: %s: %s", step, strerror(-err));
-	/* back in repair mode, the close says nothing to the peer */
-	sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_ON);
-	close(fd);
-	return err;
 }
-

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "baton_tcp.h"
@@ -16,7 +17,8 @@ struct baton_tcp {
 	struct mnl_socket *nl;
 	__u32 portid;
 	__u32 seq;
-	__u16 family;		/* the "baton" family's id */
+	__u16 family;		/* the "baton" family's id; 0: not loaded
+				 * (tcp_open_any()) */
 	__u32 maxattr;		/* the last attribute the module knows */
 };
 
@@ -78,5 +80,42 @@ int tcp_rec_parse(struct tcp_rec *r, const void *rec, size_t len);
 #define TCP_GENL_BUF	8192
 int tcp_import_build(struct baton_tcp *tcp, void *buf, int fd,
 		     const void *rec, size_t len);
+
+/*
+ * For the handover's repair mode (service/handover/), which works without
+ * baton.ko too: a handle whose family is 0 if the module is not loaded,
+ * on which checkpoint and restore use TCP_REPAIR alone.
+ */
+int tcp_open_any(struct baton_tcp **tcp, const struct baton_log_sink *log);
+static inline bool tcp_has_module(const struct baton_tcp *tcp)
+{
+	return tcp->family != 0;
+}
+
+/*
+ * Restores a checkpoint record into fd, a TCP socket of the record's
+ * family that is new or disconnected (connect(AF_UNSPEC) in repair mode,
+ * which keeps the descriptor and its epoll registrations). On failure fd
+ * is left in repair mode and closed state: its close says nothing. With
+ * hold, it stays in repair mode, silent, until tcp_restore_release()
+ * (the window probe, the unsent bytes).
+ */
+int tcp_restore_into(struct baton_tcp *tcp, int fd, const void *rec,
+		     size_t len, bool hold);
+int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
+			size_t len);
+/* fd, in repair mode, let go of its connection without a word: 0, -errno */
+int tcp_disconnect(int fd);
+
+/*
+ * convert.c: one connection of a CONN_EXPORT record (its CONN nests)
+ * as a checkpoint record, for tcp_restore_into()
+ */
+int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
+		    void **rec, size_t *rec_len);
+/* bulk.c: the bytes of the connection at off in a CONN_EXPORT record */
+size_t tcp_conn_span(const void *rec, size_t len, size_t off);
+/* convert.c: whether a connection's parts are whole, scalars first */
+bool tcp_conn_whole(const void *conn, size_t len);
 
 #endif /* BATON_LIB_TCP_H */

@@ -43,6 +43,9 @@ static const struct attr_policy baton_policy[BATON_A_MAX + 1] = {
 	[BATON_A_ROUND_BYTES]	= { MNL_TYPE_U64 },
 	[BATON_A_ROUND]		= { MNL_TYPE_NESTED },
 	[BATON_A_PRECOPY_END]	= { MNL_TYPE_U32 },
+	[BATON_A_FREEZE_ID]	= { MNL_TYPE_U32 },
+	[BATON_A_CHECKPOINTS]	= { MNL_TYPE_U32 },
+	[BATON_A_CKPT_FORMAT]	= { MNL_TYPE_U32 },
 };
 
 static const char *const msg_names[] = {

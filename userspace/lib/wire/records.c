@@ -19,6 +19,19 @@
 #define SEALS		(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
 			 F_SEAL_WRITE)
 
+/* The records a blob of this kind holds */
+static __u16 blob_rec_type(enum baton_blob_kind kind)
+{
+	switch (kind) {
+	case BATON_BLOB_CONNS:
+		return BATON_REC_CONN;
+	case BATON_BLOB_TCP:
+		return BATON_REC_TCP;
+	default:
+		return BATON_REC_STATE;
+	}
+}
+
 static struct nlmsghdr *open_rec(struct baton_rec_writer *w)
 {
 	return (struct nlmsghdr *)(w->buf + w->rec_off);
@@ -95,8 +108,7 @@ int writer_init(struct baton_rec_writer *w, enum baton_blob_kind kind,
 		const char *service, __u32 state_version)
 {
 	memset(w, 0, sizeof(*w));
-	w->rec_type = kind == BATON_BLOB_CONNS ? BATON_REC_CONN :
-						 BATON_REC_STATE;
+	w->rec_type = blob_rec_type(kind);
 	return rec_open(w, BATON_REC_BEGIN, 0) ?:
 	       rec_put(w, BATON_A_SERVICE, strlen(service) + 1, service) ?:
 	       rec_put(w, BATON_A_STATE_VERSION, sizeof(__u32),
@@ -300,7 +312,7 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 	if (mnl_attr_get_u32(begin[BATON_A_BLOB_KIND]) != (__u32)kind)
 		goto unmap;
 	version = mnl_attr_get_u32(begin[BATON_A_STATE_VERSION]);
-	rec_type = kind == BATON_BLOB_CONNS ? BATON_REC_CONN : BATON_REC_STATE;
+	rec_type = blob_rec_type(kind);
 	for (;;) {
 		nlh = mnl_nlmsg_next(nlh, &left);
 		if (!rec_ok(nlh, left) || rec_attrs_ok(nlh))

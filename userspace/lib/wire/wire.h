@@ -157,7 +157,7 @@ struct baton_rec_writer {
 	size_t cap;
 	size_t rec_off;		/* where the open record starts */
 	bool in_rec;
-	__u16 rec_type;		/* BATON_REC_STATE or BATON_REC_CONN */
+	__u16 rec_type;		/* BATON_REC_STATE, _CONN or _TCP */
 	__u32 count;
 	int err;
 };
@@ -177,5 +177,31 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 	      __u32 *count);
 int blob_send(int sock, struct baton_msg *m, enum baton_blob_kind kind,
 	      int memfd, __u32 records);
+
+/*
+ * ckpt.c: BATON_REC_TCP records, one connection's TCP checkpoint each, in a
+ * blob of kind BATON_BLOB_TCP (repair mode)
+ */
+struct ckpt_rec {
+	__u64 id;			/* the application's connection id */
+	__u32 format;			/* enum baton_ckpt_format */
+	__u32 file_flags;		/* O_NONBLOCK, or 0 */
+	struct sockaddr_storage local, peer;
+	socklen_t local_len, peer_len;
+	size_t off, len;		/* the checkpoint, in the data buffer */
+};
+
+/* where ckpt_parse() gathers the checkpoints' bytes, one after another */
+struct ckpt_data {
+	char *buf;
+	size_t len, cap;
+};
+
+int ckpt_put(struct baton_rec_writer *w, const struct ckpt_rec *c,
+	     const void *data);
+/* checks a record whole; its bytes are appended to d (c->off, c->len) */
+int ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
+	       struct ckpt_data *d);
+void ckpt_data_free(struct ckpt_data *d);
 
 #endif /* BATON_LIB_WIRE_H */

@@ -66,6 +66,12 @@ static int adopt_one(struct takeover *t, struct held_socket *s)
 	return 0;
 }
 
+/* A connection restored from its checkpoint (repair_in.c) */
+int adopt_conn(struct takeover *t, struct held_socket *s)
+{
+	return remember(t, sock_key(&s->si)) ?: adopt_one(t, s);
+}
+
 /* from_ctl: the coordinator's copies, some of which we may have already */
 int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 {
@@ -112,20 +118,13 @@ static int load_one(void *data, const struct baton_rec *rec)
 			   ops->load_state(ctx->svc->o.app, rec);
 }
 
-int load_blob(struct takeover *t, struct baton_msg *m,
-	      const struct nlattr **tb)
+static int load_fd(struct takeover *t, int memfd, __u32 kind)
 {
-	__u32 kind = attr_u32(tb, BATON_A_BLOB_KIND, 0), n = 0;
 	struct load_ctx ctx = { t->svc, kind == BATON_BLOB_CONNS };
+	__u32 n = 0;
 	int err;
 
-	if (m->nfds != 1 || kind < BATON_BLOB_STATE || kind > BATON_BLOB_CONNS) {
-		msg_close_fds(m);
-		snprintf(t->why, sizeof(t->why), "malformed BLOB message");
-		return -EBADMSG;
-	}
-	err = blob_read(m->fds[0], kind, load_one, &ctx, &n);
-	msg_close_fds(m);
+	err = blob_read(memfd, kind, load_one, &ctx, &n);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "cannot load the old instance's %s: %s",
@@ -137,6 +136,28 @@ int load_blob(struct takeover *t, struct baton_msg *m,
 	if (ctx.conn)
 		t->records += n;
 	return 0;
+}
+
+/* Repair mode: the application's records, once the connections are back */
+int load_conns(struct takeover *t, int memfd)
+{
+	return load_fd(t, memfd, BATON_BLOB_CONNS);
+}
+
+int load_blob(struct takeover *t, struct baton_msg *m,
+	      const struct nlattr **tb)
+{
+	__u32 kind = attr_u32(tb, BATON_A_BLOB_KIND, 0);
+	int err;
+
+	if (m->nfds != 1 || kind < BATON_BLOB_STATE || kind > BATON_BLOB_CONNS) {
+		msg_close_fds(m);
+		snprintf(t->why, sizeof(t->why), "malformed BLOB message");
+		return -EBADMSG;
+	}
+	err = load_fd(t, m->fds[0], kind);
+	msg_close_fds(m);
+	return err;
 }
 
 static unsigned int open_files(void)

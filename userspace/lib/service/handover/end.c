@@ -57,6 +57,7 @@ int send_resumed(struct baton_service *svc, const char *why)
 /* The new instance is active: this one closes its copies and goes. */
 int finish(struct baton_service *svc)
 {
+	repair_out_close(svc);	/* the new instance restored them */
 	ctl_close(svc->ep, &svc->succ);
 	svc_deadline(svc, 0);
 	if (svc->flags & BATON_UPGRADE_F_DRAIN) {
@@ -129,6 +130,9 @@ int rollback(struct baton_service *svc, const char *why)
 		resources_watch(&svc->res, svc->ep, TAG_LISTEN, true);
 		resources_pid(&svc->res);
 	}
+	/* in repair mode: our connections back from their checkpoints */
+	repair_out_restore(svc);
+	repair_out_close(svc);
 	if (was_running)
 		svc->o.ops->resume(svc->o.app);
 	svc->state = SVC_SERVING;

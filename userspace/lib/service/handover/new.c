@@ -77,6 +77,7 @@ static int phase2_done(struct takeover *t, const struct nlattr **tb)
 		return -EINVAL;
 	}
 	t->deadline_ns = attr_u64(tb, BATON_A_DEADLINE_NS, 0);
+	t->freeze_id = attr_u32(tb, BATON_A_FREEZE_ID, 0);
 	t->phase2_done = true;
 	return 0;
 }
@@ -85,6 +86,7 @@ static int from_peer(struct takeover *t)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	struct baton_msg *m = t->svc->msg;
+	__u32 kind;	/* a BLOB's, or PHASE1_DONE's flags */
 	int err;
 
 	err = msg_read(t->peer, m, 0, tb);
@@ -108,6 +110,13 @@ static int from_peer(struct takeover *t)
 			break;
 		return adopt_batch(t, m, false);
 	case BATON_MSG_BLOB:
+		kind = attr_u32(tb, BATON_A_BLOB_KIND, 0);
+		/* repair mode: kept until the connections come back */
+		if (t->repair && !t->phase2_done && m->nfds == 1 &&
+		    (kind == BATON_BLOB_TCP || kind == BATON_BLOB_CONNS)) {
+			repair_in_keep(t, m, kind);
+			return 0;
+		}
 		if (!t->phase1_done)
 			return load_blob(t, m, tb);
 		if (!t->st.n && !t->st.last_ns)
@@ -124,6 +133,13 @@ static int from_peer(struct takeover *t)
 	case BATON_MSG_PHASE1_DONE:
 		if (t->phase1_done)
 			break;
+		kind = attr_u32(tb, BATON_A_FLAGS, 0);
+		if (kind & ~BATON_PHASE1_F_ALL) {
+			snprintf(t->why, sizeof(t->why),
+				 "PHASE1_DONE with unknown flags %#x", kind);
+			return -EINVAL;
+		}
+		t->repair = kind & BATON_UPGRADE_F_REPAIR;
 		t->phase1_done = true;
 		return send_ready(t);
 	case BATON_MSG_PHASE2_DONE:
@@ -325,98 +341,10 @@ static int exchange(struct takeover *t)
 	return err;
 }
 
-static int activate(struct takeover *t)
-{
-	struct baton_service *svc = t->svc;
-	struct baton_resources *res = &svc->res;
-	struct baton_msg *m = svc->msg;
-	__u32 flags = t->activate_flags;
-	int err;
-
-	if (!t->phase2_done)
-		flags |= BATON_ACTIVATE_F_PEER_LOST;
-	if ((flags & BATON_ACTIVATE_F_PEER_LOST) && !t->state_whole)
-		flags |= BATON_ACTIVATE_F_STATE_PARTIAL;
-	if (!t->st.last_ns)
-		steps_begin(&t->st);
-	/* the token: whoever holds the lock serves */
-	err = resources_lock(res);
-	steps_mark(&t->st, "lock");
-	if (err) {
-		snprintf(t->why, sizeof(t->why), err == -EBUSY ?
-			 "the old instance serves again: the blackout's deadline passed, or it was told to roll back" :
-			 "cannot lock %s: %s", res->paths.lock, strerror(-err));
-		return err;
-	}
-	if (res->listen_fd < 0) {	/* the old went before handing it */
-		res->listen_fd = ctl_listen(res->paths.sock);
-		if (res->listen_fd < 0) {
-			err = res->listen_fd;
-			snprintf(t->why, sizeof(t->why),
-				 "cannot make the control socket %s: %s",
-				 res->paths.sock, strerror(-err));
-			return err;
-		}
-	}
-	err = resources_watch(res, svc->ep, TAG_LISTEN, true) ?:
-	      resources_pid(res);
-	steps_mark(&t->st, "control and pid files");
-	if (err) {
-		snprintf(t->why, sizeof(t->why),
-			 "cannot take the control socket or write %s: %s",
-			 res->paths.pid, strerror(-err));
-		return err;
-	}
-	if (svc->o.ops->acquire) {
-		err = svc->o.ops->acquire(svc->o.app);
-		steps_mark(&t->st, "acquire");
-		if (err) {
-			snprintf(t->why, sizeof(t->why),
-				 "the application could not take its resources: %s",
-				 strerror(-err));
-			return err;
-		}
-	}
-	err = svc->o.ops->activate(svc->o.app, flags);
-	steps_mark(&t->st, "activate");
-	if (err) {
-		snprintf(t->why, sizeof(t->why),
-			 "the application could not activate: %s",
-			 strerror(-err));
-		return err;
-	}
-	/*
-	 * The service manager, if any, hears that we are its main process
-	 * before the old one can exit: before ACTIVE
-	 */
-	if (notify_main(&svc->log) > 0)
-		steps_mark(&t->st, "notify");
-	msg_init(m, BATON_MSG_ACTIVE);
-	err = msg_put_u64(m, BATON_A_TIME_NS, now_ns()) ?:
-	      msg_put_u32(m, BATON_A_RECORDS, t->records) ?:
-	      msg_put_u32(m, BATON_A_FLAGS, flags) ?:
-	      steps_put(m, &t->st);
-	if (err)
-		return err;
-	/*
-	 * The coordinator first: if it gives up on us before it has this
-	 * (stopping us to look), it sees we had not told the old one either,
-	 * which then resumes. The old one next, before we serve a single
-	 * request: it never resumes once it has this, even if we die.
-	 */
-	msg_send(t->ctl, m);
-	if (t->peer >= 0)
-		msg_send(t->peer, m);	/* it may have gone; no matter */
-	pr_info(&svc->log, "active: %u listeners, %u connections, %u records%s",
-		t->listeners, t->conns, t->records,
-		flags & BATON_ACTIVATE_F_PEER_LOST ?
-		" (the old instance went away: every connection closed)" : "");
-	return 0;
-}
-
 int takeover_run(struct baton_service *svc, int ctl)
 {
-	struct takeover t = { .svc = svc, .peer = -1, .ctl = ctl };
+	struct takeover t = { .svc = svc, .peer = -1, .ctl = ctl,
+			      .tcp_blob = -1, .conns_blob = -1 };
 	int err;
 
 	/* 72 KiB: not for the stack of a library's caller */
@@ -430,6 +358,8 @@ int takeover_run(struct baton_service *svc, int ctl)
 		      greet(&t) ?: exchange(&t) ?: activate(&t);
 	}
 	if (err) {
+		/* before the old hears of it: it restores them itself */
+		repair_in_abort(&t);
 		if (!t.why[0])
 			snprintf(t.why, sizeof(t.why), "%s", strerror(-err));
 		pr_err(&svc->log, "takeover failed: %s", t.why);
@@ -441,6 +371,7 @@ int takeover_run(struct baton_service *svc, int ctl)
 	if (t.peer >= 0)
 		close(t.peer);
 	close(ctl);
+	repair_in_free(&t);
 	free(t.ids);
 	free(t.batch);
 	return err;

@@ -25,6 +25,7 @@ static void detach(struct baton_service *svc, const char *why)
 {
 	ctl_close(svc->ep, &svc->ctl);
 	parked_close(svc, why);
+	repair_out_close(svc);
 	svc->state = SVC_SERVING;
 	svc->expect_pid = 0;
 	svc_deadline(svc, 0);
@@ -36,7 +37,7 @@ static int deactivate(struct baton_service *svc)
 {
 	struct baton_msg *m = svc->msg;
 	__u64 t_stop = now_ns(), bytes = 0;
-	__u32 records = 0;
+	__u32 records = 0, ckpts = 0, freeze_id = 0;
 	struct steps st;
 	int err;
 
@@ -47,6 +48,13 @@ static int deactivate(struct baton_service *svc)
 	svc->deadline_ns = svc->blackout_ns + BLACKOUT_GRACE_MS * 1000000ULL;
 	steps_mark(&st, "stop");
 	err = phase2_blobs(svc, &st, &records, &bytes);
+	if (err)
+		return err;
+	/*
+	 * Repair mode: the connections last, so that they stay frozen for
+	 * as short a time as can be; the application touches them no more.
+	 */
+	err = svc->repair ? phase2_checkpoints(svc, &st, &ckpts, &freeze_id) : 0;
 	if (err)
 		return err;
 	/*
@@ -69,14 +77,20 @@ static int deactivate(struct baton_service *svc)
 	msg_init(m, BATON_MSG_PHASE2_DONE);
 	err = msg_put_u32(m, BATON_A_RECORDS, records) ?:
 	      msg_put_u64(m, BATON_A_DEADLINE_NS, svc->blackout_ns) ?:
-	      msg_put_u32(m, BATON_A_FLAGS, svc->deactivate_flags) ?:
-	      msg_send(svc->succ, m);
+	      msg_put_u32(m, BATON_A_FLAGS, svc->deactivate_flags);
+	if (!err && freeze_id)
+		err = msg_put_u32(m, BATON_A_FREEZE_ID, freeze_id);
+	err = err ?: msg_send(svc->succ, m);
 	if (err)
 		return err;
 	/* for the report: a coordinator gone by now changes nothing */
 	msg_init(m, BATON_MSG_DEACTIVATED);
 	if (!msg_put_u32(m, BATON_A_RECORDS, records) &&
 	    !msg_put_u64(m, BATON_A_BYTES, bytes) &&
+	    (!svc->repair ||
+	     (!msg_put_u32(m, BATON_A_CHECKPOINTS, ckpts) &&
+	      !msg_put_u32(m, BATON_A_CKPT_FORMAT, freeze_id ?
+			   BATON_CKPT_MODULE : BATON_CKPT_TCP))) &&
 	    !msg_put_u64(m, BATON_A_TIME_NS, t_stop) &&
 	    !steps_put(m, &st) && !rounds_put(m, &svc->rounds) &&
 	    svc->ctl >= 0)
@@ -90,13 +104,22 @@ static int on_upgrade(struct baton_service *svc, const struct nlattr **tb)
 	__u32 rounds = attr_u32(tb, BATON_A_ROUNDS, BATON_PRECOPY_ROUNDS);
 	int err;
 
-	if (svc->state != SVC_EXPECTING || (flags & ~BATON_UPGRADE_F_ALL))
+	if (svc->state != SVC_EXPECTING || (flags & ~BATON_UPGRADE_F_ALL) ||
+	    ((flags & BATON_UPGRADE_F_REPAIR) && (flags & BATON_UPGRADE_F_DRAIN)))
 		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
-				      "bad UPGRADE: unknown flags, or not expecting one");
+				      "bad UPGRADE: unknown flags, repair mode with drain, or not expecting one");
 	if (!rounds || rounds > BATON_MAX_ROUNDS)
 		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
 				      "bad UPGRADE: %u rounds of phase 1; 1 to %u",
 				      rounds, BATON_MAX_ROUNDS);
+	repair_out_close(svc);
+	if (flags & BATON_UPGRADE_F_REPAIR) {
+		err = repair_out_open(svc);
+		if (err)
+			return msg_send_error(svc->ctl, svc->msg, err,
+					      "repair mode: cannot open the TCP checkpoint channel: %s",
+					      strerror(-err));
+	}
 	svc->flags = flags;
 	svc->max_rounds = rounds;
 	svc->round_bytes = attr_u64(tb, BATON_A_ROUND_BYTES,

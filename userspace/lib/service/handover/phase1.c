@@ -61,7 +61,21 @@ int baton_export_socket(struct baton_export *exp, int fd, __u64 id,
 	return export_add(exp, fd, id, kind);
 }
 
-/* The application's sockets, and the control socket with them. */
+/* Only the sockets of one kind, or of every kind but one */
+static void export_filter(struct baton_export *exp, __u32 kind, bool keep)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < exp->n; i++)
+		if ((exp->socks[i].si.kind == kind) == keep)
+			exp->socks[n++] = exp->socks[i];
+	exp->n = n;
+}
+
+/*
+ * The application's sockets, and the control socket with them. In repair
+ * mode connections move in the blackout, by checkpoint: not here.
+ */
 static int export_all(struct baton_service *svc, unsigned int flags)
 {
 	struct baton_export *exp = &svc->exp;
@@ -74,8 +88,35 @@ static int export_all(struct baton_service *svc, unsigned int flags)
 		       strerror(-err));
 		return err;
 	}
+	if (svc->flags & BATON_UPGRADE_F_REPAIR) {
+		export_filter(exp, BATON_SOCK_CONN, false);
+		exp->conns = 0;
+	}
 	return export_add(exp, svc->res.listen_fd, CONTROL_ID,
 			  BATON_SOCK_CONTROL);
+}
+
+/*
+ * Repair mode, in the blackout: the connections as they are now (the
+ * application lists them once more), checkpointed and sent.
+ */
+int phase2_checkpoints(struct baton_service *svc, struct steps *st,
+		       __u32 *count, __u32 *freeze_id)
+{
+	struct baton_export *exp = &svc->exp;
+	int err;
+
+	exp->n = exp->listeners = exp->conns = 0;
+	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags,
+					 BATON_EXPORT_F_FINAL);
+	if (err) {
+		pr_err(&svc->log, "phase 2: the application could not list its connections: %s",
+		       strerror(-err));
+		return err;
+	}
+	export_filter(exp, BATON_SOCK_CONN, true);
+	*count = exp->n;
+	return repair_out_checkpoint(svc, exp->socks, exp->n, st, freeze_id);
 }
 
 /*
@@ -198,6 +239,7 @@ static int phase1_final(struct baton_service *svc)
 	msg_init(m, BATON_MSG_PHASE1_DONE);
 	err = msg_put_u32(m, BATON_A_LISTENERS, listeners) ?:
 	      msg_put_u32(m, BATON_A_CONNS, conns) ?:
+	      msg_put_u32(m, BATON_A_FLAGS, svc->flags & BATON_PHASE1_F_ALL) ?:
 	      msg_send(svc->succ, m);
 	if (!err)
 		pr_info(&svc->log, "phase 1: %u listeners and %u connections handed over (%u in the last pass)",

@@ -26,12 +26,39 @@ struct takeover {
 	__u64 t_welcome;
 	struct steps st;	/* the blackout, on this side */
 	char why[256];
+	bool repair;		/* PHASE1_DONE said BATON_UPGRADE_F_REPAIR */
+	/* repair mode: the blobs kept for activation (-1: none) */
+	int tcp_blob, conns_blob;
+	__u32 freeze_id;	/* PHASE2_DONE's; 0: none */
+	int *restored;		/* the sockets restored, until committed */
+	unsigned int nrestored;
+	struct ckpts *ckpts;	/* their checkpoints, until then too */
+	struct baton_tcp *tcp;
 };
+
+/* From the ground up: each file calls only the ones listed before it. */
 
 /* adopt.c */
 int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl);
+int adopt_conn(struct takeover *t, struct held_socket *s);
 int load_blob(struct takeover *t, struct baton_msg *m,
 	      const struct nlattr **tb);
+int load_conns(struct takeover *t, int memfd);
 void why_truncated(struct takeover *t);
+
+/*
+ * repair_in.c: repair mode's new side. The blobs, kept until activation;
+ * then, with the lock held, the connections restored from their
+ * checkpoints, adopted, their records loaded (restore); served (commit),
+ * or let go of without a word, for the old one to restore (abort).
+ */
+void repair_in_keep(struct takeover *t, struct baton_msg *m, __u32 kind);
+int repair_in_restore(struct takeover *t);
+void repair_in_commit(struct takeover *t);
+void repair_in_abort(struct takeover *t);
+void repair_in_free(struct takeover *t);
+
+/* activate.c: the lock taken, everything in place, ACTIVE said */
+int activate(struct takeover *t);
 
 #endif /* BATON_LIB_TAKEOVER_H */

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Repair mode, the new instance's side: the connections arrive as TCP
+ * checkpoints (a BATON_BLOB_TCP blob, repair_out.c), with the
+ * application's own records of them (BATON_BLOB_CONNS), and come back only
+ * once this instance holds the service's lock, so that a rollback before
+ * that has nothing of ours to undo.
+ *
+ * restore: each socket is rebuilt (baton.ko's bulk import, or TCP_REPAIR
+ *	    one by one, which stops short of leaving repair mode), put back
+ *	    in repair mode at once (a guard: if we die from here, its close
+ *	    says nothing to the peer, and the old restores it), adopted by
+ *	    the application (adopt_socket) and its record loaded
+ *	    (load_conn), as fd mode adopts a connection.
+ * commit:  just before ACTIVE, each leaves repair mode (TCP_REPAIR's with
+ *	    the window probe and the bytes never sent, which unfrozen peers
+ *	    must not see before) and the freeze is thawed: what the peers
+ *	    sent meanwhile reaches the new sockets.
+ * abort:   any failure before that lets go of every socket restored
+ *	    (connect(AF_UNSPEC) in repair mode: silent, the tuple free), for
+ *	    the old one to restore it; then our error reaches it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "service/handover/takeover.h"
+#include "tcp/tcp.h"
+
+void repair_in_keep(struct takeover *t, struct baton_msg *m, __u32 kind)
+{
+	int *slot = kind == BATON_BLOB_TCP ? &t->tcp_blob : &t->conns_blob;
+
+	if (*slot >= 0)
+		close(*slot);
+	*slot = m->fds[0];
+	m->nfds = 0;		/* ours now */
+}
+
+struct ckpts {
+	struct ckpt_rec *c;
+	unsigned int n, cap;
+	struct ckpt_data d;
+};
+
+static void ckpts_free(struct ckpts *k)
+{
+	if (!k)
+		return;
+	free(k->c);
+	ckpt_data_free(&k->d);
+	free(k);
+}
+
+void repair_in_free(struct takeover *t)
+{
+	if (t->tcp_blob >= 0)
+		close(t->tcp_blob);
+	if (t->conns_blob >= 0)
+		close(t->conns_blob);
+	t->tcp_blob = t->conns_blob = -1;
+	free(t->restored);
+	t->restored = NULL;
+	ckpts_free(t->ckpts);
+	t->ckpts = NULL;
+	t->nrestored = 0;
+	baton_tcp_close(t->tcp);
+	t->tcp = NULL;
+}
+
+static int ckpt_one(void *data, const struct baton_rec *rec)
+{
+	struct ckpts *k = data;
+	int err;
+
+	if (k->n == k->cap) {
+		unsigned int cap = k->cap ? k->cap * 2 : 256;
+		struct ckpt_rec *c = realloc(k->c, cap * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		k->c = c;
+		k->cap = cap;
+	}
+	err = ckpt_parse(rec, &k->c[k->n], &k->d);
+	if (err)
+		return err;
+	if (k->n && k->c[k->n].format != k->c[0].format)
+		return -EINVAL;	/* one format a blob */
+	k->n++;
+	return 0;
+}
+
+/* The sockets, from their checkpoints, into fds[] */
+static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
+{
+	unsigned int i;
+	int err = 0;
+
+	if (k->c[0].format == BATON_CKPT_MODULE) {
+		if (!tcp_has_module(t->tcp)) {
+			snprintf(t->why, sizeof(t->why),
+				 "the connections were checkpointed by baton.ko, which is not loaded here (modprobe baton)");
+			return -ENOENT;
+		}
+		/* the records lie one after another: the module's bulk record */
+		return baton_tcp_import_conns(t->tcp, k->d.buf, k->d.len, fds,
+					      k->n);
+	}
+	for (i = 0; i < k->n; i++)
+		fds[i] = -1;
+	/* held in repair mode: no window probe before the commit */
+	for (i = 0; !err && i < k->n; i++) {
+		fds[i] = socket(k->c[i].local.ss_family,
+				SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+		if (fds[i] < 0)
+			err = -errno;
+		else
+			err = tcp_restore_into(t->tcp, fds[i],
+					       k->d.buf + k->c[i].off,
+					       k->c[i].len, true);
+	}
+	return err;
+}
+
+/* Every restored socket back in repair mode: closed, it says nothing */
+static void guard(const int *fds, unsigned int n, int on)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			sockopt_u32(fds[i], TCP_REPAIR, on);
+}
+
+static int adopt_all(struct takeover *t, struct ckpts *k, int *fds)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < k->n; i++) {
+		struct held_socket s = {
+			.fd = fds[i],
+			.si = { .id = k->c[i].id, .kind = BATON_SOCK_CONN,
+				.local = k->c[i].local, .peer = k->c[i].peer,
+				.local_len = k->c[i].local_len,
+				.peer_len = k->c[i].peer_len },
+		};
+
+		if (k->c[i].file_flags &&
+		    fcntl(fds[i], F_SETFL, k->c[i].file_flags) < 0) {
+			err = -errno;
+			break;
+		}
+		/* the application's from here, even if it refuses it */
+		t->restored[t->nrestored++] = fds[i];
+		fds[i] = -1;
+		err = adopt_conn(t, &s);
+		if (err)
+			break;
+	}
+	return err;
+}
+
+int repair_in_restore(struct takeover *t)
+{
+	struct ckpts *kp;
+	unsigned int i;
+	__u32 n = 0;
+	int *fds = NULL, err;
+
+	if (t->tcp_blob < 0)
+		return 0;
+	err = tcp_open_any(&t->tcp, &t->svc->log);
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "repair mode: cannot open the TCP checkpoint channel: %s",
+			 strerror(-err));
+		return err;
+	}
+	/* kept until the commit: TCP_REPAIR's unsent bytes go then */
+	kp = t->ckpts = calloc(1, sizeof(*kp));
+	if (!kp)
+		return -ENOMEM;
+	err = blob_read(t->tcp_blob, BATON_BLOB_TCP, ckpt_one, kp, &n);
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "cannot read the old instance's TCP checkpoints: %s",
+			 strerror(-err));
+		goto free_fds;
+	}
+	if (!kp->n)
+		goto free_fds;
+	fds = malloc(kp->n * sizeof(*fds));
+	t->restored = malloc(kp->n * sizeof(*t->restored));
+	if (!fds || !t->restored) {
+		err = -ENOMEM;
+		goto free_fds;
+	}
+	err = sockets_rebuild(t, kp, fds);
+	guard(fds, kp->n, TCP_REPAIR_ON);
+	steps_mark(&t->st, "restore");
+	if (err) {
+		if (!t->why[0])
+			snprintf(t->why, sizeof(t->why),
+				 "cannot restore the connections from their checkpoints: %s",
+				 strerror(-err));
+		goto close_fds;
+	}
+	err = adopt_all(t, kp, fds);
+	if (!err && t->conns_blob >= 0)
+		err = load_conns(t, t->conns_blob);
+	steps_mark(&t->st, "adopt and load records");
+	if (!err)
+		pr_info(&t->svc->log, "%u connections restored from their checkpoints (%s)",
+			kp->n, kp->c[0].format == BATON_CKPT_MODULE ?
+			"baton.ko" : "TCP_REPAIR");
+close_fds:
+	for (i = 0; i < kp->n; i++) {
+		if (fds[i] < 0)
+			continue;
+		tcp_disconnect(fds[i]);
+		close(fds[i]);
+	}
+free_fds:
+	free(fds);
+	return err;
+}
+
+void repair_in_commit(struct takeover *t)
+{
+	struct baton_freeze_stats fs = {};
+	const struct ckpts *k = t->ckpts;
+	unsigned int i;
+	int err;
+
+	if (k && k->n && k->c[0].format == BATON_CKPT_TCP) {
+		/* the window probe, and the bytes never sent, only now */
+		for (i = 0; i < t->nrestored; i++)
+			tcp_restore_release(t->tcp, t->restored[i],
+					    k->d.buf + k->c[i].off, k->c[i].len);
+	} else {
+		guard(t->restored, t->nrestored, TCP_REPAIR_OFF_NO_WP);
+	}
+	t->nrestored = 0;
+	if (!t->freeze_id)
+		return;
+	err = baton_tcp_thaw(t->tcp, t->freeze_id, &fs);
+	steps_mark(&t->st, "thaw");
+	if (err)
+		pr_warn(&t->svc->log, "the thaw failed (%s): the freeze's deadline had passed, and it let the held segments go",
+			strerror(-err));
+	else if (fs.overflow_packets)
+		pr_warn(&t->svc->log, "the freeze dropped %llu segments over its caps: their peers send them again",
+			(unsigned long long)fs.overflow_packets);
+}
+
+void repair_in_abort(struct takeover *t)
+{
+	unsigned int i;
+
+	/* the application's descriptors stay; their connections let go */
+	for (i = 0; i < t->nrestored; i++)
+		tcp_disconnect(t->restored[i]);
+	t->nrestored = 0;
+}

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * Repair mode, the serving instance's side (BATON_UPGRADE_F_REPAIR): its
+ * connections leave as TCP checkpoints, not as descriptors.
+ *
+ * In the blackout, after the application's own records:
+ *	freeze	baton.ko holds what the peers send from here on;
+ *	export	each connection's whole state (baton.ko's bulk export, or
+ *		TCP_REPAIR alone without the module), in repair mode;
+ *	disconnect  connect(AF_UNSPEC) in repair mode: the 4-tuple is free
+ *		for the new instance, nothing (no FIN, no RST) reaches the
+ *		peer, and the application keeps its descriptor, in closed
+ *		state, and its epoll registration;
+ *	send	the checkpoints, a BATON_BLOB_TCP blob.
+ * The new instance restores them once it holds the service's lock, and
+ * thaws the freeze (its id goes with PHASE2_DONE).
+ *
+ * Why this order is the safe one: the new instance cannot restore a
+ * connection while our socket still owns its tuple, so ours must let go
+ * first; but it lets go in place, and we keep every checkpoint until the
+ * new instance is active. A rollback before that (the new one failed,
+ * went away, or missed the deadline; it lets go of whatever it restored,
+ * silently, before it says so) rebuilds each connection in the very
+ * socket the application holds (repair_out_restore()) and thaws: the
+ * peers' segments held meanwhile reach it, and the application, resumed,
+ * finds its connections as it left them. The freeze's own deadline
+ * outlasts the blackout's, so that it never lets a segment through while
+ * no socket owns its tuple.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "service/instance.h"
+#include "tcp/tcp.h"
+
+/* the freeze outlasts the blackout's deadline by this much */
+#define FREEZE_SLACK_MS		2000
+/* a twin socket of the new instance, closing as it exits: look again */
+#define TWIN_RETRIES		100
+#define TWIN_RETRY_US		2000
+
+struct repair_conn {
+	int fd;			/* the application's */
+	__u64 id;
+	bool disconnected;
+	void *rec;		/* userspace: its own; module: in raw */
+	size_t off, len;
+};
+
+struct repair_out {
+	struct baton_tcp *tcp;
+	struct repair_conn *conns;
+	unsigned int n;
+	void *raw;		/* the module's bulk record */
+	size_t raw_len;
+	__u32 freeze_id;	/* 0: none */
+};
+
+int repair_out_open(struct baton_service *svc)
+{
+	struct repair_out *rp;
+	int err;
+
+	rp = calloc(1, sizeof(*rp));
+	if (!rp)
+		return -ENOMEM;
+	err = tcp_open_any(&rp->tcp, &svc->log);
+	if (err) {
+		free(rp);
+		return err;
+	}
+	if (!tcp_has_module(rp->tcp))
+		pr_warn(&svc->log, "repair mode without baton.ko: connections are checkpointed through TCP_REPAIR alone, one by one, and not frozen: a segment a peer sends while its connection moves, even an acknowledgement, is lost or resets it (load baton.ko)");
+	svc->repair = rp;
+	return 0;
+}
+
+static void conns_free(struct repair_out *rp)
+{
+	unsigned int i;
+
+	for (i = 0; rp->conns && !rp->raw && i < rp->n; i++)
+		free(rp->conns[i].rec);
+	free(rp->conns);
+	free(rp->raw);
+	rp->conns = NULL;
+	rp->raw = NULL;
+	rp->n = 0;
+}
+
+void repair_out_close(struct baton_service *svc)
+{
+	struct repair_out *rp = svc->repair;
+
+	if (!rp)
+		return;
+	conns_free(rp);
+	baton_tcp_close(rp->tcp);
+	free(rp);
+	svc->repair = NULL;
+}
+
+/* what the caller's blackout deadline leaves, and the slack */
+static unsigned int freeze_deadline_ms(const struct baton_service *svc)
+{
+	__u64 now = now_ns(), left = 0;
+	__u64 ms;
+
+	if (svc->blackout_ns > now)
+		left = (svc->blackout_ns - now) / 1000000;
+	ms = left + FREEZE_SLACK_MS;
+	return ms > 60000 ? 60000 : ms;
+}
+
+/* Frozen, then the module's one export of them all, cut per connection */
+static int export_module(struct baton_service *svc, struct repair_out *rp)
+{
+	struct baton_flow *flows;
+	size_t off = 0;
+	unsigned int i;
+	int *fds, err;
+
+	flows = calloc(rp->n, sizeof(*flows));
+	fds = calloc(rp->n, sizeof(*fds));
+	err = flows && fds ? 0 : -ENOMEM;
+	for (i = 0; !err && i < rp->n; i++) {
+		flows[i].fd = fds[i] = rp->conns[i].fd;
+		flows[i].local.ss_family = AF_UNSPEC;	/* its own tuple */
+	}
+	if (!err)
+		err = baton_tcp_freeze(rp->tcp, flows, rp->n,
+				       freeze_deadline_ms(svc), NULL,
+				       &rp->freeze_id);
+	if (err)
+		goto free_arrays;
+	err = baton_tcp_export_conns(rp->tcp, fds, rp->n, &rp->raw,
+				     &rp->raw_len);
+	if (err)
+		goto thaw;
+	/* each a whole connection, its scalars first, before we let go */
+	for (i = 0; i < rp->n && off < rp->raw_len; i++) {
+		rp->conns[i].off = off;
+		rp->conns[i].len = tcp_conn_span(rp->raw, rp->raw_len, off);
+		if (!tcp_conn_whole((char *)rp->raw + off, rp->conns[i].len))
+			break;
+		off += rp->conns[i].len;
+	}
+	if (i != rp->n || off != rp->raw_len) {
+		pr_err(&svc->log, "baton.ko's export of %u connections is malformed at connection %u",
+		       rp->n, i);
+		err = -EPROTO;
+		goto thaw;
+	}
+	goto free_arrays;
+
+thaw:
+	for (i = 0; rp->raw && i < rp->n; i++)
+		sockopt_u32(fds[i], TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+	free(rp->raw);
+	rp->raw = NULL;
+	baton_tcp_thaw(rp->tcp, rp->freeze_id, NULL);
+	rp->freeze_id = 0;
+free_arrays:
+	free(flows);
+	free(fds);
+	return err;
+}
+
+/* TCP_REPAIR alone, one by one; each stays in repair mode */
+static int export_userspace(struct repair_out *rp)
+{
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; !err && i < rp->n; i++)
+		err = baton_tcp_checkpoint(rp->tcp, rp->conns[i].fd,
+					   &rp->conns[i].rec,
+					   &rp->conns[i].len);
+	if (!err)
+		return 0;
+	while (i-- > 0) {	/* back as they were; nothing was sent */
+		sockopt_u32(rp->conns[i].fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+		sockopt_u32(rp->conns[i].fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+		free(rp->conns[i].rec);
+		rp->conns[i].rec = NULL;
+	}
+	return err;
+}
+
+static const void *conn_data(const struct repair_out *rp,
+			     const struct repair_conn *c)
+{
+	return rp->raw ? (const char *)rp->raw + c->off : c->rec;
+}
+
+/* The BATON_BLOB_TCP blob: one record per connection */
+static int blob_write(struct baton_service *svc, struct repair_out *rp,
+		      int *memfd)
+{
+	struct baton_rec_writer w;
+	unsigned int i;
+	int err;
+
+	err = writer_init(&w, BATON_BLOB_TCP, svc->service, svc->ver.state);
+	for (i = 0; !err && i < rp->n; i++) {
+		struct repair_conn *c = &rp->conns[i];
+		struct ckpt_rec r = {
+			.id = c->id, .len = c->len,
+			.format = rp->raw ? BATON_CKPT_MODULE : BATON_CKPT_TCP,
+			.local_len = sizeof(r.local), .peer_len = sizeof(r.peer),
+		};
+
+		int fl = fcntl(c->fd, F_GETFL);
+
+		if (fl < 0 ||
+		    getsockname(c->fd, (struct sockaddr *)&r.local, &r.local_len) ||
+		    getpeername(c->fd, (struct sockaddr *)&r.peer, &r.peer_len)) {
+			err = -errno;
+			break;
+		}
+		r.file_flags = fl & O_NONBLOCK;
+		err = ckpt_put(&w, &r, conn_data(rp, c));
+	}
+	if (!err)
+		err = w.err ?: writer_finish(&w, memfd);
+	writer_free(&w);
+	return err;
+}
+
+int repair_out_checkpoint(struct baton_service *svc,
+			  const struct held_socket *conns, unsigned int n,
+			  struct steps *st, __u32 *freeze_id)
+{
+	struct repair_out *rp = svc->repair;
+	unsigned int i;
+	int err, memfd;
+
+	*freeze_id = 0;
+	if (!n)
+		return 0;
+	rp->conns = calloc(n, sizeof(*rp->conns));
+	if (!rp->conns)
+		return -ENOMEM;
+	rp->n = n;
+	for (i = 0; i < n; i++) {
+		rp->conns[i].fd = conns[i].fd;
+		rp->conns[i].id = conns[i].si.id;
+	}
+	err = tcp_has_module(rp->tcp) ? export_module(svc, rp) :
+					export_userspace(rp);
+	steps_mark(st, rp->raw ? "freeze and export" : "checkpoint");
+	if (err)
+		goto fail;
+	err = blob_write(svc, rp, &memfd);
+	if (err)
+		goto fail;
+	/* from here the new instance may restore: our sockets let go */
+	for (i = 0; !err && i < n; i++) {
+		err = tcp_disconnect(rp->conns[i].fd);
+		rp->conns[i].disconnected = !err;
+	}
+	steps_mark(st, "disconnect");
+	if (!err)
+		err = blob_send(svc->succ, svc->msg, BATON_BLOB_TCP, memfd, n);
+	close(memfd);
+	steps_mark(st, "checkpoints");
+	if (err)
+		goto fail;
+	*freeze_id = rp->freeze_id;
+	pr_info(&svc->log, "phase 2: %u connections checkpointed (%s)", n,
+		rp->raw ? "baton.ko, frozen" : "TCP_REPAIR");
+	return 0;
+
+fail:
+	pr_err(&svc->log, "phase 2: cannot checkpoint the connections: %s",
+	       strerror(-err));
+	return err;
+}
+
+/* One connection back into its own socket, as the checkpoint has it */
+static int restore_one(struct repair_out *rp, struct repair_conn *c)
+{
+	void *rec = c->rec;
+	size_t len = c->len;
+	int err = 0, tries;
+
+	if (rp->raw)
+		err = tcp_conn_to_rec(rp->tcp, conn_data(rp, c), c->len, &rec,
+				      &len);
+	for (tries = 0; !err; tries++) {
+		err = tcp_restore_into(rp->tcp, c->fd, rec, len, false);
+		if (err != -EADDRNOTAVAIL || tries == TWIN_RETRIES)
+			break;
+		/* the new instance's copy, on its way out */
+		nanosleep(&(struct timespec){ 0, TWIN_RETRY_US * 1000 }, NULL);
+		err = 0;
+	}
+	if (rp->raw)
+		free(rec);
+	return err;
+}
+
+/*
+ * Rollback: every connection that let go is rebuilt in the application's
+ * socket, and the freeze thawed: what the peers sent meanwhile reaches it.
+ * Connections that were not disconnected leave repair mode as they were.
+ * The count of those that could not be restored (their peers will see
+ * their segments reset).
+ */
+int repair_out_restore(struct baton_service *svc)
+{
+	struct repair_out *rp = svc->repair;
+	unsigned int i, lost = 0;
+	int err;
+
+	if (!rp || !rp->n)
+		return 0;
+	for (i = 0; i < rp->n; i++) {
+		struct repair_conn *c = &rp->conns[i];
+
+		if (!c->disconnected) {
+			sockopt_u32(c->fd, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+			sockopt_u32(c->fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
+			continue;
+		}
+		err = restore_one(rp, c);
+		if (err) {
+			pr_err(&svc->log, "rollback: connection %llu could not be restored: %s",
+			       (unsigned long long)c->id, strerror(-err));
+			lost++;
+		}
+	}
+	if (rp->freeze_id) {
+		err = baton_tcp_thaw(rp->tcp, rp->freeze_id, NULL);
+		if (err)
+			pr_warn(&svc->log, "rollback: the thaw failed (%s): the freeze's deadline had passed?",
+				strerror(-err));
+		rp->freeze_id = 0;
+	}
+	pr_info(&svc->log, "rollback: %u connections restored from their checkpoints%s",
+		rp->n - lost, lost ? ", some lost" : "");
+	conns_free(rp);
+	return lost;
+}
