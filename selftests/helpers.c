@@ -144,17 +144,27 @@ int wait_path(const char *path, int timeout_ms)
 pid_t kvd_start(int version, int lfd, const char *rundir,
 		const char *const *extra)
 {
+	return kvd_start_as(version, lfd, rundir, "kvd", extra);
+}
+
+pid_t kvd_start_as(int version, int lfd, const char *rundir,
+		   const char *service, const char *const *extra)
+{
 	char path[512], name[16], fdstr[16], sock[512], log[512];
 	const char *argv[32] = { path, "--quiet", "--listen-fd", fdstr };
 	int argc = lfd >= 0 ? 4 : 2;	/* lfd < 0: kvd opens its own */
 	pid_t pid;
 
-	snprintf(sock, sizeof(sock), "%s/kvd.sock", rundir);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", rundir, service);
 	unlink(sock);
-	snprintf(log, sizeof(log), "%s/kvd.log", rundir);
+	snprintf(log, sizeof(log), "%s/%s.log", rundir, service);
 	snprintf(fdstr, sizeof(fdstr), "%d", lfd);
 	snprintf(name, sizeof(name), "kvd-v%d", version);
 	bin(name, path, sizeof(path));
+	if (strcmp(service, "kvd")) {
+		argv[argc++] = "--service";
+		argv[argc++] = service;
+	}
 	while (extra && *extra && argc < 30)
 		argv[argc++] = *extra++;
 	argv[argc] = NULL;

@@ -34,6 +34,9 @@ int client_connect(int family, int port);
 /* kvd-vN serving lfd as service "kvd"; waits for its control socket */
 pid_t kvd_start(int version, int lfd, const char *rundir,
 		const char *const *extra);
+/* the same as service, its control socket and log <rundir>/<service>.sock, .log */
+pid_t kvd_start_as(int version, int lfd, const char *rundir,
+		   const char *service, const char *const *extra);
 int wait_path(const char *path, int timeout_ms);
 int stop_and_reap(pid_t pid, int sig);
 bool pid_alive(pid_t pid);

@@ -382,10 +382,14 @@ static void plan_free(struct plan *plan)
 	}
 }
 
-/* One step, as 'batonctl upgrade' runs it: 0 if it is done. */
+/*
+ * One step, as 'batonctl upgrade' runs it: 0 if it is done. The forward
+ * one, with its verify, keeps the pids of the plan's upgrade; the undo's
+ * only changes who serves.
+ */
 static int apply_step(const struct ctl_opts *o, const char *path,
 		      struct plan_service *s, char *const *argv,
-		      const char *step, bool verify)
+		      const char *step, bool forward)
 {
 	static struct upgrade_job job;
 	unsigned int n;
@@ -396,7 +400,7 @@ static int apply_step(const struct ctl_opts *o, const char *path,
 	job.uo.argv = argv;
 	job.uo.timeout_ms = s->timeout_ms;
 	job.uo.log_path = s->log;
-	if (verify && s->verify) {
+	if (forward && s->verify) {
 		job.v = s->old;	/* the way back, read before the plan began */
 		job.v.cmd = s->verify;
 		job.v.for_ms = s->verify_for_ms;
@@ -411,8 +415,10 @@ static int apply_step(const struct ctl_opts *o, const char *path,
 	job.plan_step = step;
 	job.quiet = true;
 	err = upgrade_run(o, &job);
-	s->old_pid = job.old_pid;
-	s->new_pid = job.new_pid;
+	if (forward) {
+		s->old_pid = job.old_pid;
+		s->new_pid = job.new_pid;
+	}
 	s->serving = job.serving;
 	if (err)
 		snprintf(s->why, sizeof(s->why), "%s: %s", job.result, job.reason);
@@ -557,9 +563,16 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 			snprintf(s->why, sizeof(s->why), "back to %s, because %s failed",
 				 s->old.old_line, plan.svc[failed - 1].name);
 		}
-		for (k = failed; k < plan.n; k++)
-			snprintf(plan.svc[k].why, sizeof(plan.svc[k].why),
-				 "after %s, which failed", plan.svc[failed - 1].name);
+		for (k = failed; k < plan.n; k++) {
+			struct plan_service *s = &plan.svc[k];
+
+			snprintf(s->why, sizeof(s->why), "after %s, which failed",
+				 plan.svc[failed - 1].name);
+			/* checked now: who answers for it */
+			if (!baton_query(o->run_dir, s->name, BATON_QUERY_TIMEOUT_MS,
+					 &info))
+				s->serving = info.pid;
+		}
 	}
 	apply_report(o, path, &plan, result);
 	plan_free(&plan);
