@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -196,11 +197,15 @@ TEST_F_TIMEOUT(apply, plan, 120)
 	char out[16384], status[16384], text[256];
 	const char *status_args[] = { "status", NULL, "-j", NULL };
 	pid_t serving[SERVICES], pid;
+	struct timespec t0, t1;
 	int i, k, rc, version;
 
 	ASSERT_EQ(0, plan_write(self, variant));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = batonctl(out, sizeof(out), args);
-	TH_LOG("batonctl exited %d: %s", rc, out);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	TH_LOG("batonctl exited %d after %.2f s: %s", rc,
+	       t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9, out);
 	for (k = 0; k < SERVICES; k++)
 		serving[k] = json_num(service_json(out, k), "serving_pid");
 

@@ -14,7 +14,7 @@
  *	    verify_for: 10s
  */
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -428,7 +428,7 @@ static int apply_step(const struct ctl_opts *o, const char *path,
 static void apply_report(const struct ctl_opts *o, const char *path,
 			 struct plan *plan, const char *result)
 {
-	char title[128], label[96];
+	char title[128], label[96], pids[96];
 	unsigned int i;
 	struct out out;
 
@@ -448,6 +448,12 @@ static void apply_report(const struct ctl_opts *o, const char *path,
 		out_str(&out, "result", label, plan_states[s->state]);
 		if (s->why[0])
 			out_str(&out, "why", "   why", s->why);
+		if (s->old_pid)
+			snprintf(pids, sizeof(pids), "%d to %d; %d serves",
+				 s->old_pid, s->new_pid, s->serving);
+		else
+			snprintf(pids, sizeof(pids), "%d serves", s->serving);
+		out_str(&out, NULL, "   pids", pids);
 		out_u64(&out, "old_pid", NULL, s->old_pid);
 		out_u64(&out, "new_pid", NULL, s->new_pid);
 		out_u64(&out, "serving_pid", NULL, s->serving);
@@ -491,7 +497,7 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 	static struct plan plan;
 	const char *path, *result = "done";
 	struct baton_instance_info info;
-	char step[JOURNAL_VAL_LEN];
+	char step[JOURNAL_VAL_LEN], whole[PATH_MAX];
 	unsigned int i, k, failed = 0;
 	int err;
 
@@ -503,7 +509,8 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	path = argv[1];
+	/* the journals name the plan by its whole path */
+	path = realpath(argv[1], whole) ?: argv[1];
 	memset(&plan, 0, sizeof(plan));
 	err = plan_read(&plan, path);
 	if (err) {
