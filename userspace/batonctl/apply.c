@@ -178,12 +178,68 @@ static int plan_duration(yaml_parser_t *p, struct plan *plan, const char *path,
 	return err;
 }
 
-/* One service: a mapping of known keys, name and command required. */
+/* A service's keys */
+enum plan_key { KEY_NAME, KEY_COMMAND, KEY_VERIFY, KEY_VERIFY_FOR,
+		KEY_VERIFY_TIMEOUT_MS, KEY_TIMEOUT_MS, KEY_LOG, KEY_COUNT };
+
+static const char *const plan_keys[KEY_COUNT] = {
+	[KEY_NAME] = "name",
+	[KEY_COMMAND] = "command",
+	[KEY_VERIFY] = "verify",
+	[KEY_VERIFY_FOR] = "verify_for",
+	[KEY_VERIFY_TIMEOUT_MS] = "verify_timeout_ms",
+	[KEY_TIMEOUT_MS] = "timeout_ms",
+	[KEY_LOG] = "log",
+};
+
+/* "unknown key 'KEY' in a service: the keys are name, command, ..." */
+static int plan_unknown(struct plan *plan, const char *path,
+			const yaml_event_t *e)
+{
+	char msg[256];
+	size_t len;
+	unsigned int k;
+
+	len = snprintf(msg, sizeof(msg), "unknown key '%s' in a service: the keys are",
+		       e->type == YAML_SCALAR_EVENT ? scalar(e) : "(not a word)");
+	for (k = 0; k < KEY_COUNT && len < sizeof(msg); k++)
+		len += snprintf(msg + len, sizeof(msg) - len, "%s %s",
+				k ? "," : "", plan_keys[k]);
+	return plan_error(plan, path, e, "%s", msg);
+}
+
+/* One service's value for key k. */
+static int plan_value(yaml_parser_t *p, struct plan *plan, const char *path,
+		      struct plan_service *s, enum plan_key k)
+{
+	const char *key = plan_keys[k];
+
+	switch (k) {
+	case KEY_NAME:
+		return plan_scalar(p, plan, path, key, &s->name);
+	case KEY_COMMAND:
+		return plan_command(p, plan, path, s);
+	case KEY_VERIFY:
+		return plan_scalar(p, plan, path, key, &s->verify);
+	case KEY_VERIFY_FOR:
+		return plan_duration(p, plan, path, key, &s->verify_for_ms);
+	case KEY_VERIFY_TIMEOUT_MS:
+		return plan_duration(p, plan, path, key, &s->verify_timeout_ms);
+	case KEY_TIMEOUT_MS:
+		return plan_duration(p, plan, path, key, &s->timeout_ms);
+	case KEY_LOG:
+		return plan_scalar(p, plan, path, key, &s->log);
+	default:
+		return -EINVAL;
+	}
+}
+
+/* One service: a mapping of known keys, each once, name and command required. */
 static int plan_service(yaml_parser_t *p, struct plan *plan, const char *path,
 			struct plan_service *s)
 {
+	unsigned int seen = 0, k;
 	yaml_event_t e;
-	char key[32];
 	int err;
 
 	s->verify_for_ms = VERIFY_FOR_MS;
@@ -195,33 +251,18 @@ static int plan_service(yaml_parser_t *p, struct plan *plan, const char *path,
 			return err;
 		if (e.type == YAML_MAPPING_END_EVENT)
 			break;
-		if (e.type != YAML_SCALAR_EVENT) {
-			err = plan_error(plan, path, &e, "a service's keys are words: %s", "name, command, verify, verify_for, verify_timeout_ms, timeout_ms, log");
-			goto delete_event;
-		}
-		snprintf(key, sizeof(key), "%s", scalar(&e));
-		if (!strcmp(key, "name")) {
-			err = s->name ? -EEXIST : plan_scalar(p, plan, path, key, &s->name);
-		} else if (!strcmp(key, "command")) {
-			err = s->argc ? -EEXIST : plan_command(p, plan, path, s);
-		} else if (!strcmp(key, "verify")) {
-			err = s->verify ? -EEXIST : plan_scalar(p, plan, path, key, &s->verify);
-		} else if (!strcmp(key, "log")) {
-			err = s->log ? -EEXIST : plan_scalar(p, plan, path, key, &s->log);
-		} else if (!strcmp(key, "verify_for")) {
-			err = plan_duration(p, plan, path, key, &s->verify_for_ms);
-		} else if (!strcmp(key, "verify_timeout_ms")) {
-			err = plan_duration(p, plan, path, key, &s->verify_timeout_ms);
-		} else if (!strcmp(key, "timeout_ms")) {
-			err = plan_duration(p, plan, path, key, &s->timeout_ms);
-		} else {
-			err = plan_error(plan, path, &e, "unknown key '%s' in a service: the keys are name, command, verify, verify_for, verify_timeout_ms, timeout_ms, log", scalar(&e));
-			goto delete_event;
-		}
-		if (err == -EEXIST)
-			err = plan_error(plan, path, &e, "'%s' is given twice in one service", key);
+		for (k = 0; e.type == YAML_SCALAR_EVENT && k < KEY_COUNT &&
+			    strcmp(scalar(&e), plan_keys[k]); k++)
+			;
+		if (e.type != YAML_SCALAR_EVENT || k == KEY_COUNT)
+			err = plan_unknown(plan, path, &e);
+		else if (seen & 1U << k)
+			err = plan_error(plan, path, &e, "'%s' is given twice in one service", plan_keys[k]);
+		else
+			err = plan_value(p, plan, path, s, k);
 		if (err)
 			goto delete_event;
+		seen |= 1U << k;
 		yaml_event_delete(&e);
 	}
 	if (!s->name || !s->argc) {
