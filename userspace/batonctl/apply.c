@@ -592,15 +592,17 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 	}
 	if (failed) {
 		result = "failed";
+		fprintf(stderr, "batonctl: %s: %s was not upgraded (%s): undoing the %u before it, leaving the %u after it untouched\n",
+			path, plan.svc[failed - 1].name, plan.svc[failed - 1].why,
+			failed - 1, plan.n - failed);
 		for (k = failed - 1; k-- > 0;) {
 			struct plan_service *s = &plan.svc[k];
 
 			snprintf(step, sizeof(step), "%u of %u: undone, because %s failed",
 				 k + 1, plan.n, plan.svc[failed - 1].name);
 			if (!o->json)
-				fprintf(stderr, "batonctl: %s: %s failed: undoing %s (back to %s)\n",
-					path, plan.svc[failed - 1].name, s->name,
-					s->old.old_line);
+				fprintf(stderr, "batonctl: %s: undoing %s (back to %s)\n",
+					path, s->name, s->old.old_line);
 			if (apply_step(o, path, s, s->old.old_argv, step, false)) {
 				s->state = PLAN_UNDO_FAILED;
 				fprintf(stderr, "batonctl: %s could not go back to its old command (%s): start it again with: %s\n",
