@@ -538,7 +538,7 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 	static struct plan plan;
 	const char *path, *result = "done";
 	struct baton_instance_info info;
-	char step[JOURNAL_VAL_LEN], whole[PATH_MAX];
+	char step[JOURNAL_VAL_LEN], whole[PATH_MAX], undo_why[512];
 	unsigned int i, k, failed = 0;
 	int err;
 
@@ -605,8 +605,10 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 					path, s->name, s->old.old_line);
 			if (apply_step(o, path, s, s->old.old_argv, step, false)) {
 				s->state = PLAN_UNDO_FAILED;
-				fprintf(stderr, "batonctl: %s could not go back to its old command (%s): start it again with: %s\n",
-					s->name, s->why, s->old.old_line);
+				snprintf(undo_why, sizeof(undo_why), "%s", s->why);
+				snprintf(s->why, sizeof(s->why), "going back failed (%s): start it again with: %s",
+					 undo_why, s->old.old_line);
+				fprintf(stderr, "batonctl: %s: %s\n", s->name, s->why);
 				continue;
 			}
 			s->state = PLAN_UNDONE;
