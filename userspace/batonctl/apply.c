@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -70,12 +71,17 @@ static int plan_next(yaml_parser_t *p, yaml_event_t *e, struct plan *plan,
 	return -EINVAL;
 }
 
-static int plan_error(struct plan *plan, const char *path,
-		      const yaml_event_t *e, const char *fmt, const char *what)
+/* What is wrong at e, after the file, line and column: -EINVAL */
+static int __attribute__((format(printf, 4, 5)))
+plan_error(struct plan *plan, const char *path, const yaml_event_t *e,
+	   const char *fmt, ...)
 {
-	char msg[256];
+	char msg[384];
+	va_list ap;
 
-	snprintf(msg, sizeof(msg), fmt, what);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	snprintf(plan->err, sizeof(plan->err), "%s:%zu:%zu: %s", path,
 		 e->start_mark.line + 1, e->start_mark.column + 1, msg);
 	return -EINVAL;
@@ -107,45 +113,69 @@ delete_event:
 	return err;
 }
 
-/* command: a list of arguments, the program first */
-static int plan_command(yaml_parser_t *p, struct plan *plan, const char *path,
-			struct plan_service *s)
+/*
+ * A list's beginning, where key's value must be one: 0, or -EINVAL with
+ * hint, which names what the list holds.
+ */
+static int plan_list(yaml_parser_t *p, struct plan *plan, const char *path,
+		     const char *key, const char *hint)
 {
 	yaml_event_t e;
 	int err = plan_next(p, &e, plan, path);
 
 	if (err)
 		return err;
-	if (e.type != YAML_SEQUENCE_START_EVENT) {
-		err = plan_error(plan, path, &e, "'%s' is a list: the program, then its arguments, e.g. [kvd-v2, --service, kvd]", "command");
-		yaml_event_delete(&e);
-		return err;
-	}
-	for (;;) {
-		yaml_event_delete(&e);
-		err = plan_next(p, &e, plan, path);
-		if (err)
-			return err;
-		if (e.type == YAML_SEQUENCE_END_EVENT)
-			break;
-		if (e.type != YAML_SCALAR_EVENT) {
-			err = plan_error(plan, path, &e, "each of '%s''s arguments is one string", "command");
-			goto delete_event;
-		}
-		if (s->argc == VERIFY_MAX_ARGS) {
-			err = plan_error(plan, path, &e, "a command has at most %s arguments", "63");
-			goto delete_event;
-		}
-		s->argv[s->argc] = strdup(scalar(&e));
-		if (!s->argv[s->argc++]) {
-			err = -ENOMEM;
-			goto delete_event;
-		}
-	}
-	if (!s->argc)
-		err = plan_error(plan, path, &e, "'%s' is empty: it needs at least the program", "command");
-delete_event:
+	if (e.type != YAML_SEQUENCE_START_EVENT)
+		err = plan_error(plan, path, &e, "'%s' is a list of %s", key, hint);
 	yaml_event_delete(&e);
+	return err;
+}
+
+/*
+ * A list's next item, of type want: 1 with *e its first event (the
+ * caller's to delete), 0 at the list's end, or -EINVAL.
+ */
+static int plan_item(yaml_parser_t *p, yaml_event_t *e, struct plan *plan,
+		     const char *path, yaml_event_type_t want,
+		     const char *key, const char *hint)
+{
+	int err = plan_next(p, e, plan, path);
+
+	if (err)
+		return err;
+	if (e->type == want)
+		return 1;
+	if (e->type != YAML_SEQUENCE_END_EVENT)
+		err = plan_error(plan, path, e, "'%s' is a list of %s", key, hint);
+	yaml_event_delete(e);
+	return err;
+}
+
+/* command: a list of arguments, the program first */
+static int plan_command(yaml_parser_t *p, struct plan *plan, const char *path,
+			struct plan_service *s)
+{
+	static const char hint[] = "strings: the program, then its arguments, e.g. [kvd-v2, --service, kvd]";
+	yaml_event_t e;
+	int err;
+
+	err = plan_list(p, plan, path, "command", hint);
+	while (!err && (err = plan_item(p, &e, plan, path, YAML_SCALAR_EVENT,
+					"command", hint)) > 0) {
+		if (s->argc == VERIFY_MAX_ARGS)
+			err = plan_error(plan, path, &e, "a command has at most %d arguments",
+					 VERIFY_MAX_ARGS);
+		else if (!(s->argv[s->argc++] = strdup(scalar(&e))))
+			err = -ENOMEM;
+		else
+			err = 0;
+		yaml_event_delete(&e);
+	}
+	if (!err && !s->argc) {
+		snprintf(plan->err, sizeof(plan->err), "%s:%lu: the service that begins here has an empty 'command': it needs at least the program",
+			 path, s->line);
+		err = -EINVAL;
+	}
 	return err;
 }
 
@@ -196,16 +226,16 @@ static const char *const plan_keys[KEY_COUNT] = {
 static int plan_unknown(struct plan *plan, const char *path,
 			const yaml_event_t *e)
 {
-	char msg[256];
-	size_t len;
+	char keys[128];
+	size_t len = 0;
 	unsigned int k;
 
-	len = snprintf(msg, sizeof(msg), "unknown key '%s' in a service: the keys are",
-		       e->type == YAML_SCALAR_EVENT ? scalar(e) : "(not a word)");
-	for (k = 0; k < KEY_COUNT && len < sizeof(msg); k++)
-		len += snprintf(msg + len, sizeof(msg) - len, "%s %s",
-				k ? "," : "", plan_keys[k]);
-	return plan_error(plan, path, e, "%s", msg);
+	for (k = 0; k < KEY_COUNT && len < sizeof(keys); k++)
+		len += snprintf(keys + len, sizeof(keys) - len, "%s%s",
+				k ? ", " : "", plan_keys[k]);
+	return plan_error(plan, path, e, "unknown key '%s' in a service: the keys are %s",
+			  e->type == YAML_SCALAR_EVENT ? scalar(e) : "(not a word)",
+			  keys);
 }
 
 /* One service's value for key k. */
@@ -278,49 +308,39 @@ delete_event:
 /* services: a list of mappings */
 static int plan_services(yaml_parser_t *p, struct plan *plan, const char *path)
 {
+	static const char hint[] = "services, each a mapping (- name: ..., command: [...])";
+	struct plan_service *s;
 	yaml_event_t e;
 	unsigned int i;
-	int err = plan_next(p, &e, plan, path);
+	int err;
 
-	if (err)
-		return err;
-	if (e.type != YAML_SEQUENCE_START_EVENT) {
-		err = plan_error(plan, path, &e, "'%s' is a list of services, each a mapping (- name: ...)", "services");
-		goto delete_event;
-	}
-	for (;;) {
+	err = plan_list(p, plan, path, "services", hint);
+	while (!err && (err = plan_item(p, &e, plan, path,
+					YAML_MAPPING_START_EVENT,
+					"services", hint)) > 0) {
+		err = 0;
+		if (plan->n == PLAN_MAX_SERVICES)
+			err = plan_error(plan, path, &e, "a plan has at most %d services",
+					 PLAN_MAX_SERVICES);
+		else
+			plan->svc[plan->n].line = e.start_mark.line + 1;
 		yaml_event_delete(&e);
-		err = plan_next(p, &e, plan, path);
 		if (err)
-			return err;
-		if (e.type == YAML_SEQUENCE_END_EVENT)
 			break;
-		if (e.type != YAML_MAPPING_START_EVENT) {
-			err = plan_error(plan, path, &e, "each of '%s' is a mapping (- name: ..., command: [...])", "services");
-			goto delete_event;
-		}
-		if (plan->n == PLAN_MAX_SERVICES) {
-			err = plan_error(plan, path, &e, "a plan has at most %s services", "32");
-			goto delete_event;
-		}
-		plan->svc[plan->n].line = e.start_mark.line + 1;
-		err = plan_service(p, plan, path, &plan->svc[plan->n++]);
-		if (err)
-			goto delete_event;
-		for (i = 0; i < plan->n - 1; i++)
-			if (!strcmp(plan->svc[i].name, plan->svc[plan->n - 1].name)) {
+		s = &plan->svc[plan->n++];
+		err = plan_service(p, plan, path, s);
+		for (i = 0; !err && i < plan->n - 1; i++)
+			if (!strcmp(plan->svc[i].name, s->name)) {
 				snprintf(plan->err, sizeof(plan->err),
 					 "%s:%lu: service '%s' is in the plan twice (line %lu too)",
-					 path, plan->svc[plan->n - 1].line,
-					 plan->svc[i].name, plan->svc[i].line);
+					 path, s->line, s->name, plan->svc[i].line);
 				err = -EINVAL;
-				goto delete_event;
 			}
 	}
-	if (!plan->n)
-		err = plan_error(plan, path, &e, "'%s' is empty", "services");
-delete_event:
-	yaml_event_delete(&e);
+	if (!err && !plan->n) {
+		snprintf(plan->err, sizeof(plan->err), "%s: 'services' is empty", path);
+		err = -EINVAL;
+	}
 	return err;
 }
 
@@ -358,7 +378,7 @@ static int plan_read(struct plan *plan, const char *path)
 	if (err)
 		goto delete_parser;
 	if (e.type != YAML_MAPPING_START_EVENT) {
-		err = plan_error(plan, path, &e, "a plan is a mapping with one key, '%s', a list of services", "services");
+		err = plan_error(plan, path, &e, "a plan is a mapping with one key, 'services', a list of services");
 		goto delete_event;
 	}
 	for (;;) {
@@ -374,7 +394,7 @@ static int plan_read(struct plan *plan, const char *path)
 			goto delete_event;
 		}
 		if (services) {
-			err = plan_error(plan, path, &e, "'%s' is given twice", "services");
+			err = plan_error(plan, path, &e, "'services' is given twice");
 			goto delete_event;
 		}
 		services = true;
@@ -383,7 +403,7 @@ static int plan_read(struct plan *plan, const char *path)
 			goto delete_event;
 	}
 	if (!services)
-		err = plan_error(plan, path, &e, "the plan has no '%s'", "services");
+		err = plan_error(plan, path, &e, "the plan has no 'services'");
 	yaml_event_delete(&e);
 	/* one document: what follows it, if anything, must parse and be empty */
 	while (!err) {
@@ -395,7 +415,7 @@ static int plan_read(struct plan *plan, const char *path)
 			break;
 		}
 		if (e.type != YAML_DOCUMENT_END_EVENT)
-			err = plan_error(plan, path, &e, "a plan is %s document", "one");
+			err = plan_error(plan, path, &e, "a plan is one document");
 		yaml_event_delete(&e);
 	}
 	goto delete_parser;
