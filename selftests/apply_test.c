@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +38,7 @@ FIXTURE(apply) {
 	int fds[ALL];		/* service i's clients: i * CLIENTS on */
 	int count[ALL];		/* each client's counter, as last answered */
 	pid_t first[SERVICES];	/* the instances before the plan */
-	pthread_t load;
-	bool loading;
-	volatile bool stop;
-	int bad;		/* replies that were not the one expected */
-	unsigned long requests;
+	struct incr_load load;	/* over every client */
 };
 
 FIXTURE_VARIANT(apply) {
@@ -57,46 +52,6 @@ FIXTURE_VARIANT_ADD(apply, ipv6_v2_v1_middle_fails) { AF_INET6, 2, 1, true };
 FIXTURE_VARIANT_ADD(apply, ipv4_v1_v2_all_pass) { AF_INET, 1, 2, false };
 FIXTURE_VARIANT_ADD(apply, ipv6_v2_v1_all_pass) { AF_INET6, 2, 1, false };
 
-/* One INCR of client i's own counter: its reply must be the next number. */
-static int incr(FIXTURE_DATA(apply) *self, int i)
-{
-	char key[16], want[16];
-	int err;
-
-	snprintf(key, sizeof(key), "c%d", i);
-	snprintf(want, sizeof(want), ":%d\r\n", self->count[i] + 1);
-	err = resp_expect(self->fds[i], want, 2, "INCR", key);
-	if (!err)
-		self->count[i]++;
-	return err;
-}
-
-/* Round after round over every client until told to stop. */
-static void *load(void *arg)
-{
-	FIXTURE_DATA(apply) *self = arg;
-	int i;
-
-	while (!self->stop)
-		for (i = 0; i < ALL && !self->stop; i++) {
-			self->bad += incr(self, i) != 0;
-			__atomic_fetch_add(&self->requests, 1, __ATOMIC_RELAXED);
-		}
-	return NULL;
-}
-
-/* Stops the clients' load after another two rounds: whatever it saw. */
-static int load_stop(FIXTURE_DATA(apply) *self)
-{
-	unsigned long before = __atomic_load_n(&self->requests, __ATOMIC_RELAXED);
-
-	while (__atomic_load_n(&self->requests, __ATOMIC_RELAXED) < before + 2 * ALL)
-		usleep(10000);
-	self->stop = true;
-	self->loading = false;
-	return pthread_join(self->load, NULL);
-}
-
 FIXTURE_SETUP(apply)
 {
 	struct service *s;
@@ -106,6 +61,9 @@ FIXTURE_SETUP(apply)
 	ASSERT_EQ(0, netns_enter());
 	ASSERT_EQ(0, rundir_make(dir, sizeof(dir)));
 	snprintf(self->plan, sizeof(self->plan), "%s/plan.yaml", dir);
+	self->load.fds = self->fds;
+	self->load.count = self->count;
+	self->load.n = ALL;
 	for (k = 0; k < SERVICES; k++) {
 		s = &self->svc[k];
 		snprintf(s->rundir, sizeof(s->rundir), "%s", dir);
@@ -119,20 +77,17 @@ FIXTURE_SETUP(apply)
 		for (i = k * CLIENTS; i < (k + 1) * CLIENTS; i++) {
 			self->fds[i] = client_connect(variant->family, s->port);
 			ASSERT_LE(0, self->fds[i]);
-			ASSERT_EQ(0, incr(self, i));
+			ASSERT_EQ(0, incr_load_one(&self->load, i));
 		}
 	}
-	ASSERT_EQ(0, pthread_create(&self->load, NULL, load, self));
-	self->loading = true;
+	ASSERT_EQ(0, incr_load_start(&self->load));
 }
 
 FIXTURE_TEARDOWN(apply)
 {
 	int i, k;
 
-	self->stop = true;
-	if (self->loading)
-		pthread_join(self->load, NULL);
+	incr_load_stop(&self->load, 0);
 	for (i = 0; i < ALL; i++)
 		close(self->fds[i]);
 	for (k = 0; k < SERVICES; k++) {
@@ -210,9 +165,9 @@ TEST_F_TIMEOUT(apply, plan, 120)
 		serving[k] = json_num(service_json(out, k), "serving_pid");
 
 	/* the clients go on through what follows, every reply checked */
-	ASSERT_EQ(0, load_stop(self));
-	EXPECT_EQ(0, self->bad);
-	TH_LOG("%lu requests, each answered right", self->requests);
+	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
+	EXPECT_EQ(0, self->load.bad);
+	TH_LOG("%lu requests, each answered right", self->load.requests);
 
 	if (variant->fail) {
 		want[0] = "undone";
@@ -251,7 +206,7 @@ TEST_F_TIMEOUT(apply, plan, 120)
 		EXPECT_EQ(variant->fail ? variant->from : variant->to, version);
 	}
 	for (i = 0; i < ALL; i++)
-		EXPECT_EQ(0, incr(self, i));
+		EXPECT_EQ(0, incr_load_one(&self->load, i));
 
 	/* each journal, as status shows it */
 	for (k = 0; k < SERVICES; k++) {
@@ -318,13 +273,13 @@ static void refused(struct __test_metadata *_metadata,
 	EXPECT_STREQ("", out);
 
 	/* every client, by the instance it had, its counter whole */
-	ASSERT_EQ(0, load_stop(self));
-	EXPECT_EQ(0, self->bad);
+	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
+	EXPECT_EQ(0, self->load.bad);
 	for (i = 0; i < ALL; i++) {
 		k = i / CLIENTS;
 		ASSERT_EQ(0, kvd_info(self->fds[i], &pid, &version));
 		EXPECT_EQ(self->first[k], pid);
-		EXPECT_EQ(0, incr(self, i));
+		EXPECT_EQ(0, incr_load_one(&self->load, i));
 	}
 	for (k = 0; k < SERVICES; k++) {
 		snprintf(path, sizeof(path), "%s/%s/journal", self->svc[0].rundir,

@@ -396,6 +396,59 @@ int incr_each(const int *fds, int n, int count)
 	return bad;
 }
 
+int incr_load_one(struct incr_load *c, int i)
+{
+	char key[16], want[16];
+	int err;
+
+	snprintf(key, sizeof(key), "c%d", i);
+	snprintf(want, sizeof(want), ":%d\r\n", c->count[i] + 1);
+	err = resp_expect(c->fds[i], want, 2, "INCR", key);
+	if (!err)
+		c->count[i]++;
+	return err;
+}
+
+/* Round after round over every client until told to stop. */
+static void *incr_load_run(void *arg)
+{
+	struct incr_load *c = arg;
+	int i;
+
+	while (!c->stop)
+		for (i = 0; i < c->n && !c->stop; i++) {
+			c->bad += incr_load_one(c, i) != 0;
+			__atomic_fetch_add(&c->requests, 1, __ATOMIC_RELAXED);
+		}
+	return NULL;
+}
+
+int incr_load_start(struct incr_load *c)
+{
+	int err;
+
+	c->stop = false;
+	err = pthread_create(&c->thread, NULL, incr_load_run, c);
+	if (err)
+		return -err;
+	c->running = true;
+	return 0;
+}
+
+int incr_load_stop(struct incr_load *c, int rounds)
+{
+	unsigned long until = __atomic_load_n(&c->requests, __ATOMIC_RELAXED) +
+			      (unsigned long)rounds * c->n;
+
+	if (!c->running)
+		return 0;
+	while (__atomic_load_n(&c->requests, __ATOMIC_RELAXED) < until)
+		usleep(10000);
+	c->stop = true;
+	c->running = false;
+	return -pthread_join(c->thread, NULL);
+}
+
 static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms);
 
 int kvd_info(int fd, pid_t *pid, int *version)
