@@ -453,7 +453,6 @@ static int apply_step(const struct ctl_opts *o, const char *path,
 		      const char *step, bool forward)
 {
 	static struct upgrade_job job;
-	unsigned int n;
 	int err;
 
 	memset(&job, 0, sizeof(job));
@@ -462,15 +461,9 @@ static int apply_step(const struct ctl_opts *o, const char *path,
 	job.uo.timeout_ms = s->timeout_ms;
 	job.uo.log_path = s->log;
 	if (forward && s->verify) {
-		job.v = s->old;	/* the way back, read before the plan began */
 		job.v.cmd = s->verify;
 		job.v.for_ms = s->verify_for_ms;
 		job.v.run_ms = s->verify_timeout_ms;
-		/* old_argv points into the copy's own buffer */
-		for (n = 0; s->old.old_argv[n]; n++)
-			job.v.old_argv[n] = s->old.old_argv[n] == s->old.old_exe ?
-				job.v.old_exe :
-				job.v.old_buf + (s->old.old_argv[n] - s->old.old_buf);
 	}
 	job.plan = path;
 	job.plan_step = step;
@@ -547,7 +540,7 @@ static void usage(FILE *f)
 "For example:\n"
 "  services:\n"
 "    - name: kvd\n"
-"      command: [/usr/bin/kvd-v2, --port, \"6379\"]\n"
+"      command: [/usr/sbin/kvd-v2, --service, kvd]\n"
 "      verify: redis-cli -p 6379 ping | grep -qx PONG\n"
 "      verify_for: 10s\n",
 		VERIFY_FOR_MS, VERIFY_TIMEOUT_MS, BATON_UPGRADE_TIMEOUT_MS);

@@ -101,7 +101,7 @@ int verify_window(struct verify *v, const char *service, pid_t pid);
 /*
  * upgrade.c: one upgrade, as 'batonctl upgrade' runs it and 'batonctl
  * apply' runs each step of a plan: the journal kept, --verify and its way
- * back, the outcome checked. v->old_argv, if already read, is kept.
+ * back, the outcome checked.
  */
 struct upgrade_job {
 	struct baton_upgrade_opts uo;

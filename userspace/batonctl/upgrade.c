@@ -709,8 +709,7 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 	}
 	if (v->cmd) {
 		/* the way back is known before anything changes */
-		err = v->old_argv[0] ? 0 :
-		      baton_query(o->run_dir, uo->service, BATON_QUERY_TIMEOUT_MS,
+		err = baton_query(o->run_dir, uo->service, BATON_QUERY_TIMEOUT_MS,
 				  &info) ?: verify_old_command(v, info.pid);
 		if (err) {
 			char why[160];
