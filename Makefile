@@ -33,6 +33,10 @@ CFLAGS	:= -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation \
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	    -fno-sanitize-recover=undefined
 LDLIBS	:= -lmnl -lbpf -lsystemd -lz -lm
+# batonctl apply reads its plan with libyaml
+YAML_CFLAGS := $(shell pkg-config --cflags yaml-0.1)
+YAML_LIBS := $(shell pkg-config --libs yaml-0.1)
+CFLAGS	+= $(YAML_CFLAGS)
 # a packager's own flags (dpkg-buildflags), after ours
 CFLAGS	+= $(EXTRA_CFLAGS)
 
@@ -95,7 +99,7 @@ $(1)/libbaton-internal.a: $(LIB_SRC:%.c=$(1)/obj/%.o)
 
 $(1)/batonctl: $(CTL_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+	$(Q)$(CC) $(2) $(LDFLAGS) -o $$@ $$^ $(LDLIBS) $(YAML_LIBS)
 
 $(1)/baton-bench: $(BENCH_SRC:%.c=$(1)/obj/%.o) $(1)/libbaton.a
 	@$(if $(Q),echo "  LD      $$@")

@@ -31,6 +31,8 @@ packages=(
 	# host's own systemd; the tests speak to it through libsystemd
 	systemd
 	libsystemd-dev
+	# batonctl apply reads its plan (YAML) with libyaml
+	libyaml-dev
 	# packaging: baton.ko through DKMS, man pages from Documentation/
 	dkms
 	python3-docutils

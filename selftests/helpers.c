@@ -144,17 +144,27 @@ int wait_path(const char *path, int timeout_ms)
 pid_t kvd_start(int version, int lfd, const char *rundir,
 		const char *const *extra)
 {
+	return kvd_start_as(version, lfd, rundir, "kvd", extra);
+}
+
+pid_t kvd_start_as(int version, int lfd, const char *rundir,
+		   const char *service, const char *const *extra)
+{
 	char path[512], name[16], fdstr[16], sock[512], log[512];
 	const char *argv[32] = { path, "--quiet", "--listen-fd", fdstr };
 	int argc = lfd >= 0 ? 4 : 2;	/* lfd < 0: kvd opens its own */
 	pid_t pid;
 
-	snprintf(sock, sizeof(sock), "%s/kvd.sock", rundir);
+	snprintf(sock, sizeof(sock), "%s/%s.sock", rundir, service);
 	unlink(sock);
-	snprintf(log, sizeof(log), "%s/kvd.log", rundir);
+	snprintf(log, sizeof(log), "%s/%s.log", rundir, service);
 	snprintf(fdstr, sizeof(fdstr), "%d", lfd);
 	snprintf(name, sizeof(name), "kvd-v%d", version);
 	bin(name, path, sizeof(path));
+	if (strcmp(service, "kvd")) {
+		argv[argc++] = "--service";
+		argv[argc++] = service;
+	}
 	while (extra && *extra && argc < 30)
 		argv[argc++] = *extra++;
 	argv[argc] = NULL;
@@ -384,6 +394,59 @@ int incr_each(const int *fds, int n, int count)
 		bad += resp_expect(fds[i], want, 2, "INCR", key) != 0;
 	}
 	return bad;
+}
+
+int incr_load_one(struct incr_load *c, int i)
+{
+	char key[16], want[16];
+	int err;
+
+	snprintf(key, sizeof(key), "c%d", i);
+	snprintf(want, sizeof(want), ":%d\r\n", c->count[i] + 1);
+	err = resp_expect(c->fds[i], want, 2, "INCR", key);
+	if (!err)
+		c->count[i]++;
+	return err;
+}
+
+/* Round after round over every client until told to stop. */
+static void *incr_load_run(void *arg)
+{
+	struct incr_load *c = arg;
+	int i;
+
+	while (!c->stop)
+		for (i = 0; i < c->n && !c->stop; i++) {
+			c->bad += incr_load_one(c, i) != 0;
+			__atomic_fetch_add(&c->requests, 1, __ATOMIC_RELAXED);
+		}
+	return NULL;
+}
+
+int incr_load_start(struct incr_load *c)
+{
+	int err;
+
+	c->stop = false;
+	err = pthread_create(&c->thread, NULL, incr_load_run, c);
+	if (err)
+		return -err;
+	c->running = true;
+	return 0;
+}
+
+int incr_load_stop(struct incr_load *c, int rounds)
+{
+	unsigned long until = __atomic_load_n(&c->requests, __ATOMIC_RELAXED) +
+			      (unsigned long)rounds * c->n;
+
+	if (!c->running)
+		return 0;
+	while (__atomic_load_n(&c->requests, __ATOMIC_RELAXED) < until)
+		usleep(10000);
+	c->stop = true;
+	c->running = false;
+	return -pthread_join(c->thread, NULL);
 }
 
 static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms);

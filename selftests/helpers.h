@@ -3,6 +3,7 @@
 #ifndef BATON_SELFTEST_HELPERS_H
 #define BATON_SELFTEST_HELPERS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -34,6 +35,9 @@ int client_connect(int family, int port);
 /* kvd-vN serving lfd as service "kvd"; waits for its control socket */
 pid_t kvd_start(int version, int lfd, const char *rundir,
 		const char *const *extra);
+/* the same as service, its control socket and log <rundir>/<service>.sock, .log */
+pid_t kvd_start_as(int version, int lfd, const char *rundir,
+		   const char *service, const char *const *extra);
 int wait_path(const char *path, int timeout_ms);
 int stop_and_reap(pid_t pid, int sig);
 bool pid_alive(pid_t pid);
@@ -55,6 +59,27 @@ int resp_expect(int fd, const char *want, int argc, ...);
 int incr_each(const int *fds, int n, int count);
 /* len bytes of a pattern that repeats rarely, NUL-terminated; malloc'ed */
 char *big_value(size_t len);
+/*
+ * Clients each INCRementing a counter of its own (c<i> on fds[i]), every
+ * reply checked: a thread goes round them until incr_load_stop().
+ */
+struct incr_load {
+	int *fds;
+	int *count;		/* each client's counter, as last answered */
+	int n;
+	volatile bool stop;
+	int bad;		/* replies that were not the one expected */
+	unsigned long requests;
+	pthread_t thread;
+	bool running;
+};
+
+/* one INCR on client i: 0 if its reply was the next number */
+int incr_load_one(struct incr_load *c, int i);
+int incr_load_start(struct incr_load *c);
+/* stops the thread once it has gone round rounds more times (0: at once) */
+int incr_load_stop(struct incr_load *c, int rounds);
+
 /* INFO's process_id and kvd_version */
 int kvd_info(int fd, pid_t *pid, int *version);
 

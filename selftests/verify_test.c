@@ -13,7 +13,6 @@
  * each over IPv4 and IPv6, v1->v2 and v2->v1.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +30,7 @@ FIXTURE(verify) {
 	struct service svc;
 	int fds[CLIENTS];
 	int count[CLIENTS];	/* each client's counter, as last answered */
-	pthread_t load;
-	bool loading;
-	volatile bool stop;
-	int bad;		/* replies that were not the one expected */
-	unsigned long requests;
+	struct incr_load load;	/* over every client */
 	pid_t serving;		/* for the teardown */
 };
 
@@ -56,56 +51,28 @@ FIXTURE_VARIANT_ADD(verify, ipv4_v2_v1_good) { AF_INET, 2, 1, false };
 FIXTURE_VARIANT_ADD(verify, ipv6_v2_v1_good) { AF_INET6, 2, 1, false };
 FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_hang) { AF_INET, 1, 2, false, true };
 
-/* One INCR of client i's own counter: its reply must be the next number. */
-static int incr(FIXTURE_DATA(verify) *self, int i)
-{
-	char key[16], want[16];
-	int err;
-
-	snprintf(key, sizeof(key), "c%d", i);
-	snprintf(want, sizeof(want), ":%d\r\n", self->count[i] + 1);
-	err = resp_expect(self->fds[i], want, 2, "INCR", key);
-	if (!err)
-		self->count[i]++;
-	return err;
-}
-
-/* Round after round over every client until told to stop. */
-static void *load(void *arg)
-{
-	FIXTURE_DATA(verify) *self = arg;
-	int i;
-
-	while (!self->stop)
-		for (i = 0; i < CLIENTS && !self->stop; i++) {
-			self->bad += incr(self, i) != 0;
-			__atomic_fetch_add(&self->requests, 1, __ATOMIC_RELAXED);
-		}
-	return NULL;
-}
-
 FIXTURE_SETUP(verify)
 {
 	int i;
 
 	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
 	self->serving = self->svc.kvd;
+	self->load.fds = self->fds;
+	self->load.count = self->count;
+	self->load.n = CLIENTS;
 	for (i = 0; i < CLIENTS; i++) {
 		self->fds[i] = client_connect(variant->family, self->svc.port);
 		ASSERT_LE(0, self->fds[i]);
-		ASSERT_EQ(0, incr(self, i));
+		ASSERT_EQ(0, incr_load_one(&self->load, i));
 	}
-	ASSERT_EQ(0, pthread_create(&self->load, NULL, load, self));
-	self->loading = true;
+	ASSERT_EQ(0, incr_load_start(&self->load));
 }
 
 FIXTURE_TEARDOWN(verify)
 {
 	int i;
 
-	self->stop = true;
-	if (self->loading)
-		pthread_join(self->load, NULL);
+	incr_load_stop(&self->load, 0);
 	if (self->serving > 0 && self->serving != self->svc.kvd)
 		kill(self->serving, SIGTERM);
 	for (i = 0; i < CLIENTS; i++)
@@ -127,7 +94,6 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	const char *status_args[] = { "status", "kvd", "-j", NULL };
 	pid_t failed, pid;
 	int i, version, rc;
-	unsigned long before;
 
 	snprintf(log, sizeof(log), "%s", self->svc.log);
 	snprintf(check, sizeof(check), "redis-cli -h %s -p %d ping | grep -qx PONG%s",
@@ -137,18 +103,12 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 
 	rc = batonctl(out, sizeof(out), args);
 	self->serving = json_num(out, "serving_pid");
-	before = __atomic_load_n(&self->requests, __ATOMIC_RELAXED);
 	TH_LOG("batonctl exited %d: %s", rc, out);
 
 	/* the clients go on through what follows, every reply checked */
-	while (__atomic_load_n(&self->requests, __ATOMIC_RELAXED) <
-	       before + 2 * CLIENTS)
-		usleep(10000);
-	self->stop = true;
-	self->loading = false;
-	ASSERT_EQ(0, pthread_join(self->load, NULL));
-	EXPECT_EQ(0, self->bad);
-	TH_LOG("%lu requests, each answered right", self->requests);
+	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
+	EXPECT_EQ(0, self->load.bad);
+	TH_LOG("%lu requests, each answered right", self->load.requests);
 
 	failed = json_num(out, "new_pid");
 	if (variant->hang) {
@@ -178,7 +138,7 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 			  variant->to, version);
 	}
 	for (i = 0; i < CLIENTS; i++)
-		EXPECT_EQ(0, incr(self, i));
+		EXPECT_EQ(0, incr_load_one(&self->load, i));
 
 	/* the journal, as status shows it */
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));

@@ -98,10 +98,31 @@ int parse_duration_ms(const char *s);
 int verify_old_command(struct verify *v, pid_t pid);
 int verify_window(struct verify *v, const char *service, pid_t pid);
 
+/*
+ * upgrade.c: one upgrade, as 'batonctl upgrade' runs it and 'batonctl
+ * apply' runs each step of a plan: the journal kept, --verify and its way
+ * back, the outcome checked.
+ */
+struct upgrade_job {
+	struct baton_upgrade_opts uo;
+	struct verify v;
+	/* batonctl apply: the plan and this step, for the journal */
+	const char *plan;
+	const char *plan_step;
+	bool quiet;		/* no report or advice of its own */
+	/* the outcome: done, reverted, failed, rolled-back, refused, ... */
+	char result[32];
+	char reason[256];
+	pid_t old_pid, new_pid, serving;
+};
+
+int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job);
+
 /* the subcommands */
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);
 int cmd_status(const struct ctl_opts *o, int argc, char **argv);
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv);
+int cmd_apply(const struct ctl_opts *o, int argc, char **argv);
 int cmd_steer(const struct ctl_opts *o, int argc, char **argv);
 int recover(const char *service, struct journal *j, int timeout_ms,
 	    bool quiet);

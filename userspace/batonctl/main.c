@@ -15,6 +15,7 @@ static const struct cmd {
 	const char *help;
 } cmds[] = {
 	{ "upgrade", cmd_upgrade, "SERVICE [OPTIONS] -- COMMAND  move SERVICE to COMMAND" },
+	{ "apply",   cmd_apply,   "PLAN                          upgrade several services, in order" },
 	{ "status",  cmd_status,  "[SERVICE]                     instances and last upgrades" },
 	{ "recover", cmd_recover, "SERVICE                       settle an interrupted upgrade" },
 	{ "steer",   cmd_steer,   "SERVICE [--canary PCT% | --commit | --abort]  where new connections go" },

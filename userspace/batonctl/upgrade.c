@@ -239,11 +239,12 @@ static const char *outcome(const struct baton_upgrade_report *r,
 	return back && back->phase == BATON_PHASE_DONE ? "reverted" : "failed";
 }
 
-static void report(const struct ctl_opts *o, const char *service,
+static void report(const struct ctl_opts *o, struct upgrade_job *job,
 		   const struct baton_upgrade_report *r, struct journal *j,
-		   const struct verify *v,
 		   const struct baton_upgrade_report *back)
 {
+	const char *service = job->uo.service;
+	const struct verify *v = &job->v;
 	const char *result = outcome(r, v, back);
 	char who[300], why[200];
 	pid_t serving = 0;
@@ -285,6 +286,21 @@ static void report(const struct ctl_opts *o, const char *service,
 	journal_set(j, "serving_pid", "%d", serving);
 	journal_set(j, "updated", "%ld", (long)time(NULL));
 	journal_write(j);
+
+	snprintf(job->result, sizeof(job->result), "%s", result);
+	if (!strcmp(result, "reverted"))
+		snprintf(job->reason, sizeof(job->reason),
+			 "failed its verification (%s); went back to the old command", v->why);
+	else if (!strcmp(result, "failed") && v->failed)
+		snprintf(job->reason, sizeof(job->reason),
+			 "failed its verification (%s), and going back failed too: %s", v->why, who);
+	else if (strcmp(result, "done"))
+		snprintf(job->reason, sizeof(job->reason), "%s; %s", r->reason, who);
+	job->old_pid = r->old_pid;
+	job->new_pid = r->new_pid;
+	job->serving = serving;
+	if (job->quiet)
+		return;
 
 	out_begin(&out, stdout, o->json);
 	if (!o->json) {
@@ -476,9 +492,10 @@ static void verify_after(struct baton_upgrade_opts *uo, struct verify *v,
 }
 
 /* Nothing began: why, and who serves (as checked now), in the same forms. */
-static void refused(const struct ctl_opts *o, const char *service,
+static void refused(const struct ctl_opts *o, struct upgrade_job *job,
 		    const char *why, struct journal *j)
 {
+	const char *service = job->uo.service;
 	struct baton_instance_info info;
 	pid_t serving = 0;
 	struct out out;
@@ -489,6 +506,11 @@ static void refused(const struct ctl_opts *o, const char *service,
 	journal_set(j, "reason", "%s", why);
 	journal_set(j, "serving_pid", "%d", serving);
 	journal_write(j);
+	snprintf(job->result, sizeof(job->result), "refused");
+	snprintf(job->reason, sizeof(job->reason), "%s", why);
+	job->serving = serving;
+	if (job->quiet)
+		return;
 	out_begin(&out, stdout, o->json);
 	if (!o->json)
 		printf("upgrade of %s: refused\n", service);
@@ -521,85 +543,83 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
-	static struct verify v = { .for_ms = VERIFY_FOR_MS,
-				   .run_ms = VERIFY_TIMEOUT_MS };
+	static struct upgrade_job job = {
+		.uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS },
+		.v = { .for_ms = VERIFY_FOR_MS, .run_ms = VERIFY_TIMEOUT_MS },
+	};
+	struct baton_upgrade_opts *uo = &job.uo;
+	struct verify *v = &job.v;
 	struct ctl_opts opts = *o;
 	char *end;
-	struct baton_upgrade_opts uo = { .timeout_ms = BATON_UPGRADE_TIMEOUT_MS };
-	const struct baton_upgrade_report *r;
-	struct baton_upgrade *up = NULL, *back = NULL;
-	struct baton_instance_info info;
-	struct ctl_log logged = {};
-	struct journal j = {};
-	int c, err;
+	int c;
 
 	optind = 0;	/* a new argv: reinitialise getopt */
 	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			uo.blackout_ms = atoi(optarg);
-			if (uo.blackout_ms <= 0) {
+			uo->blackout_ms = atoi(optarg);
+			if (uo->blackout_ms <= 0) {
 				fprintf(stderr, "batonctl: --blackout-timeout-ms takes a positive number of milliseconds\n");
 				return 2;
 			}
 			break;
 		case 't':
-			uo.timeout_ms = atoi(optarg);
-			if (uo.timeout_ms <= 0) {
+			uo->timeout_ms = atoi(optarg);
+			if (uo->timeout_ms <= 0) {
 				fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
 				return 2;
 			}
 			break;
 		case 'd':
-			uo.flags |= BATON_UPGRADE_F_DRAIN;
+			uo->flags |= BATON_UPGRADE_F_DRAIN;
 			break;
 		case 'R':
-			uo.precopy_rounds = strtoul(optarg, &end, 10);
-			if (*end || !uo.precopy_rounds ||
-			    uo.precopy_rounds > BATON_MAX_ROUNDS) {
+			uo->precopy_rounds = strtoul(optarg, &end, 10);
+			if (*end || !uo->precopy_rounds ||
+			    uo->precopy_rounds > BATON_MAX_ROUNDS) {
 				fprintf(stderr, "batonctl: --precopy-rounds takes 1 to %d (1: the snapshot alone)\n",
 					BATON_MAX_ROUNDS);
 				return 2;
 			}
 			break;
 		case 'Y':
-			uo.precopy_bytes = strtoull(optarg, &end, 10);
-			if (*end || !uo.precopy_bytes) {
+			uo->precopy_bytes = strtoull(optarg, &end, 10);
+			if (*end || !uo->precopy_bytes) {
 				fprintf(stderr, "batonctl: --precopy-bytes takes a positive number of bytes\n");
 				return 2;
 			}
 			break;
 		case 'l':
-			uo.log_path = optarg;
+			uo->log_path = optarg;
 			break;
 		case 'L':
 			if (!strcmp(optarg, "own")) {
-				uo.flags |= BATON_UPGRADE_F_OWN_LISTENERS;
+				uo->flags |= BATON_UPGRADE_F_OWN_LISTENERS;
 			} else if (strcmp(optarg, "take")) {
 				fprintf(stderr, "batonctl: --listeners is 'take' (hand them over) or 'own' (the new opens its own)\n");
 				return 2;
 			}
 			break;
 		case 'v':
-			v.cmd = optarg;
+			v->cmd = optarg;
 			break;
 		case 'V':
-			v.for_ms = parse_duration_ms(optarg);
-			if (v.for_ms < 0) {
+			v->for_ms = parse_duration_ms(optarg);
+			if (v->for_ms < 0) {
 				fprintf(stderr, "batonctl: --verify-for takes a duration: 10s, 500ms, 2m\n");
 				return 2;
 			}
 			break;
 		case 'T':
-			v.run_ms = atoi(optarg);
-			if (v.run_ms <= 0) {
+			v->run_ms = atoi(optarg);
+			if (v->run_ms <= 0) {
 				fprintf(stderr, "batonctl: --verify-timeout-ms takes a positive number of milliseconds\n");
 				return 2;
 			}
 			break;
 		case 'm':
 			if (!strcmp(optarg, "repair")) {
-				uo.flags |= BATON_UPGRADE_F_REPAIR;
+				uo->flags |= BATON_UPGRADE_F_REPAIR;
 			} else if (strcmp(optarg, "fd")) {
 				fprintf(stderr, "batonctl: --mode is 'fd' (connections move as descriptors) or 'repair' (as TCP checkpoints)\n");
 				return 2;
@@ -621,74 +641,103 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 			"  e.g.: batonctl upgrade kvd -- kvd-v2 --service kvd\n");
 		return 2;
 	}
-	if ((uo.flags & BATON_UPGRADE_F_REPAIR) &&
-	    (uo.flags & BATON_UPGRADE_F_DRAIN)) {
+	if ((uo->flags & BATON_UPGRADE_F_REPAIR) &&
+	    (uo->flags & BATON_UPGRADE_F_DRAIN)) {
 		fprintf(stderr, "batonctl: --drain leaves the connections with the old instance: it does not go with --mode repair\n");
 		return 2;
 	}
-	uo.service = argv[optind];
-	uo.argv = &argv[optind + 1];
-	uo.run_dir = opts.run_dir;
-	uo.log = ctl_log;
-	uo.log_ctx = &logged;
+	uo->service = argv[optind];
+	uo->argv = &argv[optind + 1];
+	return upgrade_run(&opts, &job) ? 1 : 0;
+}
 
-	err = journal_open(opts.run_dir, uo.service, &j);
+/*
+ * One upgrade of job->uo.service to job->uo.argv, journal and --verify
+ * included: 0 if it is done, 1 if it is not (job->result and job->reason
+ * say why).
+ */
+int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
+{
+	struct baton_upgrade_opts *uo = &job->uo;
+	struct verify *v = &job->v;
+	const struct baton_upgrade_report *r;
+	struct baton_upgrade *up = NULL, *back = NULL;
+	struct baton_instance_info info;
+	struct ctl_log logged = {};
+	struct journal j = {};
+	int err;
+
+	snprintf(job->result, sizeof(job->result), "refused");
+	job->reason[0] = '\0';
+	job->old_pid = job->new_pid = job->serving = 0;
+	uo->run_dir = o->run_dir;
+	uo->log = ctl_log;
+	uo->log_ctx = &logged;
+
+	err = journal_open(o->run_dir, uo->service, &j);
 	if (err == -EBUSY) {
-		journal_busy(opts.run_dir, uo.service);
+		journal_busy(o->run_dir, uo->service);
+		snprintf(job->reason, sizeof(job->reason),
+			 "another upgrade of %s is running", uo->service);
 		return 1;
 	}
 	if (err) {
 		char dir[512];
 
-		journal_dir(dir, sizeof(dir), opts.run_dir, uo.service);
-		fprintf(stderr, "batonctl: cannot reserve %s's journal in %s: %s; nothing was changed%s\n",
-			uo.service, dir, strerror(-err),
+		journal_dir(dir, sizeof(dir), o->run_dir, uo->service);
+		snprintf(job->reason, sizeof(job->reason),
+			 "cannot reserve %s's journal in %s: %s", uo->service,
+			 dir, strerror(-err));
+		fprintf(stderr, "batonctl: %s; nothing was changed%s\n",
+			job->reason,
 			err == -ENOSPC ? ": free some space there and try again" : "");
 		return 1;
 	}
-	recover(uo.service, &j, uo.timeout_ms, opts.json);
+	recover(uo->service, &j, uo->timeout_ms, o->json || job->quiet);
 
 	/* a record of its own: the last one stays until the first write */
 	j.n = 0;
-	journal_set(&j, "service", "%s", uo.service);
+	journal_set(&j, "service", "%s", uo->service);
 	journal_set(&j, "coordinator_pid", "%d", getpid());
 	journal_set(&j, "coordinator_start", "%llu", proc_start_time(getpid()));
 	journal_set(&j, "started", "%ld", (long)time(NULL));
-	journal_set(&j, "command", "%s", uo.argv[0]);
+	journal_set(&j, "command", "%s", uo->argv[0]);
 	journal_set(&j, "result", "in-progress");
-	if (v.cmd) {
+	if (job->plan) {
+		journal_set(&j, "plan", "%s", job->plan);
+		journal_set(&j, "plan_step", "%s", job->plan_step);
+	}
+	if (v->cmd) {
 		/* the way back is known before anything changes */
-		err = baton_query(opts.run_dir, uo.service, BATON_QUERY_TIMEOUT_MS,
-				  &info) ?: verify_old_command(&v, info.pid);
+		err = baton_query(o->run_dir, uo->service, BATON_QUERY_TIMEOUT_MS,
+				  &info) ?: verify_old_command(v, info.pid);
 		if (err) {
 			char why[160];
 
 			snprintf(why, sizeof(why), "--verify needs the running instance's command line, to go back to it, and it could not be read: %s",
 				 strerror(-err));
-			refused(&opts, uo.service, why, &j);
+			refused(o, job, why, &j);
 			journal_close(&j);
 			return 1;
 		}
-		journal_set(&j, "old_command", "%s", v.old_line);
-		journal_set(&j, "verify", "%s", v.cmd);
-		journal_set(&j, "verify_for_ms", "%d", v.for_ms);
+		journal_set(&j, "old_command", "%s", v->old_line);
+		journal_set(&j, "verify", "%s", v->cmd);
+		journal_set(&j, "verify_for_ms", "%d", v->for_ms);
 	}
-	err = baton_upgrade_open(&up, &uo);
+	err = baton_upgrade_open(&up, uo);
 	if (err) {
 		/* refused: the library said why, or the arguments were wrong */
-		refused(&opts, uo.service, logged.first_err[0] ?
+		refused(o, job, logged.first_err[0] ?
 			logged.first_err : strerror(-err), &j);
 		journal_close(&j);
 		return 1;
 	}
 	r = baton_upgrade_report(up);
-	drive(up, &j, "", opts.json);
-	if (r->phase == BATON_PHASE_DONE && v.cmd)
-		verify_after(&uo, &v, r, &j, &back, opts.json);
-	report(&opts, uo.service, r, &j, &v,
-	       back ? baton_upgrade_report(back) : NULL);
-	err = strcmp(outcome(r, &v, back ? baton_upgrade_report(back) : NULL),
-		     "done") ? 1 : 0;
+	drive(up, &j, "", o->json || job->quiet);
+	if (r->phase == BATON_PHASE_DONE && v->cmd)
+		verify_after(uo, v, r, &j, &back, o->json || job->quiet);
+	report(o, job, r, &j, back ? baton_upgrade_report(back) : NULL);
+	err = strcmp(job->result, "done") ? 1 : 0;
 	if (back)
 		baton_upgrade_close(back);
 	baton_upgrade_close(up);
