@@ -106,26 +106,42 @@ static unsigned long long mono_usec(void)
 	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
 }
 
-FIXTURE_SETUP(notify)
+/*
+ * The socket systemd would listen on, at /tmp/baton-NAME-PID.sock (a path,
+ * not an abstract name: kvd runs in another network namespace), with
+ * credentials passed, exported as NOTIFY_SOCKET: its fd, or -errno.
+ */
+static int notify_socket(const char *name, char *path, size_t len)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int one = 1, fd;
+
+	snprintf(path, len, "/tmp/baton-%s-%d.sock", name, getpid());
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    setenv("NOTIFY_SOCKET", path, 1)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+FIXTURE_SETUP(notify)
+{
 	char msg[256];
-	int one = 1;
 	pid_t from;
 
 	self->svc.kvd = -1;
 	self->svc.lfd = -1;
-	/* a path, not an abstract name: kvd runs in another network namespace */
-	snprintf(self->path, sizeof(self->path), "/tmp/baton-notify-%d.sock",
-		 getpid());
-	unlink(self->path);
-	self->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	self->sock = notify_socket("notify", self->path, sizeof(self->path));
 	ASSERT_LE(0, self->sock);
-	ASSERT_EQ(0, setsockopt(self->sock, SOL_SOCKET, SO_PASSCRED, &one,
-				sizeof(one)));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", self->path);
-	ASSERT_EQ(0, bind(self->sock, (struct sockaddr *)&sa, sizeof(sa)));
-	ASSERT_EQ(0, setenv("NOTIFY_SOCKET", self->path, 1));
 	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
 
 	/* 1. */
@@ -237,21 +253,11 @@ FIXTURE_VARIANT_ADD(fdstore, ipv6_v2_v1) { AF_INET6, 2, 1 };
 
 FIXTURE_SETUP(fdstore)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int one = 1;
 
 	self->svc.kvd = self->next = -1;
 	self->svc.lfd = self->stored = -1;
-	snprintf(self->path, sizeof(self->path), "/tmp/baton-fdstore-%d.sock",
-		 getpid());
-	unlink(self->path);
-	self->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	self->sock = notify_socket("fdstore", self->path, sizeof(self->path));
 	ASSERT_LE(0, self->sock);
-	ASSERT_EQ(0, setsockopt(self->sock, SOL_SOCKET, SO_PASSCRED, &one,
-				sizeof(one)));
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", self->path);
-	ASSERT_EQ(0, bind(self->sock, (struct sockaddr *)&sa, sizeof(sa)));
-	ASSERT_EQ(0, setenv("NOTIFY_SOCKET", self->path, 1));
 	ASSERT_EQ(0, netns_enter());
 	ASSERT_EQ(0, rundir_make(self->svc.rundir, sizeof(self->svc.rundir)));
 	snprintf(self->svc.log, sizeof(self->svc.log), "%s/kvd.log",
