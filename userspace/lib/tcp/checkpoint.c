@@ -15,6 +15,7 @@
 #include <linux/sockios.h>
 
 #include "tcp/tcp.h"
+#include "tcp/xmit.h"
 
 
 struct tcp_queues {
@@ -89,10 +90,25 @@ static int queue_dump(int fd, int queue, struct queue_size *qs, char **data)
 	return -EAGAIN;
 }
 
-/* The receive queue first: the send queue's read leaves it selected. */
-static int queues_dump(int fd, struct tcp_queues *q)
+/*
+ * The receive queue first: the send queue's read leaves it selected.
+ *
+ * An ACK that arrives once the send queue is selected marks every unsent
+ * byte sent without transmitting it. The record would then hold them as
+ * in flight, and the restored socket would send them only after a
+ * retransmission timeout, segment by segment (seconds for a large queue
+ * behind a small window). When the socket transmitted nothing at all
+ * meanwhile, the unsent bytes before the selection are still exactly what
+ * the peer has not seen, and the record keeps them unsent. When it did
+ * transmit, the split cannot be told apart, and the record keeps what the
+ * socket says: retransmission recovers it, slowly.
+ */
+static int queues_dump(struct baton_tcp *tcp, int fd, struct tcp_queues *q)
 {
+	__u64 sent_before, sent_after;
 	struct queue_size snd, rcv;
+	__u32 unsent_before, unsent_after;
+	bool marks;
 	int err;
 
 	err = queue_dump(fd, TCP_RECV_QUEUE, &rcv, &q->recvq);
@@ -100,11 +116,22 @@ static int queues_dump(int fd, struct tcp_queues *q)
 		return err;
 	q->rcv_seq = rcv.seq;
 	q->inq = rcv.len;
+	/* without the counters (before 4.19), the socket's split stands */
+	marks = !tcp_xmit_marks(fd, &sent_before, &unsent_before);
 	err = queue_dump(fd, TCP_SEND_QUEUE, &snd, &q->sendq);
 	if (err)
 		return err;
 	if (snd.unsent > snd.len)
 		return -EIO;
+	if (marks && (__u32)snd.unsent < unsent_before &&
+	    !tcp_xmit_marks(fd, &sent_after, &unsent_after)) {
+		if (sent_after == sent_before && unsent_before <= (__u32)snd.len) {
+			pr_debug(&tcp->log,
+				 "checkpoint: an ACK marked %u bytes sent while the send queue was read; none was transmitted: kept unsent",
+				 unsent_before - snd.unsent);
+			snd.unsent = unsent_before;
+		}
+	}
 	q->snd_seq = snd.seq;
 	q->unsent = snd.unsent;
 	q->sent = snd.len - snd.unsent;
@@ -257,7 +284,7 @@ int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
 		err = -EOPNOTSUPP;
 		goto repair_off;
 	}
-	err = queues_dump(fd, &q);
+	err = queues_dump(tcp, fd, &q);
 	if (err) {
 		pr_err(&tcp->log, "checkpoint: reading the queues: %s",
 		       strerror(-err));
