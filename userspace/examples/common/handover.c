@@ -201,6 +201,7 @@ int srv_adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 	if (err)
 		goto close_conn;
 	c->unclaimed = true;
+	s->nunclaimed++;
 	if (si->id >= s->next_id)
 		s->next_id = si->id + 1;
 	return 0;
@@ -245,6 +246,8 @@ int srv_load_conn(void *app, const struct baton_rec *rec)
 		return -ENOENT;
 	if (c->loaded)
 		conn_reset(s, c);
+	if (c->unclaimed)
+		s->nunclaimed--;
 	c->unclaimed = false;
 	c->loaded = true;
 	return s->ops->conn_load(s, c, rec);
@@ -258,6 +261,8 @@ int srv_drop_conn(void *app, __u64 id)
 
 	if (!c)
 		return -ENOENT;
+	if (!c->unclaimed)
+		s->nunclaimed++;
 	c->unclaimed = true;
 	return 0;
 }
@@ -270,7 +275,9 @@ int srv_activate(void *app, unsigned int flags)
 	free(s->by_id);
 	s->by_id = NULL;
 	s->nby_id = s->cap_by_id = 0;
-	for (i = 0; i < s->hifd; i++) {
+	/* every connection has its record: nothing to look at */
+	for (i = 0; (s->nunclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST)) &&
+		    i < s->hifd; i++) {
 		struct srv_conn *c = s->conns[i];
 
 		if (!c)
@@ -282,9 +289,8 @@ int srv_activate(void *app, unsigned int flags)
 		 */
 		if (c->unclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST))
 			srv_conn_close(s, c);
-		else
-			c->unclaimed = false;
 	}
+	s->nunclaimed = 0;
 	s->kick = true;
 	return srv_listeners_watch(s, true);
 }

@@ -105,6 +105,7 @@ struct srv {
 	/* adopted connections by id, until activation: a hash table */
 	struct srv_conn **by_id;
 	unsigned int nby_id, cap_by_id;
+	unsigned int nunclaimed;	/* adopted, without a record now */
 	/*
 	 * From save_conns() on: the connections touched (served, opened)
 	 * since, and those closed that had a record, for
