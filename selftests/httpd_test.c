@@ -314,9 +314,10 @@ TEST_F_TIMEOUT(httpd, half_request_and_half_response_move, 120)
 	EXPECT_EQ(0, upgrade(s, variant->to, out, sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
 	EXPECT_EQ(2, json_num(out, "conns"));
-	EXPECT_EQ(2, json_num(out, "records"));
+	EXPECT_EQ(2, json_num(out, "records_phase1"));
+	/* those served since, again in the blackout */
+	EXPECT_GE(2, json_num(out, "records"));
 	/* the rest of the file moved as its name and offset, not its bytes */
-	EXPECT_LT(0, json_num(out, "record_bytes"));
 	EXPECT_GT(4096, json_num(out, "record_bytes"));
 	old_pid = json_num(out, "old_pid");
 	EXPECT_EQ(s->first, old_pid);

@@ -18,7 +18,10 @@
  *     longer than one attribute; an unknown attribute is skipped; an
  *     unknown flag, an unknown file flag, an unknown format, an address
  *     of the wrong size or family, and a record without its data are
- *     each rejected.
+ *     each rejected;
+ *  7. a connection's end (BATON_REC_CONN_CLOSED) is read in a CONNS blob,
+ *     and refused in a writer of another kind, in a STATE blob, and with
+ *     attributes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -269,6 +272,81 @@ TEST_F(blob, foreign_file_rejected)
 				      BATON_BLOB_CONNS, &s));
 	EXPECT_EQ(-EBADMSG, read_copy(junk, 3, true, BATON_BLOB_CONNS, &s));
 	EXPECT_EQ(0, s.n);
+}
+
+static int closed_rec(void *data, const struct baton_rec *rec)
+{
+	struct seen *s = data;
+
+	if (rec->nlh->nlmsg_type == BATON_REC_CONN_CLOSED)
+		s->u64 = baton_rec_id(rec);
+	return seen_rec(data, rec);
+}
+
+TEST(conn_closed_records)
+{
+	struct baton_rec_writer w;
+	struct seen s = {};
+	char *copy;
+	__u32 count;
+	int memfd;
+
+	/* not in a blob of service state */
+	ASSERT_EQ(0, writer_init(&w, BATON_BLOB_STATE, "svc", 1));
+	EXPECT_EQ(-EINVAL, baton_rec_closed(&w, 5));
+	writer_free(&w);
+
+	ASSERT_EQ(0, writer_init(&w, BATON_BLOB_CONNS, "svc", 1));
+	ASSERT_EQ(0, baton_rec_begin(&w, 4));
+	ASSERT_EQ(0, baton_rec_put_u32(&w, 1, 77));
+	ASSERT_EQ(0, baton_rec_end(&w));
+	ASSERT_EQ(0, baton_rec_closed(&w, 5));
+	ASSERT_EQ(0, writer_finish(&w, &memfd));
+	ASSERT_EQ(0, blob_read(memfd, BATON_BLOB_CONNS, closed_rec, &s, &count));
+	EXPECT_EQ(2, count);
+	EXPECT_EQ(4, s.ids[0]);
+	EXPECT_EQ(5, s.ids[1]);
+	EXPECT_EQ(5, s.u64);	/* the second one is the end */
+	EXPECT_EQ(77, s.u32);
+	close(memfd);
+
+	/* the same bytes as another kind, or with an attribute on the end */
+	copy = malloc(w.len + 64);
+	ASSERT_NE(NULL, copy);
+	memcpy(copy, w.buf, w.len);
+	memset(&s, 0, sizeof(s));
+	EXPECT_EQ(-EBADMSG, read_copy(copy, w.len, true, BATON_BLOB_STATE, &s));
+	EXPECT_EQ(0, s.n);
+	/* the CLOSED record is the one before END: give it an attribute */
+	{
+		const struct nlmsghdr *end = (const struct nlmsghdr *)w.buf;
+		size_t off = 0, closed_off = 0, end_off = 0;
+		struct nlattr *a;
+
+		while (off < w.len) {
+			end = (const struct nlmsghdr *)(w.buf + off);
+			if (end->nlmsg_type == BATON_REC_CONN_CLOSED)
+				closed_off = off;
+			if (end->nlmsg_type == BATON_REC_END)
+				end_off = off;
+			off += NLMSG_ALIGN(end->nlmsg_len);
+		}
+		ASSERT_LT(0, closed_off);
+		ASSERT_LT(closed_off, end_off);
+		/* CLOSED, an 8-byte attribute, then END as it was */
+		memcpy(copy + end_off + 8, w.buf + end_off, w.len - end_off);
+		a = (struct nlattr *)(copy + end_off);
+		a->nla_len = 8;
+		a->nla_type = 1;
+		memset(a + 1, 0, 4);
+		((struct nlmsghdr *)(copy + closed_off))->nlmsg_len += 8;
+		memset(&s, 0, sizeof(s));
+		EXPECT_EQ(-EBADMSG, read_copy(copy, w.len + 8, true,
+					      BATON_BLOB_CONNS, &s));
+		EXPECT_EQ(0, s.n);
+	}
+	free(copy);
+	writer_free(&w);
 }
 
 TEST(control_attributes)

@@ -318,8 +318,14 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 	out_str(&out, "new", r->new_pid ? "new" : NULL, buf);
 	out_u64(&out, "old_pid", NULL, r->old_pid);
 	out_u64(&out, "new_pid", NULL, r->new_pid);
-	snprintf(buf, sizeof(buf), "%u listeners, %u connections, %u records (%.1f KiB)",
-		 r->listeners, r->conns, r->records, r->record_bytes / 1024.0);
+	if (r->early_records)
+		snprintf(buf, sizeof(buf), "%u listeners, %u connections, %u connection records in phase 1, %u records in the blackout (%.1f KiB)",
+			 r->listeners, r->conns, r->early_records, r->records,
+			 r->record_bytes / 1024.0);
+	else
+		snprintf(buf, sizeof(buf), "%u listeners, %u connections, %u records (%.1f KiB)",
+			 r->listeners, r->conns, r->records,
+			 r->record_bytes / 1024.0);
 	out_str(&out, "moved", r->phase >= BATON_PHASE_READY ? "moved" : NULL,
 		buf);
 	out_str(&out, "mode", "mode", r->flags & BATON_UPGRADE_F_REPAIR ?
@@ -339,6 +345,7 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 			r->ckpt_format ? "userspace" : "none");
 	}
 	out_u64(&out, "records", NULL, r->records);
+	out_u64(&out, "records_phase1", NULL, r->early_records);
 	out_u64(&out, "record_bytes", NULL, r->record_bytes);
 	if (t[BATON_PHASE_SPAWNED])
 		out_ms(&out, "start_ms", "start",

@@ -67,13 +67,26 @@
  *					last began is this round's; a new
  *					change set starts), and writes it,
  *					or a part and returns 1, as above
+ *		  ops->save_conns()	only if the application has
+ *					save_conns_changed() and the new
+ *					instance has drop_conn(): one record
+ *					per live connection, right after the
+ *					sockets' first pass; from here on the
+ *					application notes which connections
+ *					change, open or close
  *		  ops->export_sockets()	again, with BATON_EXPORT_F_FINAL, once
  *					the new instance has taken the first
  *					pass: stop accept(), list them all
  *					again (the library sends only those
  *					not sent before)
  *	phase 2:  ops->deactivate()	stop reading and writing
- *		  ops->save_conns()	one record per live connection
+ *		  ops->save_conns()	one record per live connection; or,
+ *					if it ran in phase 1,
+ *		  ops->save_conns_changed()  a record for each connection
+ *					that changed or opened since, and
+ *					baton_rec_closed() for each that
+ *					had a record then and is closed now:
+ *					idle connections cost nothing here
  *		  ops->save_delta()	service-wide changes since the last
  *					round (or the snapshot) began
  *		  ops->export_sockets()	repair mode (BATON_UPGRADE_F_REPAIR)
@@ -227,6 +240,22 @@ struct baton_app_ops {
 	 * carries every change since the snapshot began (save_delta()).
 	 */
 	int (*save_round)(void *app, struct baton_rec_writer *w);
+	/*
+	 * optional; old instance, phase 2, where the new instance has
+	 * drop_conn() (else save_conns() runs there, as without it):
+	 * save_conns() ran in phase 1; records of the connections that
+	 * changed or opened since, and baton_rec_closed() for those that
+	 * had a record then and are closed now.
+	 */
+	int (*save_conns_changed)(void *app, struct baton_rec_writer *w);
+	/*
+	 * optional; new instance. Given, connection records may come in
+	 * phase 1 (the old has save_conns_changed()): load_conn() may then
+	 * come twice for one connection, the blackout's record replacing
+	 * phase 1's; and this, for one the old closed since its record came:
+	 * treat it as one that got no record (activate() closes it).
+	 */
+	int (*drop_conn)(void *app, __u64 id);
 };
 
 struct baton_service_opts {
@@ -289,6 +318,8 @@ BATON_API int baton_rec_put_str(struct baton_rec_writer *w, __u16 type,
 BATON_API int baton_rec_put_bytes(struct baton_rec_writer *w, __u16 type,
 				  const void *buf, size_t len);
 BATON_API int baton_rec_end(struct baton_rec_writer *w);
+/* Inside ops->save_conns_changed(): connection id is closed (no record). */
+BATON_API int baton_rec_closed(struct baton_rec_writer *w, __u64 id);
 
 /* Reading records, inside ops->load_*(). */
 BATON_API __u64 baton_rec_id(const struct baton_rec *rec);
@@ -376,6 +407,12 @@ struct baton_upgrade_report {
 				 * checkpointed (conns: those the new one
 				 * holds, restored) */
 	__u32 ckpt_format;	/* and how: enum baton_ckpt_format, 0 if none */
+	/*
+	 * connection records sent in phase 1 (save_conns_changed()): then
+	 * records counts only those the blackout carried, of connections
+	 * that changed, opened or closed since
+	 */
+	__u32 early_records;
 };
 
 BATON_API int baton_upgrade_open(struct baton_upgrade **up,

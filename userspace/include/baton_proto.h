@@ -104,6 +104,10 @@ enum baton_attr {
 				 * moved by checkpoint (repair mode) */
 	BATON_A_CHECKPOINTS,	/* u32: connections moved by checkpoint */
 	BATON_A_CKPT_FORMAT,	/* u32, enum baton_ckpt_format: how */
+	BATON_A_TAKES,		/* u32, BATON_TAKES_*: what a new instance
+				 * can take (a reader uses the bits it
+				 * knows: it states, it asks nothing) */
+	BATON_A_EARLY_RECORDS,	/* u32: connection records sent in phase 1 */
 	__BATON_A_MAX,
 };
 #define BATON_A_MAX (__BATON_A_MAX - 1)
@@ -188,10 +192,19 @@ enum baton_precopy_end {
 #define BATON_ACTIVATE_F_ALL	(BATON_ACTIVATE_F_PEER_LOST | \
 				 BATON_ACTIVATE_F_STATE_PARTIAL)
 
+/*
+ * BATON_A_TAKES, in a new instance's HELLO: it loads connection records in
+ * phase 1 (a connection's record from the blackout then replaces its
+ * phase-1 one) and takes BATON_REC_CONN_CLOSED records
+ */
+#define BATON_TAKES_CONNS_EARLY	(1U << 0)
+
 enum baton_blob_kind {
 	BATON_BLOB_STATE = 1,	/* phase 1: service-wide state snapshot */
 	BATON_BLOB_DELTA,	/* phase 2: service-wide changes since */
-	BATON_BLOB_CONNS,	/* phase 2: per-connection foreground state */
+	BATON_BLOB_CONNS,	/* phase 2: per-connection foreground state;
+				 * also phase 1, to a new instance that
+				 * takes them early (BATON_TAKES_*) */
 	BATON_BLOB_TCP,		/* phase 2, repair mode: the connections'
 				 * TCP checkpoints, BATON_REC_TCP */
 };
@@ -202,6 +215,9 @@ enum baton_rec_type {
 	BATON_REC_CONN,		/* id = connection id; application attributes */
 	BATON_REC_END,		/* RECORDS: how many records came between */
 	BATON_REC_TCP,		/* id = connection id; enum baton_ckpt_attr */
+	BATON_REC_CONN_CLOSED,	/* id = connection id, no attributes, in a
+				 * CONNS blob of the blackout: closed since
+				 * its record went in phase 1 */
 };
 
 /*

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -51,16 +52,54 @@ void srv_deactivate(void *app)
 	(void)app;	/* the loop waits on the baton fd alone from now on */
 }
 
+/*
+ * Every connection's record. In phase 1 (the new instance takes them
+ * early), what changes from here on is noted for save_conns_changed().
+ */
 int srv_save_conns(void *app, struct baton_rec_writer *w)
 {
 	struct srv *s = app;
 	unsigned int i;
 	int err;
 
+	srv_tracking_stop(s);
 	for (i = 0; i < s->hifd; i++) {
-		if (!s->conns[i])
+		struct srv_conn *c = s->conns[i];
+
+		if (!c)
 			continue;
-		err = s->ops->conn_save(s->conns[i], w);
+		err = s->ops->conn_save(c, w);
+		if (err)
+			return err;
+		c->recorded = true;
+		c->touched = false;
+	}
+	s->tracking = true;
+	return 0;
+}
+
+/* Only what changed since srv_save_conns(): idle connections cost nothing */
+int srv_save_conns_changed(void *app, struct baton_rec_writer *w)
+{
+	struct srv *s = app;
+	unsigned int i;
+	int err;
+
+	if (!s->tracking || s->track_lost)
+		return -ENOMEM;
+	for (i = 0; i < s->ntouched; i++) {
+		const struct srv_touch *t = &s->touched[i];
+		struct srv_conn *c = s->conns[t->fd];
+
+		/* closed since, its fd maybe another's now */
+		if (!c || c->id != t->id)
+			continue;
+		err = s->ops->conn_save(c, w);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < s->nclosed; i++) {
+		err = baton_rec_closed(w, s->closed[i]);
 		if (err)
 			return err;
 	}
@@ -71,6 +110,7 @@ void srv_resume(void *app)
 {
 	struct srv *s = app;
 
+	srv_tracking_stop(s);
 	srv_listeners_watch(s, !s->draining);
 	s->kick = true;		/* requests may have waited in the blackout */
 }
@@ -82,6 +122,7 @@ void srv_terminate(void *app)
 	/* what is left to do must not slow the new instance down */
 	setpriority(PRIO_PROCESS, 0, 19);
 	sched_setscheduler(0, SCHED_IDLE, &(struct sched_param){ 0 });
+	srv_tracking_stop(s);
 	srv_conns_close_all(s);
 	srv_listeners_close(s);
 }
@@ -160,6 +201,7 @@ int srv_adopt_socket(void *app, int fd, const struct baton_sockinfo *si)
 	if (err)
 		goto close_conn;
 	c->unclaimed = true;
+	s->nunclaimed++;
 	if (si->id >= s->next_id)
 		s->next_id = si->id + 1;
 	return 0;
@@ -183,6 +225,18 @@ static struct srv_conn *find_conn(struct srv *s, __u64 id)
 	return NULL;
 }
 
+/* A second record (the blackout's, after phase 1's) starts from nothing */
+static void conn_reset(struct srv *s, struct srv_conn *c)
+{
+	if (s->ops->conn_release)
+		s->ops->conn_release(c);
+	buf_free(&c->in);
+	buf_free(&c->out);
+	memset(c + 1, 0, s->ops->conn_size - sizeof(*c));
+	if (s->ops->conn_init)
+		s->ops->conn_init(c);
+}
+
 int srv_load_conn(void *app, const struct baton_rec *rec)
 {
 	struct srv *s = app;
@@ -190,8 +244,27 @@ int srv_load_conn(void *app, const struct baton_rec *rec)
 
 	if (!c)
 		return -ENOENT;
+	if (c->loaded)
+		conn_reset(s, c);
+	if (c->unclaimed)
+		s->nunclaimed--;
 	c->unclaimed = false;
+	c->loaded = true;
 	return s->ops->conn_load(s, c, rec);
+}
+
+/* The old closed it after its record came: as one with no record */
+int srv_drop_conn(void *app, __u64 id)
+{
+	struct srv *s = app;
+	struct srv_conn *c = find_conn(s, id);
+
+	if (!c)
+		return -ENOENT;
+	if (!c->unclaimed)
+		s->nunclaimed++;
+	c->unclaimed = true;
+	return 0;
 }
 
 int srv_activate(void *app, unsigned int flags)
@@ -202,7 +275,9 @@ int srv_activate(void *app, unsigned int flags)
 	free(s->by_id);
 	s->by_id = NULL;
 	s->nby_id = s->cap_by_id = 0;
-	for (i = 0; i < s->hifd; i++) {
+	/* every connection has its record: nothing to look at */
+	for (i = 0; (s->nunclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST)) &&
+		    i < s->hifd; i++) {
 		struct srv_conn *c = s->conns[i];
 
 		if (!c)
@@ -214,9 +289,8 @@ int srv_activate(void *app, unsigned int flags)
 		 */
 		if (c->unclaimed || (flags & BATON_ACTIVATE_F_PEER_LOST))
 			srv_conn_close(s, c);
-		else
-			c->unclaimed = false;
 	}
+	s->nunclaimed = 0;
 	s->kick = true;
 	return srv_listeners_watch(s, true);
 }

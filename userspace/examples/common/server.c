@@ -91,6 +91,7 @@ int srv_open(struct srv *s, const struct srv_opts *o)
 
 void srv_fini(struct srv *s)
 {
+	srv_tracking_stop(s);
 	srv_conns_close_all(s);
 	srv_listeners_close(s);
 	free(s->conns);
@@ -185,9 +186,60 @@ int srv_conn_watch(struct srv *s, struct srv_conn *c, unsigned int events)
 	return 0;
 }
 
+/* an array of n of size sz with room for one more: 0, or -ENOMEM */
+static int grow(void **arr, unsigned int n, unsigned int *cap, size_t sz)
+{
+	unsigned int want = *cap ? *cap * 2 : 64;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	p = realloc(*arr, want * sz);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = want;
+	return 0;
+}
+
+/*
+ * Out of memory, a touch or a close cannot be noted: save_conns_changed()
+ * then fails, and the upgrade rolls back.
+ */
+void srv_conn_touch(struct srv *s, struct srv_conn *c)
+{
+	if (!s->tracking || c->touched)
+		return;
+	c->touched = true;
+	if (grow((void **)&s->touched, s->ntouched, &s->cap_touched,
+		 sizeof(*s->touched))) {
+		s->track_lost = true;
+		return;
+	}
+	s->touched[s->ntouched++] = (struct srv_touch){ c->fd, c->id };
+}
+
+void srv_tracking_stop(struct srv *s)
+{
+	s->tracking = false;
+	s->track_lost = false;
+	free(s->touched);
+	free(s->closed);
+	s->touched = NULL;
+	s->closed = NULL;
+	s->ntouched = s->cap_touched = s->nclosed = s->cap_closed = 0;
+}
+
 /* close(), never shutdown(): another process may share this connection */
 void srv_conn_close(struct srv *s, struct srv_conn *c)
 {
+	if (s->tracking && c->recorded) {
+		if (grow((void **)&s->closed, s->nclosed, &s->cap_closed,
+			 sizeof(*s->closed)))
+			s->track_lost = true;
+		else
+			s->closed[s->nclosed++] = c->id;
+	}
 	epoll_ctl(s->ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	s->conns[c->fd] = NULL;
@@ -210,6 +262,7 @@ void srv_conns_close_all(struct srv *s)
 
 static void accept_all(struct srv *s, struct srv_listener *l)
 {
+	struct srv_conn *c;
 	int one = 1;
 
 	while (s->accepting) {
@@ -219,8 +272,10 @@ static void accept_all(struct srv *s, struct srv_listener *l)
 		if (fd < 0)
 			return;	/* EAGAIN, or a client that gave up */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (srv_conn_add(s, fd, s->next_id++, NULL))
+		if (srv_conn_add(s, fd, s->next_id++, &c))
 			close(fd);
+		else
+			srv_conn_touch(s, c);
 	}
 }
 
@@ -230,8 +285,10 @@ static void kick_all(struct srv *s)
 
 	s->kick = false;
 	for (fd = 0; fd < s->hifd; fd++)
-		if (s->conns[fd])
+		if (s->conns[fd]) {
+			srv_conn_touch(s, s->conns[fd]);
 			s->ops->conn_kick(s, s->conns[fd]);
+		}
 }
 
 /* Returns 0 when asked to stop, or when another instance has taken over. */
@@ -273,8 +330,10 @@ int srv_serve(struct srv *s)
 				struct srv_conn *c = (struct srv_conn *)h;
 
 				/* closed earlier in this batch? */
-				if (s->conns[c->fd] == c)
+				if (s->conns[c->fd] == c) {
+					srv_conn_touch(s, c);
 					s->ops->conn_io(s, c, ev[i].events);
+				}
 			}
 		}
 	}

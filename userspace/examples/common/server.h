@@ -51,6 +51,15 @@ struct srv_conn {
 	struct buf in, out;
 	unsigned int events;	/* what epoll watches for */
 	bool unclaimed;		/* adopted, no record yet */
+	bool loaded;		/* adopted, a record loaded */
+	bool recorded;		/* its record went in phase 1 */
+	bool touched;		/* and it changed since */
+};
+
+/* A connection that may have changed since phase 1: by fd, and which one */
+struct srv_touch {
+	int fd;
+	__u64 id;
 };
 
 struct srv;
@@ -96,6 +105,18 @@ struct srv {
 	/* adopted connections by id, until activation: a hash table */
 	struct srv_conn **by_id;
 	unsigned int nby_id, cap_by_id;
+	unsigned int nunclaimed;	/* adopted, without a record now */
+	/*
+	 * From save_conns() on: the connections touched (served, opened)
+	 * since, and those closed that had a record, for
+	 * save_conns_changed(); idle ones are in neither
+	 */
+	bool tracking;
+	bool track_lost;	/* out of memory: cannot say what changed */
+	struct srv_touch *touched;
+	unsigned int ntouched, cap_touched;
+	__u64 *closed;
+	unsigned int nclosed, cap_closed;
 	bool accepting;
 	bool draining;
 	bool kick;		/* serve what adopted connections hold */
@@ -148,6 +169,10 @@ int srv_conn_add(struct srv *s, int fd, __u64 id, struct srv_conn **out);
 int srv_conn_watch(struct srv *s, struct srv_conn *c, unsigned int events);
 void srv_conn_close(struct srv *s, struct srv_conn *c);
 void srv_conns_close_all(struct srv *s);
+/* c is served or new: its record may change (while tracking) */
+void srv_conn_touch(struct srv *s, struct srv_conn *c);
+/* the handover is over, one way or the other: forget what changed */
+void srv_tracking_stop(struct srv *s);
 
 /*
  * handover.c: struct baton_app_ops callbacks, app being the struct srv;
@@ -157,11 +182,13 @@ int srv_export_sockets(void *app, struct baton_export *exp,
 		       unsigned int upgrade_flags, unsigned int flags);
 void srv_deactivate(void *app);
 int srv_save_conns(void *app, struct baton_rec_writer *w);
+int srv_save_conns_changed(void *app, struct baton_rec_writer *w);
 void srv_resume(void *app);
 void srv_terminate(void *app);
 void srv_drain(void *app);
 int srv_adopt_socket(void *app, int fd, const struct baton_sockinfo *si);
 int srv_load_conn(void *app, const struct baton_rec *rec);
+int srv_drop_conn(void *app, __u64 id);
 int srv_activate(void *app, unsigned int flags);
 
 #endif /* BATON_EXAMPLES_SERVER_H */

@@ -62,6 +62,7 @@ const struct baton_app_ops httpd_baton_ops = {
 	.save_state	= save_state,
 	.deactivate	= srv_deactivate,
 	.save_conns	= srv_save_conns,
+	.save_conns_changed = srv_save_conns_changed,
 	.save_delta	= save_delta,
 	.resume		= srv_resume,
 	.terminate	= srv_terminate,
@@ -69,5 +70,6 @@ const struct baton_app_ops httpd_baton_ops = {
 	.adopt_socket	= srv_adopt_socket,
 	.load_state	= load_state,
 	.load_conn	= srv_load_conn,
+	.drop_conn	= srv_drop_conn,
 	.activate	= srv_activate,
 };

@@ -223,6 +223,7 @@ const struct baton_app_ops kvd_baton_ops = {
 	.save_state	= save_state,
 	.deactivate	= srv_deactivate,
 	.save_conns	= srv_save_conns,
+	.save_conns_changed = srv_save_conns_changed,
 	.save_delta	= save_delta,
 	.resume		= resume,
 	.terminate	= srv_terminate,
@@ -230,6 +231,7 @@ const struct baton_app_ops kvd_baton_ops = {
 	.adopt_socket	= adopt_socket,
 	.load_state	= load_state,
 	.load_conn	= srv_load_conn,
+	.drop_conn	= srv_drop_conn,
 	.activate	= activate,
 	.save_round	= save_round,
 };

@@ -109,6 +109,7 @@ void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
 	struct rounds rs;
 
 	up->r.records = attr_u32(tb, BATON_A_RECORDS, 0);
+	up->r.early_records = attr_u32(tb, BATON_A_EARLY_RECORDS, 0);
 	up->r.record_bytes = attr_u64(tb, BATON_A_BYTES, 0);
 	up->old_stop_ns = attr_u64(tb, BATON_A_TIME_NS, 0);
 	up->r.checkpoints = attr_u32(tb, BATON_A_CHECKPOINTS, 0);

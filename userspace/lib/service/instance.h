@@ -51,6 +51,7 @@ struct pending {
 	bool parked;		/* a new instance, before EXPECT names it */
 	struct versions ver;	/* what its hello said, if parked */
 	char app[64];
+	__u32 takes;		/* BATON_TAKES_* */
 };
 
 struct baton_service {
@@ -87,6 +88,9 @@ struct baton_service {
 	bool round_whole;	/* sent whole; SYNC asked if the new has it */
 	struct rounds rounds;	/* sent so far; the snapshot first */
 	struct repair_out *repair;	/* repair mode's checkpoints */
+	__u32 succ_takes;	/* BATON_TAKES_* of the new instance */
+	bool conns_early;	/* connection records went in phase 1 */
+	__u32 early_records;	/* how many */
 };
 
 static inline int ep_add(struct baton_service *svc, int fd, __u64 tag)

@@ -89,6 +89,7 @@ void successor_admit(struct baton_service *svc, unsigned int slot)
 	if (fd < 0)
 		return;
 	svc->succ = fd;
+	svc->succ_takes = p->takes;
 	msg_init(svc->msg, BATON_MSG_SUCCESSOR);
 	if (msg_put_u32(svc->msg, BATON_A_PID, pid) ||
 	    msg_send(svc->ctl, svc->msg)) {
@@ -115,6 +116,7 @@ static void successor_hello(struct baton_service *svc, unsigned int slot,
 	}
 	/* h points into the message buffer: keep what is needed later */
 	p->ver = h->ver;
+	p->takes = h->takes;
 	snprintf(p->app, sizeof(p->app), "%s", h->app);
 	if (svc->expect_pid) {
 		successor_admit(svc, slot);

@@ -46,6 +46,8 @@ static const struct attr_policy baton_policy[BATON_A_MAX + 1] = {
 	[BATON_A_FREEZE_ID]	= { MNL_TYPE_U32 },
 	[BATON_A_CHECKPOINTS]	= { MNL_TYPE_U32 },
 	[BATON_A_CKPT_FORMAT]	= { MNL_TYPE_U32 },
+	[BATON_A_TAKES]		= { MNL_TYPE_U32 },
+	[BATON_A_EARLY_RECORDS]	= { MNL_TYPE_U32 },
 };
 
 static const char *const msg_names[] = {

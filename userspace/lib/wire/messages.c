@@ -99,6 +99,8 @@ int hello_put(struct baton_msg *m, const struct hello *h)
 		err = msg_put_str(m, BATON_A_APP, h->app);
 	if (!err && h->timeout_ms)
 		err = msg_put_u32(m, BATON_A_TIMEOUT_MS, h->timeout_ms);
+	if (!err && h->takes)
+		err = msg_put_u32(m, BATON_A_TAKES, h->takes);
 	if (!err)
 		err = h->ver.state ? versions_put(m, &h->ver) :
 		      msg_put_u32(m, BATON_A_PROTO, h->ver.proto);
@@ -116,6 +118,7 @@ int hello_get(const struct baton_msg *m, const struct nlattr **tb,
 	h->pid = attr_u32(tb, BATON_A_PID, 0);
 	h->app = attr_str(tb, BATON_A_APP, "?");
 	h->timeout_ms = attr_u32(tb, BATON_A_TIMEOUT_MS, 0);
+	h->takes = attr_u32(tb, BATON_A_TAKES, 0);
 	versions_of(tb, &h->ver);
 	return 0;
 }

@@ -168,6 +168,16 @@ int msg_recv(int sock, struct baton_msg *m, int timeout_ms)
 	do {
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
+	/*
+	 * A peer that went away leaving our messages unread makes the first
+	 * read fail, though what it sent before it went is still queued:
+	 * its last word, often an ERROR that says why, is read next.
+	 */
+	if (n < 0 && errno == ECONNRESET) {
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n < 0)
+			return -ECONNRESET;
+	}
 	if (n < 0)
 		return errno == ECONNRESET || errno == EPIPE ? -ECONNRESET :
 		       errno == EAGAIN ? -ETIMEDOUT : -errno;

@@ -137,6 +137,18 @@ int baton_rec_end(struct baton_rec_writer *w)
 	return err;
 }
 
+int baton_rec_closed(struct baton_rec_writer *w, __u64 id)
+{
+	int err;
+
+	if (w->rec_type != BATON_REC_CONN)
+		return w->err = w->err ?: -EINVAL;
+	err = rec_open(w, BATON_REC_CONN_CLOSED, id) ?: rec_close(w);
+	if (!err)
+		w->count++;
+	return err;
+}
+
 int baton_rec_put_u32(struct baton_rec_writer *w, __u16 type, __u32 v)
 {
 	return rec_put(w, type, sizeof(v), &v);
@@ -319,7 +331,10 @@ int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,
 			goto unmap;		/* truncated */
 		if (nlh->nlmsg_type == BATON_REC_END)
 			break;
-		if (nlh->nlmsg_type != rec_type)
+		if (nlh->nlmsg_type != rec_type &&
+		    (nlh->nlmsg_type != BATON_REC_CONN_CLOSED ||
+		     rec_type != BATON_REC_CONN ||
+		     nlh->nlmsg_len != REC_HDRLEN))
 			goto unmap;
 		n++;
 	}

@@ -69,6 +69,7 @@ struct hello {
 	__u32 pid;		/* 0: not said */
 	const char *app;	/* NULL: not said */
 	__u32 timeout_ms;	/* a coordinator's step; 0: not said */
+	__u32 takes;		/* a new instance's BATON_TAKES_*; 0: none */
 	struct versions ver;	/* the protocol alone, unless ver.state */
 };
 

@@ -114,8 +114,13 @@ static int load_one(void *data, const struct baton_rec *rec)
 	struct load_ctx *ctx = data;
 	const struct baton_app_ops *ops = ctx->svc->o.ops;
 
-	return ctx->conn ? ops->load_conn(ctx->svc->o.app, rec) :
-			   ops->load_state(ctx->svc->o.app, rec);
+	if (!ctx->conn)
+		return ops->load_state(ctx->svc->o.app, rec);
+	if (rec->nlh->nlmsg_type != BATON_REC_CONN_CLOSED)
+		return ops->load_conn(ctx->svc->o.app, rec);
+	/* only to a new instance that said it takes them */
+	return ops->drop_conn ? ops->drop_conn(ctx->svc->o.app, rec->id) :
+				-EPROTO;
 }
 
 static int load_fd(struct takeover *t, int memfd, __u32 kind)

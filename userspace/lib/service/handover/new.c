@@ -263,6 +263,7 @@ static int greet(struct takeover *t)
 	const struct hello h = {
 		.role = BATON_ROLE_SUCCESSOR, .pid = getpid(),
 		.app = svc->app_name, .ver = svc->ver,
+		.takes = svc->o.ops->drop_conn ? BATON_TAKES_CONNS_EARLY : 0,
 	};
 	struct welcome w;
 	struct reply r;

@@ -91,6 +91,8 @@ static int deactivate(struct baton_service *svc)
 	     (!msg_put_u32(m, BATON_A_CHECKPOINTS, ckpts) &&
 	      !msg_put_u32(m, BATON_A_CKPT_FORMAT, freeze_id ?
 			   BATON_CKPT_MODULE : BATON_CKPT_TCP))) &&
+	    (!svc->conns_early ||
+	     !msg_put_u32(m, BATON_A_EARLY_RECORDS, svc->early_records)) &&
 	    !msg_put_u64(m, BATON_A_TIME_NS, t_stop) &&
 	    !steps_put(m, &st) && !rounds_put(m, &svc->rounds) &&
 	    svc->ctl >= 0)

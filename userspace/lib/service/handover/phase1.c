@@ -185,15 +185,19 @@ free_writer:
 	return err;
 }
 
-/* Phase 2's records: the connections' then the state's changes. */
+/*
+ * Phase 2's records: the connections' (those that changed since phase 1,
+ * if their records went then) then the state's changes.
+ */
 int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 		 __u64 *bytes)
 {
 	int err;
 
 	if (!(svc->flags & BATON_UPGRADE_F_DRAIN)) {
-		err = send_blob(svc, BATON_BLOB_CONNS, svc->o.ops->save_conns,
-				records, bytes);
+		err = send_blob(svc, BATON_BLOB_CONNS, svc->conns_early ?
+				svc->o.ops->save_conns_changed :
+				svc->o.ops->save_conns, records, bytes);
 		steps_mark(st, "connection records");
 		if (err) {
 			pr_err(&svc->log, "phase 2: cannot hand over connection state: %s",
@@ -330,6 +334,33 @@ void work_readable(struct baton_service *svc)
 }
 
 /*
+ * The connections' records with their sockets, where both sides can: the
+ * blackout then carries only those that changed (save_conns_changed()).
+ * Not in repair mode, where connections move in the blackout, nor in
+ * drain mode, where they stay.
+ */
+static int conns_early(struct baton_service *svc)
+{
+	int err;
+
+	svc->conns_early = false;
+	svc->early_records = 0;
+	if (!(svc->succ_takes & BATON_TAKES_CONNS_EARLY) ||
+	    !svc->o.ops->save_conns_changed ||
+	    (svc->flags & (BATON_UPGRADE_F_REPAIR | BATON_UPGRADE_F_DRAIN)))
+		return 0;
+	err = send_blob(svc, BATON_BLOB_CONNS, svc->o.ops->save_conns,
+			&svc->early_records, NULL);
+	if (err) {
+		pr_err(&svc->log, "phase 1: cannot hand over connection state: %s",
+		       strerror(-err));
+		return err < 0 ? err : -EINVAL;
+	}
+	svc->conns_early = true;
+	return 0;
+}
+
+/*
  * Phase 1, first pass: every socket and the service-wide state, in rounds,
  * while the old still serves and still accepts, then SYNC. The final pass, once the
  * new has taken all this, is short: new clients wait in the backlog only
@@ -360,6 +391,9 @@ int phase1_bulk(struct baton_service *svc)
 		       strerror(-err));
 		return err;
 	}
+	err = conns_early(svc);
+	if (err)
+		return err;
 	memset(&svc->rounds, 0, sizeof(svc->rounds));
 	svc->round_whole = false;
 	svc->round_t0 = now_ns();
