@@ -46,6 +46,15 @@ static const struct attr_policy baton_policy[BATON_A_MAX + 1] = {
 	[BATON_A_FREEZE_ID]	= { MNL_TYPE_U32 },
 	[BATON_A_CHECKPOINTS]	= { MNL_TYPE_U32 },
 	[BATON_A_CKPT_FORMAT]	= { MNL_TYPE_U32 },
+	[BATON_A_FREEZE_MS]	= { MNL_TYPE_U32 },
+	[BATON_A_FILE_VERSION]	= { MNL_TYPE_U32 },
+	[BATON_A_KERNEL]	= { MNL_TYPE_NUL_STRING },
+	[BATON_A_BOOT_ID]	= { MNL_TYPE_NUL_STRING },
+	[BATON_A_NETNS]		= { MNL_TYPE_U64 },
+	[BATON_A_GENL_VERSION]	= { MNL_TYPE_U32 },
+	[BATON_A_GENL_MAXATTR]	= { MNL_TYPE_U32 },
+	[BATON_A_REALTIME_NS]	= { MNL_TYPE_U64 },
+	[BATON_A_CRC32]		= { MNL_TYPE_U32 },
 };
 
 static const char *const msg_names[] = {
