@@ -27,9 +27,15 @@ struct baton_upgrade {
 	__u64 old_gone_ns;	/* the old closed its end */
 	__u64 old_stop_ns;	/* the old's DEACTIVATED: when it stopped */
 	char resumed_why[160];	/* the old's RESUMED said why */
+	struct versions old_ver;	/* what the old's WELCOME said */
 };
 
 enum from { FROM_OLD, FROM_NEW };
+
+/* upgrade.c: an upgrade's handle, attached to the old instance; its end */
+int upgrade_new(struct baton_upgrade **up, const struct baton_upgrade_opts *o);
+int attach(struct baton_upgrade *up);
+int step_done(struct baton_upgrade *up);
 
 /* report.c: how far it came, and why it stopped */
 void reach(struct baton_upgrade *up, enum baton_phase phase);
@@ -47,8 +53,13 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 	   __u64 deadline, const struct nlattr **tb);
 void deactivated(struct baton_upgrade *up, const struct nlattr **tb);
 
-/* spawn.c: the new instance, and how it ended */
+/*
+ * spawn.c: the new instance, and how it ended. spawn() announces the
+ * upgrade to the old instance first; spawn_new() only starts argv.
+ */
+int announce(struct baton_upgrade *up);
 int spawn(struct baton_upgrade *up);
+int spawn_new(struct baton_upgrade *up);
 void reap_new(struct baton_upgrade *up);
 bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
 
