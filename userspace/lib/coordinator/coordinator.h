@@ -68,4 +68,44 @@ int step_blackout(struct baton_upgrade *up);
 int roll_back(struct baton_upgrade *up, int err);
 int roll_forward(struct baton_upgrade *up);
 
+/*
+ * ckpt_file.c: a checkpoint file (baton_proto.h's BATON_FILE_VERSION):
+ * written whole by file_write(), read and checked whole by file_load()
+ * (why says what is wrong with it)
+ */
+struct file_blob {
+	__u32 kind;		/* enum baton_blob_kind */
+	__u32 records;
+	int memfd;		/* sealed: blob_send() sends it as it is */
+};
+
+struct file_listener {
+	__u64 id;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	__u32 v6only;
+	__u32 file_flags;	/* O_NONBLOCK or 0 */
+};
+
+struct baton_checkpoint {
+	struct baton_checkpoint_info info;
+	struct versions ver;	/* the state's, as the old instance wrote it */
+	struct file_listener *lsn;
+	struct file_blob *blobs;	/* in the order they were handed over */
+	struct baton_checkpoint_sock *conns;	/* file_load()'s view of them */
+	unsigned int nlsn, nblobs, nconns;
+};
+
+struct baton_tcp;
+int file_write(int fd, const struct baton_checkpoint *ck);
+int file_load(struct baton_checkpoint *ck, const char *path, char *why,
+	      size_t len);
+/* takes memfd, on success */
+int file_blob_add(struct baton_checkpoint *ck, __u32 kind, __u32 records,
+		  int memfd);
+void file_free(struct baton_checkpoint *ck);
+void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp);
+int file_check_here(const struct baton_checkpoint *ck,
+		    const struct baton_tcp *tcp, char *why, size_t len);
+
 #endif /* BATON_LIB_COORDINATOR_H */
