@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <arpa/inet.h>
 #include <linux/baton.h>
 
 #include "batonctl.h"
@@ -75,6 +74,17 @@ static void dump_usage(FILE *f)
 "  -j, --json          the same fields as one JSON object\n");
 }
 
+/* --timeout-ms's value, or -EINVAL, said */
+static int timeout_arg(const char *s)
+{
+	int ms = atoi(s);
+
+	if (ms > 0)
+		return ms;
+	fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
+	return -EINVAL;
+}
+
 static double ms_between(__u64 a, __u64 b)
 {
 	return a && b && b >= a ? (b - a) / 1e6 : 0;
@@ -86,24 +96,6 @@ static __u64 mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/* "127.0.0.1:6379", "[::1]:6379" */
-static const char *addr_text(const struct sockaddr_storage *ss, char *buf,
-			     size_t len)
-{
-	const struct sockaddr_in *sin = (const void *)ss;
-	const struct sockaddr_in6 *sin6 = (const void *)ss;
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else {
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
-	}
-	return buf;
 }
 
 static const char *result_of(const struct baton_upgrade_report *r, int err)
@@ -163,11 +155,9 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 			co.freeze_ms = ms;
 			break;
 		case 't':
-			co.timeout_ms = atoi(optarg);
-			if (co.timeout_ms <= 0) {
-				fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
+			co.timeout_ms = timeout_arg(optarg);
+			if (co.timeout_ms < 0)
 				return 2;
-			}
 			break;
 		case 'j':
 			json = true;
@@ -245,11 +235,9 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 			co.path = optarg;
 			break;
 		case 't':
-			co.timeout_ms = atoi(optarg);
-			if (co.timeout_ms <= 0) {
-				fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
+			co.timeout_ms = timeout_arg(optarg);
+			if (co.timeout_ms < 0)
 				return 2;
-			}
 			break;
 		case 'l':
 			co.log_path = optarg;
@@ -325,7 +313,7 @@ static void dump_socks(struct out *out, const struct baton_checkpoint *ck)
 			 (unsigned long long)s.id);
 		out_obj_begin(out, NULL, title);
 		out_u64(out, "id", NULL, s.id);
-		out_str(out, "local", "local", addr_text(&s.local, a, sizeof(a)));
+		out_str(out, "local", "local", baton_addr_text(&s.local, a, sizeof(a)));
 		out_obj_end(out);
 	}
 	out_arr_end(out);
@@ -333,8 +321,8 @@ static void dump_socks(struct out *out, const struct baton_checkpoint *ck)
 	for (; !baton_checkpoint_sock(ck, i, &s); i++) {
 		snprintf(title, sizeof(title), "connection %llu: %s -> %s",
 			 (unsigned long long)s.id,
-			 addr_text(&s.local, a, sizeof(a)),
-			 addr_text(&s.peer, p, sizeof(p)));
+			 baton_addr_text(&s.local, a, sizeof(a)),
+			 baton_addr_text(&s.peer, p, sizeof(p)));
 		out_obj_begin(out, NULL, title);
 		out_u64(out, "id", NULL, s.id);
 		out_str(out, "local", NULL, a);

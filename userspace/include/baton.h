@@ -479,6 +479,9 @@ BATON_API int baton_checkpoint_sock(const struct baton_checkpoint *ck,
 				    unsigned int i,
 				    struct baton_checkpoint_sock *s);
 BATON_API void baton_checkpoint_free(struct baton_checkpoint *ck);
+/* "127.0.0.1:6379", "[::1]:6379": an address for people; returns buf */
+BATON_API const char *baton_addr_text(const struct sockaddr_storage *ss,
+				      char *buf, size_t len);
 
 /* Ask a running instance who it is (batonctl status). */
 struct baton_instance_info {

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <linux/baton.h>
 #include "coordinator/coordinator.h"
@@ -678,6 +679,25 @@ close_fd:
 	if (err)
 		file_free(ck);
 	return err;
+}
+
+const char *baton_addr_text(const struct sockaddr_storage *ss, char *buf,
+			    size_t len)
+{
+	const struct sockaddr_in *sin = (const void *)ss;
+	const struct sockaddr_in6 *sin6 = (const void *)ss;
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+	} else {
+		snprintf(buf, len, "(family %u)", ss->ss_family);
+	}
+	return buf;
 }
 
 /* dump's API */

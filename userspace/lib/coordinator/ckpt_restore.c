@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include "coordinator/coordinator.h"
 #include "tcp/tcp.h"
@@ -92,22 +91,6 @@ static int stopped(struct restore *rs)
 		    up->o.service, up->paths.lock);
 }
 
-/* "127.0.0.1:6379", "[::1]:6379" */
-static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-	const struct sockaddr_in *sin = (const void *)ss;
-	const struct sockaddr_in6 *sin6 = (const void *)ss;
-	char host[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
-		snprintf(buf, len, "%s:%u", host, ntohs(sin->sin_port));
-	} else {
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
-		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
-	}
-}
-
 static int listener_open(const struct file_listener *l, int *out)
 {
 	int fd, one = 1, v6only = l->v6only, err;
@@ -146,7 +129,7 @@ static int sockets_open(struct restore *rs)
 
 		err = listener_open(l, &fd);
 		if (err) {
-			addr_text(&l->local, addr, sizeof(addr));
+			baton_addr_text(&l->local, addr, sizeof(addr));
 			return fail(up, err, "cannot listen on %s again: %s",
 				    addr, strerror(-err));
 		}
@@ -361,23 +344,13 @@ static int restore_run(struct restore *rs, const char *path)
 int baton_checkpoint_restore(const struct baton_checkpoint_opts *o,
 			     struct baton_upgrade_report *report)
 {
-	struct baton_upgrade_opts uo = {};
 	struct restore rs = { .lock = -1, .ctl_listen = -1 };
 	int err;
 
 	if (!o || !o->service || !o->path || !o->argv || !o->argv[0] ||
 	    !report)
 		return -EINVAL;
-	uo.service = o->service;
-	uo.run_dir = o->run_dir;
-	uo.argv = o->argv;
-	uo.log_path = o->log_path;
-	uo.timeout_ms = o->timeout_ms;
-	uo.blackout_ms = o->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS;
-	uo.flags = BATON_UPGRADE_F_REPAIR;
-	uo.log = o->log;
-	uo.log_ctx = o->log_ctx;
-	err = upgrade_new(&rs.up, &uo);
+	err = checkpoint_upgrade_new(&rs.up, o, BATON_UPGRADE_F_REPAIR);
 	if (err)
 		return err;
 	err = restore_run(&rs, o->path);
