@@ -39,6 +39,7 @@ struct save {
 	int lock;		/* the service's lock, once taken */
 	unsigned int freeze_ms;
 	__u32 conn_records;	/* CONNS blob's */
+	unsigned int syncs;	/* phase 1's rounds taken */
 	bool phase1_done, phase2_done;
 };
 
@@ -152,6 +153,7 @@ static int from_old_as_new(struct save *s, const struct nlattr **tb)
 	case BATON_MSG_BLOB:
 		return blob_keep(s, tb);
 	case BATON_MSG_SYNC:
+		s->syncs++;
 		return msg_send_simple(up->new, m, BATON_MSG_SYNC, 0);
 	case BATON_MSG_PHASE1_DONE:
 		if (s->phase1_done)
@@ -186,8 +188,9 @@ static int take_until(struct save *s, const bool *done, const char *what)
 	while (!err && !*done) {
 		err = wait_msg(up, deadline_in(up->o.timeout_ms), &from, tb);
 		if (err == -ETIMEDOUT)
-			return fail(up, err, "the old instance (pid %d) did not hand over %s within %d ms",
-				    up->r.old_pid, what, up->o.timeout_ms);
+			return fail(up, err, "the old instance (pid %d) did not hand over %s within %d ms (%u blobs and %u rounds of state taken so far)",
+				    up->r.old_pid, what, up->o.timeout_ms,
+				    s->ck.nblobs, s->syncs);
 		if (err == -ECONNRESET)
 			return fail(up, -ENOTCONN, "the old instance (pid %d) went away while handing over %s",
 				    up->r.old_pid, what);
@@ -347,32 +350,22 @@ static int save_run(struct save *s)
 int baton_checkpoint_save(const struct baton_checkpoint_opts *o,
 			  struct baton_upgrade_report *report)
 {
-	struct baton_upgrade_opts uo = {};
 	struct save s = { .fd = -1, .lock = -1 };
 	int err;
 
 	if (!o || !o->service || !o->path || !report ||
 	    o->freeze_ms > BATON_DEADLINE_MAX_MS)
 		return -EINVAL;
-	uo.service = o->service;
-	uo.run_dir = o->run_dir;
-	uo.timeout_ms = o->timeout_ms;
-	/* the old's own deadline, to see the file written */
-	uo.blackout_ms = o->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS;
-	uo.flags = BATON_UPGRADE_F_REPAIR | BATON_UPGRADE_F_OWN_LISTENERS;
-	uo.log = o->log;
-	uo.log_ctx = o->log_ctx;
 	s.path = o->path;
 	s.freeze_ms = o->freeze_ms ?: BATON_DEADLINE_MAX_MS;
-	err = upgrade_new(&s.up, &uo);
+	err = checkpoint_upgrade_new(&s.up, o, BATON_UPGRADE_F_REPAIR |
+				     BATON_UPGRADE_F_OWN_LISTENERS);
 	if (err)
 		return err;
+	/* refused (BATON_PHASE_NONE) if it could not attach */
 	err = attach(s.up) ?: save_run(&s);
-	if (err && s.up->r.phase >= BATON_PHASE_ATTACHED &&
-	    s.up->r.phase < BATON_PHASE_ACTIVE)
+	if (err && s.up->r.phase >= BATON_PHASE_ATTACHED)
 		roll_back(s.up, err);
-	else if (err)
-		reach(s.up, BATON_PHASE_FAILED);
 	if (s.fd >= 0)
 		close(s.fd);
 	if (s.tmp[0])

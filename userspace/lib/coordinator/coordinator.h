@@ -34,6 +34,9 @@ enum from { FROM_OLD, FROM_NEW };
 
 /* upgrade.c: an upgrade's handle, attached to the old instance; its end */
 int upgrade_new(struct baton_upgrade **up, const struct baton_upgrade_opts *o);
+int checkpoint_upgrade_new(struct baton_upgrade **up,
+			   const struct baton_checkpoint_opts *o,
+			   unsigned int flags);
 int attach(struct baton_upgrade *up);
 int step_done(struct baton_upgrade *up);
 

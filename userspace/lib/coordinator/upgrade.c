@@ -94,6 +94,25 @@ int upgrade_new(struct baton_upgrade **out, const struct baton_upgrade_opts *o)
 	return 0;
 }
 
+/*
+ * A checkpoint's save or restore, as an upgrade's handle. Its blackout
+ * has a step's time: only frozen clients wait on it, and the old
+ * instance, which keeps its own deadline, must see the file written.
+ */
+int checkpoint_upgrade_new(struct baton_upgrade **up,
+			   const struct baton_checkpoint_opts *o,
+			   unsigned int flags)
+{
+	const struct baton_upgrade_opts uo = {
+		.service = o->service, .run_dir = o->run_dir, .argv = o->argv,
+		.log_path = o->log_path, .timeout_ms = o->timeout_ms,
+		.blackout_ms = o->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS,
+		.flags = flags, .log = o->log, .log_ctx = o->log_ctx,
+	};
+
+	return upgrade_new(up, &uo);
+}
+
 /* *out is set only if it succeeds */
 int baton_upgrade_open(struct baton_upgrade **out,
 		       const struct baton_upgrade_opts *o)
