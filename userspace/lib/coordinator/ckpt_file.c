@@ -25,7 +25,7 @@
 #define BOOT_ID_PATH	"/proc/sys/kernel/random/boot_id"
 
 /* CRC-32 (IEEE 802.3, reflected 0xedb88320), as zlib's crc32() */
-static __u32 crc32_add(__u32 crc, const void *buf, size_t len)
+__u32 crc32_add(__u32 crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	int k;
@@ -286,8 +286,7 @@ static const struct nlmsghdr *rec_at(const struct reader *r)
  */
 static bool ends_whole(const struct reader *r)
 {
-	size_t end = REC_HDRLEN + MNL_ATTR_HDRLEN + sizeof(__u64) +
-		     MNL_ATTR_HDRLEN + sizeof(__u32);
+	size_t end = FILE_END_LEN;
 	const struct nlmsghdr *nlh;
 
 	if (r->size < end || (r->size - end) % NLMSG_ALIGNTO)

@@ -99,7 +99,12 @@ struct baton_checkpoint {
 	unsigned int nlsn, nblobs, nconns;
 };
 
+/* FILE_END as file_write() makes it: BYTES, then CRC32 */
+#define FILE_END_LEN	(REC_HDRLEN + MNL_ATTR_HDRLEN + sizeof(__u64) + \
+			 MNL_ATTR_HDRLEN + sizeof(__u32))
+
 struct baton_tcp;
+__u32 crc32_add(__u32 crc, const void *buf, size_t len);
 int file_write(int fd, const struct baton_checkpoint *ck);
 int file_load(struct baton_checkpoint *ck, const char *path, char *why,
 	      size_t len);
