@@ -662,6 +662,13 @@ int file_load(struct baton_checkpoint *ck, const char *path, char *why,
 	err = rec_next(&r, &nlh) ?: head_parse(&r, nlh, ck);
 	if (err)
 		goto unmap;
+	/* each a record of its own: more than fit is a lie */
+	if (ck->info.listeners > r.size / REC_HDRLEN ||
+	    ck->info.conns > r.size / REC_HDRLEN) {
+		err = bad(&r, -EBADMSG, "corrupt: its FILE record says %u listeners and %u connections, more than %zu bytes hold",
+			  ck->info.listeners, ck->info.conns, r.size);
+		goto unmap;
+	}
 	ck->lsn = calloc(ck->info.listeners ?: 1, sizeof(*ck->lsn));
 	ck->conns = calloc(ck->info.conns ?: 1, sizeof(*ck->conns));
 	if (!ck->lsn || !ck->conns) {
