@@ -275,7 +275,7 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	out_ms(&out, "restore_ms", "restore", ms_between(r.t_ns[BATON_PHASE_ATTACHED],
 							 r.active_ns),
 	       "start, state, connections, thaw");
-	out_ms(&out, "phase2_ms", "connections", ms_between(r.deactivate_ns, r.active_ns),
+	out_ms(&out, "phase2_ms", "connections part", ms_between(r.deactivate_ns, r.active_ns),
 	       "restored and thawed");
 	out_end(&out);
 	if (err && !baton_checkpoint_load(&ck, co.path, NULL, NULL)) {
