@@ -286,19 +286,29 @@ static int commit(struct save *s)
 	return 0;
 }
 
-static int save_run(struct save *s)
+/* baton.ko, before anything: without its freeze nothing holds the clients */
+static int module_here(struct save *s)
 {
 	struct baton_upgrade *up = s->up;
-	struct baton_checkpoint_info *in = &s->ck.info;
 	struct baton_tcp *tcp;
 	int err;
 
 	err = baton_tcp_open(&tcp, up->o.log, up->o.log_ctx);
 	if (err)
-		return fail(up, err, "a checkpoint needs baton.ko, whose freeze holds the connections while no process has them: %s (modprobe baton)",
-			    strerror(-err));
-	file_here(in, tcp);
+		return fail(up, err, "a checkpoint needs baton.ko, whose freeze holds the connections while no process has them: %s",
+			    err == -ENOENT ? "it is not loaded (modprobe baton)" :
+					     strerror(-err));
+	file_here(&s->ck.info, tcp);
 	baton_tcp_close(tcp);
+	return 0;
+}
+
+static int save_run(struct save *s)
+{
+	struct baton_upgrade *up = s->up;
+	struct baton_checkpoint_info *in = &s->ck.info;
+	int err;
+
 	snprintf(s->tmp, sizeof(s->tmp), "%s.%d.tmp", s->path, getpid());
 	s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (s->fd < 0) {
@@ -356,6 +366,7 @@ int baton_checkpoint_save(const struct baton_checkpoint_opts *o,
 	if (!o || !o->service || !o->path || !report ||
 	    o->freeze_ms > BATON_DEADLINE_MAX_MS)
 		return -EINVAL;
+	memset(report, 0, sizeof(*report));
 	s.path = o->path;
 	s.freeze_ms = o->freeze_ms ?: BATON_DEADLINE_MAX_MS;
 	err = checkpoint_upgrade_new(&s.up, o, BATON_UPGRADE_F_REPAIR |
@@ -363,7 +374,7 @@ int baton_checkpoint_save(const struct baton_checkpoint_opts *o,
 	if (err)
 		return err;
 	/* refused (BATON_PHASE_NONE) if it could not attach */
-	err = attach(s.up) ?: save_run(&s);
+	err = module_here(&s) ?: attach(s.up) ?: save_run(&s);
 	if (err && s.up->r.phase >= BATON_PHASE_ATTACHED)
 		roll_back(s.up, err);
 	if (s.fd >= 0)
