@@ -19,7 +19,8 @@
  *     each with an error naming the cause, starts nothing (no process,
  *     nothing listens, nothing answers on the control socket) and leaves
  *     the file as it was; then the good file restores, and a client that
- *     sent while it waited gets its answer and goes on.
+ *     sent while it waited gets its answer and goes on; restoring it
+ *     again is refused (its freeze is thawed), and it goes on still.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -324,6 +325,12 @@ TEST_F_TIMEOUT(noverlap, bad_files_refused, 240)
 	EXPECT_LT(0, resp_reply(c, out, sizeof(out), 10000));
 	EXPECT_STREQ(":2\r\n", out);
 	EXPECT_EQ(0, resp_expect(c, ":3\r\n", 2, "INCR", "c"));
+	/* once more: spent, its freeze thawed; refused, nothing made */
+	EXPECT_EQ(1, restore(&self->svc, self->file, variant->to, out,
+			     sizeof(out)));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"refused\""));
+	EXPECT_NE(NULL, strstr(out, "restored already"));
+	EXPECT_EQ(0, resp_expect(c, ":4\r\n", 2, "INCR", "c"));
 	close(c);
 	free(good);
 }

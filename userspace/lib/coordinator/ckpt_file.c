@@ -217,11 +217,12 @@ void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp)
 }
 
 /* Whether its connections can be restored here: why not, if not */
-int file_check_here(const struct baton_checkpoint *ck,
-		    const struct baton_tcp *tcp, char *why, size_t len)
+int file_check_here(const struct baton_checkpoint *ck, struct baton_tcp *tcp,
+		    char *why, size_t len)
 {
 	const struct baton_checkpoint_info *in = &ck->info;
 	struct baton_checkpoint_info here = {};
+	struct baton_freeze_stats fs;
 	__u64 now = now_ns();
 
 	file_here(&here, tcp);
@@ -245,6 +246,12 @@ int file_check_here(const struct baton_checkpoint *ck,
 		snprintf(why, len, "baton.ko's family is version %u here, and the connections were exported by version %u",
 			 here.genl_version, in->genl_version);
 		return -EPROTONOSUPPORT;
+	}
+	/* a freeze is known by its id alone: none at all is a sure sign */
+	if (in->conns && tcp && !baton_tcp_freeze_stats(tcp, &fs) &&
+	    !fs.freezes) {
+		snprintf(why, len, "no freeze is in force in this network namespace: the checkpoint was restored already, or baton.ko was reloaded since");
+		return -ESTALE;
 	}
 	return 0;
 }

@@ -113,7 +113,7 @@ int file_blob_add(struct baton_checkpoint *ck, __u32 kind, __u32 records,
 		  int memfd);
 void file_free(struct baton_checkpoint *ck);
 void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp);
-int file_check_here(const struct baton_checkpoint *ck,
-		    const struct baton_tcp *tcp, char *why, size_t len);
+int file_check_here(const struct baton_checkpoint *ck, struct baton_tcp *tcp,
+		    char *why, size_t len);
 
 #endif /* BATON_LIB_COORDINATOR_H */
