@@ -132,7 +132,7 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 		{}
 	};
 	struct baton_checkpoint_opts co = { .run_dir = o->run_dir };
-	struct baton_upgrade_report r;
+	struct baton_upgrade_report r = {};
 	const char *result;
 	struct ctl_log logged = {};
 	bool json = o->json;
@@ -221,7 +221,7 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	};
 	struct baton_checkpoint_opts co = { .run_dir = o->run_dir };
 	struct baton_checkpoint *ck;
-	struct baton_upgrade_report r;
+	struct baton_upgrade_report r = {};
 	struct ctl_log logged = {};
 	const char *result;
 	bool json = o->json;

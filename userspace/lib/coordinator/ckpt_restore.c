@@ -163,29 +163,43 @@ static int successor_accept(struct restore *rs)
 		.pid = getpid(), .service = up->o.service,
 		.app = rs->ck.info.app, .time_ns = now_ns(), .ver = rs->ck.ver,
 	};
-	struct ucred cred;
+	__u64 deadline = deadline_in(up->o.timeout_ms);
+	struct ucred cred = {};
 	struct hello h;
 	char why[256];
 	int err;
 
-	err = poll(p, 2, up->o.timeout_ms);
-	if (err <= 0 || !p[0].revents) {
-		new_gone_why(up, why, sizeof(why));
-		return fail(up, err < 0 ? -errno : -ETIMEDOUT,
-			    "the new instance (pid %d) did not connect within %d ms: %s",
-			    up->r.new_pid, up->o.timeout_ms,
-			    p[1].revents ? why : "does it open the service with libbaton?");
+	for (;;) {
+		__u64 now = now_ns();
+
+		err = now < deadline ?
+		      poll(p, 2, (deadline - now) / 1000000 + 1) : 0;
+		if (err < 0 && errno == EINTR)
+			continue;
+		if (err <= 0 || !p[0].revents) {
+			new_gone_why(up, why, sizeof(why));
+			return fail(up, err < 0 ? -errno : -ETIMEDOUT,
+				    "the new instance (pid %d) did not connect within %d ms: %s",
+				    up->r.new_pid, up->o.timeout_ms,
+				    p[1].revents ? why : "does it open the service with libbaton?");
+		}
+		up->old = accept4(rs->ctl_listen, NULL, NULL, SOCK_CLOEXEC);
+		if (up->old < 0)
+			continue;
+		err = ctl_peer_check(up->old, &cred);
+		if (!err && cred.pid == up->r.new_pid)
+			break;
+		/* a query, or anyone else: nothing serves yet */
+		msg_send_error(up->old, up->msg, -EAGAIN,
+			       "%s is being restored from a checkpoint; try again",
+			       up->o.service);
+		close(up->old);
+		up->old = -1;
 	}
-	up->old = accept4(rs->ctl_listen, NULL, NULL, SOCK_CLOEXEC);
-	if (up->old < 0)
-		return fail(up, -errno, "accept: %s", strerror(errno));
-	err = ctl_peer_check(up->old, &cred) ?:
-	      ctl_set_timeout(up->old, up->o.timeout_ms);
-	if (!err && cred.pid != up->r.new_pid)
-		err = -EPERM;
+	err = ctl_set_timeout(up->old, up->o.timeout_ms);
 	if (err)
-		return fail(up, err, "pid %d connected to %s in place of the new instance (pid %d)",
-			    cred.pid, up->paths.sock, up->r.new_pid);
+		return fail(up, err, "the new instance's connection: %s",
+			    strerror(-err));
 	err = msg_recv(up->old, up->msg, up->o.timeout_ms);
 	if (!err)
 		err = hello_get(up->msg, tb, &h);
@@ -350,6 +364,7 @@ int baton_checkpoint_restore(const struct baton_checkpoint_opts *o,
 	if (!o || !o->service || !o->path || !o->argv || !o->argv[0] ||
 	    !report)
 		return -EINVAL;
+	memset(report, 0, sizeof(*report));
 	err = checkpoint_upgrade_new(&rs.up, o, BATON_UPGRADE_F_REPAIR);
 	if (err)
 		return err;
