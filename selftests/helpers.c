@@ -942,3 +942,22 @@ int moved_clients_setup(int family, int port, int *keys, int *half,
 	return err ?: resp_send(*window, 2, incr_after) ?:
 	       resp_send(*window, 2, incr_after);
 }
+
+int counters_unmoved(const struct counters *before)
+{
+	struct counters after;
+
+	counters_read(&after);
+	fprintf(stderr, "# TCPTimeouts %lld -> %lld, OutRsts %lld -> %lld\n",
+		before->timeouts, after.timeouts, before->out_rsts,
+		after.out_rsts);
+	if (after.out_rsts != before->out_rsts ||
+	    after.abort_data != before->abort_data ||
+	    after.abort_close != before->abort_close) {
+		fprintf(stderr, "# TCPAbortOnData %lld -> %lld, TCPAbortOnClose %lld -> %lld\n",
+			before->abort_data, after.abort_data,
+			before->abort_close, after.abort_close);
+		return -EBADMSG;
+	}
+	return 0;
+}

@@ -119,6 +119,11 @@ struct counters {
 };
 
 void counters_read(struct counters *c);
+/*
+ * Since before: no reset sent, no abort (printed, with the timeouts,
+ * which are not asserted): 0, or -EBADMSG
+ */
+int counters_unmoved(const struct counters *before);
 
 /*
  * Clients that keep traffic going both ways while their connection moves,
