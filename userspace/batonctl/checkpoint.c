@@ -107,18 +107,25 @@ static const char *result_of(const struct baton_upgrade_report *r, int err)
 	return r->phase <= BATON_PHASE_ATTACHED ? "refused" : "failed";
 }
 
-/* The fields both reports have */
-static void report_common(struct out *out, const char *service,
-			  const char *path, const char *result,
-			  const struct baton_upgrade_report *r)
+/* A report's title and the fields both have: its result */
+static const char *report_begin(struct out *out, bool json, const char *what,
+				const struct baton_checkpoint_opts *co,
+				const struct baton_upgrade_report *r, int err)
 {
-	out_str(out, "service", "service", service);
-	out_str(out, "file", "file", path);
+	const char *result = result_of(r, err);
+
+	out_begin(out, stdout, json);
+	if (!json)
+		printf("%s of %s: %s\n", what, co->service, result);
+	out->depth = json ? 0 : 1;
+	out_str(out, "service", "service", co->service);
+	out_str(out, "file", "file", co->path);
 	out_str(out, "result", "result", result);
 	if (r->reason[0])
 		out_str(out, "error", "error", r->reason);
 	out_u64(out, "listeners", "listeners", r->listeners);
 	out_u64(out, "checkpoints", "connections", r->checkpoints);
+	return result;
 }
 
 int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
@@ -133,7 +140,6 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 	};
 	struct baton_checkpoint_opts co = { .run_dir = o->run_dir };
 	struct baton_upgrade_report r = {};
-	const char *result;
 	struct ctl_log logged = {};
 	bool json = o->json;
 	struct out out;
@@ -184,12 +190,7 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 		fprintf(stderr, "batonctl: checkpoint: %s\n", strerror(-err));
 		return 2;
 	}
-	result = result_of(&r, err);
-	out_begin(&out, stdout, json);
-	if (!json)
-		printf("checkpoint of %s: %s\n", co.service, result);
-	out.depth = json ? 0 : 1;
-	report_common(&out, co.service, co.path, result, &r);
+	report_begin(&out, json, "checkpoint", &co, &r, err);
 	out_u64(&out, "old_pid", "old pid", r.old_pid);
 	out_u64(&out, "freeze_ms", "frozen for (ms)", co.freeze_ms);
 	out_ms(&out, "checkpoint_ms", "checkpoint", ms_between(r.deactivate_ns, r.active_ns),
@@ -223,7 +224,6 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	struct baton_checkpoint *ck;
 	struct baton_upgrade_report r = {};
 	struct ctl_log logged = {};
-	const char *result;
 	bool json = o->json;
 	struct out out;
 	int c, err;
@@ -263,12 +263,7 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	co.log = ctl_log;
 	co.log_ctx = &logged;
 	err = baton_checkpoint_restore(&co, &r);
-	result = result_of(&r, err);
-	out_begin(&out, stdout, json);
-	if (!json)
-		printf("restore of %s: %s\n", co.service, result);
-	out.depth = json ? 0 : 1;
-	report_common(&out, co.service, co.path, result, &r);
+	report_begin(&out, json, "restore", &co, &r, err);
 	out_u64(&out, "new_pid", "new pid", r.new_pid);
 	out_u64(&out, "conns", "restored", r.conns);
 	out_u64(&out, "records", "records", r.records);
