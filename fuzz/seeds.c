@@ -23,6 +23,7 @@
 #include "wire/wire.h"
 #include "tcp/tcp.h"
 #include "tcp/ko.h"
+#include "coordinator/coordinator.h"
 #include "fuzz.h"
 
 static const char *top;
@@ -315,6 +316,57 @@ static void genl_seeds(void)
 	genl_seed("conn-import", BATON_GENL_CMD_CONN_IMPORT, false, nlh);
 }
 
+/* A checkpoint file as file_write() writes it: a listener, two blobs */
+static void ckptfile_seed(void)
+{
+	struct baton_checkpoint ck = {
+		.info = { .service = "kvd", .app = "kvd 2", .pid = 42,
+			  .kernel = "6.1.0-56-amd64",
+			  .boot_id = "f6ef0fa4-c4ff-42f7-bfcc-59068713c3c3",
+			  .netns = 4026531840ULL, .genl_version = 1,
+			  .genl_maxattr = 19, .freeze_ms = 60000,
+			  .deadline_ns = 123456789000ULL },
+		.ver = { .proto = 2, .proto_min = 2, .state = 2, .compat = 1,
+			 .min = 1 },
+	};
+	struct file_listener l = { .id = 7, .local_len = sizeof(struct sockaddr_in6) };
+	struct sockaddr_in6 *a6 = (void *)&l.local;
+	enum baton_blob_kind kinds[] = { BATON_BLOB_STATE, BATON_BLOB_CONNS };
+	char path[] = "/tmp/baton-seed-ckpt.XXXXXX", buf[8192];
+	struct baton_rec_writer w;
+	unsigned int i;
+	ssize_t len;
+	int fd, memfd;
+
+	a6->sin6_family = AF_INET6;
+	a6->sin6_port = htons(6379);
+	a6->sin6_addr.s6_addr[15] = 1;
+	ck.lsn = &l;
+	ck.nlsn = ck.info.listeners = 1;
+	for (i = 0; i < 2; i++) {
+		CHECK(writer_init(&w, kinds[i], "kvd", 2) == 0);
+		CHECK(baton_rec_begin(&w, 100 + i) == 0 &&
+		      baton_rec_put_str(&w, 1, "key") == 0 &&
+		      baton_rec_put_u32(&w, 2, i) == 0 &&
+		      baton_rec_end(&w) == 0);
+		CHECK(writer_finish(&w, &memfd) == 0);
+		writer_free(&w);
+		CHECK(file_blob_add(&ck, kinds[i], 1, memfd) == 0);
+	}
+	ck.info.blobs = ck.nblobs;
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	CHECK(file_write(fd, &ck) == 0);
+	len = pread(fd, buf, sizeof(buf), 0);
+	CHECK(len > 0 && len < (ssize_t)sizeof(buf));
+	close(fd);
+	unlink(path);
+	/* the checksum made right again, as the fuzzer changes it */
+	seed("ckptfile", "kvd-state-conns", 1, buf, len);
+	ck.lsn = NULL;		/* on the stack */
+	file_free(&ck);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -326,6 +378,7 @@ int main(int argc, char **argv)
 	msg_seeds();
 	record_seeds();
 	checkpoint_seeds();
+	ckptfile_seed();
 	genl_seeds();
 	return 0;
 }

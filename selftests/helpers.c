@@ -738,3 +738,226 @@ const char *fake_peer_path(char *buf, size_t len)
 	snprintf(buf, len, "%s/fake_peer", self);
 	return buf;
 }
+
+static unsigned long long mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ULL + ts.tv_nsec / 1000;
+}
+
+/* A counter of /proc/net/snmp ("Tcp") or /proc/net/netstat ("TcpExt") */
+long long counter(const char *file, const char *proto, const char *key)
+{
+	char names[4096], values[4096], *n, *v, *sn, *sv;
+	size_t plen = strlen(proto);
+	long long found = -1;
+	FILE *f = fopen(file, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
+		if (strncmp(names, proto, plen) || names[plen] != ':')
+			continue;
+		n = strtok_r(names + plen + 1, " \n", &sn);
+		v = strtok_r(values + plen + 1, " \n", &sv);
+		for (; n && v; n = strtok_r(NULL, " \n", &sn),
+			       v = strtok_r(NULL, " \n", &sv))
+			if (!strcmp(n, key))
+				found = atoll(v);
+	}
+	fclose(f);
+	return found;
+}
+
+void counters_read(struct counters *c)
+{
+	c->timeouts = counter("/proc/net/netstat", "TcpExt", "TCPTimeouts");
+	c->abort_data = counter("/proc/net/netstat", "TcpExt", "TCPAbortOnData");
+	c->abort_close = counter("/proc/net/netstat", "TcpExt", "TCPAbortOnClose");
+	c->out_rsts = counter("/proc/net/snmp", "Tcp", "OutRsts");
+}
+
+
+/* The slow reader (helpers.h) */
+void *slow_read(void *arg)
+{
+	struct slow *s = arg;
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	unsigned long long last = mono_us();
+
+	while (s->have < s->want) {
+		unsigned long long now;
+		ssize_t n;
+
+		if (poll(&p, 1, 20000) != 1) {
+			s->err = -ETIMEDOUT;
+			break;
+		}
+		n = read(s->fd, s->got + s->have,
+			 s->want - s->have < READ_CHUNK ? s->want - s->have :
+							  READ_CHUNK);
+		if (n <= 0) {
+			s->err = n < 0 ? -errno : -ECONNRESET;
+			break;
+		}
+		s->have += n;
+		now = mono_us();
+		if (now - last > s->longest_gap_us)
+			s->longest_gap_us = now - last;
+		last = now;
+		usleep(READ_EVERY_US);
+	}
+	return NULL;
+}
+
+/* The steady sender (helpers.h) */
+void *send_steadily(void *arg)
+{
+	static const char req[] = "*2\r\n$4\r\nINCR\r\n$6\r\nsteady\r\n";
+	struct sender *s = arg;
+	char buf[4096], want[32];
+	size_t have = 0, wl;
+	unsigned long long last = mono_us(), now;
+	int idle = 0;
+
+	while (!s->err && (!s->stop || s->answered < s->sent)) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+		bool more = !s->stop;
+		ssize_t n;
+
+		if (more && write(s->fd, req, sizeof(req) - 1) !=
+			    sizeof(req) - 1) {
+			s->err = -EIO;
+			break;
+		}
+		if (more)
+			s->sent++;
+		if (poll(&p, 1, SEND_EVERY_US / 1000) == 1) {
+			n = read(s->fd, buf + have, sizeof(buf) - 1 - have);
+			if (n <= 0) {
+				s->err = -ECONNRESET;
+				break;
+			}
+			have += n;
+			idle = 0;
+			now = mono_us();
+			if (now - last > s->longest_gap_us)
+				s->longest_gap_us = now - last;
+			last = now;
+		} else if (s->stop && ++idle > 5000 / (SEND_EVERY_US / 1000)) {
+			s->err = -ETIMEDOUT;	/* 5 s without a reply */
+		}
+		for (;;) {
+			wl = snprintf(want, sizeof(want), ":%u\r\n",
+				      s->answered + 1);
+			if (have < wl)
+				break;
+			if (memcmp(buf, want, wl)) {
+				s->err = -EBADMSG;	/* lost or repeated */
+				break;
+			}
+			memmove(buf, buf + wl, have - wl);
+			have -= wl;
+			s->answered++;
+		}
+	}
+	return NULL;
+}
+
+int slow_check(const struct slow *s, int gets, size_t big_len)
+{
+	char head[32];
+	size_t hl = snprintf(head, sizeof(head), "$%zu\r\n", big_len);
+	size_t one = hl + big_len + 2;
+	const char *r;
+	int i;
+
+	if (s->err || s->have != s->want || s->want != gets * one + 8) {
+		fprintf(stderr, "# slow reader: error %d, %zu bytes of %zu\n",
+			s->err, s->have, s->want);
+		return -EBADMSG;
+	}
+	for (i = 0; i < gets; i++) {
+		r = s->got + i * one;
+		if (memcmp(r, head, hl) || memcmp(r + hl, s->big, big_len) ||
+		    memcmp(r + hl + big_len, "\r\n", 2)) {
+			fprintf(stderr, "# slow reader: reply %d differs\n", i);
+			return -EBADMSG;
+		}
+	}
+	if (memcmp(s->got + gets * one, ":1\r\n:2\r\n", 8)) {
+		fprintf(stderr, "# slow reader: the INCRs after differ\n");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int moved_clients_check(int half, int keys, int window)
+{
+	char out[256];
+
+	if (write(half, "rld\r\n", 5) != 5 ||
+	    resp_reply(half, out, sizeof(out), 5000) <= 0 ||
+	    strcmp(out, "+OK\r\n")) {
+		fprintf(stderr, "# the half request did not complete\n");
+		return -EBADMSG;
+	}
+	if (resp_expect(half, "$5\r\nworld\r\n", 2, "GET", "half") ||
+	    resp_expect(keys, "$2\r\nv1\r\n", 2, "GET", "k1") ||
+	    resp_expect(keys, ":2\r\n", 2, "INCR", "counter") ||
+	    resp_expect(window, ":3\r\n", 2, "INCR", "after")) {
+		fprintf(stderr, "# a key or a counter was not as it was\n");
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+int moved_clients_setup(int family, int port, int *keys, int *half,
+			int *window, const char *big, int gets)
+{
+	static const char partial[] = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
+	const char *get_big[] = { "GET", "big" };
+	const char *incr_after[] = { "INCR", "after" };
+	int i, err;
+
+	*keys = client_connect(family, port);
+	*half = client_connect(family, port);
+	*window = client_connect(family, port);
+	if (*keys < 0 || *half < 0 || *window < 0)
+		return -ECONNREFUSED;
+	if (setsockopt(*window, SOL_SOCKET, SO_RCVBUF, &(int){ 65536 },
+		       sizeof(int)))
+		return -errno;
+	err = resp_expect(*keys, "+OK\r\n", 3, "SET", "k1", "v1") ?:
+	      resp_expect(*keys, ":1\r\n", 2, "INCR", "counter") ?:
+	      resp_expect(*window, "+OK\r\n", 3, "SET", "big", big);
+	if (err)
+		return err;
+	if (write(*half, partial, sizeof(partial) - 1) != sizeof(partial) - 1)
+		return -EIO;
+	for (i = 0; !err && i < gets; i++)
+		err = resp_send(*window, 2, get_big);
+	return err ?: resp_send(*window, 2, incr_after) ?:
+	       resp_send(*window, 2, incr_after);
+}
+
+int counters_unmoved(const struct counters *before)
+{
+	struct counters after;
+
+	counters_read(&after);
+	fprintf(stderr, "# TCPTimeouts %lld -> %lld, OutRsts %lld -> %lld\n",
+		before->timeouts, after.timeouts, before->out_rsts,
+		after.out_rsts);
+	if (after.out_rsts != before->out_rsts ||
+	    after.abort_data != before->abort_data ||
+	    after.abort_close != before->abort_close) {
+		fprintf(stderr, "# TCPAbortOnData %lld -> %lld, TCPAbortOnClose %lld -> %lld\n",
+			before->abort_data, after.abort_data,
+			before->abort_close, after.abort_close);
+		return -EBADMSG;
+	}
+	return 0;
+}

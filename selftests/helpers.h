@@ -107,6 +107,79 @@ long long json_num(const char *json, const char *key);
 const char *json_str(const char *json, const char *key, char *buf,
 		     size_t len);
 
+/* A counter of /proc/net/snmp ("Tcp") or /proc/net/netstat ("TcpExt"), or -1 */
+long long counter(const char *file, const char *proto, const char *key);
+/*
+ * The TCP counters a move must leave alone. Not EstabResets: a socket let
+ * go of in repair mode leaves ESTABLISHED for CLOSE, which counts there,
+ * though nothing is sent.
+ */
+struct counters {
+	long long timeouts, out_rsts, abort_data, abort_close;
+};
+
+void counters_read(struct counters *c);
+/*
+ * Since before: no reset sent, no abort (printed, with the timeouts,
+ * which are not asserted): 0, or -EBADMSG
+ */
+int counters_unmoved(const struct counters *before);
+
+/*
+ * Clients that keep traffic going both ways while their connection moves,
+ * each a thread (pthread_create(..., slow_read, &s)). The slow reader:
+ * reads everything the window-limited connection gets, READ_CHUNK every
+ * READ_EVERY_US, so that the server always has bytes in flight and more
+ * unsent, into got, for the caller to check whole.
+ */
+#define READ_CHUNK	8192
+#define READ_EVERY_US	5000
+struct slow {
+	int fd;
+	const char *big;
+	char *got;
+	size_t want, have;
+	int err;
+	unsigned long long longest_gap_us;	/* between two reads */
+};
+
+void *slow_read(void *arg);
+
+/*
+ * The steady sender: an INCR of "steady" every SEND_EVERY_US, its replies
+ * read as they come and checked in order (:1, :2, ...), until told to
+ * stop and every reply is in.
+ */
+#define SEND_EVERY_US	2000
+struct sender {
+	int fd;
+	volatile int stop;
+	unsigned int sent, answered;
+	int err;
+	unsigned long long longest_gap_us;	/* between two replies */
+};
+
+void *send_steadily(void *arg);
+
+/*
+ * The clients repair_test and noverlap_test move, but the steady sender:
+ * keys (k1 set, counter at 1), half (half a request sent, in kvd's own
+ * record of the connection) and window (a 64 KiB receive buffer, gets
+ * GETs of big sent, then two INCR after, nothing read: replies larger
+ * than its window stay in the server, sent and unsent). 0, or -errno.
+ */
+int moved_clients_setup(int family, int port, int *keys, int *half,
+			int *window, const char *big, int gets);
+/*
+ * What repair_test's and noverlap_test's clients must have after their
+ * connections moved, each 0 if so, else -EBADMSG and the first difference
+ * on stderr: the slow reader, gets replies of its big value (big_len
+ * bytes) then ":1" and ":2"; the half request ("SET half wo" + "rld")
+ * completes, key k1 is "v1", INCR counter says 2 and INCR after 3.
+ */
+int slow_check(const struct slow *s, int gets, size_t big_len);
+int moved_clients_check(int half, int keys, int window);
+
 /* The instances' log, on stderr as "# " lines: for a test that failed. */
 void service_log_tail(const struct service *s, int lines);
 #define service_teardown(s)					\

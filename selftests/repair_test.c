@@ -44,9 +44,6 @@
 
 #define BIG_LEN		(256 << 10)
 #define BIG_GETS	6
-#define READ_CHUNK	8192		/* the slow reader: this much ... */
-#define READ_EVERY_US	5000		/* ... this often */
-#define SEND_EVERY_US	2000		/* the steady sender's INCRs */
 #define FAIL_CONNS	40		/* test 2: more than the new one's limit */
 #define FAIL_NOFILE	32
 
@@ -90,46 +87,6 @@ FIXTURE_TEARDOWN(repair)
 	service_teardown(&self->svc);
 }
 
-/* A counter of /proc/net/snmp ("Tcp") or /proc/net/netstat ("TcpExt") */
-static long long counter(const char *file, const char *proto, const char *key)
-{
-	char names[4096], values[4096], *n, *v, *sn, *sv;
-	size_t plen = strlen(proto);
-	long long found = -1;
-	FILE *f = fopen(file, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(names, sizeof(names), f) && fgets(values, sizeof(values), f)) {
-		if (strncmp(names, proto, plen) || names[plen] != ':')
-			continue;
-		n = strtok_r(names + plen + 1, " \n", &sn);
-		v = strtok_r(values + plen + 1, " \n", &sv);
-		for (; n && v; n = strtok_r(NULL, " \n", &sn),
-			       v = strtok_r(NULL, " \n", &sv))
-			if (!strcmp(n, key))
-				found = atoll(v);
-	}
-	fclose(f);
-	return found;
-}
-
-/*
- * Not EstabResets: a socket let go of in repair mode leaves ESTABLISHED
- * for CLOSE, which counts there, though nothing is sent.
- */
-struct counters {
-	long long timeouts, out_rsts, abort_data, abort_close;
-};
-
-static void counters_read(struct counters *c)
-{
-	c->timeouts = counter("/proc/net/netstat", "TcpExt", "TCPTimeouts");
-	c->abort_data = counter("/proc/net/netstat", "TcpExt", "TCPAbortOnData");
-	c->abort_close = counter("/proc/net/netstat", "TcpExt", "TCPAbortOnClose");
-	c->out_rsts = counter("/proc/net/snmp", "Tcp", "OutRsts");
-}
-
 /* kvd-v<version> by batonctl upgrade --mode repair, wrapped if need be */
 static int upgrade(const char *rundir, int version, const char *prefix,
 		   const char *extra, char *out, size_t len)
@@ -160,112 +117,10 @@ static int upgrade(const char *rundir, int version, const char *prefix,
 	return batonctl(out, len, args);
 }
 
-/*
- * The slow reader: reads everything the window-limited connection gets,
- * a little at a time, so that the server always has bytes in flight and
- * more unsent, then checks it whole.
- */
-struct slow {
-	int fd;
-	const char *big;
-	char *got;
-	size_t want, have;
-	int err;
-};
-
-static void *slow_read(void *arg)
-{
-	struct slow *s = arg;
-	struct pollfd p = { .fd = s->fd, .events = POLLIN };
-
-	while (s->have < s->want) {
-		ssize_t n;
-
-		if (poll(&p, 1, 20000) != 1) {
-			s->err = -ETIMEDOUT;
-			break;
-		}
-		n = read(s->fd, s->got + s->have,
-			 s->want - s->have < READ_CHUNK ? s->want - s->have :
-							  READ_CHUNK);
-		if (n <= 0) {
-			s->err = n < 0 ? -errno : -ECONNRESET;
-			break;
-		}
-		s->have += n;
-		usleep(READ_EVERY_US);
-	}
-	return NULL;
-}
-
-/*
- * The steady sender: an INCR every SEND_EVERY_US, its replies read as
- * they come and checked in order (:1, :2, ...), until told to stop and
- * every reply is in.
- */
-struct sender {
-	int fd;
-	volatile int stop;
-	unsigned int sent, answered;
-	int err;
-};
-
-static void *send_steadily(void *arg)
-{
-	static const char req[] = "*2\r\n$4\r\nINCR\r\n$6\r\nsteady\r\n";
-	struct sender *s = arg;
-	char buf[4096], want[32];
-	size_t have = 0, wl;
-	int idle = 0;
-
-	while (!s->err && (!s->stop || s->answered < s->sent)) {
-		struct pollfd p = { .fd = s->fd, .events = POLLIN };
-		ssize_t n;
-
-		bool more = !s->stop;
-
-		if (more && write(s->fd, req, sizeof(req) - 1) !=
-			    sizeof(req) - 1) {
-			s->err = -EIO;
-			break;
-		}
-		if (more)
-			s->sent++;
-		if (poll(&p, 1, SEND_EVERY_US / 1000) == 1) {
-			n = read(s->fd, buf + have, sizeof(buf) - 1 - have);
-			if (n <= 0) {
-				s->err = -ECONNRESET;
-				break;
-			}
-			have += n;
-			idle = 0;
-		} else if (s->stop && ++idle > 5000 / (SEND_EVERY_US / 1000)) {
-			s->err = -ETIMEDOUT;	/* 5 s without a reply */
-		}
-		for (;;) {
-			wl = snprintf(want, sizeof(want), ":%u\r\n",
-				      s->answered + 1);
-			if (have < wl)
-				break;
-			if (memcmp(buf, want, wl)) {
-				s->err = -EBADMSG;	/* lost or repeated */
-				break;
-			}
-			memmove(buf, buf + wl, have - wl);
-			have -= wl;
-			s->answered++;
-		}
-	}
-	return NULL;
-}
-
 TEST_F_TIMEOUT(repair, every_byte_once, 180)
 {
-	const char *partial = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
-	const char *get_big[] = { "GET", "big" };
-	const char *incr_after[] = { "INCR", "after" };
-	int keys, half, window, i, version, moved = FROZEN ? 4 : 3;
-	struct counters before, after;
+	int keys, half, window, version, moved = FROZEN ? 4 : 3;
+	struct counters before;
 	struct slow slow = {};
 	struct sender snd = {};
 	pthread_t rt, st;
@@ -274,30 +129,12 @@ TEST_F_TIMEOUT(repair, every_byte_once, 180)
 	pid_t pid;
 
 	ASSERT_NE(NULL, big);
-	keys = client_connect(variant->family, self->svc.port);
-	half = client_connect(variant->family, self->svc.port);
-	window = client_connect(variant->family, self->svc.port);
+	ASSERT_EQ(0, moved_clients_setup(variant->family, self->svc.port,
+					 &keys, &half, &window, big, BIG_GETS));
 	/* unfrozen, a client that sends while its connection moves loses */
 	snd.fd = FROZEN ? client_connect(variant->family, self->svc.port) : -1;
-	ASSERT_LE(0, keys);
-	ASSERT_LE(0, half);
-	ASSERT_LE(0, window);
 	if (FROZEN)
 		ASSERT_LE(0, snd.fd);
-	/* a small window: replies stay in the server, sent and unsent */
-	ASSERT_EQ(0, setsockopt(window, SOL_SOCKET, SO_RCVBUF,
-				&(int){ 65536 }, sizeof(int)));
-	ASSERT_EQ(0, resp_expect(keys, "+OK\r\n", 3, "SET", "k1", "v1"));
-	ASSERT_EQ(0, resp_expect(keys, ":1\r\n", 2, "INCR", "counter"));
-	ASSERT_EQ(0, resp_expect(window, "+OK\r\n", 3, "SET", "big", big));
-
-	/* half a request, in kvd's own record of the connection */
-	ASSERT_EQ((ssize_t)strlen(partial), write(half, partial, strlen(partial)));
-	/* replies larger than the client's window, and a request after */
-	for (i = 0; i < BIG_GETS; i++)
-		ASSERT_EQ(0, resp_send(window, 2, get_big));
-	ASSERT_EQ(0, resp_send(window, 2, incr_after));
-	ASSERT_EQ(0, resp_send(window, 2, incr_after));
 	usleep(100000);
 	counters_read(&before);
 	ASSERT_LE(0, before.timeouts);
@@ -347,33 +184,12 @@ TEST_F_TIMEOUT(repair, every_byte_once, 180)
 		       snd.answered);
 	}
 	/* the window-limited connection: every reply, byte for byte */
-	EXPECT_EQ(0, slow.err);
-	ASSERT_EQ(slow.want, slow.have);
-	for (i = 0; i < BIG_GETS; i++) {
-		const char *r = slow.got + i * one;
-
-		EXPECT_EQ(0, memcmp(r, "$262144\r\n", 9));
-		EXPECT_EQ(0, memcmp(r + 9, big, BIG_LEN));
-		EXPECT_EQ(0, memcmp(r + 9 + BIG_LEN, "\r\n", 2));
-	}
-	EXPECT_EQ(0, memcmp(slow.got + BIG_GETS * one, ":1\r\n:2\r\n", 8));
-	/* the half request, and the others */
-	ASSERT_EQ(5, write(half, "rld\r\n", 5));
-	EXPECT_LT(0, resp_reply(half, out, sizeof(out), 5000));
-	EXPECT_STREQ("+OK\r\n", out);
-	EXPECT_EQ(0, resp_expect(half, "$5\r\nworld\r\n", 2, "GET", "half"));
-	EXPECT_EQ(0, resp_expect(keys, "$2\r\nv1\r\n", 2, "GET", "k1"));
-	EXPECT_EQ(0, resp_expect(keys, ":2\r\n", 2, "INCR", "counter"));
-	EXPECT_EQ(0, resp_expect(window, ":3\r\n", 2, "INCR", "after"));
+	EXPECT_EQ(0, slow_check(&slow, BIG_GETS, BIG_LEN));
+	EXPECT_EQ(0, moved_clients_check(half, keys, window));
 	ASSERT_EQ(0, kvd_info(keys, &pid, &version));
 	EXPECT_EQ(variant->to, version);
 
-	counters_read(&after);
-	TH_LOG("TCPTimeouts %lld -> %lld, OutRsts %lld -> %lld",
-	       before.timeouts, after.timeouts, before.out_rsts, after.out_rsts);
-	EXPECT_EQ(before.out_rsts, after.out_rsts);
-	EXPECT_EQ(before.abort_data, after.abort_data);
-	EXPECT_EQ(before.abort_close, after.abort_close);
+	EXPECT_EQ(0, counters_unmoved(&before));
 	close(keys);
 	close(half);
 	close(window);

@@ -124,6 +124,9 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv);
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv);
 int cmd_apply(const struct ctl_opts *o, int argc, char **argv);
 int cmd_steer(const struct ctl_opts *o, int argc, char **argv);
+int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv);
+int cmd_restore(const struct ctl_opts *o, int argc, char **argv);
+int cmd_dump(const struct ctl_opts *o, int argc, char **argv);
 int recover(const char *service, struct journal *j, int timeout_ms,
 	    bool quiet);
 

@@ -19,6 +19,9 @@ static const struct cmd {
 	{ "status",  cmd_status,  "[SERVICE]                     instances and last upgrades" },
 	{ "recover", cmd_recover, "SERVICE                       settle an interrupted upgrade" },
 	{ "steer",   cmd_steer,   "SERVICE [--canary PCT% | --commit | --abort]  where new connections go" },
+	{ "checkpoint", cmd_checkpoint, "SERVICE -o FILE               connections and state into FILE; it exits" },
+	{ "restore", cmd_restore, "SERVICE -i FILE -- COMMAND    COMMAND serves FILE's connections and state" },
+	{ "dump",    cmd_dump,    "FILE                          what a checkpoint holds" },
 };
 
 static void usage(FILE *f)
@@ -27,7 +30,7 @@ static void usage(FILE *f)
 
 	fprintf(f, "Usage: batonctl [-j|--json] [--run-dir DIR] COMMAND [ARGS]\n\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		fprintf(f, "  batonctl %-8s %s\n", cmds[i].name, cmds[i].help);
+		fprintf(f, "  batonctl %-10s %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\n  -j, --json      print reports as JSON\n"
 		   "  --run-dir DIR   where services' control sockets are ($BATON_RUN_DIR, %s)\n"
 		   "\n'batonctl COMMAND --help' tells more; see also batonctl(8).\n",

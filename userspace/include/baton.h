@@ -422,6 +422,104 @@ BATON_API const struct baton_upgrade_report *
 baton_upgrade_report(const struct baton_upgrade *up);
 BATON_API void baton_upgrade_close(struct baton_upgrade *up);
 
+/*
+ * No overlap (repair mode; CAP_NET_ADMIN and baton.ko): the serving
+ * instance's established connections and state go into a file, and it
+ * exits, before the next instance starts from that file.
+ *
+ *	baton_checkpoint_save(&opts, &report);	// batonctl checkpoint
+ *	    // the old instance is gone; its connections are frozen in
+ *	    // baton.ko until opts.freeze_ms after the checkpoint
+ *	baton_checkpoint_restore(&opts, &report);	// batonctl restore
+ *	    // opts.argv serves them, and what their peers sent meanwhile
+ *
+ *	baton_checkpoint_load(&ck, path, log, log_ctx);	// batonctl dump
+ *	info = baton_checkpoint_info(ck);
+ *	for (i = 0; !baton_checkpoint_sock(ck, i, &s); i++)
+ *		...;
+ *	baton_checkpoint_free(ck);
+ *
+ * save is an upgrade whose new instance is the file: the old instance
+ * hands over as to a successor (listeners' addresses, its state, its
+ * connections frozen and checkpointed), the file is written, and the old
+ * one, told the handover is done, exits, closing its sockets in repair
+ * mode: nothing reaches the peers. Until the file is whole on disk
+ * (renamed into place), any failure leaves the old instance serving, as a
+ * failed upgrade does. restore checks the whole file before it makes
+ * anything (a bad one is refused: the cause logged, no socket made, the
+ * file left as it is), opens the listeners at their addresses and the
+ * control socket, starts argv and hands over to it as the old instance
+ * would: the state, then the connections, which it restores and thaws.
+ * The report is an upgrade's: phase BATON_PHASE_DONE when it went through.
+ */
+struct baton_checkpoint_opts {
+	const char *service;
+	const char *run_dir;	/* as in baton_service_opts */
+	const char *path;	/* the checkpoint file */
+	char *const *argv;	/* restore: the new instance's command */
+	const char *log_path;	/* restore: its stdout and stderr; NULL:
+				 * /dev/null */
+	int timeout_ms;		/* each step; 0: BATON_UPGRADE_TIMEOUT_MS */
+	/*
+	 * save: how long baton.ko holds the connections frozen, from the
+	 * checkpoint on, in milliseconds; 0: the most it allows, 60,000.
+	 * Past it the module thaws them by itself: what their peers sent
+	 * meets no socket, and the peers are reset. Restore before then.
+	 */
+	unsigned int freeze_ms;
+	baton_log_fn log;
+	void *log_ctx;
+};
+
+BATON_API int baton_checkpoint_save(const struct baton_checkpoint_opts *opts,
+				    struct baton_upgrade_report *report);
+BATON_API int baton_checkpoint_restore(const struct baton_checkpoint_opts *opts,
+				       struct baton_upgrade_report *report);
+
+/* What a checkpoint file says of itself (BATON_REC_FILE) */
+struct baton_checkpoint_info {
+	__u32 file_version;	/* BATON_FILE_VERSION */
+	char service[65];
+	char app[64];
+	pid_t pid;		/* the instance checkpointed */
+	__u32 proto, state_version, state_compat, state_min;
+	__u64 realtime_ns;	/* when it was written, CLOCK_REALTIME */
+	__u64 deadline_ns;	/* CLOCK_MONOTONIC of that boot: the thaw */
+	__u32 freeze_id, freeze_ms;
+	__u32 ckpt_format;	/* enum baton_ckpt_format */
+	/* what the kernel's encodings depend on */
+	char kernel[65];	/* its release */
+	char boot_id[40];
+	__u64 netns;		/* the network namespace's inode */
+	__u32 genl_version, genl_maxattr;	/* baton.ko's family */
+	__u32 listeners, conns, blobs, records;
+	__u64 bytes;		/* the whole file */
+};
+
+/* One of its sockets: the listeners first, then the connections */
+struct baton_checkpoint_sock {
+	__u64 id;
+	__u32 kind;		/* BATON_SOCK_LISTENER or BATON_SOCK_CONN */
+	struct sockaddr_storage local, peer;	/* peer: connections */
+	__u32 sendq, unsent, recvq;	/* connections: bytes in each queue */
+};
+
+struct baton_checkpoint;
+
+BATON_API int baton_checkpoint_load(struct baton_checkpoint **ck,
+				    const char *path, baton_log_fn log,
+				    void *log_ctx);
+BATON_API const struct baton_checkpoint_info *
+baton_checkpoint_info(const struct baton_checkpoint *ck);
+/* the i-th socket into *s: 0, or -ENOENT past the last */
+BATON_API int baton_checkpoint_sock(const struct baton_checkpoint *ck,
+				    unsigned int i,
+				    struct baton_checkpoint_sock *s);
+BATON_API void baton_checkpoint_free(struct baton_checkpoint *ck);
+/* "127.0.0.1:6379", "[::1]:6379": an address for people; returns buf */
+BATON_API const char *baton_addr_text(const struct sockaddr_storage *ss,
+				      char *buf, size_t len);
+
 /* Ask a running instance who it is (batonctl status). */
 struct baton_instance_info {
 	pid_t pid;

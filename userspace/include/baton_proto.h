@@ -104,6 +104,18 @@ enum baton_attr {
 				 * moved by checkpoint (repair mode) */
 	BATON_A_CHECKPOINTS,	/* u32: connections moved by checkpoint */
 	BATON_A_CKPT_FORMAT,	/* u32, enum baton_ckpt_format: how */
+	BATON_A_FREEZE_MS,	/* u32: DEACTIVATE, repair mode: the freeze's
+				 * deadline, when the connections wait in a
+				 * checkpoint file rather than for a new
+				 * instance (at most 60,000) */
+	BATON_A_FILE_VERSION,	/* u32: a checkpoint file's format */
+	BATON_A_KERNEL,		/* string: the kernel release (uname -r) */
+	BATON_A_BOOT_ID,	/* string: /proc/sys/kernel/random/boot_id */
+	BATON_A_NETNS,		/* u64: the network namespace's inode */
+	BATON_A_GENL_VERSION,	/* u32: baton.ko's family version */
+	BATON_A_GENL_MAXATTR,	/* u32: the last attribute baton.ko knows */
+	BATON_A_REALTIME_NS,	/* u64, CLOCK_REALTIME */
+	BATON_A_CRC32,		/* u32: CRC-32 (zlib's) of what came before */
 	BATON_A_TAKES,		/* u32, BATON_TAKES_*: what a new instance
 				 * can take (a reader uses the bits it
 				 * knows: it states, it asks nothing) */
@@ -119,6 +131,8 @@ enum baton_sock_attr {
 	BATON_SOCK_A_LOCAL,	/* binary, struct sockaddr_*; if absent, the
 				 * receiver reads it off the socket */
 	BATON_SOCK_A_PEER,	/* binary, struct sockaddr_* (connections) */
+	BATON_SOCK_A_V6ONLY,	/* u32: IPV6_V6ONLY (checkpoint files) */
+	BATON_SOCK_A_FILE_FLAGS, /* u32: O_NONBLOCK or 0 (checkpoint files) */
 	__BATON_SOCK_A_MAX,
 };
 #define BATON_SOCK_A_MAX (__BATON_SOCK_A_MAX - 1)
@@ -215,10 +229,32 @@ enum baton_rec_type {
 	BATON_REC_CONN,		/* id = connection id; application attributes */
 	BATON_REC_END,		/* RECORDS: how many records came between */
 	BATON_REC_TCP,		/* id = connection id; enum baton_ckpt_attr */
+	BATON_REC_FILE,		/* a checkpoint file's first: enum baton_attr */
+	BATON_REC_LISTENER,	/* id = listener id; enum baton_sock_attr */
+	BATON_REC_FILE_END,	/* its last: BYTES and CRC32 of all before */
 	BATON_REC_CONN_CLOSED,	/* id = connection id, no attributes, in a
 				 * CONNS blob of the blackout: closed since
 				 * its record went in phase 1 */
 };
+
+/*
+ * A checkpoint file (batonctl checkpoint, restore, dump): a service's
+ * state and established connections while no instance runs. Records as in
+ * a blob, one after another:
+ *	FILE	FILE_VERSION, SERVICE, APP, PID, the versions (PROTO ...
+ *		STATE_MIN), REALTIME_NS and DEADLINE_NS (CLOCK_MONOTONIC:
+ *		when baton.ko thaws the connections by itself), FREEZE_ID,
+ *		FREEZE_MS, CKPT_FORMAT, LISTENERS, CONNS, RECORDS (blobs),
+ *		and what the kernel's encodings depend on: KERNEL, BOOT_ID,
+ *		NETNS, GENL_VERSION, GENL_MAXATTR
+ *	LISTENER  one per listening socket: LOCAL, V6ONLY, FILE_FLAGS
+ *	each blob the old instance handed over, whole (BEGIN ... END), in
+ *		the order it sent them: STATE and DELTAs, then CONNS and TCP
+ *	FILE_END  BYTES and CRC32 of everything before it
+ * A reader refuses another FILE_VERSION, and skips attributes it does not
+ * know, as everywhere.
+ */
+#define BATON_FILE_VERSION	1
 
 /*
  * A BATON_REC_TCP record: one connection's TCP checkpoint. The attributes

@@ -9,6 +9,12 @@
 
 #include "wire/wire.h"
 
+/*
+ * The control socket's id when it travels in SOCKETS (BATON_SOCK_CONTROL):
+ * it is the library's, never the application's
+ */
+#define CONTROL_ID	1
+
 struct baton_paths {
 	char dir[PATH_MAX / 2];
 	char sock[PATH_MAX];

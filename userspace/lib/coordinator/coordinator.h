@@ -27,9 +27,18 @@ struct baton_upgrade {
 	__u64 old_gone_ns;	/* the old closed its end */
 	__u64 old_stop_ns;	/* the old's DEACTIVATED: when it stopped */
 	char resumed_why[160];	/* the old's RESUMED said why */
+	struct versions old_ver;	/* what the old's WELCOME said */
 };
 
 enum from { FROM_OLD, FROM_NEW };
+
+/* upgrade.c: an upgrade's handle, attached to the old instance; its end */
+int upgrade_new(struct baton_upgrade **up, const struct baton_upgrade_opts *o);
+int checkpoint_upgrade_new(struct baton_upgrade **up,
+			   const struct baton_checkpoint_opts *o,
+			   unsigned int flags);
+int attach(struct baton_upgrade *up);
+int step_done(struct baton_upgrade *up);
 
 /* report.c: how far it came, and why it stopped */
 void reach(struct baton_upgrade *up, enum baton_phase phase);
@@ -47,8 +56,13 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 	   __u64 deadline, const struct nlattr **tb);
 void deactivated(struct baton_upgrade *up, const struct nlattr **tb);
 
-/* spawn.c: the new instance, and how it ended */
+/*
+ * spawn.c: the new instance, and how it ended. spawn() announces the
+ * upgrade to the old instance first; spawn_new() only starts argv.
+ */
+int announce(struct baton_upgrade *up);
 int spawn(struct baton_upgrade *up);
+int spawn_new(struct baton_upgrade *up);
 void reap_new(struct baton_upgrade *up);
 bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
 
@@ -56,5 +70,50 @@ bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
 int step_blackout(struct baton_upgrade *up);
 int roll_back(struct baton_upgrade *up, int err);
 int roll_forward(struct baton_upgrade *up);
+
+/*
+ * ckpt_file.c: a checkpoint file (baton_proto.h's BATON_FILE_VERSION):
+ * written whole by file_write(), read and checked whole by file_load()
+ * (why says what is wrong with it)
+ */
+struct file_blob {
+	__u32 kind;		/* enum baton_blob_kind */
+	__u32 records;
+	int memfd;		/* sealed: blob_send() sends it as it is */
+};
+
+struct file_listener {
+	__u64 id;
+	struct sockaddr_storage local;
+	socklen_t local_len;
+	__u32 v6only;
+	__u32 file_flags;	/* O_NONBLOCK or 0 */
+};
+
+struct baton_checkpoint {
+	struct baton_checkpoint_info info;
+	struct versions ver;	/* the state's, as the old instance wrote it */
+	struct file_listener *lsn;
+	struct file_blob *blobs;	/* in the order they were handed over */
+	struct baton_checkpoint_sock *conns;	/* file_load()'s view of them */
+	unsigned int nlsn, nblobs, nconns;
+};
+
+/* FILE_END as file_write() makes it: BYTES, then CRC32 */
+#define FILE_END_LEN	(REC_HDRLEN + MNL_ATTR_HDRLEN + sizeof(__u64) + \
+			 MNL_ATTR_HDRLEN + sizeof(__u32))
+
+struct baton_tcp;
+__u32 crc32_add(__u32 crc, const void *buf, size_t len);
+int file_write(int fd, const struct baton_checkpoint *ck);
+int file_load(struct baton_checkpoint *ck, const char *path, char *why,
+	      size_t len);
+/* takes memfd, on success */
+int file_blob_add(struct baton_checkpoint *ck, __u32 kind, __u32 records,
+		  int memfd);
+void file_free(struct baton_checkpoint *ck);
+void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp);
+int file_check_here(const struct baton_checkpoint *ck, struct baton_tcp *tcp,
+		    char *why, size_t len);
 
 #endif /* BATON_LIB_COORDINATOR_H */

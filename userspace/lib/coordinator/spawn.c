@@ -166,7 +166,7 @@ static int plan_stdio(struct baton_upgrade *up, struct child_plan *p)
  * UPGRADE, with how phase 1's rounds end: the old instance hands us its
  * stdout and stderr, for the new.
  */
-static int announce(struct baton_upgrade *up)
+int announce(struct baton_upgrade *up)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	struct baton_msg *m = up->msg;
@@ -196,12 +196,7 @@ static int announce(struct baton_upgrade *up)
 
 int spawn(struct baton_upgrade *up)
 {
-	struct child_plan p = { .fd = { -1, -1, -1, -1, -1 } };
-	struct baton_msg *m = up->msg;
-	int sp[2], report[2], err, child_err;
-	struct pollfd pfd;
-	pid_t pid;
-	ssize_t n;
+	int err;
 
 	err = announce(up);
 	if (err == -ENOTCONN && up->nheld) {
@@ -211,8 +206,20 @@ int spawn(struct baton_upgrade *up)
 		up->old_gone_ns = now_ns();
 		err = 0;
 	}
-	if (err)
-		return err;
+	err = err ?: spawn_new(up);
+	/* with the old gone already, the new one goes forward at once */
+	return err ?: up->old < 0 ? -ENOTCONN : 0;
+}
+
+int spawn_new(struct baton_upgrade *up)
+{
+	struct child_plan p = { .fd = { -1, -1, -1, -1, -1 } };
+	struct baton_msg *m = up->msg;
+	int sp[2], report[2], err, child_err;
+	struct pollfd pfd;
+	pid_t pid;
+	ssize_t n;
+
 	if (plan_path(&p, up->o.argv[0]))
 		return fail(up, -ENOENT, "cannot run '%s': no such program in PATH",
 			    up->o.argv[0]);
@@ -286,8 +293,6 @@ int spawn(struct baton_upgrade *up)
 		goto close_report;
 	}
 	reach(up, BATON_PHASE_SPAWNED);
-	/* with the old gone already, the new one goes forward at once */
-	err = up->old < 0 ? -ENOTCONN : 0;
 close_report:
 	close(report[0]);
 free_plan:

@@ -16,7 +16,7 @@
 #include "coordinator/coordinator.h"
 
 /* Connects to the old instance, and is welcomed. */
-static int attach(struct baton_upgrade *up)
+int attach(struct baton_upgrade *up)
 {
 	const struct baton_upgrade_opts *o = &up->o;
 	const struct hello h = {
@@ -61,24 +61,18 @@ static int attach(struct baton_upgrade *up)
 	if (err)
 		return err;	/* refused: expect() said why */
 	welcome_get(r.tb, &w);
+	up->old_ver = w.ver;
 	up->r.old_pid = w.pid ? (pid_t)w.pid : cred.pid;
 	snprintf(up->r.old_app, sizeof(up->r.old_app), "%s", w.app);
 	reach(up, BATON_PHASE_ATTACHED);
 	return 0;
 }
 
-/* *out is set only if it succeeds */
-int baton_upgrade_open(struct baton_upgrade **out,
-		       const struct baton_upgrade_opts *o)
+/* The handle, its options' defaults filled in, attached to nothing yet */
+int upgrade_new(struct baton_upgrade **out, const struct baton_upgrade_opts *o)
 {
 	struct baton_upgrade *up;
-	int err;
 
-	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL) ||
-	    o->precopy_rounds > BATON_MAX_ROUNDS ||
-	    ((o->flags & BATON_UPGRADE_F_REPAIR) &&
-	     (o->flags & BATON_UPGRADE_F_DRAIN)))
-		return -EINVAL;
 	up = calloc(1, sizeof(*up));
 	if (!up)
 		return -ENOMEM;
@@ -96,6 +90,44 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	up->log.ctx = o->log_ctx;
 	up->old = up->new = -1;
 	up->stdio[0] = up->stdio[1] = -1;
+	*out = up;
+	return 0;
+}
+
+/*
+ * A checkpoint's save or restore, as an upgrade's handle. Its blackout
+ * has a step's time: only frozen clients wait on it, and the old
+ * instance, which keeps its own deadline, must see the file written.
+ */
+int checkpoint_upgrade_new(struct baton_upgrade **up,
+			   const struct baton_checkpoint_opts *o,
+			   unsigned int flags)
+{
+	const struct baton_upgrade_opts uo = {
+		.service = o->service, .run_dir = o->run_dir, .argv = o->argv,
+		.log_path = o->log_path, .timeout_ms = o->timeout_ms,
+		.blackout_ms = o->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS,
+		.flags = flags, .log = o->log, .log_ctx = o->log_ctx,
+	};
+
+	return upgrade_new(up, &uo);
+}
+
+/* *out is set only if it succeeds */
+int baton_upgrade_open(struct baton_upgrade **out,
+		       const struct baton_upgrade_opts *o)
+{
+	struct baton_upgrade *up;
+	int err;
+
+	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL) ||
+	    o->precopy_rounds > BATON_MAX_ROUNDS ||
+	    ((o->flags & BATON_UPGRADE_F_REPAIR) &&
+	     (o->flags & BATON_UPGRADE_F_DRAIN)))
+		return -EINVAL;
+	err = upgrade_new(&up, o);
+	if (err)
+		return err;
 	err = attach(up);
 	if (err) {
 		baton_upgrade_close(up);
@@ -166,7 +198,7 @@ static int step_ready(struct baton_upgrade *up)
 }
 
 /* The old closes its copies and exits; its socket to us closes last. */
-static int step_done(struct baton_upgrade *up)
+int step_done(struct baton_upgrade *up)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	__u64 deadline = deadline_in(up->o.timeout_ms);

@@ -75,6 +75,7 @@ struct baton_service {
 	pid_t expect_pid;
 	unsigned int flags;	/* BATON_UPGRADE_F_* of this upgrade */
 	unsigned int deactivate_flags;	/* BATON_DEACTIVATE_F_* */
+	unsigned int freeze_ms;	/* DEACTIVATE's FREEZE_MS; 0: the blackout's */
 	enum svc_state state;
 	bool adopted;
 	bool notify_ready;	/* READY=1 on the first dispatch */

@@ -144,6 +144,38 @@ bool tcp_conn_whole(const void *conn, size_t len)
 	return off == len;
 }
 
+void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
+		     __u32 *unsent, __u32 *recvq)
+{
+	const struct nlattr *part, *a;
+	size_t off = 0;
+
+	*sendq = *unsent = *recvq = 0;
+	while (len - off >= MNL_ATTR_HDRLEN) {
+		part = (const void *)((const char *)conn + off);
+		if (part->nla_len < MNL_ATTR_HDRLEN || part->nla_len > len - off)
+			return;
+		mnl_attr_for_each_nested(a, part) {
+			__u32 v;
+
+			if (conn_u32(a, &v))
+				continue;
+			switch (mnl_attr_get_type(a)) {
+			case BATON_CONN_A_SENDQ_LEN:
+				*sendq = v;
+				break;
+			case BATON_CONN_A_UNSENT_LEN:
+				*unsent = v;
+				break;
+			case BATON_CONN_A_RECVQ_LEN:
+				*recvq = v;
+				break;
+			}
+		}
+		off += MNL_ALIGN(part->nla_len);
+	}
+}
+
 int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 		    void **rec, size_t *rec_len)
 {

@@ -92,6 +92,11 @@ static int family_attr_cb(const struct nlattr *attr, void *data)
 			return MNL_CB_ERROR;
 		tcp->family = mnl_attr_get_u16(attr);
 		break;
+	case CTRL_ATTR_VERSION:
+		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
+			return MNL_CB_ERROR;
+		tcp->version = mnl_attr_get_u32(attr);
+		break;
 	case CTRL_ATTR_MAXATTR:
 		if (mnl_attr_validate(attr, MNL_TYPE_U32) < 0)
 			return MNL_CB_ERROR;

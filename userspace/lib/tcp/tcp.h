@@ -20,6 +20,7 @@ struct baton_tcp {
 	__u16 family;		/* the "baton" family's id; 0: not loaded
 				 * (tcp_open_any()) */
 	__u32 maxattr;		/* the last attribute the module knows */
+	__u32 version;		/* its family's version */
 };
 
 /* recv queue data is written back in pieces the kernel can charge */
@@ -117,5 +118,8 @@ int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 size_t tcp_conn_span(const void *rec, size_t len, size_t off);
 /* convert.c: whether a connection's parts are whole, scalars first */
 bool tcp_conn_whole(const void *conn, size_t len);
+/* convert.c: the bytes in each of a connection's queues, as its parts say */
+void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
+		     __u32 *unsent, __u32 *recvq);
 
 #endif /* BATON_LIB_TCP_H */

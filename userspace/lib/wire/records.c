@@ -15,7 +15,6 @@
 
 #include "wire/wire.h"
 
-#define REC_HDRLEN	(NLMSG_HDRLEN + sizeof(__u64))
 #define SEALS		(F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | \
 			 F_SEAL_WRITE)
 
@@ -117,6 +116,16 @@ int writer_init(struct baton_rec_writer *w, enum baton_blob_kind kind,
 	       rec_close(w);
 }
 
+int writer_open_rec(struct baton_rec_writer *w, __u16 type, __u64 id)
+{
+	return rec_open(w, type, id);
+}
+
+int writer_close_rec(struct baton_rec_writer *w)
+{
+	return rec_close(w);
+}
+
 void writer_free(struct baton_rec_writer *w)
 {
 	free(w->buf);
@@ -183,19 +192,25 @@ int baton_rec_put_bytes(struct baton_rec_writer *w, __u16 type,
 /* Closes the blob with END and moves it into a sealed memfd. */
 int writer_finish(struct baton_rec_writer *w, int *memfd)
 {
-	size_t off = 0;
-	int err, fd;
+	int err;
 
 	err = rec_open(w, BATON_REC_END, 0) ?:
 	      rec_put(w, BATON_A_RECORDS, sizeof(__u32), &w->count) ?:
 	      rec_close(w);
-	if (err)
-		return err;
+	return err ?: memfd_sealed(w->buf, w->len, memfd);
+}
+
+int memfd_sealed(const void *buf, size_t len, int *memfd)
+{
+	const char *p = buf;
+	size_t off = 0;
+	int err, fd;
+
 	fd = memfd_create("baton-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	while (off < w->len) {
-		ssize_t n = write(fd, w->buf + off, w->len - off);
+	while (off < len) {
+		ssize_t n = write(fd, p + off, len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -257,14 +272,14 @@ static int attr_any(const struct nlattr *attr, void *data)
  * A whole record in the left bytes of the blob. Not mnl_nlmsg_ok(), which
  * compares the length as an int: one of 2 GiB or more passes it.
  */
-static bool rec_ok(const struct nlmsghdr *nlh, int left)
+bool rec_ok(const struct nlmsghdr *nlh, int left)
 {
 	return left >= (int)REC_HDRLEN && nlh->nlmsg_len >= REC_HDRLEN &&
 	       nlh->nlmsg_len <= (unsigned int)left;
 }
 
 /* Whole attributes, which fill the record exactly */
-static int rec_attrs_ok(const struct nlmsghdr *nlh)
+int rec_attrs_ok(const struct nlmsghdr *nlh)
 {
 	return attrs_walk((const char *)nlh + REC_HDRLEN,
 			  nlh->nlmsg_len - REC_HDRLEN, attr_any, NULL);
@@ -279,7 +294,7 @@ int baton_rec_parse(const struct baton_rec *rec, mnl_attr_cb_t cb, void *data)
 }
 
 /* The attributes of a BEGIN or END record, checked as any control message's */
-static int frame_parse(const struct nlmsghdr *nlh, const struct nlattr **tb)
+int frame_parse(const struct nlmsghdr *nlh, const struct nlattr **tb)
 {
 	return attrs_parse((const char *)nlh + REC_HDRLEN,
 			   nlh->nlmsg_len - REC_HDRLEN, tb);

@@ -169,9 +169,24 @@ struct baton_rec {
 	__u32 version;
 };
 
+/* a record's header: struct nlmsghdr, then its __u64 id */
+#define REC_HDRLEN	(NLMSG_HDRLEN + sizeof(__u64))
+
 int writer_init(struct baton_rec_writer *w, enum baton_blob_kind kind,
 		const char *service, __u32 state_version);
+/*
+ * A record of any type, in a writer zeroed rather than initialised: the
+ * frames of a checkpoint file (coordinator/ckpt_file.c)
+ */
+int writer_open_rec(struct baton_rec_writer *w, __u16 type, __u64 id);
+int writer_close_rec(struct baton_rec_writer *w);
+/* a whole record in the left bytes; its attributes whole; as enum baton_attr */
+bool rec_ok(const struct nlmsghdr *nlh, int left);
+int rec_attrs_ok(const struct nlmsghdr *nlh);
+int frame_parse(const struct nlmsghdr *nlh, const struct nlattr **tb);
 int writer_finish(struct baton_rec_writer *w, int *memfd);
+/* len bytes of buf in a new memfd, sealed as a blob's */
+int memfd_sealed(const void *buf, size_t len, int *memfd);
 void writer_free(struct baton_rec_writer *w);
 typedef int (*rec_cb)(void *data, const struct baton_rec *rec);
 int blob_read(int memfd, enum baton_blob_kind kind, rec_cb cb, void *data,

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/baton.h>
 #include "service/instance.h"
 
 /* Past the blackout's deadline, the coordinator acts first; then we do */
@@ -161,6 +162,13 @@ static int on_deactivate(struct baton_service *svc, const struct nlattr **tb)
 	if (svc->state != SVC_PHASE1 || (flags & ~BATON_DEACTIVATE_F_ALL)) {
 		msg_send_error(svc->ctl, svc->msg, -EINVAL,
 			       "bad DEACTIVATE: unknown flags, or phase 1 is not complete");
+		return 0;
+	}
+	svc->freeze_ms = attr_u32(tb, BATON_A_FREEZE_MS, 0);
+	if (svc->freeze_ms > BATON_DEADLINE_MAX_MS) {
+		msg_send_error(svc->ctl, svc->msg, -EINVAL,
+			       "bad DEACTIVATE: a freeze of %u ms; at most %u",
+			       svc->freeze_ms, BATON_DEADLINE_MAX_MS);
 		return 0;
 	}
 	svc->deactivate_flags = flags;

@@ -14,9 +14,6 @@
 
 #include "service/instance.h"
 
-/* The control socket's id: it is the library's, never the application's */
-#define CONTROL_ID	1
-
 static int export_add(struct baton_export *exp, int fd, __u64 id,
 		      enum baton_sock_kind kind)
 {

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/baton.h>
 #include "service/instance.h"
 #include "tcp/tcp.h"
 
@@ -104,16 +105,21 @@ void repair_out_close(struct baton_service *svc)
 	svc->repair = NULL;
 }
 
-/* what the caller's blackout deadline leaves, and the slack */
+/*
+ * What the caller's blackout deadline leaves, and the slack; or, for a
+ * checkpoint file, what the coordinator asked (the gap it must cover)
+ */
 static unsigned int freeze_deadline_ms(const struct baton_service *svc)
 {
 	__u64 now = now_ns(), left = 0;
 	__u64 ms;
 
+	if (svc->freeze_ms)
+		return svc->freeze_ms;
 	if (svc->blackout_ns > now)
 		left = (svc->blackout_ns - now) / 1000000;
 	ms = left + FREEZE_SLACK_MS;
-	return ms > 60000 ? 60000 : ms;
+	return ms > BATON_DEADLINE_MAX_MS ? BATON_DEADLINE_MAX_MS : ms;
 }
 
 /* Frozen, then the module's one export of them all, cut per connection */

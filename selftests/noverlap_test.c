@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * No overlap (batonctl checkpoint, then batonctl restore): the serving
+ * instance's connections and state go into a file and it exits; a second
+ * later the next instance starts from the file. In the VM, with baton.ko,
+ * which holds the connections frozen in between. Real kvd processes and
+ * clients, over IPv4 and IPv6, both ways between versions:
+ *  1. clients with traffic both ways (a steady sender's INCRs throughout,
+ *     the pause included; a slow reader of replies larger than its
+ *     window, with bytes sent and unsent in the server; half a request;
+ *     keys set before): checkpoint, the old instance exits, 1 s while the
+ *     clients keep sending, restore. Every connection goes on byte-exact
+ *     (every INCR answered once and in order, every reply byte), no RST
+ *     on either side (the namespace's counters), the keyspace whole; dump
+ *     shows what the file holds. The clients' longest stall and the times
+ *     of the checkpoint and the restore are printed, not asserted;
+ *  2. bad files, each a copy of a good one: a byte flipped, cut in half,
+ *     another format version, not a checkpoint at all. Restore refuses
+ *     each with an error naming the cause, starts nothing (no process,
+ *     nothing listens, nothing answers on the control socket) and leaves
+ *     the file as it was; then the good file restores, and a client that
+ *     sent while it waited gets its answer and goes on; restoring it
+ *     again is refused (its freeze is thawed), and it goes on still.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "helpers.h"
+#include "baton_proto.h"
+
+#define BIG_LEN		(256 << 10)
+#define BIG_GETS	6
+#define PAUSE_US	1000000		/* no instance at all */
+/*
+ * Steps of 30 s, as fault_test's: with two more VMs on the host, a
+ * checkpoint's phase 1 once went 5 s without a message (its state and the
+ * clients' replies alike) and rolled back. The freeze covers the gap
+ * with such steps, under TCG too: the most baton.ko allows.
+ */
+#define STEP_MS		"30000"
+#define FREEZE		"60s"
+/* the FILE record's first attribute, FILE_VERSION: its value */
+#define FILE_VERSION_OFF	28
+
+FIXTURE(noverlap) {
+	struct service svc;
+	char file[128];
+};
+
+FIXTURE_VARIANT(noverlap) {
+	int family;
+	int from, to;
+};
+
+FIXTURE_VARIANT_ADD(noverlap, ipv4_v1_v2) { .family = AF_INET, .from = 1, .to = 2 };
+FIXTURE_VARIANT_ADD(noverlap, ipv4_v2_v1) { .family = AF_INET, .from = 2, .to = 1 };
+FIXTURE_VARIANT_ADD(noverlap, ipv6_v1_v2) { .family = AF_INET6, .from = 1, .to = 2 };
+FIXTURE_VARIANT_ADD(noverlap, ipv6_v2_v1) { .family = AF_INET6, .from = 2, .to = 1 };
+
+FIXTURE_SETUP(noverlap)
+{
+	signal(SIGPIPE, SIG_IGN);
+	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
+	/* kvd holds the listener: with the old gone, nothing does */
+	close(self->svc.lfd);
+	self->svc.lfd = -1;
+	snprintf(self->file, sizeof(self->file), "%s/kvd.ckpt",
+		 self->svc.rundir);
+}
+
+FIXTURE_TEARDOWN(noverlap)
+{
+	service_teardown(&self->svc);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1e3 + (t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* batonctl checkpoint kvd -o file: its exit status; JSON in out */
+static int checkpoint(const char *file, char *out, size_t len)
+{
+	const char *args[] = { "checkpoint", "kvd", "-j", "-o", file,
+			       "--freeze", FREEZE, "--timeout-ms", STEP_MS,
+			       NULL };
+
+	return batonctl(out, len, args);
+}
+
+/* batonctl restore kvd -i file -- kvd-v<version>: its exit status */
+static int restore(const struct service *svc, const char *file, int version,
+		   char *out, size_t len)
+{
+	char path[512], name[16];
+	const char *args[] = { "restore", "kvd", "-j", "-i", file, "--log",
+			       svc->log, "--timeout-ms", STEP_MS, "--", path,
+			       "--quiet", NULL };
+
+	snprintf(name, sizeof(name), "kvd-v%d", version);
+	bin(name, path, sizeof(path));
+	return batonctl(out, len, args);
+}
+
+/* The old instance checkpointed, and gone */
+static void checkpoint_ok(struct __test_metadata *_metadata,
+			  struct service *svc, const char *file, int conns)
+{
+	char out[8192];
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(0, checkpoint(file, out, sizeof(out)));
+	TH_LOG("checkpoint: %.1f ms (batonctl's whole run); %s", ms_since(&t0),
+	       out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+	EXPECT_EQ(conns, json_num(out, "checkpoints"));
+	EXPECT_EQ(1, json_num(out, "listeners"));
+	/* it exits once the file is whole */
+	EXPECT_TRUE(WIFEXITED(wait_exit(svc->kvd, 10000)));
+	svc->kvd = 0;
+}
+
+static char *file_read(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd = open(path, O_RDONLY);
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) || !(buf = malloc(st.st_size + 1)) ||
+	    read(fd, buf, st.st_size) != st.st_size) {
+		close(fd);
+		return NULL;
+	}
+	close(fd);
+	*len = st.st_size;
+	return buf;
+}
+
+static int file_write(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	int ok;
+
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, buf, len) == (ssize_t)len;
+	close(fd);
+	return ok ? 0 : -EIO;
+}
+
+TEST_F_TIMEOUT(noverlap, every_byte_once, 240)
+{
+	const char *dump_args[] = { "dump", "-j", self->file, NULL };
+	char *big = big_value(BIG_LEN), out[16384];
+	size_t one = strlen("$262144\r\n") + BIG_LEN + 2;
+	struct counters before;
+	int keys, half, window, version;
+	struct slow slow = {};
+	struct sender snd = {};
+	struct timespec t0;
+	pthread_t rt, st;
+	pid_t pid;
+
+	ASSERT_NE(NULL, big);
+	ASSERT_EQ(0, moved_clients_setup(variant->family, self->svc.port,
+					 &keys, &half, &window, big, BIG_GETS));
+	snd.fd = client_connect(variant->family, self->svc.port);
+	ASSERT_LE(0, snd.fd);
+	usleep(100000);
+	counters_read(&before);
+	ASSERT_LE(0, before.out_rsts);
+
+	slow.fd = window;
+	slow.big = big;
+	slow.want = BIG_GETS * one + 2 * strlen(":1\r\n");
+	slow.got = malloc(slow.want);
+	ASSERT_NE(NULL, slow.got);
+	ASSERT_EQ(0, pthread_create(&rt, NULL, slow_read, &slow));
+	ASSERT_EQ(0, pthread_create(&st, NULL, send_steadily, &snd));
+	usleep(300000);
+
+	checkpoint_ok(_metadata, &self->svc, self->file, 4);
+	/* no instance at all, and the clients go on sending */
+	usleep(PAUSE_US);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(0, restore(&self->svc, self->file, variant->to, out,
+			     sizeof(out)));
+	TH_LOG("restore: %.1f ms (batonctl's whole run); %s", ms_since(&t0),
+	       out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+	EXPECT_EQ(4, json_num(out, "conns"));
+	EXPECT_EQ(4, json_num(out, "records"));
+
+	usleep(300000);	/* the sender goes on after the thaw */
+	snd.stop = 1;
+	pthread_join(st, NULL);
+	pthread_join(rt, NULL);
+	/* the file stays, and says what it held */
+	EXPECT_EQ(0, batonctl(out, sizeof(out), dump_args));
+	TH_LOG("dump: %s", out);
+	EXPECT_EQ(4, json_num(out, "conns"));
+	EXPECT_EQ(1, json_num(out, "listeners"));
+	EXPECT_EQ(variant->from, json_num(out, "state_version"));
+
+	EXPECT_EQ(0, snd.err);
+	EXPECT_EQ(snd.sent, snd.answered);
+	TH_LOG("steady sender: %u INCRs, %u answered; longest stall %.1f ms; slow reader's %.1f ms",
+	       snd.sent, snd.answered, snd.longest_gap_us / 1e3,
+	       slow.longest_gap_us / 1e3);
+	EXPECT_EQ(0, slow_check(&slow, BIG_GETS, BIG_LEN));
+	EXPECT_EQ(0, moved_clients_check(half, keys, window));
+	ASSERT_EQ(0, kvd_info(keys, &pid, &version));
+	EXPECT_EQ(variant->to, version);
+
+	EXPECT_EQ(0, counters_unmoved(&before));
+	close(keys);
+	close(half);
+	close(window);
+	close(snd.fd);
+	free(slow.got);
+	free(big);
+}
+
+/* Nothing of the service runs, listens or answers */
+static void nothing_started(struct __test_metadata *_metadata,
+			    const struct service *svc, int family)
+{
+	const char *args[] = { "status", "-j", "kvd", NULL };
+	pid_t others[4];
+	char out[4096];
+	int fd;
+
+	EXPECT_EQ(0, netns_others(NULL, 0, others, 4));
+	fd = client_connect(family, svc->port);
+	EXPECT_GT(0, fd);
+	if (fd >= 0)
+		close(fd);
+	batonctl(out, sizeof(out), args);
+	EXPECT_GE(0, json_num(out, "pid"));
+}
+
+TEST_F_TIMEOUT(noverlap, bad_files_refused, 240)
+{
+	static const struct {
+		const char *name, *cause;
+	} bad[] = {
+		{ "corrupt", "corrupt: " },
+		{ "truncated", "truncated" },
+		{ "foreign", "format version 2;" },
+		{ "other", "not a baton checkpoint file" },
+	};
+	char path[160], out[8192], err[512];
+	size_t len, blen, klen;
+	char *good, *b, *kept;
+	unsigned int i;
+	int c;
+
+	c = client_connect(variant->family, self->svc.port);
+	ASSERT_LE(0, c);
+	ASSERT_EQ(0, resp_expect(c, ":1\r\n", 2, "INCR", "c"));
+	checkpoint_ok(_metadata, &self->svc, self->file, 1);
+	/* held by the freeze, to be answered by the restored instance */
+	ASSERT_EQ(0, resp_send(c, 2, (const char *[]){ "INCR", "c" }));
+	good = file_read(self->file, &len);
+	ASSERT_NE(NULL, good);
+	ASSERT_LT(FILE_VERSION_OFF + 4, len);
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		b = malloc(len);
+		ASSERT_NE(NULL, b);
+		memcpy(b, good, len);
+		blen = len;
+		if (!strcmp(bad[i].name, "corrupt"))
+			b[len / 2] ^= 0x40;
+		else if (!strcmp(bad[i].name, "truncated"))
+			blen = len / 2;
+		else if (!strcmp(bad[i].name, "foreign"))
+			memcpy(b + FILE_VERSION_OFF, &(__u32){ 2 }, 4);
+		else
+			blen = snprintf(b, len, "not a checkpoint\n");
+		snprintf(path, sizeof(path), "%s/%s.ckpt", self->svc.rundir,
+			 bad[i].name);
+		ASSERT_EQ(0, file_write(path, b, blen));
+
+		EXPECT_EQ(1, restore(&self->svc, path, variant->to, out,
+				     sizeof(out)));
+		TH_LOG("%s: %s", bad[i].name, out);
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"refused\""));
+		EXPECT_NE(NULL, json_str(out, "error", err, sizeof(err)));
+		EXPECT_NE(NULL, strstr(err, bad[i].cause));
+		nothing_started(_metadata, &self->svc, variant->family);
+		/* kept, as it was */
+		kept = file_read(path, &klen);
+		ASSERT_NE(NULL, kept);
+		EXPECT_EQ(blen, klen);
+		EXPECT_EQ(0, klen == blen ? memcmp(kept, b, blen) : -1);
+		free(kept);
+		free(b);
+	}
+	kept = file_read(self->file, &klen);
+	ASSERT_NE(NULL, kept);
+	EXPECT_EQ(len, klen);
+	EXPECT_EQ(0, klen == len ? memcmp(kept, good, len) : -1);
+	free(kept);
+
+	/* the good one still restores, and the client goes on */
+	EXPECT_EQ(0, restore(&self->svc, self->file, variant->to, out,
+			     sizeof(out)));
+	TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+	EXPECT_LT(0, resp_reply(c, out, sizeof(out), 10000));
+	EXPECT_STREQ(":2\r\n", out);
+	EXPECT_EQ(0, resp_expect(c, ":3\r\n", 2, "INCR", "c"));
+	/* once more: spent, its freeze thawed; refused, nothing made */
+	EXPECT_EQ(1, restore(&self->svc, self->file, variant->to, out,
+			     sizeof(out)));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"refused\""));
+	EXPECT_NE(NULL, strstr(out, "restored already"));
+	EXPECT_EQ(0, resp_expect(c, ":4\r\n", 2, "INCR", "c"));
+	close(c);
+	free(good);
+}
+
+TEST_HARNESS_MAIN
