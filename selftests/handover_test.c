@@ -247,7 +247,8 @@ TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
  */
 TEST_F_TIMEOUT(handover, idle_connections_cost_nothing, 120)
 {
-	char path[256], key[32];
+	const char *half = "*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nwo";
+	char path[256], key[32], reply[64];
 	char *argv[] = { (char *)bin(variant->to == 1 ? "kvd-v1" : "kvd-v2",
 				     path, sizeof(path)), "--quiet", NULL };
 	struct baton_upgrade_opts o = {
@@ -270,6 +271,9 @@ TEST_F_TIMEOUT(handover, idle_connections_cost_nothing, 120)
 	ASSERT_LE(0, gone);
 	ASSERT_EQ(0, resp_expect(busy, ":1\r\n", 2, "INCR", "busy"));
 	ASSERT_EQ(0, resp_expect(gone, ":1\r\n", 2, "INCR", "gone"));
+	/* half a request in busy's phase-1 record, finished before the blackout */
+	ASSERT_EQ((ssize_t)strlen(half), write(busy, half, strlen(half)));
+	usleep(50000);
 
 	ASSERT_EQ(0, baton_upgrade_open(&up, &o));
 	r = baton_upgrade_report(up);
@@ -277,6 +281,9 @@ TEST_F_TIMEOUT(handover, idle_connections_cost_nothing, 120)
 		;
 	ASSERT_EQ(BATON_PHASE_READY, phase) TH_LOG("%s", r->reason);
 	/* the old still serves: one served, one closed (its FIN first) */
+	ASSERT_EQ(5, write(busy, "rld\r\n", 5));
+	EXPECT_LT(0, resp_reply(busy, reply, sizeof(reply), 5000));
+	EXPECT_STREQ("+OK\r\n", reply);
 	EXPECT_EQ(0, resp_expect(busy, ":2\r\n", 2, "INCR", "busy"));
 	close(gone);
 	EXPECT_EQ(0, resp_expect(busy, ":3\r\n", 2, "INCR", "busy"));
@@ -293,9 +300,13 @@ TEST_F_TIMEOUT(handover, idle_connections_cost_nothing, 120)
 	EXPECT_EQ(2, r->records);
 	baton_upgrade_close(up);
 
-	/* every idle one goes on, on the new version, and busy too */
+	/*
+	 * every idle one goes on, on the new version, and busy too: its
+	 * blackout record replaced phase 1's, half request and all
+	 */
 	EXPECT_EQ(0, incr_each(fds, IDLE, 2));
 	EXPECT_EQ(0, resp_expect(busy, ":4\r\n", 2, "INCR", "busy"));
+	EXPECT_EQ(0, resp_expect(busy, "$5\r\nworld\r\n", 2, "GET", "half"));
 	/* what gone wrote is in the keyspace */
 	EXPECT_EQ(0, resp_expect(busy, ":2\r\n", 2, "INCR", "gone"));
 	for (i = 0; i < IDLE; i++)

@@ -85,7 +85,9 @@ int srv_save_conns_changed(void *app, struct baton_rec_writer *w)
 	unsigned int i;
 	int err;
 
-	if (!s->tracking || s->track_lost)
+	if (!s->tracking)
+		return -EPROTO;		/* srv_save_conns() did not run */
+	if (s->track_lost)
 		return -ENOMEM;
 	for (i = 0; i < s->ntouched; i++) {
 		const struct srv_touch *t = &s->touched[i];

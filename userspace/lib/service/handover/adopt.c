@@ -138,7 +138,8 @@ static int load_fd(struct takeover *t, int memfd, __u32 kind)
 			 strerror(-err));
 		return err;
 	}
-	if (ctx.conn)
+	/* the blackout's: phase 1's, if any, are in the old's report */
+	if (ctx.conn && t->phase1_done)
 		t->records += n;
 	return 0;
 }
