@@ -52,7 +52,8 @@ static void msg_seed(const char *name, const struct baton_msg *m)
 static void msg_seeds(void)
 {
 	struct versions ver = { 3, 1, 2, 1, 1 };
-	struct hello h = { BATON_ROLE_COORDINATOR, 1234, "kvd 2.0", 5000, ver };
+	struct hello h = { .role = BATON_ROLE_COORDINATOR, .pid = 1234,
+			   .app = "kvd 2.0", .timeout_ms = 5000, .ver = ver };
 	struct welcome w = { 42, "kvd", "kvd 1.0", 123456789, ver };
 	struct held_socket s = { .fd = 0 };
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6,
@@ -72,6 +73,11 @@ static void msg_seeds(void)
 	h.timeout_ms = 0;
 	CHECK(hello_put(m, &h) == 0);
 	msg_seed("hello-proto", m);
+	/* a new instance's, with what it takes */
+	h.role = BATON_ROLE_SUCCESSOR;
+	h.takes = BATON_TAKES_CONNS_EARLY;
+	CHECK(hello_put(m, &h) == 0);
+	msg_seed("hello-takes", m);
 	CHECK(welcome_put(m, BATON_MSG_WELCOME, &w) == 0);
 	msg_seed("welcome", m);
 	w.time_ns = 0;
