@@ -153,9 +153,16 @@ int upgrade_ack(struct baton_service *svc)
 	return err;
 }
 
+/*
+ * skip_empty: a blob without a record is not sent. In the blackout an
+ * empty one tells the new instance nothing it would not assume (no
+ * connection record: none changed, or none is left; no state change),
+ * and its memfd, sealing and message cost more than the rest of a
+ * blackout with nothing to move.
+ */
 static int send_blob(struct baton_service *svc, enum baton_blob_kind kind,
 		     int (*save)(void *, struct baton_rec_writer *),
-		     __u32 *records, __u64 *bytes)
+		     __u32 *records, __u64 *bytes, bool skip_empty)
 {
 	struct baton_rec_writer w;
 	int err, memfd, more = 0;
@@ -165,6 +172,8 @@ static int send_blob(struct baton_service *svc, enum baton_blob_kind kind,
 		more = save(svc->o.app, &w);
 	if (more < 0)
 		err = more;
+	if (!err && !w.err && skip_empty && !w.count && !more)
+		goto free_writer;
 	if (!err)
 		err = w.err ?: writer_finish(&w, &memfd);
 	if (err)
@@ -194,7 +203,8 @@ int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 	if (!(svc->flags & BATON_UPGRADE_F_DRAIN)) {
 		err = send_blob(svc, BATON_BLOB_CONNS, svc->conns_early ?
 				svc->o.ops->save_conns_changed :
-				svc->o.ops->save_conns, records, bytes);
+				svc->o.ops->save_conns, records, bytes,
+				!svc->repair);
 		steps_mark(st, "connection records");
 		if (err) {
 			pr_err(&svc->log, "phase 2: cannot hand over connection state: %s",
@@ -203,7 +213,7 @@ int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 		}
 	}
 	err = send_blob(svc, BATON_BLOB_DELTA, svc->o.ops->save_delta, NULL,
-			bytes);
+			bytes, !svc->repair);
 	steps_mark(st, "state changes");
 	if (err)
 		pr_err(&svc->log, "phase 2: cannot hand over state changes: %s",
@@ -286,7 +296,7 @@ static int phase1_round(struct baton_service *svc)
 	err = send_blob(svc, snapshot ? BATON_BLOB_STATE : BATON_BLOB_DELTA,
 			snapshot ? svc->o.ops->save_state :
 				   svc->o.ops->save_round,
-			&r->records, &r->bytes);
+			&r->records, &r->bytes, false);
 	if (err < 0) {
 		pr_err(&svc->log, "phase 1: cannot hand over the service state (round %u): %s",
 		       rs->n + 1, strerror(-err));
@@ -347,7 +357,7 @@ static int conns_early(struct baton_service *svc)
 	    (svc->flags & (BATON_UPGRADE_F_REPAIR | BATON_UPGRADE_F_DRAIN)))
 		return 0;
 	err = send_blob(svc, BATON_BLOB_CONNS, svc->o.ops->save_conns,
-			&svc->early_records, NULL);
+			&svc->early_records, NULL, false);
 	if (err) {
 		pr_err(&svc->log, "phase 1: cannot hand over connection state: %s",
 		       strerror(-err));
