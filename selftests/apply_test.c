@@ -125,11 +125,12 @@ static int plan_write(FIXTURE_DATA(apply) *self,
 			   "    verify: 'redis-cli -h %s -p %d ping | grep -qx PONG'\n"
 			   "    verify_for: %s\n"
 			   "    verify_timeout_ms: 1000\n"
+			   "    timeout_ms: %s\n"
 			   "    log: %s\n",
 			names[k], path, names[k],
 			fails ? ", --fail-ping-after, \"1000\"" : "",
 			host, self->svc[k].port, fails ? "20s" : "1500ms",
-			self->svc[k].log);
+			SURE_STEP_MS, self->svc[k].log);
 	}
 	return fclose(f) ? -errno : 0;
 }

@@ -38,7 +38,6 @@
 #define HANG_MS		15000	/* a request unanswered this long hangs */
 #define STOP_MAX_MS	1000	/* the longest a stopped process waits */
 #define STEP_MS		"500"	/* batonctl --timeout-ms, faulted upgrades */
-#define SURE_STEP_MS	"30000"	/* the same, for those that must go through */
 #define SETTLE_MS	10000	/* for the processes to settle after a fault */
 
 static unsigned long long now_ms(void)

@@ -71,6 +71,7 @@ static int upgrade(const char *rundir, int version, char *out, size_t len)
 {
 	char path[512], log[512], name[16];
 	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
+			       "--timeout-ms", SURE_STEP_MS,
 			       "--blackout-timeout-ms", "20000", "--",
 			       path, "--quiet", NULL };
 

@@ -17,6 +17,13 @@ struct service {
 	pid_t kvd;		/* the first instance, our child */
 };
 
+/*
+ * batonctl --timeout-ms for an upgrade a test needs to go through: an
+ * ASan kvd has taken over 5 s (the default step) to start on a host busy
+ * with other runs, and the upgrade then rolled back
+ */
+#define SURE_STEP_MS	"30000"
+
 int service_up(struct service *s, int family, int version);
 void service_down(struct service *s);
 

@@ -118,7 +118,8 @@ static pid_t httpd_start(struct http_service *s, int version)
 static int upgrade(struct http_service *s, int version, char *out, size_t len)
 {
 	char path[512], name[16];
-	const char *args[] = { "-j", "upgrade", "httpd", "--log", s->log, "--",
+	const char *args[] = { "-j", "upgrade", "httpd", "--log", s->log,
+			       "--timeout-ms", SURE_STEP_MS, "--",
 			       path, "--quiet", "--root", s->root, NULL };
 
 	snprintf(name, sizeof(name), "httpd-v%d", version);

@@ -174,7 +174,8 @@ TEST_F(notify, upgrade_reloading_then_new_mainpid)
 
 	t0 = mono_usec();
 	ASSERT_EQ(0, batonctl(out, sizeof(out), (const char *const[]){
-		"upgrade", "kvd", "--", cmd, "--quiet", NULL })) {
+		"upgrade", "kvd", "--timeout-ms", SURE_STEP_MS, "--", cmd,
+		"--quiet", NULL })) {
 		TH_LOG("batonctl: %s", out);
 	}
 	t1 = mono_usec();

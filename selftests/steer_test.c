@@ -529,6 +529,7 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 {
 	char path[256], log[256], gen[4], out[4096], key[16];
 	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
+			       "--timeout-ms", SURE_STEP_MS,
 			       "--log", log, "--", path, "--quiet", "--listen",
 			       variant->listen, "--steer", gen, NULL };
 	const char *take[] = { "upgrade", "kvd", "-j", "--log", log, "--", path,
@@ -605,7 +606,8 @@ TEST_F_TIMEOUT(own, new_that_cannot_steer_rolls_back, 60)
 
 	for (round = 0; round < 2; round++) {
 		const char *args[] = { "upgrade", "kvd", "-j", "--listeners",
-				       "own", "--log", log, "--",
+				       "own", "--timeout-ms", SURE_STEP_MS,
+				       "--log", log, "--",
 				       "/usr/bin/setpriv",
 				       round ? "--bounding-set=-bpf,-sys_admin,-perfmon" :
 					       "--bounding-set=+bpf",

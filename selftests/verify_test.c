@@ -86,6 +86,7 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	const char *host = variant->family == AF_INET6 ? "::1" : "127.0.0.1";
 	/* a good version's command ends before --fail-ping-after */
 	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
+			       "--timeout-ms", SURE_STEP_MS,
 			       "--verify", check, "--verify-timeout-ms", "1000",
 			       "--verify-for", variant->bad ? "20s" : "3s",
 			       "--", path, "--quiet",
