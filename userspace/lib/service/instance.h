@@ -133,6 +133,8 @@ int finish(struct baton_service *svc);
 int copies_to_coordinator(struct baton_service *svc, int ctl);
 int upgrade_ack(struct baton_service *svc);
 int phase1_bulk(struct baton_service *svc);
+/* rolls back, with the new instance's reason if it gave one */
+int phase1_failed(struct baton_service *svc);
 int phase1_synced(struct baton_service *svc);
 int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 		 __u64 *bytes);

@@ -98,7 +98,7 @@ void successor_admit(struct baton_service *svc, unsigned int slot)
 	}
 	err = phase1_bulk(svc);
 	if (err)
-		rollback(svc, "phase 1 failed");
+		phase1_failed(svc);
 }
 
 static void successor_hello(struct baton_service *svc, unsigned int slot,

@@ -253,7 +253,7 @@ int succ_readable(struct baton_service *svc)
 		if (svc->state != SVC_PRECOPY)
 			break;
 		if (phase1_synced(svc))
-			rollback(svc, "phase 1 failed");
+			phase1_failed(svc);
 		return 0;
 	case BATON_MSG_ACTIVE:
 		if (svc->state != SVC_DEACTIVATED && svc->state != SVC_COMMITTED)

@@ -329,6 +329,24 @@ int phase1_synced(struct baton_service *svc)
 	return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
 }
 
+/*
+ * Phase 1 failed: often because the new instance gave up (a batch of
+ * sockets past its open-file limit) and went, and our next message found
+ * it gone. What it said before it went, if it did, is the reason.
+ */
+int phase1_failed(struct baton_service *svc)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	char why[256] = "phase 1 failed";
+
+	if (svc->succ >= 0 && !msg_read(svc->succ, svc->msg, 0, tb)) {
+		msg_close_fds(svc->msg);
+		if (svc->msg->nlh->nlmsg_type == BATON_MSG_ERROR)
+			msg_error_text(tb, why, sizeof(why));
+	}
+	return rollback(svc, why);
+}
+
 void work_readable(struct baton_service *svc)
 {
 	__u64 n;
@@ -337,7 +355,7 @@ void work_readable(struct baton_service *svc)
 	    svc->round_whole || svc->rounds.end)
 		return;
 	if (phase1_round(svc))
-		rollback(svc, "phase 1 failed");
+		phase1_failed(svc);
 }
 
 /*
