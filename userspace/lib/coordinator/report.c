@@ -28,6 +28,46 @@ const char *baton_phase_name(enum baton_phase phase)
 	return phase < __BATON_PHASE_END ? phase_names[phase] : "unknown";
 }
 
+/*
+ * The state letter /proc gives pid now ('R', 'S', 'D', 'T', ...; 0 when
+ * it is gone), and in wchan, if given, the kernel function it sleeps in
+ * ("" when it runs or the kernel does not say).
+ */
+char proc_state(pid_t pid, char *wchan, size_t len)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	if (wchan && len)
+		wchan[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "pid (comm) S ...": comm may hold anything, the state follows it */
+	p = strrchr(buf, ')');
+	if (!p || p + 2 >= buf + n)
+		return 0;
+	if (wchan && len > 1) {
+		snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = read(fd, wchan, len - 1);
+			wchan[n > 0 ? n : 0] = '\0';
+			if (!strcmp(wchan, "0"))
+				wchan[0] = '\0';
+			close(fd);
+		}
+	}
+	return p[2];
+}
+
 void reach(struct baton_upgrade *up, enum baton_phase phase)
 {
 	up->r.phase = phase;

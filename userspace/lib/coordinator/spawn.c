@@ -211,6 +211,20 @@ int spawn(struct baton_upgrade *up)
 	return err ?: up->old < 0 ? -ENOTCONN : 0;
 }
 
+/*
+ * Its exec did not end within the step: what the kernel says of the
+ * child, for the report (a stopped child, or one asleep in the kernel,
+ * and where)
+ */
+static int not_started(struct baton_upgrade *up, pid_t pid)
+{
+	char wchan[64], state = proc_state(pid, wchan, sizeof(wchan));
+
+	return fail(up, -ETIMEDOUT, "the new instance (pid %d) did not start within %d ms: it had not reached exec (its state now '%c'%s%s); look for what holds up process starts on this host (memory, I/O, CPU) and try again, or give a longer --timeout-ms",
+		    pid, up->o.timeout_ms, state ?: '-',
+		    wchan[0] ? ", in " : "", wchan);
+}
+
 int spawn_new(struct baton_upgrade *up)
 {
 	struct child_plan p = { .fd = { -1, -1, -1, -1, -1 } };
@@ -282,8 +296,7 @@ int spawn_new(struct baton_upgrade *up)
 	/* the pipe closes at exec, or brings exec's errno */
 	pfd = (struct pollfd){ .fd = report[0], .events = POLLIN };
 	if (poll(&pfd, 1, up->o.timeout_ms) != 1) {
-		err = fail(up, -ETIMEDOUT, "the new instance (pid %d) did not start within %d ms",
-			   pid, up->o.timeout_ms);
+		err = not_started(up, pid);
 		goto close_report;
 	}
 	n = read(report[0], &child_err, sizeof(child_err));

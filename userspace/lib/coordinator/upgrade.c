@@ -140,22 +140,9 @@ int baton_upgrade_open(struct baton_upgrade **out,
 /* Whether pid is stopped (a SIGSTOP, a debugger), as /proc says now */
 static bool stopped(pid_t pid)
 {
-	char path[64], stat[256], *p;
-	ssize_t n;
-	int fd;
+	char state = proc_state(pid, NULL, 0);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, stat, sizeof(stat) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	stat[n] = '\0';
-	/* "pid (comm) S ...": comm may hold anything, the state follows it */
-	p = strrchr(stat, ')');
-	return p && (p[2] == 'T' || p[2] == 't');
+	return state == 'T' || state == 't';
 }
 
 static int step_ready(struct baton_upgrade *up)
