@@ -469,12 +469,43 @@ struct baton_checkpoint_opts {
 	unsigned int freeze_ms;
 	baton_log_fn log;
 	void *log_ctx;
+	/*
+	 * save: BATON_CHECKPOINT_F_* (baton_proto.h); RESTART for a file
+	 * that a later boot restores (batonctl kexec). Unknown: -EINVAL.
+	 */
+	unsigned int flags;
 };
 
 BATON_API int baton_checkpoint_save(const struct baton_checkpoint_opts *opts,
 				    struct baton_upgrade_report *report);
 BATON_API int baton_checkpoint_restore(const struct baton_checkpoint_opts *opts,
 				       struct baton_upgrade_report *report);
+
+/*
+ * After a restart (a file made with BATON_CHECKPOINT_F_RESTART, restored
+ * in a later boot), in the order the boot runs them:
+ *
+ *	baton_checkpoint_hold(&opts, &id);	// batonctl hold, early
+ *	    // the network comes up: the peers' segments wait in baton.ko
+ *	baton_checkpoint_restore(&opts, &report);	// thaws the hold
+ *
+ * hold freezes every connection of the file by its 4-tuple for
+ * opts.freeze_ms (0: 60,000), its listeners opened for the while with
+ * IP_FREEBIND (their addresses need not be up yet), and notes the freeze
+ * in the service's run directory, where restore finds it, thaws it and
+ * removes the note. Nothing else is made or changed. restore refuses a
+ * file of another boot with connections and no hold: they need their
+ * routes, so the network must be up, and without a hold the new kernel
+ * would reset their peers.
+ */
+BATON_API int baton_checkpoint_hold(const struct baton_checkpoint_opts *opts,
+				    __u32 *freeze_id);
+/*
+ * Gives up on a held checkpoint's connections (a restore that failed for
+ * good): the hold is thawed, so that their peers are reset now rather
+ * than at its deadline, and its note removed. -ENOENT: none was held.
+ */
+BATON_API int baton_checkpoint_release(const struct baton_checkpoint_opts *opts);
 
 /* What a checkpoint file says of itself (BATON_REC_FILE) */
 struct baton_checkpoint_info {
@@ -494,6 +525,7 @@ struct baton_checkpoint_info {
 	__u32 genl_version, genl_maxattr;	/* baton.ko's family */
 	__u32 listeners, conns, blobs, records;
 	__u64 bytes;		/* the whole file */
+	__u32 flags;		/* BATON_CHECKPOINT_F_* it was made with */
 };
 
 /* One of its sockets: the listeners first, then the connections */

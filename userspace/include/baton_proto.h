@@ -246,7 +246,8 @@ enum baton_rec_type {
  *		when baton.ko thaws the connections by itself), FREEZE_ID,
  *		FREEZE_MS, CKPT_FORMAT, LISTENERS, CONNS, RECORDS (blobs),
  *		and what the kernel's encodings depend on: KERNEL, BOOT_ID,
- *		NETNS, GENL_VERSION, GENL_MAXATTR
+ *		NETNS, GENL_VERSION, GENL_MAXATTR; FLAGS (BATON_CHECKPOINT_
+ *		F_*), if any
  *	LISTENER  one per listening socket: LOCAL, V6ONLY, FILE_FLAGS
  *	each blob the old instance handed over, whole (BEGIN ... END), in
  *		the order it sent them: STATE and DELTAs, then CONNS and TCP
@@ -255,6 +256,19 @@ enum baton_rec_type {
  * know, as everywhere.
  */
 #define BATON_FILE_VERSION	1
+
+/*
+ * The FILE record's FLAGS (and baton_checkpoint_opts.flags):
+ * RESTART	made to outlive the kernel (batonctl kexec): another boot may
+ *		restore it. Its connections were let go of in repair mode,
+ *		and whoever restarts the kernel keeps their addresses down
+ *		until the restore: no socket there, no segment let in. Its
+ *		freeze, netns and deadline then count for nothing; baton.ko's
+ *		family must still be the version that exported them.
+ * A reader refuses a file with a flag it does not know.
+ */
+#define BATON_CHECKPOINT_F_RESTART	(1U << 0)
+#define BATON_CHECKPOINT_F_ALL		BATON_CHECKPOINT_F_RESTART
 
 /*
  * A BATON_REC_TCP record: one connection's TCP checkpoint. The attributes

@@ -54,6 +54,7 @@ int paths_init(struct baton_paths *p, const char *run_dir,
 	snprintf(p->sock, sizeof(p->sock), "%s/%s.sock", run_dir, service);
 	snprintf(p->lock, sizeof(p->lock), "%s/%s.lock", run_dir, service);
 	snprintf(p->pid, sizeof(p->pid), "%s/%s.pid", run_dir, service);
+	snprintf(p->hold, sizeof(p->hold), "%s/%s.hold", run_dir, service);
 	/* the temporary name ctl_listen() binds first must fit too */
 	if (strlen(p->sock) + 16 >= sizeof(sun.sun_path))
 		return -ENAMETOOLONG;

@@ -20,6 +20,7 @@ struct baton_paths {
 	char sock[PATH_MAX];
 	char lock[PATH_MAX];
 	char pid[PATH_MAX];
+	char hold[PATH_MAX];	/* baton_checkpoint_hold()'s freeze id */
 };
 
 int paths_init(struct baton_paths *p, const char *run_dir,

@@ -99,6 +99,7 @@ static int frame_head(struct baton_rec_writer *w, const struct baton_checkpoint 
 	      baton_rec_put_u64(w, BATON_A_NETNS, in->netns) ?:
 	      baton_rec_put_u32(w, BATON_A_GENL_VERSION, in->genl_version) ?:
 	      baton_rec_put_u32(w, BATON_A_GENL_MAXATTR, in->genl_maxattr) ?:
+	      (in->flags ? baton_rec_put_u32(w, BATON_A_FLAGS, in->flags) : 0) ?:
 	      writer_close_rec(w);
 	for (i = 0; !err && i < ck->nlsn; i++) {
 		const struct file_listener *l = &ck->lsn[i];
@@ -216,8 +217,33 @@ void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp)
 	in->genl_maxattr = tcp ? tcp->maxattr : 0;
 }
 
-/* Whether its connections can be restored here: why not, if not */
-int file_check_here(const struct baton_checkpoint *ck, struct baton_tcp *tcp,
+/*
+ * One made for a restart (BATON_CHECKPOINT_F_RESTART), in a later boot:
+ * nothing of the old kernel's is left (freeze, namespace, clock), and the
+ * encodings of its connections are baton.ko's family's, which must be the
+ * one that exported them
+ */
+static int check_other_boot(struct baton_checkpoint *ck,
+			    const struct baton_checkpoint_info *here,
+			    char *why, size_t len)
+{
+	const struct baton_checkpoint_info *in = &ck->info;
+
+	if (in->conns && here->genl_version != in->genl_version) {
+		snprintf(why, len, "its connections were exported by baton.ko's family version %u (kernel %s), and the baton.ko loaded here speaks version %u (kernel %s): load a baton.ko of version %u",
+			 in->genl_version, in->kernel, here->genl_version,
+			 here->kernel, in->genl_version);
+		return -EPROTONOSUPPORT;
+	}
+	ck->other_boot = true;
+	return 0;
+}
+
+/*
+ * Whether its connections can be restored here: why not, if not. One
+ * made for a restart and restored in another boot is marked other_boot.
+ */
+int file_check_here(struct baton_checkpoint *ck, struct baton_tcp *tcp,
 		    char *why, size_t len)
 {
 	const struct baton_checkpoint_info *in = &ck->info;
@@ -226,8 +252,11 @@ int file_check_here(const struct baton_checkpoint *ck, struct baton_tcp *tcp,
 	__u64 now = now_ns();
 
 	file_here(&here, tcp);
+	if (strcmp(here.boot_id, in->boot_id) &&
+	    (in->flags & BATON_CHECKPOINT_F_RESTART))
+		return check_other_boot(ck, &here, why, len);
 	if (strcmp(here.boot_id, in->boot_id)) {
-		snprintf(why, len, "it was made before the machine restarted (boot %s, now %s): its connections are gone",
+		snprintf(why, len, "it was made before the machine restarted (boot %s, now %s), not for a restart ('batonctl kexec' makes those): its connections are gone",
 			 in->boot_id, here.boot_id);
 		return -ESTALE;
 	}
@@ -378,6 +407,10 @@ static int head_parse(struct reader *r, const struct nlmsghdr *nlh,
 	in->netns = attr_u64(tb, BATON_A_NETNS, 0);
 	in->genl_version = attr_u32(tb, BATON_A_GENL_VERSION, 0);
 	in->genl_maxattr = attr_u32(tb, BATON_A_GENL_MAXATTR, 0);
+	in->flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	if (in->flags & ~BATON_CHECKPOINT_F_ALL)
+		return bad(r, -EPROTONOSUPPORT, "made with flags %#x, which this libbaton does not know: restore it with the baton release that wrote it",
+			   in->flags & ~BATON_CHECKPOINT_F_ALL);
 	return 0;
 }
 

@@ -5,7 +5,9 @@
  *
  * Nothing is made before the whole file is checked (file_load()) and
  * found to belong here (file_check_here(): this boot, this network
- * namespace, its freeze not expired) and the service found stopped (its
+ * namespace, its freeze not expired; or, made for a restart, a later
+ * boot with the same baton.ko family, its connections held by
+ * ckpt_hold.c's freeze) and the service found stopped (its
  * lock free). Then the listeners are opened at their addresses and the
  * control socket at its path, argv is started, and the handover runs as
  * from a serving instance: WELCOME with the file's versions, phase 1 (the
@@ -62,6 +64,13 @@ static int check(struct restore *rs, const char *path)
 	baton_tcp_close(tcp);
 	if (err)
 		return fail(up, err, "%s: %s", path, why);
+	/* after a restart, the freeze to thaw is the hold's */
+	if (rs->ck.other_boot && in->conns) {
+		rs->ck.info.freeze_id = hold_note_read(&up->paths);
+		if (!rs->ck.info.freeze_id)
+			return fail(up, -ENOLCK, "%s: made before this boot, and its %u connections are not held: run 'batonctl hold %s -i %s' before the network comes up, then restore",
+				    path, in->conns, up->o.service, path);
+	}
 	snprintf(up->r.old_app, sizeof(up->r.old_app), "%s", in->app);
 	up->r.old_pid = in->pid;
 	up->r.checkpoints = in->conns;
@@ -352,6 +361,8 @@ static int restore_run(struct restore *rs, const char *path)
 	steps_get(m, "new", up->r.steps, &up->r.nsteps);
 	reach(up, BATON_PHASE_ACTIVE);
 	reach(up, BATON_PHASE_DONE);
+	if (rs->ck.other_boot)
+		unlink(up->paths.hold);	/* thawed */
 	return 0;
 }
 

@@ -38,6 +38,7 @@ struct save {
 	int fd;			/* the file being written, at tmp */
 	int lock;		/* the service's lock, once taken */
 	unsigned int freeze_ms;
+	unsigned int flags;	/* BATON_CHECKPOINT_F_* */
 	__u32 conn_records;	/* CONNS blob's */
 	unsigned int syncs;	/* phase 1's rounds taken */
 	bool phase1_done, phase2_done;
@@ -320,6 +321,7 @@ static int save_run(struct save *s)
 	snprintf(in->service, sizeof(in->service), "%s", up->o.service);
 	snprintf(in->app, sizeof(in->app), "%s", up->r.old_app);
 	in->pid = up->r.old_pid;
+	in->flags = s->flags;
 	s->ck.ver = up->old_ver;
 	err = listeners_note(s) ?: announce(up);
 	if (err == -ENOTCONN)
@@ -364,11 +366,13 @@ int baton_checkpoint_save(const struct baton_checkpoint_opts *o,
 	int err;
 
 	if (!o || !o->service || !o->path || !report ||
-	    o->freeze_ms > BATON_DEADLINE_MAX_MS)
+	    o->freeze_ms > BATON_DEADLINE_MAX_MS ||
+	    (o->flags & ~BATON_CHECKPOINT_F_ALL))
 		return -EINVAL;
 	memset(report, 0, sizeof(*report));
 	s.path = o->path;
 	s.freeze_ms = o->freeze_ms ?: BATON_DEADLINE_MAX_MS;
+	s.flags = o->flags;
 	err = checkpoint_upgrade_new(&s.up, o, BATON_UPGRADE_F_REPAIR |
 				     BATON_UPGRADE_F_OWN_LISTENERS);
 	if (err)

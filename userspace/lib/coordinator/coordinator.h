@@ -98,6 +98,7 @@ struct baton_checkpoint {
 	struct file_blob *blobs;	/* in the order they were handed over */
 	struct baton_checkpoint_sock *conns;	/* file_load()'s view of them */
 	unsigned int nlsn, nblobs, nconns;
+	bool other_boot;	/* file_check_here(): made before this boot */
 };
 
 /* FILE_END as file_write() makes it: BYTES, then CRC32 */
@@ -114,7 +115,9 @@ int file_blob_add(struct baton_checkpoint *ck, __u32 kind, __u32 records,
 		  int memfd);
 void file_free(struct baton_checkpoint *ck);
 void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp);
-int file_check_here(const struct baton_checkpoint *ck, struct baton_tcp *tcp,
+/* ckpt_hold.c: the freeze baton_checkpoint_hold() noted, or 0 */
+__u32 hold_note_read(const struct baton_paths *paths);
+int file_check_here(struct baton_checkpoint *ck, struct baton_tcp *tcp,
 		    char *why, size_t len);
 
 #endif /* BATON_LIB_COORDINATOR_H */
