@@ -34,6 +34,8 @@ void out_str(struct out *o, const char *key, const char *label,
 void out_u64(struct out *o, const char *key, const char *label, __u64 v);
 void out_ms(struct out *o, const char *key, const char *label, double ms,
 	    const char *note);
+__u64 mono_ns(void);	/* CLOCK_MONOTONIC */
+double ms_between(__u64 a, __u64 b);
 
 /* journal.c: <run_dir>/<service>/journal and upgrade.lock */
 #define JOURNAL_MAX_FIELDS 48
@@ -127,6 +129,11 @@ int cmd_steer(const struct ctl_opts *o, int argc, char **argv);
 int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv);
 int cmd_restore(const struct ctl_opts *o, int argc, char **argv);
 int cmd_dump(const struct ctl_opts *o, int argc, char **argv);
+int cmd_kexec(const struct ctl_opts *o, int argc, char **argv);
+int cmd_hold(const struct ctl_opts *o, int argc, char **argv);
+
+/* checkpoint.c: --timeout-ms, shared with kexec.c */
+int timeout_arg(const char *s);
 int recover(const char *service, struct journal *j, int timeout_ms,
 	    bool quiet);
 

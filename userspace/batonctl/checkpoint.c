@@ -4,10 +4,13 @@
  * in a file while no instance runs (libbaton's baton_checkpoint_*()).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
 #include <linux/baton.h>
 
 #include "batonctl.h"
@@ -42,7 +45,7 @@ static void restore_usage(FILE *f)
 {
 	fprintf(f,
 "Usage: batonctl restore SERVICE -i FILE [--timeout-ms N] [--log LOGFILE]\n"
-"                        [-j|--json] -- COMMAND [ARG...]\n"
+"                        [--fresh-on-failure] [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as SERVICE from the checkpoint FILE: it listens where the\n"
 "checkpointed instance did, loads its state, restores its connections and\n"
@@ -56,6 +59,11 @@ static void restore_usage(FILE *f)
 "  -i, --input FILE    the checkpoint\n"
 "  --timeout-ms N      how long each step may take (%d)\n"
 "  --log LOGFILE       COMMAND's standard output and error (/dev/null)\n"
+"  --fresh-on-failure  if the restore fails, give up on FILE's connections\n"
+"                      (a hold is released: their peers are reset) and\n"
+"                      start COMMAND afresh, without its state: the\n"
+"                      service serves again. FILE is kept for inspection.\n"
+"                      The exit status is still 1\n"
 "  -j, --json          print the report as one JSON object\n",
 		BATON_UPGRADE_TIMEOUT_MS);
 }
@@ -75,7 +83,7 @@ static void dump_usage(FILE *f)
 }
 
 /* --timeout-ms's value, or -EINVAL, said */
-static int timeout_arg(const char *s)
+int timeout_arg(const char *s)
 {
 	int ms = atoi(s);
 
@@ -85,18 +93,6 @@ static int timeout_arg(const char *s)
 	return -EINVAL;
 }
 
-static double ms_between(__u64 a, __u64 b)
-{
-	return a && b && b >= a ? (b - a) / 1e6 : 0;
-}
-
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 static const char *result_of(const struct baton_upgrade_report *r, int err)
 {
@@ -210,12 +206,169 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 	return err ? 1 : 0;
 }
 
+static void hold_usage(FILE *f)
+{
+	fprintf(f,
+"Usage: batonctl hold SERVICE -i FILE [--freeze DURATION] [-j|--json]\n"
+"\n"
+"In the boot after 'batonctl kexec', before the network comes up: baton.ko\n"
+"freezes the connections of the checkpoint FILE by their addresses and\n"
+"ports, so that what their peers send once the network is up waits in the\n"
+"kernel, unanswered, until 'batonctl restore' brings the connections back\n"
+"and thaws it. Without it the new kernel, which has no socket for them,\n"
+"would reset the peers. Only a checkpoint made for a restart, in an\n"
+"earlier boot, is held; nothing else is made or changed. Needs\n"
+"CAP_NET_ADMIN and baton.ko.\n"
+"\n"
+"  -i, --input FILE    the checkpoint\n"
+"  --freeze DURATION   how long baton.ko holds them: restore within it.\n"
+"                      10s, 500ms, 1m; at most and by default %d ms\n"
+"  -j, --json          print the report as one JSON object\n",
+		BATON_DEADLINE_MAX_MS);
+}
+
+int cmd_hold(const struct ctl_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "input", required_argument, NULL, 'i' },
+		{ "freeze", required_argument, NULL, 'f' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{}
+	};
+	struct baton_checkpoint_opts co = { .run_dir = o->run_dir };
+	const struct baton_checkpoint_info *in;
+	struct baton_checkpoint *ck = NULL;
+	struct ctl_log logged = {};
+	bool json = o->json;
+	__u32 id = 0;
+	struct out out;
+	int c, ms, err;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "i:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			co.path = optarg;
+			break;
+		case 'f':
+			ms = parse_duration_ms(optarg);
+			if (ms < 0 || ms > BATON_DEADLINE_MAX_MS) {
+				fprintf(stderr, "batonctl: --freeze takes a duration up to %d ms: 10s, 500ms, 1m\n",
+					BATON_DEADLINE_MAX_MS);
+				return 2;
+			}
+			co.freeze_ms = ms;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			hold_usage(stdout);
+			return 0;
+		default:
+			hold_usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 1 || !co.path) {
+		fprintf(stderr, "batonctl: hold needs a SERVICE and -i FILE\n"
+			"  e.g.: batonctl hold kvd -i /var/lib/baton/kexec/kvd.ckpt\n");
+		return 2;
+	}
+	co.service = argv[optind];
+	co.freeze_ms = co.freeze_ms ?: BATON_DEADLINE_MAX_MS;
+	co.log = ctl_log;
+	co.log_ctx = &logged;
+	err = baton_checkpoint_hold(&co, &id);
+	out_begin(&out, stdout, json);
+	if (!json)
+		printf("hold of %s: %s\n", co.service, err ? "failed" : "held");
+	out.depth = json ? 0 : 1;
+	out_str(&out, "service", "service", co.service);
+	out_str(&out, "file", "file", co.path);
+	out_str(&out, "result", "result", err ? "failed" : "held");
+	if (err)
+		out_str(&out, "error", "error", logged.first_err[0] ?
+			logged.first_err : strerror(-err));
+	if (!err && !baton_checkpoint_load(&ck, co.path, NULL, NULL)) {
+		in = baton_checkpoint_info(ck);
+		out_u64(&out, "conns", "connections", in->conns);
+	}
+	out_u64(&out, "freeze_id", "freeze", id);
+	out_u64(&out, "freeze_ms", "held for (ms)", err ? 0 : co.freeze_ms);
+	out_end(&out);
+	baton_checkpoint_free(ck);
+	if (!err && !json)
+		fprintf(stderr, "batonctl: bring the network up, then within %.0f s: batonctl restore %s -i %s -- COMMAND\n",
+			co.freeze_ms / 1e3, co.service, co.path);
+	return err ? 1 : 0;
+}
+
+/* Whether a checkpoint was made in this boot: its clock is ours */
+static bool this_boot(const struct baton_checkpoint_info *in)
+{
+	char id[40] = "";
+	ssize_t n = -1;
+	int fd;
+
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, id, sizeof(id) - 1);
+		close(fd);
+	}
+	id[n > 0 ? n : 0] = '\0';
+	id[strcspn(id, "\n")] = '\0';
+	return !strcmp(id, in->boot_id);
+}
+
+/*
+ * --fresh-on-failure: COMMAND started as a fresh instance, detached as
+ * the coordinator starts one; its pid once it answers on its control
+ * socket, or -errno
+ */
+static pid_t start_fresh(const struct ctl_opts *o,
+			 const struct baton_checkpoint_opts *co)
+{
+	struct baton_instance_info info;
+	int ms = co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS, fd, status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		setsid();
+		fd = open("/dev/null", O_RDWR);
+		if (fd >= 0)
+			dup2(fd, STDIN_FILENO);
+		if (co->log_path)
+			fd = open(co->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execvp(co->argv[0], co->argv);
+		_exit(127);
+	}
+	for (; ms > 0; ms -= 50) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return -ECHILD;
+		if (!baton_query(o->run_dir, co->service, 0, &info) &&
+		    info.pid == pid)
+			return pid;
+		usleep(50000);
+	}
+	return -ETIMEDOUT;
+}
+
 int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "input", required_argument, NULL, 'i' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "log", required_argument, NULL, 'l' },
+		{ "fresh-on-failure", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -224,7 +377,8 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	struct baton_checkpoint *ck;
 	struct baton_upgrade_report r = {};
 	struct ctl_log logged = {};
-	bool json = o->json;
+	bool json = o->json, fresh = false;
+	pid_t fresh_pid = 0;
 	struct out out;
 	int c, err;
 
@@ -241,6 +395,9 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 			break;
 		case 'l':
 			co.log_path = optarg;
+			break;
+		case 'F':
+			fresh = true;
 			break;
 		case 'j':
 			json = true;
@@ -263,6 +420,11 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	co.log = ctl_log;
 	co.log_ctx = &logged;
 	err = baton_checkpoint_restore(&co, &r);
+	/* nothing serves the checkpoint: the service starts over */
+	if (err && fresh && r.phase != BATON_PHASE_ACTIVE) {
+		baton_checkpoint_release(&co);
+		fresh_pid = start_fresh(o, &co);
+	}
 	report_begin(&out, json, "restore", &co, &r, err);
 	out_u64(&out, "new_pid", "new pid", r.new_pid);
 	out_u64(&out, "conns", "restored", r.conns);
@@ -272,12 +434,22 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	       "start, state, connections, thaw");
 	out_ms(&out, "phase2_ms", "connections part", ms_between(r.deactivate_ns, r.active_ns),
 	       "restored and thawed");
+	if (fresh_pid > 0)
+		out_u64(&out, "fresh_pid", "started afresh", fresh_pid);
+	else if (fresh_pid < 0)
+		out_str(&out, "fresh_error", "fresh start failed",
+			fresh_pid == -ECHILD ? "COMMAND exited" :
+			fresh_pid == -ETIMEDOUT ? "COMMAND did not answer on its control socket in time" :
+			strerror(-fresh_pid));
 	out_end(&out);
+	if (fresh_pid > 0 && !json)
+		fprintf(stderr, "batonctl: %s was started afresh (pid %d, answering), without the checkpoint's state; its connections are lost\n",
+			co.service, fresh_pid);
 	if (err && !baton_checkpoint_load(&ck, co.path, NULL, NULL)) {
 		const struct baton_checkpoint_info *in = baton_checkpoint_info(ck);
 		__u64 now = mono_ns();
 
-		if (in->conns && now < in->deadline_ns)
+		if (in->conns && now < in->deadline_ns && this_boot(in))
 			fprintf(stderr, "batonctl: %s is kept; its connections stay frozen for %.1f s more: restore it again before then\n",
 				co.path, (in->deadline_ns - now) / 1e9);
 		baton_checkpoint_free(ck);
@@ -400,6 +572,8 @@ int cmd_dump(const struct ctl_opts *o, int argc, char **argv)
 	out_u64(&out, "genl_version", "baton.ko family version", in->genl_version);
 	out_u64(&out, "genl_maxattr", "baton.ko attributes", in->genl_maxattr);
 	out_str(&out, "ckpt_format", "connections by", format_name(in->ckpt_format));
+	out_str(&out, "made_for", "made for",
+		in->flags & BATON_CHECKPOINT_F_RESTART ? "a restart" : "this boot");
 	out_u64(&out, "freeze_id", "freeze", in->freeze_id);
 	out_u64(&out, "freeze_ms", "frozen for (ms)", in->freeze_ms);
 	out_ms(&out, "thaw_in_ms", "thaws in",

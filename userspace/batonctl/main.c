@@ -22,6 +22,8 @@ static const struct cmd {
 	{ "checkpoint", cmd_checkpoint, "SERVICE -o FILE               connections and state into FILE; it exits" },
 	{ "restore", cmd_restore, "SERVICE -i FILE -- COMMAND    COMMAND serves FILE's connections and state" },
 	{ "dump",    cmd_dump,    "FILE                          what a checkpoint holds" },
+	{ "kexec",   cmd_kexec,   "SERVICE... --kernel FILE      checkpoint, then restart the kernel" },
+	{ "hold",    cmd_hold,    "SERVICE -i FILE               after the restart: hold FILE's connections" },
 };
 
 static void usage(FILE *f)

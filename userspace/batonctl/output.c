@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Text and JSON from the same calls, so that both always show the same. */
 #include <stdio.h>
+#include <time.h>
 
 #include "batonctl.h"
 
@@ -139,4 +140,18 @@ void ctl_log(void *ctx, enum baton_log_level level, const char *msg)
 		snprintf(l->first_err, sizeof(l->first_err), "%s", msg);
 	if (level <= BATON_LOG_WARN)
 		fprintf(stderr, "batonctl: %s\n", msg);
+}
+
+__u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* from a to b, in ms; 0 if either is unknown */
+double ms_between(__u64 a, __u64 b)
+{
+	return a && b && b >= a ? (b - a) / 1e6 : 0;
 }

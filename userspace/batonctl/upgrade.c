@@ -65,11 +65,6 @@ static void usage(FILE *f)
 		VERIFY_INTERVAL_MS, VERIFY_FOR_MS, VERIFY_TIMEOUT_MS);
 }
 
-static double ms_between(__u64 a, __u64 b)
-{
-	return a && b && b >= a ? (b - a) / 1e6 : 0;
-}
-
 /*
  * The journal keeps what recovery needs: who coordinates, and which old and
  * new processes (pid and start time) take part. It is written when those

@@ -18,14 +18,6 @@
 
 #include "batonctl.h"
 
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /* "10s", "500ms", "2m", or a number of seconds: milliseconds, or -EINVAL */
 int parse_duration_ms(const char *s)
 {
@@ -151,14 +143,14 @@ static int verify_run(struct verify *v, const char *service, pid_t pid)
  */
 int verify_window(struct verify *v, const char *service, pid_t pid)
 {
-	__u64 start = now_ns(), end = start + v->for_ms * 1000000ULL, t;
+	__u64 start = mono_ns(), end = start + v->for_ms * 1000000ULL, t;
 	int err;
 
 	v->runs = 0;
 	for (;;) {
 		v->runs++;
 		err = verify_run(v, service, pid);
-		t = now_ns();
+		t = mono_ns();
 		if (err) {
 			v->failed = true;
 			v->at_ms = (t - start) / 1e6;
