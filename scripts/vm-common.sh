@@ -20,3 +20,24 @@ vm_finish() {
 		exit 1
 	fi
 }
+
+# modules_install ROOT MODDIR KREL MODULE...: each MODULE of the unpacked
+# kernel in MODDIR, with what it depends on (modules.dep), into ROOT's
+# /lib/modules/KREL, with a modules.dep of its own: busybox's modprobe
+# then loads each with its dependencies.
+modules_install() {
+	local root=$1 moddir=$2 krel=$3 m line f
+	shift 3
+
+	for m in "$@"; do
+		line=$(grep -E "(^|/)$m\.ko:" "$moddir/modules.dep") ||
+			die "no $m.ko in $moddir"
+		for f in ${line/:/}; do
+			install -D -m 0644 "$moddir/$f" "$root/lib/modules/$krel/$f"
+		done
+	done
+	# a line for every module it loads, dependencies too
+	for f in $(cd "$root/lib/modules/$krel" && find kernel -name '*.ko'); do
+		grep -E "^$f:" "$moddir/modules.dep"
+	done | sort >"$root/lib/modules/$krel/modules.dep"
+}

@@ -46,19 +46,8 @@ root=$run/root
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,lower,rw,newroot,vm}
 cp /bin/busybox "$root/bin/busybox"
-mods=()
-for m in virtio_pci 9pnet_virtio 9p overlay; do
-	line=$(grep -E "(^|/)$m\.ko:" "$moddir/modules.dep") ||
-		die "no $m.ko in $moddir"
-	mods+=("$m")
-	for f in ${line/:/}; do
-		install -D -m 0644 "$moddir/$f" "$root/lib/modules/$krel/$f"
-	done
-done
-# busybox's modprobe needs a line for every module it loads, dependencies too
-for f in $(cd "$root/lib/modules/$krel" && find kernel -name '*.ko'); do
-	grep -E "^$f:" "$moddir/modules.dep"
-done | sort >"$root/lib/modules/$krel/modules.dep"
+mods=(virtio_pci 9pnet_virtio 9p overlay)
+modules_install "$root" "$moddir" "$krel" "${mods[@]}"
 
 # What the VM runs: a target with nothing but Debian's basic system and the
 # runner, which waits for the boot to finish (the programs judge how it

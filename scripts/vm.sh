@@ -13,6 +13,15 @@
 # VM_MODULES: modules of Debian's kernel (tcp_bbr, sch_netem, veth, ...)
 # loaded before baton.ko, in that order.
 #
+# For a guest that outlives its kernel (batonctl kexec): VM_NET_FWD=H:G
+# gives the VM a network card (QEMU's user-mode network, the guest at
+# 10.0.2.15, left down for the programs to bring up as eth0) and forwards
+# the host's 127.0.0.1:H to its port G; VM_SHARE=DIR shares the host's
+# DIR with the guest, mounted read-write at the same path, and puts the
+# VM's kernel and initramfs there (vmlinuz, initramfs.gz); VM_APPEND adds
+# to the kernel's command line. The init runs the programs again after a
+# kexec: they tell the boots apart by their command line.
+#
 # Exit status: that of the last program that failed, or 1 if the kernel
 # complained, or 0.
 set -euo pipefail
@@ -43,6 +52,10 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,run}
 chmod 1777 "$root/tmp"
 cp /bin/busybox "$root/bin/busybox"
 cp "$module" "$root/baton.ko"
+mods=()
+[ -n "${VM_NET_FWD:-}" ] && mods+=(virtio_pci virtio_net)
+[ -n "${VM_SHARE:-}" ] && mods+=(virtio_pci 9pnet_virtio 9p)
+[ ${#mods[@]} -gt 0 ] && modules_install "$root" "$moddir" "$krel" "${mods[@]}"
 for m in ${VM_MODULES:-}; do
 	ko=$(find "$moddir" -name "$m.ko" | head -1)
 	[ -n "$ko" ] || die "linux-image-$krel has no module $m"
@@ -83,6 +96,19 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 ip link set lo up
 out=/dev/ttyS1
+for m in ${mods[*]}; do
+	if ! modprobe \$m; then
+		echo "BATON-VM-EXIT 2 modprobe \$m" >\$out
+		reboot -f
+	fi
+done
+if [ -n "${VM_SHARE:-}" ]; then
+	mkdir -p ${VM_SHARE:-}
+	if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share ${VM_SHARE:-}; then
+		echo "BATON-VM-EXIT 2 mount ${VM_SHARE:-}" >\$out
+		reboot -f
+	fi
+fi
 for m in ${VM_MODULES:-}; do
 	if ! insmod /\$m.ko; then
 		echo "BATON-VM-EXIT 2 insmod \$m" >\$out
@@ -107,14 +133,24 @@ INIT
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$VM_DIR/initramfs.gz"
 
+net=(-nic none)
+if [ -n "${VM_NET_FWD:-}" ]; then
+	net=(-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${VM_NET_FWD%%:*}-10.0.2.15:${VM_NET_FWD##*:}")
+fi
+if [ -n "${VM_SHARE:-}" ]; then
+	cp "$kernel" "$VM_SHARE/vmlinuz"
+	cp "$VM_DIR/initramfs.gz" "$VM_SHARE/initramfs.gz"
+	net+=(-virtfs "local,path=$VM_SHARE,mount_tag=share,security_model=none")
+fi
+
 out=$VM_DIR/output.log
 console=$VM_DIR/console.log
 rm -f "$out" "$console"
 accel=tcg
 timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 \
-	-m 2048 -nographic -no-reboot -nic none \
+	-m 2048 -nographic -no-reboot "${net[@]}" \
 	-kernel "$kernel" -initrd "$VM_DIR/initramfs.gz" \
-	-append "console=ttyS0 ignore_loglevel panic=-1 rdinit=/init" \
+	-append "console=ttyS0 ignore_loglevel panic=-1 rdinit=/init ${VM_APPEND:-}" \
 	-serial "file:$console" -serial "file:$out" -monitor none \
 	</dev/null >/dev/null 2>&1 || die "QEMU failed or timed out (see $console)"
 
