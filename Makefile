@@ -288,10 +288,15 @@ bench-http: deps all
 bench-conns: deps all
 	$(Q)bash scripts/blackout-conns.sh
 
+# batonctl kexec under kvd and 100 clients, in the VM (non-ASan builds)
+kexec-check: deps all module
+	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath build/selftests)/kexec_clients
+	$(Q)bash scripts/kexec-check.sh $(KEXEC_ARGS)
+
 clean:
 	$(Q)rm -rf $(B)
 	$(Q)if [ -d $(KDIR) ]; then $(MAKE) --no-print-directory -C $(KDIR) M=$(CURDIR) clean >/dev/null; fi
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
 .PHONY: all shared deps module spec dkms-source dkms-check man install install-check deb \
-	demo check fuzz bench bench-http bench-conns clean
+	demo check fuzz bench bench-http bench-conns kexec-check clean

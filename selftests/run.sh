@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs each test program and sums what the harness reports. A program named
-# vm:NAME runs inside the QEMU VM (scripts/vm.sh) with baton.ko loaded, one
+# vm:NAME runs inside the QEMU VM (scripts/vm.sh) with baton.ko loaded
+# (kexec:NAME on the host, starting a VM of its own), one
 # named systemd:NAME inside the VM whose PID 1 is systemd
 # (scripts/vm-systemd.sh); the VM's kernel log failing its check counts as
 # one more failure. fuzz:NAME runs the fuzzing harness NAME (fuzz/run.sh)
@@ -73,6 +74,12 @@ for t in "$@"; do
 		where=vm
 		log=$B/$name.vm.log
 		cmd=("$top/scripts/vm.sh" "$B/$name")
+		;;
+	kexec:*)	# a host program that drives its own VM
+		name=${t#kexec:}
+		where=vm
+		log=$B/$name.log
+		cmd=(timeout --kill-after=10 "$limit" "$B/$name")
 		;;
 	systemd:*)
 		name=${t#systemd:}
