@@ -21,7 +21,12 @@
  *     each rejected;
  *  7. a connection's end (BATON_REC_CONN_CLOSED) is read in a CONNS blob,
  *     and refused in a writer of another kind, in a STATE blob, and with
- *     attributes.
+ *     attributes;
+ *  8. a checkpoint file's FLAGS: RESTART round-trips, a flag unknown is
+ *     refused; in another boot, a file made for a restart is accepted
+ *     (freeze, netns and deadline not asked) unless baton.ko's family is
+ *     not the one that exported its connections, and one not made for a
+ *     restart is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +39,7 @@
 
 #include "kselftest_harness.h"
 #include "wire/wire.h"
+#include "coordinator/coordinator.h"
 
 #define LONG_LEN (200 * 1024)
 
@@ -562,6 +568,62 @@ TEST(tcp_records)
 		ckpt_data_free(&s.d);
 	}
 	free(data);
+}
+
+/* An empty checkpoint of service kvd, as written and read back */
+static int ckpt_file_round(const struct baton_checkpoint *ck,
+			   struct baton_checkpoint *out, char *why, size_t len)
+{
+	char path[] = "/tmp/baton-wire-ckpt.XXXXXX";
+	int fd = mkstemp(path), err;
+
+	if (fd < 0)
+		return -errno;
+	err = file_write(fd, ck) ?: file_load(out, path, why, len);
+	close(fd);
+	unlink(path);
+	return err;
+}
+
+TEST(checkpoint_restart)
+{
+	struct baton_checkpoint ck = {
+		.info = { .service = "kvd", .app = "kvd 1", .pid = 7,
+			  .boot_id = "a-boot-before-this-one", .netns = 1,
+			  .deadline_ns = 1, .flags = BATON_CHECKPOINT_F_RESTART },
+		.ver = { .proto = BATON_PROTO_VERSION, .state = 1 },
+	};
+	struct baton_checkpoint got = {};
+	char why[512] = "";
+
+	/* RESTART round-trips; made for a restart, it is good in this boot */
+	ASSERT_EQ(0, ckpt_file_round(&ck, &got, why, sizeof(why))) TH_LOG("%s", why);
+	EXPECT_EQ(BATON_CHECKPOINT_F_RESTART, got.info.flags);
+	EXPECT_EQ(0, file_check_here(&got, NULL, why, sizeof(why))) TH_LOG("%s", why);
+	EXPECT_TRUE(got.other_boot);
+	file_free(&got);
+
+	/* a flag this libbaton does not know */
+	ck.info.flags = BATON_CHECKPOINT_F_ALL + 1;
+	memset(&got, 0, sizeof(got));
+	EXPECT_EQ(-EPROTONOSUPPORT, ckpt_file_round(&ck, &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "does not know")) TH_LOG("%s", why);
+	file_free(&got);
+
+	/* its connections exported by another family version than here's */
+	ck.info.flags = BATON_CHECKPOINT_F_RESTART;
+	ck.info.conns = 1;
+	ck.info.genl_version = 7;
+	got = ck;
+	EXPECT_EQ(-EPROTONOSUPPORT, file_check_here(&got, NULL, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "version 7")) TH_LOG("%s", why);
+	EXPECT_FALSE(got.other_boot);
+
+	/* another boot's, not made for a restart: its connections are gone */
+	ck.info.flags = 0;
+	got = ck;
+	EXPECT_EQ(-ESTALE, file_check_here(&got, NULL, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "not for a restart")) TH_LOG("%s", why);
 }
 
 TEST_HARNESS_MAIN
