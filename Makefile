@@ -288,9 +288,13 @@ bench-http: deps all
 bench-conns: deps all
 	$(Q)bash scripts/blackout-conns.sh
 
-# batonctl kexec under kvd and 100 clients, in the VM (non-ASan builds)
-kexec-check: deps all module
-	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath build/selftests)/kexec_clients
+# batonctl kexec under kvd and 100 clients, in the VM (the guest runs the
+# non-ASan builds; the host's client is a selftest, built with ASan)
+kexec-check: deps
+	$(Q)$(MAKE) --no-print-directory all module $(ASAN)/libbaton.a \
+		$(ASAN)/libbaton-internal.a
+	$(Q)$(MAKE) --no-print-directory -C selftests \
+		$(abspath $(B))/selftests/kexec_clients BATON_BIN=$(abspath $(ASAN))
 	$(Q)bash scripts/kexec-check.sh $(KEXEC_ARGS)
 
 clean:
