@@ -67,6 +67,7 @@
 
 #define RECVQ_LEN	3000
 #define SENDQ_MAX	(4 << 20)
+#define TCP_RTO_MIN_MS	200	/* the kernel's TCP_RTO_MIN: no RTO is shorter */
 
 /* what the library logged last: the kernel's reason travels through it */
 struct logbuf {
@@ -2053,13 +2054,18 @@ static int bulk_check(struct bulk *b)
 /*
  * Export, close and import a set of frozen connections through the
  * module: every byte in every queue arrives once, the congestion state
- * comes along, no reset and no retransmission timeout.
+ * comes along, no reset, and no retransmission timeout when the move took
+ * less than the shortest one can be (the servers' RTO runs from their
+ * last segment, before the freeze; their acknowledgements are held): a
+ * VM under load can take longer, and then a timeout is the servers' own,
+ * not a fault of the move, and is logged.
  */
 TEST_F(conn, conns_export_import)
 {
 	long long timeouts, resets;
 	int fds[BULK_CONNS], i, err;
-	struct timespec t0;
+	struct timespec t0, frozen;
+	long moved_ms;
 	struct tcp_info ti;
 	struct bulk b;
 	__u32 mss;
@@ -2075,6 +2081,7 @@ TEST_F(conn, conns_export_import)
 	ASSERT_EQ(0, tcp_info_get(b.srv[0], &ti));
 	mss = ti.tcpi_snd_mss;
 	ASSERT_EQ(0, import_state(self->tcp, b.srv[1]));
+	clock_gettime(CLOCK_MONOTONIC, &frozen);
 	ASSERT_EQ(0, bulk_fill(self->tcp, &b, &id)) TH_LOG("%s", self->log.last);
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -2100,13 +2107,20 @@ TEST_F(conn, conns_export_import)
 	EXPECT_EQ(20, ti.tcpi_snd_ssthresh);
 	EXPECT_EQ(5000, ti.tcpi_rtt);
 	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
-	TH_LOG("export, close, import and thaw: %ld ms", ms_since(&t0));
+	moved_ms = ms_since(&frozen);
+	TH_LOG("export, close, import and thaw: %ld ms; from the freeze: %ld ms",
+	       ms_since(&t0), moved_ms);
 	err = bulk_check(&b);
 	EXPECT_EQ(0, err) TH_LOG("connection %d: %s", -err % 100,
 				 -err < 200 ? "unread bytes" :
 				 -err < 300 ? "bytes sent during the freeze" :
 				 -err < 400 ? "the server's stream" : "after");
-	EXPECT_EQ(timeouts, tcp_timeouts());
+	if (moved_ms < TCP_RTO_MIN_MS) {
+		EXPECT_EQ(timeouts, tcp_timeouts());
+	} else {
+		TH_LOG("%lld retransmission timeouts: the move outlasted the %d ms an RTO can be",
+		       tcp_timeouts() - timeouts, TCP_RTO_MIN_MS);
+	}
 	EXPECT_EQ(resets, tcp_resets());
 	bulk_close(&b);
 }
