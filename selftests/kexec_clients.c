@@ -117,23 +117,6 @@ static int file_touch(const char *share, const char *name)
 	return 0;
 }
 
-static int connect_port(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -errno;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
 static int incr_send(struct client *c, int i)
 {
 	char key[32];
@@ -220,7 +203,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < conns; i++) {
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
 
-		cl[i].fd = connect_port(port);
+		cl[i].fd = client_connect(AF_INET, port);
 		if (cl[i].fd < 0) {
 			fprintf(stderr, "kexec_clients: connect %d: %s\n", i,
 				strerror(-cl[i].fd));
@@ -329,7 +312,7 @@ int main(int argc, char **argv)
 	if (fresh) {
 		const char *get[] = { "GET", "k0" }, *incr[] = { "INCR", "c0" };
 		char got[256];
-		int fd = connect_port(port);
+		int fd = client_connect(AF_INET, port);
 
 		fresh_ok = fd >= 0 && !resp_send(fd, 2, get) &&
 			   resp_reply(fd, got, sizeof(got), REPLY_MS) > 0 &&

@@ -82,6 +82,18 @@ static void dump_usage(FILE *f)
 "  -j, --json          the same fields as one JSON object\n");
 }
 
+/* --freeze's value in ms, or -EINVAL, said */
+static int freeze_arg(const char *s)
+{
+	int ms = parse_duration_ms(s);
+
+	if (ms >= 0 && ms <= BATON_DEADLINE_MAX_MS)
+		return ms;
+	fprintf(stderr, "batonctl: --freeze takes a duration up to %d ms: 10s, 500ms, 1m\n",
+		BATON_DEADLINE_MAX_MS);
+	return -EINVAL;
+}
+
 /* --timeout-ms's value, or -EINVAL, said */
 int timeout_arg(const char *s)
 {
@@ -148,12 +160,9 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 			co.path = optarg;
 			break;
 		case 'f':
-			ms = parse_duration_ms(optarg);
-			if (ms < 0 || ms > BATON_DEADLINE_MAX_MS) {
-				fprintf(stderr, "batonctl: --freeze takes a duration up to %d ms: 10s, 500ms, 1m\n",
-					BATON_DEADLINE_MAX_MS);
+			ms = freeze_arg(optarg);
+			if (ms < 0)
 				return 2;
-			}
 			co.freeze_ms = ms;
 			break;
 		case 't':
@@ -252,12 +261,9 @@ int cmd_hold(const struct ctl_opts *o, int argc, char **argv)
 			co.path = optarg;
 			break;
 		case 'f':
-			ms = parse_duration_ms(optarg);
-			if (ms < 0 || ms > BATON_DEADLINE_MAX_MS) {
-				fprintf(stderr, "batonctl: --freeze takes a duration up to %d ms: 10s, 500ms, 1m\n",
-					BATON_DEADLINE_MAX_MS);
+			ms = freeze_arg(optarg);
+			if (ms < 0)
 				return 2;
-			}
 			co.freeze_ms = ms;
 			break;
 		case 'j':

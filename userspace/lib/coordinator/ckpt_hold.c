@@ -32,29 +32,6 @@ struct hold {
 	struct baton_flow *flows;
 };
 
-static int listener_free(const struct file_listener *l, int *out)
-{
-	int fd, one = 1, v6only = l->v6only, err;
-	bool v6 = l->local.ss_family == AF_INET6;
-
-	fd = socket(l->local.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
-		       v6 ? IPV6_FREEBIND : IP_FREEBIND, &one, sizeof(one)) ||
-	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
-			      sizeof(v6only))) ||
-	    bind(fd, (const struct sockaddr *)&l->local, l->local_len) ||
-	    listen(fd, 1)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	*out = fd;
-	return 0;
-}
-
 static __u16 port_of(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ?
@@ -177,7 +154,7 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 	for (i = 0; i < h->ck.nlsn; i++)
 		h->lfd[i] = -1;
 	for (i = 0; i < h->ck.nlsn; i++) {
-		err = listener_free(&h->ck.lsn[i], &h->lfd[i]);
+		err = file_listener_open(&h->ck.lsn[i], true, &h->lfd[i]);
 		if (err) {
 			pr_err(&h->log, "cannot open a listener on %s to hold its connections by: %s",
 			       baton_addr_text(&h->ck.lsn[i].local, why, sizeof(why)),

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <netinet/in.h>
 
 #include "coordinator/coordinator.h"
 #include "tcp/tcp.h"
@@ -100,17 +101,25 @@ static int stopped(struct restore *rs)
 		    up->o.service, up->paths.lock);
 }
 
-static int listener_open(const struct file_listener *l, int *out)
+/*
+ * A checkpoint's listener, listening again at its address; freebind for
+ * one whose address need not be up yet (ckpt_hold.c)
+ */
+int file_listener_open(const struct file_listener *l, bool freebind, int *out)
 {
 	int fd, one = 1, v6only = l->v6only, err;
+	bool v6 = l->local.ss_family == AF_INET6;
 
 	fd = socket(l->local.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
 		    (l->file_flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
 	if (fd < 0)
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (l->local.ss_family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only))) ||
+	    (freebind &&
+	     setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			v6 ? IPV6_FREEBIND : IP_FREEBIND, &one, sizeof(one))) ||
+	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+			      sizeof(v6only))) ||
 	    bind(fd, (const struct sockaddr *)&l->local, l->local_len) ||
 	    listen(fd, SOMAXCONN)) {
 		err = -errno;
@@ -136,7 +145,7 @@ static int sockets_open(struct restore *rs)
 		struct held_socket *h = &up->held[up->nheld];
 		char addr[64];
 
-		err = listener_open(l, &fd);
+		err = file_listener_open(l, false, &fd);
 		if (err) {
 			baton_addr_text(&l->local, addr, sizeof(addr));
 			return fail(up, err, "cannot listen on %s again: %s",

@@ -115,6 +115,9 @@ int file_blob_add(struct baton_checkpoint *ck, __u32 kind, __u32 records,
 		  int memfd);
 void file_free(struct baton_checkpoint *ck);
 void file_here(struct baton_checkpoint_info *in, const struct baton_tcp *tcp);
+/* ckpt_restore.c: a file's listener listening again (freebind: its
+ * address may not be up yet) */
+int file_listener_open(const struct file_listener *l, bool freebind, int *out);
 /* ckpt_hold.c: the freeze baton_checkpoint_hold() noted, or 0 */
 __u32 hold_note_read(const struct baton_paths *paths);
 int file_check_here(struct baton_checkpoint *ck, struct baton_tcp *tcp,
