@@ -48,7 +48,7 @@
 #define WARMUP_MS	3000
 #define AFTER_REPLIES	3	/* each connection's, after up2 */
 #define DEADLINE_S	300	/* from go to the last reply wanted */
-#define REPLY_MS	30000	/* for each of the keys' */
+#define REPLY_MS	60000	/* for each of the keys': the VM may be starved */
 
 struct client {
 	int fd;
@@ -158,6 +158,7 @@ static int keys_set(int fd, int keys, bool check)
 {
 	char key[32], val[64], want[96], got[256];
 	const char *argv[] = { "GET", key }, *set[] = { "SET", key, val };
+	ssize_t n;
 	int i;
 
 	for (i = 0; i < keys; i++) {
@@ -169,10 +170,17 @@ static int keys_set(int fd, int keys, bool check)
 		else
 			snprintf(want, sizeof(want), "+OK\r\n");
 		/* the emulated VM, busy, may take seconds */
-		if ((check ? resp_send(fd, 2, argv) : resp_send(fd, 3, set)) ||
-		    resp_reply(fd, got, sizeof(got), REPLY_MS) <= 0 ||
-		    strcmp(got, want))
+		n = (check ? resp_send(fd, 2, argv) : resp_send(fd, 3, set)) ?:
+		    resp_reply(fd, got, sizeof(got), REPLY_MS);
+		if (n <= 0 || strcmp(got, want)) {
+			fprintf(stderr, "kexec_clients: %s %s: %s%s\n",
+				check ? "GET" : "SET", key,
+				n == -ETIMEDOUT ? "no reply within the deadline" :
+				n == -ECONNRESET ? "the connection ended" :
+				n < 0 ? strerror(-n) : "the reply was ",
+				n > 0 ? got : "");
 			return -EBADMSG;
+		}
 	}
 	return 0;
 }
