@@ -493,7 +493,8 @@ BATON_API int baton_checkpoint_restore(const struct baton_checkpoint_opts *opts,
  * opts.freeze_ms (0: 60,000), its listeners opened for the while with
  * IP_FREEBIND (their addresses need not be up yet), and notes the freeze
  * in the service's run directory, where restore finds it, thaws it and
- * removes the note. Nothing else is made or changed. restore refuses a
+ * removes the note (a file without connections holds nothing: *freeze_id
+ * 0). Nothing else is made or changed. restore refuses a
  * file of another boot with connections and no hold: they need their
  * routes, so the network must be up, and without a hold the new kernel
  * would reset their peers.

@@ -252,10 +252,9 @@ int file_check_here(struct baton_checkpoint *ck, struct baton_tcp *tcp,
 	__u64 now = now_ns();
 
 	file_here(&here, tcp);
-	if (strcmp(here.boot_id, in->boot_id) &&
-	    (in->flags & BATON_CHECKPOINT_F_RESTART))
-		return check_other_boot(ck, &here, why, len);
 	if (strcmp(here.boot_id, in->boot_id)) {
+		if (in->flags & BATON_CHECKPOINT_F_RESTART)
+			return check_other_boot(ck, &here, why, len);
 		snprintf(why, len, "it was made before the machine restarted (boot %s, now %s), not for a restart ('batonctl kexec' makes those): its connections are gone",
 			 in->boot_id, here.boot_id);
 		return -ESTALE;

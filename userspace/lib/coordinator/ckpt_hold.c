@@ -146,6 +146,8 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 		pr_err(&h->log, "%s: %s", o->path, why);
 		goto close_tcp;
 	}
+	if (!h->ck.nconns)	/* nothing to hold: restore needs none */
+		goto close_tcp;
 	h->lfd = calloc(h->ck.nlsn + 1, sizeof(*h->lfd));
 	if (!h->lfd) {
 		err = -ENOMEM;
