@@ -186,6 +186,16 @@ void instances_poll_draining(struct instance_set *is);
 void instances_stop(struct instance_set *is);
 long rss_kb(pid_t pid);
 
+/* netstat.c: the namespace's TCP counters */
+struct net_counters {
+	__u64 rto;		/* TcpExt TCPTimeouts */
+	__u64 loss_probes;	/* TcpExt TCPLossProbes */
+	__u64 retrans;		/* Tcp RetransSegs */
+};
+int net_counters_read(struct net_counters *c);
+void net_counters_sub(struct net_counters *after,
+		      const struct net_counters *before);
+
 /* plot.c */
 void plot_add(struct plot_part *p, __u64 origin_ns, __u64 start, __u64 end);
 

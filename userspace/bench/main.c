@@ -40,6 +40,8 @@ struct mode_result {
 	unsigned int old_alive_at_end;
 	long rss_old_kb, rss_new_kb;
 	double seconds;
+	struct net_counters net;	/* during the run, if net_ok */
+	bool net_ok;
 	struct plot_panel panel;	/* --plot */
 };
 
@@ -195,6 +197,7 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		    struct mode_result *res)
 {
 	struct load_spec specs[MAX_WORKERS];
+	struct net_counters net0;
 	pid_t pids[MAX_WORKERS];
 	unsigned int nw = 0, i, u, k;
 	struct shared *sh;
@@ -254,6 +257,7 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 			.keys = o->keys, .value_size = o->value_size };
 		nw++;
 	}
+	res->net_ok = !net_counters_read(&net0);
 	for (i = 0; i < nw; i++) {
 		pids[i] = fork();
 		if (pids[i] == 0)
@@ -320,6 +324,10 @@ stop_workers:
 	sh->classify = 1;
 	for (i = 0; i < nw; i++)
 		waitpid(pids[i], NULL, 0);
+	if (res->net_ok && !net_counters_read(&res->net))
+		net_counters_sub(&res->net, &net0);
+	else
+		res->net_ok = false;
 	for (i = 0; i < nw; i++) {
 		struct worker_result *w = &sh->w[i];
 
@@ -486,6 +494,23 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 	       "\"floor_scm_us_per_fd\":%.3f",
 	       old_lives_on(r), r->old_alive_at_end, r->rss_old_kb,
 	       r->rss_new_kb, floor_us[0], floor_us[1]);
+	if (r->net_ok)
+		printf(",\"rto\":%llu,\"loss_probes\":%llu,\"retrans\":%llu",
+		       (unsigned long long)r->net.rto,
+		       (unsigned long long)r->net.loss_probes,
+		       (unsigned long long)r->net.retrans);
+	else
+		printf(",\"rto\":null,\"loss_probes\":null,\"retrans\":null");
+}
+
+/* A counter of the namespace for the table, or "-" if unread */
+static const char *net_cell(const struct mode_result *r, char *buf,
+			    size_t size, __u64 v)
+{
+	if (!r->net_ok)
+		return "-";
+	snprintf(buf, size, "%llu", (unsigned long long)v);
+	return buf;
 }
 
 static void print_text(const struct bench_opts *o, const struct mode_result *r,
@@ -547,6 +572,12 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 		ROW("keys read back wrong", "%14llu",
 		    (unsigned long long)r[i].read_wrong);
 	}
+	ROW("retransmission timeouts", "%14s", net_cell(&r[i], share[i],
+	    sizeof(share[i]), r[i].net.rto));
+	ROW("tail loss probes", "%14s", net_cell(&r[i], share[i],
+	    sizeof(share[i]), r[i].net.loss_probes));
+	ROW("segments retransmitted", "%14s", net_cell(&r[i], share[i],
+	    sizeof(share[i]), r[i].net.retrans));
 	ROW("old instance lives on, ms", "%14.1f", old_lives_on(&r[i]));
 	ROW("old instances alive at the end", "%14u", r[i].old_alive_at_end);
 	ROW("RSS old / new, MiB", "%8.1f/%5.1f", r[i].rss_old_kb / 1024.0,
