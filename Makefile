@@ -6,6 +6,7 @@
 #   make fuzz		each libFuzzer harness (fuzz/) FUZZ_TIME seconds, 600 by
 #			default, with its executions, coverage and crashes
 #   make bench		the acceptance benchmarks (Documentation/performance.rst)
+#   make bench-repair	repair mode in the VM (BENCH_ARGS for baton-bench)
 #   make bench-http	httpd and nginx under wrk, each upgraded 10 times
 #   make bench-conns	the blackout against connections, 0 to 15,000: a table
 #			and Documentation/blackout-conns.svg
@@ -279,8 +280,15 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory module $(SKEL)
 	$(Q)$(MAKE) --no-print-directory -C fuzz run FUZZ_TIME=$(FUZZ_TIME)
 
-bench: deps all
+bench: deps all module
+	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath $(B))/selftests/repair_bench
 	$(Q)bash scripts/bench.sh
+
+# repair mode in the VM: baton-bench --mode repair $(BENCH_ARGS) and the
+# cost of a connection, userspace and baton.ko; JSON on the last line
+bench-repair: deps all module
+	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath $(B))/selftests/repair_bench
+	$(Q)bash scripts/bench-repair.sh
 
 bench-http: deps all
 	$(Q)bash scripts/httpd-vs-nginx.sh
@@ -303,4 +311,4 @@ clean:
 	$(Q)$(MAKE) --no-print-directory -C selftests clean
 
 .PHONY: all shared deps module spec dkms-source dkms-check man install install-check deb \
-	demo check fuzz bench bench-http bench-conns kexec-check clean
+	demo check fuzz bench bench-repair bench-http bench-conns kexec-check clean

@@ -20,3 +20,6 @@ $bin/baton-bench --conns 0 --connect-rate 5000 --upgrades 20 --listeners own \
 echo
 echo "== redis-benchmark -c 200 -n 2000000 -k 1 -t set,get,incr while kvd is upgraded"
 DEMO_CONNS=200 DEMO_REQUESTS=2000000 DEMO_UPGRADES=1000 scripts/demo.sh
+echo
+echo "== repair mode in the VM: baton-bench --mode repair ${BENCH_ARGS:---conns 1000 --rate 2 --upgrades 10}"
+bash scripts/bench-repair.sh

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# make bench-repair: repair mode measured where baton.ko loads, in the VM
+# (scripts/vm.sh), in one boot:
+#  1. selftests/repair_bench: what moving a connection costs through
+#     userspace TCP_REPAIR and through baton.ko, at 100 and 1,000
+#     connections, beside the VM's Unix-socket round trip;
+#  2. baton-bench --mode repair $BENCH_ARGS, under its load, with the
+#     namespace's retransmission counters around it.
+# The output of both, then on the last line one JSON object: baton-bench's,
+# with "per_conn_us" (repair_bench's figures, each with the floor of its
+# own run) and "floor_us" (baton-bench's floor, in the same boot).
+#
+#   BENCH_ARGS="--conns 1000 --rate 2 --upgrades 10"  for baton-bench
+#   VM_DIR=build/vm-bench                             the VM's files
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=$top/build/bin
+rb=$top/build/selftests/repair_bench
+args=${BENCH_ARGS:---conns 1000 --rate 2 --upgrades 10}
+export VM_DIR=${VM_DIR:-$top/build/vm-bench}
+export VM_TIMEOUT=${VM_TIMEOUT:-3600}
+
+die() { echo "bench-repair: $*" >&2; exit 1; }
+for f in "$bin/baton-bench" "$bin/batonctl" "$bin/kvd-v1" "$bin/kvd-v2" "$rb" \
+	 "$top/module/baton.ko"; do
+	[ -x "$f" ] || [ -f "$f" ] || die "$f is missing: run 'make bench-repair', which builds it"
+done
+read -r -a words <<<"$args"
+for w in "${words[@]}"; do
+	case "$w" in
+	--mode|--mode=*|-j|--json|--baseline|--baseline=*|--plot|--plot=*)
+		die "BENCH_ARGS='$args': leave --mode, --json, --baseline and --plot to the script";;
+	esac
+done
+# each word single-quoted for the guest's sh
+quoted=
+for w in "${words[@]}"; do
+	quoted+=" '${w//\'/\'\\\'\'}'"
+done
+
+# The VM runs programs without arguments: one that runs both. baton-bench's
+# progress (to a terminal there) goes to a file, not into its JSON's line.
+mkdir -p "$VM_DIR"
+run=$VM_DIR/bench-repair-run
+cat >"$run" <<RUN
+#!/bin/sh
+echo "== repair_bench: the cost of a connection, userspace and baton.ko"
+$rb || echo "BENCH-REPAIR-FAILED repair_bench \$?"
+echo "== baton-bench --mode repair$quoted"
+$bin/baton-bench --mode repair$quoted -j 2>/tmp/baton-bench.err || echo "BENCH-REPAIR-FAILED baton-bench \$?"
+cat /tmp/baton-bench.err
+RUN
+chmod +x "$run"
+
+out=$VM_DIR/bench-repair.out
+echo "bench-repair: booting the VM (TCG: this takes minutes; the VM's log is $VM_DIR/console.log)" >&2
+VM_FILES="$bin/batonctl $bin/kvd-v1 $bin/kvd-v2 $bin/baton-bench $rb" \
+	bash "$top/scripts/vm.sh" "$run" | tee "$out" || die "the VM run failed (see $VM_DIR/console.log)"
+grep -q BENCH-REPAIR-FAILED "$out" && die "$(grep BENCH-REPAIR-FAILED "$out" | head -1 | cut -d' ' -f2) failed (its output is above)"
+
+python3 - "$out" <<'PY'
+import json, sys
+objs = []
+for line in open(sys.argv[1]):
+    i = line.find('{"')
+    if i < 0:
+        continue
+    try:
+        objs.append(json.loads(line[i:]))
+    except ValueError:
+        pass
+rb = next((o for o in objs if "per_conn_us" in o), None)
+bb = next((o for o in objs if "conn_move" in o), None)
+if not rb or not bb:
+    sys.exit("bench-repair: a program printed no JSON object (its output is above)")
+for p in rb["per_conn_us"]:
+    p["floor_us"] = rb["floor_us"]
+bb["per_conn_us"] = rb["per_conn_us"]
+print(json.dumps(bb, separators=(",", ":")))
+PY
