@@ -96,16 +96,30 @@ static socklen_t loopback(int family, int port, struct sockaddr_storage *ss)
 	return sizeof(struct sockaddr_in);
 }
 
-int listener_make(int family, int *port)
+int listener_on(int family, int port)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = loopback(family, 0, &ss);
+	socklen_t len = loopback(family, port, &ss);
 	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 4096) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+int listener_make(int family, int *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = listener_on(family, 0);
+
+	if (fd < 0)
+		return fd;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
 		close(fd);
 		return -errno;
 	}

@@ -36,6 +36,8 @@ void rundir_remove(const char *dir);
 /* the binaries under test: $BATON_BIN/<name> */
 const char *bin(const char *name, char *buf, size_t len);
 
+/* a loopback listener: on port, or on a free one it returns in *port */
+int listener_on(int family, int port);
 int listener_make(int family, int *port);
 int client_connect(int family, int port);
 

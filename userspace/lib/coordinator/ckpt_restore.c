@@ -130,6 +130,23 @@ int file_listener_open(const struct file_listener *l, bool freebind, int *out)
 	return 0;
 }
 
+/*
+ * A listener's address taken meanwhile: by whom, and what to do. Nothing
+ * has changed yet: the file is as it was, its connections still frozen.
+ */
+static int addr_in_use(struct baton_upgrade *up, const struct file_listener *l,
+		       const char *addr)
+{
+	char who[128];
+
+	port_holder(&l->local, who, sizeof(who));
+	if (!who[0])
+		return fail(up, -EADDRINUSE, "cannot listen on %s again: the address is in use, though no listener is seen there (a socket bound to it?); free it, then run this restore again",
+			    addr);
+	return fail(up, -EADDRINUSE, "cannot listen on %s again: %s listens there; stop it, then run this restore again",
+		    addr, who);
+}
+
 /* The listeners and the control socket, into up->held (drop_held()) */
 static int sockets_open(struct restore *rs)
 {
@@ -148,6 +165,8 @@ static int sockets_open(struct restore *rs)
 		err = file_listener_open(l, false, &fd);
 		if (err) {
 			baton_addr_text(&l->local, addr, sizeof(addr));
+			if (err == -EADDRINUSE)
+				return addr_in_use(up, l, addr);
 			return fail(up, err, "cannot listen on %s again: %s",
 				    addr, strerror(-err));
 		}

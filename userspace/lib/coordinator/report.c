@@ -3,9 +3,14 @@
  * What an upgrade reached, and when; if it failed, the first reason, which
  * is the one that counts.
  */
+#include <dirent.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,6 +71,134 @@ char proc_state(pid_t pid, char *wchan, size_t len)
 		}
 	}
 	return p[2];
+}
+
+/*
+ * An address as /proc/net/tcp{,6} print it: the 32-bit words of the
+ * address in network order, each as the number it is in memory here.
+ */
+static void proc_addr(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)a;
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)a;
+
+	if (a->ss_family == AF_INET)
+		snprintf(buf, len, "%08X", a4->sin_addr.s_addr);
+	else
+		snprintf(buf, len, "%08X%08X%08X%08X",
+			 a6->sin6_addr.s6_addr32[0], a6->sin6_addr.s6_addr32[1],
+			 a6->sin6_addr.s6_addr32[2], a6->sin6_addr.s6_addr32[3]);
+}
+
+static bool proc_addr_any(const char *hex)
+{
+	return strspn(hex, "0") == strlen(hex);
+}
+
+/*
+ * The inode of a TCP socket listening where a would bind: its port, at
+ * its address or either side's wildcard; 0 if none is seen.
+ */
+static unsigned long listener_inode(const struct sockaddr_storage *a)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	unsigned int port = ntohs(a->ss_family == AF_INET6 ?
+		((const struct sockaddr_in6 *)a)->sin6_port :
+		((const struct sockaddr_in *)a)->sin_port);
+	char want[40], line[512], addr[40];
+	unsigned long inode = 0;
+	unsigned int i;
+
+	proc_addr(a, want, sizeof(want));
+	for (i = 0; i < 2 && !inode; i++) {
+		bool same = (a->ss_family == AF_INET6) == (i == 1);
+		FILE *f = fopen(files[i], "re");
+
+		if (!f)
+			continue;
+		/* "sl local rem st tx:rx tr:when retr uid timeout inode" */
+		while (!inode && fgets(line, sizeof(line), f)) {
+			unsigned int lport, st;
+			unsigned long ino;
+
+			if (sscanf(line, " %*u: %32[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
+				   addr, &lport, &st, &ino) != 4 ||
+			    lport != port || st != 0x0a /* TCP_LISTEN */)
+				continue;
+			if (proc_addr_any(addr) || proc_addr_any(want) ||
+			    (same && !strcasecmp(addr, want)))
+				inode = ino;
+		}
+		fclose(f);
+	}
+	return inode;
+}
+
+/* Whether pid holds a descriptor whose link reads want */
+static bool holds(pid_t pid, const char *want)
+{
+	char path[300], link[64];
+	struct dirent *f;
+	bool found = false;
+	DIR *fds;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	fds = opendir(path);
+	if (!fds)
+		return false;
+	while (!found && (f = readdir(fds))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, f->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		found = !strcmp(link, want);
+	}
+	closedir(fds);
+	return found;
+}
+
+/*
+ * Who listens where a would bind, in this network namespace, for an error
+ * that says what to stop: "pid N (comm)"; "a socket of no process visible
+ * here" if a listener is seen but not its process; "" if none is seen.
+ */
+void port_holder(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	unsigned long inode = listener_inode(a);
+	char want[64], path[64], comm[64] = "";
+	struct dirent *p;
+	pid_t pid = 0;
+	DIR *procs;
+	ssize_t n;
+	int fd;
+
+	buf[0] = '\0';
+	if (!inode)
+		return;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	procs = opendir("/proc");
+	if (!procs)
+		return;
+	while (!pid && (p = readdir(procs)))
+		if (atoi(p->d_name) > 0 && holds(atoi(p->d_name), want))
+			pid = atoi(p->d_name);
+	closedir(procs);
+	if (!pid) {
+		snprintf(buf, len, "a socket of no process visible here");
+		return;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, comm, sizeof(comm) - 1);
+		comm[n > 0 ? n : 0] = '\0';
+		comm[strcspn(comm, "\n")] = '\0';
+		close(fd);
+	}
+	snprintf(buf, len, "pid %d (%s)", pid, comm);
 }
 
 void reach(struct baton_upgrade *up, enum baton_phase phase)
