@@ -18,9 +18,17 @@
  *     another format version, not a checkpoint at all. Restore refuses
  *     each with an error naming the cause, starts nothing (no process,
  *     nothing listens, nothing answers on the control socket) and leaves
- *     the file as it was; then the good file restores, and a client that
- *     sent while it waited gets its answer and goes on; restoring it
- *     again is refused (its freeze is thawed), and it goes on still.
+ *     the file as it was; the same while another process listens on
+ *     the service's port, the error naming that process; then the good
+ *     file restores, and a client that sent while it waited gets its
+ *     answer and goes on; restoring it again is refused (its freeze is
+ *     thawed), and it goes on still;
+ *  3. batonctl checkpoint killed (SIGKILL) 0 and 60 ms after its record
+ *     is in the journal, and as soon as its file is in place:
+ *     batonctl recover settles it from the journal, as rolled back (the
+ *     old instance serves) or done (the file is whole, and restores);
+ *     status never says in progress or failed, and a client's INCR sent
+ *     after each kill is answered, in order, on the same connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,10 +173,28 @@ static int file_write(const char *path, const void *buf, size_t len)
 	return ok ? 0 : -EIO;
 }
 
+static char last_reason[512];
+
+/*
+ * batonctl status -j kvd: the last operation's result into buf, its name
+ * into op, its reason into last_reason
+ */
+static const char *last_result(char *buf, size_t len, char *op, size_t oplen)
+{
+	const char *args[] = { "status", "-j", "kvd", NULL };
+	char out[8192];
+
+	buf[0] = op[0] = last_reason[0] = '\0';
+	batonctl(out, sizeof(out), args);
+	json_str(out, "operation", op, oplen);
+	json_str(out, "reason", last_reason, sizeof(last_reason));
+	return json_str(out, "result", buf, len);
+}
+
 TEST_F_TIMEOUT(noverlap, every_byte_once, 240)
 {
 	const char *dump_args[] = { "dump", "-j", self->file, NULL };
-	char *big = big_value(BIG_LEN), out[16384];
+	char *big = big_value(BIG_LEN), out[16384], result[64], op[32];
 	size_t one = strlen("$262144\r\n") + BIG_LEN + 2;
 	struct counters before;
 	int keys, half, window, version;
@@ -197,6 +223,9 @@ TEST_F_TIMEOUT(noverlap, every_byte_once, 240)
 	usleep(300000);
 
 	checkpoint_ok(_metadata, &self->svc, self->file, 4);
+	EXPECT_NE(NULL, last_result(result, sizeof(result), op, sizeof(op)));
+	EXPECT_STREQ("checkpoint", op);
+	EXPECT_STREQ("done", result);
 	/* no instance at all, and the clients go on sending */
 	usleep(PAUSE_US);
 
@@ -271,7 +300,7 @@ TEST_F_TIMEOUT(noverlap, bad_files_refused, 240)
 	size_t len, blen, klen;
 	char *good, *b, *kept;
 	unsigned int i;
-	int c;
+	int c, squat;
 
 	c = client_connect(variant->family, self->svc.port);
 	ASSERT_LE(0, c);
@@ -321,6 +350,28 @@ TEST_F_TIMEOUT(noverlap, bad_files_refused, 240)
 	EXPECT_EQ(0, klen == len ? memcmp(kept, good, len) : -1);
 	free(kept);
 
+	/*
+	 * its address taken by another listener meanwhile: refused, naming
+	 * who holds the port; nothing started, the file as it was
+	 */
+	squat = listener_on(variant->family, self->svc.port);
+	ASSERT_LE(0, squat);
+	ASSERT_EQ(0, fcntl(squat, F_SETFD, FD_CLOEXEC));	/* ours alone */
+	EXPECT_EQ(1, restore(&self->svc, self->file, variant->to, out,
+			     sizeof(out)));
+	TH_LOG("address taken: %s", out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"refused\""));
+	EXPECT_NE(NULL, json_str(out, "error", err, sizeof(err)));
+	snprintf(path, sizeof(path), "pid %d (noverlap_test) listens there; stop it",
+		 getpid());
+	EXPECT_NE(NULL, strstr(err, path));
+	EXPECT_EQ(0, netns_others(NULL, 0, (pid_t[4]){}, 4));
+	close(squat);
+	kept = file_read(self->file, &klen);
+	ASSERT_NE(NULL, kept);
+	EXPECT_EQ(0, klen == len ? memcmp(kept, good, len) : -1);
+	free(kept);
+
 	/* the good one still restores, and the client goes on */
 	EXPECT_EQ(0, restore(&self->svc, self->file, variant->to, out,
 			     sizeof(out)));
@@ -337,6 +388,99 @@ TEST_F_TIMEOUT(noverlap, bad_files_refused, 240)
 	EXPECT_EQ(0, resp_expect(c, ":4\r\n", 2, "INCR", "c"));
 	close(c);
 	free(good);
+}
+
+/* The journal holds a record of batonctl pid's: it has begun */
+static int journal_begun(const struct service *svc, pid_t pid, int timeout_ms)
+{
+	char path[160], want[48], *text;
+	size_t len;
+	int waited;
+
+	snprintf(path, sizeof(path), "%s/kvd/journal", svc->rundir);
+	snprintf(want, sizeof(want), "\ncoordinator_pid=%d\n", pid);
+	for (waited = 0; waited < timeout_ms; waited += 5) {
+		text = file_read(path, &len);
+		if (text && memmem(text, len, want, strlen(want))) {
+			free(text);
+			return 0;
+		}
+		free(text);
+		usleep(5000);
+	}
+	return -ETIMEDOUT;
+}
+
+TEST_F_TIMEOUT(noverlap, batonctl_killed, 300)
+{
+	/* after its journal record: at once, 60 ms on; once the file is in place */
+	static const int delay_ms[] = { 0, 60, -1 };
+	const char *ckpt_args[] = { "checkpoint", "kvd", "-j", "-o", self->file,
+				    "--freeze", FREEZE, "--timeout-ms", STEP_MS,
+				    NULL };
+	const char *recover_args[] = { "recover", "kvd", NULL };
+	char out[8192], result[64], op[32], want[16];
+	unsigned int i;
+	int c, fd, n = 1;
+	pid_t pid, serving;
+
+	c = client_connect(variant->family, self->svc.port);
+	ASSERT_LE(0, c);
+	ASSERT_EQ(0, resp_expect(c, ":1\r\n", 2, "INCR", "c"));
+	for (i = 0; i < ARRAY_SIZE(delay_ms); i++) {
+		unlink(self->file);
+		serving = serving_pid(&self->svc, variant->family);
+		ASSERT_LT(0, serving);
+		pid = batonctl_start(ckpt_args, &fd);
+		ASSERT_LT(0, pid);
+		/* killed once it began: its record is in the journal */
+		EXPECT_EQ(0, journal_begun(&self->svc, pid, 20000));
+		if (delay_ms[i] >= 0)
+			usleep(delay_ms[i] * 1000);
+		else
+			EXPECT_EQ(0, wait_path(self->file, 20000));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(fd);
+		/* answered by whichever instance serves it next */
+		ASSERT_EQ(0, resp_send(c, 2, (const char *[]){ "INCR", "c" }));
+		n++;
+
+		EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
+		EXPECT_NE(NULL, last_result(result, sizeof(result), op, sizeof(op)));
+		TH_LOG("killed %d ms after its journal record%s: %s %s (%s)",
+		       delay_ms[i] < 0 ? 0 : delay_ms[i],
+		       delay_ms[i] < 0 ? ", the file in place" : "", op,
+		       result, last_reason);
+		EXPECT_STREQ("checkpoint", op);
+		EXPECT_TRUE(!strcmp(result, "done") ||
+			    !strcmp(result, "rolled-back"));
+		if (!strcmp(result, "done")) {
+			/* the old instance exits once the file is whole */
+			if (serving == self->svc.kvd) {
+				EXPECT_TRUE(WIFEXITED(wait_exit(serving, 10000)));
+				self->svc.kvd = 0;
+			} else {
+				EXPECT_EQ(0, pid_wait_gone(serving, 10000));
+			}
+			EXPECT_EQ(0, restore(&self->svc, self->file,
+					     variant->to, out, sizeof(out)));
+			TH_LOG("restore: %s", out);
+			EXPECT_NE(NULL, last_result(result, sizeof(result), op,
+						    sizeof(op)));
+			EXPECT_STREQ("restore", op);
+			EXPECT_STREQ("done", result);
+		}
+		snprintf(want, sizeof(want), ":%d\r\n", n);
+		EXPECT_LT(0, resp_reply(c, out, sizeof(out), 10000));
+		EXPECT_STREQ(want, out);
+		if (strcmp(want, out))
+			break;
+	}
+	/* still the same connection, answered in order */
+	snprintf(want, sizeof(want), ":%d\r\n", ++n);
+	EXPECT_EQ(0, resp_expect(c, want, 2, "INCR", "c"));
+	close(c);
 }
 
 TEST_HARNESS_MAIN

@@ -46,6 +46,7 @@ struct journal {
 	char key[JOURNAL_MAX_FIELDS][32];
 	char val[JOURNAL_MAX_FIELDS][JOURNAL_VAL_LEN];
 	unsigned long seq;	/* of the newest slot */
+	const char *run_dir;	/* as journal_open() or journal_read() had it */
 	int fd;			/* open by journal_open() */
 	int lock;		/* upgrade.lock, held */
 	int err;		/* the last write's failure, or 0 */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -106,6 +107,82 @@ int timeout_arg(const char *s)
 }
 
 
+/* path made absolute, for a recover run elsewhere; the file need not exist */
+static const char *abs_path(const char *path, char *buf, size_t len)
+{
+	char cwd[PATH_MAX];
+
+	if (path[0] == '/' || !getcwd(cwd, sizeof(cwd)) ||
+	    (size_t)snprintf(buf, len, "%s/%s", cwd, path) >= len)
+		return path;
+	return buf;
+}
+
+/*
+ * checkpoint and restore keep the service's journal as an upgrade does:
+ * its lock held throughout (one operation on a service at a time), a
+ * record before anything changes and one with the outcome, so that
+ * status shows them and recover settles one whose batonctl died. 0, or 1
+ * (said why) if the journal is not to be had.
+ */
+static int journal_begin(const struct ctl_opts *o, const char *op,
+			 const struct baton_checkpoint_opts *co,
+			 struct journal *j, bool quiet)
+{
+	struct baton_instance_info info;
+	char dir[512], path[PATH_MAX];
+	int err;
+
+	err = journal_open(o->run_dir, co->service, j);
+	if (err == -EBUSY) {
+		journal_busy(o->run_dir, co->service);
+		return 1;
+	}
+	if (err) {
+		journal_dir(dir, sizeof(dir), o->run_dir, co->service);
+		fprintf(stderr, "batonctl: cannot reserve %s's journal in %s: %s; nothing was changed%s\n",
+			co->service, dir, strerror(-err),
+			err == -ENOSPC ? ": free some space there and try again" : "");
+		return 1;
+	}
+	recover(co->service, j, co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS,
+		quiet);
+	j->n = 0;
+	journal_set(j, "service", "%s", co->service);
+	journal_set(j, "operation", "%s", op);
+	journal_set(j, "coordinator_pid", "%d", getpid());
+	journal_set(j, "coordinator_start", "%llu", proc_start_time(getpid()));
+	journal_set(j, "started", "%ld", (long)time(NULL));
+	journal_set(j, "file", "%s", abs_path(co->path, path, sizeof(path)));
+	journal_set(j, "timeout_ms", "%d", co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS);
+	if (co->argv)
+		journal_set(j, "command", "%s", co->argv[0]);
+	else if (!baton_query(o->run_dir, co->service, BATON_QUERY_TIMEOUT_MS,
+			      &info)) {
+		journal_set(j, "old_pid", "%d", info.pid);
+		journal_set(j, "old_start", "%llu", proc_start_time(info.pid));
+	}
+	journal_set(j, "result", "in-progress");
+	journal_write(j);
+	return 0;
+}
+
+/* The outcome, into the journal, which is closed */
+static void journal_end(struct journal *j, const char *result,
+			const struct baton_upgrade_report *r, pid_t serving)
+{
+	journal_set(j, "result", "%s", result);
+	journal_set(j, "reason", "%s", r->reason);
+	journal_set(j, "listeners", "%u", r->listeners);
+	journal_set(j, "conns", "%u", r->checkpoints ?: r->conns);
+	if (r->new_pid)
+		journal_set(j, "new_pid", "%d", r->new_pid);
+	journal_set(j, "serving_pid", "%d", serving);
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(j);
+	journal_close(j);
+}
+
 static const char *result_of(const struct baton_upgrade_report *r, int err)
 {
 	if (!err && r->phase == BATON_PHASE_DONE)
@@ -149,7 +226,9 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 	struct baton_checkpoint_opts co = { .run_dir = o->run_dir };
 	struct baton_upgrade_report r = {};
 	struct ctl_log logged = {};
-	bool json = o->json;
+	bool json = o->json, usage;
+	const char *result;
+	struct journal j;
 	struct out out;
 	int c, ms, err;
 
@@ -190,12 +269,22 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 	co.freeze_ms = co.freeze_ms ?: BATON_DEADLINE_MAX_MS;
 	co.log = ctl_log;
 	co.log_ctx = &logged;
+	if (journal_begin(o, "checkpoint", &co, &j, json))
+		return 1;
 	err = baton_checkpoint_save(&co, &r);
-	if (err == -EINVAL && !r.reason[0]) {
+	usage = err == -EINVAL && !r.reason[0];
+	if (err && !r.reason[0])
+		snprintf(r.reason, sizeof(r.reason), "%s", strerror(-err));
+	result = result_of(&r, err);
+	journal_end(&j, result, &r, r.phase == BATON_PHASE_ROLLED_BACK ?
+		    r.old_pid : 0);
+	if (usage) {
 		fprintf(stderr, "batonctl: checkpoint: %s\n", strerror(-err));
 		return 2;
 	}
 	report_begin(&out, json, "checkpoint", &co, &r, err);
+	if (j.err)
+		out_str(&out, "journal_error", "journal", strerror(-j.err));
 	out_u64(&out, "old_pid", "old pid", r.old_pid);
 	out_u64(&out, "freeze_ms", "frozen for (ms)", co.freeze_ms);
 	out_ms(&out, "checkpoint_ms", "checkpoint", ms_between(r.deactivate_ns, r.active_ns),
@@ -385,6 +474,8 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	struct ctl_log logged = {};
 	bool json = o->json, fresh = false;
 	pid_t fresh_pid = 0;
+	const char *result;
+	struct journal j;
 	struct out out;
 	int c, err;
 
@@ -425,13 +516,22 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	co.argv = &argv[optind + 1];
 	co.log = ctl_log;
 	co.log_ctx = &logged;
+	if (journal_begin(o, "restore", &co, &j, json))
+		return 1;
 	err = baton_checkpoint_restore(&co, &r);
 	/* nothing serves the checkpoint: the service starts over */
 	if (err && fresh && r.phase != BATON_PHASE_ACTIVE) {
 		baton_checkpoint_release(&co);
 		fresh_pid = start_fresh(o, &co);
 	}
+	result = result_of(&r, err);
+	if (fresh_pid > 0)
+		journal_set(&j, "fresh_pid", "%d", fresh_pid);
+	journal_end(&j, result, &r, !err ? r.new_pid :
+		    fresh_pid > 0 ? fresh_pid : 0);
 	report_begin(&out, json, "restore", &co, &r, err);
+	if (j.err)
+		out_str(&out, "journal_error", "journal", strerror(-j.err));
 	out_u64(&out, "new_pid", "new pid", r.new_pid);
 	out_u64(&out, "conns", "restored", r.conns);
 	out_u64(&out, "records", "records", r.records);

@@ -140,6 +140,7 @@ int journal_open(const char *run_dir, const char *service, struct journal *j)
 
 	memset(j, 0, sizeof(*j));
 	j->fd = j->lock = -1;
+	j->run_dir = run_dir;
 	err = journal_dir(dir, sizeof(dir), run_dir, service) ?:
 	      mkdir_parents(dir) ?:
 	      journal_path(path, sizeof(path), run_dir, service, "upgrade.lock");
@@ -193,6 +194,7 @@ int journal_read(const char *run_dir, const char *service, struct journal *j)
 
 	memset(j, 0, sizeof(*j));
 	j->fd = j->lock = -1;
+	j->run_dir = run_dir;
 	err = journal_path(path, sizeof(path), run_dir, service, "journal");
 	if (err)
 		return err;

@@ -15,6 +15,9 @@
 
 #include "batonctl.h"
 
+/* how long recover waits for an instance's answer, each time it asks */
+#define RECOVER_QUERY_MS	200
+
 /*
  * When pid started, in clock ticks after boot (/proc/PID/stat, field 22),
  * if it runs: 0 if it does not, or is a zombie (an exited instance may
@@ -141,7 +144,10 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 				journal_get(&j, "coordinator_start"));
 		result = journal_get(&j, "result");
 		if (gone && (!finished(journal_get(&j, "phase")) ||
-			     (result && !strcmp(result, "rollback-running"))))
+			     (result && !strcmp(result, "rollback-running")) ||
+			     (result && !strcmp(result, "in-progress") &&
+			      journal_get(&j, "operation") &&
+			      strcmp(journal_get(&j, "operation"), "upgrade"))))
 			out_str(out, "interrupted", "interrupted",
 				"its coordinator is gone; run 'batonctl recover' to settle it");
 		else if (gone && result && !strcmp(result, "verifying"))
@@ -189,6 +195,99 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 	return 0;
 }
 
+/* file is whole, and the checkpoint of record's: of pid old, made since */
+static bool file_written(const struct journal *j, const char *file,
+			 const char *old)
+{
+	const char *started = journal_get(j, "started");
+	const struct baton_checkpoint_info *in;
+	struct baton_checkpoint *ck;
+	bool ours;
+
+	if (!file || !old || !started ||
+	    baton_checkpoint_load(&ck, file, NULL, NULL))
+		return false;
+	in = baton_checkpoint_info(ck);
+	ours = in->pid == atoi(old) &&
+	       in->realtime_ns / 1000000000ULL + 1 >= strtoull(started, NULL, 10);
+	baton_checkpoint_free(ck);
+	return ours;
+}
+
+/*
+ * A checkpoint or restore whose batonctl died: the instances settle it
+ * themselves, as in an upgrade (a checkpoint's old instance serves on, or
+ * exits once the file is whole; a restore's new instance serves, or exits
+ * before it said ACTIVE, the file kept and its connections frozen).
+ * Wait for that, then write down how it ended and what to do.
+ */
+static int recover_file_op(const char *service, const char *op,
+			   struct journal *j, int timeout_ms, bool quiet)
+{
+	const char *old = journal_get(j, "old_pid"), *file = journal_get(j, "file");
+	const char *old_start = journal_get(j, "old_start");
+	const char *step = journal_get(j, "timeout_ms");
+	bool serving = false, checkpoint = !strcmp(op, "checkpoint");
+	struct baton_instance_info info;
+	char next[200], tmp[JOURNAL_VAL_LEN + 32];
+	__u64 deadline;
+
+	/* as long as a step of its own could take, the rollback's included */
+	if (step && 2 * atoi(step) > timeout_ms)
+		timeout_ms = 2 * atoi(step);
+	deadline = mono_ns() + timeout_ms * 1000000ULL;
+	while (mono_ns() < deadline) {
+		serving = !baton_query(j->run_dir, service,
+				       RECOVER_QUERY_MS, &info);
+		/* a checkpoint's old instance went on, or went */
+		if (checkpoint && (!proc_is(old, old_start) ||
+				   (serving && info.pid == atoi(old ?: "0"))))
+			break;
+		if (!checkpoint && serving)
+			break;
+		usleep(50000);
+	}
+	if (checkpoint && !old) {
+		journal_set(j, "result", "refused");
+		snprintf(next, sizeof(next), "nothing served %s when it began",
+			 service);
+	} else if (checkpoint && serving && info.pid == atoi(old)) {
+		/* its file, if it came so far, is of connections served again */
+		journal_set(j, "result", "rolled-back");
+		snprintf(tmp, sizeof(tmp), "%s.%s.tmp", file ?: "",
+			 journal_get(j, "coordinator_pid") ?: "");
+		unlink(tmp);
+		snprintf(next, sizeof(next), "the old instance (pid %d) serves on, with its connections%s",
+			 info.pid, file_written(j, file, old) ?
+			 "; the file written is stale: remove it" : "");
+	} else if (checkpoint && !proc_is(old, old_start) &&
+		   file_written(j, file, old)) {
+		journal_set(j, "result", "done");
+		snprintf(next, sizeof(next), "the old instance is gone and the file is whole: restore it");
+	} else if (checkpoint) {
+		journal_set(j, "result", "failed");
+		snprintf(next, sizeof(next), "the old instance (pid %s) is %s, and no whole file: start %s afresh",
+			 old, proc_is(old, old_start) ? "alive but not answering" : "gone",
+			 service);
+	} else if (serving) {
+		journal_set(j, "result", "done");
+		journal_set(j, "serving_pid", "%d", info.pid);
+		snprintf(next, sizeof(next), "pid %d serves it", info.pid);
+	} else {
+		journal_set(j, "result", "failed");
+		snprintf(next, sizeof(next), "nothing serves %s; the file is kept: restore it again while its freeze lasts ('batonctl dump' says how long)",
+			 service);
+	}
+	journal_set(j, "reason", "recovered: batonctl (pid %s) died during the %s: %s",
+		    journal_get(j, "coordinator_pid") ?: "?", op, next);
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(j);
+	if (!quiet)
+		fprintf(stderr, "batonctl: settled an interrupted %s of %s (%s): %s; %s\n",
+			op, service, file ?: "?", journal_get(j, "result"), next);
+	return 1;
+}
+
 /*
  * A coordinator that died mid-upgrade: the instances settle it themselves
  * (before activation the new exits and the old resumes; after it the old
@@ -197,11 +296,20 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
  */
 int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 {
-	const char *old, *new, *old_start, *new_start, *result, *back;
+	const char *old, *new, *old_start, *new_start, *result, *back, *op;
 	const char *pre = "";
 	char key[32];
 	int waited;
 
+	op = journal_get(j, "operation");
+	if (op && (!strcmp(op, "checkpoint") || !strcmp(op, "restore"))) {
+		result = journal_get(j, "result");
+		if (!result || strcmp(result, "in-progress") ||
+		    proc_is(journal_get(j, "coordinator_pid"),
+			    journal_get(j, "coordinator_start")))
+			return 0;
+		return recover_file_op(service, op, j, timeout_ms, quiet);
+	}
 	/* killed on the way back from a failed --verify: that upgrade */
 	back = journal_get(j, "rollback");
 	if (back && !strcmp(back, "in-progress"))
@@ -296,8 +404,9 @@ void journal_busy(const char *run_dir, const char *service)
 	pid = journal_get(&j, "coordinator_pid");
 	start = journal_get(&j, "coordinator_start");
 	if (proc_is(pid, start)) {
-		fprintf(stderr, "batonctl: batonctl (pid %s) is upgrading %s; wait for it, or see 'batonctl status %s'\n",
-			pid, service, service);
+		fprintf(stderr, "batonctl: batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'\n",
+			pid, service, journal_get(&j, "operation") ?: "upgrade",
+			service);
 		return;
 	}
 	holder = lock_holder(run_dir, service);

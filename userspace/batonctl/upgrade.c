@@ -700,6 +700,7 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 	/* a record of its own: the last one stays until the first write */
 	j.n = 0;
 	journal_set(&j, "service", "%s", uo->service);
+	journal_set(&j, "operation", "upgrade");
 	journal_set(&j, "coordinator_pid", "%d", getpid());
 	journal_set(&j, "coordinator_start", "%llu", proc_start_time(getpid()));
 	journal_set(&j, "started", "%ld", (long)time(NULL));
