@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 
 #include "baton.h"
+#include "baton_tcp.h"
 #include "helpers.h"
 
 #define ROUNDS		5
