@@ -42,7 +42,8 @@ if ! grep -q 'baton.stage=2' /proc/cmdline; then
 	ip link set eth0 up || fail "ip link"
 	$kvd >"$share/kvd1.log" 2>&1 &
 	i=0
-	until $bin/batonctl status kvd >/dev/null 2>&1; do
+	# status says whether kvd answers; its exit status does not
+	until $bin/batonctl status -j kvd 2>/dev/null | grep -q '"serving":1'; do
 		i=$((i + 1))
 		[ $i -gt 300 ] && fail "kvd did not start"
 		sleep 0.1
@@ -81,5 +82,6 @@ else
 fi
 touch "$share/up2"
 wait_file done 600
-$bin/batonctl status kvd >/dev/null 2>&1 || fail "kvd no longer answers"
+$bin/batonctl status -j kvd 2>/dev/null | grep -q '"serving":1' ||
+	fail "kvd no longer answers"
 echo "kexec_guest: ${KEXEC_CORRUPT:+refused the damaged checkpoint, started afresh and }served; kernel $(uname -r)"
