@@ -92,8 +92,9 @@ static int upgrade(const char *rundir, int version, const char *prefix,
 		   const char *extra, char *out, size_t len)
 {
 	char path[512], log[512], name[16], cmd[1200];
-	const char *args[15] = { "upgrade", "kvd", "-j", "--mode", "repair",
+	const char *args[17] = { "upgrade", "kvd", "-j", "--mode", "repair",
 				 "--log", log, "--blackout-timeout-ms", "20000",
+				 "--timeout-ms", SURE_STEP_MS,
 				 "--", path, "--quiet", extra, NULL };
 
 	/*
@@ -109,10 +110,10 @@ static int upgrade(const char *rundir, int version, const char *prefix,
 	if (prefix) {
 		/* the same process, its limits changed: sh execs kvd */
 		snprintf(cmd, sizeof(cmd), "%s exec %s --quiet", prefix, path);
-		args[10] = "/bin/sh";
-		args[11] = "-c";
-		args[12] = cmd;
-		args[13] = NULL;
+		args[12] = "/bin/sh";
+		args[13] = "-c";
+		args[14] = cmd;
+		args[15] = NULL;
 	}
 	return batonctl(out, len, args);
 }
