@@ -692,23 +692,38 @@ static int btk_import_check(struct genl_info *info, struct btk_conn_in *ci)
 	return 0;
 }
 
+/*
+ * What a queue of len bytes costs a socket in the kernel's measure, which
+ * charges each skb's own size (truesize) too, written in pieces of at
+ * most seg bytes: in repair mode the send queue goes in skbs of one MSS
+ * where the device does no segmentation offload, and the MSS is then
+ * still TCP_MSS_DEFAULT (the options come later).
+ */
+#define BTK_SKB_COST	2048	/* an skb's truesize beyond its bytes, at most */
+
+static u64 btk_queue_charge(u64 len, u32 seg)
+{
+	return len ? len + (div_u64(len, seg) + 1) * BTK_SKB_COST : 0;
+}
+
 /* Room for the queues a new socket's default buffers would refuse */
 static void btk_conn_buffers(struct sock *sk, const struct btk_conn_in *ci)
 {
-	u32 snd = ci->len[BTK_Q_SENT] + ci->len[BTK_Q_UNSENT];
-	u32 rcv = ci->len[BTK_Q_RECV];
+	u64 snd = btk_queue_charge((u64)ci->len[BTK_Q_SENT] +
+				   ci->len[BTK_Q_UNSENT], TCP_MSS_DEFAULT);
+	u64 rcv = btk_queue_charge(ci->len[BTK_Q_RECV], BATON_CONN_CHUNK_MAX);
 
-	if (snd && snd > READ_ONCE(sk->sk_sndbuf) / 2) {
-		/* as SO_SNDBUF does, for the queue and a chunk more */
+	if (snd > READ_ONCE(sk->sk_sndbuf) / 2) {
+		/* as SO_SNDBUF does */
 		lock_sock(sk);
 		sk->sk_userlocks |= SOCK_SNDBUF_LOCK;
 		WRITE_ONCE(sk->sk_sndbuf,
-			   max_t(int, (snd + BATON_CONN_CHUNK_MAX) * 2,
+			   max_t(int, min_t(u64, snd, INT_MAX / 2) * 2,
 				 SOCK_MIN_SNDBUF));
 		release_sock(sk);
 	}
-	if (rcv && rcv > READ_ONCE(sk->sk_rcvbuf) / 2)
-		sock_set_rcvbuf(sk, rcv + BATON_CONN_CHUNK_MAX);
+	if (rcv > READ_ONCE(sk->sk_rcvbuf) / 2)
+		sock_set_rcvbuf(sk, min_t(u64, rcv, INT_MAX / 2));
 }
 
 /*

@@ -21,6 +21,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
 
 #include "helpers.h"
 
@@ -46,6 +48,40 @@ int netns_enter(void)
 	if (!err && ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
 		err = -errno;
 	close(fd);
+	return err;
+}
+
+int link_gso_max_segs(const char *ifname, unsigned int segs)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct mnl_socket *nl;
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifm;
+	ssize_t n;
+	int err;
+
+	nl = mnl_socket_open(NETLINK_ROUTE);
+	if (!nl)
+		return -errno;
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = 1;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = if_nametoindex(ifname);
+	mnl_attr_put_u32(nlh, IFLA_GSO_MAX_SEGS, segs);
+	err = ifm->ifi_index ? 0 : -ENODEV;
+	if (!err && (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) ||
+		     mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0))
+		err = -errno;
+	if (!err) {
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0 || mnl_cb_run(buf, n, 1, mnl_socket_get_portid(nl),
+					NULL, NULL) < 0)
+			err = -errno;
+	}
+	mnl_socket_close(nl);
 	return err;
 }
 

@@ -29,6 +29,8 @@ void service_down(struct service *s);
 
 /* a network namespace of its own, with lo up */
 int netns_enter(void);
+/* a device's segmentation offload limited to segs segments a packet */
+int link_gso_max_segs(const char *ifname, unsigned int segs);
 /* a fresh run directory, exported as BATON_RUN_DIR; freed by rundir_remove */
 int rundir_make(char *buf, size_t len);
 void rundir_remove(const char *dir);

@@ -17,7 +17,10 @@
  *     RST on either side (TcpExt and Tcp counters of the test's
  *     namespace); the retransmission timeouts are printed, not asserted:
  *     whether a freeze outlasts the peer's RTO is the VM's speed, a
- *     figure for the benchmark;
+ *     figure for the benchmark; and (the _nogso variants) over a device
+ *     that does no segmentation offload, where a send queue is rebuilt
+ *     in skbs of one segment each, which the new socket's buffer must
+ *     hold;
  *  2. a new instance that fails once it holds the checkpoints (its
  *     open-file limit is below the connections' count: it cannot restore
  *     them) rolls back: the old one rebuilds each connection in its own
@@ -62,18 +65,26 @@ FIXTURE(repair) {
 FIXTURE_VARIANT(repair) {
 	int family;
 	int from, to;
+	bool nogso;
 };
 
 FIXTURE_VARIANT_ADD(repair, ipv4_v1_v2) { .family = AF_INET, .from = 1, .to = 2 };
 FIXTURE_VARIANT_ADD(repair, ipv4_v2_v1) { .family = AF_INET, .from = 2, .to = 1 };
 FIXTURE_VARIANT_ADD(repair, ipv6_v1_v2) { .family = AF_INET6, .from = 1, .to = 2 };
 FIXTURE_VARIANT_ADD(repair, ipv6_v2_v1) { .family = AF_INET6, .from = 2, .to = 1 };
+/* a device that does no segmentation offload: a segment per skb */
+FIXTURE_VARIANT_ADD(repair, ipv4_v1_v2_nogso) {
+	.family = AF_INET, .from = 1, .to = 2, .nogso = true };
+FIXTURE_VARIANT_ADD(repair, ipv6_v2_v1_nogso) {
+	.family = AF_INET6, .from = 2, .to = 1, .nogso = true };
 
 FIXTURE_SETUP(repair)
 {
 	/* a connection that broke fails its EXPECT, not the whole program */
 	signal(SIGPIPE, SIG_IGN);
 	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
+	if (variant->nogso)
+		ASSERT_EQ(0, link_gso_max_segs("lo", 1));
 }
 
 FIXTURE_TEARDOWN(repair)

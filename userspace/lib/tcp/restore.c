@@ -5,6 +5,7 @@
  * bound, connected and filled in repair mode, and let go.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -215,23 +216,40 @@ static int repair_connect(int fd, const struct tcp_rec *r)
 /*
  * A new socket starts with the default buffers, which autotuning had
  * grown on the old one: a queue larger than that gets a buffer of its
- * size (fixed from then on, as SO_SNDBUF and SO_RCVBUF make it).
+ * size (fixed from then on, as SO_SNDBUF and SO_RCVBUF make it), in the
+ * kernel's measure, which charges each skb's own size (truesize) too.
  */
-static int buffer_fit(int fd, int opt, int force, __u32 need)
+static int buffer_fit(int fd, int opt, int force, __u64 charge)
 {
 	socklen_t sl = sizeof(int);
 	int have, want;
 
-	if (!need)
+	if (!charge)
 		return 0;
 	if (getsockopt(fd, SOL_SOCKET, opt, &have, &sl))
 		return -errno;
 	/* the kernel doubles what is set, for its own overhead */
-	if (need <= (__u32)have / 2)
+	if (charge <= (__u64)have / 2)
 		return 0;
-	want = need + RCVQ_CHUNK;
+	if (charge > INT_MAX / 2)
+		return -ENOBUFS;
+	want = charge;
 	return setsockopt(fd, SOL_SOCKET, force, &want, sizeof(want)) ?
 	       -errno : 0;
+}
+
+/*
+ * What len bytes cost written in pieces of at most seg bytes: in repair
+ * mode the send queue goes in skbs of one MSS where the device does no
+ * segmentation offload (GSO), and the socket's MSS is then still
+ * TCP_MSS_DEFAULT (its options come later), 536 bytes.
+ */
+#define REPAIR_SEG_MIN	536
+#define SKB_COST_MAX	2048	/* an skb's truesize beyond its bytes */
+
+static __u64 queue_charge(__u64 len, __u32 seg)
+{
+	return len ? len + (len / seg + 1) * SKB_COST_MAX : 0;
 }
 
 static int repair_queues(int fd, const struct tcp_rec *r)
@@ -240,10 +258,11 @@ static int repair_queues(int fd, const struct tcp_rec *r)
 	int err;
 
 	err = buffer_fit(fd, SO_SNDBUF, SO_SNDBUFFORCE,
-			 r->bytes[BATON_TCP_A_SENDQ] +
-			 r->bytes[BATON_TCP_A_UNSENT]) ?:
+			 queue_charge((__u64)r->bytes[BATON_TCP_A_SENDQ] +
+				      r->bytes[BATON_TCP_A_UNSENT],
+				      REPAIR_SEG_MIN)) ?:
 	      buffer_fit(fd, SO_RCVBUF, SO_RCVBUFFORCE,
-			 r->bytes[BATON_TCP_A_RECVQ]);
+			 queue_charge(r->bytes[BATON_TCP_A_RECVQ], RCVQ_CHUNK));
 	if (err)
 		return err;
 
