@@ -281,13 +281,15 @@ fuzz: deps
 	$(Q)$(MAKE) --no-print-directory -C fuzz run FUZZ_TIME=$(FUZZ_TIME)
 
 bench: deps all module $(BIN)/libbaton-internal.a
-	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath $(B))/selftests/repair_bench
+	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath $(B))/selftests/repair_bench \
+		$(abspath $(B))/selftests/cwnd_bench
 	$(Q)bash scripts/bench.sh
 
 # repair mode in the VM: baton-bench --mode repair $(BENCH_ARGS) and the
 # cost of a connection, userspace and baton.ko; JSON on the last line
 bench-repair: deps all module $(BIN)/libbaton-internal.a
-	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath $(B))/selftests/repair_bench
+	$(Q)$(MAKE) --no-print-directory -C selftests $(abspath $(B))/selftests/repair_bench \
+		$(abspath $(B))/selftests/cwnd_bench
 	$(Q)bash scripts/bench-repair.sh
 
 bench-http: deps all

@@ -4,11 +4,15 @@
 #  1. selftests/repair_bench: what moving a connection costs through
 #     userspace TCP_REPAIR and through baton.ko, at 100 and 1,000
 #     connections, beside the VM's Unix-socket round trip;
-#  2. baton-bench --mode repair $BENCH_ARGS, under its load, with the
+#  2. selftests/cwnd_bench: a bulk flow through netem (20 ms, 20 Mbit/s)
+#     moved with baton.ko's congestion state and without it, and the
+#     share of its throughput each keeps in the first second after;
+#  3. baton-bench --mode repair $BENCH_ARGS, under its load, with the
 #     namespace's retransmission counters around it.
-# The output of both, then on the last line one JSON object: baton-bench's,
+# The output of all, then on the last line one JSON object: baton-bench's,
 # with "per_conn_us" (repair_bench's figures, each with the floor of its
-# own run) and "floor_us" (baton-bench's floor, in the same boot).
+# own run), "congestion" (cwnd_bench's) and "floor_us" (baton-bench's
+# floor, in the same boot).
 #
 #   BENCH_ARGS="--conns 1000 --rate 2 --upgrades 10"  for baton-bench
 #   VM_DIR=build/vm-bench                             the VM's files
@@ -16,15 +20,18 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin=$top/build/bin
 rb=$top/build/selftests/repair_bench
+cb=$top/build/selftests/cwnd_bench
 args=${BENCH_ARGS:---conns 1000 --rate 2 --upgrades 10}
 export VM_DIR=${VM_DIR:-$top/build/vm-bench}
 export VM_TIMEOUT=${VM_TIMEOUT:-3600}
 
 die() { echo "bench-repair: $*" >&2; exit 1; }
 for f in "$bin/baton-bench" "$bin/batonctl" "$bin/kvd-v1" "$bin/kvd-v2" "$rb" \
-	 "$top/module/baton.ko"; do
+	 "$cb" "$top/module/baton.ko"; do
 	[ -x "$f" ] || [ -f "$f" ] || die "$f is missing: run 'make bench-repair', which builds it"
 done
+ip=$(command -v ip) && tc=$(command -v tc) ||
+	die "iproute2's ip and tc are missing (scripts/deps.sh installs them)"
 read -r -a words <<<"$args"
 for w in "${words[@]}"; do
 	case "$w" in
@@ -44,8 +51,13 @@ mkdir -p "$VM_DIR"
 run=$VM_DIR/bench-repair-run
 cat >"$run" <<RUN
 #!/bin/sh
+# iproute2's ip and tc (VM_FILES) before busybox's (in /bin)
+PATH=${ip%/*}:${tc%/*}:/usr/bin:/sbin:/bin
+export PATH
 echo "== repair_bench: the cost of a connection, userspace and baton.ko"
 $rb || echo "BENCH-REPAIR-FAILED repair_bench \$?"
+echo "== cwnd_bench: a flow moved with baton.ko's congestion state, and without"
+$cb || echo "BENCH-REPAIR-FAILED cwnd_bench \$?"
 echo "== baton-bench --mode repair$quoted"
 $bin/baton-bench --mode repair$quoted -j 2>/tmp/baton-bench.err || echo "BENCH-REPAIR-FAILED baton-bench \$?"
 cat /tmp/baton-bench.err
@@ -54,8 +66,8 @@ chmod +x "$run"
 
 out=$VM_DIR/bench-repair.out
 echo "bench-repair: booting the VM (TCG: this takes minutes; the VM's log is $VM_DIR/console.log)" >&2
-VM_FILES="$bin/batonctl $bin/kvd-v1 $bin/kvd-v2 $bin/baton-bench $rb" \
-	bash "$top/scripts/vm.sh" "$run" | tee "$out" || die "the VM run failed (see $VM_DIR/console.log)"
+VM_FILES="$bin/batonctl $bin/kvd-v1 $bin/kvd-v2 $bin/baton-bench $rb $cb $ip $tc" \
+	VM_MODULES="veth sch_netem sch_tbf" bash "$top/scripts/vm.sh" "$run" | tee "$out" || die "the VM run failed (see $VM_DIR/console.log)"
 grep -q BENCH-REPAIR-FAILED "$out" && die "$(grep BENCH-REPAIR-FAILED "$out" | head -1 | cut -d' ' -f2) failed (its output is above)"
 
 python3 - "$out" <<'PY'
@@ -70,11 +82,13 @@ for line in open(sys.argv[1]):
     except ValueError:
         pass
 rb = next((o for o in objs if "per_conn_us" in o), None)
+cb = next((o for o in objs if "congestion" in o), None)
 bb = next((o for o in objs if "conn_move" in o), None)
-if not rb or not bb:
+if not rb or not cb or not bb:
     sys.exit("bench-repair: a program printed no JSON object (its output is above)")
 for p in rb["per_conn_us"]:
     p["floor_us"] = rb["floor_us"]
 bb["per_conn_us"] = rb["per_conn_us"]
+bb["congestion"] = cb["congestion"]
 print(json.dumps(bb, separators=(",", ":")))
 PY

@@ -37,6 +37,8 @@ packages=(
 	dkms
 	python3-docutils
 	man-db
+	# make bench-repair's namespaces and their netem path (ip, tc)
+	iproute2
 	# make bench-http and baton-bench --plot
 	wrk
 	nginx
