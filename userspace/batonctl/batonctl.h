@@ -61,6 +61,9 @@ int journal_write(struct journal *j);
 void journal_set(struct journal *j, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 const char *journal_get(const struct journal *j, const char *key);
+int journal_begin(const char *run_dir, const char *service, const char *op,
+		  int timeout_ms, bool quiet, struct journal *j, char *reason,
+		  size_t reason_len);
 
 /* status.c: a process alive and the same one: pid and start time */
 unsigned long long proc_start_time(pid_t pid);

@@ -125,34 +125,17 @@ static const char *abs_path(const char *path, char *buf, size_t len)
  * status shows them and recover settles one whose batonctl died. 0, or 1
  * (said why) if the journal is not to be had.
  */
-static int journal_begin(const struct ctl_opts *o, const char *op,
+static int file_op_begin(const struct ctl_opts *o, const char *op,
 			 const struct baton_checkpoint_opts *co,
 			 struct journal *j, bool quiet)
 {
 	struct baton_instance_info info;
-	char dir[512], path[PATH_MAX];
-	int err;
+	char path[PATH_MAX];
 
-	err = journal_open(o->run_dir, co->service, j);
-	if (err == -EBUSY) {
-		journal_busy(o->run_dir, co->service);
+	if (journal_begin(o->run_dir, co->service, op,
+			  co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS, quiet, j,
+			  NULL, 0))
 		return 1;
-	}
-	if (err) {
-		journal_dir(dir, sizeof(dir), o->run_dir, co->service);
-		fprintf(stderr, "batonctl: cannot reserve %s's journal in %s: %s; nothing was changed%s\n",
-			co->service, dir, strerror(-err),
-			err == -ENOSPC ? ": free some space there and try again" : "");
-		return 1;
-	}
-	recover(co->service, j, co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS,
-		quiet);
-	j->n = 0;
-	journal_set(j, "service", "%s", co->service);
-	journal_set(j, "operation", "%s", op);
-	journal_set(j, "coordinator_pid", "%d", getpid());
-	journal_set(j, "coordinator_start", "%llu", proc_start_time(getpid()));
-	journal_set(j, "started", "%ld", (long)time(NULL));
 	journal_set(j, "file", "%s", abs_path(co->path, path, sizeof(path)));
 	journal_set(j, "timeout_ms", "%d", co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS);
 	if (co->argv)
@@ -269,7 +252,7 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 	co.freeze_ms = co.freeze_ms ?: BATON_DEADLINE_MAX_MS;
 	co.log = ctl_log;
 	co.log_ctx = &logged;
-	if (journal_begin(o, "checkpoint", &co, &j, json))
+	if (file_op_begin(o, "checkpoint", &co, &j, json))
 		return 1;
 	err = baton_checkpoint_save(&co, &r);
 	usage = err == -EINVAL && !r.reason[0];
@@ -516,7 +499,7 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 	co.argv = &argv[optind + 1];
 	co.log = ctl_log;
 	co.log_ctx = &logged;
-	if (journal_begin(o, "restore", &co, &j, json))
+	if (file_op_begin(o, "restore", &co, &j, json))
 		return 1;
 	err = baton_checkpoint_restore(&co, &r);
 	/* nothing serves the checkpoint: the service starts over */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -259,4 +260,51 @@ const char *journal_get(const struct journal *j, const char *key)
 		if (!strcmp(j->key[i], key))
 			return j->val[i];
 	return NULL;
+}
+
+/*
+ * What an operation on a service (upgrade, checkpoint, restore) does
+ * first: it takes the service's lock and journal (journal_open()),
+ * settles what an earlier one left (recover()), and begins its own
+ * record, not yet written: the service, the operation, the coordinator
+ * and when. 0; or 1, once stderr said why not, which reason (if given)
+ * says too.
+ */
+int journal_begin(const char *run_dir, const char *service, const char *op,
+		  int timeout_ms, bool quiet, struct journal *j, char *reason,
+		  size_t reason_len)
+{
+	char dir[512], why[700];
+	int err;
+
+	err = journal_open(run_dir, service, j);
+	if (err == -EBUSY) {
+		journal_busy(run_dir, service);
+		snprintf(why, sizeof(why), "another batonctl operation on %s is running",
+			 service);
+		goto refused;
+	}
+	if (err) {
+		journal_dir(dir, sizeof(dir), run_dir, service);
+		snprintf(why, sizeof(why), "cannot reserve %s's journal in %s: %s",
+			 service, dir, strerror(-err));
+		fprintf(stderr, "batonctl: %s; nothing was changed%s\n", why,
+			err == -ENOSPC ? ": free some space there and try again" : "");
+		goto refused;
+	}
+	recover(service, j, timeout_ms, quiet);
+
+	/* a record of its own: the last one stays until the first write */
+	j->n = 0;
+	journal_set(j, "service", "%s", service);
+	journal_set(j, "operation", "%s", op);
+	journal_set(j, "coordinator_pid", "%d", getpid());
+	journal_set(j, "coordinator_start", "%llu", proc_start_time(getpid()));
+	journal_set(j, "started", "%ld", (long)time(NULL));
+	return 0;
+
+refused:
+	if (reason)
+		snprintf(reason, reason_len, "%s", why);
+	return 1;
 }

@@ -676,34 +676,10 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 	uo->log = ctl_log;
 	uo->log_ctx = &logged;
 
-	err = journal_open(o->run_dir, uo->service, &j);
-	if (err == -EBUSY) {
-		journal_busy(o->run_dir, uo->service);
-		snprintf(job->reason, sizeof(job->reason),
-			 "another upgrade of %s is running", uo->service);
+	if (journal_begin(o->run_dir, uo->service, "upgrade", uo->timeout_ms,
+			  o->json || job->quiet, &j, job->reason,
+			  sizeof(job->reason)))
 		return 1;
-	}
-	if (err) {
-		char dir[512];
-
-		journal_dir(dir, sizeof(dir), o->run_dir, uo->service);
-		snprintf(job->reason, sizeof(job->reason),
-			 "cannot reserve %s's journal in %s: %s", uo->service,
-			 dir, strerror(-err));
-		fprintf(stderr, "batonctl: %s; nothing was changed%s\n",
-			job->reason,
-			err == -ENOSPC ? ": free some space there and try again" : "");
-		return 1;
-	}
-	recover(uo->service, &j, uo->timeout_ms, o->json || job->quiet);
-
-	/* a record of its own: the last one stays until the first write */
-	j.n = 0;
-	journal_set(&j, "service", "%s", uo->service);
-	journal_set(&j, "operation", "upgrade");
-	journal_set(&j, "coordinator_pid", "%d", getpid());
-	journal_set(&j, "coordinator_start", "%llu", proc_start_time(getpid()));
-	journal_set(&j, "started", "%ld", (long)time(NULL));
 	journal_set(&j, "command", "%s", uo->argv[0]);
 	journal_set(&j, "result", "in-progress");
 	if (job->plan) {
