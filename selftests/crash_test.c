@@ -9,7 +9,8 @@
  *     one starts: the new one serves the listeners, and no report says
  *     that a dead process serves;
  *  4. errors that name their cause: an open-file limit, options the new
- *     version refuses, a command that never speaks the protocol;
+ *     version refuses, a command that never speaks the protocol, one
+ *     that looks for the old instance in another run directory;
  *  5. (rollback_test: a roll-forward closes what it cannot continue)
  *  6. silent peers on the control socket: status still answers, and a
  *     coordinator that says nothing is dropped;
@@ -297,6 +298,12 @@ FIXTURE_VARIANT_ADD(cause, bad_options) {
 FIXTURE_VARIANT_ADD(cause, never_connects) {
 	.cmd = "exec sleep 100 # %s", .timeout_ms = 1000,
 	.reason = "never connected",
+};
+/* $BATON_RUN_DIR: batonctl's, which the new instance is given */
+FIXTURE_VARIANT_ADD(cause, other_run_dir) {
+	.cmd = "mkdir -p \"$BATON_RUN_DIR/other\" && "
+	       "exec %s --quiet --run-dir \"$BATON_RUN_DIR/other\"",
+	.reason = "found no serving instance at ",
 };
 
 FIXTURE_SETUP(cause)

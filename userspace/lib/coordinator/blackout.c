@@ -191,6 +191,11 @@ int roll_forward(struct baton_upgrade *up)
 			up->old = -1;
 		} else if (err == -ECANCELED) {
 			return roll_back(up, fail(up, err, "the old instance resumed: the new one lost it"));
+		} else if (err && up->lost_why[0]) {
+			/* most likely it looks in another run directory */
+			return roll_back(up, fail(up, err, "the new instance found %s, but the old one serves at %s/%s.sock: give the new command the old one's run directory",
+						  up->lost_why, up->paths.dir,
+						  up->o.service));
 		} else if (err) {
 			return roll_back(up, fail(up, err, "the new instance lost the old one, which is still there"));
 		} else {

@@ -27,6 +27,7 @@ struct baton_upgrade {
 	__u64 old_gone_ns;	/* the old closed its end */
 	__u64 old_stop_ns;	/* the old's DEACTIVATED: when it stopped */
 	char resumed_why[160];	/* the old's RESUMED said why */
+	char lost_why[320];	/* the new one's PEER_LOST said why */
 	struct versions old_ver;	/* what the old's WELCOME said */
 };
 

@@ -30,11 +30,13 @@ extern char **environ;
 #define CHILD_REPORT_FD	4
 #define FD_FLOOR	10	/* ours sit above what the child moves */
 #define PID_ENV		"BATON_CTL_PID="
+#define RUN_DIR_ENV	"BATON_RUN_DIR="
 
 struct child_plan {
 	char path[PATH_MAX];
 	char **envp;
 	char pid_env[sizeof(PID_ENV) + 12];
+	char run_dir_env[sizeof(RUN_DIR_ENV) + PATH_MAX / 2];
 	int fd[CHILD_REPORT_FD + 1];	/* each the child's fd of that number */
 };
 
@@ -62,23 +64,31 @@ static int plan_path(struct child_plan *p, const char *name)
 	return -ENOENT;
 }
 
-/* Ours, minus any BATON_CTL_*, plus BATON_CTL_FD and BATON_CTL_PID. */
-static int plan_env(struct child_plan *p)
+/*
+ * Ours, minus any BATON_CTL_* and BATON_RUN_DIR, plus BATON_CTL_FD,
+ * BATON_CTL_PID and BATON_RUN_DIR, the run directory of this upgrade:
+ * where the new instance finds the old one, unless it sets its own.
+ */
+static int plan_env(struct child_plan *p, const char *run_dir)
 {
 	static const char fd_env[] = "BATON_CTL_FD=3";
 	size_t n = 0, i, j = 0;
 
 	while (environ[n])
 		n++;
-	p->envp = calloc(n + 3, sizeof(*p->envp));
+	p->envp = calloc(n + 4, sizeof(*p->envp));
 	if (!p->envp)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "BATON_CTL_", 10))
+		if (strncmp(environ[i], "BATON_CTL_", 10) &&
+		    strncmp(environ[i], RUN_DIR_ENV, strlen(RUN_DIR_ENV)))
 			p->envp[j++] = environ[i];
 	p->envp[j++] = (char *)fd_env;
 	snprintf(p->pid_env, sizeof(p->pid_env), "%s", PID_ENV);
 	p->envp[j++] = p->pid_env;
+	snprintf(p->run_dir_env, sizeof(p->run_dir_env), "%s%s", RUN_DIR_ENV,
+		 run_dir);
+	p->envp[j++] = p->run_dir_env;
 	return 0;
 }
 
@@ -237,7 +247,7 @@ int spawn_new(struct baton_upgrade *up)
 	if (plan_path(&p, up->o.argv[0]))
 		return fail(up, -ENOENT, "cannot run '%s': no such program in PATH",
 			    up->o.argv[0]);
-	err = plan_env(&p) ?: plan_stdio(up, &p);
+	err = plan_env(&p, up->paths.dir) ?: plan_stdio(up, &p);
 	if (err) {
 		err = err == -ENOMEM ? fail(up, err, "out of memory") : err;
 		goto free_plan;

@@ -188,6 +188,8 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 		}
 		/* what the new one said before it had our word */
 		if (from == FROM_NEW && m->nlh->nlmsg_type == BATON_MSG_PEER_LOST) {
+			snprintf(up->lost_why, sizeof(up->lost_why), "%s",
+				 attr_str(tb, BATON_A_TEXT, ""));
 			if (up->r.old_lost)
 				continue;	/* we know: roll_forward() */
 			return -ENOTCONN;

@@ -44,7 +44,11 @@ static int peer_gone(struct takeover *t)
 		return 0;	/* it had handed over everything */
 	pr_warn(&t->svc->log, "the old instance went away; asking the coordinator");
 	t->peer_lost = true;
-	err = msg_send_simple(t->ctl, t->svc->msg, BATON_MSG_PEER_LOST, 0);
+	/* PEER_LOST: why, if we can say */
+	msg_init(t->svc->msg, BATON_MSG_PEER_LOST);
+	err = t->lost_why[0] ?
+	      msg_put_str(t->svc->msg, BATON_A_TEXT, t->lost_why) : 0;
+	err = err ?: msg_send(t->ctl, t->svc->msg);
 	if (err)
 		snprintf(t->why, sizeof(t->why),
 			 "the old instance went away, and so did the coordinator");
@@ -271,8 +275,12 @@ static int greet(struct takeover *t)
 	int err;
 
 	t->peer = ctl_connect(svc->res.paths.sock);
-	if (t->peer == -ECONNREFUSED || t->peer == -ENOENT)
+	if (t->peer == -ECONNREFUSED || t->peer == -ENOENT) {
+		snprintf(t->lost_why, sizeof(t->lost_why),
+			 "no serving instance at %s (%s)",
+			 svc->res.paths.sock, strerror(-t->peer));
 		return peer_gone(t);
+	}
 	if (t->peer < 0) {
 		err = t->peer;
 		snprintf(t->why, sizeof(t->why),

@@ -13,6 +13,7 @@ struct takeover {
 	int peer;		/* the old instance; -1 once it is gone */
 	int ctl;		/* the coordinator */
 	bool peer_lost;		/* the old went away before phase 2 was whole */
+	char lost_why[320];	/* how we know, for PEER_LOST, if we can say */
 	struct held_socket *batch;	/* one SOCKETS message's sockets */
 	struct sock_key *ids;	/* every adopted socket */
 	unsigned int nids, cap, nsorted;
