@@ -136,8 +136,14 @@ int cmd_dump(const struct ctl_opts *o, int argc, char **argv);
 int cmd_kexec(const struct ctl_opts *o, int argc, char **argv);
 int cmd_hold(const struct ctl_opts *o, int argc, char **argv);
 
-/* checkpoint.c: --timeout-ms, shared with kexec.c */
+/* checkpoint.c: --timeout-ms and the journal's records, shared with kexec.c */
 int timeout_arg(const char *s);
+int file_op_begin(const struct ctl_opts *o, const char *op,
+		  const struct baton_checkpoint_opts *co, struct journal *j,
+		  bool quiet);
+void file_op_record(struct journal *j, const char *result,
+		    const struct baton_upgrade_report *r, pid_t serving);
+const char *file_op_result(const struct baton_upgrade_report *r, int err);
 int recover(const char *service, struct journal *j, int timeout_ms,
 	    bool quiet);
 

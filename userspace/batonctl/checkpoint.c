@@ -125,9 +125,9 @@ static const char *abs_path(const char *path, char *buf, size_t len)
  * status shows them and recover settles one whose batonctl died. 0, or 1
  * (said why) if the journal is not to be had.
  */
-static int file_op_begin(const struct ctl_opts *o, const char *op,
-			 const struct baton_checkpoint_opts *co,
-			 struct journal *j, bool quiet)
+int file_op_begin(const struct ctl_opts *o, const char *op,
+		  const struct baton_checkpoint_opts *co, struct journal *j,
+		  bool quiet)
 {
 	struct baton_instance_info info;
 	char path[PATH_MAX];
@@ -150,9 +150,9 @@ static int file_op_begin(const struct ctl_opts *o, const char *op,
 	return 0;
 }
 
-/* The outcome, into the journal, which is closed */
-static void journal_end(struct journal *j, const char *result,
-			const struct baton_upgrade_report *r, pid_t serving)
+/* The outcome, into the journal, which stays open */
+void file_op_record(struct journal *j, const char *result,
+		    const struct baton_upgrade_report *r, pid_t serving)
 {
 	journal_set(j, "result", "%s", result);
 	journal_set(j, "reason", "%s", r->reason);
@@ -163,10 +163,9 @@ static void journal_end(struct journal *j, const char *result,
 	journal_set(j, "serving_pid", "%d", serving);
 	journal_set(j, "updated", "%ld", (long)time(NULL));
 	journal_write(j);
-	journal_close(j);
 }
 
-static const char *result_of(const struct baton_upgrade_report *r, int err)
+const char *file_op_result(const struct baton_upgrade_report *r, int err)
 {
 	if (!err && r->phase == BATON_PHASE_DONE)
 		return "done";
@@ -180,7 +179,7 @@ static const char *report_begin(struct out *out, bool json, const char *what,
 				const struct baton_checkpoint_opts *co,
 				const struct baton_upgrade_report *r, int err)
 {
-	const char *result = result_of(r, err);
+	const char *result = file_op_result(r, err);
 
 	out_begin(out, stdout, json);
 	if (!json)
@@ -258,9 +257,10 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 	usage = err == -EINVAL && !r.reason[0];
 	if (err && !r.reason[0])
 		snprintf(r.reason, sizeof(r.reason), "%s", strerror(-err));
-	result = result_of(&r, err);
-	journal_end(&j, result, &r, r.phase == BATON_PHASE_ROLLED_BACK ?
-		    r.old_pid : 0);
+	result = file_op_result(&r, err);
+	file_op_record(&j, result, &r, r.phase == BATON_PHASE_ROLLED_BACK ?
+		       r.old_pid : 0);
+	journal_close(&j);
 	if (usage) {
 		fprintf(stderr, "batonctl: checkpoint: %s\n", strerror(-err));
 		return 2;
@@ -507,11 +507,12 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 		baton_checkpoint_release(&co);
 		fresh_pid = start_fresh(o, &co);
 	}
-	result = result_of(&r, err);
+	result = file_op_result(&r, err);
 	if (fresh_pid > 0)
 		journal_set(&j, "fresh_pid", "%d", fresh_pid);
-	journal_end(&j, result, &r, !err ? r.new_pid :
-		    fresh_pid > 0 ? fresh_pid : 0);
+	file_op_record(&j, result, &r, !err ? r.new_pid :
+		       fresh_pid > 0 ? fresh_pid : 0);
+	journal_close(&j);
 	report_begin(&out, json, "restore", &co, &r, err);
 	if (j.err)
 		out_str(&out, "journal_error", "journal", strerror(-j.err));

@@ -51,6 +51,10 @@ struct kexec_service {
 	pid_t pid;		/* as it answered, before anything began */
 	bool saved;		/* its file is whole; its process gone */
 	bool restored;		/* brought back after a failure */
+	/* its lock and journal, as checkpoint keeps them: held until the
+	 * kernel restarts, or until it is restored after a failure */
+	struct journal j;
+	bool journaled;
 };
 
 struct kexec_plan {
@@ -242,10 +246,19 @@ static int checkpoint_one(const struct ctl_opts *o, struct kexec_plan *p,
 		.log = ctl_log,
 	};
 
+	if (file_op_begin(o, "checkpoint", &co, &s->j, p->json)) {
+		snprintf(p->why, sizeof(p->why),
+			 "%s's lock and journal could not be had (said above)",
+			 s->name);
+		return -EBUSY;
+	}
+	s->journaled = true;
 	if (!p->json)
 		fprintf(stderr, "batonctl: checkpointing %s into %s\n", s->name,
 			s->path);
 	s->err = baton_checkpoint_save(&co, &s->r);
+	file_op_record(&s->j, file_op_result(&s->r, s->err), &s->r,
+		       s->r.phase == BATON_PHASE_ROLLED_BACK ? s->r.old_pid : 0);
 	if (s->err) {
 		snprintf(p->why, sizeof(p->why), "the checkpoint of %s failed: %s",
 			 s->name, s->r.reason[0] ? s->r.reason :
@@ -276,6 +289,10 @@ static void restore_saved(const struct ctl_opts *o, struct kexec_plan *p)
 			fprintf(stderr, "batonctl: restoring %s: %s\n", s->name,
 				s->cmd.old_line);
 		s->restored = !baton_checkpoint_restore(&co, &r);
+		/* the checkpoint undone: its own record says how */
+		if (s->journaled)
+			file_op_record(&s->j, s->restored ? "rolled-back" :
+				       "failed", &r, s->restored ? r.new_pid : 0);
 		if (!s->restored)
 			fprintf(stderr, "batonctl: %s could not be restored (%s): its checkpoint %s is kept; restore it by hand within its freeze: batonctl restore %s -i %s -- %s\n",
 				s->name, r.reason, s->path, s->name, s->path,
@@ -439,6 +456,9 @@ int cmd_kexec(const struct ctl_opts *o, int argc, char **argv)
 			 strerror(errno));
 	}
 	restore_saved(o, p);
+	for (i = 0; i < p->n; i++)
+		if (p->svc[i].journaled)
+			journal_close(&p->svc[i].j);
 	kernel_unload(p);
 	report(p, err);
 	if (!p->json)
