@@ -699,7 +699,12 @@ static int btk_import_check(struct genl_info *info, struct btk_conn_in *ci)
  * where the device does no segmentation offload, and the MSS is then
  * still TCP_MSS_DEFAULT (the options come later).
  */
-#define BTK_SKB_COST	2048	/* an skb's truesize beyond its bytes, at most */
+/*
+ * An skb's truesize beyond its bytes, for the small ones a send queue is
+ * rebuilt in; the receive queue's chunks cost more each (their linear
+ * part), but are few, and the kernel's doubling of the buffer covers them
+ */
+#define BTK_SKB_COST	2048
 
 static u64 btk_queue_charge(u64 len, u32 seg)
 {

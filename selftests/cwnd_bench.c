@@ -199,31 +199,42 @@ static int flow_open(struct flow *f)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t al = sizeof(a);
-	int lfd, err = -EIO;
+	int lfd, err;
 
 	memset(f, 0, sizeof(*f));
 	f->srv = f->cli = -1;
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	inet_pton(AF_INET, SRV_ADDR, &a.sin_addr);
-	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(lfd, 1) || getsockname(lfd, (struct sockaddr *)&a, &al))
-		goto close_listener;
-	if (setns(cli_ns_fd, CLONE_NEWNET))
-		goto close_listener;
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &al) ||
+	    setns(cli_ns_fd, CLONE_NEWNET))
+		goto close_connection;
 	f->cli = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (setns(srv_ns_fd, CLONE_NEWNET))
-		goto close_listener;
-	if (f->cli < 0 || connect(f->cli, (struct sockaddr *)&a, sizeof(a)))
-		goto close_listener;
+	/* back in the server's namespace, where everything else happens */
+	if (setns(srv_ns_fd, CLONE_NEWNET) || f->cli < 0 ||
+	    connect(f->cli, (struct sockaddr *)&a, sizeof(a)))
+		goto close_connection;
 	f->srv = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (f->srv < 0)
-		goto close_listener;
+		goto close_connection;
 	/* a stream that stalls ends the reader, as a failure */
 	if (setsockopt(f->cli, SOL_SOCKET, SO_RCVTIMEO, &(struct timeval){ 10, 0 },
 		       sizeof(struct timeval)))
-		goto close_listener;
+		goto close_connection;
 	err = -pthread_create(&f->reader, NULL, reader, f);
+	if (!err)
+		goto close_listener;
+	errno = -err;
 
+close_connection:
+	err = -errno;
+	if (f->srv >= 0)
+		close(f->srv);
+	if (f->cli >= 0)
+		close(f->cli);
+	f->srv = f->cli = -1;
 close_listener:
 	if (lfd >= 0)
 		close(lfd);

@@ -51,36 +51,63 @@ int netns_enter(void)
 	return err;
 }
 
-int link_gso_max_segs(const char *ifname, unsigned int segs)
+static int gso_segs_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct nlattr *attr;
+
+	mnl_attr_for_each(attr, nlh, sizeof(struct ifinfomsg))
+		if (mnl_attr_get_type(attr) == IFLA_GSO_MAX_SEGS)
+			*(unsigned int *)data = mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+/* RTM_NEWLINK with segs, or RTM_GETLINK into *segs: one request */
+static int link_request(struct mnl_socket *nl, int type, int ifindex,
+			unsigned int *segs)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct mnl_socket *nl;
 	struct nlmsghdr *nlh;
 	struct ifinfomsg *ifm;
 	ssize_t n;
-	int err;
 
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = type;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_family = AF_UNSPEC;
+	ifm->ifi_index = ifindex;
+	if (type == RTM_NEWLINK)
+		mnl_attr_put_u32(nlh, IFLA_GSO_MAX_SEGS, *segs);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		n = mnl_cb_run(buf, n, type, mnl_socket_get_portid(nl),
+			       type == RTM_GETLINK ? gso_segs_cb : NULL, segs);
+	} while (n > 0);
+	return n < 0 ? -errno : 0;
+}
+
+int link_gso_max_segs(const char *ifname, unsigned int segs)
+{
+	int ifindex = if_nametoindex(ifname), err;
+	unsigned int now = 0;
+	struct mnl_socket *nl;
+
+	if (!ifindex)
+		return -ENODEV;
 	nl = mnl_socket_open(NETLINK_ROUTE);
 	if (!nl)
 		return -errno;
-	nlh = mnl_nlmsg_put_header(buf);
-	nlh->nlmsg_type = RTM_NEWLINK;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	nlh->nlmsg_seq = 1;
-	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
-	ifm->ifi_family = AF_UNSPEC;
-	ifm->ifi_index = if_nametoindex(ifname);
-	mnl_attr_put_u32(nlh, IFLA_GSO_MAX_SEGS, segs);
-	err = ifm->ifi_index ? 0 : -ENODEV;
-	if (!err && (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) ||
-		     mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0))
-		err = -errno;
-	if (!err) {
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0 || mnl_cb_run(buf, n, 1, mnl_socket_get_portid(nl),
-					NULL, NULL) < 0)
-			err = -errno;
-	}
+	err = mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) ? -errno : 0;
+	/* set, then read back: a kernel may take the attribute and ignore it */
+	err = err ?: link_request(nl, RTM_NEWLINK, ifindex, &segs) ?:
+	      link_request(nl, RTM_GETLINK, ifindex, &now);
+	if (!err && now != segs)
+		err = -EOPNOTSUPP;
 	mnl_socket_close(nl);
 	return err;
 }

@@ -141,6 +141,8 @@ int timeout_arg(const char *s);
 int file_op_begin(const struct ctl_opts *o, const char *op,
 		  const struct baton_checkpoint_opts *co, struct journal *j,
 		  bool quiet);
+void file_op_start(const struct ctl_opts *o,
+		   const struct baton_checkpoint_opts *co, struct journal *j);
 void file_op_record(struct journal *j, const char *result,
 		    const struct baton_upgrade_report *r, pid_t serving);
 const char *file_op_result(const struct baton_upgrade_report *r, int err);

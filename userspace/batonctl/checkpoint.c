@@ -129,13 +129,21 @@ int file_op_begin(const struct ctl_opts *o, const char *op,
 		  const struct baton_checkpoint_opts *co, struct journal *j,
 		  bool quiet)
 {
-	struct baton_instance_info info;
-	char path[PATH_MAX];
-
 	if (journal_begin(o->run_dir, co->service, op,
 			  co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS, quiet, j,
 			  NULL, 0))
 		return 1;
+	file_op_start(o, co, j);
+	return 0;
+}
+
+/* The first record of a file operation, whose journal_begin() is done */
+void file_op_start(const struct ctl_opts *o,
+		   const struct baton_checkpoint_opts *co, struct journal *j)
+{
+	struct baton_instance_info info;
+	char path[PATH_MAX];
+
 	journal_set(j, "file", "%s", abs_path(co->path, path, sizeof(path)));
 	journal_set(j, "timeout_ms", "%d", co->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS);
 	if (co->argv)
@@ -147,7 +155,6 @@ int file_op_begin(const struct ctl_opts *o, const char *op,
 	}
 	journal_set(j, "result", "in-progress");
 	journal_write(j);
-	return 0;
 }
 
 /* The outcome, into the journal, which stays open */

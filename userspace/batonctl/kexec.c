@@ -203,6 +203,31 @@ static void kernel_unload(struct kexec_plan *p)
 		p->loaded = false;
 }
 
+/*
+ * Each service's lock and journal, as checkpoint takes them, first: what
+ * an interrupted upgrade left is settled before anything is read, and
+ * nothing changes if one of them is busy.
+ */
+static int services_lock(const struct ctl_opts *o, struct kexec_plan *p)
+{
+	unsigned int i;
+
+	for (i = 0; i < p->n; i++) {
+		struct kexec_service *s = &p->svc[i];
+
+		if (journal_begin(o->run_dir, s->name, "checkpoint",
+				  p->timeout_ms ?: BATON_UPGRADE_TIMEOUT_MS,
+				  p->json, &s->j, NULL, 0)) {
+			snprintf(p->why, sizeof(p->why),
+				 "%s's lock and journal could not be had (said above)",
+				 s->name);
+			return -EBUSY;
+		}
+		s->journaled = true;
+	}
+	return 0;
+}
+
 /* Each service's pid and command line, before anything changes */
 static int services_find(const struct ctl_opts *o, struct kexec_plan *p)
 {
@@ -246,13 +271,7 @@ static int checkpoint_one(const struct ctl_opts *o, struct kexec_plan *p,
 		.log = ctl_log,
 	};
 
-	if (file_op_begin(o, "checkpoint", &co, &s->j, p->json)) {
-		snprintf(p->why, sizeof(p->why),
-			 "%s's lock and journal could not be had (said above)",
-			 s->name);
-		return -EBUSY;
-	}
-	s->journaled = true;
+	file_op_start(o, &co, &s->j);
 	if (!p->json)
 		fprintf(stderr, "batonctl: checkpointing %s into %s\n", s->name,
 			s->path);
@@ -443,8 +462,8 @@ int cmd_kexec(const struct ctl_opts *o, int argc, char **argv)
 		p->svc[p->n++].name = argv[i];
 
 	/* nothing changes until the kernel is loaded */
-	err = dir_check(p) ?: cmdline_make(p) ?: services_find(o, p) ?:
-	      kernel_load(p);
+	err = dir_check(p) ?: cmdline_make(p) ?: services_lock(o, p) ?:
+	      services_find(o, p) ?: kernel_load(p);
 	for (i = 0; !err && i < p->n; i++)
 		err = checkpoint_one(o, p, &p->svc[i]);
 	if (!err) {

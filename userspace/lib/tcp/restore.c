@@ -245,7 +245,8 @@ static int buffer_fit(int fd, int opt, int force, __u64 charge)
  * TCP_MSS_DEFAULT (its options come later), 536 bytes.
  */
 #define REPAIR_SEG_MIN	536
-#define SKB_COST_MAX	2048	/* an skb's truesize beyond its bytes */
+/* an skb's truesize beyond its bytes, for the small ones of a send queue */
+#define SKB_COST_MAX	2048
 
 static __u64 queue_charge(__u64 len, __u32 seg)
 {
