@@ -74,6 +74,40 @@ char proc_state(pid_t pid, char *wchan, size_t len)
 }
 
 /*
+ * What /proc says of pid now, for a report of a step that timed out:
+ * "WHO (pid N): state 'S' in FUNCTION, 12 ms of CPU", which tells a
+ * process that never ran from one asleep or busy.
+ */
+void proc_note(pid_t pid, const char *who, char *buf, size_t len)
+{
+	unsigned long utime = 0, stime = 0;
+	char path[64], stat[512], wchan[64], *p;
+	char state = proc_state(pid, wchan, sizeof(wchan));
+	long hz = sysconf(_SC_CLK_TCK);
+	ssize_t n = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, stat, sizeof(stat) - 1);
+		close(fd);
+	}
+	stat[n > 0 ? n : 0] = '\0';
+	p = strrchr(stat, ')');
+	/* after the state: ppid .. cmajflt, then utime and stime in ticks */
+	if (!state || !p || hz <= 0 ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &utime, &stime) != 2) {
+		snprintf(buf, len, "%s (pid %d): gone", who, pid);
+		return;
+	}
+	snprintf(buf, len, "%s (pid %d): state '%c'%s%s, %lu ms of CPU", who,
+		 pid, state, wchan[0] ? " in " : "", wchan,
+		 (utime + stime) * 1000 / hz);
+}
+
+/*
  * An address as /proc/net/tcp{,6} print it: the 32-bit words of the
  * address in network order, each as the number it is in memory here.
  */

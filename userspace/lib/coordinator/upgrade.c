@@ -148,7 +148,7 @@ static bool stopped(pid_t pid)
 static int step_ready(struct baton_upgrade *up)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
-	char why[300];
+	char why[300], new_now[160], old_now[160];
 	int err;
 
 	err = expect(up, FROM_NEW, BATON_MSG_READY,
@@ -171,7 +171,11 @@ static int step_ready(struct baton_upgrade *up)
 			snprintf(why, sizeof(why),
 				 "the new instance (pid %d) did not say READY within %d ms of its start: phase 1 did not finish",
 				 up->r.new_pid, up->o.timeout_ms);
-		return fail(up, err, "%s", why);
+		/* whether each ran at all, slept, or spun: for the next look */
+		proc_note(up->r.new_pid, "the new instance", new_now,
+			  sizeof(new_now));
+		proc_note(up->r.old_pid, "the old", old_now, sizeof(old_now));
+		return fail(up, err, "%s (now %s; %s)", why, new_now, old_now);
 	}
 	if (err)
 		return err;
