@@ -50,7 +50,9 @@ if ! grep -q 'baton.stage=2' /proc/cmdline; then
 	done
 	touch "$share/up"
 	wait_file go 300
-	$bin/batonctl kexec kvd -j --kernel "$share/vmlinuz" \
+	# steps that must go through: 30 s, as every test's (a loaded host's
+	# TCG guest once took over 5 s, the default, to restore)
+	$bin/batonctl kexec kvd -j --timeout-ms 30000 --kernel "$share/vmlinuz" \
 		--initrd "$share/initramfs.gz" --append baton.stage=2 \
 		--dir "$share/ckpt" >"$share/kexec.json" 2>"$share/kexec.err"
 	fail "batonctl kexec came back: $(cat "$share/kexec.err")"
@@ -70,7 +72,7 @@ $bin/batonctl hold kvd -j -i "$share/ckpt/kvd.ckpt" >"$share/hold.json" \
 ip addr add 10.0.2.15/24 dev eth0 || fail "ip addr (second boot)"
 ip link set eth0 up || fail "ip link (second boot)"
 rc=0
-$bin/batonctl restore kvd -j -i "$share/ckpt/kvd.ckpt" --log "$share/kvd2.log" \
+$bin/batonctl restore kvd -j --timeout-ms 30000 -i "$share/ckpt/kvd.ckpt" --log "$share/kvd2.log" \
 	--fresh-on-failure -- $kvd >"$share/restore.json" 2>"$share/restore.err" ||
 	rc=$?
 if [ -n "${KEXEC_CORRUPT:-}" ]; then
