@@ -46,6 +46,7 @@ struct btk_conn {
 	} local, peer;
 	int addrlen;
 	u32 snd_una, snd_nxt, write_seq, copied_seq, rcv_nxt;
+	bool peer_fin;		/* CLOSE_WAIT: rcv_nxt counts the peer's FIN */
 	u32 mss, options, snd_wscale, rcv_wscale, tsval;
 	struct tcp_repair_window win;
 	struct btk_tcp_state st;
@@ -57,8 +58,9 @@ static void btk_conn_queue(const struct btk_conn *c, enum btk_queue q,
 {
 	switch (q) {
 	case BTK_Q_RECV:
+		/* the FIN takes a sequence number, not a byte */
 		*seq = c->copied_seq;
-		*len = c->rcv_nxt - c->copied_seq;
+		*len = c->rcv_nxt - c->copied_seq - c->peer_fin;
 		break;
 	case BTK_Q_SENT:
 		*seq = c->snd_una;
@@ -74,8 +76,9 @@ static void btk_conn_queue(const struct btk_conn *c, enum btk_queue q,
 static bool btk_conn_exportable(struct sock *sk,
 				struct netlink_ext_ack *extack)
 {
-	if (sk->sk_state != TCP_ESTABLISHED) {
-		NL_SET_ERR_MSG(extack, "socket is not an established connection");
+	if (sk->sk_state != TCP_ESTABLISHED && sk->sk_state != TCP_CLOSE_WAIT) {
+		NL_SET_ERR_MSG(extack,
+			       "socket is not an established connection, nor one its peer closed");
 		return false;
 	}
 	if (inet_csk(sk)->icsk_ulp_ops) {
@@ -164,6 +167,7 @@ static int btk_conn_snap(struct sock *sk, struct btk_conn *c,
 	c->write_seq = tp->write_seq;
 	c->copied_seq = tp->copied_seq;
 	c->rcv_nxt = tp->rcv_nxt;
+	c->peer_fin = sk->sk_state == TCP_CLOSE_WAIT;
 	/* what TCP_MAXSEG reads in repair mode, and TCPOPT_MAXSEG sets */
 	c->mss = tp->rx_opt.mss_clamp;
 	if (tp->rx_opt.tstamp_ok)
@@ -330,7 +334,9 @@ static int btk_conn_put_scalars(struct sk_buff *skb, const struct btk_conn *c)
 	if (btk_put_addr(skb, BATON_CONN_A_LOCAL, &c->local, c->addrlen) ||
 	    btk_put_addr(skb, BATON_CONN_A_PEER, &c->peer, c->addrlen) ||
 	    nla_put_u32(skb, BATON_CONN_A_SND_SEQ, c->snd_una) ||
-	    nla_put_u32(skb, BATON_CONN_A_RCV_SEQ, c->copied_seq) ||
+	    /* with a FIN, the data start one later: rcv_nxt comes out right */
+	    nla_put_u32(skb, BATON_CONN_A_RCV_SEQ, c->copied_seq + c->peer_fin) ||
+	    (c->peer_fin && nla_put_flag(skb, BATON_CONN_A_PEER_FIN)) ||
 	    nla_put_u32(skb, BATON_CONN_A_MSS, c->mss) ||
 	    nla_put_u32(skb, BATON_CONN_A_OPTIONS, c->options) ||
 	    nla_put_u32(skb, BATON_CONN_A_SND_WSCALE, c->snd_wscale) ||
@@ -815,8 +821,13 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 		return err;
 	}
 
+	/*
+	 * With the peer's FIN, RCV_SEQ counts it: the bytes start one
+	 * before, and the FIN takes its number once they are queued
+	 */
 	btk_conn_repair(sock->sk, nla_get_u32(tb[BATON_CONN_A_SND_SEQ]),
-			nla_get_u32(tb[BATON_CONN_A_RCV_SEQ]));
+			nla_get_u32(tb[BATON_CONN_A_RCV_SEQ]) -
+			!!tb[BATON_CONN_A_PEER_FIN]);
 	/* in repair mode the port is shared by force, and nothing is sent */
 	err = kernel_bind(sock, local, addrlen);
 	if (err) {
@@ -877,6 +888,12 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 	 * the queue left selected means nothing once out of repair mode.
 	 */
 	err = btk_conn_write(sock, ci, BTK_Q_RECV);
+	if (!err && tb[BATON_CONN_A_PEER_FIN]) {
+		lock_sock(sock->sk);
+		WRITE_ONCE(tcp_sk(sock->sk)->rcv_nxt,
+			   tcp_sk(sock->sk)->rcv_nxt + 1);
+		release_sock(sock->sk);
+	}
 	if (!err && ci->len[BTK_Q_SENT])
 		err = btk_sockopt_int(sock, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE) ?:
 		      btk_conn_write(sock, ci, BTK_Q_SENT);
@@ -899,12 +916,29 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 }
 
 /*
+ * What tcp_fin() leaves of the FIN a connection's peer sent, which its
+ * sequence number already counts: end of stream after the receive queue,
+ * and CLOSE_WAIT, so that a close() ends it as one would have
+ */
+static void btk_conn_peer_fin(struct sock *sk)
+{
+	lock_sock(sk);
+	sk->sk_shutdown |= RCV_SHUTDOWN;
+	sock_set_flag(sk, SOCK_DONE);
+	if (sk->sk_state == TCP_ESTABLISHED)
+		tcp_set_state(sk, TCP_CLOSE_WAIT);
+	release_sock(sk);
+	sk->sk_state_change(sk);
+}
+
+/*
  * Out of repair mode, then the bytes never sent go as new data. If they
  * cannot, the connection has lost them: it is reset, so that the peer
  * learns. Leaving repair mode sends a window probe, for the peer to say
  * where it stands, unless the connection is frozen: then what the peer
  * sent meanwhile is held and will say it, and the answer to a probe
- * would only be held too.
+ * would only be held too. A peer that had closed its side is
+ * remembered last.
  */
 static void btk_conn_finish(struct btk_conn_in *ci)
 {
@@ -918,8 +952,12 @@ static void btk_conn_finish(struct btk_conn_in *ci)
 	ci->err = btk_sockopt_int(sock, TCP_REPAIR, probe ? TCP_REPAIR_OFF :
 				  TCP_REPAIR_OFF_NO_WP) ?:
 		  btk_conn_write(sock, ci, BTK_Q_UNSENT);
-	if (ci->err)
+	if (ci->err) {
 		tcp_abort(sock->sk, ECONNABORTED);
+		return;
+	}
+	if (ci->tb[BATON_CONN_A_PEER_FIN])
+		btk_conn_peer_fin(sock->sk);
 }
 
 static int btk_import_reply(struct sk_buff *reply, struct btk_import *im)

@@ -118,6 +118,7 @@ const struct nla_policy btk_conn_policy[BATON_CONN_A_MAX + 1] = {
 	[BATON_CONN_A_UNSENT]	  = { .type = NLA_BINARY, .len = BATON_CONN_CHUNK_MAX },
 	[BATON_CONN_A_RECVQ]	  = { .type = NLA_BINARY, .len = BATON_CONN_CHUNK_MAX },
 	[BATON_CONN_A_STATE]	  = NLA_POLICY_NESTED(btk_state_policy),
+	[BATON_CONN_A_PEER_FIN]	  = { .type = NLA_FLAG },
 };
 
 static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {

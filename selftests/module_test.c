@@ -31,7 +31,9 @@
  *     deadline; bad input; a user namespace; rmmod and a namespace exit
  *     while frozen; PRIOR_CWND 0 refused in CWR (no WARN);
  *  9. the bulk state: frozen connections with bytes in every queue
- *     exported, closed, imported and thawed; a 1.6 MB queue in parts;
+ *     exported, closed, imported and thawed; a 1.6 MB queue in parts; a
+ *     connection its peer closed (CLOSE_WAIT) with bytes unread, moved
+ *     both ways: the bytes, then end of stream, a reply, no reset;
  *     bad exports and imports, all or nothing;
  * 10. 20,000 seeded random requests to every command, then the module
  *     still answers and the connection still carries bytes;
@@ -2128,6 +2130,73 @@ TEST_F(conn, conns_export_import)
 	}
 	EXPECT_EQ(resets, tcp_resets());
 	bulk_close(&b);
+}
+
+/* Whether fd says end of stream within 5 s */
+static int read_eof(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, 5000) != 1)
+		return -ETIMEDOUT;
+	return recv(fd, &c, 1, MSG_DONTWAIT) == 0 ? 0 : -EIO;
+}
+
+/*
+ * A connection whose peer closed its side, bytes still unread: the bulk
+ * export and import rebuild it in CLOSE_WAIT, then a checkpoint and
+ * restore of that one; the server reads the bytes and end of stream, its
+ * reply reaches the client, and its close ends the connection cleanly.
+ */
+TEST_F(conn, peer_closed_moves)
+{
+	char want[RECVQ_LEN], in[RECVQ_LEN];
+	long long resets = tcp_resets();
+	struct tcp_info ti;
+	size_t len;
+	void *rec;
+	int fd, i;
+
+	for (i = 0; i < RECVQ_LEN; i++)
+		want[i] = (char)(i * 7);
+	ASSERT_EQ(RECVQ_LEN, send(self->cli, want, RECVQ_LEN, 0));
+	ASSERT_EQ(0, shutdown(self->cli, SHUT_WR));
+	for (i = 0; i < 500; i++) {	/* its FIN arrived: up to 5 s */
+		ASSERT_EQ(0, tcp_info_get(self->srv, &ti));
+		if (ti.tcpi_state == 8 /* TCP_CLOSE_WAIT */)
+			break;
+		usleep(10 * 1000);
+	}
+	ASSERT_EQ(8 /* TCP_CLOSE_WAIT */, ti.tcpi_state);
+
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &self->srv, 1, &rec,
+					    &len))
+		TH_LOG("%s", self->log.last);
+	close(self->srv);	/* in repair mode: the peer hears nothing */
+	self->srv = -1;
+	i = baton_tcp_import_conns(self->tcp, rec, len, &fd, 1);
+	free(rec);
+	ASSERT_EQ(0, i) TH_LOG("%s", self->log.last);
+	self->srv = fd;
+	ASSERT_EQ(0, tcp_info_get(fd, &ti));
+	EXPECT_EQ(8 /* TCP_CLOSE_WAIT */, ti.tcpi_state);
+
+	fd = move(self->tcp, &self->srv, &rec, &len, 0);
+	ASSERT_LE(0, fd) TH_LOG("restore: %s", self->log.last);
+	self->srv = fd;
+	free(rec);
+
+	EXPECT_EQ(0, read_exact(fd, in, RECVQ_LEN));
+	EXPECT_EQ(0, memcmp(in, want, RECVQ_LEN));
+	EXPECT_EQ(0, read_eof(fd));
+	EXPECT_EQ(5, send(fd, "reply", 5, 0));
+	EXPECT_EQ(0, read_exact(self->cli, in, 5));
+	EXPECT_EQ(0, memcmp(in, "reply", 5));
+	close(fd);
+	self->srv = -1;
+	EXPECT_EQ(0, read_eof(self->cli));
+	EXPECT_EQ(resets, tcp_resets());
 }
 
 /* 1.6 MB that cannot leave yet: a connection in many parts */

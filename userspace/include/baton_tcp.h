@@ -49,6 +49,9 @@ enum baton_tcp_attr {
 	BATON_TCP_A_UNSENT,	/* binary: written, not yet sent */
 	BATON_TCP_A_RECVQ,	/* binary: received, not yet read */
 	BATON_TCP_A_KERNEL,	/* nested: enum baton_genl_attr (baton.ko) */
+	BATON_TCP_A_PEER_FIN,	/* u32: 1 if the peer closed its side (its
+				 * FIN is counted in RCV_SEQ): the restored
+				 * socket reads end of stream after RECVQ */
 	__BATON_TCP_A_MAX,
 };
 #define BATON_TCP_A_MAX (__BATON_TCP_A_MAX - 1)

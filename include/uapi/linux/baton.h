@@ -156,7 +156,7 @@ enum baton_conn_attr {
 	BATON_CONN_A_LOCAL,		/* sockaddr_in or sockaddr_in6 */
 	BATON_CONN_A_PEER,		/* the same family */
 	BATON_CONN_A_SND_SEQ,		/* u32: first unacknowledged byte */
-	BATON_CONN_A_RCV_SEQ,		/* u32: first unread byte */
+	BATON_CONN_A_RCV_SEQ,		/* u32: first unread byte (+1: PEER_FIN) */
 	BATON_CONN_A_MSS,		/* u32: the peer's MSS (mss_clamp) */
 	BATON_CONN_A_OPTIONS,		/* u32: TCPI_OPT_ TIMESTAMPS SACK WSCALE ECN */
 	BATON_CONN_A_SND_WSCALE,	/* u32 */
@@ -170,6 +170,10 @@ enum baton_conn_attr {
 	BATON_CONN_A_UNSENT,		/* bytes, repeated */
 	BATON_CONN_A_RECVQ,		/* bytes, repeated */
 	BATON_CONN_A_STATE,		/* nest: BATON_GENL_A_CWND..RTO_US */
+	BATON_CONN_A_PEER_FIN,		/* flag: the peer closed its side
+					 * (CLOSE_WAIT); RCV_SEQ counts its
+					 * FIN, and the import's socket reads
+					 * end of stream after RECVQ */
 
 	__BATON_CONN_A_MAX,
 	BATON_CONN_A_MAX = __BATON_CONN_A_MAX - 1

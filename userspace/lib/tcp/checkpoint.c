@@ -190,6 +190,8 @@ int tcp_rec_build(const struct tcp_ckpt *c, void **rec, size_t *len)
 	if (c->options & TCPI_OPT_TIMESTAMPS)
 		mnl_attr_put_u32(nlh, BATON_TCP_A_TIMESTAMP, c->timestamp);
 	mnl_attr_put(nlh, BATON_TCP_A_WINDOW, sizeof(c->win), &c->win);
+	if (c->peer_fin)
+		mnl_attr_put_u32(nlh, BATON_TCP_A_PEER_FIN, 1);
 	bytes_put(nlh, BATON_TCP_A_SENDQ, c->sendq, c->sent);
 	bytes_put(nlh, BATON_TCP_A_UNSENT, c->unsent ? c->sendq + c->sent : NULL,
 		  c->unsent);
@@ -222,6 +224,7 @@ static int record_build(struct baton_tcp *tcp, int fd,
 		.rcv_wscale = ti->tcpi_rcv_wscale,
 		.sendq = q->sendq, .sent = q->sent, .unsent = q->unsent,
 		.recvq = q->recvq, .inq = q->inq,
+		.peer_fin = ti->tcpi_state == TCP_CLOSE_WAIT,
 		.kernel = kernel,
 	};
 	socklen_t sl;
@@ -278,8 +281,9 @@ int baton_tcp_checkpoint(struct baton_tcp *tcp, int fd, void **rec,
 		err = -errno;
 		goto repair_off;
 	}
-	if (ti.tcpi_state != TCP_ESTABLISHED) {
-		pr_err(&tcp->log, "checkpoint: connection is not established (state %u)",
+	/* CLOSE_WAIT: its peer closed its side, the FIN counted in rcv_seq */
+	if (ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT) {
+		pr_err(&tcp->log, "checkpoint: connection is neither established nor closed by its peer alone (state %u)",
 		       ti.tcpi_state);
 		err = -EOPNOTSUPP;
 		goto repair_off;

@@ -100,6 +100,9 @@ static int conv_attr(struct conv *v, const struct nlattr *a)
 			     v->unsent_len, a);
 	case BATON_CONN_A_RECVQ:
 		return chunk(v->recvq, &v->recvq_got, v->recvq_len, a);
+	case BATON_CONN_A_PEER_FIN:
+		c->peer_fin = true;
+		return 0;
 	case BATON_CONN_A_STATE:
 		if (mnl_attr_get_payload_len(a) > KERNEL_REC_MAX)
 			return -EINVAL;

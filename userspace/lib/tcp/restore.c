@@ -30,6 +30,7 @@ static const enum mnl_attr_data_type tcp_attr_types[BATON_TCP_A_MAX + 1] = {
 	[BATON_TCP_A_UNSENT]	 = MNL_TYPE_BINARY,
 	[BATON_TCP_A_RECVQ]	 = MNL_TYPE_BINARY,
 	[BATON_TCP_A_KERNEL]	 = MNL_TYPE_NESTED,
+	[BATON_TCP_A_PEER_FIN]	 = MNL_TYPE_U32,
 };
 
 static const char *const tcp_attr_names[BATON_TCP_A_MAX + 1] = {
@@ -303,6 +304,10 @@ int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
 	/* leaving repair mode sends a window probe: the peer answers */
 	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF) ?:
 	      send_all(fd, &r, BATON_TCP_A_UNSENT);
+	/* its peer had closed its side: end of stream after the queue */
+	if (!err && r.tb[BATON_TCP_A_PEER_FIN] &&
+	    rec_u32(&r, BATON_TCP_A_PEER_FIN) && shutdown(fd, SHUT_RD))
+		err = -errno;
 	if (err)
 		pr_err(&tcp->log, "TCP restore: leaving repair mode, writing the unsent data: %s",
 		       strerror(-err));

@@ -51,6 +51,7 @@ struct tcp_ckpt {
 	const char *sendq;		/* sent bytes, then unsent ones */
 	const char *recvq;
 	size_t sent, unsent, inq;
+	bool peer_fin;			/* the peer closed its side */
 	const void *kernel;		/* baton.ko's attributes */
 	size_t klen;			/* KERNEL_REC_MAX at most */
 };
