@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The freeze: every segment that arrives for a frozen TCP 4-tuple is held
- * at LOCAL_IN (IPv4 and IPv6), with what nf_queue keeps of it, until the
- * thaw reinjects it through nf_reinject(), in order, to whatever socket
- * then owns the tuple. Bounded per flow and per network namespace; a
+ * The freeze: every segment that arrives for a frozen TCP 4-tuple, and
+ * every SYN for a frozen port (a listener's address, or the wildcard, and
+ * port: a key with no peer), is held at LOCAL_IN (IPv4 and IPv6), with
+ * what nf_queue keeps of it, until the thaw reinjects it through
+ * nf_reinject(), in order, to whatever socket then owns the tuple. Bounded per flow and per network namespace; a
  * deadline thaws a freeze nobody thawed.
  *
  * Per netns: an idr of freezes, a hash of their flows, and the hooks,
@@ -244,8 +245,12 @@ bool btk_frozen(struct net *net, const struct btk_tuple *t)
 	return frozen;
 }
 
-/* The tuple a segment arriving at this host belongs to; -ENOENT: not TCP */
-static int btk_skb_tuple(struct sk_buff *skb, u8 pf, struct btk_tuple *t)
+/*
+ * The tuple a segment arriving at this host belongs to, and whether it
+ * opens a connection (SYN without ACK); -ENOENT: not TCP
+ */
+static int btk_skb_tuple(struct sk_buff *skb, u8 pf, struct btk_tuple *t,
+			 bool *syn)
 {
 	struct tcphdr _th;
 	const struct tcphdr *th;
@@ -281,7 +286,30 @@ static int btk_skb_tuple(struct sk_buff *skb, u8 pf, struct btk_tuple *t)
 		return -ENOENT;
 	t->lport = th->dest;
 	t->pport = th->source;
+	*syn = th->syn && !th->ack;
 	return 0;
+}
+
+/*
+ * The port a SYN arrives at, frozen (a PORT of a freeze): its address's,
+ * or the wildcard's of its family. A port's key has no peer.
+ */
+static struct btk_flow *btk_port_find(struct btk_net *bn,
+				      const struct btk_tuple *t)
+{
+	struct btk_tuple port = {
+		.family = t->family, .local = t->local, .lport = t->lport,
+	};
+	struct btk_flow *flow;
+
+	flow = btk_flow_find(bn, &port);
+	if (flow)
+		return flow;
+	if (t->family == AF_INET)
+		ipv6_addr_set_v4mapped(0, &port.local);
+	else
+		port.local = in6addr_any;
+	return btk_flow_find(bn, &port);
 }
 
 /*
@@ -340,13 +368,16 @@ static unsigned int btk_freeze_hook(void *priv, struct sk_buff *skb,
 	struct btk_freeze *fz;
 	struct btk_flow *flow;
 	struct btk_tuple t;
+	bool syn;
 	u32 size;
 
 	if (likely(!atomic_read(&bn->nflows)))
 		return NF_ACCEPT;
-	if (btk_skb_tuple(skb, state->pf, &t))
+	if (btk_skb_tuple(skb, state->pf, &t, &syn))
 		return NF_ACCEPT;
 	flow = btk_flow_find(bn, &t);
+	if (!flow && syn)
+		flow = btk_port_find(bn, &t);
 	if (!flow)
 		return NF_ACCEPT;
 

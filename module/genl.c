@@ -131,6 +131,7 @@ static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FLOW_PACKETS] = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_packets_range),
 	[BATON_GENL_A_FLOW_BYTES]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_bytes_range),
 	[BATON_GENL_A_CONN]	   = NLA_POLICY_NESTED(btk_conn_policy),
+	[BATON_GENL_A_PORT]	   = NLA_POLICY_NESTED(btk_flow_policy),
 };
 
 static struct genl_family btk_family;
@@ -386,6 +387,77 @@ static int btk_genl_flow(struct genl_info *info, const struct nlattr *flow,
 	return err;
 }
 
+/*
+ * The keys a PORT names: its LOCAL (an address or the wildcard, and a
+ * port), of a listener of the caller's, FD, that receives there; and for
+ * an IPv6 wildcard on a listener that takes IPv4 too, IPv4's wildcard.
+ * Returns how many (1 or 2), or -errno.
+ */
+static int btk_genl_port(struct genl_info *info, const struct nlattr *port,
+			 struct btk_tuple *t)
+{
+	struct nlattr *tb[BATON_FLOW_A_MAX + 1];
+	const struct sockaddr_in6 *sin6;
+	const struct sockaddr_in *sin;
+	struct socket *sock;
+	int err, n = 1;
+
+	err = nla_parse_nested(tb, BATON_FLOW_A_MAX, port, NULL, info->extack);
+	if (err)
+		return err;
+	if (NL_REQ_ATTR_CHECK(info->extack, port, tb, BATON_FLOW_A_FD) ||
+	    NL_REQ_ATTR_CHECK(info->extack, port, tb, BATON_FLOW_A_LOCAL))
+		return -EINVAL;
+	if (tb[BATON_FLOW_A_PEER]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_PEER],
+				    "a port names no peer: it holds every new connection's SYN");
+		return -EINVAL;
+	}
+	memset(t, 0, sizeof(*t));
+	sin = nla_data(tb[BATON_FLOW_A_LOCAL]);
+	sin6 = nla_data(tb[BATON_FLOW_A_LOCAL]);
+	if (nla_len(tb[BATON_FLOW_A_LOCAL]) == sizeof(*sin) &&
+	    sin->sin_family == AF_INET) {
+		t->family = AF_INET;
+		ipv6_addr_set_v4mapped(sin->sin_addr.s_addr, &t->local);
+		t->lport = sin->sin_port;
+	} else if (nla_len(tb[BATON_FLOW_A_LOCAL]) == sizeof(*sin6) &&
+		   sin6->sin6_family == AF_INET6) {
+		t->local = sin6->sin6_addr;
+		t->lport = sin6->sin6_port;
+		t->family = ipv6_addr_v4mapped(&t->local) ? AF_INET : AF_INET6;
+	} else {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_LOCAL],
+				    "not a struct sockaddr_in or sockaddr_in6");
+		return -EINVAL;
+	}
+	if (!t->lport) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_LOCAL],
+				    "port 0 names no listener");
+		return -EINVAL;
+	}
+	err = btk_genl_socket(genl_info_net(info), info->extack,
+			      tb[BATON_FLOW_A_FD], &sock);
+	if (err)
+		return err;
+	if (sock->sk->sk_state != TCP_LISTEN) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_FD],
+				    "not a listening socket: a port is held through its listener");
+		err = -EINVAL;
+	} else if (!btk_sock_holds(sock->sk, t)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, tb[BATON_FLOW_A_FD],
+				    "the listener does not receive at this address and port");
+		err = -EPERM;
+	} else if (t->family == AF_INET6 && ipv6_addr_any(&t->local)) {
+		t[1] = t[0];
+		t[1].family = AF_INET;
+		ipv6_addr_set_v4mapped(0, &t[1].local);
+		n += btk_sock_holds(sock->sk, &t[1]);
+	}
+	sockfd_put(sock);
+	return err ?: n;
+}
+
 static int btk_genl_put_stats(struct sk_buff *msg, const struct btk_stats *st)
 {
 	struct nlattr *nest;
@@ -412,8 +484,8 @@ static int btk_genl_freeze(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int rem, err;
 
-	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FLOW)) {
-		GENL_SET_ERR_MSG(info, "no flow to freeze");
+	if (!info->attrs[BATON_GENL_A_FLOW] && !info->attrs[BATON_GENL_A_PORT]) {
+		GENL_SET_ERR_MSG(info, "no flow or port to freeze");
 		return -EINVAL;
 	}
 	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_DEADLINE_MS)) {
@@ -427,9 +499,12 @@ static int btk_genl_freeze(struct sk_buff *skb, struct genl_info *info)
 	if (info->attrs[BATON_GENL_A_FLOW_BYTES])
 		o.flow_bytes = nla_get_u32(info->attrs[BATON_GENL_A_FLOW_BYTES]);
 
+	/* a PORT may name two keys (see btk_genl_port()) */
 	nlmsg_for_each_attr(attr, info->nlhdr, GENL_HDRLEN, rem)
 		if (nla_type(attr) == BATON_GENL_A_FLOW)
 			n++;
+		else if (nla_type(attr) == BATON_GENL_A_PORT)
+			n += 2;
 	flows = kvcalloc(n, sizeof(*flows), GFP_KERNEL);
 	t = kvcalloc(n, sizeof(*t), GFP_KERNEL);
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
@@ -439,14 +514,20 @@ static int btk_genl_freeze(struct sk_buff *skb, struct genl_info *info)
 	}
 	i = 0;
 	nlmsg_for_each_attr(attr, info->nlhdr, GENL_HDRLEN, rem) {
-		if (nla_type(attr) != BATON_GENL_A_FLOW)
+		int keys = 1;
+
+		if (nla_type(attr) == BATON_GENL_A_FLOW)
+			err = btk_genl_flow(info, attr, &t[i]);
+		else if (nla_type(attr) == BATON_GENL_A_PORT)
+			err = keys = btk_genl_port(info, attr, &t[i]);
+		else
 			continue;
-		flows[i] = attr;
-		err = btk_genl_flow(info, attr, &t[i]);
-		if (err)
+		if (err < 0)
 			goto free;
-		i++;
+		while (keys--)
+			flows[i++] = attr;
 	}
+	n = i;
 	/* the reply is made first: a freeze the caller cannot name is lost */
 	hdr = genlmsg_put_reply(reply, info, &btk_family, 0,
 				BATON_GENL_CMD_FREEZE);

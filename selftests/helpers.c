@@ -208,6 +208,43 @@ int client_connect(int family, int port)
 	return fd;
 }
 
+int client_connect_start(int family, int port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = loopback(family, port, &ss);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 &&
+	    errno != EINPROGRESS) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+int client_connect_end(int fd, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	socklen_t len = sizeof(int);
+	int err, fl;
+
+	err = poll(&p, 1, timeout_ms);
+	if (err < 0)
+		return -errno;
+	if (!err)
+		return -ETIMEDOUT;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		return -errno;
+	if (err)
+		return -err;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK))
+		return -errno;
+	return 0;
+}
+
 int wait_path(const char *path, int timeout_ms)
 {
 	for (; timeout_ms > 0; timeout_ms -= 5) {

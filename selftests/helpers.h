@@ -42,6 +42,13 @@ const char *bin(const char *name, char *buf, size_t len);
 int listener_on(int family, int port);
 int listener_make(int family, int *port);
 int client_connect(int family, int port);
+/*
+ * A connect to loopback's port begun, not waited for: its fd. Then its
+ * end: 0 once connected (the fd made blocking), -ETIMEDOUT if it still
+ * waits after timeout_ms, or the connect's error (-ECONNREFUSED).
+ */
+int client_connect_start(int family, int port);
+int client_connect_end(int fd, int timeout_ms);
 
 /* kvd-vN serving lfd as service "kvd"; waits for its control socket */
 pid_t kvd_start(int version, int lfd, const char *rundir,

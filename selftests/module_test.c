@@ -1657,6 +1657,137 @@ TEST_F(conn, freeze_bad_input)
 }
 
 /*
+ * A listener's port, frozen, then the listener closed: a client that
+ * connects meanwhile waits (its SYN held: neither refused nor answered);
+ * a new listener on the port, the thaw, and it is connected and carries
+ * bytes. listen is where the listener binds (a wildcard, or loopback),
+ * cfamily the client's family (IPv4 to IPv6's wildcard: dual stack).
+ */
+static void port_hold(struct __test_metadata *_metadata, struct baton_tcp *tcp,
+		      struct logbuf *log, const struct sockaddr_storage *listen_at,
+		      int cfamily)
+{
+	struct sockaddr_storage at = *listen_at;
+	socklen_t len = sizeof(at);
+	struct baton_freeze_stats st;
+	struct baton_flow f = {};
+	int lfd, cli, srv, one = 1;
+	__u32 id;
+
+	lfd = socket(at.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, lfd);
+	if (at.ss_family == AF_INET6)	/* dual stack, whatever the sysctl */
+		ASSERT_EQ(0, setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY,
+					&(int){ 0 }, sizeof(int)));
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&at, len));
+	ASSERT_EQ(0, listen(lfd, 16));
+	ASSERT_EQ(0, getsockname(lfd, (struct sockaddr *)&at, &len));
+	f.fd = lfd;
+	f.local = at;		/* peer AF_UNSPEC: a port */
+	ASSERT_EQ(0, baton_tcp_freeze(tcp, &f, 1, 5000, NULL, &id))
+		TH_LOG("%s", log->last);
+	close(lfd);		/* no socket on the port now */
+
+	cli = client_connect_start(cfamily, ntohs(((struct sockaddr_in *)&at)->sin_port));
+	ASSERT_LE(0, cli);
+	usleep(300 * 1000);
+	EXPECT_EQ(-ETIMEDOUT, client_connect_end(cli, 0));
+	ASSERT_EQ(0, baton_tcp_freeze_stats(tcp, &st));
+	EXPECT_LE(1, st.held_packets);
+
+	lfd = socket(at.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, lfd);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (at.ss_family == AF_INET6)
+		ASSERT_EQ(0, setsockopt(lfd, IPPROTO_IPV6, IPV6_V6ONLY,
+					&(int){ 0 }, sizeof(int)));
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&at, len));
+	ASSERT_EQ(0, listen(lfd, 16));
+	ASSERT_EQ(0, baton_tcp_thaw(tcp, id, &st));
+	EXPECT_LE(1, st.delivered_packets);
+	EXPECT_EQ(0, st.overflow_packets);
+	EXPECT_EQ(0, client_connect_end(cli, 5000));
+	srv = accept_wait(lfd);
+	EXPECT_LE(0, srv);
+	if (srv >= 0) {
+		EXPECT_EQ(0, exchange(cli, srv));
+		close(srv);
+	}
+	close(cli);
+	close(lfd);
+}
+
+static void any_addr(int family, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->ss_family = family;	/* the wildcard, port 0 */
+}
+
+TEST_F(conn, port_holds_new_connections)
+{
+	struct sockaddr_storage at;
+	long long resets = tcp_resets();
+
+	addr_of(self->lfd, false, &at);		/* loopback */
+	port_set(&at, 0);
+	port_hold(_metadata, self->tcp, &self->log, &at, variant->family);
+	any_addr(variant->family, &at);
+	port_hold(_metadata, self->tcp, &self->log, &at, variant->family);
+	if (variant->family == AF_INET6)	/* IPv4 to IPv6's wildcard */
+		port_hold(_metadata, self->tcp, &self->log, &at, AF_INET);
+	EXPECT_EQ(resets, tcp_resets());
+}
+
+/*
+ * Ports refused with their reason: a peer named, a socket that is not a
+ * listener, a listener on another port or address, port 0, an address
+ * the listener does not receive at
+ */
+TEST_F(conn, port_bad_input)
+{
+	struct baton_freeze_stats st;
+	struct baton_flow f = {};
+	char buf[512];
+	struct nlmsghdr *nlh;
+	__u32 id;
+
+	addr_of(self->lfd, false, &f.local);
+	nlh = raw_put(buf, BATON_GENL_CMD_FREEZE);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_DEADLINE_MS, 1000);
+	{
+		struct nlattr *nest = mnl_attr_nest_start(nlh, BATON_GENL_A_PORT);
+		size_t alen = variant->family == AF_INET ?
+			      sizeof(struct sockaddr_in) :
+			      sizeof(struct sockaddr_in6);
+
+		mnl_attr_put_u32(nlh, BATON_FLOW_A_FD, self->lfd);
+		mnl_attr_put(nlh, BATON_FLOW_A_LOCAL, alen, &f.local);
+		mnl_attr_put(nlh, BATON_FLOW_A_PEER, alen, &f.local);
+		mnl_attr_nest_end(nlh, nest);
+	}
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
+
+	f.fd = self->srv;		/* connected, not listening */
+	EXPECT_EQ(-EINVAL, baton_tcp_freeze(self->tcp, &f, 1, 1000, NULL, &id));
+	EXPECT_NE(NULL, strstr(self->log.last, "not a listening socket"));
+	f.fd = self->lfd;
+	port_set(&f.local, self->port == 65535 ? 1 : self->port + 1);
+	EXPECT_EQ(-EPERM, baton_tcp_freeze(self->tcp, &f, 1, 1000, NULL, &id));
+	EXPECT_NE(NULL, strstr(self->log.last, "does not receive"));
+	port_set(&f.local, 0);
+	EXPECT_EQ(-EINVAL, baton_tcp_freeze(self->tcp, &f, 1, 1000, NULL, &id));
+	EXPECT_NE(NULL, strstr(self->log.last, "port 0"));
+	/* loopback's listener, for the wildcard: it does not receive there */
+	any_addr(variant->family, &f.local);
+	port_set(&f.local, self->port);
+	EXPECT_EQ(-EPERM, baton_tcp_freeze(self->tcp, &f, 1, 1000, NULL, &id));
+
+	ASSERT_EQ(0, baton_tcp_freeze_stats(self->tcp, &st));
+	EXPECT_EQ(0, st.flows);
+	EXPECT_EQ(0, st.freezes);
+}
+
+/*
  * Nobody in a user namespace of its own: refused over the namespace it
  * does not own (no CAP_NET_ADMIN there); in a network namespace of its
  * own, it freezes and thaws its own connection.

@@ -23,8 +23,8 @@
  *		produced always imports: values the socket cannot take are
  *		brought within what it can (see Documentation/module.rst).
  *
- *	BATON_GENL_CMD_FREEZE  { FLOW..., DEADLINE_MS, [FLOW_PACKETS],
- *				 [FLOW_BYTES] }
+ *	BATON_GENL_CMD_FREEZE  { FLOW..., PORT..., DEADLINE_MS,
+ *				 [FLOW_PACKETS], [FLOW_BYTES] }
  *		-> { FREEZE_ID }
  *		From now until the thaw, every segment that arrives for one
  *		of the flows (TCP 4-tuples, in the netns of the netlink
@@ -33,7 +33,13 @@
  *		module parameters). A FLOW names a connection by an FD of
  *		the caller: that connected socket's own tuple, or LOCAL and
  *		PEER, which FD must hold (the connected socket of that tuple,
- *		or a listener on LOCAL's port and address).
+ *		or a listener on LOCAL's port and address). A PORT names a
+ *		listener's address by FD, a listener of the caller, and
+ *		LOCAL (its address or the wildcard, and its port): the SYNs
+ *		of new connections to it are held as a flow's segments are,
+ *		so that a service between two listeners of its port (a
+ *		checkpoint and its restore) queues its new clients instead
+ *		of refusing them. At least one FLOW or PORT.
  *
  *	BATON_GENL_CMD_THAW  { FREEZE_ID }  -> { FREEZE_ID, STATS }
  *		The held segments are delivered, in order, to whatever
@@ -127,12 +133,14 @@ enum baton_genl_attr {
 	BATON_GENL_A_FLOW_BYTES,	/* u32: their memory (truesize) */
 	BATON_GENL_A_STATS,		/* nest: enum baton_stats_attr */
 	BATON_GENL_A_CONN,		/* nest, repeated: enum baton_conn_attr */
+	BATON_GENL_A_PORT,		/* nest, repeated: enum baton_flow_attr,
+					 * FD (a listener) and LOCAL */
 
 	__BATON_GENL_A_MAX,
 	BATON_GENL_A_MAX = __BATON_GENL_A_MAX - 1
 };
 
-/* A connection frozen by its 4-tuple */
+/* A connection frozen by its 4-tuple (FLOW), or a listener's port (PORT) */
 enum baton_flow_attr {
 	BATON_FLOW_A_UNSPEC,
 	BATON_FLOW_A_FD,		/* u32: the caller's socket holding it */
