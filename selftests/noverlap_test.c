@@ -12,8 +12,11 @@
  *     clients keep sending, restore. Every connection goes on byte-exact
  *     (every INCR answered once and in order, every reply byte), no RST
  *     on either side (the namespace's counters), the keyspace whole; dump
- *     shows what the file holds. The clients' longest stall and the times
- *     of the checkpoint and the restore are printed, not asserted;
+ *     shows what the file holds. A client that connects in the gap
+ *     waits (baton.ko holds its SYN), neither refused nor timed out, and
+ *     is served by the restored instance. The clients' longest stall and
+ *     the times of the checkpoint and the restore are printed, not
+ *     asserted;
  *  2. bad files, each a copy of a good one: a byte flipped, cut in half,
  *     another format version, not a checkpoint at all. Restore refuses
  *     each with an error naming the cause, starts nothing (no process,
@@ -197,7 +200,7 @@ TEST_F_TIMEOUT(noverlap, every_byte_once, 240)
 	char *big = big_value(BIG_LEN), out[16384], result[64], op[32];
 	size_t one = strlen("$262144\r\n") + BIG_LEN + 2;
 	struct counters before;
-	int keys, half, window, version;
+	int keys, half, window, version, late;
 	struct slow slow = {};
 	struct sender snd = {};
 	struct timespec t0;
@@ -226,8 +229,12 @@ TEST_F_TIMEOUT(noverlap, every_byte_once, 240)
 	EXPECT_NE(NULL, last_result(result, sizeof(result), op, sizeof(op)));
 	EXPECT_STREQ("checkpoint", op);
 	EXPECT_STREQ("done", result);
+	/* a new client in the gap: its SYN waits, neither refused nor lost */
+	late = client_connect_start(variant->family, self->svc.port);
+	ASSERT_LE(0, late) TH_LOG("connect: %s", strerror(-late));
 	/* no instance at all, and the clients go on sending */
 	usleep(PAUSE_US);
+	EXPECT_EQ(-ETIMEDOUT, client_connect_end(late, 0));
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	EXPECT_EQ(0, restore(&self->svc, self->file, variant->to, out,
@@ -237,6 +244,12 @@ TEST_F_TIMEOUT(noverlap, every_byte_once, 240)
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
 	EXPECT_EQ(4, json_num(out, "conns"));
 	EXPECT_EQ(4, json_num(out, "records"));
+
+	/* the late client's SYN reached the restored listener */
+	EXPECT_EQ(0, client_connect_end(late, 10000));
+	EXPECT_EQ(0, kvd_info(late, &pid, &version));
+	EXPECT_EQ(variant->to, version);
+	close(late);
 
 	usleep(300000);	/* the sender goes on after the thaw */
 	snd.stop = 1;
@@ -278,10 +291,11 @@ static void nothing_started(struct __test_metadata *_metadata,
 	int fd;
 
 	EXPECT_EQ(0, netns_others(NULL, 0, others, 4));
-	fd = client_connect(family, svc->port);
-	EXPECT_GT(0, fd);
-	if (fd >= 0)
-		close(fd);
+	/* no answer: the SYN waits (baton.ko holds the port) or is refused */
+	fd = client_connect_start(family, svc->port);
+	ASSERT_LE(0, fd);
+	EXPECT_NE(0, client_connect_end(fd, 200));
+	close(fd);
 	batonctl(out, sizeof(out), args);
 	EXPECT_GE(0, json_num(out, "pid"));
 }

@@ -92,7 +92,11 @@
  *		  ops->export_sockets()	repair mode (BATON_UPGRADE_F_REPAIR)
  *					only, once more with
  *					BATON_EXPORT_F_FINAL: the connections
- *					as they are now. The library
+ *					as they are now (for a checkpoint
+ *					file, the listeners too, whose ports
+ *					baton.ko then holds: its upgrade
+ *					flags lack OWN_LISTENERS in this
+ *					call). The library
  *					checkpoints and lets go of them in
  *					place (connect(AF_UNSPEC) in repair
  *					mode): each descriptor stays the

@@ -89,6 +89,12 @@ BATON_API void baton_tcp_close(struct baton_tcp *tcp);
  * A flow names its tuple by a socket of the caller: the connected socket
  * itself (local.ss_family AF_UNSPEC), or local and peer, which fd must
  * hold (their connection, or a listener on local's address and port).
+ * A flow with local and no peer (peer.ss_family AF_UNSPEC) is a port:
+ * fd is a listener that receives at local (an address or the wildcard,
+ * and a port), and the SYNs of new connections to it are held, so that
+ * clients that connect while no socket listens there (between a
+ * checkpoint and its restore) wait instead of being refused. A baton.ko
+ * that does not know ports refuses the freeze with -EOPNOTSUPP.
  */
 struct baton_flow {
 	int fd;

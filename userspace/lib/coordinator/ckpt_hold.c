@@ -8,7 +8,8 @@
  *
  * The module lets a caller freeze only the tuples it holds a socket for:
  * the checkpoint's listeners, opened for the while with IP_FREEBIND (their
- * addresses may not be up yet) and closed again. The freeze's id goes into
+ * addresses may not be up yet) and closed again. Their ports are frozen
+ * too: a client that connects before the restore waits for it. The freeze's id goes into
  * the service's run directory (paths.hold), written beside and renamed,
  * for baton_checkpoint_restore().
  */
@@ -39,16 +40,24 @@ static __u16 port_of(const struct sockaddr_storage *ss)
 	       ((const struct sockaddr_in *)ss)->sin_port;
 }
 
-/* Each connection's flow, named through the listener of its port */
+/*
+ * Each connection's flow, named through the listener of its port; then
+ * each listener's port, whose new clients wait for the restore too
+ */
 static int flows_make(struct hold *h, char *why, size_t len)
 {
 	const struct baton_checkpoint *ck = &h->ck;
 	unsigned int i, j;
 	char addr[64];
 
-	h->flows = calloc(ck->nconns, sizeof(*h->flows));
+	h->flows = calloc(ck->nconns + ck->nlsn, sizeof(*h->flows));
 	if (!h->flows)
 		return -ENOMEM;
+	for (j = 0; j < ck->nlsn; j++) {
+		h->flows[ck->nconns + j].fd = h->lfd[j];
+		h->flows[ck->nconns + j].local = ck->lsn[j].local;
+		h->flows[ck->nconns + j].peer.ss_family = AF_UNSPEC;
+	}
 	for (i = 0; i < ck->nconns; i++) {
 		const struct baton_checkpoint_sock *s = &ck->conns[i];
 
@@ -146,7 +155,7 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 		pr_err(&h->log, "%s: %s", o->path, why);
 		goto close_tcp;
 	}
-	if (!h->ck.nconns)	/* nothing to hold: restore needs none */
+	if (!h->ck.nconns && !h->ck.nlsn)	/* nothing to hold */
 		goto close_tcp;
 	h->lfd = calloc(h->ck.nlsn + 1, sizeof(*h->lfd));
 	if (!h->lfd) {
@@ -170,8 +179,17 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 			pr_err(&h->log, "%s: %s", o->path, why);
 		goto close_listeners;
 	}
-	err = baton_tcp_freeze(tcp, h->flows, h->ck.nconns,
+	err = baton_tcp_freeze(tcp, h->flows, h->ck.nconns + h->ck.nlsn,
 			       o->freeze_ms ?: BATON_DEADLINE_MAX_MS, NULL, id);
+	if (err == -EOPNOTSUPP) {
+		pr_warn(&h->log, "clients that connect before the restore are refused: this baton.ko cannot hold new connections");
+		err = h->ck.nconns ?
+		      baton_tcp_freeze(tcp, h->flows, h->ck.nconns,
+				       o->freeze_ms ?: BATON_DEADLINE_MAX_MS,
+				       NULL, id) : 0;
+		if (!h->ck.nconns)
+			goto close_listeners;
+	}
 	if (err) {
 		pr_err(&h->log, "baton.ko did not freeze the %u connections of %s: %s",
 		       h->ck.nconns, o->path, strerror(-err));

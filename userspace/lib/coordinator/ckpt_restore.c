@@ -65,9 +65,13 @@ static int check(struct restore *rs, const char *path)
 	baton_tcp_close(tcp);
 	if (err)
 		return fail(up, err, "%s: %s", path, why);
-	/* after a restart, the freeze to thaw is the hold's */
-	if (rs->ck.other_boot && in->conns) {
+	/*
+	 * After a restart, the freeze to thaw is the hold's (if any: a file
+	 * without connections may have none); the file's is another boot's
+	 */
+	if (rs->ck.other_boot)
 		rs->ck.info.freeze_id = hold_note_read(&up->paths);
+	if (rs->ck.other_boot && in->conns) {
 		if (!rs->ck.info.freeze_id)
 			return fail(up, -ENOLCK, "%s: made before this boot, and its %u connections are not held: run 'batonctl hold %s -i %s' before the network comes up, then restore",
 				    path, in->conns, up->o.service, path);

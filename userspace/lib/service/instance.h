@@ -116,8 +116,9 @@ void pending_close(struct baton_service *svc, unsigned int slot);
  */
 struct repair_out;
 int repair_out_open(struct baton_service *svc);
+/* socks: the application's, connections and listeners */
 int repair_out_checkpoint(struct baton_service *svc,
-			  const struct held_socket *conns, unsigned int n,
+			  const struct held_socket *socks, unsigned int nsocks,
 			  struct steps *st, __u32 *freeze_id);
 int repair_out_restore(struct baton_service *svc);
 void repair_out_close(struct baton_service *svc);

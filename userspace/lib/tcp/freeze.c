@@ -100,6 +100,13 @@ static size_t flow_addr_size(int family)
 	       (size_t)sockaddr_size(family) : sizeof(struct sockaddr_storage);
 }
 
+/* a listener's port, not a connection (see baton_tcp.h) */
+static bool flow_is_port(const struct baton_flow *f)
+{
+	return f->local.ss_family != AF_UNSPEC &&
+	       f->peer.ss_family == AF_UNSPEC;
+}
+
 /* what one FLOW takes in a request, at most */
 #define FLOW_SIZE	(4 * MNL_ATTR_HDRLEN + sizeof(__u32) + \
 			 2 * MNL_ALIGN(sizeof(struct sockaddr_storage)))
@@ -128,15 +135,23 @@ int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *flows,
 		mnl_attr_put_u32(nlh, BATON_GENL_A_FLOW_BYTES, caps->flow_bytes);
 	for (i = 0; i < n; i++) {
 		const struct baton_flow *f = &flows[i];
-		struct nlattr *nest = mnl_attr_nest_start(nlh, BATON_GENL_A_FLOW);
+		struct nlattr *nest;
 
+		if (flow_is_port(f) && tcp->maxattr < BATON_GENL_A_PORT) {
+			pr_err(&tcp->log, "baton.ko (its family's maxattr %u) holds no ports, so new connections cannot wait: load this release's baton.ko",
+			       tcp->maxattr);
+			free(buf);
+			return -EOPNOTSUPP;
+		}
+		nest = mnl_attr_nest_start(nlh, flow_is_port(f) ?
+					   BATON_GENL_A_PORT : BATON_GENL_A_FLOW);
 		mnl_attr_put_u32(nlh, BATON_FLOW_A_FD, f->fd);
-		if (f->local.ss_family != AF_UNSPEC) {
+		if (f->local.ss_family != AF_UNSPEC)
 			mnl_attr_put(nlh, BATON_FLOW_A_LOCAL,
 				     flow_addr_size(f->local.ss_family), &f->local);
+		if (f->local.ss_family != AF_UNSPEC && !flow_is_port(f))
 			mnl_attr_put(nlh, BATON_FLOW_A_PEER,
 				     flow_addr_size(f->peer.ss_family), &f->peer);
-		}
 		mnl_attr_nest_end(nlh, nest);
 	}
 
@@ -149,15 +164,17 @@ int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *flows,
 		mnl_attr_for_each(attr, nlh, sizeof(struct genlmsghdr)) {
 			size_t at = (const char *)attr - (const char *)nlh;
 
-			if (mnl_attr_get_type(attr) != BATON_GENL_A_FLOW)
+			if (mnl_attr_get_type(attr) != BATON_GENL_A_FLOW &&
+			    mnl_attr_get_type(attr) != BATON_GENL_A_PORT)
 				continue;
 			if (ack.off >= at && ack.off < at + attr->nla_len)
 				break;
 			i++;
 		}
 		if (i < n)
-			pr_err(&tcp->log, "baton.ko: freeze: flow %zu (fd %d): %s",
-			       i, flows[i].fd, ack.msg);
+			pr_err(&tcp->log, "baton.ko: freeze: %s %zu (fd %d): %s",
+			       flow_is_port(&flows[i]) ? "port" : "flow", i,
+			       flows[i].fd, ack.msg);
 		else
 			pr_err(&tcp->log, "baton.ko: freeze: %s", ack.msg);
 	}

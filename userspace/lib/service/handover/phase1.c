@@ -101,18 +101,26 @@ int phase2_checkpoints(struct baton_service *svc, struct steps *st,
 		       __u32 *count, __u32 *freeze_id)
 {
 	struct baton_export *exp = &svc->exp;
+	unsigned int i;
 	int err;
 
 	exp->n = exp->listeners = exp->conns = 0;
-	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->flags,
-					 BATON_EXPORT_F_FINAL);
+	/*
+	 * A checkpoint file's (freeze_ms) keeps the listeners where they
+	 * are, but freezes their ports: the application lists them too
+	 */
+	err = svc->o.ops->export_sockets(svc->o.app, exp, svc->freeze_ms ?
+					 svc->flags & ~BATON_UPGRADE_F_OWN_LISTENERS :
+					 svc->flags, BATON_EXPORT_F_FINAL);
 	if (err) {
 		pr_err(&svc->log, "phase 2: the application could not list its connections: %s",
 		       strerror(-err));
 		return err;
 	}
-	export_filter(exp, BATON_SOCK_CONN, true);
-	*count = exp->n;
+	/* the connections, and for a checkpoint the listeners (ports) */
+	*count = 0;
+	for (i = 0; i < exp->n; i++)
+		*count += exp->socks[i].si.kind == BATON_SOCK_CONN;
 	return repair_out_checkpoint(svc, exp->socks, exp->n, st, freeze_id);
 }
 

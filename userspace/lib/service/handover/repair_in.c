@@ -172,7 +172,8 @@ int repair_in_restore(struct takeover *t)
 	__u32 n = 0;
 	int *fds = NULL, err;
 
-	if (t->tcp_blob < 0)
+	/* no connection, and no freeze (of the ports alone) to thaw */
+	if (t->tcp_blob < 0 && !t->freeze_id)
 		return 0;
 	err = tcp_open_any(&t->tcp, &t->svc->log);
 	if (err) {
@@ -181,6 +182,8 @@ int repair_in_restore(struct takeover *t)
 			 strerror(-err));
 		return err;
 	}
+	if (t->tcp_blob < 0)
+		return 0;	/* the ports' freeze: thawed by the commit */
 	/* kept until the commit: TCP_REPAIR's unsent bytes go then */
 	kp = t->ckpts = calloc(1, sizeof(*kp));
 	if (!kp)

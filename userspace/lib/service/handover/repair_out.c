@@ -59,6 +59,9 @@ struct repair_out {
 	void *raw;		/* the module's bulk record */
 	size_t raw_len;
 	__u32 freeze_id;	/* 0: none */
+	/* a checkpoint's: the listeners' ports, whose SYNs the freeze holds */
+	struct baton_flow *ports;
+	unsigned int nports;
 };
 
 int repair_out_open(struct baton_service *svc)
@@ -88,9 +91,11 @@ static void conns_free(struct repair_out *rp)
 		free(rp->conns[i].rec);
 	free(rp->conns);
 	free(rp->raw);
+	free(rp->ports);
 	rp->conns = NULL;
 	rp->raw = NULL;
-	rp->n = 0;
+	rp->ports = NULL;
+	rp->n = rp->nports = 0;
 }
 
 void repair_out_close(struct baton_service *svc)
@@ -122,7 +127,56 @@ static unsigned int freeze_deadline_ms(const struct baton_service *svc)
 	return ms > BATON_DEADLINE_MAX_MS ? BATON_DEADLINE_MAX_MS : ms;
 }
 
-/* Frozen, then the module's one export of them all, cut per connection */
+/*
+ * A checkpoint's listeners, as ports of its freeze: the clients that
+ * connect until the restore listens again wait for it
+ */
+static int ports_make(struct repair_out *rp, const struct held_socket *socks,
+		      unsigned int n)
+{
+	unsigned int i;
+
+	rp->ports = calloc(n ?: 1, sizeof(*rp->ports));
+	if (!rp->ports)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct baton_flow *f = &rp->ports[rp->nports];
+		socklen_t len = sizeof(f->local);
+
+		if (socks[i].si.kind != BATON_SOCK_LISTENER)
+			continue;
+		f->fd = socks[i].fd;
+		if (getsockname(f->fd, (struct sockaddr *)&f->local, &len))
+			return -errno;
+		f->peer.ss_family = AF_UNSPEC;	/* a port */
+		rp->nports++;
+	}
+	return 0;
+}
+
+/* The freeze of the connections and the ports; without ports if it must */
+static int freeze(struct baton_service *svc, struct repair_out *rp,
+		  struct baton_flow *flows)
+{
+	unsigned int n = rp->n + rp->nports;
+	int err;
+
+	err = baton_tcp_freeze(rp->tcp, flows, n, freeze_deadline_ms(svc),
+			       NULL, &rp->freeze_id);
+	if (!err || !rp->nports)
+		return err;
+	/* the ports are a courtesy: the connections are what must hold */
+	pr_warn(&svc->log, "phase 2: clients that connect before the restore will be refused: %s",
+		err == -EOPNOTSUPP ? "this baton.ko cannot hold new connections" :
+		"baton.ko did not freeze the listeners' ports");
+	rp->nports = 0;
+	return rp->n ? freeze(svc, rp, flows) : 0;
+}
+
+/*
+ * Frozen, then the module's one export of them all, cut per connection;
+ * for a checkpoint, the listeners' ports frozen with them
+ */
 static int export_module(struct baton_service *svc, struct repair_out *rp)
 {
 	struct baton_flow *flows;
@@ -130,18 +184,18 @@ static int export_module(struct baton_service *svc, struct repair_out *rp)
 	unsigned int i;
 	int *fds, err;
 
-	flows = calloc(rp->n, sizeof(*flows));
-	fds = calloc(rp->n, sizeof(*fds));
+	flows = calloc(rp->n + rp->nports, sizeof(*flows));
+	fds = calloc(rp->n ?: 1, sizeof(*fds));
 	err = flows && fds ? 0 : -ENOMEM;
 	for (i = 0; !err && i < rp->n; i++) {
 		flows[i].fd = fds[i] = rp->conns[i].fd;
 		flows[i].local.ss_family = AF_UNSPEC;	/* its own tuple */
 	}
+	for (i = 0; !err && i < rp->nports; i++)
+		flows[rp->n + i] = rp->ports[i];
 	if (!err)
-		err = baton_tcp_freeze(rp->tcp, flows, rp->n,
-				       freeze_deadline_ms(svc), NULL,
-				       &rp->freeze_id);
-	if (err)
+		err = freeze(svc, rp, flows);
+	if (err || !rp->n)
 		goto free_arrays;
 	err = baton_tcp_export_conns(rp->tcp, fds, rp->n, &rp->raw,
 				     &rp->raw_len);
@@ -238,29 +292,49 @@ static int blob_write(struct baton_service *svc, struct repair_out *rp,
 }
 
 int repair_out_checkpoint(struct baton_service *svc,
-			  const struct held_socket *conns, unsigned int n,
+			  const struct held_socket *socks, unsigned int nsocks,
 			  struct steps *st, __u32 *freeze_id)
 {
 	struct repair_out *rp = svc->repair;
-	unsigned int i;
+	unsigned int i, n = 0;
 	int err, memfd;
 
 	*freeze_id = 0;
-	if (!n)
+	for (i = 0; i < nsocks; i++)
+		n += socks[i].si.kind == BATON_SOCK_CONN;
+	/* a checkpoint file's gap: the ports too, where baton.ko is */
+	if (svc->freeze_ms && tcp_has_module(rp->tcp)) {
+		err = ports_make(rp, socks, nsocks);
+		if (err)
+			goto fail;
+	}
+	if (!n && !rp->nports)
 		return 0;
-	rp->conns = calloc(n, sizeof(*rp->conns));
-	if (!rp->conns)
-		return -ENOMEM;
-	rp->n = n;
-	for (i = 0; i < n; i++) {
-		rp->conns[i].fd = conns[i].fd;
-		rp->conns[i].id = conns[i].si.id;
+	rp->conns = calloc(n ?: 1, sizeof(*rp->conns));
+	if (!rp->conns) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < nsocks; i++) {
+		if (socks[i].si.kind != BATON_SOCK_CONN)
+			continue;
+		rp->conns[rp->n].fd = socks[i].fd;
+		rp->conns[rp->n].id = socks[i].si.id;
+		rp->n++;
 	}
 	err = tcp_has_module(rp->tcp) ? export_module(svc, rp) :
 					export_userspace(rp);
 	steps_mark(st, rp->raw ? "freeze and export" : "checkpoint");
 	if (err)
 		goto fail;
+	if (!n) {
+		if (!rp->freeze_id)
+			return 0;
+		*freeze_id = rp->freeze_id;
+		pr_info(&svc->log, "phase 2: no connection to checkpoint; new ones to the %u listeners wait (baton.ko)",
+			rp->nports);
+		return 0;
+	}
 	err = blob_write(svc, rp, &memfd);
 	if (err)
 		goto fail;
@@ -277,8 +351,9 @@ int repair_out_checkpoint(struct baton_service *svc,
 	if (err)
 		goto fail;
 	*freeze_id = rp->freeze_id;
-	pr_info(&svc->log, "phase 2: %u connections checkpointed (%s)", n,
-		rp->raw ? "baton.ko, frozen" : "TCP_REPAIR");
+	pr_info(&svc->log, "phase 2: %u connections checkpointed (%s)%s", n,
+		rp->raw ? "baton.ko, frozen" : "TCP_REPAIR",
+		rp->nports ? "; new ones to the listeners wait" : "");
 	return 0;
 
 fail:
@@ -323,7 +398,7 @@ int repair_out_restore(struct baton_service *svc)
 	unsigned int i, lost = 0;
 	int err;
 
-	if (!rp || !rp->n)
+	if (!rp || (!rp->n && !rp->freeze_id))
 		return 0;
 	for (i = 0; i < rp->n; i++) {
 		struct repair_conn *c = &rp->conns[i];
