@@ -285,6 +285,7 @@ FIXTURE_VARIANT(cause) {
 	int timeout_ms;
 	int conns;
 	const char *reason;
+	const char *also;	/* a second part of the error, if any */
 };
 
 FIXTURE_VARIANT_ADD(cause, open_file_limit) {
@@ -298,6 +299,8 @@ FIXTURE_VARIANT_ADD(cause, bad_options) {
 FIXTURE_VARIANT_ADD(cause, never_connects) {
 	.cmd = "exec sleep 100 # %s", .timeout_ms = 1000,
 	.reason = "never connected",
+	/* what /proc says of it: asleep, and how little it ran */
+	.also = "ms of CPU",
 };
 /* $BATON_RUN_DIR: batonctl's, which the new instance is given */
 FIXTURE_VARIANT_ADD(cause, other_run_dir) {
@@ -331,7 +334,7 @@ FIXTURE_TEARDOWN(cause)
 
 TEST_F_TIMEOUT(cause, named, 60)
 {
-	char path[256], cmd[512], out[8192], timeout[16], text[256];
+	char path[256], cmd[512], out[8192], timeout[16], text[1024];
 	const char *args[] = { "upgrade", "kvd", "-j", "--timeout-ms", timeout,
 			       "--log", self->log, "--", "/bin/sh", "-c", cmd,
 			       NULL };
@@ -347,6 +350,9 @@ TEST_F_TIMEOUT(cause, named, 60)
 	EXPECT_NE(NULL, json_str(out, "error", text, sizeof(text)));
 	TH_LOG("%s", text);
 	EXPECT_NE(NULL, strstr(text, variant->reason));
+	if (variant->also) {
+		EXPECT_NE(NULL, strstr(text, variant->also));
+	}
 	/* nothing changed for the clients */
 	for (i = 0; i < variant->conns; i++)
 		EXPECT_EQ(0, resp_expect(self->fds[i], "+PONG\r\n", 1, "PING"));

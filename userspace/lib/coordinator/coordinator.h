@@ -47,7 +47,7 @@ int fail(struct baton_upgrade *up, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void new_gone_why(struct baton_upgrade *up, char *buf, size_t len);
 void steps_place(struct baton_upgrade *up);
-char proc_state(pid_t pid, char *wchan, size_t len);
+char proc_state(pid_t pid, char *wchan, size_t len, unsigned long *cpu_ms);
 void proc_note(pid_t pid, const char *who, char *buf, size_t len);
 void port_holder(const struct sockaddr_storage *a, char *buf, size_t len);
 

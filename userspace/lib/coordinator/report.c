@@ -35,17 +35,22 @@ const char *baton_phase_name(enum baton_phase phase)
 
 /*
  * The state letter /proc gives pid now ('R', 'S', 'D', 'T', ...; 0 when
- * it is gone), and in wchan, if given, the kernel function it sleeps in
- * ("" when it runs or the kernel does not say).
+ * it is gone); in wchan, if given, the kernel function it sleeps in ("" when
+ * it runs or the kernel does not say); in cpu_ms, if given, the CPU time
+ * it has used.
  */
-char proc_state(pid_t pid, char *wchan, size_t len)
+char proc_state(pid_t pid, char *wchan, size_t len, unsigned long *cpu_ms)
 {
-	char path[64], buf[256], *p;
+	unsigned long utime, stime;
+	char path[64], buf[512], *p;
+	long hz;
 	ssize_t n;
 	int fd;
 
 	if (wchan && len)
 		wchan[0] = '\0';
+	if (cpu_ms)
+		*cpu_ms = 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -59,6 +64,12 @@ char proc_state(pid_t pid, char *wchan, size_t len)
 	p = strrchr(buf, ')');
 	if (!p || p + 2 >= buf + n)
 		return 0;
+	/* after the state: ppid .. cmajflt, then utime and stime in ticks */
+	hz = sysconf(_SC_CLK_TCK);
+	if (cpu_ms && hz > 0 &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &utime, &stime) == 2)
+		*cpu_ms = (utime + stime) * 1000 / hz;
 	if (wchan && len > 1) {
 		snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -80,31 +91,16 @@ char proc_state(pid_t pid, char *wchan, size_t len)
  */
 void proc_note(pid_t pid, const char *who, char *buf, size_t len)
 {
-	unsigned long utime = 0, stime = 0;
-	char path[64], stat[512], wchan[64], *p;
-	char state = proc_state(pid, wchan, sizeof(wchan));
-	long hz = sysconf(_SC_CLK_TCK);
-	ssize_t n = 0;
-	int fd;
+	unsigned long cpu_ms;
+	char wchan[64];
+	char state = proc_state(pid, wchan, sizeof(wchan), &cpu_ms);
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, stat, sizeof(stat) - 1);
-		close(fd);
-	}
-	stat[n > 0 ? n : 0] = '\0';
-	p = strrchr(stat, ')');
-	/* after the state: ppid .. cmajflt, then utime and stime in ticks */
-	if (!state || !p || hz <= 0 ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &utime, &stime) != 2) {
+	if (!state) {
 		snprintf(buf, len, "%s (pid %d): gone", who, pid);
 		return;
 	}
 	snprintf(buf, len, "%s (pid %d): state '%c'%s%s, %lu ms of CPU", who,
-		 pid, state, wchan[0] ? " in " : "", wchan,
-		 (utime + stime) * 1000 / hz);
+		 pid, state, wchan[0] ? " in " : "", wchan, cpu_ms);
 }
 
 /*

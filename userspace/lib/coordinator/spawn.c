@@ -228,7 +228,7 @@ int spawn(struct baton_upgrade *up)
  */
 static int not_started(struct baton_upgrade *up, pid_t pid)
 {
-	char wchan[64], state = proc_state(pid, wchan, sizeof(wchan));
+	char wchan[64], state = proc_state(pid, wchan, sizeof(wchan), NULL);
 
 	return fail(up, -ETIMEDOUT, "the new instance (pid %d) did not start within %d ms: it had not reached exec (its state now '%c'%s%s); look for what holds up process starts on this host (memory, I/O, CPU) and try again, or give a longer --timeout-ms",
 		    pid, up->o.timeout_ms, state ?: '-',

@@ -140,7 +140,7 @@ int baton_upgrade_open(struct baton_upgrade **out,
 /* Whether pid is stopped (a SIGSTOP, a debugger), as /proc says now */
 static bool stopped(pid_t pid)
 {
-	char state = proc_state(pid, NULL, 0);
+	char state = proc_state(pid, NULL, 0, NULL);
 
 	return state == 'T' || state == 't';
 }
