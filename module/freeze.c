@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The freeze: every segment that arrives for a frozen TCP 4-tuple, and
- * every SYN for a frozen port (a listener's address, or the wildcard, and
- * port: a key with no peer), is held at LOCAL_IN (IPv4 and IPv6), with
- * what nf_queue keeps of it, until the thaw reinjects it through
- * nf_reinject(), in order, to whatever socket then owns the tuple. Bounded per flow and per network namespace; a
- * deadline thaws a freeze nobody thawed.
+ * every SYN for a frozen port (a listener's address or the wildcard, and
+ * its port: a key with no peer), is held at LOCAL_IN (IPv4 and IPv6),
+ * with what nf_queue keeps of it, until the thaw reinjects it through
+ * nf_reinject(), in order, to whatever socket then owns the tuple.
+ * Bounded per flow and per network namespace; a deadline thaws a freeze
+ * nobody thawed.
  *
  * Per netns: an idr of freezes, a hash of their flows, and the hooks,
  * registered on the first freeze and kept until the netns exits (or the

@@ -41,6 +41,7 @@
 
 #include "baton.h"
 #include "baton_tcp.h"
+#include "helpers.h"
 
 #define RUNS		5
 #define WARMUP_S	5
@@ -266,26 +267,6 @@ static int pump(struct flow *f, int fd, double until)
 	return 0;
 }
 
-/* The record without its baton.ko part, as TCP_REPAIR alone carries it */
-static void strip_kernel(void *rec, size_t *len)
-{
-	char *out = rec, *p = rec, *end = p + *len;
-
-	while (mnl_attr_ok((struct nlattr *)p, end - p)) {
-		struct nlattr *a = (struct nlattr *)p;
-		size_t step = MNL_ALIGN(a->nla_len);
-
-		if (step > (size_t)(end - p))
-			step = end - p;
-		if (mnl_attr_get_type(a) != BATON_TCP_A_KERNEL) {
-			memmove(out, p, step);
-			out += step;
-		}
-		p += step;
-	}
-	*len = out - (char *)rec;
-}
-
 static int info(int fd, struct tcp_info *ti)
 {
 	socklen_t l = sizeof(*ti);
@@ -336,7 +317,7 @@ static int one_run(struct baton_tcp *tcp, enum variant v, struct run *r)
 	close(f.srv);
 	f.srv = -1;
 	if (v == WITHOUT)
-		strip_kernel(rec, &len);
+		len = rec_without(rec, len, BATON_TCP_A_KERNEL, rec);
 	fd = baton_tcp_restore(tcp, rec, len);
 	free(rec);
 	err = baton_tcp_thaw(tcp, id, NULL);

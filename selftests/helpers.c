@@ -208,6 +208,22 @@ int client_connect(int family, int port)
 	return fd;
 }
 
+size_t rec_without(const void *rec, size_t len, __u16 type, void *out)
+{
+	const struct nlattr *attr;
+	size_t off = 0;
+
+	mnl_attr_for_each_payload(rec, len) {
+		size_t step = MNL_ALIGN(attr->nla_len);
+
+		if (mnl_attr_get_type(attr) == type)
+			continue;
+		memmove((char *)out + off, attr, step);
+		off += step;
+	}
+	return off;
+}
+
 int client_connect_start(int family, int port)
 {
 	struct sockaddr_storage ss;

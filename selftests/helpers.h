@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <linux/types.h>
 
 /* A kvd instance of its own: namespace, run directory, listener. */
 struct service {
@@ -48,6 +49,11 @@ int client_connect(int family, int port);
  * waits after timeout_ms, or the connect's error (-ECONNREFUSED).
  */
 int client_connect_start(int family, int port);
+/*
+ * A TCP checkpoint's attributes (baton_tcp_checkpoint()) but those of
+ * type, into out (which may be rec itself): its length
+ */
+size_t rec_without(const void *rec, size_t len, __u16 type, void *out);
 int client_connect_end(int fd, int timeout_ms);
 
 /* kvd-vN serving lfd as service "kvd"; waits for its control socket */

@@ -134,21 +134,6 @@ static size_t rec_put(void *rec, size_t off, __u16 type, __u32 v)
 	return off + MNL_ALIGN(a->nla_len);
 }
 
-/* a copy of a checkpoint without one attribute */
-static size_t rec_without(const void *rec, size_t len, __u16 type, void *out)
-{
-	const struct nlattr *attr;
-	size_t off = 0;
-
-	mnl_attr_for_each_payload(rec, len) {
-		if (mnl_attr_get_type(attr) == type)
-			continue;
-		memcpy((char *)out + off, attr, MNL_ALIGN(attr->nla_len));
-		off += MNL_ALIGN(attr->nla_len);
-	}
-	return off;
-}
-
 static int accept_wait(int lfd)
 {
 	struct pollfd p = { .fd = lfd, .events = POLLIN };

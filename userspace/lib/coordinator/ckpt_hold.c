@@ -181,14 +181,18 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 	}
 	err = baton_tcp_freeze(tcp, h->flows, h->ck.nconns + h->ck.nlsn,
 			       o->freeze_ms ?: BATON_DEADLINE_MAX_MS, NULL, id);
-	if (err == -EOPNOTSUPP) {
-		pr_warn(&h->log, "clients that connect before the restore are refused: this baton.ko cannot hold new connections");
-		err = h->ck.nconns ?
-		      baton_tcp_freeze(tcp, h->flows, h->ck.nconns,
-				       o->freeze_ms ?: BATON_DEADLINE_MAX_MS,
-				       NULL, id) : 0;
-		if (!h->ck.nconns)
+	if (err && h->ck.nlsn) {
+		/* the ports are a courtesy: the connections must hold */
+		pr_warn(&h->log, "the listeners' ports are not frozen (%s): clients that connect before the restore will be refused",
+			err == -EOPNOTSUPP ? "this baton.ko cannot" :
+			"baton.ko refused them");
+		if (!h->ck.nconns) {
+			err = 0;
 			goto close_listeners;
+		}
+		err = baton_tcp_freeze(tcp, h->flows, h->ck.nconns,
+				       o->freeze_ms ?: BATON_DEADLINE_MAX_MS,
+				       NULL, id);
 	}
 	if (err) {
 		pr_err(&h->log, "baton.ko did not freeze the %u connections of %s: %s",

@@ -129,48 +129,69 @@ static unsigned int freeze_deadline_ms(const struct baton_service *svc)
 
 /*
  * A checkpoint's listeners, as ports of its freeze: the clients that
- * connect until the restore listens again wait for it
+ * connect until the restore listens again wait for it. Not a listener
+ * with SO_REUSEPORT: its port is shared, maybe with other processes,
+ * whose new clients a port's freeze would hold too.
  */
-static int ports_make(struct repair_out *rp, const struct held_socket *socks,
-		      unsigned int n)
+static void ports_make(struct baton_service *svc, struct repair_out *rp,
+		       const struct held_socket *socks, unsigned int n)
 {
 	unsigned int i;
 
 	rp->ports = calloc(n ?: 1, sizeof(*rp->ports));
-	if (!rp->ports)
-		return -ENOMEM;
-	for (i = 0; i < n; i++) {
+	for (i = 0; rp->ports && i < n; i++) {
 		struct baton_flow *f = &rp->ports[rp->nports];
 		socklen_t len = sizeof(f->local);
+		int reuse = 0;
+		socklen_t rlen = sizeof(reuse);
 
 		if (socks[i].si.kind != BATON_SOCK_LISTENER)
 			continue;
 		f->fd = socks[i].fd;
-		if (getsockname(f->fd, (struct sockaddr *)&f->local, &len))
-			return -errno;
+		if (getsockopt(f->fd, SOL_SOCKET, SO_REUSEPORT, &reuse, &rlen) ||
+		    getsockname(f->fd, (struct sockaddr *)&f->local, &len)) {
+			pr_warn(&svc->log, "phase 2: listener %llu: %s: its clients will be refused until the restore",
+				(unsigned long long)socks[i].si.id,
+				strerror(errno));
+			continue;
+		}
+		if (reuse) {
+			pr_info(&svc->log, "phase 2: listener %llu shares its port (SO_REUSEPORT): its new clients go to the others, or are refused, until the restore",
+				(unsigned long long)socks[i].si.id);
+			continue;
+		}
 		f->peer.ss_family = AF_UNSPEC;	/* a port */
 		rp->nports++;
 	}
-	return 0;
 }
 
-/* The freeze of the connections and the ports; without ports if it must */
+/*
+ * The freeze of the connections and the ports; of the connections alone
+ * if the ports are refused (a baton.ko without them, or a port it will
+ * not take): the ports are a courtesy, the connections what must hold.
+ */
 static int freeze(struct baton_service *svc, struct repair_out *rp,
 		  struct baton_flow *flows)
 {
-	unsigned int n = rp->n + rp->nports;
-	int err;
+	int err, first;
 
-	err = baton_tcp_freeze(rp->tcp, flows, n, freeze_deadline_ms(svc),
-			       NULL, &rp->freeze_id);
+	err = baton_tcp_freeze(rp->tcp, flows, rp->n + rp->nports,
+			       freeze_deadline_ms(svc), NULL, &rp->freeze_id);
 	if (!err || !rp->nports)
 		return err;
-	/* the ports are a courtesy: the connections are what must hold */
-	pr_warn(&svc->log, "phase 2: clients that connect before the restore will be refused: %s",
-		err == -EOPNOTSUPP ? "this baton.ko cannot hold new connections" :
-		"baton.ko did not freeze the listeners' ports");
+	first = err;
 	rp->nports = 0;
-	return rp->n ? freeze(svc, rp, flows) : 0;
+	if (rp->n) {
+		err = baton_tcp_freeze(rp->tcp, flows, rp->n,
+				       freeze_deadline_ms(svc), NULL,
+				       &rp->freeze_id);
+		if (err)
+			return err;
+	}
+	pr_warn(&svc->log, "phase 2: the listeners' ports are not frozen (%s): clients that connect before the restore will be refused",
+		first == -EOPNOTSUPP ? "this baton.ko cannot" :
+		"baton.ko refused them");
+	return 0;
 }
 
 /*
@@ -303,11 +324,8 @@ int repair_out_checkpoint(struct baton_service *svc,
 	for (i = 0; i < nsocks; i++)
 		n += socks[i].si.kind == BATON_SOCK_CONN;
 	/* a checkpoint file's gap: the ports too, where baton.ko is */
-	if (svc->freeze_ms && tcp_has_module(rp->tcp)) {
-		err = ports_make(rp, socks, nsocks);
-		if (err)
-			goto fail;
-	}
+	if (svc->freeze_ms && tcp_has_module(rp->tcp))
+		ports_make(svc, rp, socks, nsocks);
 	if (!n && !rp->nports)
 		return 0;
 	rp->conns = calloc(n ?: 1, sizeof(*rp->conns));
