@@ -9,8 +9,9 @@
 #     same kernel and initramfs, its checkpoint in the share, its report
 #     in kexec.json. It does not come back unless the kexec failed.
 #  2. second boot (baton.stage=2): "init2" in the share at once;
-#     batonctl hold (hold.json) before the network, so that the clients'
-#     segments wait in baton.ko rather than meet a reset; eth0 up;
+#     batonctl hold (hold.json; status then shows it held) before the
+#     network, so that the clients' segments wait in baton.ko rather
+#     than meet a reset; eth0 up;
 #     batonctl restore (restore.json), which thaws them; "up2". Waits
 #     for the host's "done", and exits.
 # Each step's file in the share is written as the step ends: the host
@@ -69,6 +70,13 @@ fi
 $bin/batonctl hold kvd -j -i "$share/ckpt/kvd.ckpt" >"$share/hold.json" \
 	2>"$share/hold.err" || [ -n "${KEXEC_CORRUPT:-}" ] ||
 	fail "batonctl hold: $(cat "$share/hold.err")"
+# the hold is in the service's journal
+if [ -z "${KEXEC_CORRUPT:-}" ]; then
+	$bin/batonctl status -j kvd >"$share/status-hold.json" 2>/dev/null
+	grep -q '"operation":"hold"' "$share/status-hold.json" &&
+		grep -q '"result":"held"' "$share/status-hold.json" ||
+		fail "status after the hold: $(cat "$share/status-hold.json")"
+fi
 ip addr add 10.0.2.15/24 dev eth0 || fail "ip addr (second boot)"
 ip link set eth0 up || fail "ip link (second boot)"
 rc=0

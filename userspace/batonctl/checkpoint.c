@@ -329,6 +329,7 @@ int cmd_hold(const struct ctl_opts *o, int argc, char **argv)
 	struct baton_checkpoint *ck = NULL;
 	struct ctl_log logged = {};
 	bool json = o->json;
+	struct journal j;
 	__u32 id = 0;
 	struct out out;
 	int c, ms, err;
@@ -365,7 +366,16 @@ int cmd_hold(const struct ctl_opts *o, int argc, char **argv)
 	co.freeze_ms = co.freeze_ms ?: BATON_DEADLINE_MAX_MS;
 	co.log = ctl_log;
 	co.log_ctx = &logged;
+	if (file_op_begin(o, "hold", &co, &j, json))
+		return 1;
 	err = baton_checkpoint_hold(&co, &id);
+	journal_set(&j, "result", "%s", err ? "failed" : "held");
+	journal_set(&j, "reason", "%s", !err ? "" : logged.first_err[0] ?
+		    logged.first_err : strerror(-err));
+	journal_set(&j, "freeze_id", "%u", id);
+	journal_set(&j, "updated", "%ld", (long)time(NULL));
+	journal_write(&j);
+	journal_close(&j);
 	out_begin(&out, stdout, json);
 	if (!json)
 		printf("hold of %s: %s\n", co.service, err ? "failed" : "held");

@@ -289,6 +289,34 @@ static int recover_file_op(const char *service, const char *op,
 }
 
 /*
+ * A hold whose batonctl died: held if its note is in the run directory
+ * (the freeze made and noted: restore finds it), else failed, nothing
+ * held, to be run again.
+ */
+static int recover_hold(const char *service, struct journal *j, bool quiet)
+{
+	struct baton_checkpoint_opts co = {
+		.run_dir = j->run_dir, .service = service,
+	};
+	__u32 id;
+	bool held = !baton_checkpoint_held(&co, &id);
+
+	journal_set(j, "result", "%s", held ? "held" : "failed");
+	if (held)
+		journal_set(j, "freeze_id", "%u", id);
+	journal_set(j, "reason", "recovered: batonctl (pid %s) died during the hold: %s",
+		    journal_get(j, "coordinator_pid") ?: "?", held ?
+		    "the freeze was made and noted; restore will thaw it" :
+		    "nothing is held; run the hold again");
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(j);
+	if (!quiet)
+		fprintf(stderr, "batonctl: settled an interrupted hold of %s: %s\n",
+			service, journal_get(j, "result"));
+	return 1;
+}
+
+/*
  * A coordinator that died mid-upgrade: the instances settle it themselves
  * (before activation the new exits and the old resumes; after it the old
  * exits). Wait for that, then write down how it ended. j is the open
@@ -302,6 +330,14 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 	int waited;
 
 	op = journal_get(j, "operation");
+	if (op && !strcmp(op, "hold")) {
+		result = journal_get(j, "result");
+		if (!result || strcmp(result, "in-progress") ||
+		    proc_is(journal_get(j, "coordinator_pid"),
+			    journal_get(j, "coordinator_start")))
+			return 0;
+		return recover_hold(service, j, quiet);
+	}
 	if (op && (!strcmp(op, "checkpoint") || !strcmp(op, "restore"))) {
 		result = journal_get(j, "result");
 		if (!result || strcmp(result, "in-progress") ||

@@ -493,12 +493,13 @@ BATON_API int baton_checkpoint_restore(const struct baton_checkpoint_opts *opts,
  *	    // the network comes up: the peers' segments wait in baton.ko
  *	baton_checkpoint_restore(&opts, &report);	// thaws the hold
  *
- * hold freezes every connection of the file by its 4-tuple for
- * opts.freeze_ms (0: 60,000), its listeners opened for the while with
- * IP_FREEBIND (their addresses need not be up yet), and notes the freeze
- * in the service's run directory, where restore finds it, thaws it and
- * removes the note (a file without connections holds nothing: *freeze_id
- * 0). Nothing else is made or changed. restore refuses a
+ * hold freezes every connection of the file by its 4-tuple, and its
+ * listeners' ports (new clients wait), for opts.freeze_ms (0: 60,000),
+ * its listeners opened for the while with IP_FREEBIND (their addresses
+ * need not be up yet), and notes the freeze in the service's run
+ * directory, where restore finds it, thaws it and removes the note (a
+ * file without connections or listeners holds nothing: *freeze_id 0).
+ * Nothing else is made or changed. restore refuses a
  * file of another boot with connections and no hold: they need their
  * routes, so the network must be up, and without a hold the new kernel
  * would reset their peers.
@@ -511,6 +512,12 @@ BATON_API int baton_checkpoint_hold(const struct baton_checkpoint_opts *opts,
  * than at its deadline, and its note removed. -ENOENT: none was held.
  */
 BATON_API int baton_checkpoint_release(const struct baton_checkpoint_opts *opts);
+/*
+ * Whether opts.service is held (a hold noted in its run directory): 0 and
+ * the freeze's id, or -ENOENT
+ */
+BATON_API int baton_checkpoint_held(const struct baton_checkpoint_opts *opts,
+				    __u32 *freeze_id);
 
 /* What a checkpoint file says of itself (BATON_REC_FILE) */
 struct baton_checkpoint_info {

@@ -266,3 +266,18 @@ int baton_checkpoint_release(const struct baton_checkpoint_opts *o)
 	unlink(paths.hold);
 	return 0;
 }
+
+int baton_checkpoint_held(const struct baton_checkpoint_opts *o,
+			  __u32 *freeze_id)
+{
+	struct baton_paths paths;
+	int err;
+
+	if (!o || !o->service || !freeze_id)
+		return -EINVAL;
+	err = paths_init(&paths, o->run_dir, o->service);
+	if (err)
+		return err;
+	*freeze_id = hold_note_read(&paths);
+	return *freeze_id ? 0 : -ENOENT;
+}
