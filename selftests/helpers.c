@@ -423,16 +423,17 @@ int resp_send(int fd, int argc, const char *const *argv)
 	char head[64];
 	int i, n;
 
+	/* a peer that reset the connection: -EIO, never SIGPIPE */
 	n = snprintf(head, sizeof(head), "*%d\r\n", argc);
-	if (write(fd, head, n) != n)
+	if (send(fd, head, n, MSG_NOSIGNAL) != n)
 		return -EIO;
 	for (i = 0; i < argc; i++) {
 		size_t len = strlen(argv[i]);
 
 		n = snprintf(head, sizeof(head), "$%zu\r\n", len);
-		if (write(fd, head, n) != n ||
-		    write(fd, argv[i], len) != (ssize_t)len ||
-		    write(fd, "\r\n", 2) != 2)
+		if (send(fd, head, n, MSG_NOSIGNAL) != n ||
+		    send(fd, argv[i], len, MSG_NOSIGNAL) != (ssize_t)len ||
+		    send(fd, "\r\n", 2, MSG_NOSIGNAL) != 2)
 			return -EIO;
 	}
 	return 0;
