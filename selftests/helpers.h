@@ -24,6 +24,17 @@ struct service {
  * with other runs, and the upgrade then rolled back
  */
 #define SURE_STEP_MS	"30000"
+/*
+ * and its --blackout-timeout-ms: three CI runs at once (load 13) once
+ * kept a new instance 2 s (the default) from activating, and the soak's
+ * upgrade rolled back
+ */
+#define SURE_BLACKOUT_MS "20000"
+/*
+ * How long a test waits for a reply it must get, silence included: an
+ * ASan server under such load has gone over 5 s; a hang still fails
+ */
+#define SURE_REPLY_MS	30000
 
 int service_up(struct service *s, int family, int version);
 void service_down(struct service *s);

@@ -107,7 +107,7 @@ static pid_t httpd_start(struct http_service *s, int version)
 		execv(path, (char *const *)argv);
 		_exit(127);
 	}
-	if (wait_path(sock, 5000)) {
+	if (wait_path(sock, SURE_REPLY_MS)) {
 		stop_and_reap(pid, SIGKILL);
 		return -ETIMEDOUT;
 	}
@@ -119,7 +119,8 @@ static int upgrade(struct http_service *s, int version, char *out, size_t len)
 {
 	char path[512], name[16];
 	const char *args[] = { "-j", "upgrade", "httpd", "--log", s->log,
-			       "--timeout-ms", SURE_STEP_MS, "--",
+			       "--timeout-ms", SURE_STEP_MS,
+			       "--blackout-timeout-ms", SURE_BLACKOUT_MS, "--",
 			       path, "--quiet", "--root", s->root, NULL };
 
 	snprintf(name, sizeof(name), "httpd-v%d", version);
@@ -211,7 +212,7 @@ static int read_head(int fd, struct response *r)
 
 	memset(r, 0, sizeof(*r));
 	while (n < sizeof(r->head) - 1) {
-		err = read_exact(fd, r->head + n, 1, 5000);
+		err = read_exact(fd, r->head + n, 1, SURE_REPLY_MS);
 		if (err)
 			return err;
 		n++;
@@ -241,7 +242,7 @@ static int expect_response(int fd, struct response *r, const char *want,
 	body = malloc(want_len + 1);
 	if (!body)
 		return -ENOMEM;
-	err = read_exact(fd, body, want_len, 5000);
+	err = read_exact(fd, body, want_len, SURE_REPLY_MS);
 	if (!err && memcmp(body, want, want_len))
 		err = -EBADMSG;
 	free(body);
@@ -277,7 +278,7 @@ static int slow_reader(const struct http_service *s, int family,
 	err = err ? -errno : 0;
 	err = err ?: send_str(fd, "GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n") ?:
 	      read_head(fd, r) ?:
-	      read_exact(fd, part, part_len, 5000);
+	      read_exact(fd, part, part_len, SURE_REPLY_MS);
 	if (err) {
 		close(fd);
 		return err;
@@ -326,7 +327,8 @@ TEST_F_TIMEOUT(httpd, half_request_and_half_response_move, 120)
 	s->first = 0;
 
 	/* the old is gone: whatever comes now, the new one sends */
-	EXPECT_EQ(0, read_exact(slow, got + part, BIG_LEN - part, 5000));
+	EXPECT_EQ(0, read_exact(slow, got + part, BIG_LEN - part,
+				SURE_REPLY_MS));
 	EXPECT_EQ(0, memcmp(got, self->big, BIG_LEN));
 	ASSERT_EQ(0, send_str(half, "st: t\r\n\r\n"));
 	EXPECT_EQ(0, expect_response(half, &r, self->big, BIG_LEN));
@@ -371,7 +373,8 @@ TEST_F_TIMEOUT(httpd, replaced_file_rolls_back, 120)
 	EXPECT_EQ(s->first, json_num(out, "serving_pid"));
 
 	/* the old one goes on with the file it had open */
-	EXPECT_EQ(0, read_exact(slow, got + part, BIG_LEN - part, 5000));
+	EXPECT_EQ(0, read_exact(slow, got + part, BIG_LEN - part,
+				SURE_REPLY_MS));
 	EXPECT_EQ(0, memcmp(got, self->big, BIG_LEN));
 	/* and the next request gets the new file, from the old version */
 	ASSERT_EQ(0, send_str(slow, "GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"));
