@@ -121,6 +121,7 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 {
 	struct baton_tcp *tcp = NULL;
 	unsigned int i;
+	size_t nports;
 	char why[512];
 	int err;
 
@@ -179,26 +180,16 @@ static int hold_run(struct hold *h, const struct baton_checkpoint_opts *o,
 			pr_err(&h->log, "%s: %s", o->path, why);
 		goto close_listeners;
 	}
-	err = baton_tcp_freeze(tcp, h->flows, h->ck.nconns + h->ck.nlsn,
-			       o->freeze_ms ?: BATON_DEADLINE_MAX_MS, NULL, id);
-	if (err && h->ck.nlsn) {
-		/* the ports are a courtesy: the connections must hold */
-		pr_warn(&h->log, "the listeners' ports are not frozen (%s): clients that connect before the restore will be refused",
-			err == -EOPNOTSUPP ? "this baton.ko cannot" :
-			"baton.ko refused them");
-		if (!h->ck.nconns) {
-			err = 0;
-			goto close_listeners;
-		}
-		err = baton_tcp_freeze(tcp, h->flows, h->ck.nconns,
-				       o->freeze_ms ?: BATON_DEADLINE_MAX_MS,
-				       NULL, id);
-	}
+	nports = h->ck.nlsn;
+	err = tcp_freeze_with_ports(tcp, h->flows, h->ck.nconns, &nports,
+				    o->freeze_ms ?: BATON_DEADLINE_MAX_MS, id);
 	if (err) {
 		pr_err(&h->log, "baton.ko did not freeze the %u connections of %s: %s",
 		       h->ck.nconns, o->path, strerror(-err));
 		goto close_listeners;
 	}
+	if (!*id)
+		goto close_listeners;	/* no connection, the ports refused */
 	err = note_write(h, *id);
 	if (err) {
 		pr_err(&h->log, "cannot note the hold in %s: %s; it is let go",

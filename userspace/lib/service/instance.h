@@ -116,10 +116,11 @@ void pending_close(struct baton_service *svc, unsigned int slot);
  */
 struct repair_out;
 int repair_out_open(struct baton_service *svc);
-/* socks: the application's, connections and listeners */
+/* socks: the application's, connections and listeners; count: of the
+ * connections among them */
 int repair_out_checkpoint(struct baton_service *svc,
 			  const struct held_socket *socks, unsigned int nsocks,
-			  struct steps *st, __u32 *freeze_id);
+			  struct steps *st, __u32 *count, __u32 *freeze_id);
 int repair_out_restore(struct baton_service *svc);
 void repair_out_close(struct baton_service *svc);
 

@@ -191,6 +191,36 @@ int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *flows,
 	return 0;
 }
 
+/*
+ * The connections, then the ports, frozen together; the connections alone
+ * if the ports are refused (a baton.ko without them, or a port it will
+ * not take): the ports are a courtesy, the connections what must hold.
+ */
+int tcp_freeze_with_ports(struct baton_tcp *tcp, const struct baton_flow *flows,
+			  size_t nconns, size_t *nports,
+			  unsigned int deadline_ms, __u32 *id)
+{
+	int err, first;
+
+	*id = 0;
+	err = baton_tcp_freeze(tcp, flows, nconns + *nports, deadline_ms,
+			       NULL, id);
+	if (!err || !*nports)
+		return err;
+	first = err;
+	*nports = 0;
+	if (nconns) {
+		err = baton_tcp_freeze(tcp, flows, nconns, deadline_ms, NULL,
+				       id);
+		if (err)
+			return err;
+	}
+	pr_warn(&tcp->log, "the listeners' ports are not frozen (%s): clients that connect before the restore will be refused",
+		first == -EOPNOTSUPP ? "this baton.ko cannot" :
+		"baton.ko refused them");
+	return 0;
+}
+
 int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
 		   struct baton_freeze_stats *st)
 {

@@ -88,6 +88,14 @@ int tcp_import_build(struct baton_tcp *tcp, void *buf, int fd,
  * baton.ko too: a handle whose family is 0 if the module is not loaded,
  * on which checkpoint and restore use TCP_REPAIR alone.
  */
+/*
+ * nconns connections then *nports ports (flows in that order) frozen;
+ * if the ports are refused, the connections alone, *nports set to 0 and
+ * a warning logged. *id stays 0 if nothing was frozen.
+ */
+int tcp_freeze_with_ports(struct baton_tcp *tcp, const struct baton_flow *flows,
+			  size_t nconns, size_t *nports,
+			  unsigned int deadline_ms, __u32 *id);
 int tcp_open_any(struct baton_tcp **tcp, const struct baton_log_sink *log);
 static inline bool tcp_has_module(const struct baton_tcp *tcp)
 {

@@ -101,7 +101,6 @@ int phase2_checkpoints(struct baton_service *svc, struct steps *st,
 		       __u32 *count, __u32 *freeze_id)
 {
 	struct baton_export *exp = &svc->exp;
-	unsigned int i;
 	int err;
 
 	exp->n = exp->listeners = exp->conns = 0;
@@ -118,10 +117,8 @@ int phase2_checkpoints(struct baton_service *svc, struct steps *st,
 		return err;
 	}
 	/* the connections, and for a checkpoint the listeners (ports) */
-	*count = 0;
-	for (i = 0; i < exp->n; i++)
-		*count += exp->socks[i].si.kind == BATON_SOCK_CONN;
-	return repair_out_checkpoint(svc, exp->socks, exp->n, st, freeze_id);
+	return repair_out_checkpoint(svc, exp->socks, exp->n, st, count,
+				     freeze_id);
 }
 
 /*

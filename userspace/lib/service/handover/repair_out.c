@@ -61,7 +61,7 @@ struct repair_out {
 	__u32 freeze_id;	/* 0: none */
 	/* a checkpoint's: the listeners' ports, whose SYNs the freeze holds */
 	struct baton_flow *ports;
-	unsigned int nports;
+	size_t nports;
 };
 
 int repair_out_open(struct baton_service *svc)
@@ -166,35 +166,6 @@ static void ports_make(struct baton_service *svc, struct repair_out *rp,
 }
 
 /*
- * The freeze of the connections and the ports; of the connections alone
- * if the ports are refused (a baton.ko without them, or a port it will
- * not take): the ports are a courtesy, the connections what must hold.
- */
-static int freeze(struct baton_service *svc, struct repair_out *rp,
-		  struct baton_flow *flows)
-{
-	int err, first;
-
-	err = baton_tcp_freeze(rp->tcp, flows, rp->n + rp->nports,
-			       freeze_deadline_ms(svc), NULL, &rp->freeze_id);
-	if (!err || !rp->nports)
-		return err;
-	first = err;
-	rp->nports = 0;
-	if (rp->n) {
-		err = baton_tcp_freeze(rp->tcp, flows, rp->n,
-				       freeze_deadline_ms(svc), NULL,
-				       &rp->freeze_id);
-		if (err)
-			return err;
-	}
-	pr_warn(&svc->log, "phase 2: the listeners' ports are not frozen (%s): clients that connect before the restore will be refused",
-		first == -EOPNOTSUPP ? "this baton.ko cannot" :
-		"baton.ko refused them");
-	return 0;
-}
-
-/*
  * Frozen, then the module's one export of them all, cut per connection;
  * for a checkpoint, the listeners' ports frozen with them
  */
@@ -215,7 +186,9 @@ static int export_module(struct baton_service *svc, struct repair_out *rp)
 	for (i = 0; !err && i < rp->nports; i++)
 		flows[rp->n + i] = rp->ports[i];
 	if (!err)
-		err = freeze(svc, rp, flows);
+		err = tcp_freeze_with_ports(rp->tcp, flows, rp->n, &rp->nports,
+					    freeze_deadline_ms(svc),
+					    &rp->freeze_id);
 	if (err || !rp->n)
 		goto free_arrays;
 	err = baton_tcp_export_conns(rp->tcp, fds, rp->n, &rp->raw,
@@ -314,7 +287,7 @@ static int blob_write(struct baton_service *svc, struct repair_out *rp,
 
 int repair_out_checkpoint(struct baton_service *svc,
 			  const struct held_socket *socks, unsigned int nsocks,
-			  struct steps *st, __u32 *freeze_id)
+			  struct steps *st, __u32 *count, __u32 *freeze_id)
 {
 	struct repair_out *rp = svc->repair;
 	unsigned int i, n = 0;
@@ -323,6 +296,7 @@ int repair_out_checkpoint(struct baton_service *svc,
 	*freeze_id = 0;
 	for (i = 0; i < nsocks; i++)
 		n += socks[i].si.kind == BATON_SOCK_CONN;
+	*count = n;
 	/* a checkpoint file's gap: the ports too, where baton.ko is */
 	if (svc->freeze_ms && tcp_has_module(rp->tcp))
 		ports_make(svc, rp, socks, nsocks);
@@ -349,7 +323,7 @@ int repair_out_checkpoint(struct baton_service *svc,
 		if (!rp->freeze_id)
 			return 0;
 		*freeze_id = rp->freeze_id;
-		pr_info(&svc->log, "phase 2: no connection to checkpoint; new ones to the %u listeners wait (baton.ko)",
+		pr_info(&svc->log, "phase 2: no connection to checkpoint; new ones to the %zu listeners wait (baton.ko)",
 			rp->nports);
 		return 0;
 	}
