@@ -626,9 +626,16 @@ int btk_freeze(struct net *net, const struct btk_tuple *t, u32 n,
 
 		old = btk_flow_find(bn, &t[i]);
 		if (old) {
-			if (old->freeze == fz)
+			bool port = !t[i].pport;	/* a port's key */
+
+			if (old->freeze == fz && port)
+				NL_SET_ERR_MSG(extack,
+					       "port named twice in this freeze");
+			else if (old->freeze == fz)
 				NL_SET_ERR_MSG(extack,
 					       "flow named twice in this freeze");
+			else if (port)
+				NL_SET_ERR_MSG(extack, "port frozen already");
 			else
 				NL_SET_ERR_MSG(extack, "flow frozen already");
 			*bad = i;

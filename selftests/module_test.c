@@ -1726,7 +1726,7 @@ TEST_F(conn, port_holds_new_connections)
 /*
  * Ports refused with their reason: a peer named, a socket that is not a
  * listener, a listener on another port or address, port 0, an address
- * the listener does not receive at
+ * the listener does not receive at, a port named twice or frozen already
  */
 TEST_F(conn, port_bad_input)
 {
@@ -1766,6 +1766,22 @@ TEST_F(conn, port_bad_input)
 	any_addr(variant->family, &f.local);
 	port_set(&f.local, self->port);
 	EXPECT_EQ(-EPERM, baton_tcp_freeze(self->tcp, &f, 1, 1000, NULL, &id));
+	/* the same port twice in one freeze; then frozen already */
+	addr_of(self->lfd, false, &f.local);
+	{
+		struct baton_flow two[2] = { f, f };
+		__u32 held;
+
+		EXPECT_EQ(-EBUSY, baton_tcp_freeze(self->tcp, two, 2, 1000,
+						   NULL, &id));
+		EXPECT_NE(NULL, strstr(self->log.last, "port named twice"));
+		ASSERT_EQ(0, baton_tcp_freeze(self->tcp, &f, 1, 1000, NULL,
+					      &held));
+		EXPECT_EQ(-EBUSY, baton_tcp_freeze(self->tcp, &f, 1, 1000,
+						   NULL, &id));
+		EXPECT_NE(NULL, strstr(self->log.last, "port frozen already"));
+		EXPECT_EQ(0, baton_tcp_thaw(self->tcp, held, NULL));
+	}
 
 	ASSERT_EQ(0, baton_tcp_freeze_stats(self->tcp, &st));
 	EXPECT_EQ(0, st.flows);
