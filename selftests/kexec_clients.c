@@ -8,10 +8,13 @@
  *  2. every connection INCRs a counter of its own, 10 times a second,
  *     each reply checked to be the next number; after 3 s of that, "go"
  *     in SHARE (the guest then runs batonctl kexec);
- *  3. on until the guest says "up2" (restored, its link up) and every
- *     connection has had 3 replies since; then every counter once more,
- *     and every key read back;
- *  4. a JSON object: requests, wrong replies, connections lost, the
+ *  3. once the guest says "hold.json" (its ports frozen, before the
+ *     restore), one more connection, late: it must wait, not be refused,
+ *     and be served by the restored kvd;
+ *  4. on until the guest says "up2" (restored, its link up) and every
+ *     connection, the late one too, has had 3 replies since; then every
+ *     counter once more, and every key read back;
+ *  5. a JSON object: requests, wrong replies, connections lost, the
  *     longest wait for a reply, and its parts from the times of the
  *     guest's files in SHARE (the host's clock): checkpoint (as
  *     kexec.json says), kexec to init (kexec.json to init2), hold (to
@@ -189,12 +192,13 @@ static int keys_set(int fd, int keys, bool check)
 int main(int argc, char **argv)
 {
 	double t0, go = 0, up2 = 0, first_after = 0,
-	       last_first_after = 0, longest = 0;
+	       last_first_after = 0, longest = 0, late_ms = 0,
+	       late_reply_ms = 0;
 	unsigned long requests = 0, wrong = 0, lost = 0, keys_bad = 0;
 	struct client *cl;
 	const char *share;
-	int port, conns, keys, ep, i, fresh_ok = 0;
-	bool all_after, all_lost, fresh;
+	int port, conns, keys, ep, i, nc, fresh_ok = 0;
+	bool all_after, all_lost, fresh, late_in_hold = false;
 
 	if (argc != 5 && (argc != 6 || strcmp(argv[5], "fresh"))) {
 		fprintf(stderr, "usage: kexec_clients PORT CONNS KEYS SHARE [fresh]\n");
@@ -207,7 +211,7 @@ int main(int argc, char **argv)
 	conns = atoi(argv[2]);
 	keys = atoi(argv[3]);
 	share = argv[4];
-	cl = calloc(conns, sizeof(*cl));
+	cl = calloc(conns + 1, sizeof(*cl));	/* and the late one */
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!cl || ep < 0)
 		return 2;
@@ -228,6 +232,8 @@ int main(int argc, char **argv)
 		epoll_ctl(ep, EPOLL_CTL_ADD, cl[i].fd, &ev);
 	}
 	fprintf(stderr, "kexec_clients: %d connections, %d keys\n", conns, keys);
+	cl[conns].fd = -1;
+	nc = conns;
 	t0 = now_ms();
 	for (;;) {
 		struct epoll_event evs[64];
@@ -251,9 +257,28 @@ int main(int argc, char **argv)
 				if (!cl[i].lost && incr_send(&cl[i], i))
 					cl[i].ended = cl[i].lost = true;
 		}
+		/* the late one: the restore not yet made, its port held */
+		if (!fresh && go && !late_ms && !up2 &&
+		    file_ms(share, "hold.json")) {
+			struct epoll_event ev = { .events = EPOLLIN,
+						  .data.u32 = conns };
+
+			late_in_hold = !file_ms(share, "restore.json");
+			late_ms = now_ms();
+			cl[conns].fd = client_connect(AF_INET, port);
+			cl[conns].lost = cl[conns].fd < 0;
+			if (!cl[conns].lost) {
+				fcntl(cl[conns].fd, F_SETFL, O_NONBLOCK);
+				epoll_ctl(ep, EPOLL_CTL_ADD, cl[conns].fd, &ev);
+			}
+			nc = conns + 1;
+			fprintf(stderr, "kexec_clients: the late connection%s\n",
+				late_in_hold ? ", in the hold" :
+				": the restore came first");
+		}
 		all_after = up2;
 		all_lost = true;
-		for (i = 0; i < conns; i++) {
+		for (i = 0; i < nc; i++) {
 			struct client *c = &cl[i];
 
 			if (!c->lost && c->after < AFTER_REPLIES)
@@ -298,13 +323,15 @@ int main(int argc, char **argv)
 				c->longest_ms = t - c->sent_ms;
 			if (up2 && !c->first_after_ms)
 				c->first_after_ms = t;
+			if (c == &cl[conns] && !late_reply_ms)
+				late_reply_ms = t;
 			if (up2)
 				c->after++;
 			c->sent_ms = 0;
 			c->next_ms = t + INTERVAL_MS;
 		}
 	}
-	for (i = 0; i < conns; i++) {
+	for (i = 0; i < nc; i++) {
 		struct client *c = &cl[i];
 
 		if (c->lost) {
@@ -344,8 +371,9 @@ int main(int argc, char **argv)
 		keys_bad = keys_set(cl[0].fd, keys, true) ? 1 : 0;
 	}
 	file_touch(share, "done");
-	for (i = 0; i < conns; i++)
-		close(cl[i].fd);
+	for (i = 0; i < nc; i++)
+		if (cl[i].fd >= 0)
+			close(cl[i].fd);
 	free(cl);
 	close(ep);
 	if (fresh) {
@@ -355,16 +383,18 @@ int main(int argc, char **argv)
 		return wrong || lost != (unsigned long)conns || !fresh_ok ? 1 : 0;
 	}
 	printf("{\"conns\":%d,\"keys\":%d,\"requests\":%lu,\"wrong\":%lu,"
-	       "\"lost\":%lu,\"keys_wrong\":%lu,\"longest_stall_ms\":%.0f,"
+	       "\"lost\":%lu,\"keys_wrong\":%lu,\"late_in_hold\":%d,"
+	       "\"late_first_reply_ms\":%.0f,\"longest_stall_ms\":%.0f,"
 	       "\"checkpoint_ms\":%.0f,\"kexec_to_init_ms\":%.0f,"
 	       "\"hold_ms\":%.0f,\"restore_ms\":%.0f,"
 	       "\"first_retransmit_ms\":%.0f,\"last_retransmit_ms\":%.0f}\n",
-	       conns, keys, requests, wrong, lost, keys_bad, longest,
+	       conns, keys, requests, wrong, lost, keys_bad, late_in_hold,
+	       late_reply_ms ? late_reply_ms - late_ms : -1, longest,
 	       report_num(share, "kexec.json", "\"checkpoint_ms\":"),
 	       file_ms(share, "init2") - file_ms(share, "kexec.json"),
 	       file_ms(share, "hold.json") - file_ms(share, "init2"),
 	       file_ms(share, "restore.json") - file_ms(share, "hold.json"),
 	       first_after ? first_after - up2 : -1,
 	       last_first_after ? last_first_after - up2 : -1);
-	return lost || wrong || keys_bad || !up2 ? 1 : 0;
+	return lost || wrong || keys_bad || !up2 || !late_in_hold ? 1 : 0;
 }

@@ -6,7 +6,8 @@
  *  1. keep: the guest's kernel restarts (kexec into the same kernel and
  *     initramfs); hold, network, restore in the next boot. Every
  *     connection goes on, no reply lost, repeated or wrong, every key
- *     read back; the clients' longest stall is broken down into
+ *     read back; a connection made in the hold waits and is served by
+ *     the restored kvd; the clients' longest stall is broken down into
  *     checkpoint, kexec to init, hold, restore and the peers' next
  *     retransmission, which add up to it;
  *  2. corrupt: the checkpoint is damaged before the restore: hold and
@@ -102,6 +103,9 @@ TEST_F_TIMEOUT(kexec, restart, 1200)
 	}
 	EXPECT_EQ(0, json_num(json, "lost"));
 	EXPECT_EQ(0, json_num(json, "keys_wrong"));
+	/* connected in the hold, waited, served by the restored kvd */
+	EXPECT_EQ(1, json_num(json, "late_in_hold"));
+	EXPECT_LT(0, json_num(json, "late_first_reply_ms"));
 	EXPECT_LT(0, json_num(json, "longest_stall_ms"));
 	EXPECT_LE(0, json_num(json, "first_retransmit_ms"));
 }
