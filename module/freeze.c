@@ -4,7 +4,9 @@
  * every SYN for a frozen port (a listener's address or the wildcard, and
  * its port: a key with no peer), is held at LOCAL_IN (IPv4 and IPv6),
  * with what nf_queue keeps of it, until the thaw reinjects it through
- * nf_reinject(), in order, to whatever socket then owns the tuple.
+ * nf_reinject(), in order, to whatever socket then owns the tuple; or,
+ * for connections rebuilt in another namespace, has it received there
+ * at a device the caller names.
  * Bounded per flow and per network namespace; a deadline thaws a freeze
  * nobody thawed.
  *
@@ -459,12 +461,33 @@ static int btk_hook_index(const struct nf_hook_state *state)
 }
 
 /*
+ * A held segment received again at dev, of another namespace: out of its
+ * queue entry, scrubbed of what belonged to the first namespace (route,
+ * conntrack, mark, a socket a program chose), then through dev's receive
+ * path, at once and in order (BHs off, as in a NAPI poll).
+ */
+static void btk_enter(struct nf_queue_entry *e, struct net_device *dev)
+{
+	struct sk_buff *skb = e->skb;
+
+	nf_queue_entry_free(e);
+	skb_orphan(skb);
+	skb_scrub_packet(skb, true);
+	skb->dev = dev;
+	local_bh_disable();
+	netif_receive_skb(skb);
+	local_bh_enable();
+}
+
+/*
  * Delivers (or drops) held segments, in order. nf_reinject() goes on
  * from the hook after ours, so later hooks (conntrack's confirmation)
- * see the segment, then calls the okfn with BHs off, under RCU.
+ * see the segment, then calls the okfn with BHs off, under RCU. With
+ * into, they are received at that device instead (btk_enter()).
  */
 static void btk_release(struct btk_net *bn, struct btk_freeze *fz,
-			struct list_head *list, bool deliver)
+			struct list_head *list, bool deliver,
+			struct net_device *into)
 {
 	struct nf_queue_entry *e, *next;
 	u32 size;
@@ -475,6 +498,12 @@ static void btk_release(struct btk_net *bn, struct btk_freeze *fz,
 		size = e->skb->truesize;
 		atomic_dec(&bn->held_packets);
 		atomic_long_sub(size, &bn->held_bytes);
+		if (deliver && into) {
+			btk_count(bn, fz, BTK_DELIVERED_PACKETS, 1);
+			btk_count(bn, fz, BTK_DELIVERED_BYTES, size);
+			btk_enter(e, into);
+			continue;
+		}
 		rcu_read_lock();
 		i = deliver ? btk_hook_index(&e->state) : -1;
 		if (i >= 0) {
@@ -499,7 +528,7 @@ static void btk_release(struct btk_net *bn, struct btk_freeze *fz,
  * stops gets BTK_DRAIN_ROUNDS, after which its last round may be overtaken.
  */
 static void btk_flow_thaw(struct btk_net *bn, struct btk_flow *flow,
-			  bool deliver)
+			  bool deliver, struct net_device *into)
 {
 	int round;
 
@@ -515,7 +544,7 @@ static void btk_flow_thaw(struct btk_net *bn, struct btk_flow *flow,
 		if (last)
 			flow->thawed = true;
 		spin_unlock_bh(&flow->lock);
-		btk_release(bn, flow->freeze, &batch, deliver);
+		btk_release(bn, flow->freeze, &batch, deliver, into);
 		if (last)
 			break;
 	}
@@ -526,12 +555,12 @@ static void btk_flow_thaw(struct btk_net *bn, struct btk_flow *flow,
  * out of the table, freed once no hook can be looking at its flows.
  */
 static void btk_freeze_end(struct btk_net *bn, struct btk_freeze *fz,
-			   bool deliver)
+			   bool deliver, struct net_device *into)
 {
 	u32 i;
 
 	for (i = 0; i < fz->nflows; i++)
-		btk_flow_thaw(bn, &fz->flows[i], deliver);
+		btk_flow_thaw(bn, &fz->flows[i], deliver, into);
 	mutex_lock(&bn->lock);
 	for (i = 0; i < fz->nflows; i++)
 		hlist_del_rcu(&fz->flows[i].node);
@@ -560,7 +589,7 @@ static void btk_freeze_expire(struct work_struct *work)
 	if (!mine)
 		return;
 	btk_count(bn, NULL, BTK_EXPIRED, 1);
-	btk_freeze_end(bn, fz, true);
+	btk_freeze_end(bn, fz, true, NULL);
 	btk_freeze_free(fz);
 }
 
@@ -661,7 +690,7 @@ int btk_freeze(struct net *net, const struct btk_tuple *t, u32 n,
 		atomic_sub(n - fz->nflows, &bn->nflows);
 		mutex_unlock(&bn->lock);
 		/* what arrived meanwhile goes on as if nothing happened */
-		btk_freeze_end(bn, fz, true);
+		btk_freeze_end(bn, fz, true, NULL);
 		btk_freeze_free(fz);
 		return err;
 	}
@@ -686,8 +715,8 @@ static void btk_stats_fill(const struct btk_counters *cnt,
 			      atomic64_read(&cnt->val[c]));
 }
 
-int btk_thaw(struct net *net, u32 id, struct btk_stats *st,
-	     struct netlink_ext_ack *extack)
+int btk_thaw(struct net *net, u32 id, struct net_device *into,
+	     struct btk_stats *st, struct netlink_ext_ack *extack)
 {
 	struct btk_net *bn = btk_net(net);
 	struct btk_freeze *fz;
@@ -701,7 +730,7 @@ int btk_thaw(struct net *net, u32 id, struct btk_stats *st,
 		return -ENOENT;
 	}
 	cancel_delayed_work_sync(&fz->expire);
-	btk_freeze_end(bn, fz, true);
+	btk_freeze_end(bn, fz, true, into);
 	btk_stats_fill(&fz->cnt, st);
 	btk_stats_set(st, BATON_STATS_A_FLOWS, fz->nflows);
 	btk_freeze_free(fz);
@@ -744,7 +773,7 @@ static void btk_net_thaw_all(struct btk_net *bn, bool deliver)
 		if (!fz)
 			return;
 		cancel_delayed_work_sync(&fz->expire);
-		btk_freeze_end(bn, fz, deliver);
+		btk_freeze_end(bn, fz, deliver, NULL);
 		btk_freeze_free(fz);
 	}
 }
@@ -818,7 +847,7 @@ static int btk_netdev_event(struct notifier_block *nb, unsigned long event,
 				flow->bytes -= e->skb->truesize;
 			}
 			spin_unlock_bh(&flow->lock);
-			btk_release(bn, fz, &gone, false);
+			btk_release(bn, fz, &gone, false, NULL);
 		}
 	}
 	mutex_unlock(&bn->lock);

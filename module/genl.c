@@ -132,6 +132,8 @@ static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FLOW_BYTES]  = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_flow_bytes_range),
 	[BATON_GENL_A_CONN]	   = NLA_POLICY_NESTED(btk_conn_policy),
 	[BATON_GENL_A_PORT]	   = NLA_POLICY_NESTED(btk_flow_policy),
+	[BATON_GENL_A_NETNS_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
+	[BATON_GENL_A_IFINDEX]	   = NLA_POLICY_MIN(NLA_U32, 1),
 };
 
 static struct genl_family btk_family;
@@ -556,9 +558,52 @@ free:
 	return err;
 }
 
+/*
+ * THAW's NETNS_FD and IFINDEX: the device, held, whose namespace the
+ * caller administers; NULL with neither; an ERR_PTR with its reason.
+ */
+static struct net_device *btk_genl_thaw_into(struct sk_buff *skb,
+					     struct genl_info *info)
+{
+	struct nlattr *nsattr = info->attrs[BATON_GENL_A_NETNS_FD];
+	struct nlattr *ifattr = info->attrs[BATON_GENL_A_IFINDEX];
+	struct net_device *dev;
+	struct net *net;
+
+	if (!nsattr && !ifattr)
+		return NULL;
+	if (!nsattr || !ifattr) {
+		NL_SET_ERR_MSG_ATTR(info->extack, nsattr ?: ifattr,
+				    "NETNS_FD and IFINDEX go together: the namespace and its device");
+		return ERR_PTR(-EINVAL);
+	}
+	net = get_net_ns_by_fd(nla_get_u32(nsattr));
+	if (IS_ERR(net)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, nsattr,
+				    "not a network namespace's file descriptor");
+		return ERR_CAST(net);
+	}
+	if (!netlink_ns_capable(skb, net->user_ns, CAP_NET_ADMIN)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, nsattr,
+				    "no CAP_NET_ADMIN over that network namespace");
+		dev = ERR_PTR(-EPERM);
+		goto put_net;
+	}
+	dev = dev_get_by_index(net, nla_get_u32(ifattr));
+	if (!dev) {
+		NL_SET_ERR_MSG_ATTR(info->extack, ifattr,
+				    "no such device in that network namespace");
+		dev = ERR_PTR(-ENODEV);
+	}
+put_net:
+	put_net(net);
+	return dev;
+}
+
 static int btk_genl_thaw(struct sk_buff *skb, struct genl_info *info)
 {
 	struct btk_stats st = {};
+	struct net_device *into;
 	struct sk_buff *reply;
 	void *hdr;
 	u32 id;
@@ -569,28 +614,38 @@ static int btk_genl_thaw(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 	id = nla_get_u32(info->attrs[BATON_GENL_A_FREEZE_ID]);
+	into = btk_genl_thaw_into(skb, info);
+	if (IS_ERR(into))
+		return PTR_ERR(into);
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
-	if (!reply)
-		return -ENOMEM;
+	if (!reply) {
+		err = -ENOMEM;
+		goto put_into;
+	}
 	hdr = genlmsg_put_reply(reply, info, &btk_family, 0,
 				BATON_GENL_CMD_THAW);
 	if (!hdr) {
 		err = -EMSGSIZE;
 		goto free_reply;
 	}
-	err = btk_thaw(genl_info_net(info), id, &st, info->extack);
+	err = btk_thaw(genl_info_net(info), id, into, &st, info->extack);
 	if (err)
 		goto free_reply;
+	if (into)
+		dev_put(into);
 	if (nla_put_u32(reply, BATON_GENL_A_FREEZE_ID, id) ||
 	    btk_genl_put_stats(reply, &st)) {
-		err = -EMSGSIZE;	/* thawed all the same */
-		goto free_reply;
+		nlmsg_free(reply);
+		return -EMSGSIZE;	/* thawed all the same */
 	}
 	genlmsg_end(reply, hdr);
 	return genlmsg_reply(reply, info);
 
 free_reply:
 	nlmsg_free(reply);
+put_into:
+	if (into)
+		dev_put(into);
 	return err;
 }
 

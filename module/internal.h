@@ -88,8 +88,10 @@ bool btk_sock_holds(struct sock *sk, const struct btk_tuple *t);
 int btk_freeze(struct net *net, const struct btk_tuple *t, u32 n,
 	       const struct btk_freeze_opts *o, u32 *id, u32 *bad,
 	       struct netlink_ext_ack *extack);
-int btk_thaw(struct net *net, u32 id, struct btk_stats *st,
-	     struct netlink_ext_ack *extack);
+/* into: the device, of any namespace, that receives the held segments;
+ * NULL: delivered where they were held */
+int btk_thaw(struct net *net, u32 id, struct net_device *into,
+	     struct btk_stats *st, struct netlink_ext_ack *extack);
 void btk_freeze_stats(struct net *net, struct btk_stats *st);
 int btk_freeze_init(void);
 void btk_freeze_exit(void);

@@ -86,31 +86,6 @@ static void log_stderr(void *ctx, enum baton_log_level level, const char *msg)
 	fprintf(stderr, "cwnd_bench: %s\n", msg);
 }
 
-/* argv[0] run to its end; 0 if it exited 0 */
-static int run_cmd(const char *const *argv)
-{
-	int status;
-	pid_t pid;
-
-	pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (!pid) {
-		execvp(argv[0], (char *const *)argv);
-		fprintf(stderr, "cwnd_bench: cannot run %s: %s\n", argv[0],
-			strerror(errno));
-		_exit(127);
-	}
-	if (waitpid(pid, &status, 0) < 0)
-		return -errno;
-	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		fprintf(stderr, "cwnd_bench: '%s %s %s %s ...' failed\n", argv[0],
-			argv[1], argv[2], argv[3] ? argv[3] : "");
-		return -EIO;
-	}
-	return 0;
-}
-
 static void netns_remove(void)
 {
 	const char *del_srv[] = { "ip", "netns", "del", ns_srv, NULL };
@@ -121,9 +96,9 @@ static void netns_remove(void)
 	if (cli_ns_fd >= 0)
 		close(cli_ns_fd);
 	if (ns_srv[0])
-		run_cmd(del_srv);
+		run_argv(del_srv);
 	if (ns_cli[0])
-		run_cmd(del_cli);
+		run_argv(del_cli);
 }
 
 /*
@@ -158,7 +133,7 @@ static int netns_setup(int delay_ms, int rate_mbit)
 	snprintf(ns_srv, sizeof(ns_srv), "cwnd-srv-%d", getpid());
 	snprintf(ns_cli, sizeof(ns_cli), "cwnd-cli-%d", getpid());
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		err = run_cmd(cmds[i]);
+		err = run_argv(cmds[i]);
 		if (err) {
 			if (i == 0)
 				ns_srv[0] = 0;

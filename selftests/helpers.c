@@ -51,6 +51,31 @@ int netns_enter(void)
 	return err;
 }
 
+int run_argv(const char *const *argv)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (!pid) {
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "failed:");
+		for (int i = 0; argv[i]; i++)
+			fprintf(stderr, " %s", argv[i]);
+		fprintf(stderr, "\n");
+		return -EIO;
+	}
+	return 0;
+}
+
 static int gso_segs_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nlattr *attr;

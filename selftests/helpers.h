@@ -41,6 +41,9 @@ void service_down(struct service *s);
 
 /* a network namespace of its own, with lo up */
 int netns_enter(void);
+/* argv[0] run to its end (PATH searched); 0 if it exited 0, the failed
+ * command on stderr */
+int run_argv(const char *const *argv);
 /* a device's segmentation offload limited to segs segments a packet */
 int link_gso_max_segs(const char *ifname, unsigned int segs);
 /* a fresh run directory, exported as BATON_RUN_DIR; freed by rundir_remove */

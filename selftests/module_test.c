@@ -26,7 +26,8 @@
  *     socket is made;
  *  8. the freeze: a connection frozen, the client sending, checkpointed,
  *     closed, restored and thawed loses and repeats no byte, without a
- *     reset or a retransmission timeout; the send queue split all sent,
+ *     reset or a retransmission timeout, in its namespace or in another
+ *     one its address moved to (the thaw sends what it held there); the send queue split all sent,
  *     all unsent and both; caps per flow and per namespace; the
  *     deadline; bad input; a user namespace; rmmod and a namespace exit
  *     while frozen; PRIOR_CWND 0 refused in CWR (no WARN);
@@ -49,6 +50,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <linux/tcp.h>	/* struct tcp_info with tcpi_min_rtt */
@@ -1789,18 +1791,279 @@ TEST_F(conn, port_bad_input)
 }
 
 /*
+ * Namespace C, the client's, reaches X (on lo) through A's veth, then,
+ * once X moves, through B's: the namespaces of the move below.
+ */
+struct move_nets {
+	int a, b, c;		/* their descriptors */
+	char fd_b[48], fd_c[48];	/* as /proc paths, for ip */
+};
+
+/* argv run by ip in namespace ns; the caller stays in nets->a */
+static int ip_in(const struct move_nets *nets, int ns, const char *const *argv)
+{
+	int err;
+
+	if (setns(ns, CLONE_NEWNET))
+		return -errno;
+	err = run_argv(argv);
+	if (setns(nets->a, CLONE_NEWNET))
+		return -errno;
+	return err;
+}
+
+static int move_nets_make(struct move_nets *nets, bool v6, const char *xp,
+			  const char *x)
+{
+	const char *dad = v6 ? "nodad" : NULL;
+	int *ns[] = { &nets->b, &nets->c };
+	int err;
+
+	nets->a = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	nets->b = nets->c = -1;
+	if (nets->a < 0)
+		return -errno;
+	for (int i = 0; i < 2; i++) {
+		if (unshare(CLONE_NEWNET))
+			return -errno;
+		*ns[i] = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (*ns[i] < 0 || setns(nets->a, CLONE_NEWNET))
+			return -errno;
+	}
+	snprintf(nets->fd_b, sizeof(nets->fd_b), "/proc/%d/fd/%d", getpid(),
+		 nets->b);
+	snprintf(nets->fd_c, sizeof(nets->fd_c), "/proc/%d/fd/%d", getpid(),
+		 nets->c);
+	{
+		const char *const a[][12] = {
+			{ "ip", "link", "add", "aA", "type", "veth", "peer",
+			  "name", "cA", "netns", nets->fd_c, NULL },
+			{ "ip", "addr", "add", v6 ? "fd07:1::2/64" : "10.7.1.2/24",
+			  "dev", "aA", dad, NULL },
+			{ "ip", "link", "set", "aA", "up", NULL },
+			{ "ip", "addr", "add", xp, "dev", "lo", NULL },
+		};
+		const char *const c[][12] = {
+			{ "ip", "link", "add", "cB", "type", "veth", "peer",
+			  "name", "bB", "netns", nets->fd_b, NULL },
+			{ "ip", "addr", "add", v6 ? "fd07:1::1/64" : "10.7.1.1/24",
+			  "dev", "cA", dad, NULL },
+			{ "ip", "addr", "add", v6 ? "fd07:2::1/64" : "10.7.2.1/24",
+			  "dev", "cB", dad, NULL },
+			{ "ip", "link", "set", "lo", "up", NULL },
+			{ "ip", "link", "set", "cA", "up", NULL },
+			{ "ip", "link", "set", "cB", "up", NULL },
+			{ "ip", "route", "add", x, "via",
+			  v6 ? "fd07:1::2" : "10.7.1.2", NULL },
+		};
+		const char *const b[][12] = {
+			{ "ip", "addr", "add", v6 ? "fd07:2::2/64" : "10.7.2.2/24",
+			  "dev", "bB", dad, NULL },
+			{ "ip", "link", "set", "lo", "up", NULL },
+			{ "ip", "link", "set", "bB", "up", NULL },
+			{ "ip", "route", "add", "default", "via",
+			  v6 ? "fd07:2::1" : "10.7.2.1", NULL },
+		};
+
+		for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++) {
+			err = run_argv(a[i]);
+			if (err)
+				return err;
+		}
+		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+			err = ip_in(nets, nets->c, c[i]);
+			if (err)
+				return err;
+		}
+		for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+			err = ip_in(nets, nets->b, b[i]);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+/* X from A's lo to B's, and C's route to it through B */
+static int move_nets_move(struct move_nets *nets, bool v6, const char *xp,
+			  const char *x)
+{
+	const char *const del[] = { "ip", "addr", "del", xp, "dev", "lo", NULL };
+	const char *const add[] = { "ip", "addr", "add", xp, "dev", "lo", NULL };
+	const char *const route[] = { "ip", "route", "replace", x, "via",
+				      v6 ? "fd07:2::2" : "10.7.2.2", NULL };
+
+	return run_argv(del) ?: ip_in(nets, nets->b, add) ?:
+	       ip_in(nets, nets->c, route);
+}
+
+/* a counter of namespace ns (read through this task's /proc/net) */
+static long long counter_in(const struct move_nets *nets, int ns,
+			    long long (*read)(void))
+{
+	long long v;
+
+	if (setns(ns, CLONE_NEWNET))
+		return -errno;
+	v = read();
+	if (setns(nets->a, CLONE_NEWNET))
+		return -errno;
+	return v;
+}
+
+static long long tcp_loss_probes(void)
+{
+	return netstat("/proc/net/netstat", "TcpExt", "TCPLossProbes");
+}
+
+static void move_nets_close(struct move_nets *nets)
+{
+	if (nets->b >= 0)
+		close(nets->b);
+	if (nets->c >= 0)
+		close(nets->c);
+	if (nets->a >= 0)
+		close(nets->a);
+}
+
+/*
+ * A connection moved to another network namespace with its address: the
+ * server's side in A frozen, exported and closed while the client in C
+ * sends; X moved to B and the connection imported there; the thaw sends
+ * what was held into B at its veth. Every byte arrives once, in order,
+ * with no retransmission timeout (a tail loss probe may go, and is held)
+ * and no reset; the connection carries replies.
+ * Refused before, with their reason and the freeze left as it was: a
+ * thaw into a descriptor that is no namespace, into a device not there,
+ * and with NETNS_FD alone.
+ */
+TEST_F(conn, thaw_into_another_netns)
+{
+	const bool v6 = variant->family == AF_INET6;
+	const char *x = v6 ? "fd07:9::9" : "10.7.9.9";
+	const char *xp = v6 ? "fd07:9::9/128" : "10.7.9.9/32";
+	struct move_nets nets = { .a = -1, .b = -1, .c = -1 };
+	struct sockaddr_storage ss = {};
+	struct baton_freeze_stats st;
+	struct baton_tcp *tb, *tc;
+	char want[4000], in[sizeof(want)], buf[256];
+	int lfd, cli, srv, fd = -1, ifindex, one = 1;
+	long long timeouts, probes, resets;
+	socklen_t len = sizeof(ss);
+	struct nlmsghdr *nlh;
+	struct tcp_info ti;
+	size_t rlen;
+	void *rec;
+	__u32 id;
+
+	ASSERT_EQ(0, move_nets_make(&nets, v6, xp, x));
+	lfd = socket(variant->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ss.ss_family = variant->family;
+	ASSERT_EQ(0, bind(lfd, (struct sockaddr *)&ss, len));
+	ASSERT_EQ(0, listen(lfd, 8));
+	ASSERT_EQ(0, getsockname(lfd, (struct sockaddr *)&ss, &len));
+	ASSERT_EQ(1, inet_pton(variant->family, x, v6 ?
+			       (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr :
+			       (void *)&((struct sockaddr_in *)&ss)->sin_addr));
+
+	/* the client, in C */
+	ASSERT_EQ(0, setns(nets.c, CLONE_NEWNET));
+	cli = socket(variant->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, cli);
+	ASSERT_EQ(0, connect(cli, (struct sockaddr *)&ss, len));
+	setsockopt(cli, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ASSERT_EQ(0, setns(nets.a, CLONE_NEWNET));
+	srv = accept_wait(lfd);
+	ASSERT_LE(0, srv);
+	for (int i = 0; i < 5; i++)
+		ASSERT_EQ(0, exchange(cli, srv));
+	/* then patient, so that the move is no timeout (patient()) */
+	ASSERT_EQ(0, setns(nets.c, CLONE_NEWNET));
+	ASSERT_EQ(0, baton_tcp_open(&tc, log_keep, &self->log));
+	ASSERT_EQ(0, patient(tc, cli)) TH_LOG("%s", self->log.last);
+	baton_tcp_close(tc);
+	ASSERT_EQ(0, setns(nets.a, CLONE_NEWNET));
+	timeouts = counter_in(&nets, nets.c, tcp_timeouts);
+	probes = counter_in(&nets, nets.c, tcp_loss_probes);
+	resets = tcp_resets();
+	ASSERT_LE(0, timeouts);
+
+	ASSERT_EQ(0, freeze_fd(self->tcp, srv, 10000, &id))
+		TH_LOG("%s", self->log.last);
+	pattern(want, 0, sizeof(want));
+	ASSERT_EQ(1000, send(cli, want, 1000, 0));
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &srv, 1, &rec, &rlen))
+		TH_LOG("%s", self->log.last);
+	close(srv);		/* in repair mode: the peer hears nothing */
+	ASSERT_EQ(3000, send(cli, want + 1000, 3000, 0));
+	ASSERT_EQ(0, move_nets_move(&nets, v6, xp, x));
+
+	ASSERT_EQ(0, setns(nets.b, CLONE_NEWNET));
+	ASSERT_EQ(0, baton_tcp_open(&tb, log_keep, &self->log));
+	EXPECT_EQ(0, baton_tcp_import_conns(tb, rec, rlen, &fd, 1))
+		TH_LOG("%s", self->log.last);
+	baton_tcp_close(tb);
+	free(rec);
+	ifindex = if_nametoindex("bB");
+	ASSERT_EQ(0, setns(nets.a, CLONE_NEWNET));
+	ASSERT_LE(0, fd);
+	ASSERT_LT(0, ifindex);
+
+	/* refused, and the freeze still holds */
+	EXPECT_EQ(-EINVAL, baton_tcp_thaw_into(self->tcp, id, lfd, ifindex,
+					       NULL));
+	EXPECT_NE(NULL, strstr(self->log.last, "not a network namespace"));
+	EXPECT_EQ(-ENODEV, baton_tcp_thaw_into(self->tcp, id, nets.b,
+					       ifindex + 1000, NULL));
+	EXPECT_NE(NULL, strstr(self->log.last, "no such device"));
+	nlh = raw_put(buf, BATON_GENL_CMD_THAW);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FREEZE_ID, id);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_NETNS_FD, nets.b);
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
+	ASSERT_EQ(0, baton_tcp_freeze_stats(self->tcp, &st));
+	EXPECT_EQ(1, st.freezes);
+	EXPECT_LT(0, st.held_packets);
+
+	ASSERT_EQ(0, baton_tcp_thaw_into(self->tcp, id, nets.b, ifindex, &st))
+		TH_LOG("%s", self->log.last);
+	EXPECT_LT(0, st.delivered_packets);
+	EXPECT_EQ(0, st.dropped_packets);
+	EXPECT_EQ(0, read_exact(fd, in, sizeof(want)));
+	EXPECT_EQ(0, memcmp(in, want, sizeof(want)));
+	EXPECT_EQ(5, send(fd, "reply", 5, 0));
+	EXPECT_EQ(0, read_exact(cli, in, 5));
+	EXPECT_EQ(0, memcmp(in, "reply", 5));
+	EXPECT_EQ(0, exchange(cli, fd));
+	ASSERT_EQ(0, tcp_info_get(cli, &ti));
+	EXPECT_EQ(1 /* TCP_ESTABLISHED */, ti.tcpi_state);
+	EXPECT_EQ(timeouts, counter_in(&nets, nets.c, tcp_timeouts));
+	EXPECT_EQ(resets, tcp_resets());
+	EXPECT_EQ(0, counter_in(&nets, nets.b, tcp_resets));
+	TH_LOG("the client's retransmissions: %u, %lld of them loss probes",
+	       ti.tcpi_total_retrans,
+	       counter_in(&nets, nets.c, tcp_loss_probes) - probes);
+
+	close(fd);
+	close(cli);
+	close(lfd);
+	move_nets_close(&nets);
+}
+
+/*
  * Nobody in a user namespace of its own: refused over the namespace it
- * does not own (no CAP_NET_ADMIN there); in a network namespace of its
- * own, it freezes and thaws its own connection.
+ * does not own (no CAP_NET_ADMIN there), and a thaw into it; in a network
+ * namespace of its own, it freezes and thaws its own connection.
  */
 static int freeze_userns_child(int family, int outside_fd)
 {
 	struct baton_tcp *tcp;
-	int lfd, port, cli, srv;
+	int lfd, port, cli, srv, outer;
 	char in[4];
 	__u32 id;
 
-	if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+	outer = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (outer < 0 ||
+	    setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
 		return 10;
 	if (unshare(CLONE_NEWUSER))
 		return 11;
@@ -1825,6 +2088,9 @@ static int freeze_userns_child(int family, int outside_fd)
 	usleep(20 * 1000);
 	if (inq(srv) != 0)
 		return 19;
+	/* not into the namespace it does not own: the freeze stays */
+	if (baton_tcp_thaw_into(tcp, id, outer, 1, NULL) != -EPERM)
+		return 21;
 	if (baton_tcp_thaw(tcp, id, NULL) || read_exact(srv, in, 4))
 		return 20;
 	baton_tcp_close(tcp);
@@ -1842,7 +2108,7 @@ TEST_F(conn, freeze_user_namespace)
 		_exit(freeze_userns_child(variant->family, self->srv));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
-	/* 10..20: the step that failed, in freeze_userns_child() */
+	/* 10..21: the step that failed, in freeze_userns_child() */
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 

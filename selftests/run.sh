@@ -25,8 +25,11 @@ FUZZ_TIME=${FUZZ_TIME:-30}
 export FUZZ_SEED=${FUZZ_SEED:-1} FUZZ_FRESH=1
 top=$(cd "$(dirname "$0")/.." && pwd)
 # what the tests start, for the VM to carry
-export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer"
-export VM_ENV="BATON_BIN=$BATON_BIN B=$B"
+# and iproute2's ip (module_test joins namespaces with veths), found
+# before busybox's in /bin
+ip=$(realpath "$(command -v ip)")
+export VM_FILES="$BATON_BIN/kvd-v1 $BATON_BIN/kvd-v2 $BATON_BIN/batonctl $B/fake_peer $ip"
+export VM_ENV="BATON_BIN=$BATON_BIN B=$B PATH=${ip%/*}:/sbin:/bin"
 
 declare -A pass fail skip
 for where in host vm systemd fuzz; do
@@ -64,8 +67,9 @@ left_behind() {
 	done
 }
 
-# module_test switches a connection to BBR
-export VM_MODULES="tcp_bbr"
+# module_test switches a connection to BBR, and moves one between
+# namespaces joined by veths
+export VM_MODULES="tcp_bbr veth"
 for t in "$@"; do
 	limit=$TEST_TIMEOUT
 	case $t in

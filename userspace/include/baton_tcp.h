@@ -95,6 +95,20 @@ BATON_API void baton_tcp_close(struct baton_tcp *tcp);
  * clients that connect while no socket listens there (between a
  * checkpoint and its restore) wait instead of being refused. A baton.ko
  * that does not know ports refuses the freeze with -EOPNOTSUPP.
+ *
+ * Connections rebuilt in another network namespace, to which their
+ * address moved, take what was held with baton_tcp_thaw_into(): the
+ * segments are received at device ifindex of namespace netns_fd (an open
+ * /run/netns/NAME or /proc/PID/ns/net; the caller needs CAP_NET_ADMIN
+ * over it) instead of where they were held:
+ *
+ *	baton_tcp_freeze(tcp, f, n, 1000, NULL, &id);	// in namespace A
+ *	baton_tcp_export_conns(tcp, fds, n, &rec, &len);  close(fds[i]);
+ *	    // rec crosses to namespace B, which imports it; the address
+ *	    // moves from A's device to B's
+ *	baton_tcp_thaw_into(tcp, id, b_fd, b_ifindex, &stats);
+ *
+ * A baton.ko without it refuses with -EOPNOTSUPP.
  */
 struct baton_flow {
 	int fd;
@@ -121,6 +135,9 @@ BATON_API int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *f
 		     const struct baton_freeze_caps *caps, __u32 *id);
 BATON_API int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
 		   struct baton_freeze_stats *stats);
+BATON_API int baton_tcp_thaw_into(struct baton_tcp *tcp, __u32 id,
+				  int netns_fd, int ifindex,
+				  struct baton_freeze_stats *stats);
 /* the counters of the caller's network namespace */
 BATON_API int baton_tcp_freeze_stats(struct baton_tcp *tcp,
 			   struct baton_freeze_stats *stats);

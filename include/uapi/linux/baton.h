@@ -41,10 +41,16 @@
  *		checkpoint and its restore) queues its new clients instead
  *		of refusing them. At least one FLOW or PORT.
  *
- *	BATON_GENL_CMD_THAW  { FREEZE_ID }  -> { FREEZE_ID, STATS }
+ *	BATON_GENL_CMD_THAW  { FREEZE_ID, [NETNS_FD, IFINDEX] }
+ *		-> { FREEZE_ID, STATS }
  *		The held segments are delivered, in order, to whatever
- *		socket then owns each tuple. DEADLINE_MS after the freeze
- *		the module thaws on its own: the id is then unknown (-ENOENT).
+ *		socket then owns each tuple. With NETNS_FD (a network
+ *		namespace of the caller, over which it has CAP_NET_ADMIN)
+ *		and IFINDEX (a device there), they enter that namespace as
+ *		if received at that device instead: for connections rebuilt
+ *		there, whose address moved there meanwhile. DEADLINE_MS
+ *		after the freeze the module thaws on its own, in place: the
+ *		id is then unknown (-ENOENT).
  *
  *	BATON_GENL_CMD_FREEZE_STATS  { }  -> { STATS }
  *		The netns' counters: freezes and flows in force, segments
@@ -135,6 +141,8 @@ enum baton_genl_attr {
 	BATON_GENL_A_CONN,		/* nest, repeated: enum baton_conn_attr */
 	BATON_GENL_A_PORT,		/* nest, repeated: enum baton_flow_attr,
 					 * FD (a listener) and LOCAL */
+	BATON_GENL_A_NETNS_FD,		/* u32: a netns fd of the caller */
+	BATON_GENL_A_IFINDEX,		/* u32: a device of that netns */
 
 	__BATON_GENL_A_MAX,
 	BATON_GENL_A_MAX = __BATON_GENL_A_MAX - 1

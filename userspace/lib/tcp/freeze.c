@@ -221,8 +221,10 @@ int tcp_freeze_with_ports(struct baton_tcp *tcp, const struct baton_flow *flows,
 	return 0;
 }
 
-int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
-		   struct baton_freeze_stats *st)
+/* THAW, its segments received where they were held (netns_fd < 0) or at
+ * device ifindex of namespace netns_fd */
+static int thaw(struct baton_tcp *tcp, __u32 id, int netns_fd, int ifindex,
+		struct baton_freeze_stats *st)
 {
 	char buf[256] __attribute__((aligned(8)));
 	struct baton_freeze_stats ignored;
@@ -233,8 +235,31 @@ int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
 	memset(r.st, 0, sizeof(*r.st));
 	nlh = ko_msg(buf, tcp, BATON_GENL_CMD_THAW);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FREEZE_ID, id);
+	if (netns_fd >= 0) {
+		mnl_attr_put_u32(nlh, BATON_GENL_A_NETNS_FD, netns_fd);
+		mnl_attr_put_u32(nlh, BATON_GENL_A_IFINDEX, ifindex);
+	}
 	err = ko_call(tcp, nlh, freeze_cb, &r, NULL);
 	return err ?: r.err;
+}
+
+int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
+		   struct baton_freeze_stats *st)
+{
+	return thaw(tcp, id, -1, 0, st);
+}
+
+int baton_tcp_thaw_into(struct baton_tcp *tcp, __u32 id, int netns_fd,
+			int ifindex, struct baton_freeze_stats *st)
+{
+	if (netns_fd < 0 || ifindex <= 0)
+		return -EINVAL;
+	if (tcp->maxattr < BATON_GENL_A_IFINDEX) {
+		pr_err(&tcp->log, "baton.ko (its family's maxattr %u) cannot thaw into another network namespace: load this release's baton.ko",
+		       tcp->maxattr);
+		return -EOPNOTSUPP;
+	}
+	return thaw(tcp, id, netns_fd, ifindex, st);
 }
 
 int baton_tcp_freeze_stats(struct baton_tcp *tcp,
