@@ -796,7 +796,7 @@ static void btk_conn_repair(struct sock *sk, u32 snd_seq, u32 rcv_seq)
  * reaches the peer; a failure leaves a socket whose close is silent.
  */
 static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
-			  struct netlink_ext_ack *extack)
+			  u32 flags, struct netlink_ext_ack *extack)
 {
 	struct nlattr **tb = ci->tb;
 	struct sockaddr *local = nla_data(tb[BATON_CONN_A_LOCAL]);
@@ -828,6 +828,13 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 	btk_conn_repair(sock->sk, nla_get_u32(tb[BATON_CONN_A_SND_SEQ]),
 			nla_get_u32(tb[BATON_CONN_A_RCV_SEQ]) -
 			!!tb[BATON_CONN_A_PEER_FIN]);
+	/*
+	 * An address on its way to this namespace: bound, and routed from,
+	 * until the connect, as IP_TRANSPARENT lets (IP_FREEBIND binds but
+	 * IPv4 would not route from it)
+	 */
+	if (flags & BATON_IMPORT_F_NONLOCAL)
+		inet_sk(sock->sk)->transparent = 1;
 	/* in repair mode the port is shared by force, and nothing is sent */
 	err = kernel_bind(sock, local, addrlen);
 	if (err) {
@@ -836,6 +843,9 @@ static int btk_conn_build(struct net *net, struct btk_conn_in *ci,
 		return err;
 	}
 	err = kernel_connect(sock, peer, addrlen, 0);
+	lock_sock(sock->sk);
+	inet_sk(sock->sk)->transparent = 0;	/* routed: an ordinary socket */
+	release_sock(sock->sk);
 	if (err) {
 		NL_SET_ERR_MSG_ATTR(extack, tb[BATON_CONN_A_PEER],
 				    "cannot connect to the peer in repair mode");
@@ -988,9 +998,11 @@ int btk_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
 	unsigned long chunks = 0;
 	struct btk_import *im;
 	int n, q, err;
+	u32 i, flags = 0;
 	void *hdr;
-	u32 i;
 
+	if (info->attrs[BATON_GENL_A_FLAGS])
+		flags = nla_get_u32(info->attrs[BATON_GENL_A_FLAGS]);
 	n = btk_import_walk(info, NULL, btk_import_count);
 	if (n < 0)
 		return n;
@@ -1049,7 +1061,7 @@ int btk_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
 	}
 	/* all in repair mode first: until then, any failure is silent */
 	for (i = 0; i < n; i++) {
-		err = btk_conn_build(net, &im->c[i], info->extack);
+		err = btk_conn_build(net, &im->c[i], flags, info->extack);
 		if (err)
 			goto bad_conn;
 	}

@@ -123,7 +123,7 @@ const struct nla_policy btk_conn_policy[BATON_CONN_A_MAX + 1] = {
 
 static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
-	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, 0),
+	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, BATON_IMPORT_F_NONLOCAL),
 	BTK_STATE_POLICY,
 	[BATON_GENL_A_FLOW]	   = NLA_POLICY_NESTED(btk_flow_policy),
 	[BATON_GENL_A_FREEZE_ID]   = NLA_POLICY_MIN(NLA_U32, 1),
@@ -283,6 +283,12 @@ static int btk_genl_tcp_import(struct sk_buff *skb, struct genl_info *info)
 			btk_tcp_set(&st, attr, nla_get_u32(info->attrs[attr]));
 	if (!st.present) {
 		GENL_SET_ERR_MSG(info, "no TCP state attribute to import");
+		return -EINVAL;
+	}
+	if (info->attrs[BATON_GENL_A_FLAGS] &&
+	    nla_get_u32(info->attrs[BATON_GENL_A_FLAGS])) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[BATON_GENL_A_FLAGS],
+				    "TCP_IMPORT takes no flags");
 		return -EINVAL;
 	}
 

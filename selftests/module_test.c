@@ -883,6 +883,12 @@ TEST_F(conn, unknown_attributes)
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, 1U << 5);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
 	EXPECT_EQ(-EINVAL, raw_call(nlh));
+	/* CONN_IMPORT's flag, which TCP_IMPORT does not take */
+	nlh = raw_put(buf, BATON_GENL_CMD_TCP_IMPORT);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FD, self->srv);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, BATON_IMPORT_F_NONLOCAL);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_CWND, 44);
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	/* a u16 where a u32 belongs */
 	nlh = raw_put(buf, BATON_GENL_CMD_TCP_IMPORT);
 	mnl_attr_put_u16(nlh, BATON_GENL_A_FD, self->srv);
@@ -1929,8 +1935,9 @@ static void move_nets_close(struct move_nets *nets)
 /*
  * A connection moved to another network namespace with its address: the
  * server's side in A frozen, exported and closed while the client in C
- * sends; X moved to B and the connection imported there; the thaw sends
- * what was held into B at its veth. Every byte arrives once, in order,
+ * sends; the connection imported in B, its address not there yet
+ * (refused without BATON_IMPORT_F_NONLOCAL, nothing made); X moved to B;
+ * the thaw sends what was held into B at its veth. Every byte arrives once, in order,
  * with no retransmission timeout (a tail loss probe may go, and is held)
  * and no reset; the connection carries replies.
  * Refused before, with their reason and the freeze left as it was: a
@@ -1996,11 +2003,13 @@ TEST_F(conn, thaw_into_another_netns)
 		TH_LOG("%s", self->log.last);
 	close(srv);		/* in repair mode: the peer hears nothing */
 	ASSERT_EQ(3000, send(cli, want + 1000, 3000, 0));
-	ASSERT_EQ(0, move_nets_move(&nets, v6, xp, x));
 
 	ASSERT_EQ(0, setns(nets.b, CLONE_NEWNET));
 	ASSERT_EQ(0, baton_tcp_open(&tb, log_keep, &self->log));
-	EXPECT_EQ(0, baton_tcp_import_conns(tb, rec, rlen, &fd, 1))
+	EXPECT_EQ(-EADDRNOTAVAIL, baton_tcp_import_conns(tb, rec, rlen, &fd, 1));
+	EXPECT_NE(NULL, strstr(self->log.last, "cannot bind"));
+	EXPECT_EQ(0, baton_tcp_import_conns_flags(tb, rec, rlen, &fd, 1,
+						  BATON_IMPORT_F_NONLOCAL))
 		TH_LOG("%s", self->log.last);
 	baton_tcp_close(tb);
 	free(rec);
@@ -2008,6 +2017,7 @@ TEST_F(conn, thaw_into_another_netns)
 	ASSERT_EQ(0, setns(nets.a, CLONE_NEWNET));
 	ASSERT_LE(0, fd);
 	ASSERT_LT(0, ifindex);
+	ASSERT_EQ(0, move_nets_move(&nets, v6, xp, x));
 
 	/* refused, and the freeze still holds */
 	EXPECT_EQ(-EINVAL, baton_tcp_thaw_into(self->tcp, id, lfd, ifindex,

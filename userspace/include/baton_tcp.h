@@ -168,5 +168,15 @@ BATON_API int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size
 			   void **rec, size_t *len);
 BATON_API int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
 			   size_t len, int *fds, size_t n);
+/*
+ * flags: BATON_IMPORT_F_NONLOCAL (<linux/baton.h>), for connections whose
+ * local address is on its way to this namespace (a move between
+ * namespaces, before baton_tcp_thaw_into()): bound and connected as
+ * IP_TRANSPARENT lets a socket be.
+ * A bit the module does not know is refused with -EINVAL.
+ */
+BATON_API int baton_tcp_import_conns_flags(struct baton_tcp *tcp,
+					   const void *rec, size_t len,
+					   int *fds, size_t n, __u32 flags);
 
 #endif /* BATON_TCP_H */

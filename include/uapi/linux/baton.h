@@ -66,7 +66,7 @@
  *		closes it (nothing reaches the peer) or turns repair off. A
  *		socket's queues continue in further CONN nests of its INDEX.
  *
- *	BATON_GENL_CMD_CONN_IMPORT  { CONN... }
+ *	BATON_GENL_CMD_CONN_IMPORT  { CONN..., [FLAGS] }
  *		-> { CONN { INDEX, FD or ERROR }... }
  *		Builds a socket of the caller from each connection (its CONN
  *		nests, adjacent, of one INDEX: the first with every scalar),
@@ -74,7 +74,9 @@
  *		takes each out of repair mode and installs its descriptor.
  *		ERROR (a positive errno) names one that failed after it left
  *		repair mode (its unsent data could not be queued): it was
- *		reset, so that its peer learns.
+ *		reset, so that its peer learns. FLAGS: BATON_IMPORT_F_NONLOCAL,
+ *		the local addresses need not be the namespace's yet (they move
+ *		there after the import, as in a move between namespaces).
  *
  * The kernel validates strictly: an attribute it does not know is refused
  * (-EINVAL with an extended ack), so userspace sends only attributes up to
@@ -121,7 +123,7 @@ enum baton_genl_cmd {
 enum baton_genl_attr {
 	BATON_GENL_A_UNSPEC,
 	BATON_GENL_A_FD,		/* u32: socket fd of the caller */
-	BATON_GENL_A_FLAGS,		/* u32: none defined yet, must be 0 */
+	BATON_GENL_A_FLAGS,		/* u32: BATON_IMPORT_F_*, CONN_IMPORT's */
 	BATON_GENL_A_CWND,		/* u32: segments, 1..snd_cwnd_clamp */
 	BATON_GENL_A_SSTHRESH,		/* u32: segments, >= 2 */
 	BATON_GENL_A_CWND_CNT,		/* u32: increase counter, cut to cwnd */
@@ -147,6 +149,11 @@ enum baton_genl_attr {
 	__BATON_GENL_A_MAX,
 	BATON_GENL_A_MAX = __BATON_GENL_A_MAX - 1
 };
+
+/* CONN_IMPORT's FLAGS; any other bit, or FLAGS elsewhere, is refused */
+/* the local address is on its way: bound and routed as IP_TRANSPARENT
+ * lets a socket be, until connected */
+#define BATON_IMPORT_F_NONLOCAL	(1U << 0)
 
 /* A connection frozen by its 4-tuple (FLOW), or a listener's port (PORT) */
 enum baton_flow_attr {

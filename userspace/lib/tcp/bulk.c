@@ -206,7 +206,7 @@ static size_t request_max(struct baton_tcp *tcp)
  * their sockets' descriptors into fds.
  */
 static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
-			  int *fds, size_t n)
+			  int *fds, size_t n, __u32 flags)
 {
 	struct import_reply r = { .tcp = tcp, .fds = fds, .n = n };
 	struct nlmsghdr *nlh;
@@ -218,6 +218,8 @@ static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
 	if (!req)
 		return -ENOMEM;
 	nlh = ko_msg(req, tcp, BATON_GENL_CMD_CONN_IMPORT);
+	if (flags)
+		mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, flags);
 	for (off = 0; off < len;) {
 		size_t span = conn_span(rec, len, off), end = off + span;
 
@@ -278,6 +280,12 @@ size_t tcp_conn_span(const void *rec, size_t len, size_t off)
 int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
 			   size_t len, int *fds, size_t n)
 {
+	return baton_tcp_import_conns_flags(tcp, rec, len, fds, n, 0);
+}
+
+int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
+				 size_t len, int *fds, size_t n, __u32 flags)
+{
 	const char *p = rec;
 	size_t max = request_max(tcp), off = 0, k = 0, i;
 	long long count = conns_count(tcp, rec, len);
@@ -309,7 +317,7 @@ int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
 			err = -EMSGSIZE;
 		} else {
 			err = import_request(tcp, p + start, off - start,
-					     fds + k, conns);
+					     fds + k, conns, flags);
 		}
 		if (err) {
 			for (i = k; i < n; i++)
