@@ -263,9 +263,15 @@ int btk_conn_export_start(struct netlink_callback *cb)
 	u32 n = 0;
 	int rem;
 
-	nlmsg_for_each_attr(attr, cb->nlh, GENL_HDRLEN, rem)
+	nlmsg_for_each_attr(attr, cb->nlh, GENL_HDRLEN, rem) {
+		if (nla_type(attr) == BATON_GENL_A_FLAGS) {
+			NL_SET_ERR_MSG_ATTR(cb->extack, attr,
+					    "only CONN_IMPORT takes flags");
+			return -EINVAL;
+		}
 		if (nla_type(attr) == BATON_GENL_A_FD)
 			n++;
+	}
 	d = kvzalloc(struct_size(d, s, n), GFP_KERNEL);
 	if (!d)
 		return -ENOMEM;

@@ -474,6 +474,10 @@ static void btk_enter(struct nf_queue_entry *e, struct net_device *dev)
 	skb_orphan(skb);
 	skb_scrub_packet(skb, true);
 	skb->dev = dev;
+	skb->queue_mapping = 0;		/* the first device's: RPS would warn */
+	/* delivery rewrote IP options (record route, timestamp) in place */
+	if (skb->protocol == htons(ETH_P_IP))
+		ip_send_check(ip_hdr(skb));
 	local_bh_disable();
 	netif_receive_skb(skb);
 	local_bh_enable();

@@ -227,6 +227,19 @@ int btk_genl_state_parse(const struct nlattr *nest, struct btk_tcp_state *st,
 	return 0;
 }
 
+/*
+ * FLAGS is CONN_IMPORT's: the policy knows its bits, so every other
+ * command refuses it here, a bit set or not
+ */
+static int btk_genl_no_flags(struct genl_info *info)
+{
+	if (!info->attrs[BATON_GENL_A_FLAGS])
+		return 0;
+	NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[BATON_GENL_A_FLAGS],
+			    "only CONN_IMPORT takes flags");
+	return -EINVAL;
+}
+
 static int btk_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 {
 	struct btk_tcp_state st = {};
@@ -235,6 +248,8 @@ static int btk_genl_tcp_export(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
+	if (btk_genl_no_flags(info))
+		return -EINVAL;
 	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
 		return -EINVAL;
 	err = btk_genl_socket(genl_info_net(info), info->extack,
@@ -285,12 +300,8 @@ static int btk_genl_tcp_import(struct sk_buff *skb, struct genl_info *info)
 		GENL_SET_ERR_MSG(info, "no TCP state attribute to import");
 		return -EINVAL;
 	}
-	if (info->attrs[BATON_GENL_A_FLAGS] &&
-	    nla_get_u32(info->attrs[BATON_GENL_A_FLAGS])) {
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[BATON_GENL_A_FLAGS],
-				    "TCP_IMPORT takes no flags");
+	if (btk_genl_no_flags(info))
 		return -EINVAL;
-	}
 
 	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FD))
 		return -EINVAL;
@@ -492,6 +503,8 @@ static int btk_genl_freeze(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int rem, err;
 
+	if (btk_genl_no_flags(info))
+		return -EINVAL;
 	if (!info->attrs[BATON_GENL_A_FLOW] && !info->attrs[BATON_GENL_A_PORT]) {
 		GENL_SET_ERR_MSG(info, "no flow or port to freeze");
 		return -EINVAL;
@@ -595,11 +608,29 @@ static struct net_device *btk_genl_thaw_into(struct sk_buff *skb,
 		dev = ERR_PTR(-EPERM);
 		goto put_net;
 	}
+	if (net_eq(net, genl_info_net(info))) {
+		NL_SET_ERR_MSG_ATTR(info->extack, nsattr,
+				    "the freeze's own network namespace: thaw without NETNS_FD");
+		dev = ERR_PTR(-EINVAL);
+		goto put_net;
+	}
 	dev = dev_get_by_index(net, nla_get_u32(ifattr));
 	if (!dev) {
 		NL_SET_ERR_MSG_ATTR(info->extack, ifattr,
 				    "no such device in that network namespace");
 		dev = ERR_PTR(-ENODEV);
+		goto put_net;
+	}
+	/* a port of a bridge or bond would take the segments for frames */
+	if (!netif_running(dev)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, ifattr, "that device is down");
+		dev_put(dev);
+		dev = ERR_PTR(-ENETDOWN);
+	} else if (rcu_access_pointer(dev->rx_handler)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, ifattr,
+				    "that device is a port of another (bridge, bond, macvlan): name the one above it");
+		dev_put(dev);
+		dev = ERR_PTR(-EINVAL);
 	}
 put_net:
 	put_net(net);
@@ -615,6 +646,8 @@ static int btk_genl_thaw(struct sk_buff *skb, struct genl_info *info)
 	u32 id;
 	int err;
 
+	if (btk_genl_no_flags(info))
+		return -EINVAL;
 	if (GENL_REQ_ATTR_CHECK(info, BATON_GENL_A_FREEZE_ID)) {
 		GENL_SET_ERR_MSG(info, "no freeze id to thaw");
 		return -EINVAL;
@@ -661,6 +694,8 @@ static int btk_genl_freeze_stats(struct sk_buff *skb, struct genl_info *info)
 	struct sk_buff *reply;
 	void *hdr;
 
+	if (btk_genl_no_flags(info))
+		return -EINVAL;
 	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!reply)
 		return -ENOMEM;

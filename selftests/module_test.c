@@ -1878,6 +1878,9 @@ static int move_nets_make(struct move_nets *nets, bool v6, const char *xp,
 			{ "ip", "link", "set", "bB", "up", NULL },
 			{ "ip", "route", "add", "default", "via",
 			  v6 ? "fd07:2::1" : "10.7.2.1", NULL },
+			/* a device that is down */
+			{ "ip", "link", "add", "dA", "type", "veth", "peer",
+			  "name", "dB", NULL },
 		};
 
 		for (size_t i = 0; i < sizeof(a) / sizeof(a[0]); i++) {
@@ -1950,8 +1953,8 @@ static void move_nets_close(struct move_nets *nets)
  * with no retransmission timeout (a tail loss probe may go, and is held)
  * and no reset; the connection carries replies.
  * Refused before, with their reason and the freeze left as it was: a
- * thaw into a descriptor that is no namespace, into a device not there,
- * and with NETNS_FD alone.
+ * thaw into a descriptor that is no namespace, into the freeze's own, into
+ * a device not there or down, with NETNS_FD alone, and with FLAGS.
  */
 TEST_F(conn, thaw_into_another_netns)
 {
@@ -1963,7 +1966,7 @@ TEST_F(conn, thaw_into_another_netns)
 	struct baton_freeze_stats st;
 	struct baton_tcp *tb, *tc;
 	char want[4000], in[sizeof(want)], buf[256];
-	int lfd, cli, srv, fd = -1, ifindex, one = 1;
+	int lfd, cli, srv, fd = -1, ifindex, down, one = 1;
 	long long timeouts, probes, resets;
 	socklen_t len = sizeof(ss);
 	struct nlmsghdr *nlh;
@@ -2023,7 +2026,9 @@ TEST_F(conn, thaw_into_another_netns)
 	baton_tcp_close(tb);
 	free(rec);
 	ifindex = if_nametoindex("bB");
+	down = if_nametoindex("dA");
 	ASSERT_EQ(0, setns(nets.a, CLONE_NEWNET));
+	ASSERT_LT(0, down);
 	ASSERT_LE(0, fd);
 	ASSERT_LT(0, ifindex);
 	ASSERT_EQ(0, move_nets_move(&nets, v6, xp, x));
@@ -2035,9 +2040,18 @@ TEST_F(conn, thaw_into_another_netns)
 	EXPECT_EQ(-ENODEV, baton_tcp_thaw_into(self->tcp, id, nets.b,
 					       ifindex + 1000, NULL));
 	EXPECT_NE(NULL, strstr(self->log.last, "no such device"));
+	EXPECT_EQ(-ENETDOWN, baton_tcp_thaw_into(self->tcp, id, nets.b, down,
+						 NULL));
+	EXPECT_NE(NULL, strstr(self->log.last, "device is down"));
+	EXPECT_EQ(-EINVAL, baton_tcp_thaw_into(self->tcp, id, nets.a, 1, NULL));
+	EXPECT_NE(NULL, strstr(self->log.last, "own network namespace"));
 	nlh = raw_put(buf, BATON_GENL_CMD_THAW);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_FREEZE_ID, id);
 	mnl_attr_put_u32(nlh, BATON_GENL_A_NETNS_FD, nets.b);
+	EXPECT_EQ(-EINVAL, raw_call(nlh));
+	nlh = raw_put(buf, BATON_GENL_CMD_THAW);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FREEZE_ID, id);
+	mnl_attr_put_u32(nlh, BATON_GENL_A_FLAGS, 0);
 	EXPECT_EQ(-EINVAL, raw_call(nlh));
 	ASSERT_EQ(0, baton_tcp_freeze_stats(self->tcp, &st));
 	EXPECT_EQ(1, st.freezes);
