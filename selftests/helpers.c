@@ -781,18 +781,19 @@ int children_of(pid_t parent, pid_t *out, int max)
 		return -errno;
 	while ((d = readdir(dir)) && n < max) {
 		char path[64], stat[512], *p;
-		int ppid;
+		int ppid, pid;
 		FILE *f;
 
 		if (d->d_name[0] < '1' || d->d_name[0] > '9')
 			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", d->d_name);
+		pid = atoi(d->d_name);
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 		f = fopen(path, "re");
 		if (!f)
 			continue;
 		if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')) &&
 		    sscanf(p + 2, "%*c %d", &ppid) == 1 && ppid == parent)
-			out[n++] = atoi(d->d_name);
+			out[n++] = pid;
 		fclose(f);
 	}
 	closedir(dir);
