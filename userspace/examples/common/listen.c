@@ -147,8 +147,6 @@ int srv_listen(struct srv *s, const struct srv_opts *o, bool reuseport)
 
 	n = baton_listeners_passed(s->svc, SRV_FDNAME, fds, SRV_MAX_LISTENERS);
 	for (i = 0; n > 0 && i < (unsigned int)n; i++) {
-		/* a socket unit's would block: ours, from the store, do not */
-		fcntl(fds[i], F_SETFL, fcntl(fds[i], F_GETFL) | O_NONBLOCK);
 		err = srv_listener_add(s, fds[i], s->nlisteners + 1);
 		if (err)
 			return err;

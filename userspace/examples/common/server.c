@@ -4,6 +4,7 @@
  * accepting, and the epoll loop with its blackout wait on the baton fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -105,6 +106,12 @@ int srv_listener_add(struct srv *s, int fd, __u64 id)
 
 	if (s->nlisteners == SRV_MAX_LISTENERS)
 		return -ENOSPC;
+	/*
+	 * one passed to us (a socket unit's, --listen-fd) may block: an
+	 * accept() after the queue emptied would stop the whole loop
+	 */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)
+		return -errno;
 	l = &s->listeners[s->nlisteners++];
 	l->h.kind = SRV_H_LISTENER;
 	l->fd = fd;
