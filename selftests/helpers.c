@@ -76,6 +76,20 @@ int run_argv(const char *const *argv)
 	return 0;
 }
 
+int run_argv_in(int ns, const char *const *argv)
+{
+	int home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	int err;
+
+	if (home < 0)
+		return -errno;
+	err = setns(ns, CLONE_NEWNET) ? -errno : run_argv(argv);
+	if (setns(home, CLONE_NEWNET))
+		err = -errno;
+	close(home);
+	return err;
+}
+
 static int gso_segs_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct nlattr *attr;

@@ -44,6 +44,8 @@ int netns_enter(void);
 /* argv[0] run to its end (PATH searched); 0 if it exited 0, the failed
  * command on stderr */
 int run_argv(const char *const *argv);
+/* the same in network namespace ns; the caller stays where it was */
+int run_argv_in(int ns, const char *const *argv);
 /* a device's segmentation offload limited to segs segments a packet */
 int link_gso_max_segs(const char *ifname, unsigned int segs);
 /* a fresh run directory, exported as BATON_RUN_DIR; freed by rundir_remove */

@@ -1817,14 +1817,8 @@ struct move_nets {
 /* argv run by ip in namespace ns; the caller stays in nets->a */
 static int ip_in(const struct move_nets *nets, int ns, const char *const *argv)
 {
-	int err;
-
-	if (setns(ns, CLONE_NEWNET))
-		return -errno;
-	err = run_argv(argv);
-	if (setns(nets->a, CLONE_NEWNET))
-		return -errno;
-	return err;
+	(void)nets;
+	return run_argv_in(ns, argv);
 }
 
 static int move_nets_make(struct move_nets *nets, bool v6, const char *xp,

@@ -68,8 +68,8 @@ left_behind() {
 }
 
 # module_test switches a connection to BBR, and moves one between
-# namespaces joined by veths
-export VM_MODULES="tcp_bbr veth"
+# namespaces joined by veths; netns_test puts three on one bridge
+export VM_MODULES="tcp_bbr veth llc stp bridge"
 for t in "$@"; do
 	limit=$TEST_TIMEOUT
 	case $t in

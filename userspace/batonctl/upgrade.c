@@ -18,7 +18,8 @@ static void usage(FILE *f)
 "                        [--precopy-rounds N] [--precopy-bytes N]\n"
 "                        [--verify CMD [--verify-for DURATION]\n"
 "                         [--verify-timeout-ms N]]\n"
-"                        [--mode fd|repair] [-j|--json] -- COMMAND [ARG...]\n"
+"                        [--mode fd|repair [--netns PATH --netns-addr ADDR/PLEN\n"
+"                         --netns-dev DEV]] [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
 "Starts COMMAND as the next version of SERVICE and moves the running\n"
 "instance's listening and established connections, and its state, to it.\n"
@@ -38,6 +39,18 @@ static void usage(FILE *f)
 "                   (baton.ko freezes and exports them; TCP_REPAIR alone\n"
 "                   without it) rather than as descriptors (--mode fd,\n"
 "                   the default); needs CAP_NET_ADMIN\n"
+"  --netns PATH     with --mode repair and baton.ko: start COMMAND in the\n"
+"                   network namespace PATH opens (/run/netns/NAME,\n"
+"                   /proc/PID/ns/net) and move the service there: the new\n"
+"                   instance listens there at the old one's addresses, the\n"
+"                   connections are restored there, and once it serves the\n"
+"                   service address moves from this namespace (the old\n"
+"                   instance's) to it, announced on the link\n"
+"  --netns-addr ADDR/PLEN\n"
+"                   the service address that moves, as on its device here\n"
+"                   (10.0.0.5/24, fd00::5/64)\n"
+"  --netns-dev DEV  the device in that namespace that takes it: up, on the\n"
+"                   same link as the old one's\n"
 "  --log FILE       the new instance's standard output and error (the\n"
 "                   old instance's, if not given)\n"
 "  --precopy-rounds N\n"
@@ -221,6 +234,36 @@ static void report_verify(struct out *out, const struct verify *v,
 	out_obj_end(out);
 }
 
+/* Into another network namespace: whether the address went, and how. */
+static void report_netns(struct out *out, const struct upgrade_job *job,
+			 const struct baton_upgrade_report *r)
+{
+	const struct baton_upgrade_opts *uo = &job->uo;
+	char buf[300];
+
+	out_obj_begin(out, "netns", "namespace:");
+	out_str(out, "path", "into", uo->netns);
+	snprintf(buf, sizeof(buf), "%s to %s there: %s", uo->netns_addr,
+		 uo->netns_dev, r->netns_moved ? "moved" : "not moved");
+	out_str(out, NULL, "address", buf);
+	out_str(out, "addr", NULL, uo->netns_addr);
+	out_str(out, "dev", NULL, uo->netns_dev);
+	out_u64(out, "moved", NULL, r->netns_moved);
+	if (r->netns_moved) {
+		snprintf(buf, sizeof(buf), "%llu segments held here, delivered there",
+			 (unsigned long long)r->netns_delivered);
+		out_str(out, NULL, "thawed", buf);
+		out_u64(out, "delivered", NULL, r->netns_delivered);
+		out_ms(out, "add_ms", "add", r->netns_add_ns / 1e6, NULL);
+		out_ms(out, "announce_ms", "announce", r->netns_announce_ns / 1e6,
+		       "with the wait for what was in flight");
+		out_ms(out, "del_ms", "remove here", r->netns_del_ns / 1e6, NULL);
+		out_ms(out, "thaw_ms", "thaw into it", r->netns_thaw_ns / 1e6,
+		       NULL);
+	}
+	out_obj_end(out);
+}
+
 /*
  * The outcome: phase's name; with --verify, "reverted" when the way back
  * was taken and "failed" when it could not be.
@@ -229,6 +272,10 @@ static const char *outcome(const struct baton_upgrade_report *r,
 			   const struct verify *v,
 			   const struct baton_upgrade_report *back)
 {
+	/* the new one serves, where its address is not */
+	if (r->phase == BATON_PHASE_DONE && (r->flags & BATON_UPGRADE_F_NETNS) &&
+	    !r->netns_moved)
+		return "incomplete";
 	if (r->phase != BATON_PHASE_DONE || !v->cmd || !v->failed)
 		return baton_phase_name(r->phase);
 	return back && back->phase == BATON_PHASE_DONE ? "reverted" : "failed";
@@ -339,6 +386,8 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 			r->ckpt_format == BATON_CKPT_MODULE ? "module" :
 			r->ckpt_format ? "userspace" : "none");
 	}
+	if (r->flags & BATON_UPGRADE_F_NETNS)
+		report_netns(&out, job, r);
 	out_u64(&out, "records", NULL, r->records);
 	out_u64(&out, "records_phase1", NULL, r->early_records);
 	out_u64(&out, "record_bytes", NULL, r->record_bytes);
@@ -417,6 +466,8 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 	else if (!strcmp(result, "reverted") && serving == back->new_pid)
 		fprintf(stderr, "batonctl: %s failed its verification (%s), so it went back to the old command: %s.\n",
 			service, v->why, who);
+	else if (!strcmp(result, "incomplete"))
+		fprintf(stderr, "batonctl: %s: %s.\n", service, r->reason);
 	else if (!strcmp(result, "failed"))
 		fprintf(stderr, "batonctl: %s failed its verification (%s), and going back failed too: %s.\n"
 			"batonctl: start %s again with the old command: %s\n",
@@ -541,6 +592,9 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "verify-for", required_argument, NULL, 'V' },
 		{ "verify-timeout-ms", required_argument, NULL, 'T' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "netns", required_argument, NULL, 'N' },
+		{ "netns-addr", required_argument, NULL, 'A' },
+		{ "netns-dev", required_argument, NULL, 'D' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -627,6 +681,15 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'N':
+			uo->netns = optarg;
+			break;
+		case 'A':
+			uo->netns_addr = optarg;
+			break;
+		case 'D':
+			uo->netns_dev = optarg;
+			break;
 		case 'j':
 			opts.json = true;
 			break;
@@ -646,6 +709,16 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	if ((uo->flags & BATON_UPGRADE_F_REPAIR) &&
 	    (uo->flags & BATON_UPGRADE_F_DRAIN)) {
 		fprintf(stderr, "batonctl: --drain leaves the connections with the old instance: it does not go with --mode repair\n");
+		return 2;
+	}
+	if ((uo->netns_addr || uo->netns_dev) && !uo->netns) {
+		fprintf(stderr, "batonctl: --netns-addr and --netns-dev go with --netns PATH, the namespace the service moves to\n");
+		return 2;
+	}
+	if (uo->netns && (!(uo->flags & BATON_UPGRADE_F_REPAIR) ||
+			  !uo->netns_addr || !uo->netns_dev)) {
+		fprintf(stderr, "batonctl: --netns moves the connections by checkpoint and the service address with them: it needs --mode repair, --netns-addr ADDR/PLEN and --netns-dev DEV\n"
+			"  e.g.: batonctl upgrade kvd --mode repair --netns /run/netns/blue --netns-addr 10.0.0.5/24 --netns-dev eth0 -- kvd-v2\n");
 		return 2;
 	}
 	uo->service = argv[optind];

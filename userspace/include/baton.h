@@ -361,6 +361,21 @@ struct baton_upgrade_opts {
 	/* phase 1's rounds, 1 to BATON_MAX_ROUNDS; 0: BATON_PRECOPY_ROUNDS */
 	unsigned int precopy_rounds;
 	__u64 precopy_bytes;	/* 0: BATON_PRECOPY_BYTES */
+	/*
+	 * Into another network namespace (repair mode, baton.ko;
+	 * BATON_UPGRADE_F_NETNS is set from these): argv starts in netns (a
+	 * path that opens it: /run/netns/NAME, /proc/PID/ns/net), and once
+	 * it is active, the service address netns_addr ("ADDR/PLEN") moves
+	 * from the coordinator's namespace, which must be the old
+	 * instance's, to device netns_dev there, announced (a gratuitous
+	 * ARP, an unsolicited neighbour advertisement); then what arrived
+	 * for the connections meanwhile is thawed into it. The caller
+	 * needs CAP_NET_ADMIN over both namespaces; its thread enters netns
+	 * for as long as it takes to open a socket there, and comes back.
+	 */
+	const char *netns;
+	const char *netns_addr;
+	const char *netns_dev;
 };
 
 /*
@@ -417,6 +432,14 @@ struct baton_upgrade_report {
 	 * that changed, opened or closed since
 	 */
 	__u32 early_records;
+	/*
+	 * Into another network namespace: the address moved (it was added
+	 * there, announced, removed here), and the held segments thawed
+	 * into it, after ACTIVE; how many, and what each step took
+	 */
+	bool netns_moved;
+	__u64 netns_delivered;	/* segments held here, delivered there */
+	__u64 netns_add_ns, netns_announce_ns, netns_del_ns, netns_thaw_ns;
 };
 
 BATON_API int baton_upgrade_open(struct baton_upgrade **up,

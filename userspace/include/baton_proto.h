@@ -185,12 +185,22 @@ enum baton_precopy_end {
 #define BATON_UPGRADE_F_REPAIR	(1U << 2) /* connections move by checkpoint
 					   * and restore (BATON_BLOB_TCP),
 					   * not by descriptor */
+#define BATON_UPGRADE_F_NETNS	(1U << 3) /* with REPAIR: the new runs in
+					   * another network namespace. The
+					   * old freezes its listeners' ports
+					   * with its connections; the new
+					   * rebuilds them before their
+					   * address is there, and leaves the
+					   * freeze to the coordinator, which
+					   * moves the address and thaws it
+					   * into the new namespace */
 #define BATON_UPGRADE_F_ALL	(BATON_UPGRADE_F_DRAIN | \
 				 BATON_UPGRADE_F_OWN_LISTENERS | \
-				 BATON_UPGRADE_F_REPAIR)
+				 BATON_UPGRADE_F_REPAIR | \
+				 BATON_UPGRADE_F_NETNS)
 
 /* BATON_MSG_PHASE1_DONE flags: those of the upgrade the new must know */
-#define BATON_PHASE1_F_ALL	BATON_UPGRADE_F_REPAIR
+#define BATON_PHASE1_F_ALL	(BATON_UPGRADE_F_REPAIR | BATON_UPGRADE_F_NETNS)
 
 /* BATON_MSG_DEACTIVATE and BATON_MSG_PHASE2_DONE flags */
 #define BATON_DEACTIVATE_F_DIRECT (1U << 0) /* the new activates as soon

@@ -111,27 +111,9 @@ static int stopped(struct restore *rs)
  */
 int file_listener_open(const struct file_listener *l, bool freebind, int *out)
 {
-	int fd, one = 1, v6only = l->v6only, err;
-	bool v6 = l->local.ss_family == AF_INET6;
-
-	fd = socket(l->local.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
-		    (l->file_flags & O_NONBLOCK ? SOCK_NONBLOCK : 0), 0);
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    (freebind &&
-	     setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
-			v6 ? IPV6_FREEBIND : IP_FREEBIND, &one, sizeof(one))) ||
-	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
-			      sizeof(v6only))) ||
-	    bind(fd, (const struct sockaddr *)&l->local, l->local_len) ||
-	    listen(fd, SOMAXCONN)) {
-		err = -errno;
-		close(fd);
-		return err;
-	}
-	*out = fd;
-	return 0;
+	return sockets_listen_at(&l->local, l->local_len,
+				 l->file_flags & O_NONBLOCK, freebind,
+				 l->v6only, out);
 }
 
 /*

@@ -29,6 +29,8 @@ struct baton_upgrade {
 	char resumed_why[160];	/* the old's RESUMED said why */
 	char lost_why[320];	/* the new one's PEER_LOST said why */
 	struct versions old_ver;	/* what the old's WELCOME said */
+	__u32 freeze_id;	/* the old's DEACTIVATED: its freeze, or 0 */
+	struct netns_move *mv;	/* into another namespace: netns.c */
 };
 
 enum from { FROM_OLD, FROM_NEW };
@@ -69,6 +71,17 @@ int spawn(struct baton_upgrade *up);
 int spawn_new(struct baton_upgrade *up);
 void reap_new(struct baton_upgrade *up);
 bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
+
+/*
+ * netns.c: into another network namespace. prepare checks and opens all
+ * it needs before anything begins; move, once the new one is ACTIVE,
+ * takes the service address there and thaws the old's freeze into it.
+ */
+struct netns_move;
+int netns_prepare(struct baton_upgrade *up);
+int netns_move(struct baton_upgrade *up);
+int netns_child_fd(const struct baton_upgrade *up);
+void netns_free(struct baton_upgrade *up);
 
 /* blackout.c: from READY to ACTIVE, and the ways back or forward */
 int step_blackout(struct baton_upgrade *up);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ struct child_plan {
 	char pid_env[sizeof(PID_ENV) + 12];
 	char run_dir_env[sizeof(RUN_DIR_ENV) + PATH_MAX / 2];
 	int fd[CHILD_REPORT_FD + 1];	/* each the child's fd of that number */
+	int netns;		/* the namespace it starts in, or -1 */
 };
 
 /* execvp()'s search, done before fork(): the path the child execs */
@@ -108,6 +110,9 @@ static void plan_free(struct child_plan *p)
 			close(p->fd[i]);
 		p->fd[i] = -1;
 	}
+	if (p->netns >= 0)
+		close(p->netns);
+	p->netns = -1;
 	free(p->envp);
 	p->envp = NULL;
 }
@@ -133,8 +138,11 @@ child_exec(struct child_plan *p, char *const *argv)
 			_exit(127);
 	if (dup3(p->fd[CHILD_REPORT_FD], CHILD_REPORT_FD, O_CLOEXEC) < 0)
 		_exit(127);
+	if (p->netns >= 0 && setns(p->netns, CLONE_NEWNET))
+		goto report;
 	close_range(CHILD_REPORT_FD + 1, ~0U, 0);
 	execve(p->path, argv, p->envp);
+report:
 	err = errno;
 	if (write(CHILD_REPORT_FD, &err, sizeof(err)) < 0)
 		_exit(127);
@@ -237,7 +245,7 @@ static int not_started(struct baton_upgrade *up, pid_t pid)
 
 int spawn_new(struct baton_upgrade *up)
 {
-	struct child_plan p = { .fd = { -1, -1, -1, -1, -1 } };
+	struct child_plan p = { .fd = { -1, -1, -1, -1, -1 }, .netns = -1 };
 	struct baton_msg *m = up->msg;
 	int sp[2], report[2], err, child_err;
 	struct pollfd pfd;
@@ -248,6 +256,13 @@ int spawn_new(struct baton_upgrade *up)
 		return fail(up, -ENOENT, "cannot run '%s': no such program in PATH",
 			    up->o.argv[0]);
 	err = plan_env(&p, up->paths.dir) ?: plan_stdio(up, &p);
+	/* above what the child moves into place, as its others are */
+	if (!err && netns_child_fd(up) >= 0) {
+		p.netns = fcntl(netns_child_fd(up), F_DUPFD_CLOEXEC, FD_FLOOR);
+		if (p.netns < 0)
+			err = fail(up, -errno, "descriptors for the new instance: %s",
+				   strerror(errno));
+	}
 	if (err) {
 		err = err == -ENOMEM ? fail(up, err, "out of memory") : err;
 		goto free_plan;

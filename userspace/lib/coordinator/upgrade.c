@@ -123,11 +123,23 @@ int baton_upgrade_open(struct baton_upgrade **out,
 	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL) ||
 	    o->precopy_rounds > BATON_MAX_ROUNDS ||
 	    ((o->flags & BATON_UPGRADE_F_REPAIR) &&
-	     (o->flags & BATON_UPGRADE_F_DRAIN)))
+	     (o->flags & BATON_UPGRADE_F_DRAIN)) ||
+	    ((o->flags & BATON_UPGRADE_F_NETNS) && !o->netns) ||
+	    (o->netns && (!(o->flags & BATON_UPGRADE_F_REPAIR) ||
+			  !o->netns_addr || !o->netns_dev)))
 		return -EINVAL;
 	err = upgrade_new(&up, o);
 	if (err)
 		return err;
+	if (o->netns) {
+		up->o.flags |= BATON_UPGRADE_F_NETNS;
+		up->r.flags = up->o.flags;
+		err = netns_prepare(up);
+		if (err) {
+			baton_upgrade_close(up);
+			return err;
+		}
+	}
 	err = attach(up);
 	if (err) {
 		baton_upgrade_close(up);
@@ -188,6 +200,39 @@ static int step_ready(struct baton_upgrade *up)
 	return 0;
 }
 
+/*
+ * Into another namespace, once the new one is active: the old's freeze id
+ * comes with its DEACTIVATED, which may still be on its way; then the
+ * address moves (netns.c). A failure is the report's: nothing is undone.
+ */
+static void step_netns(struct baton_upgrade *up, __u64 deadline)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	enum from from;
+	int err;
+
+	while (!up->r.t_ns[BATON_PHASE_DEACTIVATED] && up->old >= 0) {
+		err = wait_msg(up, deadline, &from, tb);
+		if (err == -ECONNRESET && from == FROM_NEW) {
+			close(up->new);
+			up->new = -1;
+		} else if (err) {
+			break;
+		} else {
+			msg_close_fds(up->msg);
+			if (from == FROM_OLD &&
+			    up->msg->nlh->nlmsg_type == BATON_MSG_DEACTIVATED)
+				deactivated(up, tb);
+		}
+	}
+	if (!up->r.t_ns[BATON_PHASE_DEACTIVATED]) {
+		fail(up, -EPROTO, "the new instance serves in %s, but the old one went away without saying which freeze holds its connections: %s stays here, and its connections are reset when the freeze ends; move it by hand",
+		     up->o.netns, up->o.netns_addr);
+		return;
+	}
+	netns_move(up);
+}
+
 /* The old closes its copies and exits; its socket to us closes last. */
 int step_done(struct baton_upgrade *up)
 {
@@ -196,6 +241,8 @@ int step_done(struct baton_upgrade *up)
 	enum from from;
 	int err;
 
+	if (up->mv)
+		step_netns(up, deadline);
 	while (up->old >= 0) {
 		err = wait_msg(up, deadline, &from, tb);
 		if (err == -ECONNRESET && from == FROM_NEW) {
@@ -253,6 +300,7 @@ void baton_upgrade_close(struct baton_upgrade *up)
 	if (!up)
 		return;
 	drop_held(up);
+	netns_free(up);
 	free(up->held);
 	if (up->stdio[0] >= 0)
 		close(up->stdio[0]);

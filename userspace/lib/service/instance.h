@@ -116,6 +116,8 @@ void pending_close(struct baton_service *svc, unsigned int slot);
  */
 struct repair_out;
 int repair_out_open(struct baton_service *svc);
+/* whether baton.ko freezes them (else TCP_REPAIR alone, unfrozen) */
+bool repair_out_frozen(const struct baton_service *svc);
 /* socks: the application's, connections and listeners; count: of the
  * connections among them */
 int repair_out_checkpoint(struct baton_service *svc,

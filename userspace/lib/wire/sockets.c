@@ -5,8 +5,12 @@
  * descriptors that travel with it.
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "wire/wire.h"
 
@@ -59,6 +63,46 @@ void sockets_addresses(struct held_socket *s)
 				&si->peer_len) < 0)
 			si->peer_len = 0;
 	}
+}
+
+int sockets_listen_at(const struct sockaddr_storage *local, socklen_t len,
+		      bool nonblock, bool freebind, int v6only, int *out)
+{
+	bool v6 = local->ss_family == AF_INET6;
+	int fd, one = 1, err;
+
+	fd = socket(local->ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+		    (nonblock ? SOCK_NONBLOCK : 0), 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (freebind &&
+	     setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP,
+			v6 ? IPV6_FREEBIND : IP_FREEBIND, &one, sizeof(one))) ||
+	    (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+			      sizeof(v6only))) ||
+	    bind(fd, (const struct sockaddr *)local, len) ||
+	    listen(fd, SOMAXCONN)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return 0;
+}
+
+bool sockets_foreign_netns(int fd)
+{
+	struct stat theirs, ours;
+	int ns = ioctl(fd, SIOCGSKNS);
+	bool foreign;
+
+	if (ns < 0)
+		return false;	/* not a socket of a family that says */
+	foreign = !fstat(ns, &theirs) && !stat("/proc/self/ns/net", &ours) &&
+		  (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev);
+	close(ns);
+	return foreign;
 }
 
 /* Sends n sockets in as many SOCKETS messages as it takes. */

@@ -150,6 +150,14 @@ int sockets_parse(struct baton_msg *m, struct held_socket *out,
 int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,
 		 unsigned int n);
 void sockets_addresses(struct held_socket *s);
+/*
+ * A listener at local, made in the caller's network namespace: freebind
+ * for an address that need not be there yet; v6only for IPv6. Into *out.
+ */
+int sockets_listen_at(const struct sockaddr_storage *local, socklen_t len,
+		      bool nonblock, bool freebind, int v6only, int *out);
+/* Whether fd's socket belongs to another network namespace than ours */
+bool sockets_foreign_netns(int fd);
 
 /* records.c: blobs of records in sealed memfds */
 struct baton_rec_writer {

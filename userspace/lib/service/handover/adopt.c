@@ -6,6 +6,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,39 @@ static int remember(struct takeover *t, struct sock_key key)
 	return 0;
 }
 
+/*
+ * A listener of the old instance's network namespace, where ours is
+ * another (repair mode's move, BATON_UPGRADE_F_NETNS): useless here, so
+ * it is made again in ours, at its address, which need not be here yet
+ * (freebind), before the application takes it. SYNs for it meanwhile
+ * wait in the old namespace, frozen, and are thawed into ours.
+ */
+static int listener_here(struct takeover *t, struct held_socket *s)
+{
+	int fd, fl, v6only = 0, err;
+	socklen_t len = sizeof(v6only);
+
+	if (!sockets_foreign_netns(s->fd))
+		return 0;
+	fl = fcntl(s->fd, F_GETFL);
+	if (s->si.local.ss_family == AF_INET6)
+		getsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
+	err = fl < 0 ? -errno :
+	      sockets_listen_at(&s->si.local, s->si.local_len,
+				fl & O_NONBLOCK, true, v6only, &fd);
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "listener %llu is of another network namespace, and cannot listen at its address in ours: %s",
+			 (unsigned long long)s->si.id, strerror(-err));
+		close(s->fd);
+		s->fd = -1;
+		return err;
+	}
+	close(s->fd);
+	s->fd = fd;
+	return 0;
+}
+
 /* One socket: the control socket is ours; the others the application's. */
 static int adopt_one(struct takeover *t, struct held_socket *s)
 {
@@ -52,6 +87,11 @@ static int adopt_one(struct takeover *t, struct held_socket *s)
 		return 0;
 	}
 	sockets_addresses(s);
+	if (s->si.kind == BATON_SOCK_LISTENER) {
+		err = listener_here(t, s);
+		if (err)
+			return err;
+	}
 	err = svc->o.ops->adopt_socket(svc->o.app, s->fd, &s->si);
 	if (err) {
 		snprintf(t->why, sizeof(t->why),

@@ -144,6 +144,7 @@ static int from_peer(struct takeover *t)
 			return -EINVAL;
 		}
 		t->repair = kind & BATON_UPGRADE_F_REPAIR;
+		t->netns = kind & BATON_UPGRADE_F_NETNS;
 		t->phase1_done = true;
 		return send_ready(t);
 	case BATON_MSG_PHASE2_DONE:

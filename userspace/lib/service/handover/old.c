@@ -88,6 +88,7 @@ static int deactivate(struct baton_service *svc)
 	msg_init(m, BATON_MSG_DEACTIVATED);
 	if (!msg_put_u32(m, BATON_A_RECORDS, records) &&
 	    !msg_put_u64(m, BATON_A_BYTES, bytes) &&
+	    (!freeze_id || !msg_put_u32(m, BATON_A_FREEZE_ID, freeze_id)) &&
 	    (!svc->repair ||
 	     (!msg_put_u32(m, BATON_A_CHECKPOINTS, ckpts) &&
 	      !msg_put_u32(m, BATON_A_CKPT_FORMAT, freeze_id ?
@@ -108,9 +109,10 @@ static int on_upgrade(struct baton_service *svc, const struct nlattr **tb)
 	int err;
 
 	if (svc->state != SVC_EXPECTING || (flags & ~BATON_UPGRADE_F_ALL) ||
-	    ((flags & BATON_UPGRADE_F_REPAIR) && (flags & BATON_UPGRADE_F_DRAIN)))
+	    ((flags & BATON_UPGRADE_F_REPAIR) && (flags & BATON_UPGRADE_F_DRAIN)) ||
+	    ((flags & BATON_UPGRADE_F_NETNS) && !(flags & BATON_UPGRADE_F_REPAIR)))
 		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
-				      "bad UPGRADE: unknown flags, repair mode with drain, or not expecting one");
+				      "bad UPGRADE: unknown flags, repair mode with drain, another namespace without repair mode, or not expecting one");
 	if (!rounds || rounds > BATON_MAX_ROUNDS)
 		return msg_send_error(svc->ctl, svc->msg, -EINVAL,
 				      "bad UPGRADE: %u rounds of phase 1; 1 to %u",
@@ -122,6 +124,12 @@ static int on_upgrade(struct baton_service *svc, const struct nlattr **tb)
 			return msg_send_error(svc->ctl, svc->msg, err,
 					      "repair mode: cannot open the TCP checkpoint channel: %s",
 					      strerror(-err));
+		/* nothing else holds a peer's segments while the address moves */
+		if ((flags & BATON_UPGRADE_F_NETNS) && !repair_out_frozen(svc)) {
+			repair_out_close(svc);
+			return msg_send_error(svc->ctl, svc->msg, -EOPNOTSUPP,
+					      "moving into another network namespace needs baton.ko in the old instance's kernel, to freeze the connections while their address moves (modprobe baton)");
+		}
 	}
 	svc->flags = flags;
 	svc->max_rounds = rounds;

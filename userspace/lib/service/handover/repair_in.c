@@ -15,7 +15,11 @@
  * commit:  just before ACTIVE, each leaves repair mode (TCP_REPAIR's with
  *	    the window probe and the bytes never sent, which unfrozen peers
  *	    must not see before) and the freeze is thawed: what the peers
- *	    sent meanwhile reaches the new sockets.
+ *	    sent meanwhile reaches the new sockets. Into another network
+ *	    namespace (BATON_UPGRADE_F_NETNS), the connections were imported
+ *	    before their address is here (BATON_IMPORT_F_NONLOCAL), and the
+ *	    freeze, the old namespace's, is the coordinator's to thaw into
+ *	    ours once it has moved the address.
  * abort:   any failure before that lets go of every socket restored
  *	    (connect(AF_UNSPEC) in repair mode: silent, the tuple free), for
  *	    the old one to restore it; then our error reaches it.
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/baton.h>
 #include "service/handover/takeover.h"
 #include "tcp/tcp.h"
 
@@ -106,9 +111,13 @@ static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 				 "the connections were checkpointed by baton.ko, which is not loaded here (modprobe baton)");
 			return -ENOENT;
 		}
-		/* the records lie one after another: the module's bulk record */
-		return baton_tcp_import_conns(t->tcp, k->d.buf, k->d.len, fds,
-					      k->n);
+		/*
+		 * the records lie one after another: the module's bulk
+		 * record; in another namespace, before their address is here
+		 */
+		return baton_tcp_import_conns_flags(t->tcp, k->d.buf, k->d.len,
+						    fds, k->n, t->netns ?
+						    BATON_IMPORT_F_NONLOCAL : 0);
 	}
 	for (i = 0; i < k->n; i++)
 		fds[i] = -1;
@@ -249,7 +258,8 @@ void repair_in_commit(struct takeover *t)
 		guard(t->restored, t->nrestored, TCP_REPAIR_OFF_NO_WP);
 	}
 	t->nrestored = 0;
-	if (!t->freeze_id)
+	/* in another namespace, the coordinator thaws it into ours */
+	if (!t->freeze_id || t->netns)
 		return;
 	err = baton_tcp_thaw(t->tcp, t->freeze_id, &fs);
 	steps_mark(&t->st, "thaw");

@@ -83,6 +83,11 @@ int repair_out_open(struct baton_service *svc)
 	return 0;
 }
 
+bool repair_out_frozen(const struct baton_service *svc)
+{
+	return svc->repair && tcp_has_module(svc->repair->tcp);
+}
+
 static void conns_free(struct repair_out *rp)
 {
 	unsigned int i;
@@ -297,8 +302,13 @@ int repair_out_checkpoint(struct baton_service *svc,
 	for (i = 0; i < nsocks; i++)
 		n += socks[i].si.kind == BATON_SOCK_CONN;
 	*count = n;
-	/* a checkpoint file's gap: the ports too, where baton.ko is */
-	if (svc->freeze_ms && tcp_has_module(rp->tcp))
+	/*
+	 * a checkpoint file's gap, or a move into another network namespace
+	 * (SYNs held here until the new one's listeners there get them): the
+	 * ports too, where baton.ko is
+	 */
+	if ((svc->freeze_ms || (svc->flags & BATON_UPGRADE_F_NETNS)) &&
+	    tcp_has_module(rp->tcp))
 		ports_make(svc, rp, socks, nsocks);
 	if (!n && !rp->nports)
 		return 0;

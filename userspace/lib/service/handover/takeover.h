@@ -28,6 +28,7 @@ struct takeover {
 	struct steps st;	/* the blackout, on this side */
 	char why[256];
 	bool repair;		/* PHASE1_DONE said BATON_UPGRADE_F_REPAIR */
+	bool netns;		/* and BATON_UPGRADE_F_NETNS */
 	/* repair mode: the blobs kept for activation (-1: none) */
 	int tcp_blob, conns_blob;
 	__u32 freeze_id;	/* PHASE2_DONE's; 0: none */
