@@ -143,24 +143,32 @@ static int client_in_c(FIXTURE_DATA(netns) *self)
 	return fd;
 }
 
-/* Whether X is an address of namespace ns: a bind to it works there */
-static bool x_is_in(FIXTURE_DATA(netns) *self, int ns)
+/*
+ * Whether X is an address of namespace ns: 1 if a bind to it works there,
+ * 0 if it is refused for want of the address, else -errno
+ */
+static int x_is_in(FIXTURE_DATA(netns) *self, int ns)
 {
 	struct sockaddr_storage ss = self->x;
-	bool here = false;
-	int fd;
+	int fd, here;
 
 	if (setns(ns, CLONE_NEWNET))
-		return false;
+		return -errno;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (ss.ss_family == AF_INET6)
 		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
 	else
 		((struct sockaddr_in *)&ss)->sin_port = 0;
-	here = fd >= 0 && !bind(fd, (struct sockaddr *)&ss, self->xlen);
+	if (fd < 0)
+		here = -errno;
+	else if (!bind(fd, (struct sockaddr *)&ss, self->xlen))
+		here = 1;
+	else
+		here = errno == EADDRNOTAVAIL ? 0 : -errno;
 	if (fd >= 0)
 		close(fd);
-	setns(self->a, CLONE_NEWNET);
+	if (setns(self->a, CLONE_NEWNET))
+		return -errno;
 	return here;
 }
 
@@ -181,6 +189,19 @@ static void counters_in_c(FIXTURE_DATA(netns) *self, struct counters *c)
 	setns(self->c, CLONE_NEWNET);
 	counters_read(c);
 	setns(self->a, CLONE_NEWNET);
+}
+
+/* C's connections reset by their peer (Tcp EstabResets) */
+static long long estab_resets_in_c(FIXTURE_DATA(netns) *self)
+{
+	long long n;
+
+	if (setns(self->c, CLONE_NEWNET))
+		return -errno;
+	n = counter("/proc/net/snmp", "Tcp", "EstabResets");
+	if (setns(self->a, CLONE_NEWNET))
+		return -errno;
+	return n;
 }
 
 static int unmoved_in_c(FIXTURE_DATA(netns) *self, const struct counters *b)
@@ -204,8 +225,6 @@ FIXTURE_SETUP(netns)
 	for (i = 0; i < CLIENTS; i++)
 		self->fds[i] = -1;
 	ASSERT_EQ(0, netns_enter());
-	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
-	snprintf(self->log, sizeof(self->log), "%s/kvd.log", self->rundir);
 	self->a = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	ASSERT_LE(0, self->a);
 	ASSERT_EQ(0, unshare(CLONE_NEWNET));
@@ -236,6 +255,8 @@ FIXTURE_SETUP(netns)
 	ASSERT_EQ(0, getsockname(self->lfd, (struct sockaddr *)&self->x,
 				 &self->xlen));
 	/* last: a setup that fails has no teardown */
+	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
+	snprintf(self->log, sizeof(self->log), "%s/kvd.log", self->rundir);
 	self->kvd = kvd_start(variant->from, self->lfd, self->rundir, NULL);
 	ASSERT_LT(0, self->kvd);
 
@@ -334,11 +355,14 @@ TEST_F_TIMEOUT(netns, upgrade_moves_address_and_connections, 240)
 	pid_t pid = 0;
 	pthread_t st;
 	int version = 0, fd, rc;
+	long long resets_in;
 
 	ASSERT_EQ(0, clients_up(self));
 	snd.fd = client_in_c(self);
 	ASSERT_LE(0, snd.fd);
 	counters_in_c(self, &before);
+	resets_in = estab_resets_in_c(self);
+	ASSERT_LE(0, resets_in);
 	ASSERT_EQ(0, incr_load_start(&self->load));
 	ASSERT_EQ(0, pthread_create(&st, NULL, send_steadily, &snd));
 	usleep(200000);
@@ -374,8 +398,8 @@ TEST_F_TIMEOUT(netns, upgrade_moves_address_and_connections, 240)
 	EXPECT_EQ(variant->to, version);
 	EXPECT_EQ(json_num(out, "new_pid"), pid);
 	EXPECT_TRUE(runs_in(pid, self->b));
-	EXPECT_FALSE(x_is_in(self, self->a));
-	EXPECT_TRUE(x_is_in(self, self->b));
+	EXPECT_EQ(0, x_is_in(self, self->a));
+	EXPECT_EQ(1, x_is_in(self, self->b));
 	fd = client_in_c(self);
 	EXPECT_LE(0, fd);
 	if (fd >= 0) {
@@ -389,6 +413,8 @@ TEST_F_TIMEOUT(netns, upgrade_moves_address_and_connections, 240)
 
 		counters_in_c(self, &after);
 		EXPECT_EQ(before.timeouts, after.timeouts);
+		/* and none came to them: nothing repairs a socket in C */
+		EXPECT_EQ(resets_in, estab_resets_in_c(self));
 	}
 	close(snd.fd);
 }
@@ -404,6 +430,7 @@ TEST_F(netns, refused_with_cause)
 		{ NULL, "10.99.0.1/24", "bB", "repair",
 		  "is not an address of this network namespace" },
 		{ NULL, NULL, "nosuch0", "repair", "no device 'nosuch0'" },
+		{ NULL, "", "bB", "repair", "has prefix length" },
 		{ NULL, NULL, "bB", "fd", "it needs --mode repair" },
 	};
 	char out[4096], path[512];
@@ -414,6 +441,15 @@ TEST_F(netns, refused_with_cause)
 	bin("kvd-v1", path, sizeof(path));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *addr = bad[i].addr ?: x_prefix(variant->family);
+		char wrong[64];
+
+		/* "": X with another prefix length than it has in A */
+		if (addr[0] == '\0') {
+			snprintf(wrong, sizeof(wrong), "%s/%d",
+				 x_addr(variant->family),
+				 variant->family == AF_INET6 ? 48 : 16);
+			addr = wrong;
+		}
 		const char *args[] = { "upgrade", "kvd", "-j", "--mode",
 				       bad[i].mode, "--netns",
 				       bad[i].netns ?: self->path_b,
@@ -442,8 +478,8 @@ TEST_F(netns, refused_with_cause)
 		EXPECT_NE(NULL, strstr(out, bad[i].cause)) TH_LOG("%s", out);
 		EXPECT_EQ(0, kvd_info(self->fds[0], &pid, &version));
 		EXPECT_EQ(self->kvd, pid);
-		EXPECT_TRUE(x_is_in(self, self->a));
-		EXPECT_FALSE(x_is_in(self, self->b));
+		EXPECT_EQ(1, x_is_in(self, self->a));
+		EXPECT_EQ(0, x_is_in(self, self->b));
 	}
 }
 
@@ -468,8 +504,8 @@ TEST_F_TIMEOUT(netns, rollback_keeps_address, 180)
 	EXPECT_EQ(0, self->load.bad);
 	EXPECT_EQ(0, kvd_info(self->fds[0], &pid, &version));
 	EXPECT_EQ(self->kvd, pid);
-	EXPECT_TRUE(x_is_in(self, self->a));
-	EXPECT_FALSE(x_is_in(self, self->b));
+	EXPECT_EQ(1, x_is_in(self, self->a));
+	EXPECT_EQ(0, x_is_in(self, self->b));
 	ASSERT_EQ(0, setns(self->b, CLONE_NEWNET));
 	others = netns_others(NULL, 0, left, 8);
 	ASSERT_EQ(0, setns(self->a, CLONE_NEWNET));

@@ -711,6 +711,10 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		fprintf(stderr, "batonctl: --drain leaves the connections with the old instance: it does not go with --mode repair\n");
 		return 2;
 	}
+	if (uo->netns && v->cmd) {
+		fprintf(stderr, "batonctl: --verify goes back by another upgrade, from where the service then is: with --netns, run that one yourself, from the new namespace (--netns back to this one)\n");
+		return 2;
+	}
 	if ((uo->netns_addr || uo->netns_dev) && !uo->netns) {
 		fprintf(stderr, "batonctl: --netns-addr and --netns-dev go with --netns PATH, the namespace the service moves to\n");
 		return 2;

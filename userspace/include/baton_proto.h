@@ -199,6 +199,9 @@ enum baton_precopy_end {
 				 BATON_UPGRADE_F_REPAIR | \
 				 BATON_UPGRADE_F_NETNS)
 
+/* BATON_MSG_START flags: those the new must know before phase 1 */
+#define BATON_START_F_ALL	BATON_UPGRADE_F_NETNS
+
 /* BATON_MSG_PHASE1_DONE flags: those of the upgrade the new must know */
 #define BATON_PHASE1_F_ALL	(BATON_UPGRADE_F_REPAIR | BATON_UPGRADE_F_NETNS)
 

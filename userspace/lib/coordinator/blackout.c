@@ -25,6 +25,8 @@ static void active(struct baton_upgrade *up, const struct nlattr **tb)
 	up->r.activate_flags = attr_u32(tb, BATON_A_FLAGS, 0);
 	/* with repair mode's restored connections, which READY did not count */
 	up->r.conns = attr_u32(tb, BATON_A_CONNS, up->r.conns);
+	/* into another namespace: the old's freeze, which the new one kept */
+	up->freeze_id = attr_u32(tb, BATON_A_FREEZE_ID, up->freeze_id);
 	steps_get(up->msg, "new", up->r.steps, &up->r.nsteps);
 	drop_held(up);
 	reach(up, BATON_PHASE_ACTIVE);
@@ -234,6 +236,9 @@ int roll_forward(struct baton_upgrade *up)
 	if (err)
 		return give_up(up, err);
 	active(up, tb);
+	/* into another namespace: the address follows, nothing to thaw */
+	if (up->mv)
+		netns_move(up);
 	reach(up, BATON_PHASE_DONE);
 	return 0;
 }

@@ -80,6 +80,7 @@ bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
 struct netns_move;
 int netns_prepare(struct baton_upgrade *up);
 int netns_move(struct baton_upgrade *up);
+int netns_check_old(struct baton_upgrade *up);
 int netns_child_fd(const struct baton_upgrade *up);
 void netns_free(struct baton_upgrade *up);
 

@@ -43,6 +43,7 @@
 #include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <linux/if_arp.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
@@ -53,10 +54,17 @@
 #include "coordinator/coordinator.h"
 #include "tcp/tcp.h"
 
-/* the announcement goes out this many times, back to back */
-#define ANNOUNCE_COUNT		2
-/* from the announcement to the address's removal here: in flight */
-#define SETTLE_US		2000
+/*
+ * From the announcement to the address's removal here, what the peers
+ * sent before they heard it still arrives: the removal waits until no
+ * segment was held here for SETTLE_QUIET_MS, SETTLE_MAX_MS at most. A
+ * segment that comes later is not local here any more, and is lost.
+ */
+#define SETTLE_QUIET_MS		5
+#define SETTLE_MAX_MS		200
+/* a dump's part fits, whatever the kernel's page size (libmnl's later
+ * MNL_SOCKET_DUMP_SIZE) */
+#define DUMP_BUF		32768
 
 struct netns_move {
 	int ns;			/* the other namespace */
@@ -70,6 +78,7 @@ struct netns_move {
 	} addr;
 	unsigned int plen;
 	int ifindex_there, ifindex_here;
+	__u32 seq;		/* our rtnetlink requests' */
 	unsigned char mac[ETH_ALEN];
 	struct baton_tcp *tcp;	/* here: the freeze is ours */
 };
@@ -140,15 +149,23 @@ static int open_there(struct baton_upgrade *up, struct netns_move *mv)
 		return fail(up, -errno, "cannot enter the network namespace %s: %s",
 			    up->o.netns, strerror(errno));
 	mv->rt_there = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	/* to send only: protocol 0, and every ICMPv6 type filtered out */
 	if (mv->family == AF_INET)
-		mv->announce = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC,
-				      htons(ETH_P_ARP));
+		mv->announce = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	else
 		mv->announce = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC,
 				      IPPROTO_ICMPV6);
 	ctl = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (!mv->rt_there || mv->announce < 0 || ctl < 0)
 		err = -errno;
+	if (!err && mv->family == AF_INET6) {
+		struct icmp6_filter none;
+
+		ICMP6_FILTER_SETBLOCKALL(&none);
+		if (setsockopt(mv->announce, IPPROTO_ICMPV6, ICMP6_FILTER,
+			       &none, sizeof(none)))
+			err = -errno;
+	}
 	if (setns(mv->home, CLONE_NEWNET)) {
 		/* not where we were: nothing of ours can go on from here */
 		err = fail(up, -errno, "cannot come back from the network namespace %s: %s",
@@ -187,14 +204,15 @@ close_ctl:
 }
 
 /* An RTM_NEWADDR or RTM_DELADDR of our address on nl: 0, or -errno */
-static int addr_change(struct mnl_socket *nl, const struct netns_move *mv,
+static int addr_change(struct mnl_socket *nl, struct netns_move *mv,
 		       __u16 type, int ifindex)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
-	__u32 seq = time(NULL);
+	__u32 seq = ++mv->seq;
 	ssize_t n;
+	int ret;
 
 	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK |
@@ -211,16 +229,20 @@ static int addr_change(struct mnl_socket *nl, const struct netns_move *mv,
 		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
 	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
-	n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-	if (n < 0)
-		return -errno;
-	return mnl_cb_run(buf, n, seq, mnl_socket_get_portid(nl), NULL,
-			  NULL) < 0 ? -errno : 0;
+	do {	/* until the ACK (or the error) */
+		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		ret = mnl_cb_run(buf, n, seq, mnl_socket_get_portid(nl), NULL,
+				 NULL);
+	} while (ret > MNL_CB_STOP);
+	return ret < 0 ? -errno : 0;
 }
 
 struct addr_find {
 	const struct netns_move *mv;
 	int ifindex;
+	unsigned int plen;
 };
 
 static int addr_attr_cb(const struct nlattr *attr, void *data)
@@ -244,20 +266,25 @@ static int addr_find_cb(const struct nlmsghdr *nlh, void *data)
 	a = tb[IFA_LOCAL] ?: tb[IFA_ADDRESS];
 	if (a && ifa->ifa_family == f->mv->family &&
 	    mnl_attr_get_payload_len(a) == addr_len(f->mv) &&
-	    !memcmp(mnl_attr_get_payload(a), &f->mv->addr, addr_len(f->mv)))
+	    !memcmp(mnl_attr_get_payload(a), &f->mv->addr, addr_len(f->mv))) {
 		f->ifindex = ifa->ifa_index;
+		f->plen = ifa->ifa_prefixlen;
+	}
 	return MNL_CB_OK;
 }
 
-/* The device that has our address on nl's namespace: 0 if none */
-static int addr_where(struct mnl_socket *nl, const struct netns_move *mv,
-		      int *ifindex)
+/*
+ * The device that has our address in nl's namespace (0 if none), and
+ * the prefix length it has there
+ */
+static int addr_where(struct mnl_socket *nl, struct netns_move *mv,
+		      int *ifindex, unsigned int *plen)
 {
-	char buf[MNL_SOCKET_BUFFER_SIZE];
+	char buf[DUMP_BUF];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct addr_find f = { .mv = mv };
 	struct ifaddrmsg *ifa;
-	__u32 seq = time(NULL);
+	__u32 seq = ++mv->seq;
 	ssize_t n;
 	int ret;
 
@@ -278,6 +305,7 @@ static int addr_where(struct mnl_socket *nl, const struct netns_move *mv,
 	if (ret < 0)
 		return -errno;
 	*ifindex = f.ifindex;
+	*plen = f.plen;
 	return 0;
 }
 
@@ -285,6 +313,7 @@ int netns_prepare(struct baton_upgrade *up)
 {
 	const struct baton_upgrade_opts *o = &up->o;
 	struct netns_move *mv;
+	unsigned int plen;
 	int err, ifindex;
 
 	mv = up->mv = calloc(1, sizeof(*mv));
@@ -312,14 +341,18 @@ int netns_prepare(struct baton_upgrade *up)
 	if (!mv->rt_here || mnl_socket_bind(mv->rt_here, 0, MNL_SOCKET_AUTOPID) ||
 	    mnl_socket_bind(mv->rt_there, 0, MNL_SOCKET_AUTOPID))
 		return fail(up, -errno, "rtnetlink: %s", strerror(errno));
-	err = addr_where(mv->rt_here, mv, &mv->ifindex_here);
+	err = addr_where(mv->rt_here, mv, &mv->ifindex_here, &plen);
 	if (err)
 		return fail(up, err, "cannot list this namespace's addresses: %s",
 			    strerror(-err));
 	if (!mv->ifindex_here)
 		return fail(up, -EADDRNOTAVAIL, "%s is not an address of this network namespace: run batonctl in the old instance's namespace, where the service address is",
 			    o->netns_addr);
-	err = addr_where(mv->rt_there, mv, &ifindex);
+	/* removed by its prefix length too: the one it has here */
+	if (plen != mv->plen)
+		return fail(up, -EINVAL, "the service address has prefix length %u here, not %u: give --netns-addr as on its device",
+			    plen, mv->plen);
+	err = addr_where(mv->rt_there, mv, &ifindex, &plen);
 	if (err)
 		return fail(up, err, "cannot list the addresses of %s: %s",
 			    o->netns, strerror(-err));
@@ -388,48 +421,94 @@ static int announce_v6(struct netns_move *mv, bool first)
 		      (struct sockaddr *)&to, sizeof(to)) < 0 ? -errno : 0;
 }
 
+static int addr_announce(struct netns_move *mv, bool first)
+{
+	return mv->family == AF_INET ? announce_v4(mv) : announce_v6(mv, first);
+}
+
+/*
+ * What the peers sent before they heard the announcement: until no
+ * segment was held here for SETTLE_QUIET_MS, or SETTLE_MAX_MS passed
+ */
+static void settle(struct netns_move *mv)
+{
+	struct baton_freeze_stats st;
+	__u64 held = ~0ULL, until = now_ns() + SETTLE_MAX_MS * 1000000ULL;
+	unsigned int quiet = 0;
+
+	while (quiet < SETTLE_QUIET_MS && now_ns() < until) {
+		if (baton_tcp_freeze_stats(mv->tcp, &st))
+			return;
+		quiet = st.held_packets == held ? quiet + 1 : 0;
+		held = st.held_packets;
+		usleep(1000);
+	}
+}
+
 int netns_move(struct baton_upgrade *up)
 {
 	struct netns_move *mv = up->mv;
 	struct baton_freeze_stats fs = {};
 	const char *a = up->o.netns_addr;
 	__u64 t = now_ns();
-	int err, i;
+	int err, del_err;
 
 	err = addr_change(mv->rt_there, mv, RTM_NEWADDR, mv->ifindex_there);
 	if (err)
-		return fail(up, err, "the new instance serves in %s, but %s could not be added there: %s; add it there, remove it here, and announce it by hand (the connections' segments are held here until the freeze's deadline)",
+		return fail(up, err, "the new instance serves in %s, but %s could not be added there: %s; the connections' segments are held here until the freeze's deadline, then reset",
 			    up->o.netns, a, strerror(-err));
 	up->r.netns_add_ns = now_ns() - t;
 	t = now_ns();
-	for (i = 0; !err && i < ANNOUNCE_COUNT; i++)
-		err = mv->family == AF_INET ? announce_v4(mv) :
-					      announce_v6(mv, !i);
+	err = addr_announce(mv, true);
 	if (err)
 		pr_warn(&up->log, "%s could not be announced on %s in %s: %s; its peers find it there once their neighbour entry ages",
 			a, up->o.netns_dev, up->o.netns, strerror(-err));
-	usleep(SETTLE_US);
+	settle(mv);
 	up->r.netns_announce_ns = now_ns() - t;
 	t = now_ns();
-	err = addr_change(mv->rt_here, mv, RTM_DELADDR, mv->ifindex_here);
-	if (err)
-		return fail(up, err, "%s moved to %s, but could not be removed here: %s; remove it by hand (ip addr del %s dev ...), then the held segments go there when the freeze ends",
-			    a, up->o.netns, strerror(-err), a);
+	del_err = addr_change(mv->rt_here, mv, RTM_DELADDR, mv->ifindex_here);
 	up->r.netns_del_ns = now_ns() - t;
+	/* again, for a peer that missed the first: nothing answers here now */
+	if (!err)
+		addr_announce(mv, false);
 	t = now_ns();
-	if (up->freeze_id) {
+	/* the sockets are there now: what was held goes there in any case */
+	if (up->freeze_id)
 		err = baton_tcp_thaw_into(mv->tcp, up->freeze_id, mv->ns,
 					  mv->ifindex_there, &fs);
-		if (err)
-			return fail(up, err, "%s moved to %s, but what was held for the connections meanwhile could not follow: %s",
-				    a, up->o.netns, strerror(-err));
-	}
+	else
+		err = 0;
 	up->r.netns_thaw_ns = now_ns() - t;
 	up->r.netns_delivered = fs.delivered_packets;
+	if (del_err)
+		return fail(up, del_err, "%s moved to %s, but could not be removed here: %s; remove it by hand (ip addr del %s dev ...): until then a peer still sending here is answered with a reset",
+			    a, up->o.netns, strerror(-del_err), a);
+	if (err)
+		return fail(up, err, "%s moved to %s, but what was held for the connections meanwhile could not follow: %s",
+			    a, up->o.netns, strerror(-err));
 	up->r.netns_moved = true;
 	pr_info(&up->log, "%s moved to device %s of %s; %llu segments held here went with it",
 		a, up->o.netns_dev, up->o.netns,
 		(unsigned long long)fs.delivered_packets);
+	return 0;
+}
+
+/*
+ * After the attach: the old instance's namespace must be ours, where its
+ * freeze is and the address leaves from
+ */
+int netns_check_old(struct baton_upgrade *up)
+{
+	struct stat theirs, ours;
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", up->r.old_pid);
+	if (stat(path, &theirs) || fstat(up->mv->home, &ours))
+		return fail(up, -errno, "cannot see the old instance's network namespace (%s): %s",
+			    path, strerror(errno));
+	if (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev)
+		return fail(up, -EXDEV, "the old instance (pid %d) runs in another network namespace than batonctl: run batonctl in its namespace (nsenter --net=/proc/%d/ns/net batonctl ...)",
+			    up->r.old_pid, up->r.old_pid);
 	return 0;
 }
 

@@ -292,6 +292,7 @@ int spawn_new(struct baton_upgrade *up)
 	msg_init(m, BATON_MSG_START);
 	err = msg_put_u32(m, BATON_A_TIMEOUT_MS, up->o.timeout_ms) ?:
 	      msg_put_u32(m, BATON_A_BLACKOUT_MS, up->o.blackout_ms) ?:
+	      msg_put_u32(m, BATON_A_FLAGS, up->o.flags & BATON_START_F_ALL) ?:
 	      msg_send(up->new, m);
 	if (err) {
 		err = fail(up, err, "cannot write to the new instance's socket: %s",

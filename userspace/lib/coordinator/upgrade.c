@@ -140,7 +140,7 @@ int baton_upgrade_open(struct baton_upgrade **out,
 			return err;
 		}
 	}
-	err = attach(up);
+	err = attach(up) ?: up->mv ? netns_check_old(up) : 0;
 	if (err) {
 		baton_upgrade_close(up);
 		return err;
@@ -200,39 +200,6 @@ static int step_ready(struct baton_upgrade *up)
 	return 0;
 }
 
-/*
- * Into another namespace, once the new one is active: the old's freeze id
- * comes with its DEACTIVATED, which may still be on its way; then the
- * address moves (netns.c). A failure is the report's: nothing is undone.
- */
-static void step_netns(struct baton_upgrade *up, __u64 deadline)
-{
-	const struct nlattr *tb[BATON_A_MAX + 1];
-	enum from from;
-	int err;
-
-	while (!up->r.t_ns[BATON_PHASE_DEACTIVATED] && up->old >= 0) {
-		err = wait_msg(up, deadline, &from, tb);
-		if (err == -ECONNRESET && from == FROM_NEW) {
-			close(up->new);
-			up->new = -1;
-		} else if (err) {
-			break;
-		} else {
-			msg_close_fds(up->msg);
-			if (from == FROM_OLD &&
-			    up->msg->nlh->nlmsg_type == BATON_MSG_DEACTIVATED)
-				deactivated(up, tb);
-		}
-	}
-	if (!up->r.t_ns[BATON_PHASE_DEACTIVATED]) {
-		fail(up, -EPROTO, "the new instance serves in %s, but the old one went away without saying which freeze holds its connections: %s stays here, and its connections are reset when the freeze ends; move it by hand",
-		     up->o.netns, up->o.netns_addr);
-		return;
-	}
-	netns_move(up);
-}
-
 /* The old closes its copies and exits; its socket to us closes last. */
 int step_done(struct baton_upgrade *up)
 {
@@ -241,8 +208,13 @@ int step_done(struct baton_upgrade *up)
 	enum from from;
 	int err;
 
+	/*
+	 * into another namespace, once the new one is active (its ACTIVE
+	 * named the old's freeze): the address moves. A failure is the
+	 * report's; nothing is undone
+	 */
 	if (up->mv)
-		step_netns(up, deadline);
+		netns_move(up);
 	while (up->old >= 0) {
 		err = wait_msg(up, deadline, &from, tb);
 		if (err == -ECONNRESET && from == FROM_NEW) {

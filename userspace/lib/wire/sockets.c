@@ -7,10 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <linux/sockios.h>
 
 #include "wire/wire.h"
 
@@ -89,20 +86,6 @@ int sockets_listen_at(const struct sockaddr_storage *local, socklen_t len,
 	}
 	*out = fd;
 	return 0;
-}
-
-bool sockets_foreign_netns(int fd)
-{
-	struct stat theirs, ours;
-	int ns = ioctl(fd, SIOCGSKNS);
-	bool foreign;
-
-	if (ns < 0)
-		return false;	/* not a socket of a family that says */
-	foreign = !fstat(ns, &theirs) && !stat("/proc/self/ns/net", &ours) &&
-		  (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev);
-	close(ns);
-	return foreign;
 }
 
 /* Sends n sockets in as many SOCKETS messages as it takes. */

@@ -156,8 +156,6 @@ void sockets_addresses(struct held_socket *s);
  */
 int sockets_listen_at(const struct sockaddr_storage *local, socklen_t len,
 		      bool nonblock, bool freebind, int v6only, int *out);
-/* Whether fd's socket belongs to another network namespace than ours */
-bool sockets_foreign_netns(int fd);
 
 /* records.c: blobs of records in sealed memfds */
 struct baton_rec_writer {

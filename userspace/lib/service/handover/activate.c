@@ -89,6 +89,9 @@ int activate(struct takeover *t)
 	      msg_put_u32(m, BATON_A_FLAGS, flags) ?:
 	      msg_put_u32(m, BATON_A_CONNS, t->conns) ?:
 	      steps_put(m, &t->st);
+	/* into another namespace: the freeze the coordinator thaws into ours */
+	if (!err && t->netns && t->freeze_id)
+		err = msg_put_u32(m, BATON_A_FREEZE_ID, t->freeze_id);
 	if (err)
 		return err;
 	/*

@@ -43,18 +43,18 @@ static int remember(struct takeover *t, struct sock_key key)
 
 /*
  * A listener of the old instance's network namespace, where ours is
- * another (repair mode's move, BATON_UPGRADE_F_NETNS): useless here, so
- * it is made again in ours, at its address, which need not be here yet
- * (freebind), before the application takes it. SYNs for it meanwhile
- * wait in the old namespace, frozen, and are thawed into ours.
+ * another (repair mode's move, BATON_UPGRADE_F_NETNS, said by START):
+ * useless here, so it is made again in ours, at its address, which need
+ * not be here yet (freebind), before the application takes it. Its
+ * address, IPV6_V6ONLY and O_NONBLOCK are carried; its other options
+ * (SO_REUSEPORT, a program attached, TCP_DEFER_ACCEPT) are not. SYNs for
+ * it meanwhile wait in the old namespace, frozen, and are thawed into ours.
  */
 static int listener_here(struct takeover *t, struct held_socket *s)
 {
 	int fd, fl, v6only = 0, err;
 	socklen_t len = sizeof(v6only);
 
-	if (!sockets_foreign_netns(s->fd))
-		return 0;
 	fl = fcntl(s->fd, F_GETFL);
 	if (s->si.local.ss_family == AF_INET6)
 		getsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len);
@@ -87,7 +87,7 @@ static int adopt_one(struct takeover *t, struct held_socket *s)
 		return 0;
 	}
 	sockets_addresses(s);
-	if (s->si.kind == BATON_SOCK_LISTENER) {
+	if (s->si.kind == BATON_SOCK_LISTENER && t->netns) {
 		err = listener_here(t, s);
 		if (err)
 			return err;

@@ -144,7 +144,11 @@ static int from_peer(struct takeover *t)
 			return -EINVAL;
 		}
 		t->repair = kind & BATON_UPGRADE_F_REPAIR;
-		t->netns = kind & BATON_UPGRADE_F_NETNS;
+		if (!(kind & BATON_UPGRADE_F_NETNS) != !t->netns) {
+			snprintf(t->why, sizeof(t->why),
+				 "PHASE1_DONE and START disagree on the move into another network namespace");
+			return -EPROTO;
+		}
 		t->phase1_done = true;
 		return send_ready(t);
 	case BATON_MSG_PHASE2_DONE:
@@ -217,6 +221,7 @@ static int from_ctl(struct takeover *t)
 static int start(struct takeover *t)
 {
 	struct reply r;
+	__u32 flags;
 	int err;
 
 	err = msg_reply(t->ctl, t->svc->msg, BATON_WELCOME_TIMEOUT_MS,
@@ -229,6 +234,15 @@ static int start(struct takeover *t)
 	}
 	t->timeout_ms = attr_u32(r.tb, BATON_A_TIMEOUT_MS, 0) ?:
 			BATON_UPGRADE_TIMEOUT_MS;
+	flags = attr_u32(r.tb, BATON_A_FLAGS, 0);
+	if (flags & ~BATON_START_F_ALL) {
+		snprintf(t->why, sizeof(t->why),
+			 "START with unknown flags %#x: a newer coordinator?",
+			 flags);
+		return -EINVAL;
+	}
+	/* the listeners, which come first, are rebuilt here */
+	t->netns = flags & BATON_UPGRADE_F_NETNS;
 	return 0;
 }
 
