@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <net/if.h>
@@ -203,6 +202,26 @@ close_ctl:
 	return err;
 }
 
+/* A request on nl, its answers through cb until the ACK or the dump's end */
+static int rt_call(struct mnl_socket *nl, struct nlmsghdr *nlh, void *buf,
+		   size_t len, mnl_cb_t cb, void *data)
+{
+	__u32 seq = nlh->nlmsg_seq;
+	ssize_t n;
+	int ret;
+
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(nl, buf, len);
+		if (n < 0)
+			return -errno;
+		ret = mnl_cb_run(buf, n, seq, mnl_socket_get_portid(nl), cb,
+				 data);
+	} while (ret > MNL_CB_STOP);
+	return ret < 0 ? -errno : 0;
+}
+
 /* An RTM_NEWADDR or RTM_DELADDR of our address on nl: 0, or -errno */
 static int addr_change(struct mnl_socket *nl, struct netns_move *mv,
 		       __u16 type, int ifindex)
@@ -210,14 +229,11 @@ static int addr_change(struct mnl_socket *nl, struct netns_move *mv,
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct ifaddrmsg *ifa;
-	__u32 seq = ++mv->seq;
-	ssize_t n;
-	int ret;
 
 	nlh->nlmsg_type = type;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK |
 			   (type == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_EXCL : 0);
-	nlh->nlmsg_seq = seq;
+	nlh->nlmsg_seq = ++mv->seq;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = mv->family;
 	ifa->ifa_prefixlen = mv->plen;
@@ -227,16 +243,7 @@ static int addr_change(struct mnl_socket *nl, struct netns_move *mv,
 	mnl_attr_put(nlh, IFA_ADDRESS, addr_len(mv), &mv->addr);
 	if (type == RTM_NEWADDR && mv->family == AF_INET6)
 		mnl_attr_put_u32(nlh, IFA_FLAGS, IFA_F_NODAD);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {	/* until the ACK (or the error) */
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		ret = mnl_cb_run(buf, n, seq, mnl_socket_get_portid(nl), NULL,
-				 NULL);
-	} while (ret > MNL_CB_STOP);
-	return ret < 0 ? -errno : 0;
+	return rt_call(nl, nlh, buf, sizeof(buf), NULL, NULL);
 }
 
 struct addr_find {
@@ -284,26 +291,16 @@ static int addr_where(struct mnl_socket *nl, struct netns_move *mv,
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
 	struct addr_find f = { .mv = mv };
 	struct ifaddrmsg *ifa;
-	__u32 seq = ++mv->seq;
-	ssize_t n;
-	int ret;
+	int err;
 
 	nlh->nlmsg_type = RTM_GETADDR;
 	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	nlh->nlmsg_seq = seq;
+	nlh->nlmsg_seq = ++mv->seq;
 	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
 	ifa->ifa_family = mv->family;
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
-		if (n < 0)
-			return -errno;
-		ret = mnl_cb_run(buf, n, seq, mnl_socket_get_portid(nl),
-				 addr_find_cb, &f);
-	} while (ret > MNL_CB_STOP);
-	if (ret < 0)
-		return -errno;
+	err = rt_call(nl, nlh, buf, sizeof(buf), addr_find_cb, &f);
+	if (err)
+		return err;
 	*ifindex = f.ifindex;
 	*plen = f.plen;
 	return 0;
