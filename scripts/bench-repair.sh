@@ -54,6 +54,8 @@ cat >"$run" <<RUN
 # iproute2's ip and tc (VM_FILES) before busybox's (in /bin)
 PATH=${ip%/*}:${tc%/*}:/usr/bin:/sbin:/bin
 export PATH
+# the VM's init leaves 1,024 descriptors a process: --conns 10000 needs more
+ulimit -n 65536
 echo "== repair_bench: the cost of a connection, userspace and baton.ko"
 $rb || echo "BENCH-REPAIR-FAILED repair_bench \$?"
 echo "== cwnd_bench: a flow moved with baton.ko's congestion state, and without"
