@@ -429,15 +429,18 @@ static int addr_announce(struct netns_move *mv, bool first)
  */
 static void settle(struct netns_move *mv)
 {
+	const __u64 quiet = SETTLE_QUIET_MS * 1000000ULL;
+	__u64 held = ~0ULL, changed = now_ns();
+	const __u64 until = changed + SETTLE_MAX_MS * 1000000ULL;
 	struct baton_freeze_stats st;
-	__u64 held = ~0ULL, until = now_ns() + SETTLE_MAX_MS * 1000000ULL;
-	unsigned int quiet = 0;
 
-	while (quiet < SETTLE_QUIET_MS && now_ns() < until) {
+	while (now_ns() - changed < quiet && now_ns() < until) {
 		if (baton_tcp_freeze_stats(mv->tcp, &st))
 			return;
-		quiet = st.held_packets == held ? quiet + 1 : 0;
-		held = st.held_packets;
+		if (st.held_packets != held) {
+			held = st.held_packets;
+			changed = now_ns();
+		}
 		usleep(1000);
 	}
 }

@@ -114,7 +114,8 @@ void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
 	up->old_stop_ns = attr_u64(tb, BATON_A_TIME_NS, 0);
 	up->r.checkpoints = attr_u32(tb, BATON_A_CHECKPOINTS, 0);
 	up->r.ckpt_format = attr_u32(tb, BATON_A_CKPT_FORMAT, 0);
-	up->freeze_id = attr_u32(tb, BATON_A_FREEZE_ID, 0);
+	/* ACTIVE names it too, and may have come first */
+	up->freeze_id = attr_u32(tb, BATON_A_FREEZE_ID, up->freeze_id);
 	steps_get(up->msg, "old", up->r.steps, &up->r.nsteps);
 	rounds_get(up->msg, tb, &rs);
 	memcpy(up->r.rounds, rs.r, rs.n * sizeof(rs.r[0]));

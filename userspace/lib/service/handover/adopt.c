@@ -61,15 +61,14 @@ static int listener_here(struct takeover *t, struct held_socket *s)
 	err = fl < 0 ? -errno :
 	      sockets_listen_at(&s->si.local, s->si.local_len,
 				fl & O_NONBLOCK, true, v6only, &fd);
+	close(s->fd);
+	s->fd = -1;
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "listener %llu is of another network namespace, and cannot listen at its address in ours: %s",
 			 (unsigned long long)s->si.id, strerror(-err));
-		close(s->fd);
-		s->fd = -1;
 		return err;
 	}
-	close(s->fd);
 	s->fd = fd;
 	return 0;
 }
