@@ -4,6 +4,7 @@
 #define BATON_BENCH_H
 
 #include <stdbool.h>
+#include <netinet/in.h>
 #include <sys/types.h>
 #include <time.h>
 #include <linux/types.h>
@@ -101,6 +102,8 @@ struct bench_opts {
 	const char *bin_dir;
 	bool own_listeners;	/* kvd --steer, batonctl --listeners own */
 	bool repair;		/* batonctl upgrade --mode repair */
+	bool netns;		/* --netns: the service moves between A and B */
+	unsigned int timeout_ms, blackout_timeout_ms;	/* batonctl's; 0: its own */
 	unsigned int nbaselines;
 	enum mode baselines[3];
 	unsigned int keys;	/* --keys: preloaded, for the writers */
@@ -113,6 +116,7 @@ struct load_spec {
 	unsigned int first, count;	/* its persistent connections */
 	double rate;
 	double connect_rate;	/* the connector worker only */
+	struct in_addr addr;	/* the service's */
 	int port;
 	unsigned int keys, value_size;	/* writers: the keyspace */
 	unsigned int writers;	/* writers: how many in all; 0: not one */
@@ -130,7 +134,8 @@ static inline __u64 now_ns(void)
 int load_run(const struct load_spec *spec, struct shared *sh);
 
 /* writes.c: the write-heavy load */
-int writes_preload(int port, unsigned int keys, unsigned int vsize);
+int writes_preload(struct in_addr addr, int port, unsigned int keys,
+		   unsigned int vsize);
 int writes_run(const struct load_spec *spec, struct shared *sh);
 
 /* judge.c */
@@ -145,6 +150,27 @@ int samples_add(struct samples *s, __u64 start, __u64 end);
 void samples_judge(const struct samples *s, const struct shared *sh,
 		   struct worker_result *r);
 
+/*
+ * netns.c, --netns: two namespaces, A and B, each with a veth on a bridge
+ * in ours, where the clients are. The service address starts in A; each
+ * upgrade moves the service and the address to the other.
+ */
+#define NETNS_SUBNET	"10.77.0."	/* .1 here, .2 A, .3 B */
+#define NETNS_ADDR	NETNS_SUBNET "10"	/* the service's, A's first */
+#define NETNS_PLEN	24
+#define NETNS_DEV	"bb0"		/* the veth's name in A and in B */
+
+struct bench_netns {
+	char name[2][32];	/* ip netns names */
+	char path[2][64];	/* /run/netns/NAME: batonctl --netns */
+	int fd[2];
+	char bridge[16];	/* here */
+	bool made;
+};
+
+int bench_netns_make(struct bench_netns *n);
+void bench_netns_remove(struct bench_netns *n);
+
 /* instances.c */
 struct instance_set {
 	enum mode mode;
@@ -154,7 +180,11 @@ struct instance_set {
 	char service[32];
 	char log[128];
 	const char *bin_dir;
+	struct in_addr addr;
 	int port;
+	unsigned int timeout_ms, blackout_timeout_ms;	/* batonctl's */
+	const struct bench_netns *ns;	/* --netns, else NULL */
+	unsigned int ns_cur;	/* --netns: where the service is, 0 (A) or 1 */
 	pid_t serving;		/* the instance that serves now */
 	unsigned int version;
 	pid_t draining[MAX_UPGRADES];	/* drain mode: old instances */
@@ -172,11 +202,15 @@ struct upgrade_result {
 	long rss_old_kb, rss_new_kb;
 	unsigned int rounds;	/* of phase 1's state */
 	bool outrun;		/* the rounds ended with writes outrunning them */
+	/* --netns: the move's steps after activation (batonctl's report) */
+	double ns_add_ms, ns_announce_ms, ns_del_ms, ns_thaw_ms;
+	long long ns_delivered;	/* segments held, then delivered in B */
 	char error[200];
 };
 
 int instances_start(struct instance_set *is, unsigned int index,
-		    const char *bin_dir, int port, enum mode mode, bool own);
+		    const char *bin_dir, struct in_addr addr, int port,
+		    enum mode mode, bool own);
 int instances_upgrade(struct instance_set *is, enum mode mode,
 		      struct upgrade_result *r);
 int instances_upgrade_all(struct instance_set *is, unsigned int n,

@@ -8,10 +8,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -54,16 +56,37 @@ static bool running(pid_t pid)
 	return alive;
 }
 
+/* The service's address and port, as kvd --listen takes it */
+static void listen_arg(const struct instance_set *is, char *buf, size_t size)
+{
+	char a[INET_ADDRSTRLEN] = "";
+
+	inet_ntop(AF_INET, &is->addr, a, sizeof(a));
+	snprintf(buf, size, "%s:%d", a, is->port);
+}
+
+/* --netns: into the namespace the service is in now; 0 or exits */
+static void enter_service_netns(const struct instance_set *is)
+{
+	if (!is->ns)
+		return;
+	if (setns(is->ns->fd[is->ns_cur], CLONE_NEWNET)) {
+		fprintf(stderr, "baton-bench: cannot enter %s: %s\n",
+			is->ns->path[is->ns_cur], strerror(errno));
+		_exit(126);
+	}
+}
+
 /* kvd-v<version>; the reuseport baseline runs each under its own name. */
 static pid_t spawn_kvd(struct instance_set *is, unsigned int version)
 {
-	char path[512], listen[32], gen[8], service[48];
+	char path[512], listen[40], gen[8], service[48];
 	const char *argv[16];
 	int n = 0;
 	pid_t pid;
 
 	snprintf(path, sizeof(path), "%s/kvd-v%u", is->bin_dir, version);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", is->port);
+	listen_arg(is, listen, sizeof(listen));
 	snprintf(gen, sizeof(gen), "%u", version);
 	snprintf(service, sizeof(service), "%s%s", is->service,
 		 is->mode != MODE_REUSEPORT ? "" : version == 1 ? "-a" : "-b");
@@ -86,6 +109,7 @@ static pid_t spawn_kvd(struct instance_set *is, unsigned int version)
 
 		if (fd >= 0)
 			dup2(fd, 2);
+		enter_service_netns(is);
 		execv(path, (char *const *)argv);
 		_exit(127);
 	}
@@ -124,10 +148,11 @@ static int wait_socket(struct instance_set *is, pid_t pid, unsigned int version)
 }
 
 /* kvd has its control socket before its listener: wait for both. */
-static int wait_port(int port)
+static int wait_port(const struct instance_set *is)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(is->port),
+				 .sin_addr = is->addr };
 	int i;
 
 	for (i = 0; i < 2000; i++) {
@@ -145,7 +170,8 @@ static int wait_port(int port)
 }
 
 int instances_start(struct instance_set *is, unsigned int index,
-		    const char *bin_dir, int port, enum mode mode, bool own)
+		    const char *bin_dir, struct in_addr addr, int port,
+		    enum mode mode, bool own)
 {
 	is->mode = mode;
 	is->own = own && mode == MODE_BATON;
@@ -160,12 +186,14 @@ int instances_start(struct instance_set *is, unsigned int index,
 		snprintf(is->service, sizeof(is->service), "bench");
 	snprintf(is->log, sizeof(is->log), "%s/kvd.log", is->run_dir);
 	is->bin_dir = bin_dir;
+	is->addr = addr;
 	is->port = port;
+	is->ns_cur = 0;
 	is->version = 1;
 	is->serving = spawn_kvd(is, 1);
 	if (is->serving < 0)
 		return -errno;
-	return wait_socket(is, is->serving, 1) ?: wait_port(port);
+	return wait_socket(is, is->serving, 1) ?: wait_port(is);
 }
 
 static long long json_num(const char *json, const char *key)
@@ -208,23 +236,26 @@ static double steps_sum_ms(const char *json)
 static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 			    bool drain, struct upgrade_result *r)
 {
-	char ctl[512], kvd[512], out[8192] = "";
-	const char *p;
+	char ctl[512], kvd[512], out[8192] = "", listen[40], gen[8];
+	char timeout[16], blackout[16], xaddr[24];
+	const unsigned int other = is->ns_cur ^ 1;
 	int pipefd[2], status;
 	size_t have = 0;
+	const char *p;
 	pid_t pid;
-
-	char listen[32], gen[8];
 
 	snprintf(ctl, sizeof(ctl), "%s/batonctl", is->bin_dir);
 	snprintf(kvd, sizeof(kvd), "%s/kvd-v%u", is->bin_dir, to);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", is->port);
+	listen_arg(is, listen, sizeof(listen));
 	snprintf(gen, sizeof(gen), "%u", to);
+	snprintf(timeout, sizeof(timeout), "%u", is->timeout_ms);
+	snprintf(blackout, sizeof(blackout), "%u", is->blackout_timeout_ms);
+	snprintf(xaddr, sizeof(xaddr), NETNS_ADDR "/%d", NETNS_PLEN);
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
 	pid = fork();
 	if (pid == 0) {
-		const char *argv[24];
+		const char *argv[40];
 		int n = 0;
 
 		argv[n++] = ctl;
@@ -243,6 +274,22 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 			argv[n++] = "--mode";
 			argv[n++] = "repair";
 		}
+		if (is->ns && !drain) {
+			argv[n++] = "--netns";
+			argv[n++] = is->ns->path[other];
+			argv[n++] = "--netns-addr";
+			argv[n++] = xaddr;
+			argv[n++] = "--netns-dev";
+			argv[n++] = NETNS_DEV;
+		}
+		if (is->timeout_ms) {
+			argv[n++] = "--timeout-ms";
+			argv[n++] = timeout;
+		}
+		if (is->blackout_timeout_ms) {
+			argv[n++] = "--blackout-timeout-ms";
+			argv[n++] = blackout;
+		}
 		argv[n++] = "--";
 		argv[n++] = kvd;
 		argv[n++] = "--service";
@@ -256,6 +303,8 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 		}
 		argv[n] = NULL;
 		dup2(pipefd[1], 1);
+		/* batonctl runs where the old instance does */
+		enter_service_netns(is);
 		execv(ctl, (char *const *)argv);
 		_exit(127);
 	}
@@ -280,6 +329,13 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	for (r->rounds = 0; p && (p = strstr(p + 1, "{\"records\":")); )
 		r->rounds++;
 	r->outrun = strstr(out, "\"precopy_end\":\"outrun\"");
+	if (is->ns) {
+		r->ns_add_ms = json_double(out, "add_ms");
+		r->ns_announce_ms = json_double(out, "announce_ms");
+		r->ns_del_ms = json_double(out, "del_ms");
+		r->ns_thaw_ms = json_double(out, "thaw_ms");
+		r->ns_delivered = json_num(out, "delivered");
+	}
 	if (!r->ok) {
 		const char *e = strstr(out, "\"error\":\"");
 
@@ -300,6 +356,8 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	}
 	is->serving = json_num(out, "new_pid");
 	is->version = to;
+	if (is->ns && !drain)
+		is->ns_cur = other;
 	return 0;
 }
 
@@ -336,7 +394,7 @@ static int restart(struct instance_set *is, unsigned int to,
 	r->rss_old_kb = rss_kb(is->serving);
 	stop_instance(is->serving);
 	new = spawn_kvd(is, to);
-	err = wait_socket(is, new, to) ?: wait_port(is->port);
+	err = wait_socket(is, new, to) ?: wait_port(is);
 	err = served_by_new(is, to, new, err, r);
 	r->blackout_ms = (r->w.end_ns - r->w.start_ns) / 1e6;
 	return err;

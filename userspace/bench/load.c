@@ -501,7 +501,7 @@ int load_run(const struct load_spec *spec, struct shared *sh)
 	w.last_ms = now_ns() / 1000000;
 	w.addr.sin_family = AF_INET;
 	w.addr.sin_port = htons(spec->port);
-	w.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	w.addr.sin_addr = spec->addr;
 	w.ep = epoll_create1(EPOLL_CLOEXEC);
 	if (w.ep < 0)
 		return -errno;

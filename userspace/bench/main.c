@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -75,6 +77,14 @@ static void usage(FILE *f)
 "                      value written (needs --keys)\n"
 "  --mode repair       upgrades move the connections as TCP checkpoints\n"
 "                      (batonctl upgrade --mode repair; baton.ko, root)\n"
+"  --netns             with --mode repair: kvd serves in a namespace of its\n"
+"                      own at " NETNS_ADDR " on a veth, the clients here\n"
+"                      across a bridge, and each upgrade moves the service\n"
+"                      and its address to a second namespace and back\n"
+"                      (batonctl upgrade --netns; iproute2's ip)\n"
+"  --timeout-ms N      batonctl's for each step (its own: 5000)\n"
+"  --blackout-timeout-ms N\n"
+"                      batonctl's for the blackout (its own: 2000)\n"
 "  --port P            kvd's port (a free one)\n"
 "  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
 "  --plot FILE.svg     draw each request's latency against time, one panel\n"
@@ -142,7 +152,8 @@ static void sleep_ms(struct procs *ps, unsigned int ms)
  * workers of at most CONNS_PER_WORKER; 0, or -E2BIG past MAX_WORKERS.
  */
 static int spread(const struct bench_opts *o, const struct procs *ps,
-		  struct load_spec *specs, unsigned int *nw)
+		  struct in_addr addr, struct load_spec *specs,
+		  unsigned int *nw)
 {
 	unsigned int k, i, first = 0;
 
@@ -154,7 +165,7 @@ static int spread(const struct bench_opts *o, const struct procs *ps,
 				return -E2BIG;
 			specs[*nw] = (struct load_spec){
 				.id = *nw, .first = first + i, .rate = o->rate,
-				.port = ps->port[k],
+				.addr = addr, .port = ps->port[k],
 				.count = share - i < CONNS_PER_WORKER ?
 					 share - i : CONNS_PER_WORKER,
 			};
@@ -194,8 +205,9 @@ static int plot_panel_fill(struct mode_result *res, const struct shared *sh,
 }
 
 static int run_mode(const struct bench_opts *o, enum mode mode,
-		    struct mode_result *res)
+		    const struct bench_netns *ns, struct mode_result *res)
 {
+	struct in_addr addr = { .s_addr = htonl(INADDR_LOOPBACK) };
 	struct load_spec specs[MAX_WORKERS];
 	struct net_counters net0;
 	pid_t pids[MAX_WORKERS];
@@ -217,11 +229,16 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		err = -errno;
 		goto unmap_shared;
 	}
+	if (ns)
+		inet_pton(AF_INET, NETNS_ADDR, &addr);
 	for (err = 0; ps->n < o->procs && !err; ps->n++) {
 		k = ps->n;
 		ps->port[k] = o->port ? o->port + (int)k : free_port();
-		err = instances_start(&ps->is[k], k, o->bin_dir, ps->port[k],
-				      mode, o->own_listeners);
+		ps->is[k].ns = ns;
+		ps->is[k].timeout_ms = o->timeout_ms;
+		ps->is[k].blackout_timeout_ms = o->blackout_timeout_ms;
+		err = instances_start(&ps->is[k], k, o->bin_dir, addr,
+				      ps->port[k], mode, o->own_listeners);
 		ps->is[k].repair = o->repair;
 		if (err)
 			fprintf(stderr, "baton-bench: kvd did not start (%s); see its log in %s\n",
@@ -230,21 +247,21 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 	if (err)
 		goto stop_kvd;
 	port = ps->port[0];
-	err = spread(o, ps, specs, &nw);
+	err = spread(o, ps, addr, specs, &nw);
 	if (err) {
 		fprintf(stderr, "baton-bench: %u connections over %u instances take more than %d load workers of at most %d; fewer --procs\n",
 			o->conns, ps->n, MAX_WORKERS - 2, CONNS_PER_WORKER);
 		goto stop_kvd;
 	}
 	if (o->connect_rate > 0) {
-		specs[nw] = (struct load_spec){ .id = nw, .port = port,
-			.connect_rate = o->connect_rate };
+		specs[nw] = (struct load_spec){ .id = nw, .addr = addr,
+			.port = port, .connect_rate = o->connect_rate };
 		nw++;
 	}
 	if (o->keys) {
 		fprintf(stderr, "baton-bench: loading %u keys of %u bytes\n",
 			o->keys, o->value_size);
-		err = writes_preload(port, o->keys, o->value_size);
+		err = writes_preload(addr, port, o->keys, o->value_size);
 		if (err) {
 			fprintf(stderr, "baton-bench: loading the keys failed: %s\n",
 				strerror(-err));
@@ -252,8 +269,8 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		}
 	}
 	if (o->writers) {
-		specs[nw] = (struct load_spec){ .id = nw, .port = port,
-			.count = o->writers, .writers = o->writers,
+		specs[nw] = (struct load_spec){ .id = nw, .addr = addr,
+			.port = port, .count = o->writers, .writers = o->writers,
 			.keys = o->keys, .value_size = o->value_size };
 		nw++;
 	}
@@ -390,18 +407,27 @@ static unsigned int rounds_max(const struct mode_result *r, unsigned int *outrun
 	return max;
 }
 
-static double blackout_median(const struct mode_result *r)
+/* A double of each upgrade that succeeded, at off in its result: the median */
+static double field_median(const struct mode_result *r, size_t off)
 {
 	double v[MAX_UPGRADES];
 	unsigned int i, n = 0;
 
-	for (i = 0; i < r->nup; i++)
-		if (r->up[i].ok)
-			v[n++] = r->up[i].blackout_ms;
+	for (i = 0; i < r->nup; i++) {
+		const double *x = (const void *)((const char *)&r->up[i] + off);
+
+		if (r->up[i].ok && *x >= 0)
+			v[n++] = *x;
+	}
 	if (!n)
 		return -1;
 	qsort(v, n, sizeof(v[0]), cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static double blackout_median(const struct mode_result *r)
+{
+	return field_median(r, offsetof(struct upgrade_result, blackout_ms));
 }
 
 /*
@@ -442,6 +468,39 @@ static double old_lives_on(const struct mode_result *r)
 		if (r->up[i].old_exit_ms > max)
 			max = r->up[i].old_exit_ms;
 	return max;
+}
+
+/* --netns: the address move's steps after activation, in batonctl's report */
+static const struct {
+	const char *key, *what;
+	size_t off;
+} netns_steps[] = {
+	{ "add_ms", "added", offsetof(struct upgrade_result, ns_add_ms) },
+	{ "announce_ms", "announced and settled",
+	  offsetof(struct upgrade_result, ns_announce_ms) },
+	{ "del_ms", "removed", offsetof(struct upgrade_result, ns_del_ms) },
+	{ "thaw_ms", "thawed", offsetof(struct upgrade_result, ns_thaw_ms) },
+};
+#define NETNS_STEPS	(sizeof(netns_steps) / sizeof(netns_steps[0]))
+
+/* --netns: the move's steps of each upgrade */
+static void print_json_netns(const struct mode_result *r)
+{
+	unsigned int i, s;
+
+	printf(",\"netns\":{\"addr\":\"%s/%d\"", NETNS_ADDR, NETNS_PLEN);
+	for (s = 0; s < NETNS_STEPS; s++) {
+		printf(",\"%s\":[", netns_steps[s].key);
+		for (i = 0; i < r->nup; i++)
+			printf("%s%.3f", i ? "," : "",
+			       *(const double *)((const char *)&r->up[i] +
+						 netns_steps[s].off));
+		printf("]");
+	}
+	printf(",\"delivered\":[");
+	for (i = 0; i < r->nup; i++)
+		printf("%s%lld", i ? "," : "", r->up[i].ns_delivered);
+	printf("]}");
 }
 
 /* The fields of one run, without the braces around them. */
@@ -501,6 +560,26 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 		       (unsigned long long)r->net.retrans);
 	else
 		printf(",\"rto\":null,\"loss_probes\":null,\"retrans\":null");
+	if (o->netns && r->mode == MODE_BATON)
+		print_json_netns(r);
+	else
+		printf(",\"netns\":null");
+}
+
+/* --netns: the move's steps, medians over the upgrades that succeeded */
+static void print_text_netns(const struct mode_result *r)
+{
+	unsigned int s;
+
+	printf("\nthe service address %s/%d, moved to the other namespace after activation by %u of %u upgrades\n",
+	       NETNS_ADDR, NETNS_PLEN, r->nup - r->failed_upgrades, r->nup);
+	if (r->nup == r->failed_upgrades)
+		return;
+	printf("  medians, ms:");
+	for (s = 0; s < NETNS_STEPS; s++)
+		printf("%s %s %.2f", s ? "," : "", netns_steps[s].what,
+		       field_median(r, netns_steps[s].off));
+	printf("\n");
 }
 
 /* A counter of the namespace for the table, or "-" if unread */
@@ -583,6 +662,8 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	ROW("RSS old / new, MiB", "%8.1f/%5.1f", r[i].rss_old_kb / 1024.0,
 	    r[i].rss_new_kb / 1024.0);
 #undef ROW
+	if (o->netns)
+		print_text_netns(r);
 }
 
 static int write_plot(const struct bench_opts *o, struct mode_result *res,
@@ -625,6 +706,9 @@ int main(int argc, char **argv)
 		{ "value-size", required_argument, NULL, 'V' },
 		{ "writers", required_argument, NULL, 'w' },
 		{ "mode", required_argument, NULL, 'm' },
+		{ "netns", no_argument, NULL, 'X' },
+		{ "timeout-ms", required_argument, NULL, 't' },
+		{ "blackout-timeout-ms", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -634,6 +718,7 @@ int main(int argc, char **argv)
 		.interval_ms = 1000,
 		.value_size = 100,
 	};
+	struct bench_netns ns = { .made = false };
 	struct mode_result *res;
 	char self[512], *slash;
 	double floor_us[2];
@@ -655,6 +740,9 @@ int main(int argc, char **argv)
 		case 'k': o.keys = atoi(optarg); break;
 		case 'V': o.value_size = atoi(optarg); break;
 		case 'w': o.writers = atoi(optarg); break;
+		case 'X': o.netns = true; break;
+		case 't': o.timeout_ms = atoi(optarg); break;
+		case 'T': o.blackout_timeout_ms = atoi(optarg); break;
 		case 'b':
 			if (o.nbaselines == 3) {
 				fprintf(stderr, "baton-bench: at most three baselines\n");
@@ -706,6 +794,11 @@ int main(int argc, char **argv)
 			CONNS_PER_WORKER * (MAX_WORKERS - 1), MAX_UPGRADES);
 		return 2;
 	}
+	if (o.netns && (!o.repair || o.nbaselines || o.procs > 1 ||
+			o.own_listeners)) {
+		fprintf(stderr, "baton-bench: --netns needs --mode repair (only repair mode moves connections between namespaces), and takes no --baseline, --procs or --listeners own\n");
+		return 2;
+	}
 	if (o.own_listeners && private_bpffs())
 		return 1;
 	if (!o.bin_dir) {
@@ -724,8 +817,16 @@ int main(int argc, char **argv)
 	res = calloc(n, sizeof(*res));
 	if (!res)
 		return 1;
+	if (o.netns) {
+		err = bench_netns_make(&ns);
+		if (err)
+			fprintf(stderr, "baton-bench: --netns: cannot make the namespaces (%s); it needs root and iproute2\n",
+				strerror(-err));
+	}
 	for (i = 0; i < n && !err; i++)
-		err = run_mode(&o, i ? o.baselines[i - 1] : MODE_BATON, &res[i]);
+		err = run_mode(&o, i ? o.baselines[i - 1] : MODE_BATON,
+			       o.netns ? &ns : NULL, &res[i]);
+	bench_netns_remove(&ns);
 	if (!err && o.plot)
 		err = write_plot(&o, res, n);
 	for (i = 0; i < n; i++)

@@ -33,10 +33,10 @@ struct wconn {
 	char buf[16];
 };
 
-static int connect_blocking(int port)
+static int connect_blocking(struct in_addr addr, int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+				 .sin_addr = addr };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
 	if (fd < 0)
@@ -88,11 +88,12 @@ static int read_full(int fd, char *buf, size_t len)
 	return 0;
 }
 
-int writes_preload(int port, unsigned int keys, unsigned int vsize)
+int writes_preload(struct in_addr addr, int port, unsigned int keys,
+		   unsigned int vsize)
 {
 	char *req = malloc((size_t)BATCH * (vsize + 64)), rep[BATCH * 5];
 	unsigned int k, i, n;
-	int fd = connect_blocking(port), err = 0;
+	int fd = connect_blocking(addr, port), err = 0;
 
 	if (fd < 0 || !req) {
 		err = fd < 0 ? fd : -ENOMEM;
@@ -148,7 +149,7 @@ static void read_back(const struct load_spec *s, struct worker_result *r,
 	char *req = malloc(BATCH * 32), *rep = malloc(BATCH * rl);
 	char *want = malloc(rl + 1);
 	unsigned int k = s->first, i, n, keys[BATCH];
-	int fd = connect_blocking(s->port);
+	int fd = connect_blocking(s->addr, s->port);
 
 	while (fd >= 0 && req && rep && want && k < s->keys) {
 		size_t len = 0;
@@ -241,7 +242,7 @@ int writes_run(const struct load_spec *s, struct shared *sh)
 		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
 
 		c[i].g = s->first + i;
-		c[i].fd = connect_blocking(s->port);
+		c[i].fd = connect_blocking(s->addr, s->port);
 		if (c[i].fd < 0) {
 			err = c[i].fd;
 			break;
