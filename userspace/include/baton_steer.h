@@ -28,6 +28,18 @@
 
 #define BATON_STEER_F_EXISTING	(1U << 0)	/* reopen pins; never load */
 
+/*
+ * batonctl upgrade --canary starts the new version with this variable set
+ * to the name it is to serve under (SERVICE-canary). An application that
+ * honours it, as kvd does, serves under that name with its own lock and
+ * control socket, its listener a generation of SERVICE's steered group
+ * that takes new connections only when batonctl steers a share to it. On
+ * SIGTERM it closes that listener (what waited in its queue goes to the
+ * active generation) and serves its connections until they close; a
+ * second SIGTERM ends it.
+ */
+#define BATON_CANARY_ENV	"BATON_CANARY"
+
 struct baton_steer;
 
 struct baton_steer_opts {

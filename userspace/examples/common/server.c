@@ -310,8 +310,16 @@ int srv_serve(struct srv *s)
 		fprintf(stderr, "%s: epoll: %s\n", s->ops->name, strerror(-err));
 		return err;
 	}
-	while (!stop && !(s->draining && s->nconns == 0)) {
+	for (;;) {
 		int n, i;
+
+		/* a canary's first SIGTERM: its listener goes, its clients stay */
+		if (stop && s->drain_on_stop && !s->draining) {
+			stop = 0;
+			srv_drain(s);
+		}
+		if (stop || (s->draining && s->nconns == 0))
+			break;
 
 		if (s->kick)
 			kick_all(s);

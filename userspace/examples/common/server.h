@@ -119,6 +119,7 @@ struct srv {
 	unsigned int nclosed, cap_closed;
 	bool accepting;
 	bool draining;
+	bool drain_on_stop;	/* SIGTERM: stop taking, serve what we have */
 	bool kick;		/* serve what adopted connections hold */
 	bool quiet;		/* log errors only */
 	char app_name[32];	/* "kvd 2", shown by batonctl status */

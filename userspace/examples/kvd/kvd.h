@@ -81,7 +81,8 @@ struct kvd {
 __u64 kvd_now_ns(void);
 
 /* steer.c */
-int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen);
+int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen,
+		   bool canary);
 int kvd_steer_activate(struct kvd *kvd);
 void kvd_steer_close(struct kvd *kvd);
 

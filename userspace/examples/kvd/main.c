@@ -99,6 +99,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
+	const char *as;
 	char *end;
 	int c, err;
 
@@ -139,6 +140,19 @@ static int parse_options(int argc, char **argv, struct options *o)
 	}
 	if (srv_options_done(&o->srv, argc, argv))
 		return -EINVAL;
+	as = getenv(BATON_CANARY_ENV);
+	if (as && *as) {
+		/* batonctl upgrade --canary: beside SERVICE, under this name */
+		if (o->steer_gen < 0) {
+			fprintf(stderr, "kvd: started as a canary (%s=%s) without --steer GEN: a canary is a generation of %s's steered group\n",
+				BATON_CANARY_ENV, as, o->srv.service);
+			return -EINVAL;
+		}
+		if (!o->steer_group)
+			o->steer_group = o->srv.service;
+		o->srv.service = as;
+		o->canary = true;
+	}
 	if ((o->canary || o->steer_group) && o->steer_gen < 0) {
 		fprintf(stderr, "kvd: --canary and --steer-group go with --steer GEN\n");
 		return -EINVAL;
@@ -177,7 +191,7 @@ int main(int argc, char **argv)
 			return 1;
 		srv_listener_add(s, fd, 1);
 		if (kvd_steer_join(&kvd, o.steer_group ?: o.srv.service,
-				   o.steer_gen)) {
+				   o.steer_gen, o.canary)) {
 			fprintf(stderr, "kvd: cannot steer %s as generation %d\n",
 				o.srv.service, o.steer_gen);
 			return 1;
@@ -187,6 +201,8 @@ int main(int argc, char **argv)
 	if (err)
 		return 1;
 	err = -EINVAL;	/* whatever fails below was said where it failed */
+	/* a canary, stopped, serves its connections to their end */
+	s->drain_on_stop = o.canary;
 	if (kvd.steer && !baton_service_adopted(s->svc)) {
 		/* a canary waits for 'batonctl steer' to send it a share */
 		if ((!o.canary && kvd_steer_activate(&kvd)) ||

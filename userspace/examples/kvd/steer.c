@@ -6,6 +6,7 @@
  * generation's queue migrates here when it closes its listener, and wakes
  * this instance's epoll as any new connection does (steer_test 1).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <bpf/libbpf.h>
 #include <stdio.h>
@@ -29,18 +30,30 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt,
 	return vfprintf(stderr, fmt, ap);
 }
 
-/* Before the takeover: in the group, in our slot, not yet active. */
-int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen)
+/*
+ * Before the takeover: in the group, in our slot, not yet active. A canary
+ * never takes the active generation's slot: that would be every new
+ * connection.
+ */
+int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen,
+		   bool canary)
 {
 	struct baton_steer_opts o = {
 		.service = group, .log = log_cb,
 	};
 	int fd = kvd->srv.listeners[0].fd, err;
+	__u32 active, to, share;
 
 	libbpf_set_print(libbpf_log);
 	err = baton_steer_open(&kvd->steer, &o);
 	if (err)
 		return err;
+	if (canary && !baton_steer_get(kvd->steer, &active, &to, &share) &&
+	    active == gen && baton_steer_has_listener(kvd->steer, gen) > 0) {
+		fprintf(stderr, "kvd-v%d[%d]: generation %u is %s's active one: a canary takes another (--steer)\n",
+			KVD_VERSION, getpid(), gen, group);
+		return -EEXIST;
+	}
 	err = baton_steer_attach(kvd->steer, fd) ?:
 	      baton_steer_set_listener(kvd->steer, gen, fd);
 	if (err)
