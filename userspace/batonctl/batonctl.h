@@ -38,7 +38,7 @@ __u64 mono_ns(void);	/* CLOCK_MONOTONIC */
 double ms_between(__u64 a, __u64 b);
 
 /* journal.c: <run_dir>/<service>/journal and upgrade.lock */
-#define JOURNAL_MAX_FIELDS 48
+#define JOURNAL_MAX_FIELDS 64
 #define JOURNAL_VAL_LEN	256
 
 struct journal {
@@ -109,9 +109,26 @@ int verify_window(struct verify *v, const char *service, pid_t pid);
  * apply' runs each step of a plan: the journal kept, --verify and its way
  * back, the outcome checked.
  */
+/* canary.c: upgrade --canary PCT%, before the upgrade proper */
+#define CANARY_NO_GEN	BATON_STEER_MAX_GEN
+
+struct canary {
+	long share;		/* in 1/BATON_STEER_SCALE; 0: no canary */
+	char service[96];	/* SERVICE-canary */
+	pid_t pid;		/* our child */
+	unsigned long long start;	/* its start time, for the journal */
+	__u32 active;		/* the serving generation */
+	__u32 gen;		/* the canary's, or CANARY_NO_GEN */
+	bool reaped, told, taken_back;
+	char end[48];		/* how it ended, once reaped */
+	char result[16];	/* passed, aborted, failed */
+	char why[400];
+};
+
 struct upgrade_job {
 	struct baton_upgrade_opts uo;
 	struct verify v;
+	struct canary canary;
 	/* batonctl apply: the plan and this step, for the journal */
 	const char *plan;
 	const char *plan_step;
@@ -123,6 +140,14 @@ struct upgrade_job {
 };
 
 int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job);
+
+long steer_parse_share(const char *s);
+int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
+	       struct journal *j);
+void canary_end(struct upgrade_job *job, bool upgraded, struct journal *j);
+void report_canary(struct out *out, const struct upgrade_job *job);
+void canary_recover(const char *service, struct journal *j, bool upgraded,
+		    char *said, size_t len);
 
 /* the subcommands */
 int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv);

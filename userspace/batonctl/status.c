@@ -150,6 +150,9 @@ static void print_service(struct out *out, const struct ctl_opts *o,
 			      strcmp(journal_get(&j, "operation"), "upgrade"))))
 			out_str(out, "interrupted", "interrupted",
 				"its coordinator is gone; run 'batonctl recover' to settle it");
+		else if (gone && result && !strcmp(result, "canary-running"))
+			out_str(out, "interrupted", "interrupted",
+				"its coordinator died in the canary's window: the canary may still take a share of new connections; run 'batonctl recover' to take it back and stop the canary");
 		else if (gone && result && !strcmp(result, "verifying"))
 			out_str(out, "interrupted", "interrupted",
 				"its coordinator died during --verify: the new version serves, its verification unfinished");
@@ -326,7 +329,7 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 {
 	const char *old, *new, *old_start, *new_start, *result, *back, *op;
 	const char *pre = "";
-	char key[32];
+	char key[32], said[400];
 	int waited;
 
 	op = journal_get(j, "operation");
@@ -345,6 +348,23 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 			    journal_get(j, "coordinator_start")))
 			return 0;
 		return recover_file_op(service, op, j, timeout_ms, quiet);
+	}
+	/* killed in a canary's window: nothing else had begun */
+	result = journal_get(j, "result");
+	if (result && !strcmp(result, "canary-running")) {
+		if (proc_is(journal_get(j, "coordinator_pid"),
+			    journal_get(j, "coordinator_start")))
+			return 0;
+		canary_recover(service, j, false, said, sizeof(said));
+		journal_set(j, "result", "aborted");
+		journal_set(j, "reason", "recovered: the coordinator (pid %s) died in the canary's window: %s",
+			    journal_get(j, "coordinator_pid") ?: "?", said);
+		journal_set(j, "updated", "%ld", (long)time(NULL));
+		journal_write(j);
+		if (!quiet)
+			fprintf(stderr, "batonctl: settled an interrupted canary of %s: %s\n",
+				service, said);
+		return 1;
 	}
 	/* killed on the way back from a failed --verify: that upgrade */
 	back = journal_get(j, "rollback");
@@ -395,6 +415,13 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 		result = !strcmp(result, "done") ? "reverted" : "failed";
 	}
 	journal_set(j, "result", "%s", result);
+	/* a canary that had passed: the upgrade's outcome decides its share */
+	if (journal_get(j, "canary_pid") &&
+	    !strcmp(journal_get(j, "canary_result") ?: "", "passed")) {
+		canary_recover(service, j, !strcmp(result, "done"), said,
+			       sizeof(said));
+		journal_set(j, "canary_recovered", "%s", said);
+	}
 	journal_write(j);
 	if (!quiet)
 		fprintf(stderr, "batonctl: settled an interrupted %s of %s: %s (old pid %s %s, new pid %s %s)\n",

@@ -30,17 +30,6 @@ static void usage(FILE *f)
 "  --active GEN   make GEN the active generation\n", BATON_STEER_PIN_ROOT);
 }
 
-/* "5%", "5", "0.5%" -> 1/10000; -1 if it is not 0 to 100 */
-static long parse_share(const char *s)
-{
-	char *end;
-	double pct = strtod(s, &end);
-
-	if (end == s || (*end && strcmp(end, "%")) || pct < 0 || pct > 100)
-		return -1;
-	return (long)(pct * (BATON_STEER_SCALE / 100) + 0.5);
-}
-
 /* 0 .. BATON_STEER_MAX_GEN - 1, or -1 */
 static long parse_gen(const char *s)
 {
@@ -116,7 +105,7 @@ int cmd_steer(const struct ctl_opts *o, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			share = parse_share(optarg);
+			share = steer_parse_share(optarg);
 			if (share < 0) {
 				fprintf(stderr, "batonctl: --canary takes a share from 0%% to 100%%, e.g. 5%%\n");
 				return 2;

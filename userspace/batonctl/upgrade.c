@@ -17,7 +17,7 @@ static void usage(FILE *f)
 "                        [--drain] [--log FILE] [--listeners take|own]\n"
 "                        [--precopy-rounds N] [--precopy-bytes N]\n"
 "                        [--verify CMD [--verify-for DURATION]\n"
-"                         [--verify-timeout-ms N]]\n"
+"                         [--verify-timeout-ms N] [--canary PCT%%]]\n"
 "                        [--mode fd|repair [--netns PATH --netns-addr ADDR/PLEN\n"
 "                         --netns-dev DEV]] [-j|--json] -- COMMAND [ARG...]\n"
 "\n"
@@ -72,10 +72,22 @@ static void usage(FILE *f)
 "  --verify-timeout-ms N\n"
 "                   each run's deadline, past which it is killed and\n"
 "                   counts as failed (%d)\n"
+"  --canary PCT%%    with --listeners own and --verify: before the upgrade,\n"
+"                   run COMMAND beside the old instance as SERVICE-canary\n"
+"                   (%s=SERVICE-canary in its environment; kvd\n"
+"                   honours it), a generation of the steered group that\n"
+"                   gets PCT%% of new connections by flow hash, and run\n"
+"                   --verify against it (BATON_PID is the canary's) over\n"
+"                   the window. If every run passes, the upgrade follows;\n"
+"                   if one fails, the share goes back at once, nothing\n"
+"                   else begins, and batonctl exits with 1. The canary is\n"
+"                   then told to stop: it takes no new connection and\n"
+"                   serves those it has until they close\n"
 "  -j, --json       print the report as one JSON object\n",
 		BATON_UPGRADE_TIMEOUT_MS, BATON_BLACKOUT_TIMEOUT_MS,
 		BATON_PRECOPY_ROUNDS, BATON_MAX_ROUNDS, BATON_PRECOPY_BYTES,
-		VERIFY_INTERVAL_MS, VERIFY_FOR_MS, VERIFY_TIMEOUT_MS);
+		VERIFY_INTERVAL_MS, VERIFY_FOR_MS, VERIFY_TIMEOUT_MS,
+		BATON_CANARY_ENV);
 }
 
 /*
@@ -437,7 +449,9 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 		       ms_between(r->activated_ns, t[BATON_PHASE_DONE]),
 		       "after the new became active");
 	out_ms(&out, "total_ms", NULL, total, NULL);
-	if (v->cmd && r->phase == BATON_PHASE_DONE)
+	if (job->canary.share)
+		report_canary(&out, job);
+	else if (v->cmd && r->phase == BATON_PHASE_DONE)
 		report_verify(&out, v, back);
 	out_u64(&out, "mono_start_ns", NULL, t[BATON_PHASE_ATTACHED]);
 	out_u64(&out, "mono_end_ns", NULL,
@@ -544,6 +558,55 @@ static void verify_after(struct baton_upgrade_opts *uo, struct verify *v,
 	journal_set(j, "rollback_reason", "%s", br->reason);
 }
 
+/*
+ * The canary failed, or failed its verification: its share went back and
+ * nothing else began. Who serves, as checked now.
+ */
+static void canary_aborted(const struct ctl_opts *o, struct upgrade_job *job,
+			   struct journal *j)
+{
+	const char *service = job->uo.service;
+	const struct canary *c = &job->canary;
+	char who[300], why[200];
+	pid_t serving = 0;
+	struct out out;
+
+	if (job->old_pid && serves(o, service, job->old_pid, why, sizeof(why))) {
+		serving = job->old_pid;
+		snprintf(who, sizeof(who), "the old instance (pid %d) serves",
+			 serving);
+	} else {
+		snprintf(who, sizeof(who), "the old instance (pid %d) %s",
+			 job->old_pid, why);
+	}
+	snprintf(job->result, sizeof(job->result), "aborted");
+	snprintf(job->reason, sizeof(job->reason), "%s", c->why);
+	job->serving = serving;
+	journal_set(j, "result", "aborted");
+	journal_set(j, "reason", "%s", c->why);
+	journal_set(j, "serving_pid", "%d", serving);
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(j);
+	if (job->quiet)
+		return;
+	out_begin(&out, stdout, o->json);
+	if (!o->json)
+		printf("upgrade of %s: aborted: the canary %s\n", service,
+		       strcmp(c->result, "aborted") ? "did not run" :
+		       "failed its verification");
+	out_str(&out, "service", NULL, service);
+	out_str(&out, "result", NULL, "aborted");
+	out_u64(&out, "old_pid", NULL, job->old_pid);
+	report_canary(&out, job);
+	out_str(&out, "serving", "serving", who);
+	out_u64(&out, "serving_pid", NULL, serving);
+	if (j->err)
+		out_str(&out, "journal_error", "journal", strerror(-j->err));
+	out_end(&out);
+	fprintf(stderr, "batonctl: %s was not upgraded: %s.\n"
+		"batonctl: %s; nothing else was changed.\n", service, c->why, who);
+}
+
 /* Nothing began: why, and who serves (as checked now), in the same forms. */
 static void refused(const struct ctl_opts *o, struct upgrade_job *job,
 		    const char *why, struct journal *j)
@@ -591,6 +654,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 		{ "verify", required_argument, NULL, 'v' },
 		{ "verify-for", required_argument, NULL, 'V' },
 		{ "verify-timeout-ms", required_argument, NULL, 'T' },
+		{ "canary", required_argument, NULL, 'C' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "netns", required_argument, NULL, 'N' },
 		{ "netns-addr", required_argument, NULL, 'A' },
@@ -673,6 +737,14 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'C':
+			job.canary.share = steer_parse_share(optarg);
+			if (job.canary.share <= 0 ||
+			    job.canary.share >= BATON_STEER_SCALE) {
+				fprintf(stderr, "batonctl: --canary takes a share of new connections above 0%% and below 100%%, e.g. 10%%\n");
+				return 2;
+			}
+			break;
 		case 'm':
 			if (!strcmp(optarg, "repair")) {
 				uo->flags |= BATON_UPGRADE_F_REPAIR;
@@ -713,6 +785,13 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	}
 	if (uo->netns && v->cmd) {
 		fprintf(stderr, "batonctl: --verify goes back by another upgrade, from where the service then is: with --netns, run that one yourself, from the new namespace (--netns back to this one)\n");
+		return 2;
+	}
+	if (job.canary.share &&
+	    (!v->cmd || !(uo->flags & BATON_UPGRADE_F_OWN_LISTENERS) ||
+	     (uo->flags & (BATON_UPGRADE_F_DRAIN | BATON_UPGRADE_F_REPAIR)))) {
+		fprintf(stderr, "batonctl: --canary runs the new version beside the old in the service's steered group, judged by --verify: it needs --verify CMD and --listeners own, and takes no --drain or --mode repair\n"
+			"  e.g.: batonctl upgrade kvd --listeners own --canary 10%% --verify 'redis-cli ping' -- kvd-v2 --listen 127.0.0.1:6379 --steer 2\n");
 		return 2;
 	}
 	if ((uo->netns_addr || uo->netns_dev) && !uo->netns) {
@@ -767,6 +846,8 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 		/* the way back is known before anything changes */
 		err = baton_query(o->run_dir, uo->service, BATON_QUERY_TIMEOUT_MS,
 				  &info) ?: verify_old_command(v, info.pid);
+		if (!err)
+			job->old_pid = info.pid;
 		if (err) {
 			char why[160];
 
@@ -780,8 +861,15 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 		journal_set(&j, "verify", "%s", v->cmd);
 		journal_set(&j, "verify_for_ms", "%d", v->for_ms);
 	}
+	if (job->canary.share && canary_run(o, job, &j)) {
+		canary_aborted(o, job, &j);
+		journal_close(&j);
+		return 1;
+	}
 	err = baton_upgrade_open(&up, uo);
 	if (err) {
+		if (job->canary.share)
+			canary_end(job, false, &j);
 		/* refused: the library said why, or the arguments were wrong */
 		refused(o, job, logged.first_err[0] ?
 			logged.first_err : strerror(-err), &j);
@@ -790,7 +878,9 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 	}
 	r = baton_upgrade_report(up);
 	drive(up, &j, "", o->json || job->quiet);
-	if (r->phase == BATON_PHASE_DONE && v->cmd)
+	if (job->canary.share)
+		canary_end(job, r->phase == BATON_PHASE_DONE, &j);
+	else if (r->phase == BATON_PHASE_DONE && v->cmd)
 		verify_after(uo, v, r, &j, &back, o->json || job->quiet);
 	report(o, job, r, &j, back ? baton_upgrade_report(back) : NULL);
 	err = strcmp(job->result, "done") ? 1 : 0;
