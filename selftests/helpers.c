@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -25,6 +26,25 @@
 #include <linux/rtnetlink.h>
 
 #include "helpers.h"
+
+/*
+ * A network namespace and a bpffs of our own, in a mount namespace of our
+ * own: pins never meet another test's. The bpffs's path into dir.
+ */
+int bpffs_private(char *dir, size_t len)
+{
+	int err = netns_enter();
+
+	if (err)
+		return err;
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		return -errno;
+	snprintf(dir, len, "/tmp/baton-bpffs.XXXXXX");
+	if (!mkdtemp(dir) || mount("bpf", dir, "bpf", 0, NULL))
+		return -errno;
+	return 0;
+}
 
 /* the network namespace the test started in, before netns_enter() */
 static char outer_ns[64];

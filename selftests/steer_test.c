@@ -69,22 +69,6 @@ FIXTURE_VARIANT_ADD(steer, ipv4_2_to_1) { AF_INET, 2, 1 };
 FIXTURE_VARIANT_ADD(steer, ipv6_1_to_2) { AF_INET6, 1, 2 };
 FIXTURE_VARIANT_ADD(steer, ipv6_2_to_1) { AF_INET6, 2, 1 };
 
-/* A network namespace and a bpffs of our own: pins never meet another's. */
-static int private_bpffs(char *dir, size_t len)
-{
-	int err = netns_enter();
-
-	if (err)
-		return err;
-	if (unshare(CLONE_NEWNS) ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
-		return -errno;
-	snprintf(dir, len, "/tmp/baton-bpffs.XXXXXX");
-	if (!mkdtemp(dir) || mount("bpf", dir, "bpf", 0, NULL))
-		return -errno;
-	return 0;
-}
-
 /* A listener of the group on port (0: any; then *port is set). */
 static int group_listener(int family, int *port)
 {
@@ -149,7 +133,7 @@ FIXTURE_SETUP(steer)
 {
 	struct baton_steer_opts o = { .service = "steer", .pin_root = self->pins };
 
-	ASSERT_EQ(0, private_bpffs(self->pins, sizeof(self->pins)));
+	ASSERT_EQ(0, bpffs_private(self->pins, sizeof(self->pins)));
 	self->port = 0;
 	self->lfd[1] = group_listener(variant->family, &self->port);
 	ASSERT_LE(0, self->lfd[1]);
@@ -473,7 +457,7 @@ FIXTURE_SETUP(own)
 	char key[16];
 	int i;
 
-	ASSERT_EQ(0, private_bpffs(self->pins, sizeof(self->pins)));
+	ASSERT_EQ(0, bpffs_private(self->pins, sizeof(self->pins)));
 	ASSERT_EQ(0, setenv("BATON_PIN_ROOT", self->pins, 1));
 	ASSERT_EQ(0, rundir_make(self->rundir, sizeof(self->rundir)));
 	self->kvd = kvd_start(1, -1, self->rundir, extra);
@@ -728,7 +712,7 @@ FIXTURE_SETUP(canary)
 {
 	struct baton_steer_opts o = { .service = "canary", .pin_root = self->pins };
 
-	ASSERT_EQ(0, private_bpffs(self->pins, sizeof(self->pins)));
+	ASSERT_EQ(0, bpffs_private(self->pins, sizeof(self->pins)));
 	self->port = 0;
 	self->lfd[1] = group_listener(AF_INET, &self->port);
 	self->lfd[2] = group_listener(AF_INET, &self->port);
