@@ -218,8 +218,9 @@ int repair_in_restore(struct takeover *t)
 	if (err) {
 		if (!t->why[0])
 			snprintf(t->why, sizeof(t->why),
-				 "cannot restore the connections from their checkpoints: %s",
-				 strerror(-err));
+				 "cannot restore the connections from their checkpoints: %s%s",
+				 strerror(-err), err != -ENOBUFS ? "" :
+				 " (the kernel had no memory for their queues: see net.ipv4.tcp_mem, which the old sockets and the new count against together)");
 		goto close_fds;
 	}
 	err = adopt_all(t, kp, fds);
