@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,8 +106,7 @@ FIXTURE_TEARDOWN(canary_upgrade)
 	stop_and_reap(self->kvd, SIGKILL);
 	netns_reap();
 	rundir_remove(self->rundir);
-	umount(self->pins);
-	rmdir(self->pins);
+	bpffs_remove(self->pins);
 }
 
 /* What newcomers() counts, shared with it */

@@ -46,6 +46,12 @@ int bpffs_private(char *dir, size_t len)
 	return 0;
 }
 
+void bpffs_remove(const char *dir)
+{
+	umount(dir);
+	rmdir(dir);
+}
+
 /* the network namespace the test started in, before netns_enter() */
 static char outer_ns[64];
 

@@ -43,6 +43,7 @@ void service_down(struct service *s);
 int netns_enter(void);
 /* that, and a bpffs of its own to pin in, mounted at a new dir */
 int bpffs_private(char *dir, size_t len);
+void bpffs_remove(const char *dir);
 /* argv[0] run to its end (PATH searched); 0 if it exited 0, the failed
  * command on stderr */
 int run_argv(const char *const *argv);

@@ -150,8 +150,7 @@ FIXTURE_TEARDOWN(steer)
 		close(self->lfd[1]);
 	if (self->lfd[2] >= 0)
 		close(self->lfd[2]);
-	umount(self->pins);
-	rmdir(self->pins);
+	bpffs_remove(self->pins);
 }
 
 static void connect_all(struct __test_metadata *_metadata, int family,
@@ -483,8 +482,7 @@ FIXTURE_TEARDOWN(own)
 	stop_and_reap(self->kvd, SIGKILL);
 	netns_reap();
 	rundir_remove(self->rundir);
-	umount(self->pins);
-	rmdir(self->pins);
+	bpffs_remove(self->pins);
 }
 
 /* New clients while the upgrade runs; exits with how many failed. */
@@ -731,8 +729,7 @@ FIXTURE_TEARDOWN(canary)
 	close(self->lfd[1]);
 	if (self->lfd[2] >= 0)
 		close(self->lfd[2]);
-	umount(self->pins);
-	rmdir(self->pins);
+	bpffs_remove(self->pins);
 }
 
 /* A reset, not TIME_WAIT: 100,000 connections would run out of ports. */
