@@ -85,7 +85,7 @@ FIXTURE_SETUP(canary_upgrade)
 	self->load.fds = self->fds;
 	self->load.count = self->count;
 	self->load.n = CLIENTS;
-	usleep(50000);	/* the control socket comes before the listener */
+	usleep(50000);	/* kvd_start() saw the control socket; then it serves */
 	for (i = 0; i < CLIENTS; i++) {
 		self->fds[i] = client_connect(variant->family, PORT);
 		ASSERT_LE(0, self->fds[i]);
@@ -179,7 +179,7 @@ TEST_F_TIMEOUT(canary_upgrade, upgrade, 120)
 		 "out=$(printf 'INFO\\nPING\\n' | redis-cli -h %s -p %d | tr -d '\\r'); "
 		 "case \"$out\" in *\"process_id:$BATON_PID\n\"*) "
 		 "echo \"$out\" | tail -n 1 | grep -qx PONG; exit $?;; esac; "
-		 "i=$((i+1)); done; echo never reached pid $BATON_PID >&2; exit 1",
+		 "i=$((i+1)); done; echo never reached pid $BATON_PID >&2; exit 3",
 		 host, PORT);
 
 	nc = mmap(NULL, sizeof(*nc), PROT_READ | PROT_WRITE,
@@ -209,6 +209,9 @@ TEST_F_TIMEOUT(canary_upgrade, upgrade, 120)
 		EXPECT_EQ(1, rc);
 		EXPECT_NE(NULL, strstr(out, "\"result\":\"aborted\""));
 		EXPECT_NE(NULL, strstr(obj, "\"failure\":\"run "));
+		/* the canary's PING, after it passed before --fail-ping-after */
+		EXPECT_NE(NULL, strstr(obj, "s into it: exit status 1\""));
+		EXPECT_LE(2, json_num(obj, "runs"));
 		EXPECT_EQ(1, json_num(obj, "share_taken_back"));
 		EXPECT_EQ(self->kvd, self->serving);
 		EXPECT_EQ(NULL, strstr(out, "\"new_pid\""));
@@ -225,6 +228,16 @@ TEST_F_TIMEOUT(canary_upgrade, upgrade, 120)
 	}
 	/* the canary goes once its clients are done */
 	EXPECT_EQ(0, pid_wait_gone(canary, SURE_REPLY_MS));
+
+	/* new clients now, all the outcome's */
+	for (i = 0; i < 20; i++) {
+		int fd = client_connect(variant->family, PORT);
+
+		ASSERT_LE(0, fd);
+		EXPECT_EQ(0, kvd_info(fd, &pid, &version));
+		EXPECT_EQ(want, pid);
+		close(fd);
+	}
 
 	/* every client, served by the version of the outcome */
 	for (i = 0; i < CLIENTS; i++) {

@@ -119,6 +119,7 @@ struct canary {
 	unsigned long long start;	/* its start time, for the journal */
 	__u32 active;		/* the serving generation */
 	__u32 gen;		/* the canary's, or CANARY_NO_GEN */
+	__u32 taken;		/* generations with a listener before it */
 	bool reaped, told, taken_back;
 	char end[48];		/* how it ended, once reaped */
 	char result[16];	/* passed, aborted, failed */

@@ -49,18 +49,36 @@ static void exit_words(int status, char *buf, size_t len)
 }
 
 /*
+ * Where the canary writes: --log, else where the serving instance does
+ * (as for an upgrade's new instance), else nowhere. Never our own
+ * output: it may outlive us while it drains, and hold a pipe open.
+ */
+static int canary_output(const struct upgrade_job *job, int stream)
+{
+	char path[64];
+	int fd;
+
+	if (job->uo.log_path)
+		return open(job->uo.log_path,
+			    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", job->old_pid, stream);
+	fd = job->old_pid ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+	return fd >= 0 ? fd : open("/dev/null", O_WRONLY | O_CLOEXEC);
+}
+
+/*
  * COMMAND, in a session of its own, with our environment plus
- * BATON_CANARY_ENV and BATON_RUN_DIR, its output to --log or to our
- * standard error, and no descriptor of ours (the upgrade lock least of
- * all): it may outlive us while it drains.
+ * BATON_CANARY_ENV and BATON_RUN_DIR, stdin from /dev/null, its output
+ * as canary_output() says, and no other descriptor of ours (the upgrade
+ * lock least of all).
  */
 static int canary_spawn(const struct ctl_opts *o, struct upgrade_job *job)
 {
 	struct canary *c = &job->canary;
 	const char *log = job->uo.log_path;
 	char env_canary[128], env_run[4200];
+	int null, out = -1, errfd = -1, err = 0;
 	size_t n = 0, i, k = 0;
-	int logfd = -1, err = 0;
 	char **envp;
 	pid_t pid;
 
@@ -81,30 +99,34 @@ static int canary_spawn(const struct ctl_opts *o, struct upgrade_job *job)
 	envp[k++] = env_canary;
 	envp[k++] = env_run;
 	envp[k] = NULL;
-	if (log) {
-		logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (logfd < 0) {
-			err = -errno;
-			snprintf(c->why, sizeof(c->why), "cannot open the log %s: %s",
-				 log, strerror(-err));
-			goto free_env;
-		}
+	null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0) {
+		err = -errno;
+		snprintf(c->why, sizeof(c->why), "cannot open /dev/null: %s",
+			 strerror(-err));
+		goto free_env;
+	}
+	out = canary_output(job, STDOUT_FILENO);
+	errfd = canary_output(job, STDERR_FILENO);
+	if (out < 0 || errfd < 0) {
+		err = -errno;
+		snprintf(c->why, sizeof(c->why), "cannot open %s for the canary's output: %s",
+			 log ?: "/dev/null", strerror(-err));
+		goto close_stdio;
 	}
 	pid = fork();
 	if (pid < 0) {
 		err = -errno;
 		snprintf(c->why, sizeof(c->why), "cannot fork: %s",
 			 strerror(-err));
-		goto close_log;
+		goto close_stdio;
 	}
 	if (!pid) {
 		setsid();
-		if (logfd >= 0) {
-			dup2(logfd, STDOUT_FILENO);
-			dup2(logfd, STDERR_FILENO);
-		} else {
-			dup2(STDERR_FILENO, STDOUT_FILENO);
-		}
+		dup2(null, STDIN_FILENO);
+		dup2(out, STDOUT_FILENO);
+		dup2(errfd, STDERR_FILENO);
+		/* ours are all close-on-exec; this is for what a library left */
 		close_range(3, ~0U, 0);
 		execvpe(job->uo.argv[0], job->uo.argv, envp);
 		fprintf(stderr, "batonctl: cannot run %s as %s's canary: %s\n",
@@ -113,9 +135,12 @@ static int canary_spawn(const struct ctl_opts *o, struct upgrade_job *job)
 	}
 	c->pid = pid;
 	c->start = proc_start_time(pid);
-close_log:
-	if (logfd >= 0)
-		close(logfd);
+close_stdio:
+	if (errfd >= 0)
+		close(errfd);
+	if (out >= 0)
+		close(out);
+	close(null);
 free_env:
 	free(envp);
 	return err;
@@ -148,22 +173,34 @@ static int canary_join(const struct ctl_opts *o, struct upgrade_job *job,
 	__u32 g;
 
 	for (;;) {
+		int found = 0;
+
 		if (canary_ended(c)) {
 			snprintf(c->why, sizeof(c->why),
 				 "the canary (pid %d) ended before it served (%s): its log says why (--log); if an earlier canary still serves its last clients, 'batonctl status %s' shows it",
 				 c->pid, c->end, c->service);
 			return -ECHILD;
 		}
+		/* a slot that was empty before the canary started */
 		for (g = 0; g < BATON_STEER_MAX_GEN; g++)
-			if (g != c->active && baton_steer_has_listener(st, g) > 0)
-				break;
-		if (g < BATON_STEER_MAX_GEN &&
-		    !baton_query(o->run_dir, c->service, BATON_QUERY_TIMEOUT_MS,
-				 &info) && info.pid == c->pid) {
-			c->gen = g;
-			return 0;
+			if (!(c->taken & (1U << g)) &&
+			    baton_steer_has_listener(st, g) > 0) {
+				c->gen = g;
+				found++;
+			}
+		if (found > 1) {
+			snprintf(c->why, sizeof(c->why),
+				 "%d generations of %s's steered group gained a listener while the canary (pid %d) started: which is its is not known; nothing was steered",
+				 found, job->uo.service, c->pid);
+			c->gen = CANARY_NO_GEN;
+			return -EEXIST;
 		}
-		if (mono_ns() >= end && g < BATON_STEER_MAX_GEN) {
+		if (found &&
+		    !baton_query(o->run_dir, c->service, BATON_QUERY_TIMEOUT_MS,
+				 &info) && info.pid == c->pid)
+			return 0;
+		c->gen = CANARY_NO_GEN;
+		if (mono_ns() >= end && found) {
 			snprintf(c->why, sizeof(c->why),
 				 "the canary (pid %d) joined the steered group, but did not answer as %s on its control socket within %d ms (--timeout-ms)",
 				 c->pid, c->service, job->uo.timeout_ms);
@@ -193,7 +230,11 @@ static void canary_stop(struct upgrade_job *job, struct baton_steer *st,
 	int err;
 
 	if (take_back) {
-		err = baton_steer_set(st, c->active, c->active, 0);
+		__u32 active, to, share;
+
+		/* whatever is active now (an upgrade may have changed it) */
+		err = baton_steer_get(st, &active, &to, &share) ?:
+		      baton_steer_set(st, active, active, 0);
 		c->taken_back = !err;
 		if (err)
 			snprintf(c->why + strlen(c->why),
@@ -232,7 +273,7 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 	struct canary *c = &job->canary;
 	struct verify *v = &job->v;
 	struct baton_steer *st;
-	__u32 to, share;
+	__u32 to, share, g;
 	int err;
 
 	snprintf(c->service, sizeof(c->service), "%s" CANARY_SUFFIX,
@@ -260,6 +301,9 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 			 to, job->uo.service);
 		goto close_steer;
 	}
+	for (g = 0; g < BATON_STEER_MAX_GEN; g++)
+		if (baton_steer_has_listener(st, g) > 0)
+			c->taken |= 1U << g;
 	err = canary_spawn(o, job);
 	if (err)
 		goto close_steer;
@@ -274,6 +318,10 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 	err = canary_join(o, job, st);
 	if (err)
 		goto stop;
+	/* written before the share moves: recover looks for it */
+	journal_set(j, "canary_generation", "%u", c->gen);
+	journal_set(j, "canary_result", "steering");
+	journal_write(j);
 	err = baton_steer_set(st, c->active, c->gen, c->share);
 	if (err) {
 		snprintf(c->why, sizeof(c->why),
@@ -282,7 +330,6 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 			 strerror(-err));
 		goto stop;
 	}
-	journal_set(j, "canary_generation", "%u", c->gen);
 	journal_set(j, "canary_result", "verifying");
 	journal_write(j);
 	err = verify_window(v, c->service, c->pid);
@@ -292,6 +339,7 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 		journal_set(j, "result", "in-progress");
 		journal_set(j, "canary_result", "passed");
 		journal_set(j, "verify_result", "passed");
+		journal_write(j);
 		baton_steer_close(st);
 		return 0;
 	}
@@ -368,7 +416,8 @@ void report_canary(struct out *out, const struct upgrade_job *job)
 	else if (c->reaped)
 		snprintf(buf, sizeof(buf), "exited (%s)", c->end);
 	else if (c->told)
-		snprintf(buf, sizeof(buf), "told to stop: it takes no new connection, and serves those it has until they close");
+		snprintf(buf, sizeof(buf), "sent SIGTERM, and running %d ms later (a canary then serves its connections until they close)",
+			 CANARY_EXIT_WAIT_MS);
 	else
 		snprintf(buf, sizeof(buf), "running");
 	out_str(out, "state", "now", buf);
@@ -391,27 +440,25 @@ void canary_recover(const char *service, struct journal *j, bool upgraded,
 		.service = service, .flags = BATON_STEER_F_EXISTING,
 	};
 	const char *pid = journal_get(j, "canary_pid");
-	const char *gen = journal_get(j, "canary_generation");
-	const char *back = "its share had not been set";
+	const char *back = "the new instance has its generation";
 	char failed[200];
 	struct baton_steer *st;
 	__u32 active, to, share;
 	bool told = false;
 
-	if (!upgraded && gen) {
+	if (!upgraded) {
+		/* any share: the journal may not have said it was set */
 		snprintf(failed, sizeof(failed),
 			 "its share could not be taken back: run 'batonctl steer %s --abort'",
 			 service);
 		back = failed;
 		if (!baton_steer_open(&st, &so)) {
-			if (!baton_steer_get(st, &active, &to, &share) &&
-			    (!share || to != (__u32)atoi(gen) ||
-			     !baton_steer_set(st, active, active, 0)))
-				back = "its share was taken back";
+			if (!baton_steer_get(st, &active, &to, &share))
+				back = !share ? "no share was set" :
+				       !baton_steer_set(st, active, active, 0) ?
+				       "its share was taken back" : failed;
 			baton_steer_close(st);
 		}
-	} else if (upgraded) {
-		back = "the new instance has its generation";
 	}
 	if (pid && proc_is(pid, journal_get(j, "canary_start")))
 		told = !kill(atoi(pid), SIGTERM);

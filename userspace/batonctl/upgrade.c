@@ -791,7 +791,7 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	    (!v->cmd || !(uo->flags & BATON_UPGRADE_F_OWN_LISTENERS) ||
 	     (uo->flags & (BATON_UPGRADE_F_DRAIN | BATON_UPGRADE_F_REPAIR)))) {
 		fprintf(stderr, "batonctl: --canary runs the new version beside the old in the service's steered group, judged by --verify: it needs --verify CMD and --listeners own, and takes no --drain or --mode repair\n"
-			"  e.g.: batonctl upgrade kvd --listeners own --canary 10%% --verify 'redis-cli ping' -- kvd-v2 --listen 127.0.0.1:6379 --steer 2\n");
+			"  e.g.: batonctl upgrade kvd --listeners own --canary 10%% --verify CHECK -- kvd-v2 --listen 127.0.0.1:6379 --steer 2\n");
 		return 2;
 	}
 	if ((uo->netns_addr || uo->netns_dev) && !uo->netns) {
@@ -825,6 +825,8 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 	struct journal j = {};
 	int err;
 
+	/* ours to set, for a canary: never to pass on by accident */
+	unsetenv(BATON_CANARY_ENV);
 	snprintf(job->result, sizeof(job->result), "refused");
 	job->reason[0] = '\0';
 	job->old_pid = job->new_pid = job->serving = 0;

@@ -32,8 +32,8 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt,
 
 /*
  * Before the takeover: in the group, in our slot, not yet active. A canary
- * never takes the active generation's slot: that would be every new
- * connection.
+ * takes only an empty slot: the active generation's would be every new
+ * connection, another's someone else's share.
  */
 int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen,
 		   bool canary)
@@ -48,10 +48,13 @@ int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen,
 	err = baton_steer_open(&kvd->steer, &o);
 	if (err)
 		return err;
-	if (canary && !baton_steer_get(kvd->steer, &active, &to, &share) &&
-	    active == gen && baton_steer_has_listener(kvd->steer, gen) > 0) {
-		fprintf(stderr, "kvd-v%d[%d]: generation %u is %s's active one: a canary takes another (--steer)\n",
-			KVD_VERSION, getpid(), gen, group);
+	if (canary && baton_steer_has_listener(kvd->steer, gen) > 0) {
+		bool act = !baton_steer_get(kvd->steer, &active, &to, &share) &&
+			   active == gen;
+
+		fprintf(stderr, "kvd-v%d[%d]: generation %u of %s's group has a listener already (%s): a canary takes a free one (--steer)\n",
+			KVD_VERSION, getpid(), gen, group,
+			act ? "the active one" : "another instance's");
 		return -EEXIST;
 	}
 	err = baton_steer_attach(kvd->steer, fd) ?:
