@@ -217,6 +217,32 @@ static int canary_join(const struct ctl_opts *o, struct upgrade_job *job,
 	}
 }
 
+static struct baton_steer *steer_open(const char *service)
+{
+	struct baton_steer_opts so = {
+		.service = service, .flags = BATON_STEER_F_EXISTING,
+	};
+	struct baton_steer *st;
+
+	return baton_steer_open(&st, &so) ? NULL : st;
+}
+
+/*
+ * No share to a canary any more, from whatever is active now (an upgrade
+ * may have changed it); *had says whether there was one
+ */
+static int share_clear(struct baton_steer *st, bool *had)
+{
+	__u32 active, to, share;
+	int err;
+
+	err = baton_steer_get(st, &active, &to, &share);
+	if (err)
+		return err;
+	*had = share;
+	return share ? baton_steer_set(st, active, active, 0) : 0;
+}
+
 /*
  * Its share back to the serving generation if take_back, then SIGTERM:
  * it stops taking connections and serves the ones it has to their end.
@@ -226,15 +252,12 @@ static void canary_stop(struct upgrade_job *job, struct baton_steer *st,
 			bool take_back)
 {
 	struct canary *c = &job->canary;
+	bool had;
 	__u64 end;
 	int err;
 
 	if (take_back) {
-		__u32 active, to, share;
-
-		/* whatever is active now (an upgrade may have changed it) */
-		err = baton_steer_get(st, &active, &to, &share) ?:
-		      baton_steer_set(st, active, active, 0);
+		err = share_clear(st, &had);
 		c->taken_back = !err;
 		if (err)
 			snprintf(c->why + strlen(c->why),
@@ -250,16 +273,6 @@ static void canary_stop(struct upgrade_job *job, struct baton_steer *st,
 	end = mono_ns() + CANARY_EXIT_WAIT_MS * 1000000ULL;
 	while (!canary_ended(c) && mono_ns() < end)
 		usleep(CANARY_POLL_MS * 1000);
-}
-
-static struct baton_steer *steer_open(const struct upgrade_job *job)
-{
-	struct baton_steer_opts so = {
-		.service = job->uo.service, .flags = BATON_STEER_F_EXISTING,
-	};
-	struct baton_steer *st;
-
-	return baton_steer_open(&st, &so) ? NULL : st;
 }
 
 /*
@@ -280,7 +293,7 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 		 job->uo.service);
 	snprintf(c->result, sizeof(c->result), "failed");
 	c->gen = CANARY_NO_GEN;
-	st = steer_open(job);
+	st = steer_open(job->uo.service);
 	if (!st) {
 		snprintf(c->why, sizeof(c->why),
 			 "--canary steers a share of %s's new connections, and %s has no steered group: start it with its listeners steered (kvd --steer GEN)",
@@ -365,7 +378,7 @@ close_steer:
 void canary_end(struct upgrade_job *job, bool upgraded, struct journal *j)
 {
 	struct canary *c = &job->canary;
-	struct baton_steer *st = upgraded ? NULL : steer_open(job);
+	struct baton_steer *st = upgraded ? NULL : steer_open(job->uo.service);
 
 	if (!upgraded && !st)
 		snprintf(c->why, sizeof(c->why),
@@ -436,15 +449,11 @@ void report_canary(struct out *out, const struct upgrade_job *job)
 void canary_recover(const char *service, struct journal *j, bool upgraded,
 		    char *said, size_t len)
 {
-	struct baton_steer_opts so = {
-		.service = service, .flags = BATON_STEER_F_EXISTING,
-	};
 	const char *pid = journal_get(j, "canary_pid");
 	const char *back = "the new instance has its generation";
 	char failed[200];
 	struct baton_steer *st;
-	__u32 active, to, share;
-	bool told = false;
+	bool told = false, had;
 
 	if (!upgraded) {
 		/* any share: the journal may not have said it was set */
@@ -452,13 +461,11 @@ void canary_recover(const char *service, struct journal *j, bool upgraded,
 			 "its share could not be taken back: run 'batonctl steer %s --abort'",
 			 service);
 		back = failed;
-		if (!baton_steer_open(&st, &so)) {
-			if (!baton_steer_get(st, &active, &to, &share))
-				back = !share ? "no share was set" :
-				       !baton_steer_set(st, active, active, 0) ?
-				       "its share was taken back" : failed;
-			baton_steer_close(st);
-		}
+		st = steer_open(service);
+		if (st && !share_clear(st, &had))
+			back = had ? "its share was taken back" :
+			       "no share was set";
+		baton_steer_close(st);
 	}
 	if (pid && proc_is(pid, journal_get(j, "canary_start")))
 		told = !kill(atoi(pid), SIGTERM);
