@@ -23,6 +23,12 @@
 #define EXPORT_TRIES	3
 /* the largest request tried; the socket's send buffer may allow less */
 #define IMPORT_REQ_MAX	(4 << 20)
+/*
+ * CONN_IMPORT's reply: { CONN { INDEX, FD or ERROR } } a connection, in
+ * one message that must fit what ko_call() reads at once
+ */
+#define IMPORT_REPLY_CONN	(3 * MNL_ATTR_HDRLEN + 2 * sizeof(__u32))
+#define IMPORT_CONNS_MAX	((KO_RECV_BUF - 1024) / IMPORT_REPLY_CONN)
 
 struct conns_buf {
 	struct baton_tcp *tcp;
@@ -305,7 +311,8 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 		while (off < len) {
 			size_t span = conn_span(p, len, off);
 
-			if (conns && off + span - start + 64 > max)
+			if (conns && (off + span - start + 64 > max ||
+				      conns == IMPORT_CONNS_MAX))
 				break;
 			off += span;
 			conns++;

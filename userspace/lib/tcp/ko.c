@@ -12,9 +12,6 @@
 #include "internal.h"
 #include "tcp/ko.h"
 
-/* a dump's messages come in skbs of up to 32 KiB */
-#define KO_RECV_BUF	65536
-
 struct nlmsghdr *ko_msg(void *buf, struct baton_tcp *tcp, __u8 cmd)
 {
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);

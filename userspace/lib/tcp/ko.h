@@ -16,6 +16,12 @@ struct ko_ack {
 	__u32 off;		/* in the request; 0 if none */
 };
 
+/*
+ * What one reply may take: a dump's messages come in skbs of up to 32 KiB,
+ * and a CONN_IMPORT's one message must fit (bulk.c sizes its requests)
+ */
+#define KO_RECV_BUF	65536
+
 /* A request of cmd in buf (len bytes, aligned), ready for attributes */
 struct nlmsghdr *ko_msg(void *buf, struct baton_tcp *tcp, __u8 cmd);
 /*
