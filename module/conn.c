@@ -954,13 +954,18 @@ static void btk_conn_peer_fin(struct sock *sk)
  * where it stands, unless the connection is frozen: then what the peer
  * sent meanwhile is held and will say it, and the answer to a probe
  * would only be held too. A peer that had closed its side is
- * remembered last.
+ * remembered last. With BATON_IMPORT_F_REPAIR the socket then goes back
+ * into repair mode, so that until the caller lets it go, its close (the
+ * caller's death) says nothing; one whose bytes could not be queued is
+ * then not reset but closed so, silently, for the caller to give up on
+ * them all.
  */
-static void btk_conn_finish(struct btk_conn_in *ci)
+static void btk_conn_finish(struct btk_conn_in *ci, u32 flags)
 {
 	struct socket *sock = ci->file->private_data;
 	struct btk_tuple t;
 	bool probe;
+	int err;
 
 	/* no one else has the socket yet: its addresses hold still */
 	probe = __btk_sock_tuple(sock->sk, &t) ||
@@ -968,12 +973,16 @@ static void btk_conn_finish(struct btk_conn_in *ci)
 	ci->err = btk_sockopt_int(sock, TCP_REPAIR, probe ? TCP_REPAIR_OFF :
 				  TCP_REPAIR_OFF_NO_WP) ?:
 		  btk_conn_write(sock, ci, BTK_Q_UNSENT);
-	if (ci->err) {
-		tcp_abort(sock->sk, ECONNABORTED);
-		return;
-	}
-	if (ci->tb[BATON_CONN_A_PEER_FIN])
+	if (!ci->err && ci->tb[BATON_CONN_A_PEER_FIN])
 		btk_conn_peer_fin(sock->sk);
+	if (flags & BATON_IMPORT_F_REPAIR) {
+		err = btk_sockopt_int(sock, TCP_REPAIR, TCP_REPAIR_ON);
+		if (!err)
+			return;
+		ci->err = ci->err ?: err;
+	}
+	if (ci->err)
+		tcp_abort(sock->sk, ECONNABORTED);
 }
 
 static int btk_import_reply(struct sk_buff *reply, struct btk_import *im)
@@ -1072,7 +1081,7 @@ int btk_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
 			goto bad_conn;
 	}
 	for (i = 0; i < n; i++)
-		btk_conn_finish(&im->c[i]);
+		btk_conn_finish(&im->c[i], flags);
 
 	hdr = genlmsg_put_reply(reply, info, btk_genl_family(), 0,
 				BATON_GENL_CMD_CONN_IMPORT);

@@ -123,7 +123,7 @@ const struct nla_policy btk_conn_policy[BATON_CONN_A_MAX + 1] = {
 
 static const struct nla_policy btk_genl_policy[BATON_GENL_A_MAX + 1] = {
 	[BATON_GENL_A_FD]	   = NLA_POLICY_FULL_RANGE(NLA_U32, &btk_fd_range),
-	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, BATON_IMPORT_F_NONLOCAL),
+	[BATON_GENL_A_FLAGS]	   = NLA_POLICY_MASK(NLA_U32, BATON_IMPORT_F_ALL),
 	BTK_STATE_POLICY,
 	[BATON_GENL_A_FLOW]	   = NLA_POLICY_NESTED(btk_flow_policy),
 	[BATON_GENL_A_FREEZE_ID]   = NLA_POLICY_MIN(NLA_U32, 1),

@@ -36,7 +36,9 @@
  *     exported, closed, imported and thawed; a 1.6 MB queue in parts; a
  *     connection its peer closed (CLOSE_WAIT) with bytes unread, moved
  *     both ways: the bytes, then end of stream, a reply, no reset;
- *     bad exports and imports, all or nothing;
+ *     bad exports and imports, all or nothing; imported with
+ *     BATON_IMPORT_F_REPAIR, a socket is in repair mode: closed, the
+ *     peer hears nothing; let go, it carries bytes both ways;
  * 10. 20,000 seeded random requests to every command, then the module
  *     still answers and the connection still carries bytes;
  * 11. the kernel's policy is the YAML spec's.
@@ -2632,6 +2634,54 @@ TEST_F(conn, peer_closed_moves)
 	close(fd);
 	self->srv = -1;
 	EXPECT_EQ(0, read_eof(self->cli));
+	EXPECT_EQ(resets, tcp_resets());
+}
+
+/*
+ * BATON_IMPORT_F_REPAIR: the socket comes back in repair mode (only there
+ * does TCP_REPAIR_WINDOW read). Closed so, the client hears nothing; a
+ * second one, let go with TCP_REPAIR_OFF_NO_WP, carries bytes both ways.
+ */
+TEST_F(conn, conns_import_in_repair_mode)
+{
+	struct tcp_repair_window w;
+	socklen_t wl = sizeof(w);
+	long long resets = tcp_resets();
+	struct pollfd p;
+	size_t len;
+	void *rec;
+	int fd, err;
+	__u32 id;
+	char c;
+
+	ASSERT_EQ(0, freeze_fd(self->tcp, self->srv, 5000, &id));
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &self->srv, 1, &rec,
+					    &len))
+		TH_LOG("%s", self->log.last);
+	close(self->srv);	/* in repair mode: the peer hears nothing */
+	self->srv = -1;
+	err = baton_tcp_import_conns_flags(self->tcp, rec, len, &fd, 1,
+					   BATON_IMPORT_F_REPAIR);
+	ASSERT_EQ(0, err) TH_LOG("%s", self->log.last);
+	EXPECT_EQ(0, getsockopt(fd, IPPROTO_TCP, TCP_REPAIR_WINDOW, &w, &wl))
+		TH_LOG("not in repair mode: %s", strerror(errno));
+
+	/* its close, in repair mode, says nothing */
+	close(fd);
+	err = baton_tcp_import_conns_flags(self->tcp, rec, len, &fd, 1,
+					   BATON_IMPORT_F_REPAIR);
+	free(rec);
+	ASSERT_EQ(0, err) TH_LOG("the tuple is not free again: %s",
+				 self->log.last);
+	self->srv = fd;
+	p = (struct pollfd){ .fd = self->cli, .events = POLLIN };
+	EXPECT_EQ(0, poll(&p, 1, 200)) TH_LOG("the client heard something");
+	EXPECT_EQ(-1, recv(self->cli, &c, 1, MSG_DONTWAIT));
+
+	/* let go, it is the connection */
+	ASSERT_EQ(0, repair(fd, TCP_REPAIR_OFF_NO_WP));
+	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
+	EXPECT_EQ(0, exchange(self->cli, fd));
 	EXPECT_EQ(resets, tcp_resets());
 }
 

@@ -76,7 +76,11 @@
  *		repair mode (its unsent data could not be queued): it was
  *		reset, so that its peer learns. FLAGS: BATON_IMPORT_F_NONLOCAL,
  *		the local addresses need not be the namespace's yet (they move
- *		there after the import, as in a move between namespaces).
+ *		there after the import, as in a move between namespaces);
+ *		BATON_IMPORT_F_REPAIR, each socket goes back into repair mode
+ *		(as TCP_REPAIR_ON) before its descriptor is installed, so that
+ *		the caller's death closes it silently, and TCP_REPAIR_OFF_NO_WP
+ *		lets it go.
  *
  * The kernel validates strictly: an attribute it does not know is refused
  * (-EINVAL with an extended ack), so userspace sends only attributes up to
@@ -154,6 +158,9 @@ enum baton_genl_attr {
 /* the local address is on its way: bound and routed as IP_TRANSPARENT
  * lets a socket be, until connected */
 #define BATON_IMPORT_F_NONLOCAL	(1U << 0)
+/* installed in repair mode: until the caller commits, a close says nothing */
+#define BATON_IMPORT_F_REPAIR	(1U << 1)
+#define BATON_IMPORT_F_ALL	(BATON_IMPORT_F_NONLOCAL | BATON_IMPORT_F_REPAIR)
 
 /* A connection frozen by its 4-tuple (FLOW), or a listener's port (PORT) */
 enum baton_flow_attr {

@@ -102,6 +102,7 @@ static int ckpt_one(void *data, const struct baton_rec *rec)
 /* The sockets, from their checkpoints, into fds[] */
 static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 {
+	__u32 flags = t->netns ? BATON_IMPORT_F_NONLOCAL : 0;
 	unsigned int i;
 	int err = 0;
 
@@ -113,11 +114,22 @@ static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 		}
 		/*
 		 * the records lie one after another: the module's bulk
-		 * record; in another namespace, before their address is here
+		 * record; in another namespace, before their address is
+		 * here. Each socket comes back in repair mode (the guard,
+		 * without a moment out of it in which our death would close
+		 * it with a FIN); a module older than that flag refuses it
+		 * in the first request, which has then made nothing.
 		 */
-		return baton_tcp_import_conns_flags(t->tcp, k->d.buf, k->d.len,
-						    fds, k->n, t->netns ?
-						    BATON_IMPORT_F_NONLOCAL : 0);
+		err = baton_tcp_import_conns_flags(t->tcp, k->d.buf, k->d.len,
+						   fds, k->n,
+						   flags | BATON_IMPORT_F_REPAIR);
+		if (err == -EINVAL && fds[0] == -EINVAL) {
+			pr_warn(&t->svc->log, "baton.ko does not take BATON_IMPORT_F_REPAIR (an older module): each connection is out of repair mode for a moment before the guard");
+			err = baton_tcp_import_conns_flags(t->tcp, k->d.buf,
+							   k->d.len, fds, k->n,
+							   flags);
+		}
+		return err;
 	}
 	for (i = 0; i < k->n; i++)
 		fds[i] = -1;
