@@ -199,6 +199,15 @@ enum baton_precopy_end {
 				 BATON_UPGRADE_F_REPAIR | \
 				 BATON_UPGRADE_F_NETNS)
 
+/*
+ * In repair mode, the old instance's freeze of its connections outlasts
+ * the blackout's deadline (BATON_A_DEADLINE_NS) by this much, so that it
+ * never lets a segment through while no socket owns its tuple; the
+ * coordinator waits for a new instance that is activating (it holds the
+ * service's lock) at most half of it past the deadline.
+ */
+#define BATON_FREEZE_SLACK_MS	2000
+
 /* BATON_MSG_START flags: those the new must know before phase 1 */
 #define BATON_START_F_ALL	BATON_UPGRADE_F_NETNS
 

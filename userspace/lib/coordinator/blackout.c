@@ -32,17 +32,44 @@ static void active(struct baton_upgrade *up, const struct nlattr **tb)
 	reach(up, BATON_PHASE_ACTIVE);
 }
 
-/* The blackout's deadline passed: the new one serves, or never will. */
+/*
+ * The blackout's deadline passed: the new one serves, or never will. One
+ * that holds the service's lock is activating: in repair mode it may have
+ * taken connections out of repair mode already, and killed, it would
+ * close them with a FIN. It gets half the freeze's slack past the
+ * deadline (the freeze still holds what the peers send), then it goes.
+ */
 static int blackout_over(struct baton_upgrade *up)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
+	enum new_fate fate;
+	bool spared = false;
+	int err;
 
-	if (new_active_unread(up, tb)) {
+	fate = new_active_unread(up, tb, true);
+	if (fate == NEW_LOCKED) {
+		spared = up->sparing_new = true;
+		pr_warn(&up->log, "the new instance (pid %d) was not active %d ms into the blackout, but holds %s's lock: it is activating; waiting up to %d ms more",
+			up->r.new_pid, up->o.blackout_ms, up->o.service,
+			BATON_FREEZE_SLACK_MS / 2);
+		err = expect(up, FROM_NEW, BATON_MSG_ACTIVE,
+			     deadline_in(BATON_FREEZE_SLACK_MS / 2), tb);
+		up->sparing_new = false;
+		if (!err) {
+			active(up, tb);
+			return 0;
+		}
+		if (err != -ETIMEDOUT)
+			return err;
+		fate = new_active_unread(up, tb, false);
+	}
+	if (fate == NEW_ACTIVE) {
 		active(up, tb);
 		return 0;
 	}
-	return fail(up, -ETIMEDOUT, "the new instance (pid %d) was not active %d ms into the blackout",
-		    up->r.new_pid, up->o.blackout_ms);
+	return fail(up, -ETIMEDOUT, "the new instance (pid %d) was not active %d ms into the blackout%s",
+		    up->r.new_pid, up->o.blackout_ms, spared ?
+		    ", nor when its grace for holding the lock ran out" : "");
 }
 
 int step_blackout(struct baton_upgrade *up)
@@ -123,7 +150,8 @@ int roll_back(struct baton_upgrade *up, int err)
 	int e;
 
 	/* if it got so far as to activate, it serves: not ours to undo */
-	if (up->r.phase >= BATON_PHASE_READY && new_active_unread(up, tb)) {
+	if (up->r.phase >= BATON_PHASE_READY &&
+	    new_active_unread(up, tb, false) == NEW_ACTIVE) {
 		up->r.error = 0;
 		up->r.reason[0] = '\0';
 		active(up, tb);

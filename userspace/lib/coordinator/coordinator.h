@@ -22,6 +22,7 @@ struct baton_upgrade {
 	unsigned int nheld, cap;
 	bool successor_seen;	/* the old said the new one connected */
 	bool deactivate_sent;	/* the blackout began */
+	bool sparing_new;	/* past the blackout, the new one activating */
 	bool new_reaped;	/* its exit status is in new_status */
 	int new_status;
 	__u64 old_gone_ns;	/* the old closed its end */
@@ -70,7 +71,9 @@ int announce(struct baton_upgrade *up);
 int spawn(struct baton_upgrade *up);
 int spawn_new(struct baton_upgrade *up);
 void reap_new(struct baton_upgrade *up);
-bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb);
+enum new_fate { NEW_GONE, NEW_ACTIVE, NEW_LOCKED };
+enum new_fate new_active_unread(struct baton_upgrade *up,
+				const struct nlattr **tb, bool spare_locked);
 
 /*
  * netns.c: into another network namespace. prepare checks and opens all

@@ -354,17 +354,21 @@ void reap_new(struct baton_upgrade *up)
 }
 
 /*
- * Stops the new instance and looks at what it sent: true if ACTIVE is
- * there (it serves: it goes on), false if not (it is killed, and can never
- * activate). So the coordinator gives up on it without a race.
+ * Stops the new instance and looks at what it sent: NEW_ACTIVE if ACTIVE
+ * is there (it serves: it goes on); else, with spare_locked, NEW_LOCKED if
+ * it holds the service's lock (it is activating: it goes on, for in
+ * repair mode it may already have taken connections out of repair mode,
+ * which a kill would close with a FIN); else NEW_GONE (it is killed, and
+ * can never activate). So the coordinator gives up on it without a race.
  */
-bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb)
+enum new_fate new_active_unread(struct baton_upgrade *up,
+				const struct nlattr **tb, bool spare_locked)
 {
 	struct baton_msg *m = up->msg;
 	siginfo_t si;
 
 	if (up->r.new_pid <= 0 || up->new_reaped)
-		return false;
+		return NEW_GONE;
 	/* stopped for sure, not just signalled, before its socket is read */
 	kill(up->r.new_pid, SIGSTOP);
 	waitid(P_PID, up->r.new_pid, &si, WSTOPPED | WEXITED | WNOWAIT);
@@ -372,9 +376,14 @@ bool new_active_unread(struct baton_upgrade *up, const struct nlattr **tb)
 		msg_close_fds(m);
 		if (m->nlh->nlmsg_type == BATON_MSG_ACTIVE) {
 			kill(up->r.new_pid, SIGCONT);
-			return true;
+			return NEW_ACTIVE;
 		}
 	}
+	if (spare_locked && up->new >= 0 &&
+	    lock_holder(up->paths.lock) == up->r.new_pid) {
+		kill(up->r.new_pid, SIGCONT);
+		return NEW_LOCKED;
+	}
 	reap_new(up);
-	return false;
+	return NEW_GONE;
 }

@@ -174,6 +174,15 @@ int expect(struct baton_upgrade *up, enum from side, __u16 want,
 				    who(from));
 		if (m->nlh->nlmsg_type == BATON_MSG_ERROR) {
 			err = msg_error_text(tb, text, sizeof(text));
+			/*
+			 * the old one, past its deadline too, found the new
+			 * one holding the lock: it waits for it, as we do
+			 */
+			if (from == FROM_OLD && err == -EBUSY &&
+			    up->sparing_new) {
+				pr_info(&up->log, "the old instance: %s", text);
+				continue;
+			}
 			return fail(up, err, "the %s instance %s: %s", who(from),
 				    up->r.phase ? "failed" : "refused", text);
 		}

@@ -38,9 +38,11 @@
 #include "service/instance.h"
 #include "tcp/tcp.h"
 
-/* the freeze outlasts the blackout's deadline by this much */
-#define FREEZE_SLACK_MS		2000
-/* a twin socket of the new instance, closing as it exits: look again */
+/*
+ * A twin socket of the new instance, closing as it exits: look again, for
+ * 200 ms at most over the whole rollback (a twin that outlives it is the
+ * new instance's, live: its connection is lost either way)
+ */
 #define TWIN_RETRIES		100
 #define TWIN_RETRY_US		2000
 
@@ -128,7 +130,7 @@ static unsigned int freeze_deadline_ms(const struct baton_service *svc)
 		return svc->freeze_ms;
 	if (svc->blackout_ns > now)
 		left = (svc->blackout_ns - now) / 1000000;
-	ms = left + FREEZE_SLACK_MS;
+	ms = left + BATON_FREEZE_SLACK_MS;
 	return ms > BATON_DEADLINE_MAX_MS ? BATON_DEADLINE_MAX_MS : ms;
 }
 
@@ -364,20 +366,25 @@ fail:
 	return err;
 }
 
-/* One connection back into its own socket, as the checkpoint has it */
-static int restore_one(struct repair_out *rp, struct repair_conn *c)
+/*
+ * One connection back into its own socket, as the checkpoint has it;
+ * *waits: what is left of the rollback's retries for twins
+ */
+static int restore_one(struct repair_out *rp, struct repair_conn *c,
+		       unsigned int *waits)
 {
 	void *rec = c->rec;
 	size_t len = c->len;
-	int err = 0, tries;
+	int err = 0;
 
 	if (rp->raw)
 		err = tcp_conn_to_rec(rp->tcp, conn_data(rp, c), c->len, &rec,
 				      &len);
-	for (tries = 0; !err; tries++) {
+	while (!err) {
 		err = tcp_restore_into(rp->tcp, c->fd, rec, len, false);
-		if (err != -EADDRNOTAVAIL || tries == TWIN_RETRIES)
+		if (err != -EADDRNOTAVAIL || !*waits)
 			break;
+		--*waits;
 		/* the new instance's copy, on its way out */
 		nanosleep(&(struct timespec){ 0, TWIN_RETRY_US * 1000 }, NULL);
 		err = 0;
@@ -397,7 +404,7 @@ static int restore_one(struct repair_out *rp, struct repair_conn *c)
 int repair_out_restore(struct baton_service *svc)
 {
 	struct repair_out *rp = svc->repair;
-	unsigned int i, lost = 0;
+	unsigned int i, lost = 0, waits = TWIN_RETRIES;
 	int err;
 
 	if (!rp || (!rp->n && !rp->freeze_id))
@@ -410,7 +417,7 @@ int repair_out_restore(struct baton_service *svc)
 			sockopt_u32(c->fd, TCP_REPAIR, TCP_REPAIR_OFF_NO_WP);
 			continue;
 		}
-		err = restore_one(rp, c);
+		err = restore_one(rp, c, &waits);
 		if (err) {
 			pr_err(&svc->log, "rollback: connection %llu could not be restored: %s",
 			       (unsigned long long)c->id, strerror(-err));
