@@ -27,7 +27,11 @@
  *     socket (thawing them, if frozen), and serves every one byte-exact;
  *     again after an upgrade that went through (sockets a restore made);
  *  3. a new instance that refuses the old one's state (--state-min) rolls
- *     back before anything moved.
+ *     back before anything moved;
+ *  4. a new instance still activating at the blackout's deadline, the
+ *     service's lock held (kvd --activate-delay), is given the grace and
+ *     serves every connection; one slower than the grace is stopped, and
+ *     the old one serves every connection, with no reset either way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,13 +102,17 @@ FIXTURE_TEARDOWN(repair)
 	service_teardown(&self->svc);
 }
 
-/* kvd-v<version> by batonctl upgrade --mode repair, wrapped if need be */
-static int upgrade(const char *rundir, int version, const char *prefix,
-		   const char *extra, char *out, size_t len)
+/*
+ * kvd-v<version> by batonctl upgrade --mode repair, wrapped if need be,
+ * the blackout's deadline blackout_ms
+ */
+static int upgrade_within(const char *rundir, int version, const char *prefix,
+			  const char *extra, const char *blackout_ms, char *out,
+			  size_t len)
 {
 	char path[512], log[512], name[16], cmd[1200];
 	const char *args[17] = { "upgrade", "kvd", "-j", "--mode", "repair",
-				 "--log", log, "--blackout-timeout-ms", "20000",
+				 "--log", log, "--blackout-timeout-ms", blackout_ms,
 				 "--timeout-ms", SURE_STEP_MS,
 				 "--", path, "--quiet", extra, NULL };
 
@@ -127,6 +135,13 @@ static int upgrade(const char *rundir, int version, const char *prefix,
 		args[15] = NULL;
 	}
 	return batonctl(out, len, args);
+}
+
+static int upgrade(const char *rundir, int version, const char *prefix,
+		   const char *extra, char *out, size_t len)
+{
+	return upgrade_within(rundir, version, prefix, extra, "20000", out,
+			      len);
 }
 
 TEST_F_TIMEOUT(repair, every_byte_once, 180)
@@ -304,6 +319,77 @@ TEST_F_TIMEOUT(repair, new_refuses_the_state, 120)
 	EXPECT_EQ(0, json_num(out, "checkpoints"));
 	expect_served(_metadata, fds, 8, 2, self->svc.kvd, variant->from);
 	for (i = 0; i < 8; i++)
+		close(fds[i]);
+}
+
+/*
+ * 40 clients, then an upgrade with a 400 ms blackout whose new instance
+ * waits delay_ms in its activation, the lock held (at 400 ms it holds it:
+ * its blackout takes some 20 ms here); the exit status of batonctl.
+ */
+static int slow_upgrade(struct __test_metadata *_metadata,
+			FIXTURE_DATA(repair) *self,
+			const FIXTURE_VARIANT(repair) *variant, int *fds,
+			const char *delay_ms, char *out, size_t len)
+{
+	char key[16], delay[32];
+	int i, ret;
+
+	for (i = 0; i < FAIL_CONNS; i++) {
+		fds[i] = client_connect(variant->family, self->svc.port);
+		if (fds[i] < 0)
+			return -1;
+		snprintf(key, sizeof(key), "c%d", i);
+		if (resp_expect(fds[i], ":1\r\n", 2, "INCR", key))
+			return -1;
+	}
+	snprintf(delay, sizeof(delay), "--activate-delay=%s", delay_ms);
+	ret = upgrade_within(self->svc.rundir, variant->to, NULL, delay, "400",
+			     out, len);
+	TH_LOG("%s", out);
+	return ret;
+}
+
+TEST_F_TIMEOUT(repair, slow_new_instance_given_grace, 120)
+{
+	struct counters before, after;
+	char out[8192];
+	int fds[FAIL_CONNS], i;
+	pid_t new_pid;
+
+	counters_read(&before);
+	/* done some 800 ms in, within the deadline and half a freeze's slack */
+	ASSERT_EQ(0, slow_upgrade(_metadata, self, variant, fds, "800", out,
+				  sizeof(out)));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+	EXPECT_EQ(FAIL_CONNS, json_num(out, "conns"));
+	new_pid = json_num(out, "new_pid");
+	waitpid(self->svc.kvd, NULL, 0);
+	self->svc.kvd = 0;
+	expect_served(_metadata, fds, FAIL_CONNS, 2, new_pid, variant->to);
+	counters_read(&after);
+	EXPECT_EQ(before.out_rsts, after.out_rsts);
+	for (i = 0; i < FAIL_CONNS; i++)
+		close(fds[i]);
+}
+
+TEST_F_TIMEOUT(repair, too_slow_new_instance_rolls_back, 120)
+{
+	struct counters before, after;
+	char out[8192];
+	int fds[FAIL_CONNS], i;
+
+	counters_read(&before);
+	/* stopped 400 + 1,000 ms in, its connections restored and guarded */
+	ASSERT_EQ(1, slow_upgrade(_metadata, self, variant, fds, "5000", out,
+				  sizeof(out)));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
+	EXPECT_NE(NULL, strstr(out, "its grace for holding the lock ran out"));
+	expect_served(_metadata, fds, FAIL_CONNS, 2, self->svc.kvd,
+		      variant->from);
+	counters_read(&after);
+	EXPECT_EQ(before.out_rsts, after.out_rsts);
+	for (i = 0; i < FAIL_CONNS; i++)
 		close(fds[i]);
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kvd.h"
@@ -206,7 +207,14 @@ int kvd_conn_load(struct srv *s, struct srv_conn *c,
 static int activate(void *app, unsigned int flags)
 {
 	struct kvd *kvd = kvd_of(app);
-	int err = srv_activate(app, flags);
+	int err;
+
+	if (kvd->activate_delay_ms > 0)
+		nanosleep(&(struct timespec){
+				.tv_sec = kvd->activate_delay_ms / 1000,
+				.tv_nsec = kvd->activate_delay_ms % 1000 * 1000000,
+			  }, NULL);
+	err = srv_activate(app, flags);
 
 	if (flags & BATON_ACTIVATE_F_PEER_LOST)
 		fprintf(stderr, "kvd-v%d[%d]: the old instance went away: every connection closed; the keys are those of %s\n",

@@ -75,6 +75,8 @@ struct kvd {
 	unsigned int steer_gen;
 	/* --fail-ping-after MS: PING fails from MS after serving began */
 	long long fail_ping_ms;		/* -1: never */
+	/* --activate-delay MS: a slow activation, the lock held */
+	long long activate_delay_ms;
 	__u64 serving_ns;		/* CLOCK_MONOTONIC; 0: not serving yet */
 };
 

@@ -40,6 +40,11 @@ static void usage(FILE *f)
 "                         answer PING with an error: a version gone bad,\n"
 "                         for trying health checks ('batonctl upgrade\n"
 "                         --verify')\n"
+"  -D, --activate-delay MS\n"
+"                         started by an upgrade, wait MS milliseconds in\n"
+"                         its activation, with the service's lock held: a\n"
+"                         slow new version, for trying the blackout's\n"
+"                         deadline ('batonctl upgrade --blackout-timeout-ms')\n"
 "  -S, --fdstore          under systemd, keep the listeners in the unit's\n"
 "                         file descriptor store (FileDescriptorStoreMax=):\n"
 "                         restarted after a crash, kvd takes them back\n"
@@ -79,6 +84,7 @@ struct options {
 	bool canary;
 	bool reuseport;
 	long long fail_ping_ms;
+	long long activate_delay_ms;
 };
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -94,6 +100,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "steer-group", required_argument, NULL, 'G' },
 		{ "canary", no_argument, NULL, 'c' },
 		{ "fail-ping-after", required_argument, NULL, 'F' },
+		{ "activate-delay", required_argument, NULL, 'D' },
 		{ "fdstore", no_argument, NULL, 'S' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -106,7 +113,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 	srv_options_init(&o->srv, &kvd_srv_ops);
 	o->steer_gen = -1;
 	o->fail_ping_ms = -1;
-	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:F:cRSqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:l:f:r:m:g:G:F:D:cRSqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'g':
 			o->steer_gen = atoi(optarg);
@@ -124,6 +131,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->fail_ping_ms = strtoll(optarg, &end, 10);
 			if (*end || end == optarg || o->fail_ping_ms < 0) {
 				fprintf(stderr, "kvd: --fail-ping-after takes a number of milliseconds\n");
+				return -EINVAL;
+			}
+			break;
+		case 'D':
+			o->activate_delay_ms = strtoll(optarg, &end, 10);
+			if (*end || end == optarg || o->activate_delay_ms < 0 ||
+			    o->activate_delay_ms > 60000) {
+				fprintf(stderr, "kvd: --activate-delay takes a number of milliseconds, at most 60000\n");
 				return -EINVAL;
 			}
 			break;
@@ -179,6 +194,7 @@ int main(int argc, char **argv)
 	kvd.service = o.srv.service;
 	kvd.start_time = time(NULL);
 	kvd.fail_ping_ms = o.fail_ping_ms;
+	kvd.activate_delay_ms = o.activate_delay_ms;
 	if (srv_init(s, &kvd_srv_ops, o.srv.quiet) || ks_init(&kvd.ks)) {
 		fprintf(stderr, "kvd: out of memory\n");
 		return 1;
