@@ -172,8 +172,12 @@ BATON_API int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
  * flags: BATON_IMPORT_F_NONLOCAL (<linux/baton.h>), for connections whose
  * local address is on its way to this namespace (a move between
  * namespaces, before baton_tcp_thaw_into()): bound and connected as
- * IP_TRANSPARENT lets a socket be.
- * A bit the module does not know is refused with -EINVAL.
+ * IP_TRANSPARENT lets a socket be; BATON_IMPORT_F_REPAIR, each socket
+ * installed back in repair mode, so that its close says nothing to the
+ * peer until TCP_REPAIR_OFF (or _NO_WP) lets it go, and one whose unsent
+ * bytes could not be queued closed so, not reset.
+ * A bit the module does not know is refused with -EINVAL (an older
+ * module: in the first request, which has then made nothing).
  */
 BATON_API int baton_tcp_import_conns_flags(struct baton_tcp *tcp,
 					   const void *rec, size_t len,
