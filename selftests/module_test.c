@@ -38,7 +38,8 @@
  *     both ways: the bytes, then end of stream, a reply, no reset;
  *     bad exports and imports, all or nothing; imported with
  *     BATON_IMPORT_F_REPAIR, a socket is in repair mode: closed, the
- *     peer hears nothing; let go, it carries bytes both ways;
+ *     peer hears nothing; let go, it carries bytes both ways; 3,300
+ *     connections, more than one request's reply holds, in one call;
  * 10. 20,000 seeded random requests to every command, then the module
  *     still answers and the connection still carries bytes;
  * 11. the kernel's policy is the YAML spec's.
@@ -59,6 +60,7 @@
 #include <linux/tcp.h>	/* struct tcp_info with tcpi_min_rtt */
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -2683,6 +2685,61 @@ TEST_F(conn, conns_import_in_repair_mode)
 	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
 	EXPECT_EQ(0, exchange(self->cli, fd));
 	EXPECT_EQ(resets, tcp_resets());
+}
+
+/*
+ * More connections than one CONN_IMPORT's reply holds in the 64 KiB the
+ * library reads (3,225): it splits them, and every one carries bytes
+ * both ways afterwards. Until 5101385 the reply came back cut: ENOSPC.
+ */
+#define MANY_CONNS	3300
+
+TEST_F_TIMEOUT(conn, conns_import_thousands, 180)
+{
+	struct rlimit was, rl = { 3 * MANY_CONNS + 64, 3 * MANY_CONNS + 64 };
+	int *cli, *srv, *fds, i, bad = 0, err;
+	struct baton_flow *f;
+	size_t len;
+	void *rec;
+	__u32 id;
+
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &was));
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl)) TH_LOG("%s", strerror(errno));
+	cli = calloc(MANY_CONNS, sizeof(*cli));
+	srv = calloc(MANY_CONNS, sizeof(*srv));
+	fds = calloc(MANY_CONNS, sizeof(*fds));
+	f = calloc(MANY_CONNS, sizeof(*f));
+	ASSERT_TRUE(cli && srv && fds && f);
+	for (i = 0; i < MANY_CONNS; i++) {
+		ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+				       &cli[i], &srv[i])) TH_LOG("connection %d", i);
+		f[i].fd = srv[i];
+	}
+	/* a client's late ACK must not meet the tuple without a socket */
+	ASSERT_EQ(0, baton_tcp_freeze(self->tcp, f, MANY_CONNS, 30000, NULL,
+				      &id))
+		TH_LOG("%s", self->log.last);
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, srv, MANY_CONNS, &rec,
+					    &len))
+		TH_LOG("%s", self->log.last);
+	for (i = 0; i < MANY_CONNS; i++)
+		close(srv[i]);	/* in repair mode: the peer hears nothing */
+	err = baton_tcp_import_conns(self->tcp, rec, len, fds, MANY_CONNS);
+	free(rec);
+	ASSERT_EQ(0, err) TH_LOG("%s", self->log.last);
+	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
+	for (i = 0; i < MANY_CONNS; i++) {
+		if (exchange(cli[i], fds[i]))
+			bad++;
+		close(cli[i]);
+		close(fds[i]);
+	}
+	EXPECT_EQ(0, bad);
+	free(cli);
+	free(srv);
+	free(fds);
+	free(f);
+	setrlimit(RLIMIT_NOFILE, &was);
 }
 
 /* 1.6 MB that cannot leave yet: a connection in many parts */
