@@ -104,6 +104,7 @@ struct bench_opts {
 	bool repair;		/* batonctl upgrade --mode repair */
 	bool netns;		/* --netns: the service moves between A and B */
 	unsigned int timeout_ms, blackout_timeout_ms;	/* batonctl's; 0: its own */
+	const char *reports;	/* --reports FILE: batonctl's, a line each */
 	unsigned int nbaselines;
 	enum mode baselines[3];
 	unsigned int keys;	/* --keys: preloaded, for the writers */
@@ -183,6 +184,7 @@ struct instance_set {
 	struct in_addr addr;
 	int port;
 	unsigned int timeout_ms, blackout_timeout_ms;	/* batonctl's */
+	const char *reports;	/* --reports FILE, or NULL */
 	const struct bench_netns *ns;	/* --netns, else NULL */
 	unsigned int ns_cur;	/* --netns: where the service is, 0 (A) or 1 */
 	pid_t serving;		/* the instance that serves now */

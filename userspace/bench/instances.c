@@ -233,6 +233,26 @@ static double steps_sum_ms(const char *json)
 	return sum;
 }
 
+/* --reports: batonctl's report, one line, appended (O_APPEND: --procs) */
+static void report_append(const char *path, const char *out)
+{
+	size_t len = strcspn(out, "\n");
+	int fd;
+
+	if (!len)
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "baton-bench: cannot open %s: %s\n", path,
+			strerror(errno));
+		return;
+	}
+	if (dprintf(fd, "%.*s\n", (int)len, out) < 0)
+		fprintf(stderr, "baton-bench: cannot write %s: %s\n", path,
+			strerror(errno));
+	close(fd);
+}
+
 static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 			    bool drain, struct upgrade_result *r)
 {
@@ -319,6 +339,8 @@ static int batonctl_upgrade(struct instance_set *is, unsigned int to,
 	out[have] = '\0';
 	close(pipefd[0]);
 	waitpid(pid, &status, 0);
+	if (is->reports)
+		report_append(is->reports, out);
 	r->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	r->w.start_ns = json_num(out, "mono_start_ns");
 	r->w.end_ns = json_num(out, "mono_end_ns");

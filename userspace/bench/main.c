@@ -85,6 +85,8 @@ static void usage(FILE *f)
 "  --timeout-ms N      batonctl's for each step (its own: 5000)\n"
 "  --blackout-timeout-ms N\n"
 "                      batonctl's for the blackout (its own: 2000)\n"
+"  --reports FILE      append each batonctl -j report to FILE, a line\n"
+"                      each: the blackout's steps, the rounds\n"
 "  --port P            kvd's port (a free one)\n"
 "  --bin DIR           where kvd-v1, kvd-v2 and batonctl are (beside us)\n"
 "  --plot FILE.svg     draw each request's latency against time, one panel\n"
@@ -237,6 +239,7 @@ static int run_mode(const struct bench_opts *o, enum mode mode,
 		ps->is[k].ns = ns;
 		ps->is[k].timeout_ms = o->timeout_ms;
 		ps->is[k].blackout_timeout_ms = o->blackout_timeout_ms;
+		ps->is[k].reports = o->reports;
 		err = instances_start(&ps->is[k], k, o->bin_dir, addr,
 				      ps->port[k], mode, o->own_listeners);
 		ps->is[k].repair = o->repair;
@@ -709,6 +712,7 @@ int main(int argc, char **argv)
 		{ "netns", no_argument, NULL, 'X' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "blackout-timeout-ms", required_argument, NULL, 'T' },
+		{ "reports", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
@@ -743,6 +747,7 @@ int main(int argc, char **argv)
 		case 'X': o.netns = true; break;
 		case 't': o.timeout_ms = atoi(optarg); break;
 		case 'T': o.blackout_timeout_ms = atoi(optarg); break;
+		case 'R': o.reports = optarg; break;
 		case 'b':
 			if (o.nbaselines == 3) {
 				fprintf(stderr, "baton-bench: at most three baselines\n");
