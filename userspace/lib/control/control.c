@@ -12,7 +12,6 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -250,30 +249,6 @@ int resources_take(struct baton_resources *r, int ep, __u64 tag)
 	if (r->pid_fd < 0)
 		return -errno;
 	return resources_pid(r) ?: resources_watch(r, ep, tag, true);
-}
-
-/*
- * Who holds PATH flock()ed, as /proc/locks says (the pid that took it,
- * in our pid namespace): a pid, or 0 if no one does or it cannot be told.
- */
-pid_t lock_holder(const char *path)
-{
-	unsigned long long ino;
-	unsigned int maj, min;
-	char line[256];
-	struct stat st;
-	pid_t pid = 0, p;
-	FILE *f;
-
-	if (stat(path, &st) || !(f = fopen("/proc/locks", "re")))
-		return 0;
-	while (!pid && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%*d: FLOCK %*s %*s %d %x:%x:%llu", &p, &maj,
-			   &min, &ino) == 4 && ino == st.st_ino &&
-		    makedev(maj, min) == st.st_dev)
-			pid = p;
-	fclose(f);
-	return pid;
 }
 
 /*

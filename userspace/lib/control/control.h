@@ -60,7 +60,6 @@ int resources_lock(struct baton_resources *r);	/* -EBUSY: another serves */
 void resources_unlock(struct baton_resources *r);
 int resources_watch(struct baton_resources *r, int ep, __u64 tag, bool on);
 int resources_pid(struct baton_resources *r);	/* our pid into the file */
-pid_t lock_holder(const char *path);	/* flock()'s, from /proc/locks, or 0 */
 
 /*
  * notify.c: the service manager told, if $NOTIFY_SOCKET names one (1), or

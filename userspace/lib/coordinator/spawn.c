@@ -354,9 +354,28 @@ void reap_new(struct baton_upgrade *up)
 }
 
 /*
+ * Whether the service's pid file names pid: an instance writes it once it
+ * holds the service's lock, before it takes any connection (activate.c)
+ */
+static bool pid_file_names(const char *path, pid_t pid)
+{
+	char buf[32] = "";
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	return n > 0 && strtol(buf, NULL, 10) == pid;
+}
+
+/*
  * Stops the new instance and looks at what it sent: NEW_ACTIVE if ACTIVE
  * is there (it serves: it goes on); else, with spare_locked, NEW_LOCKED if
- * it holds the service's lock (it is activating: it goes on, for in
+ * it holds the service's lock, as its pid in the pid file says (it is
+ * activating: it goes on, for in
  * repair mode it may already have taken connections out of repair mode,
  * which a kill would close with a FIN); else NEW_GONE (it is killed, and
  * can never activate). So the coordinator gives up on it without a race.
@@ -380,7 +399,7 @@ enum new_fate new_active_unread(struct baton_upgrade *up,
 		}
 	}
 	if (spare_locked && up->new >= 0 &&
-	    lock_holder(up->paths.lock) == up->r.new_pid) {
+	    pid_file_names(up->paths.pid, up->r.new_pid)) {
 		kill(up->r.new_pid, SIGCONT);
 		return NEW_LOCKED;
 	}
