@@ -2561,6 +2561,24 @@ TEST_F(conn, conns_export_import)
 	bulk_close(&b);
 }
 
+/*
+ * *srv frozen (5 s), exported alone into *rec and closed (in repair mode:
+ * the peer hears nothing), *srv -1; 0 or -errno
+ */
+static int freeze_export(struct baton_tcp *tcp, int *srv, void **rec,
+			 size_t *len, __u32 *id)
+{
+	int err;
+
+	err = freeze_fd(tcp, *srv, 5000, id) ?:
+	      baton_tcp_export_conns(tcp, srv, 1, rec, len);
+	if (err)
+		return err;
+	close(*srv);
+	*srv = -1;
+	return 0;
+}
+
 /* Whether fd says end of stream within 5 s */
 static int read_eof(int fd)
 {
@@ -2606,12 +2624,8 @@ TEST_F(conn, peer_closed_moves)
 	 * between the close and the import would meet no socket, and be
 	 * answered with a reset.
 	 */
-	ASSERT_EQ(0, freeze_fd(self->tcp, self->srv, 5000, &id));
-	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &self->srv, 1, &rec,
-					    &len))
+	ASSERT_EQ(0, freeze_export(self->tcp, &self->srv, &rec, &len, &id))
 		TH_LOG("%s", self->log.last);
-	close(self->srv);	/* in repair mode: the peer hears nothing */
-	self->srv = -1;
 	i = baton_tcp_import_conns(self->tcp, rec, len, &fd, 1);
 	free(rec);
 	ASSERT_EQ(0, i) TH_LOG("%s", self->log.last);
@@ -2656,12 +2670,8 @@ TEST_F(conn, conns_import_in_repair_mode)
 	__u32 id;
 	char c;
 
-	ASSERT_EQ(0, freeze_fd(self->tcp, self->srv, 5000, &id));
-	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, &self->srv, 1, &rec,
-					    &len))
+	ASSERT_EQ(0, freeze_export(self->tcp, &self->srv, &rec, &len, &id))
 		TH_LOG("%s", self->log.last);
-	close(self->srv);	/* in repair mode: the peer hears nothing */
-	self->srv = -1;
 	err = baton_tcp_import_conns_flags(self->tcp, rec, len, &fd, 1,
 					   BATON_IMPORT_F_REPAIR);
 	ASSERT_EQ(0, err) TH_LOG("%s", self->log.last);
