@@ -5,8 +5,9 @@
  * with its sender's pid (SO_PASSCRED):
  *  1. started fresh, kvd says READY=1;
  *  2. upgraded by batonctl, the old instance says RELOADING=1 with a
- *     MONOTONIC_USEC= of the upgrade's time, then the new one, which
- *     serves, says MAINPID= its own pid and READY=1; nothing else;
+ *     MONOTONIC_USEC= of the upgrade's time, then the new one says in a
+ *     STATUS= that it is ready to take over and, once it serves, MAINPID=
+ *     its own pid and READY=1; nothing else;
  *  3. an upgrade the new instance refuses (--state-min 99): RELOADING=1,
  *     then the old instance, serving again, says MAINPID= its own pid and
  *     READY=1;
@@ -161,7 +162,7 @@ FIXTURE_TEARDOWN(notify)
 /* 2. */
 TEST_F(notify, upgrade_reloading_then_new_mainpid)
 {
-	char name[16], cmd[512], msg[256], want[64], out[4096];
+	char name[16], cmd[512], msg[256], want[96], out[4096];
 	unsigned long long t0, t1, usec;
 	pid_t from, new;
 	int fd;
@@ -191,6 +192,13 @@ TEST_F(notify, upgrade_reloading_then_new_mainpid)
 	}
 	EXPECT_LE(t0, usec);
 	EXPECT_GE(t1, usec);
+
+	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
+	EXPECT_EQ(new, from);
+	snprintf(want, sizeof(want),
+		 "STATUS=upgrading: the new instance, pid %d, is ready to take over",
+		 new);
+	EXPECT_STREQ(want, msg);
 
 	ASSERT_EQ(0, notify_recv(self->sock, msg, sizeof(msg), &from, 5000));
 	EXPECT_EQ(new, from);

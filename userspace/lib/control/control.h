@@ -67,6 +67,7 @@ int resources_pid(struct baton_resources *r);	/* our pid into the file */
  */
 int notify_ready(const struct baton_log_sink *log);	/* READY=1 */
 int notify_reloading(const struct baton_log_sink *log);	/* RELOADING=1 */
+int notify_taking_over(const struct baton_log_sink *log);	/* STATUS= */
 int notify_main(const struct baton_log_sink *log);	/* MAINPID=, READY=1 */
 
 #endif /* BATON_LIB_CONTROL_H */

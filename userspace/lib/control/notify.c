@@ -5,6 +5,10 @@
  *
  *   READY=1			started fresh, it serves
  *   RELOADING=1, MONOTONIC_USEC	an upgrade of it began
+ *   STATUS=			the new instance is ready to take over
+ *				(its READY to the coordinator): it says so,
+ *				and its first call into libsystemd, which
+ *				costs tens of µs, is not the blackout's
  *   MAINPID=<pid>, READY=1	it serves as the new instance (before it
  *				says ACTIVE), or serves again after a
  *				rollback: the service's main process is it
@@ -12,7 +16,7 @@
  * With NotifyAccess=all the new instance, a child of the ExecReload=
  * command, may say so. The environment is left as it is (sd_notify()'s
  * unset_environment is 0): a library changes nothing the process shares.
- * Without $NOTIFY_SOCKET nothing is sent. A message that cannot be sent is
+ * Without $NOTIFY_SOCKET nothing is sent, and libsystemd is not called. A message that cannot be sent is
  * logged and the instance serves on: the manager's view is not the
  * clients'.
  */
@@ -29,8 +33,11 @@
 /* 1 if the manager was told, 0 if there is none, or -errno */
 static int notify_send(const struct baton_log_sink *log, const char *msg)
 {
-	int ret = sd_notify(0, msg);
+	int ret;
 
+	if (!getenv("NOTIFY_SOCKET"))
+		return 0;
+	ret = sd_notify(0, msg);
 	if (ret < 0) {
 		char what[64];
 
@@ -56,6 +63,16 @@ int notify_reloading(const struct baton_log_sink *log)
 	snprintf(msg, sizeof(msg),
 		 "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=upgrading",
 		 (unsigned long long)(now_ns() / 1000));
+	return notify_send(log, msg);
+}
+
+int notify_taking_over(const struct baton_log_sink *log)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg),
+		 "STATUS=upgrading: the new instance, pid %d, is ready to take over",
+		 (int)getpid());
 	return notify_send(log, msg);
 }
 

@@ -60,6 +60,8 @@ static int send_ready(struct takeover *t)
 	struct baton_msg *m = t->svc->msg;
 	int err;
 
+	/* before READY, on which the blackout begins: not in it */
+	notify_taking_over(&t->svc->log);
 	msg_init(m, BATON_MSG_READY);
 	err = msg_put_u32(m, BATON_A_LISTENERS, t->listeners) ?:
 	      msg_put_u32(m, BATON_A_CONNS, t->conns) ?:
