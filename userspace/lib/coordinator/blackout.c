@@ -91,7 +91,9 @@ int step_blackout(struct baton_upgrade *up)
 		return fail(up, err, "cannot reach the old instance: %s",
 			    strerror(-err));
 	/* the old's DEACTIVATED is noted on the way (expect()) */
+	up->spin_until = now_ns() + MSG_SPIN_NS;
 	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE, deadline, tb);
+	up->spin_until = 0;
 	if (err == -ETIMEDOUT)
 		return blackout_over(up);
 	if (err)

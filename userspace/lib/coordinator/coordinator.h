@@ -22,6 +22,7 @@ struct baton_upgrade {
 	unsigned int nheld, cap;
 	bool successor_seen;	/* the old said the new one connected */
 	bool deactivate_sent;	/* the blackout began */
+	__u64 spin_until;	/* wait_msg() polls, not sleeps, till then */
 	bool sparing_new;	/* past the blackout, the new one activating */
 	bool new_reaped;	/* its exit status is in new_status */
 	int new_status;

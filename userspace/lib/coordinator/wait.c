@@ -62,7 +62,7 @@ int wait_msg(struct baton_upgrade *up, __u64 deadline, enum from *from,
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		timeout = (deadline - now) / 1000000 + 1;
-		err = poll(p, 2, timeout);
+		err = msg_poll(p, 2, up->spin_until, timeout);
 		if (err < 0 && errno == EINTR)
 			continue;
 		if (err < 0)
@@ -122,6 +122,10 @@ void deactivated(struct baton_upgrade *up, const struct nlattr **tb)
 	up->r.nrounds = rs.n;
 	up->r.precopy_end = rs.end;
 	up->r.t_ns[BATON_PHASE_DEACTIVATED] = now_ns();
+	/* in the blackout: the new one activates next, within the spin */
+	if (up->spin_until)
+		up->spin_until = up->r.t_ns[BATON_PHASE_DEACTIVATED] +
+				 MSG_SPIN_NS;
 }
 
 __u64 deadline_in(int ms)

@@ -8,6 +8,8 @@
 #ifndef BATON_LIB_WIRE_H
 #define BATON_LIB_WIRE_H
 
+#include <poll.h>
+
 #include "internal.h"
 
 /*
@@ -37,6 +39,15 @@ int msg_add_fd(struct baton_msg *m, int fd);
 int msg_send(int sock, const struct baton_msg *m);
 int msg_recv(int sock, struct baton_msg *m, int timeout_ms);
 void msg_close_fds(struct baton_msg *m);
+
+/*
+ * How long a party to the blackout polls for the next message without
+ * sleeping (msg_poll()): longer than a hop's wakeup, far shorter than the
+ * scheduler's slice, which a process that keeps polling would hold
+ * against the very process it waits for.
+ */
+#define MSG_SPIN_NS	(300 * 1000ULL)
+int msg_poll(struct pollfd *p, nfds_t n, __u64 spin_until, int timeout_ms);
 
 /* attrs.c: enum baton_attr's one table of types, and the checks */
 int msg_parse(const struct baton_msg *m, const struct nlattr **tb);

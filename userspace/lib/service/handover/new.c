@@ -68,6 +68,7 @@ static int send_ready(struct takeover *t)
 	      msg_put_u64(m, BATON_A_TIME_NS, t->t_welcome) ?:
 	      msg_put_str(m, BATON_A_APP, t->svc->app_name) ?:
 	      msg_send(t->ctl, m);
+	t->t_ready = now_ns();
 	if (err)
 		snprintf(t->why, sizeof(t->why),
 			 "cannot say READY to the coordinator: %s", strerror(-err));
@@ -259,10 +260,13 @@ static int wait_peers(struct takeover *t)
 		{ .fd = t->peer, .events = POLLIN },
 		{ .fd = t->ctl, .events = POLLIN },
 	};
+	/* from READY, phase 2 comes within the blackout: see msg_poll() */
+	__u64 spin = t->phase1_done && !t->phase2_done ?
+		     t->t_ready + MSG_SPIN_NS : 0;
 	int n;
 
 	do {
-		n = poll(p, 2, 2 * t->timeout_ms);
+		n = msg_poll(p, 2, spin, 2 * t->timeout_ms);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;

@@ -25,6 +25,7 @@ struct takeover {
 	__u64 deadline_ns;	/* the blackout's */
 	int timeout_ms;		/* the coordinator's step */
 	__u64 t_welcome;
+	__u64 t_ready;		/* READY sent */
 	struct steps st;	/* the blackout, on this side */
 	char why[256];
 	bool repair;		/* PHASE1_DONE said BATON_UPGRADE_F_REPAIR */
