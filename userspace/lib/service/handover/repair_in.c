@@ -6,12 +6,13 @@
  * once this instance holds the service's lock, so that a rollback before
  * that has nothing of ours to undo.
  *
- * restore: each socket is rebuilt (baton.ko's bulk import, or TCP_REPAIR
- *	    one by one, which stops short of leaving repair mode), put back
- *	    in repair mode at once (a guard: if we die from here, its close
- *	    says nothing to the peer, and the old restores it), adopted by
- *	    the application (adopt_socket) and its record loaded
- *	    (load_conn), as fd mode adopts a connection.
+ * restore: each socket is rebuilt in repair mode (baton.ko's bulk import
+ *	    with BATON_IMPORT_F_REPAIR, or TCP_REPAIR one by one, which stops
+ *	    short of leaving it), which it keeps (a guard: if we die from
+ *	    here, its close says nothing to the peer, and the old restores
+ *	    it); an older module's sockets are put back in it at once. Then
+ *	    each is adopted by the application (adopt_socket) and its
+ *	    record loaded (load_conn), as fd mode adopts a connection.
  * commit:  just before ACTIVE, each leaves repair mode (TCP_REPAIR's with
  *	    the window probe and the bytes never sent, which unfrozen peers
  *	    must not see before) and the freeze is thawed: what the peers
@@ -99,7 +100,21 @@ static int ckpt_one(void *data, const struct baton_rec *rec)
 	return 0;
 }
 
-/* The sockets, from their checkpoints, into fds[] */
+/* Every restored socket back in repair mode: closed, it says nothing */
+static void guard(const int *fds, unsigned int n, int on)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			sockopt_u32(fds[i], TCP_REPAIR, on);
+}
+
+/*
+ * The sockets, from their checkpoints, into fds[], each in repair mode (the
+ * guard: if we die from here, its close says nothing to the peer, and the
+ * old restores it)
+ */
 static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 {
 	__u32 flags = t->netns ? BATON_IMPORT_F_NONLOCAL : 0;
@@ -128,6 +143,7 @@ static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 			err = baton_tcp_import_conns_flags(t->tcp, k->d.buf,
 							   k->d.len, fds, k->n,
 							   flags);
+			guard(fds, k->n, TCP_REPAIR_ON);
 		}
 		return err;
 	}
@@ -145,16 +161,6 @@ static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 					       k->c[i].len, true);
 	}
 	return err;
-}
-
-/* Every restored socket back in repair mode: closed, it says nothing */
-static void guard(const int *fds, unsigned int n, int on)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++)
-		if (fds[i] >= 0)
-			sockopt_u32(fds[i], TCP_REPAIR, on);
 }
 
 static int adopt_all(struct takeover *t, struct ckpts *k, int *fds)
@@ -225,7 +231,6 @@ int repair_in_restore(struct takeover *t)
 		goto free_fds;
 	}
 	err = sockets_rebuild(t, kp, fds);
-	guard(fds, kp->n, TCP_REPAIR_ON);
 	steps_mark(&t->st, "restore");
 	if (err) {
 		if (!t->why[0])
