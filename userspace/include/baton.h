@@ -50,9 +50,10 @@
  *   environment left as it is): the first baton_service_dispatch() of an
  *   instance started fresh says READY=1 (baton_service_fd() is readable at
  *   once: open the listeners before that first call); the old instance
- *   says RELOADING=1 when an upgrade begins; the new one says MAINPID= its
- *   pid and READY=1 before it serves; an old one that serves on after all
- *   says the same of itself.
+ *   says RELOADING=1 when an upgrade begins; the new one says in a STATUS=
+ *   that it is ready to take over, then MAINPID= its pid and READY=1
+ *   before it serves; an old one that serves on after all says the same
+ *   of itself.
  *
  *   Inside baton_service_dispatch() the old instance is called back:
  *	phase 1:  ops->export_sockets()	baton_export_socket() for every
@@ -67,18 +68,19 @@
  *					last began is this round's; a new
  *					change set starts), and writes it,
  *					or a part and returns 1, as above
+ *		  ops->export_sockets()	again, with BATON_EXPORT_F_FINAL, once
+ *					the new instance has taken the first
+ *					pass and the rounds: stop accept(),
+ *					list them all again (the library
+ *					sends only those not sent before)
  *		  ops->save_conns()	only if the application has
  *					save_conns_changed() and the new
  *					instance has drop_conn(): one record
  *					per live connection, right after the
- *					sockets' first pass; from here on the
+ *					sockets' final pass, the last of
+ *					phase 1; from here on the
  *					application notes which connections
  *					change, open or close
- *		  ops->export_sockets()	again, with BATON_EXPORT_F_FINAL, once
- *					the new instance has taken the first
- *					pass: stop accept(), list them all
- *					again (the library sends only those
- *					not sent before)
  *	phase 2:  ops->deactivate()	stop reading and writing
  *		  ops->save_conns()	one record per live connection; or,
  *					if it ran in phase 1,
