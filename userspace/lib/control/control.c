@@ -213,11 +213,11 @@ int resources_watch(struct baton_resources *r, int ep, __u64 tag, bool on)
 	return 0;
 }
 
-/* In place: the file's one block is rewritten, never a new one taken. */
 /*
- * Cut only if the old pid was longer: in the blackout, where this runs, a
+ * In place: the file's one block is rewritten, never a new one taken. Cut
+ * only if the old pid was longer: in the blackout, where this runs, a
  * truncate to the same size still journals the inode's times on a disk's
- * file system (10 us here of the 30 the new pid cost)
+ * file system (10 us here of the 30 the new pid cost).
  */
 int resources_pid(struct baton_resources *r)
 {

@@ -16,9 +16,9 @@
  * With NotifyAccess=all the new instance, a child of the ExecReload=
  * command, may say so. The environment is left as it is (sd_notify()'s
  * unset_environment is 0): a library changes nothing the process shares.
- * Without $NOTIFY_SOCKET nothing is sent, and libsystemd is not called. A message that cannot be sent is
- * logged and the instance serves on: the manager's view is not the
- * clients'.
+ * Without $NOTIFY_SOCKET nothing is sent, and libsystemd is not called. A
+ * message that cannot be sent is logged and the instance serves on: the
+ * manager's view is not the clients'.
  */
 #include <errno.h>
 #include <stdio.h>
