@@ -11,6 +11,9 @@
  *     instances among them, add up to the blackout;
  *  7. connection records go in phase 1: the blackout carries only those of
  *     connections served or closed since, and idle ones go on all the same;
+ *  8. phase 1 hands sockets over a few hundred a turn, the old serving in
+ *     between: connections that open and close meanwhile, each served in
+ *     full, leave every other one its own;
  * over IPv4 and IPv6.
  */
 #include <errno.h>
@@ -236,6 +239,64 @@ TEST_F_TIMEOUT(handover, more_than_one_batch, 120)
 		EXPECT_EQ(0, resp_expect(fds[i], ":2\r\n", 2, "INCR", key));
 		close(fds[i]);
 	}
+	waitpid(self->svc.kvd, NULL, 0);
+	self->svc.kvd = 0;
+}
+
+#define TURNS	1600	/* sockets for several of phase 1's turns */
+
+/* Opens, serves (INCR churn) and closes connections until stop is readable */
+static int churn(int family, int port, int stop)
+{
+	char want[32];
+	int n = 0, bad = 0, fd;
+
+	while (recv(stop, want, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN) {
+		fd = client_connect(family, port);
+		snprintf(want, sizeof(want), ":%d\r\n", n + 1);
+		if (fd < 0 || resp_expect(fd, want, 2, "INCR", "churn"))
+			bad++;
+		else
+			n++;
+		if (fd >= 0)
+			close(fd);
+	}
+	return bad ? 1 : n ? 0 : 2;	/* 2: not one served */
+}
+
+TEST_F_TIMEOUT(handover, connections_come_and_go_between_turns, 120)
+{
+	int fds[TURNS], stop[2], i, status;
+	char key[32], out[8192];
+	pid_t churner;
+
+	for (i = 0; i < TURNS; i++) {
+		fds[i] = client_connect(variant->family, self->svc.port);
+		ASSERT_LE(0, fds[i]);
+		snprintf(key, sizeof(key), "c%d", i);
+		ASSERT_EQ(0, resp_expect(fds[i], ":1\r\n", 2, "INCR", key));
+	}
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, stop));
+	churner = fork();
+	ASSERT_LE(0, churner);
+	if (!churner) {
+		close(stop[0]);
+		_exit(churn(variant->family, self->svc.port, stop[1]));
+	}
+	close(stop[1]);
+	usleep(20000);
+	EXPECT_EQ(0, upgrade(self->svc.rundir, variant->to, out, sizeof(out)));
+	usleep(20000);
+	ASSERT_EQ(1, write(stop[0], "x", 1));
+	ASSERT_EQ(churner, waitpid(churner, &status, 0));
+	close(stop[0]);
+	/* each churned connection served in full, before, during and after */
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_LE(TURNS, json_num(out, "conns"));
+	/* and each of these is still its own */
+	EXPECT_EQ(0, incr_each(fds, TURNS, 2));
+	for (i = 0; i < TURNS; i++)
+		close(fds[i]);
 	waitpid(self->svc.kvd, NULL, 0);
 	self->svc.kvd = 0;
 }

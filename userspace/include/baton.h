@@ -57,7 +57,10 @@
  *
  *   Inside baton_service_dispatch() the old instance is called back:
  *	phase 1:  ops->export_sockets()	baton_export_socket() for every
- *					listener and connection; accept on
+ *					listener and connection, on each of
+ *					a few turns (the library sends a
+ *					few hundred a turn, those not sent
+ *					yet), serving in between; accept on
  *		  ops->save_state()	snapshot service-wide state, start
  *					tracking changes; it may return 1 to
  *					be called again on a later turn, and

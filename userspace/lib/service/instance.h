@@ -35,12 +35,22 @@ enum svc_tag {
 
 #define MAX_PENDING	8	/* peers accepted, hello not read yet */
 
+/*
+ * Phase 1's first pass hands over at most this many sockets a turn, and
+ * the application serves between turns: a socket costs 3-7 us, so a turn
+ * about 2-4 ms (10,000 sockets in one turn stalled the serving instance's
+ * clients for 40-60 ms)
+ */
+#define PHASE1_SOCKETS_PER_TURN	(2 * BATON_MAX_FDS_PER_MSG)
+
 struct baton_export {
 	struct held_socket *socks;
 	unsigned int n, cap;
 	unsigned int listeners, conns;
 	const struct sock_key *skip;	/* already sent, sorted */
 	unsigned int nskip;
+	unsigned int limit;	/* at most this many listed; 0: all */
+	unsigned int left;	/* not listed for the limit */
 };
 
 /* A peer of the control socket that has not said who it is, or must wait */
@@ -81,8 +91,10 @@ struct baton_service {
 	bool notify_ready;	/* READY=1 on the first dispatch */
 	bool reloading;		/* RELOADING=1 said: READY=1 when back */
 	struct baton_export exp;
-	struct sock_key *sent;	/* the first pass, sorted */
+	struct sock_key *sent;	/* the first pass's so far, sorted */
 	unsigned int nsent;
+	bool sockets_left;	/* the first pass has more for a later turn */
+	bool succ_wait_room;	/* for EPOLLOUT on succ, for the next turn */
 	unsigned int max_rounds;	/* of phase 1's state, as UPGRADE said */
 	__u64 round_bytes;	/* a round this small is the last */
 	__u64 round_t0;		/* the round under way began */
@@ -145,6 +157,7 @@ int phase2_blobs(struct baton_service *svc, struct steps *st, __u32 *records,
 int phase2_checkpoints(struct baton_service *svc, struct steps *st,
 		       __u32 *count, __u32 *freeze_id);
 void work_readable(struct baton_service *svc);
+void succ_room(struct baton_service *svc);
 
 /* peers.c: who is at the control socket, and what it wants */
 void listen_readable(struct baton_service *svc);

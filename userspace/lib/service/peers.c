@@ -89,6 +89,7 @@ void successor_admit(struct baton_service *svc, unsigned int slot)
 	if (fd < 0)
 		return;
 	svc->succ = fd;
+	svc->succ_wait_room = false;
 	svc->succ_takes = p->takes;
 	msg_init(svc->msg, BATON_MSG_SUCCESSOR);
 	if (msg_put_u32(svc->msg, BATON_A_PID, pid) ||

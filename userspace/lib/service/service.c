@@ -265,6 +265,9 @@ int baton_service_dispatch(struct baton_service *svc)
 			ret = timer_expired(svc);
 		else if (tag == TAG_CTL && svc->ctl >= 0)
 			ret = ctl_readable(svc);
+		else if (tag == TAG_SUCC && svc->succ >= 0 &&
+			 (ev[i].events & EPOLLOUT) && svc->succ_wait_room)
+			succ_room(svc);	/* its EPOLLIN, if any, comes again */
 		else if (tag == TAG_SUCC && svc->succ >= 0)
 			ret = succ_readable(svc);
 		else if (tag >= TAG_PENDING && tag < TAG_PENDING + MAX_PENDING &&

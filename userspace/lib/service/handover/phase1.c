@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@ static int export_add(struct baton_export *exp, int fd, __u64 id,
 		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key),
 			    sock_key_cmp))
 			return 0;
+	}
+	if (exp->limit && exp->n == exp->limit) {
+		exp->left++;	/* a later turn's */
+		return 0;
 	}
 	if (exp->n == exp->cap) {
 		unsigned int cap = exp->cap ? exp->cap * 2 : 256;
@@ -387,51 +392,129 @@ int phase1_failed(struct baton_service *svc)
 	return rollback(svc, why);
 }
 
-void work_readable(struct baton_service *svc)
+/*
+ * Whether succ has room for a turn, and if not, EPOLLOUT asked for.
+ * It polls writable below a quarter of its send buffer, and a turn is
+ * far less. Without room, sendmsg() would wait for the new instance to
+ * read, however long it is kept from it, and our clients with it; the
+ * turn waits instead, and we serve.
+ */
+static int succ_has_room(struct baton_service *svc, bool *room)
 {
-	__u64 n;
+	struct pollfd p = { .fd = svc->succ, .events = POLLOUT };
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT,
+		.data.u64 = TAG_SUCC,
+	};
 
-	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY ||
-	    svc->round_whole || svc->rounds.end)
-		return;
-	if (phase1_round(svc))
-		phase1_failed(svc);
+	if (poll(&p, 1, 0) < 0)
+		return -errno;
+	/* a peer gone: the send says so */
+	*room = p.revents & (POLLOUT | POLLERR | POLLHUP);
+	if (*room || svc->succ_wait_room)
+		return 0;
+	if (epoll_ctl(svc->ep, EPOLL_CTL_MOD, svc->succ, &ev) < 0)
+		return -errno;
+	svc->succ_wait_room = true;
+	return 0;
 }
 
 /*
- * Phase 1, first pass: every socket and the service-wide state, in rounds,
- * while the old still serves and still accepts, then SYNC. The final pass, once the
- * new has taken all this, is short: new clients wait in the backlog only
- * for it and the blackout.
+ * Phase 1, first pass: the sockets not sent yet, PHASE1_SOCKETS_PER_TURN
+ * at most, the application serving between turns. It lists them again
+ * each turn: one closed meanwhile is gone from the list, and a descriptor
+ * number taken again is another socket, with another id. Then the
+ * service-wide state, in rounds.
  */
-int phase1_bulk(struct baton_service *svc)
+static int phase1_sockets(struct baton_service *svc)
 {
 	struct baton_export *exp = &svc->exp;
+	struct sock_key *sent;
 	unsigned int i;
+	__u64 one = 1;
+	bool room = false;
 	int err;
 
-	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
-	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	svc->sockets_left = true;
+	err = succ_has_room(svc, &room);
+	if (err || !room)
+		return err;	/* succ_room() brings us back */
+	exp->skip = svc->sent;
+	exp->nskip = svc->nsent;
+	exp->limit = PHASE1_SOCKETS_PER_TURN;
+	exp->left = 0;
 	err = export_all(svc, 0);
+	exp->nskip = 0;
+	exp->limit = 0;
 	if (err)
 		return err;
-	free(svc->sent);
-	svc->nsent = 0;
-	svc->sent = malloc((exp->n + 1) * sizeof(*svc->sent));
-	if (!svc->sent)
+	sent = realloc(svc->sent, (svc->nsent + exp->n + 1) * sizeof(*sent));
+	if (!sent)
 		return -ENOMEM;
+	svc->sent = sent;
 	for (i = 0; i < exp->n; i++)
-		svc->sent[svc->nsent++] = sock_key(&exp->socks[i].si);
-	qsort(svc->sent, svc->nsent, sizeof(*svc->sent), sock_key_cmp);
+		sent[svc->nsent++] = sock_key(&exp->socks[i].si);
+	qsort(sent, svc->nsent, sizeof(*sent), sock_key_cmp);
 	err = sockets_send(svc->succ, svc->msg, exp->socks, exp->n);
 	if (err) {
 		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
 		       strerror(-err));
 		return err;
 	}
+	svc->sockets_left = exp->left;
+	if (svc->sockets_left)
+		return write(svc->work, &one, sizeof(one)) < 0 ? -errno : 0;
 	memset(&svc->rounds, 0, sizeof(svc->rounds));
 	svc->round_whole = false;
 	svc->round_t0 = now_ns();
 	return phase1_round(svc);
+}
+
+/* succ has room again: EPOLLIN only, and the first pass goes on */
+void succ_room(struct baton_service *svc)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SUCC };
+	int err = 0;
+
+	svc->succ_wait_room = false;
+	if (epoll_ctl(svc->ep, EPOLL_CTL_MOD, svc->succ, &ev) < 0)
+		err = -errno;
+	else if (svc->state == SVC_PRECOPY && svc->sockets_left)
+		err = phase1_sockets(svc);
+	if (err)
+		phase1_failed(svc);
+}
+
+void work_readable(struct baton_service *svc)
+{
+	__u64 n;
+	int err;
+
+	if (read(svc->work, &n, sizeof(n)) < 0 || svc->state != SVC_PRECOPY)
+		return;
+	if (svc->sockets_left)
+		err = phase1_sockets(svc);
+	else if (!svc->round_whole && !svc->rounds.end)
+		err = phase1_round(svc);
+	else
+		return;
+	if (err)
+		phase1_failed(svc);
+}
+
+/*
+ * Phase 1, first pass: every socket, a few hundred a turn, and the
+ * service-wide state, in rounds, while the old still serves and still
+ * accepts, then SYNC. The final pass, once the new has taken all this, is
+ * short: new clients wait in the backlog only for it and the blackout.
+ */
+int phase1_bulk(struct baton_service *svc)
+{
+	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
+	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
+	free(svc->sent);
+	svc->sent = NULL;
+	svc->nsent = 0;
+	return phase1_sockets(svc);
 }
 
