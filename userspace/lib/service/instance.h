@@ -50,7 +50,8 @@ struct baton_export {
 	const struct sock_key *skip;	/* already sent, sorted */
 	unsigned int nskip;
 	unsigned int limit;	/* at most this many listed; 0: all */
-	unsigned int left;	/* not listed for the limit */
+	unsigned int left;	/* not listed, for the limit (or sent already) */
+	bool no_conns;		/* connections counted, not listed */
 };
 
 /* A peer of the control socket that has not said who it is, or must wait */
