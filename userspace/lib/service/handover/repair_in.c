@@ -216,6 +216,7 @@ int repair_in_restore(struct takeover *t)
 	if (!kp)
 		return -ENOMEM;
 	err = blob_read(t->tcp_blob, BATON_BLOB_TCP, ckpt_one, kp, &n);
+	steps_mark(&t->st, "read checkpoints");
 	if (err) {
 		snprintf(t->why, sizeof(t->why),
 			 "cannot read the old instance's TCP checkpoints: %s",
@@ -275,6 +276,8 @@ void repair_in_commit(struct takeover *t)
 	} else {
 		guard(t->restored, t->nrestored, TCP_REPAIR_OFF_NO_WP);
 	}
+	if (t->nrestored)
+		steps_mark(&t->st, "leave repair mode");
 	t->nrestored = 0;
 	/* in another namespace, the coordinator thaws it into ours */
 	if (!t->freeze_id || t->netns)

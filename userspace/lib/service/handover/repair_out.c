@@ -340,6 +340,7 @@ int repair_out_checkpoint(struct baton_service *svc,
 		return 0;
 	}
 	err = blob_write(svc, rp, &memfd);
+	steps_mark(st, "write checkpoints");
 	if (err)
 		goto fail;
 	/* from here the new instance may restore: our sockets let go */
