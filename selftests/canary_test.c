@@ -209,9 +209,13 @@ TEST_F_TIMEOUT(canary_upgrade, upgrade, 120)
 		EXPECT_EQ(1, rc);
 		EXPECT_NE(NULL, strstr(out, "\"result\":\"aborted\""));
 		EXPECT_NE(NULL, strstr(obj, "\"failure\":\"run "));
-		/* the canary's PING, after it passed before --fail-ping-after */
+		/*
+		 * the canary's PING failed. Which run saw it first depends on
+		 * how long the first took to reach the canary, so the count
+		 * of runs is only at least one.
+		 */
 		EXPECT_NE(NULL, strstr(obj, "s into it: exit status 1\""));
-		EXPECT_LE(2, json_num(obj, "runs"));
+		EXPECT_LE(1, json_num(obj, "runs"));
 		EXPECT_EQ(1, json_num(obj, "share_taken_back"));
 		EXPECT_EQ(self->kvd, self->serving);
 		EXPECT_EQ(NULL, strstr(out, "\"new_pid\""));
