@@ -39,7 +39,7 @@ enum svc_tag {
  * Phase 1's first pass hands over at most this many sockets a turn, and
  * the application serves between turns: a socket costs 3-7 us, so a turn
  * about 2-4 ms (10,000 sockets in one turn stalled the serving instance's
- * clients for 40-60 ms)
+ * clients for 35-62 ms)
  */
 #define PHASE1_SOCKETS_PER_TURN	(2 * BATON_MAX_FDS_PER_MSG)
 
@@ -47,8 +47,7 @@ struct baton_export {
 	struct held_socket *socks;
 	unsigned int n, cap;
 	unsigned int listeners, conns;
-	const struct sock_key *skip;	/* already sent, sorted */
-	unsigned int nskip;
+	const struct sock_set *skip;	/* already sent; NULL: none */
 	unsigned int limit;	/* at most this many listed; 0: all */
 	unsigned int left;	/* not listed, for the limit (or sent already) */
 	bool no_conns;		/* connections counted, not listed */
@@ -92,8 +91,7 @@ struct baton_service {
 	bool notify_ready;	/* READY=1 on the first dispatch */
 	bool reloading;		/* RELOADING=1 said: READY=1 when back */
 	struct baton_export exp;
-	struct sock_key *sent;	/* the first pass's so far, sorted */
-	unsigned int nsent;
+	struct sock_set sent;	/* the first pass's so far */
 	bool sockets_left;	/* the first pass has more for a later turn */
 	bool succ_wait_room;	/* for EPOLLOUT on succ, for the next turn */
 	unsigned int max_rounds;	/* of phase 1's state, as UPGRADE said */

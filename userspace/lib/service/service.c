@@ -222,7 +222,7 @@ void baton_service_close(struct baton_service *svc)
 	ctl_close(svc->ep, &svc->succ);
 	ctl_close(svc->ep, &svc->ctl);
 	free(svc->exp.socks);
-	free(svc->sent);
+	sock_set_free(&svc->sent);
 	close(svc->timer);
 	close(svc->work);
 	close(svc->ep);

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +20,71 @@ int sock_key_cmp(const void *a, const void *b)
 	if (x->kind != y->kind)
 		return x->kind < y->kind ? -1 : 1;
 	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The first sock_set a set has room for, and how it grows */
+#define SOCK_SET_MIN	1024
+
+static unsigned int sock_set_hash(struct sock_key k, unsigned int mask)
+{
+	__u64 h = (k.id ^ (__u64)k.kind << 61) * 0x9e3779b97f4a7c15ULL;
+
+	return (h >> 32) & mask;
+}
+
+static void sock_set_put(struct sock_key *slot, unsigned int mask,
+			 struct sock_key k)
+{
+	unsigned int i = sock_set_hash(k, mask);
+
+	while (slot[i].kind)
+		i = (i + 1) & mask;
+	slot[i] = k;
+}
+
+bool sock_set_has(const struct sock_set *s, struct sock_key k)
+{
+	unsigned int mask = s->cap - 1, i;
+
+	if (!s->cap)
+		return false;
+	for (i = sock_set_hash(k, mask); s->slot[i].kind; i = (i + 1) & mask)
+		if (s->slot[i].id == k.id && s->slot[i].kind == k.kind)
+			return true;
+	return false;
+}
+
+/* Half full at most, so that a lookup ends at a free slot soon */
+int sock_set_add(struct sock_set *s, struct sock_key k)
+{
+	struct sock_key *slot;
+	unsigned int cap, i;
+
+	if (!k.kind)
+		return -EINVAL;
+	if (sock_set_has(s, k))
+		return 0;
+	if (2 * (s->n + 1) > s->cap) {
+		cap = s->cap ? 2 * s->cap : SOCK_SET_MIN;
+		slot = calloc(cap, sizeof(*slot));
+		if (!slot)
+			return -ENOMEM;
+		for (i = 0; i < s->cap; i++)
+			if (s->slot[i].kind)
+				sock_set_put(slot, cap - 1, s->slot[i]);
+		free(s->slot);
+		s->slot = slot;
+		s->cap = cap;
+	}
+	sock_set_put(s->slot, s->cap - 1, k);
+	s->n++;
+	return 0;
+}
+
+void sock_set_free(struct sock_set *s)
+{
+	free(s->slot);
+	memset(s, 0, sizeof(*s));
 }
 
 int sockets_put(struct baton_msg *m, const struct held_socket *s)

@@ -156,6 +156,18 @@ static inline struct sock_key sock_key(const struct baton_sockinfo *si)
 	return (struct sock_key){ .id = si->id, .kind = si->kind };
 }
 int sock_key_cmp(const void *a, const void *b);
+/*
+ * A set of sock_keys, open-addressed: a lookup costs the same at ten
+ * sockets or ten thousand. Zeroed, it is empty.
+ */
+struct sock_set {
+	struct sock_key *slot;	/* kind 0 (no socket's): a free slot */
+	unsigned int n, cap;	/* cap: 0 or a power of two */
+};
+
+bool sock_set_has(const struct sock_set *s, struct sock_key k);
+int sock_set_add(struct sock_set *s, struct sock_key k);
+void sock_set_free(struct sock_set *s);
 int sockets_parse(struct baton_msg *m, struct held_socket *out,
 		  unsigned int *n);
 int sockets_send(int sock, struct baton_msg *m, const struct held_socket *s,

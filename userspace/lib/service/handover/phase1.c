@@ -26,13 +26,10 @@ static int export_add(struct baton_export *exp, int fd, __u64 id,
 		exp->left++;	/* a later turn's, unless sent already */
 		return 0;
 	}
-	if (exp->nskip) {	/* only what is new */
-		struct sock_key key = { .id = id, .kind = kind };
-
-		if (bsearch(&key, exp->skip, exp->nskip, sizeof(key),
-			    sock_key_cmp))
-			return 0;
-	}
+	/* only what is new */
+	if (exp->skip &&
+	    sock_set_has(exp->skip, (struct sock_key){ .id = id, .kind = kind }))
+		return 0;
 	if (exp->n == exp->cap) {
 		unsigned int cap = exp->cap ? exp->cap * 2 : 256;
 
@@ -261,10 +258,9 @@ static int phase1_final(struct baton_service *svc)
 	unsigned int n, listeners, conns;
 	int err;
 
-	exp->skip = svc->sent;
-	exp->nskip = svc->nsent;
+	exp->skip = &svc->sent;
 	err = export_all(svc, BATON_EXPORT_F_FINAL, false);
-	exp->nskip = 0;
+	exp->skip = NULL;
 	svc->state = SVC_PHASE1;
 	/* the coordinator's READY step, then its DEACTIVATE, come first */
 	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
@@ -382,6 +378,20 @@ int phase1_failed(struct baton_service *svc)
 	return rollback(svc, why);
 }
 
+/* succ watched for its messages, and with out, for room to send too */
+static int succ_watch(struct baton_service *svc, bool out)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN | (out ? EPOLLOUT : 0),
+		.data.u64 = TAG_SUCC,
+	};
+
+	if (epoll_ctl(svc->ep, EPOLL_CTL_MOD, svc->succ, &ev) < 0)
+		return -errno;
+	svc->succ_wait_room = out;
+	return 0;
+}
+
 /*
  * Whether succ has room for a turn, and if not, EPOLLOUT asked for.
  * It polls writable below a quarter of its send buffer, and a turn is
@@ -392,10 +402,6 @@ int phase1_failed(struct baton_service *svc)
 static int succ_has_room(struct baton_service *svc, bool *room)
 {
 	struct pollfd p = { .fd = svc->succ, .events = POLLOUT };
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLOUT,
-		.data.u64 = TAG_SUCC,
-	};
 
 	if (poll(&p, 1, 0) < 0)
 		return -errno;
@@ -403,10 +409,7 @@ static int succ_has_room(struct baton_service *svc, bool *room)
 	*room = p.revents & (POLLOUT | POLLERR | POLLHUP);
 	if (*room || svc->succ_wait_room)
 		return 0;
-	if (epoll_ctl(svc->ep, EPOLL_CTL_MOD, svc->succ, &ev) < 0)
-		return -errno;
-	svc->succ_wait_room = true;
-	return 0;
+	return succ_watch(svc, true);
 }
 
 /*
@@ -419,7 +422,6 @@ static int succ_has_room(struct baton_service *svc, bool *room)
 static int phase1_sockets(struct baton_service *svc)
 {
 	struct baton_export *exp = &svc->exp;
-	struct sock_key *sent;
 	unsigned int i;
 	__u64 one = 1;
 	bool room = false;
@@ -429,22 +431,16 @@ static int phase1_sockets(struct baton_service *svc)
 	err = succ_has_room(svc, &room);
 	if (err || !room)
 		return err;	/* succ_room() brings us back */
-	exp->skip = svc->sent;
-	exp->nskip = svc->nsent;
+	exp->skip = &svc->sent;
 	exp->limit = PHASE1_SOCKETS_PER_TURN;
 	exp->left = 0;
 	err = export_all(svc, 0, false);
-	exp->nskip = 0;
+	exp->skip = NULL;
 	exp->limit = 0;
+	for (i = 0; !err && i < exp->n; i++)
+		err = sock_set_add(&svc->sent, sock_key(&exp->socks[i].si));
 	if (err)
 		return err;
-	sent = realloc(svc->sent, (svc->nsent + exp->n + 1) * sizeof(*sent));
-	if (!sent)
-		return -ENOMEM;
-	svc->sent = sent;
-	for (i = 0; i < exp->n; i++)
-		sent[svc->nsent++] = sock_key(&exp->socks[i].si);
-	qsort(sent, svc->nsent, sizeof(*sent), sock_key_cmp);
 	err = sockets_send(svc->succ, svc->msg, exp->socks, exp->n);
 	if (err) {
 		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
@@ -463,13 +459,10 @@ static int phase1_sockets(struct baton_service *svc)
 /* succ has room again: EPOLLIN only, and the first pass goes on */
 void succ_room(struct baton_service *svc)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_SUCC };
-	int err = 0;
+	int err;
 
-	svc->succ_wait_room = false;
-	if (epoll_ctl(svc->ep, EPOLL_CTL_MOD, svc->succ, &ev) < 0)
-		err = -errno;
-	else if (svc->state == SVC_PRECOPY && svc->sockets_left)
+	err = succ_watch(svc, false);
+	if (!err && svc->state == SVC_PRECOPY && svc->sockets_left)
 		err = phase1_sockets(svc);
 	if (err)
 		phase1_failed(svc);
@@ -502,9 +495,7 @@ int phase1_bulk(struct baton_service *svc)
 {
 	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
 	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
-	free(svc->sent);
-	svc->sent = NULL;
-	svc->nsent = 0;
+	sock_set_free(&svc->sent);
 	return phase1_sockets(svc);
 }
 
