@@ -147,6 +147,32 @@ bool tcp_conn_whole(const void *conn, size_t len)
 	return off == len;
 }
 
+int tcp_conn_addrs(const void *conn, size_t len, struct sockaddr_storage *local,
+		   socklen_t *local_len, struct sockaddr_storage *peer,
+		   socklen_t *peer_len)
+{
+	const struct nlattr *part = conn, *a;
+
+	*local_len = *peer_len = 0;
+	if (len < MNL_ATTR_HDRLEN || part->nla_len < MNL_ATTR_HDRLEN ||
+	    part->nla_len > len)
+		return -EINVAL;
+	mnl_attr_for_each_nested(a, part) {
+		socklen_t n = mnl_attr_get_payload_len(a);
+
+		if (mnl_attr_get_type(a) == BATON_CONN_A_LOCAL &&
+		    !conn_addr(a, local))
+			*local_len = n;
+		else if (mnl_attr_get_type(a) == BATON_CONN_A_PEER &&
+			 !conn_addr(a, peer))
+			*peer_len = n;
+	}
+	if (!*local_len || !*peer_len ||
+	    local->ss_family != peer->ss_family)
+		return -EINVAL;
+	return 0;
+}
+
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
 		     __u32 *unsent, __u32 *recvq)
 {

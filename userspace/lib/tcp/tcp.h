@@ -127,6 +127,13 @@ int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 size_t tcp_conn_span(const void *rec, size_t len, size_t off);
 /* convert.c: whether a connection's parts are whole, scalars first */
 bool tcp_conn_whole(const void *conn, size_t len);
+/*
+ * convert.c: a connection's addresses, from its first part, each exactly
+ * its size: 0, or -EINVAL if either is missing or malformed
+ */
+int tcp_conn_addrs(const void *conn, size_t len, struct sockaddr_storage *local,
+		   socklen_t *local_len, struct sockaddr_storage *peer,
+		   socklen_t *peer_len);
 /* convert.c: the bytes in each of a connection's queues, as its parts say */
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
 		     __u32 *unsent, __u32 *recvq);

@@ -152,6 +152,9 @@ static int from_peer(struct takeover *t)
 				 "PHASE1_DONE and START disagree on the move into another network namespace");
 			return -EPROTO;
 		}
+		err = t->repair ? repair_in_prepare(t) : 0;
+		if (err)
+			return err;
 		t->phase1_done = true;
 		return send_ready(t);
 	case BATON_MSG_PHASE2_DONE:

@@ -52,6 +52,9 @@ struct repair_conn {
 	bool disconnected;
 	void *rec;		/* userspace: its own; module: in raw */
 	size_t off, len;
+	/* the module's record says them; 0: getsockname() and getpeername() */
+	struct sockaddr_storage local, peer;
+	socklen_t local_len, peer_len;
 };
 
 struct repair_out {
@@ -202,13 +205,21 @@ static int export_module(struct baton_service *svc, struct repair_out *rp)
 				     &rp->raw_len);
 	if (err)
 		goto thaw;
-	/* each a whole connection, its scalars first, before we let go */
+	/*
+	 * each a whole connection, its scalars first, before we let go; its
+	 * addresses read there, not asked of its socket (two system calls
+	 * that lock it, a connection, in the blackout)
+	 */
 	for (i = 0; i < rp->n && off < rp->raw_len; i++) {
-		rp->conns[i].off = off;
-		rp->conns[i].len = tcp_conn_span(rp->raw, rp->raw_len, off);
-		if (!tcp_conn_whole((char *)rp->raw + off, rp->conns[i].len))
+		struct repair_conn *c = &rp->conns[i];
+
+		c->off = off;
+		c->len = tcp_conn_span(rp->raw, rp->raw_len, off);
+		if (!tcp_conn_whole((char *)rp->raw + off, c->len) ||
+		    tcp_conn_addrs((char *)rp->raw + off, c->len, &c->local,
+				   &c->local_len, &c->peer, &c->peer_len))
 			break;
-		off += rp->conns[i].len;
+		off += c->len;
 	}
 	if (i != rp->n || off != rp->raw_len) {
 		pr_err(&svc->log, "baton.ko's export of %u connections is malformed at connection %u",
@@ -277,9 +288,17 @@ static int blob_write(struct baton_service *svc, struct repair_out *rp,
 
 		int fl = fcntl(c->fd, F_GETFL);
 
-		if (fl < 0 ||
-		    getsockname(c->fd, (struct sockaddr *)&r.local, &r.local_len) ||
-		    getpeername(c->fd, (struct sockaddr *)&r.peer, &r.peer_len)) {
+		if (c->local_len) {
+			r.local = c->local;
+			r.local_len = c->local_len;
+			r.peer = c->peer;
+			r.peer_len = c->peer_len;
+		}
+		if (fl < 0 || (!c->local_len &&
+			       (getsockname(c->fd, (struct sockaddr *)&r.local,
+					    &r.local_len) ||
+				getpeername(c->fd, (struct sockaddr *)&r.peer,
+					    &r.peer_len)))) {
 			err = -errno;
 			break;
 		}

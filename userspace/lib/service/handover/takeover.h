@@ -56,6 +56,7 @@ void why_truncated(struct takeover *t);
  * or let go of without a word, for the old one to restore (abort).
  */
 void repair_in_keep(struct takeover *t, struct baton_msg *m, __u32 kind);
+int repair_in_prepare(struct takeover *t);
 int repair_in_restore(struct takeover *t);
 void repair_in_commit(struct takeover *t);
 void repair_in_abort(struct takeover *t);
