@@ -759,6 +759,13 @@ static struct genl_family btk_family __ro_after_init = {
 	.maxattr	= BATON_GENL_A_MAX,
 	.policy		= btk_genl_policy,
 	.netnsok	= true,
+	/*
+	 * No genl_mutex around our commands: a caller's threads import
+	 * (and export) their parts side by side. Each command works on the
+	 * caller's own sockets, under their locks; the freeze's table has
+	 * its own mutex (freeze.c).
+	 */
+	.parallel_ops	= true,
 	.module		= THIS_MODULE,
 	.small_ops	= btk_genl_ops,
 	.n_small_ops	= ARRAY_SIZE(btk_genl_ops),

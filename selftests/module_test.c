@@ -2752,6 +2752,70 @@ TEST_F_TIMEOUT(conn, conns_import_thousands, 180)
 	setrlimit(RLIMIT_NOFILE, &was);
 }
 
+/*
+ * Many connections export and import in parts, side by side (one a CPU,
+ * of 32 or more each): one near the end whose old socket still holds
+ * its tuple fails its request, and only that. The import says so, and
+ * names the connections it did not make; every socket it did make is
+ * its own connection, carrying bytes both ways; none is left over.
+ */
+#define PART_CONNS	600
+#define PART_HELD	550	/* its old socket not closed */
+
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+TEST_F_TIMEOUT(conn, conns_part_fails, 120)
+{
+	int cli[PART_CONNS], srv[PART_CONNS], fds[PART_CONNS];
+	int i, made = 0, bad = 0, before, err;
+	struct rlimit was, rl = { 4096, 4096 };
+	size_t len;
+	void *rec;
+
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &was));
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl)) TH_LOG("%s", strerror(errno));
+	for (i = 0; i < PART_CONNS; i++)
+		ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+				       &cli[i], &srv[i])) TH_LOG("connection %d", i);
+	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, srv, PART_CONNS, &rec,
+					    &len))
+		TH_LOG("%s", self->log.last);
+	for (i = 0; i < PART_CONNS; i++)
+		if (i != PART_HELD)
+			close(srv[i]);	/* in repair mode: silent */
+	before = open_fds();
+	err = baton_tcp_import_conns(self->tcp, rec, len, fds, PART_CONNS);
+	free(rec);
+	EXPECT_EQ(-EADDRNOTAVAIL, err);
+	EXPECT_NE(NULL, strstr(self->log.last, "baton.ko"));
+	TH_LOG("%s", self->log.last);
+	EXPECT_GT(0, fds[PART_HELD]);
+	for (i = 0; i < PART_CONNS; i++) {
+		if (fds[i] < 0)
+			continue;
+		made++;
+		if (exchange(cli[i], fds[i]))
+			bad++;
+	}
+	EXPECT_EQ(0, bad);
+	/* what it made is in fds[], and nothing else */
+	EXPECT_EQ(before + made, open_fds());
+	for (i = 0; i < PART_CONNS; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		close(cli[i]);
+	}
+	close(srv[PART_HELD]);
+	setrlimit(RLIMIT_NOFILE, &was);
+}
+
 /* 1.6 MB that cannot leave yet: a connection in many parts */
 TEST_F(conn, conns_large_queue)
 {

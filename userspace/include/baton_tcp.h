@@ -163,6 +163,15 @@ BATON_API int baton_tcp_freeze_stats(struct baton_tcp *tcp,
  * after leaving repair mode, or all of a request that failed: those
  * stay silent) and returns 0 or the first error. A connection larger
  * than one request may be (the channel's send buffer) is refused.
+ *
+ * With 64 connections or more, both calls work in parts side by side,
+ * one a CPU (four at most, of 32 connections or more each): each part
+ * on a netlink socket of its own, in a thread of its own that lives
+ * only through the call, with every signal blocked. The log callback is
+ * called from the caller's thread alone, once the parts are done. The
+ * import first grows the caller's descriptor table for n more (a
+ * descriptor taken and closed at once), as its growth while threads
+ * share it waits for an RCU grace period each time.
  */
 BATON_API int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
 			   void **rec, size_t *len);

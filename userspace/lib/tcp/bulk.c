@@ -8,6 +8,9 @@
  * dump, one or more per connection (enum baton_conn_attr), concatenated.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +32,14 @@
  */
 #define IMPORT_REPLY_CONN	(3 * MNL_ATTR_HDRLEN + 2 * sizeof(__u32))
 #define IMPORT_CONNS_MAX	((KO_RECV_BUF - 1024) / IMPORT_REPLY_CONN)
+/*
+ * An export or import of many connections goes in parts, side by side,
+ * each on a channel and in a thread of its own (the first in the
+ * caller's), one a CPU: at most this many, of this many connections at
+ * least each
+ */
+#define BULK_PARTS_MAX		4
+#define BULK_PART_MIN		32
 
 struct conns_buf {
 	struct baton_tcp *tcp;
@@ -36,6 +47,37 @@ struct conns_buf {
 	size_t len, cap;
 	int err;
 };
+
+/* How many parts, one a CPU, each of BULK_PART_MIN connections or more */
+static size_t bulk_parts(size_t n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t parts = n / BULK_PART_MIN;
+
+	if (cpus < 1)
+		cpus = 1;
+	if (parts > (size_t)cpus)
+		parts = cpus;
+	if (parts > BULK_PARTS_MAX)
+		parts = BULK_PARTS_MAX;
+	return parts ?: 1;
+}
+
+/*
+ * fn(arg) in a thread of its own, every signal blocked in it: the
+ * caller's thread takes the process's signals as before
+ */
+static int bulk_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
 
 /* Each message of the dump: its CONN attribute, appended whole */
 static int export_cb(const struct nlmsghdr *nlh, void *data)
@@ -49,8 +91,7 @@ static int export_cb(const struct nlmsghdr *nlh, void *data)
 		if (mnl_attr_get_type(attr) != BATON_GENL_A_CONN)
 			continue;
 		if (mnl_attr_validate(attr, MNL_TYPE_NESTED) < 0) {
-			pr_err(&b->tcp->log, "baton.ko sent a malformed connection");
-			b->err = -EPROTO;
+			b->err = -EPROTO;	/* a malformed connection */
 			return MNL_CB_ERROR;
 		}
 		if (b->len + size > b->cap) {
@@ -75,34 +116,118 @@ static int export_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
-			   void **rec, size_t *len)
-{
-	struct conns_buf b = { .tcp = tcp };
-	struct nlmsghdr *nlh;
-	size_t i;
-	void *req;
+/* Connections fds[0, n) of the caller's, connection first of all, on one channel */
+struct export_part {
+	struct baton_tcp *tcp;	/* the caller's, or a clone of it */
+	const int *fds;
+	size_t first, n;
+	struct conns_buf b;
+	struct ko_ack ack;
 	int err;
+};
 
-	if (!n)
-		return -EINVAL;
-	req = calloc(1, MNL_NLMSG_HDRLEN + 64 + n * MNL_ATTR_HDRLEN * 2);
-	if (!req)
-		return -ENOMEM;
-	nlh = ko_msg(req, tcp, BATON_GENL_CMD_CONN_EXPORT);
+/* One dump of the part; a connection that moved meanwhile, once more */
+static void *export_part_run(void *arg)
+{
+	struct export_part *pt = arg;
+	struct nlmsghdr *nlh;
+	void *req;
+	size_t i;
+
+	req = calloc(1, MNL_NLMSG_HDRLEN + 64 + pt->n * MNL_ATTR_HDRLEN * 2);
+	if (!req) {
+		pt->err = -ENOMEM;
+		return NULL;
+	}
+	nlh = ko_msg(req, pt->tcp, BATON_GENL_CMD_CONN_EXPORT);
 	nlh->nlmsg_flags |= NLM_F_DUMP;
-	for (i = 0; i < n; i++)
-		mnl_attr_put_u32(nlh, BATON_GENL_A_FD, fds[i]);
-	/* a connection that moved while it was read: once more, frozen or not */
+	for (i = 0; i < pt->n; i++)
+		mnl_attr_put_u32(nlh, BATON_GENL_A_FD, pt->fds[i]);
+	/* frozen or not */
 	for (int tries = 0; tries < EXPORT_TRIES; tries++) {
-		b.len = 0;
-		b.err = 0;
-		err = ko_call(tcp, nlh, export_cb, &b, NULL);
-		err = err ?: b.err;
-		if (err != -EAGAIN)
+		pt->b.len = 0;
+		pt->b.err = 0;
+		pt->err = ko_call(pt->tcp, nlh, export_cb, &pt->b, &pt->ack);
+		pt->err = pt->err ?: pt->b.err;
+		if (pt->err != -EAGAIN)
 			break;
 	}
 	free(req);
+	return NULL;
+}
+
+/* The part's connections numbered as in the whole: its INDEX moved on */
+static void export_part_renumber(struct export_part *pt)
+{
+	struct nlattr *conn, *a;
+	size_t off = 0;
+
+	while (off + MNL_ATTR_HDRLEN <= pt->b.len) {
+		conn = (struct nlattr *)(pt->b.buf + off);
+		mnl_attr_for_each_nested(a, conn)
+			if (mnl_attr_get_type(a) == BATON_CONN_A_INDEX &&
+			    mnl_attr_get_payload_len(a) == sizeof(__u32))
+				*(__u32 *)mnl_attr_get_payload(a) += pt->first;
+		off += MNL_ALIGN(conn->nla_len);
+	}
+}
+
+/*
+ * The parts side by side, then, in the caller's thread alone, what they
+ * have to say, and their records one after another, as one dump's
+ */
+int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
+			   void **rec, size_t *len)
+{
+	struct export_part pts[BULK_PARTS_MAX] = {};
+	pthread_t threads[BULK_PARTS_MAX];
+	bool started[BULK_PARTS_MAX] = {};
+	size_t parts, i, k = 0, total = 0;
+	int err = 0;
+	char *buf;
+
+	if (!n)
+		return -EINVAL;
+	parts = bulk_parts(n);
+	for (i = 0; i < parts; i++) {
+		struct export_part *pt = &pts[i];
+		size_t want = n / parts + (i < n % parts);
+
+		*pt = (struct export_part){
+			.tcp = tcp, .fds = fds + k, .first = k, .n = want,
+		};
+		pt->b.tcp = tcp;
+		k += want;
+		if (!i || tcp_clone(tcp, &pt->tcp))
+			continue;
+		started[i] = !bulk_thread(&threads[i], export_part_run, pt);
+		if (!started[i]) {
+			baton_tcp_close(pt->tcp);
+			pt->tcp = tcp;
+		}
+	}
+	for (i = 0; i < parts; i++) {
+		if (!started[i]) {
+			export_part_run(&pts[i]);
+			continue;
+		}
+		pthread_join(threads[i], NULL);
+		baton_tcp_close(pts[i].tcp);
+	}
+	for (i = 0; i < parts; i++) {
+		struct export_part *pt = &pts[i];
+
+		if (pt->err)
+			pr_err(&tcp->log, "TCP checkpoint: connections %zu to %zu: baton.ko: %s%s%s",
+			       pt->first, pt->first + pt->n - 1,
+			       strerror(-pt->err), pt->ack.msg[0] ? ": " : "",
+			       pt->ack.msg);
+		err = err ?: pt->err;
+		total += pt->b.len;
+	}
+	buf = err ? NULL : realloc(pts[0].b.buf, total ?: 1);
+	if (!err && !buf)
+		err = -ENOMEM;
 	if (err) {
 		/* those already read are in repair mode: back as they were */
 		for (i = 0; i < n; i++) {
@@ -111,11 +236,18 @@ int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
 			setsockopt(fds[i], SOL_TCP, TCP_REPAIR, &off,
 				   sizeof(off));
 		}
-		free(b.buf);
+		for (i = 0; i < parts; i++)
+			free(pts[i].b.buf);
 		return err;
 	}
-	*rec = b.buf;
-	*len = b.len;
+	for (i = 1, k = pts[0].b.len; i < parts; i++) {
+		export_part_renumber(&pts[i]);
+		memcpy(buf + k, pts[i].b.buf, pts[i].b.len);
+		k += pts[i].b.len;
+		free(pts[i].b.buf);
+	}
+	*rec = buf;
+	*len = total;
 	return 0;
 }
 
@@ -173,16 +305,11 @@ static int import_attr_cb(const struct nlattr *attr, void *data)
 			fd = -(int)mnl_attr_get_u32(a);
 	}
 	if (r->got == r->n) {
-		pr_err(&r->tcp->log, "baton.ko made more sockets than asked");
 		if (fd >= 0)
 			close(fd);
 		r->err = -EPROTO;
 		return MNL_CB_ERROR;
 	}
-	if (fd < 0)
-		pr_err(&r->tcp->log,
-		       "TCP restore: connection %zu was reset after leaving repair mode: %s",
-		       r->got, strerror(-fd));
 	r->fds[r->got++] = fd;
 	return MNL_CB_OK;
 }
@@ -209,10 +336,11 @@ static size_t request_max(struct baton_tcp *tcp)
 
 /*
  * One request: the connections of rec[off, off + len), renumbered from 0,
- * their sockets' descriptors into fds.
+ * their sockets' descriptors into fds. It says nothing: the kernel's
+ * reason goes to *ack, for the caller's thread to log.
  */
 static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
-			  int *fds, size_t n, __u32 flags)
+			  int *fds, size_t n, __u32 flags, struct ko_ack *ack)
 {
 	struct import_reply r = { .tcp = tcp, .fds = fds, .n = n };
 	struct nlmsghdr *nlh;
@@ -244,13 +372,97 @@ static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
 		}
 		k++;
 	}
-	err = ko_call(tcp, nlh, import_cb, &r, NULL);
+	err = ko_call(tcp, nlh, import_cb, &r, ack);
 	free(req);
 	if (!err && !r.err && r.got != n) {
-		pr_err(&tcp->log, "baton.ko made %zu sockets of %zu", r.got, n);
+		snprintf(ack->msg, sizeof(ack->msg),
+			 "it made %zu sockets of %zu asked", r.got, n);
 		err = -EPROTO;
 	}
+	if (!err && r.err)
+		snprintf(ack->msg, sizeof(ack->msg),
+			 "it made more sockets than asked");
 	return err ?: r.err;
+}
+
+/* Connections [first, first + n) of a record, imported on one channel */
+struct import_part {
+	struct baton_tcp *tcp;	/* the caller's, or a clone of it */
+	const char *rec;
+	size_t len, first, n;
+	int *fds;
+	__u32 flags;
+	size_t max;		/* the largest request */
+	size_t answered;	/* fds[0, answered) are the module's answers */
+	struct ko_ack ack;
+	int err;
+};
+
+/* As many whole connections as a request takes, a request after another */
+static void import_part_run(struct import_part *pt)
+{
+	size_t off = 0, k = 0, i;
+
+	while (off < pt->len) {
+		size_t start = off, conns = 0;
+
+		while (off < pt->len) {
+			size_t span = conn_span(pt->rec, pt->len, off);
+
+			if (conns && (off + span - start + 64 > pt->max ||
+				      conns == IMPORT_CONNS_MAX))
+				break;
+			off += span;
+			conns++;
+		}
+		if (off - start + 64 > pt->max) {
+			snprintf(pt->ack.msg, sizeof(pt->ack.msg),
+				 "connection %zu takes %zu bytes, more than one request may (%zu)",
+				 pt->first + k, off - start, pt->max);
+			pt->err = -EMSGSIZE;
+		} else {
+			pt->err = import_request(pt->tcp, pt->rec + start,
+						 off - start, pt->fds + k,
+						 conns, pt->flags, &pt->ack);
+		}
+		if (pt->err) {
+			for (i = k; i < pt->n; i++)
+				pt->fds[i] = pt->err;
+			return;
+		}
+		k += conns;
+		pt->answered = k;
+	}
+}
+
+static void *import_part_thread(void *arg)
+{
+	import_part_run(arg);
+	return NULL;
+}
+
+/*
+ * Part i's own channel, and its thread. Without either, the part is left
+ * for the caller's thread, after its own.
+ */
+static int import_part_start(struct baton_tcp *tcp, struct import_part *pt,
+			     pthread_t *thread)
+{
+	size_t max;
+	int err;
+
+	err = tcp_clone(tcp, &pt->tcp);
+	if (err)
+		return err;
+	max = request_max(pt->tcp);
+	if (max < pt->max)
+		pt->max = max;
+	err = bulk_thread(thread, import_part_thread, pt);
+	if (err) {
+		baton_tcp_close(pt->tcp);
+		pt->tcp = tcp;
+	}
+	return err;
 }
 
 /* Checks the record's shape and counts its connections */
@@ -289,12 +501,38 @@ int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
 	return baton_tcp_import_conns_flags(tcp, rec, len, fds, n, 0);
 }
 
+/*
+ * The caller's descriptor table grown now to take n more sockets: grown
+ * while threads share it, it waits for an RCU grace period each time
+ * (expand_fdtable()), 50 ms in all for 1,000 sockets in the VM
+ */
+static void fdtable_reserve(struct baton_tcp *tcp, size_t n)
+{
+	int fd = mnl_socket_get_fd(tcp->nl), low, high;
+
+	low = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (low < 0)
+		return;
+	/* beyond RLIMIT_NOFILE: EINVAL, and the import says EMFILE */
+	high = fcntl(fd, F_DUPFD_CLOEXEC, low + n);
+	close(low);
+	if (high >= 0)
+		close(high);
+}
+
+/*
+ * The parts side by side; then, in the caller's thread alone, what each
+ * has to say: the kernel's reason for a request that failed, and each
+ * connection reset after leaving repair mode.
+ */
 int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 				 size_t len, int *fds, size_t n, __u32 flags)
 {
-	const char *p = rec;
-	size_t max = request_max(tcp), off = 0, k = 0, i;
+	struct import_part pts[BULK_PARTS_MAX] = {};
+	pthread_t threads[BULK_PARTS_MAX];
+	bool started[BULK_PARTS_MAX] = {};
 	long long count = conns_count(tcp, rec, len);
+	size_t max = request_max(tcp), parts, off = 0, i, j, k = 0;
 	int err = 0;
 
 	if (count < 0)
@@ -304,37 +542,48 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 		       count, n);
 		return -EINVAL;
 	}
-	while (off < len) {
-		size_t start = off, conns = 0;
+	parts = bulk_parts(n);
+	if (parts > 1)
+		fdtable_reserve(tcp, n);
+	for (i = 0; i < parts; i++) {
+		struct import_part *pt = &pts[i];
+		size_t want = n / parts + (i < n % parts), start = off;
 
-		/* whole connections, as many as the request takes */
-		while (off < len) {
-			size_t span = conn_span(p, len, off);
-
-			if (conns && (off + span - start + 64 > max ||
-				      conns == IMPORT_CONNS_MAX))
-				break;
-			off += span;
-			conns++;
-		}
-		if (off - start + 64 > max) {
-			pr_err(&tcp->log,
-			       "TCP restore: connection %zu takes %zu bytes, more than one request may (%zu)",
-			       k, off - start, max);
-			err = -EMSGSIZE;
-		} else {
-			err = import_request(tcp, p + start, off - start,
-					     fds + k, conns, flags);
-		}
-		if (err) {
-			for (i = k; i < n; i++)
-				fds[i] = err;
-			return err;
-		}
-		k += conns;
+		for (j = 0; j < want; j++)
+			off += conn_span(rec, len, off);
+		*pt = (struct import_part){
+			.tcp = tcp, .rec = (const char *)rec + start,
+			.len = off - start, .first = k, .n = want,
+			.fds = fds + k, .flags = flags, .max = max,
+		};
+		k += want;
+		started[i] = i && !import_part_start(tcp, pt, &threads[i]);
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < parts; i++) {
+		if (!started[i]) {
+			import_part_run(&pts[i]);
+			continue;
+		}
+		pthread_join(threads[i], NULL);
+		baton_tcp_close(pts[i].tcp);
+	}
+	for (i = 0; i < parts; i++) {
+		struct import_part *pt = &pts[i];
+
+		if (pt->err)
+			pr_err(&tcp->log, "TCP restore: connections %zu to %zu: baton.ko: %s%s%s",
+			       pt->first + pt->answered, pt->first + pt->n - 1,
+			       strerror(-pt->err), pt->ack.msg[0] ? ": " : "",
+			       pt->ack.msg);
+		for (j = 0; j < pt->answered; j++)
+			if (pt->fds[j] < 0)
+				pr_err(&tcp->log,
+				       "TCP restore: connection %zu was reset after leaving repair mode: %s",
+				       pt->first + j, strerror(-pt->fds[j]));
+		err = err ?: pt->err;
+	}
+	for (i = 0; !err && i < n; i++)
 		if (fds[i] < 0)
-			return fds[i];
-	return 0;
+			err = fds[i];
+	return err;
 }

@@ -151,23 +151,16 @@ static int family_resolve(struct baton_tcp *tcp, bool need_module)
 	return 0;
 }
 
-static int tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx,
-		    bool need_module)
+/* tcp's own generic netlink socket, bound */
+static int tcp_socket(struct baton_tcp *tcp)
 {
-	struct baton_tcp *tcp;
 	int one = 1, err;
-
-	tcp = calloc(1, sizeof(*tcp));
-	if (!tcp)
-		return -ENOMEM;
-	tcp->log.fn = log;
-	tcp->log.ctx = log_ctx;
 
 	tcp->nl = mnl_socket_open2(NETLINK_GENERIC, SOCK_CLOEXEC);
 	if (!tcp->nl) {
 		err = -errno;
 		pr_err(&tcp->log, "generic netlink socket: %s", strerror(-err));
-		goto free_tcp;
+		return err;
 	}
 	/* the kernel's reason travels with its error */
 	mnl_socket_setsockopt(tcp->nl, NETLINK_EXT_ACK, &one, sizeof(one));
@@ -175,9 +168,27 @@ static int tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx,
 	if (mnl_socket_bind(tcp->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		err = -errno;
 		pr_err(&tcp->log, "generic netlink bind: %s", strerror(-err));
-		goto close_nl;
+		mnl_socket_close(tcp->nl);
+		return err;
 	}
 	tcp->portid = mnl_socket_get_portid(tcp->nl);
+	return 0;
+}
+
+static int tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx,
+		    bool need_module)
+{
+	struct baton_tcp *tcp;
+	int err;
+
+	tcp = calloc(1, sizeof(*tcp));
+	if (!tcp)
+		return -ENOMEM;
+	tcp->log.fn = log;
+	tcp->log.ctx = log_ctx;
+	err = tcp_socket(tcp);
+	if (err)
+		goto free_tcp;
 	err = family_resolve(tcp, need_module);
 	if (err)
 		goto close_nl;
@@ -199,6 +210,26 @@ int baton_tcp_open(struct baton_tcp **tcpp, baton_log_fn log, void *log_ctx)
 int tcp_open_any(struct baton_tcp **tcpp, const struct baton_log_sink *log)
 {
 	return tcp_open(tcpp, log->fn, log->ctx, false);
+}
+
+int tcp_clone(const struct baton_tcp *tcp, struct baton_tcp **clonep)
+{
+	struct baton_tcp *clone;
+	int err;
+
+	clone = calloc(1, sizeof(*clone));
+	if (!clone)
+		return -ENOMEM;
+	*clone = *tcp;
+	clone->log.fn = NULL;	/* it says nothing: its caller does */
+	clone->seq = 0;
+	err = tcp_socket(clone);
+	if (err) {
+		free(clone);
+		return err;
+	}
+	*clonep = clone;
+	return 0;
 }
 
 void baton_tcp_close(struct baton_tcp *tcp)

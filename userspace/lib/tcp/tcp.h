@@ -97,6 +97,11 @@ int tcp_freeze_with_ports(struct baton_tcp *tcp, const struct baton_flow *flows,
 			  size_t nconns, size_t *nports,
 			  unsigned int deadline_ms, __u32 *id);
 int tcp_open_any(struct baton_tcp **tcp, const struct baton_log_sink *log);
+/*
+ * Another channel to the same module, for another thread: its own
+ * socket, and no log (the thread must not call the caller's)
+ */
+int tcp_clone(const struct baton_tcp *tcp, struct baton_tcp **clone);
 static inline bool tcp_has_module(const struct baton_tcp *tcp)
 {
 	return tcp->family != 0;
