@@ -2762,6 +2762,42 @@ TEST_F_TIMEOUT(conn, conns_import_thousands, 180)
 #define PART_CONNS	600
 #define PART_HELD	550	/* its old socket not closed */
 
+/*
+ * Whether the record numbers its connections 0 to n - 1, in order, as
+ * one dump would, though it came in parts: -1 if not
+ */
+static int record_indexes(const void *rec, size_t len)
+{
+	const struct nlattr *conn, *attr;
+	long long last = -1;
+
+	mnl_attr_for_each_payload(rec, len) {
+		long long index = -1;
+
+		conn = attr;
+		mnl_attr_for_each_nested(attr, conn)
+			if (mnl_attr_get_type(attr) == BATON_CONN_A_INDEX)
+				index = mnl_attr_get_u32(attr);
+		attr = conn;
+		if (index != last && index != last + 1)
+			return -1;
+		last = index;
+	}
+	return last + 1;
+}
+
+/* How many parts libbaton makes of n connections: one a CPU, four at most */
+static int parts_of(int n)
+{
+	cpu_set_t set;
+	int cpus = 1;
+
+	if (!sched_getaffinity(0, sizeof(set), &set))
+		cpus = CPU_COUNT(&set);
+	cpus = cpus < 4 ? cpus : 4;
+	return n / 32 < cpus ? n / 32 : cpus;
+}
+
 static int open_fds(void)
 {
 	int n = 0;
@@ -2787,6 +2823,7 @@ TEST_F_TIMEOUT(conn, conns_part_fails, 120)
 	ASSERT_EQ(0, baton_tcp_export_conns(self->tcp, srv, PART_CONNS, &rec,
 					    &len))
 		TH_LOG("%s", self->log.last);
+	EXPECT_EQ(PART_CONNS, record_indexes(rec, len));
 	for (i = 0; i < PART_CONNS; i++)
 		if (i != PART_HELD)
 			close(srv[i]);	/* in repair mode: silent */
@@ -2805,6 +2842,8 @@ TEST_F_TIMEOUT(conn, conns_part_fails, 120)
 			bad++;
 	}
 	EXPECT_EQ(0, bad);
+	/* every part before the last, whose request failed; on one CPU, none */
+	EXPECT_EQ(PART_CONNS - PART_CONNS / parts_of(PART_CONNS), made);
 	/* what it made is in fds[], and nothing else */
 	EXPECT_EQ(before + made, open_fds());
 	for (i = 0; i < PART_CONNS; i++) {

@@ -171,7 +171,11 @@ BATON_API int baton_tcp_freeze_stats(struct baton_tcp *tcp,
  * called from the caller's thread alone, once the parts are done. The
  * import first grows the caller's descriptor table for n more (a
  * descriptor taken and closed at once), as its growth while threads
- * share it waits for an RCU grace period each time.
+ * share it waits for an RCU grace period each time. A part whose thread
+ * or channel cannot be had (RLIMIT_NPROC, or the caller's thread now in
+ * another network namespace than the channel's) goes in the caller's
+ * thread after its own; a seccomp filter that kills on clone() kills
+ * the caller here.
  */
 BATON_API int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
 			   void **rec, size_t *len);

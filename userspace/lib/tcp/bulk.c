@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,9 +53,13 @@ struct conns_buf {
 /* How many parts, one a CPU, each of BULK_PART_MIN connections or more */
 static size_t bulk_parts(size_t n)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t parts = n / BULK_PART_MIN;
+	cpu_set_t set;
+	long cpus = 1;
 
+	/* those the process may run on */
+	if (!sched_getaffinity(0, sizeof(set), &set))
+		cpus = CPU_COUNT(&set);
 	if (cpus < 1)
 		cpus = 1;
 	if (parts > (size_t)cpus)
@@ -147,8 +153,10 @@ static void *export_part_run(void *arg)
 	for (int tries = 0; tries < EXPORT_TRIES; tries++) {
 		pt->b.len = 0;
 		pt->b.err = 0;
+		memset(&pt->ack, 0, sizeof(pt->ack));
 		pt->err = ko_call(pt->tcp, nlh, export_cb, &pt->b, &pt->ack);
-		pt->err = pt->err ?: pt->b.err;
+		/* the callback's own error first: ko_call()'s is errno's */
+		pt->err = pt->b.err ?: pt->err;
 		if (pt->err != -EAGAIN)
 			break;
 	}
@@ -382,7 +390,14 @@ static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
 	if (!err && r.err)
 		snprintf(ack->msg, sizeof(ack->msg),
 			 "it made more sockets than asked");
-	return err ?: r.err;
+	if (!err && (r.err || r.got != n)) {
+		/* what it made, not ours to keep: the caller sees errors */
+		for (k = 0; k < r.got; k++)
+			if (fds[k] >= 0)
+				close(fds[k]);
+		return r.err ?: -EPROTO;
+	}
+	return err;
 }
 
 /* Connections [first, first + n) of a record, imported on one channel */
@@ -509,12 +524,19 @@ int baton_tcp_import_conns(struct baton_tcp *tcp, const void *rec,
 static void fdtable_reserve(struct baton_tcp *tcp, size_t n)
 {
 	int fd = mnl_socket_get_fd(tcp->nl), low, high;
+	struct rlimit rl;
+	size_t top;
 
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur < 1)
+		return;
 	low = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (low < 0)
 		return;
-	/* beyond RLIMIT_NOFILE: EINVAL, and the import says EMFILE */
-	high = fcntl(fd, F_DUPFD_CLOEXEC, low + n);
+	/* the sockets, and the parts' channels opened before them */
+	top = low + n - 1 + BULK_PARTS_MAX - 1;
+	if (top > rl.rlim_cur - 1)
+		top = rl.rlim_cur - 1;	/* the import will say EMFILE */
+	high = fcntl(fd, F_DUPFD_CLOEXEC, (int)top);
 	close(low);
 	if (high >= 0)
 		close(high);

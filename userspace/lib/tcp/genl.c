@@ -212,9 +212,21 @@ int tcp_open_any(struct baton_tcp **tcpp, const struct baton_log_sink *log)
 	return tcp_open(tcpp, log->fn, log->ctx, false);
 }
 
+/* The network namespace a socket works in (SO_NETNS_COOKIE, Linux 5.14) */
+static int netns_cookie(const struct mnl_socket *nl, __u64 *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	if (getsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_NETNS_COOKIE,
+		       cookie, &len))
+		return -errno;
+	return 0;
+}
+
 int tcp_clone(const struct baton_tcp *tcp, struct baton_tcp **clonep)
 {
 	struct baton_tcp *clone;
+	__u64 want, have;
 	int err;
 
 	clone = calloc(1, sizeof(*clone));
@@ -224,12 +236,25 @@ int tcp_clone(const struct baton_tcp *tcp, struct baton_tcp **clonep)
 	clone->log.fn = NULL;	/* it says nothing: its caller does */
 	clone->seq = 0;
 	err = tcp_socket(clone);
-	if (err) {
-		free(clone);
-		return err;
-	}
+	if (err)
+		goto free_clone;
+	/*
+	 * in tcp's network namespace, which the module works in, or none:
+	 * the caller may have moved to another since it opened tcp
+	 */
+	err = netns_cookie(tcp->nl, &want) ?: netns_cookie(clone->nl, &have);
+	if (!err && have != want)
+		err = -EXDEV;
+	if (err)
+		goto close_nl;
 	*clonep = clone;
 	return 0;
+
+close_nl:
+	mnl_socket_close(clone->nl);
+free_clone:
+	free(clone);
+	return err;
 }
 
 void baton_tcp_close(struct baton_tcp *tcp)

@@ -99,7 +99,8 @@ int tcp_freeze_with_ports(struct baton_tcp *tcp, const struct baton_flow *flows,
 int tcp_open_any(struct baton_tcp **tcp, const struct baton_log_sink *log);
 /*
  * Another channel to the same module, for another thread: its own
- * socket, and no log (the thread must not call the caller's)
+ * socket, and no log (the thread must not call the caller's). -EXDEV if
+ * the caller's thread is in another network namespace than tcp's now.
  */
 int tcp_clone(const struct baton_tcp *tcp, struct baton_tcp **clone);
 static inline bool tcp_has_module(const struct baton_tcp *tcp)

@@ -113,6 +113,21 @@ static void guard(const int *fds, unsigned int n, int on)
 }
 
 /*
+ * Whether every request was refused with EINVAL, as a module older than
+ * BATON_IMPORT_F_REPAIR refuses each (the parts go side by side): then
+ * nothing was made, and the import may go again without the flag
+ */
+static bool refused_all(const int *fds, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (fds[i] != -EINVAL)
+			return false;
+	return true;
+}
+
+/*
  * The sockets, from their checkpoints, into fds[], each in repair mode (the
  * guard: if we die from here, its close says nothing to the peer, and the
  * old restores it)
@@ -140,7 +155,7 @@ static int sockets_rebuild(struct takeover *t, const struct ckpts *k, int *fds)
 		err = baton_tcp_import_conns_flags(t->tcp, k->d.buf, k->d.len,
 						   fds, k->n,
 						   flags | BATON_IMPORT_F_REPAIR);
-		if (err == -EINVAL && fds[0] == -EINVAL) {
+		if (err == -EINVAL && refused_all(fds, k->n)) {
 			pr_warn(&t->svc->log, "baton.ko does not take BATON_IMPORT_F_REPAIR (an older module): each connection is out of repair mode for a moment before the guard");
 			err = baton_tcp_import_conns_flags(t->tcp, k->d.buf,
 							   k->d.len, fds, k->n,
