@@ -35,10 +35,9 @@
 #define IMPORT_REPLY_CONN	(3 * MNL_ATTR_HDRLEN + 2 * sizeof(__u32))
 #define IMPORT_CONNS_MAX	((KO_RECV_BUF - 1024) / IMPORT_REPLY_CONN)
 /*
- * An export or import of many connections goes in parts, side by side,
- * each on a channel and in a thread of its own (the first in the
- * caller's), one a CPU: at most this many, of this many connections at
- * least each
+ * An import of many connections goes in parts, side by side, each on a
+ * channel and in a thread of its own (the first in the caller's), one a
+ * CPU: at most this many, of this many connections at least each
  */
 #define BULK_PARTS_MAX		4
 #define BULK_PART_MIN		32
@@ -70,19 +69,71 @@ static size_t bulk_parts(size_t n)
 }
 
 /*
- * fn(arg) in a thread of its own, every signal blocked in it: the
- * caller's thread takes the process's signals as before
+ * What every part has, first in an import's (and in the export's one):
+ * its channel, its connections [first, first + n), what it has to say
  */
-static int bulk_thread(pthread_t *thread, void *(*fn)(void *), void *arg)
+struct bulk_part {
+	struct baton_tcp *tcp;	/* the caller's, or a clone of it */
+	size_t first, n;
+	struct ko_ack ack;
+	int err;
+	bool started;		/* in a thread of its own */
+	pthread_t thread;
+};
+
+/*
+ * The part on a clone of tcp, in a thread of its own, every signal
+ * blocked in it: the caller's thread takes the process's signals as
+ * before. Without either, the part stays on tcp, for bulk_finish().
+ */
+static void bulk_start(struct baton_tcp *tcp, struct bulk_part *pt,
+		       void *(*run)(void *))
 {
 	sigset_t all, old;
-	int err;
 
+	pt->tcp = tcp;
+	if (tcp_clone(tcp, &pt->tcp))
+		return;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = -pthread_create(thread, NULL, fn, arg);
+	pt->started = !pthread_create(&pt->thread, NULL, run, pt);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return err;
+	if (!pt->started) {
+		baton_tcp_close(pt->tcp);
+		pt->tcp = tcp;
+	}
+}
+
+/*
+ * Each part not started, in the caller's thread, one after another; then
+ * the others, once done: parts, n of them, size bytes each, a struct
+ * bulk_part first in each
+ */
+static void bulk_finish(void *parts, size_t size, size_t n,
+			void *(*run)(void *))
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct bulk_part *pt = (void *)((char *)parts + i * size);
+
+		if (!pt->started) {
+			run(pt);
+			continue;
+		}
+		pthread_join(pt->thread, NULL);
+		baton_tcp_close(pt->tcp);
+		pt->started = false;
+	}
+}
+
+/* A part's failure, from connection from on, in the caller's thread */
+static void bulk_say(struct baton_tcp *tcp, const char *what,
+		     const struct bulk_part *pt, size_t from)
+{
+	pr_err(&tcp->log, "%s: connections %zu to %zu: baton.ko: %s%s%s", what,
+	       from, pt->first + pt->n - 1, strerror(-pt->err),
+	       pt->ack.msg[0] ? ": " : "", pt->ack.msg);
 }
 
 /* Each message of the dump: its CONN attribute, appended whole */
@@ -122,14 +173,11 @@ static int export_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-/* Connections fds[0, n) of the caller's, connection first of all, on one channel */
+/* The caller's fds[0, n), on one channel */
 struct export_part {
-	struct baton_tcp *tcp;	/* the caller's, or a clone of it */
+	struct bulk_part p;	/* first: run() is given it */
 	const int *fds;
-	size_t first, n;
 	struct conns_buf b;
-	struct ko_ack ack;
-	int err;
 };
 
 /* One dump of the part; a connection that moved meanwhile, once more */
@@ -140,103 +188,49 @@ static void *export_part_run(void *arg)
 	void *req;
 	size_t i;
 
-	req = calloc(1, MNL_NLMSG_HDRLEN + 64 + pt->n * MNL_ATTR_HDRLEN * 2);
+	req = calloc(1, MNL_NLMSG_HDRLEN + 64 + pt->p.n * MNL_ATTR_HDRLEN * 2);
 	if (!req) {
-		pt->err = -ENOMEM;
+		pt->p.err = -ENOMEM;
 		return NULL;
 	}
-	nlh = ko_msg(req, pt->tcp, BATON_GENL_CMD_CONN_EXPORT);
+	nlh = ko_msg(req, pt->p.tcp, BATON_GENL_CMD_CONN_EXPORT);
 	nlh->nlmsg_flags |= NLM_F_DUMP;
-	for (i = 0; i < pt->n; i++)
+	for (i = 0; i < pt->p.n; i++)
 		mnl_attr_put_u32(nlh, BATON_GENL_A_FD, pt->fds[i]);
 	/* frozen or not */
 	for (int tries = 0; tries < EXPORT_TRIES; tries++) {
 		pt->b.len = 0;
 		pt->b.err = 0;
-		memset(&pt->ack, 0, sizeof(pt->ack));
-		pt->err = ko_call(pt->tcp, nlh, export_cb, &pt->b, &pt->ack);
+		memset(&pt->p.ack, 0, sizeof(pt->p.ack));
+		pt->p.err = ko_call(pt->p.tcp, nlh, export_cb, &pt->b, &pt->p.ack);
 		/* the callback's own error first: ko_call()'s is errno's */
-		pt->err = pt->b.err ?: pt->err;
-		if (pt->err != -EAGAIN)
+		pt->p.err = pt->b.err ?: pt->p.err;
+		if (pt->p.err != -EAGAIN)
 			break;
 	}
 	free(req);
 	return NULL;
 }
 
-/* The part's connections numbered as in the whole: its INDEX moved on */
-static void export_part_renumber(struct export_part *pt)
-{
-	struct nlattr *conn, *a;
-	size_t off = 0;
-
-	while (off + MNL_ATTR_HDRLEN <= pt->b.len) {
-		conn = (struct nlattr *)(pt->b.buf + off);
-		mnl_attr_for_each_nested(a, conn)
-			if (mnl_attr_get_type(a) == BATON_CONN_A_INDEX &&
-			    mnl_attr_get_payload_len(a) == sizeof(__u32))
-				*(__u32 *)mnl_attr_get_payload(a) += pt->first;
-		off += MNL_ALIGN(conn->nla_len);
-	}
-}
-
 /*
- * The parts side by side, then, in the caller's thread alone, what they
- * have to say, and their records one after another, as one dump's
+ * One dump of them all. In parts side by side, as the import goes, the
+ * export was slower: in the VM, under baton-bench's load at 1,000
+ * connections, the old instance's freeze and export took 32-48 ms where
+ * one dump took 19-31.
  */
 int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
 			   void **rec, size_t *len)
 {
-	struct export_part pts[BULK_PARTS_MAX] = {};
-	pthread_t threads[BULK_PARTS_MAX];
-	bool started[BULK_PARTS_MAX] = {};
-	size_t parts, i, k = 0, total = 0;
-	int err = 0;
-	char *buf;
+	struct export_part pt = {
+		.p = { .tcp = tcp, .n = n }, .fds = fds, .b = { .tcp = tcp },
+	};
+	size_t i;
 
 	if (!n)
 		return -EINVAL;
-	parts = bulk_parts(n);
-	for (i = 0; i < parts; i++) {
-		struct export_part *pt = &pts[i];
-		size_t want = n / parts + (i < n % parts);
-
-		*pt = (struct export_part){
-			.tcp = tcp, .fds = fds + k, .first = k, .n = want,
-		};
-		pt->b.tcp = tcp;
-		k += want;
-		if (!i || tcp_clone(tcp, &pt->tcp))
-			continue;
-		started[i] = !bulk_thread(&threads[i], export_part_run, pt);
-		if (!started[i]) {
-			baton_tcp_close(pt->tcp);
-			pt->tcp = tcp;
-		}
-	}
-	for (i = 0; i < parts; i++) {
-		if (!started[i]) {
-			export_part_run(&pts[i]);
-			continue;
-		}
-		pthread_join(threads[i], NULL);
-		baton_tcp_close(pts[i].tcp);
-	}
-	for (i = 0; i < parts; i++) {
-		struct export_part *pt = &pts[i];
-
-		if (pt->err)
-			pr_err(&tcp->log, "TCP checkpoint: connections %zu to %zu: baton.ko: %s%s%s",
-			       pt->first, pt->first + pt->n - 1,
-			       strerror(-pt->err), pt->ack.msg[0] ? ": " : "",
-			       pt->ack.msg);
-		err = err ?: pt->err;
-		total += pt->b.len;
-	}
-	buf = err ? NULL : realloc(pts[0].b.buf, total ?: 1);
-	if (!err && !buf)
-		err = -ENOMEM;
-	if (err) {
+	export_part_run(&pt);
+	if (pt.p.err) {
+		bulk_say(tcp, "TCP checkpoint", &pt.p, 0);
 		/* those already read are in repair mode: back as they were */
 		for (i = 0; i < n; i++) {
 			int off = TCP_REPAIR_OFF_NO_WP;
@@ -244,18 +238,11 @@ int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
 			setsockopt(fds[i], SOL_TCP, TCP_REPAIR, &off,
 				   sizeof(off));
 		}
-		for (i = 0; i < parts; i++)
-			free(pts[i].b.buf);
-		return err;
+		free(pt.b.buf);
+		return pt.p.err;
 	}
-	for (i = 1, k = pts[0].b.len; i < parts; i++) {
-		export_part_renumber(&pts[i]);
-		memcpy(buf + k, pts[i].b.buf, pts[i].b.len);
-		k += pts[i].b.len;
-		free(pts[i].b.buf);
-	}
-	*rec = buf;
-	*len = total;
+	*rec = pt.b.buf;
+	*len = pt.b.len;
 	return 0;
 }
 
@@ -400,23 +387,28 @@ static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
 	return err;
 }
 
-/* Connections [first, first + n) of a record, imported on one channel */
+/* A record's connections, its bytes rec[0, len), imported on one channel */
 struct import_part {
-	struct baton_tcp *tcp;	/* the caller's, or a clone of it */
+	struct bulk_part p;	/* first: run() is given it */
 	const char *rec;
-	size_t len, first, n;
+	size_t len;
 	int *fds;
 	__u32 flags;
 	size_t max;		/* the largest request */
 	size_t answered;	/* fds[0, answered) are the module's answers */
-	struct ko_ack ack;
-	int err;
 };
 
-/* As many whole connections as a request takes, a request after another */
-static void import_part_run(struct import_part *pt)
+/*
+ * As many whole connections as a request takes, a request after another,
+ * each as large as the part's channel takes
+ */
+static void *import_part_run(void *arg)
 {
-	size_t off = 0, k = 0, i;
+	struct import_part *pt = arg;
+	size_t off = 0, k = 0, i, max = request_max(pt->p.tcp);
+
+	if (max < pt->max)
+		pt->max = max;
 
 	while (off < pt->len) {
 		size_t start = off, conns = 0;
@@ -431,53 +423,24 @@ static void import_part_run(struct import_part *pt)
 			conns++;
 		}
 		if (off - start + 64 > pt->max) {
-			snprintf(pt->ack.msg, sizeof(pt->ack.msg),
+			snprintf(pt->p.ack.msg, sizeof(pt->p.ack.msg),
 				 "connection %zu takes %zu bytes, more than one request may (%zu)",
-				 pt->first + k, off - start, pt->max);
-			pt->err = -EMSGSIZE;
+				 pt->p.first + k, off - start, pt->max);
+			pt->p.err = -EMSGSIZE;
 		} else {
-			pt->err = import_request(pt->tcp, pt->rec + start,
+			pt->p.err = import_request(pt->p.tcp, pt->rec + start,
 						 off - start, pt->fds + k,
-						 conns, pt->flags, &pt->ack);
+						 conns, pt->flags, &pt->p.ack);
 		}
-		if (pt->err) {
-			for (i = k; i < pt->n; i++)
-				pt->fds[i] = pt->err;
-			return;
+		if (pt->p.err) {
+			for (i = k; i < pt->p.n; i++)
+				pt->fds[i] = pt->p.err;
+			return NULL;
 		}
 		k += conns;
 		pt->answered = k;
 	}
-}
-
-static void *import_part_thread(void *arg)
-{
-	import_part_run(arg);
 	return NULL;
-}
-
-/*
- * Part i's own channel, and its thread. Without either, the part is left
- * for the caller's thread, after its own.
- */
-static int import_part_start(struct baton_tcp *tcp, struct import_part *pt,
-			     pthread_t *thread)
-{
-	size_t max;
-	int err;
-
-	err = tcp_clone(tcp, &pt->tcp);
-	if (err)
-		return err;
-	max = request_max(pt->tcp);
-	if (max < pt->max)
-		pt->max = max;
-	err = bulk_thread(thread, import_part_thread, pt);
-	if (err) {
-		baton_tcp_close(pt->tcp);
-		pt->tcp = tcp;
-	}
-	return err;
 }
 
 /* Checks the record's shape and counts its connections */
@@ -551,8 +514,6 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 				 size_t len, int *fds, size_t n, __u32 flags)
 {
 	struct import_part pts[BULK_PARTS_MAX] = {};
-	pthread_t threads[BULK_PARTS_MAX];
-	bool started[BULK_PARTS_MAX] = {};
 	long long count = conns_count(tcp, rec, len);
 	size_t max = request_max(tcp), parts, off = 0, i, j, k = 0;
 	int err = 0;
@@ -574,35 +535,27 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 		for (j = 0; j < want; j++)
 			off += conn_span(rec, len, off);
 		*pt = (struct import_part){
-			.tcp = tcp, .rec = (const char *)rec + start,
-			.len = off - start, .first = k, .n = want,
+			.p = { .tcp = tcp, .first = k, .n = want },
+			.rec = (const char *)rec + start, .len = off - start,
 			.fds = fds + k, .flags = flags, .max = max,
 		};
 		k += want;
-		started[i] = i && !import_part_start(tcp, pt, &threads[i]);
+		if (i)
+			bulk_start(tcp, &pt->p, import_part_run);
 	}
-	for (i = 0; i < parts; i++) {
-		if (!started[i]) {
-			import_part_run(&pts[i]);
-			continue;
-		}
-		pthread_join(threads[i], NULL);
-		baton_tcp_close(pts[i].tcp);
-	}
+	bulk_finish(pts, sizeof(pts[0]), parts, import_part_run);
 	for (i = 0; i < parts; i++) {
 		struct import_part *pt = &pts[i];
 
-		if (pt->err)
-			pr_err(&tcp->log, "TCP restore: connections %zu to %zu: baton.ko: %s%s%s",
-			       pt->first + pt->answered, pt->first + pt->n - 1,
-			       strerror(-pt->err), pt->ack.msg[0] ? ": " : "",
-			       pt->ack.msg);
+		if (pt->p.err)
+			bulk_say(tcp, "TCP restore", &pt->p,
+				 pt->p.first + pt->answered);
 		for (j = 0; j < pt->answered; j++)
 			if (pt->fds[j] < 0)
 				pr_err(&tcp->log,
 				       "TCP restore: connection %zu was reset after leaving repair mode: %s",
-				       pt->first + j, strerror(-pt->fds[j]));
-		err = err ?: pt->err;
+				       pt->p.first + j, strerror(-pt->fds[j]));
+		err = err ?: pt->p.err;
 	}
 	for (i = 0; !err && i < n; i++)
 		if (fds[i] < 0)
