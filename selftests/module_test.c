@@ -2753,8 +2753,8 @@ TEST_F_TIMEOUT(conn, conns_import_thousands, 180)
 }
 
 /*
- * Many connections import in parts, side by side (one a CPU, of 32 or
- * more each): one near the end whose old socket still holds
+ * Many connections export and import in parts, side by side (one a
+ * CPU, of 32 or more each): one near the end whose old socket still holds
  * its tuple fails its request, and only that. The import says so, and
  * names the connections it did not make; every socket it did make is
  * its own connection, carrying bytes both ways; none is left over.
@@ -2762,7 +2762,10 @@ TEST_F_TIMEOUT(conn, conns_import_thousands, 180)
 #define PART_CONNS	600
 #define PART_HELD	550	/* its old socket not closed */
 
-/* Whether the record numbers its connections 0 to n - 1, in order: -1 if not */
+/*
+ * Whether the record numbers its connections 0 to n - 1, in order, as
+ * one dump would, though it came in parts: -1 if not
+ */
 static int record_indexes(const void *rec, size_t len)
 {
 	const struct nlattr *conn, *attr;

@@ -164,7 +164,7 @@ BATON_API int baton_tcp_freeze_stats(struct baton_tcp *tcp,
  * stay silent) and returns 0 or the first error. A connection larger
  * than one request may be (the channel's send buffer) is refused.
  *
- * With 64 connections or more, the import works in parts side by side,
+ * With 64 connections or more, both calls work in parts side by side,
  * one a CPU (four at most, of 32 connections or more each): each part
  * on a netlink socket of its own, in a thread of its own that lives
  * only through the call, with every signal blocked. The log callback is
