@@ -438,7 +438,6 @@ struct import_part {
 	size_t len;
 	int *fds;
 	__u32 flags;
-	size_t max;		/* the largest request */
 	size_t answered;	/* fds[0, answered) are the module's answers */
 };
 
@@ -451,25 +450,22 @@ static void *import_part_run(void *arg)
 	struct import_part *pt = arg;
 	size_t off = 0, k = 0, i, max = request_max(pt->p.tcp);
 
-	if (max < pt->max)
-		pt->max = max;
-
 	while (off < pt->len) {
 		size_t start = off, conns = 0;
 
 		while (off < pt->len) {
 			size_t span = conn_span(pt->rec, pt->len, off);
 
-			if (conns && (off + span - start + 64 > pt->max ||
+			if (conns && (off + span - start + 64 > max ||
 				      conns == IMPORT_CONNS_MAX))
 				break;
 			off += span;
 			conns++;
 		}
-		if (off - start + 64 > pt->max) {
+		if (off - start + 64 > max) {
 			snprintf(pt->p.ack.msg, sizeof(pt->p.ack.msg),
 				 "connection %zu takes %zu bytes, more than one request may (%zu)",
-				 pt->p.first + k, off - start, pt->max);
+				 pt->p.first + k, off - start, max);
 			pt->p.err = -EMSGSIZE;
 		} else {
 			pt->p.err = import_request(pt->p.tcp, pt->rec + start,
@@ -559,7 +555,7 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 {
 	struct import_part pts[BULK_PARTS_MAX] = {};
 	long long count = conns_count(tcp, rec, len);
-	size_t max = request_max(tcp), parts, off = 0, i, j, k = 0;
+	size_t parts, off = 0, i, j, k = 0;
 	int err = 0;
 
 	if (count < 0)
@@ -581,7 +577,7 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 		*pt = (struct import_part){
 			.p = { .tcp = tcp, .first = k, .n = want },
 			.rec = (const char *)rec + start, .len = off - start,
-			.fds = fds + k, .flags = flags, .max = max,
+			.fds = fds + k, .flags = flags,
 		};
 		k += want;
 		if (i)
