@@ -494,6 +494,8 @@ static int conn_one(void *data, const struct baton_rec *rec)
 	struct conns_ctx *c = data;
 	struct baton_checkpoint *ck = c->ck;
 	struct baton_checkpoint_sock *s;
+	struct sockaddr_storage local, peer;
+	socklen_t local_len, peer_len;
 	struct ckpt_rec cr;
 	const void *conn;
 	int err;
@@ -505,7 +507,8 @@ static int conn_one(void *data, const struct baton_rec *rec)
 		return err;
 	conn = c->d.buf + cr.off;
 	if (cr.format != c->format ||
-	    (cr.format == BATON_CKPT_MODULE && !tcp_conn_whole(conn, cr.len)))
+	    (cr.format == BATON_CKPT_MODULE &&
+	     tcp_conn_check(conn, cr.len, &local, &local_len, &peer, &peer_len)))
 		return -EBADMSG;
 	s = &ck->conns[ck->nconns++];
 	memset(s, 0, sizeof(*s));

@@ -124,50 +124,37 @@ static int conv_alloc(struct conv *v)
 	return v->sendq && v->recvq ? 0 : -ENOMEM;
 }
 
-bool tcp_conn_whole(const void *conn, size_t len)
+int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
+		   socklen_t *local_len, struct sockaddr_storage *peer,
+		   socklen_t *peer_len)
 {
-	const struct nlattr *part = conn, *a;
-	bool scalars = false;
+	const struct nlattr *part, *a;
 	size_t off = 0;
+	bool first;
 
-	if (len < MNL_ATTR_HDRLEN || part->nla_len < MNL_ATTR_HDRLEN ||
-	    part->nla_len > len)
-		return false;
-	mnl_attr_for_each_nested(a, part)
-		scalars |= mnl_attr_get_type(a) == BATON_CONN_A_LOCAL;
-	if (!scalars)
-		return false;	/* a continuation first: its scalars lost */
+	*local_len = *peer_len = 0;
 	while (off < len) {
 		part = (const void *)((const char *)conn + off);
 		if (len - off < MNL_ATTR_HDRLEN ||
 		    part->nla_len < MNL_ATTR_HDRLEN || part->nla_len > len - off)
-			return false;
+			return -EINVAL;
+		first = !off;
 		off += MNL_ALIGN(part->nla_len);
+		if (!first)
+			continue;	/* the scalars are the first part's */
+		mnl_attr_for_each_nested(a, part) {
+			socklen_t n = mnl_attr_get_payload_len(a);
+
+			if (mnl_attr_get_type(a) == BATON_CONN_A_LOCAL &&
+			    !conn_addr(a, local))
+				*local_len = n;
+			else if (mnl_attr_get_type(a) == BATON_CONN_A_PEER &&
+				 !conn_addr(a, peer))
+				*peer_len = n;
+		}
 	}
-	return off == len;
-}
-
-int tcp_conn_addrs(const void *conn, size_t len, struct sockaddr_storage *local,
-		   socklen_t *local_len, struct sockaddr_storage *peer,
-		   socklen_t *peer_len)
-{
-	const struct nlattr *part = conn, *a;
-
-	*local_len = *peer_len = 0;
-	if (len < MNL_ATTR_HDRLEN || part->nla_len < MNL_ATTR_HDRLEN ||
-	    part->nla_len > len)
-		return -EINVAL;
-	mnl_attr_for_each_nested(a, part) {
-		socklen_t n = mnl_attr_get_payload_len(a);
-
-		if (mnl_attr_get_type(a) == BATON_CONN_A_LOCAL &&
-		    !conn_addr(a, local))
-			*local_len = n;
-		else if (mnl_attr_get_type(a) == BATON_CONN_A_PEER &&
-			 !conn_addr(a, peer))
-			*peer_len = n;
-	}
-	if (!*local_len || !*peer_len ||
+	/* no addresses first: a continuation, its scalars lost */
+	if (off != len || !*local_len || !*peer_len ||
 	    local->ss_family != peer->ss_family)
 		return -EINVAL;
 	return 0;

@@ -131,13 +131,12 @@ int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 		    void **rec, size_t *rec_len);
 /* bulk.c: the bytes of the connection at off in a CONN_EXPORT record */
 size_t tcp_conn_span(const void *rec, size_t len, size_t off);
-/* convert.c: whether a connection's parts are whole, scalars first */
-bool tcp_conn_whole(const void *conn, size_t len);
 /*
- * convert.c: a connection's addresses, from its first part, each exactly
- * its size: 0, or -EINVAL if either is missing or malformed
+ * convert.c: whether a connection's parts are whole, its scalars first,
+ * in one walk; and its addresses, from that first part, each exactly its
+ * size: 0, or -EINVAL if a part or an address is missing or malformed
  */
-int tcp_conn_addrs(const void *conn, size_t len, struct sockaddr_storage *local,
+int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 		   socklen_t *local_len, struct sockaddr_storage *peer,
 		   socklen_t *peer_len);
 /* convert.c: the bytes in each of a connection's queues, as its parts say */

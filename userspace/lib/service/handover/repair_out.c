@@ -52,9 +52,6 @@ struct repair_conn {
 	bool disconnected;
 	void *rec;		/* userspace: its own; module: in raw */
 	size_t off, len;
-	/* the module's record says them; 0: getsockname() and getpeername() */
-	struct sockaddr_storage local, peer;
-	socklen_t local_len, peer_len;
 };
 
 struct repair_out {
@@ -205,21 +202,11 @@ static int export_module(struct baton_service *svc, struct repair_out *rp)
 				     &rp->raw_len);
 	if (err)
 		goto thaw;
-	/*
-	 * each a whole connection, its scalars first, before we let go; its
-	 * addresses read there, not asked of its socket (two system calls
-	 * that lock it, a connection, in the blackout)
-	 */
+	/* cut per connection; blob_write() checks each is whole */
 	for (i = 0; i < rp->n && off < rp->raw_len; i++) {
-		struct repair_conn *c = &rp->conns[i];
-
-		c->off = off;
-		c->len = tcp_conn_span(rp->raw, rp->raw_len, off);
-		if (!tcp_conn_whole((char *)rp->raw + off, c->len) ||
-		    tcp_conn_addrs((char *)rp->raw + off, c->len, &c->local,
-				   &c->local_len, &c->peer, &c->peer_len))
-			break;
-		off += c->len;
+		rp->conns[i].off = off;
+		rp->conns[i].len = tcp_conn_span(rp->raw, rp->raw_len, off);
+		off += rp->conns[i].len;
 	}
 	if (i != rp->n || off != rp->raw_len) {
 		pr_err(&svc->log, "baton.ko's export of %u connections is malformed at connection %u",
@@ -269,6 +256,32 @@ static const void *conn_data(const struct repair_out *rp,
 	return rp->raw ? (const char *)rp->raw + c->off : c->rec;
 }
 
+/*
+ * A connection's addresses: the module's record says them (checking that
+ * the connection is whole there, its scalars first, before we let go), or
+ * its socket (two system calls that lock it, a connection, in the blackout)
+ */
+static int conn_addrs(struct baton_service *svc, const struct repair_out *rp,
+		      unsigned int i, struct ckpt_rec *r)
+{
+	const struct repair_conn *c = &rp->conns[i];
+
+	if (rp->raw) {
+		if (!tcp_conn_check(conn_data(rp, c), c->len, &r->local,
+				    &r->local_len, &r->peer, &r->peer_len))
+			return 0;
+		pr_err(&svc->log, "baton.ko's export of %u connections is malformed at connection %u",
+		       rp->n, i);
+		return -EPROTO;
+	}
+	r->local_len = sizeof(r->local);
+	r->peer_len = sizeof(r->peer);
+	if (getsockname(c->fd, (struct sockaddr *)&r->local, &r->local_len) ||
+	    getpeername(c->fd, (struct sockaddr *)&r->peer, &r->peer_len))
+		return -errno;
+	return 0;
+}
+
 /* The BATON_BLOB_TCP blob: one record per connection */
 static int blob_write(struct baton_service *svc, struct repair_out *rp,
 		      int *memfd)
@@ -283,25 +296,12 @@ static int blob_write(struct baton_service *svc, struct repair_out *rp,
 		struct ckpt_rec r = {
 			.id = c->id, .len = c->len,
 			.format = rp->raw ? BATON_CKPT_MODULE : BATON_CKPT_TCP,
-			.local_len = sizeof(r.local), .peer_len = sizeof(r.peer),
 		};
-
 		int fl = fcntl(c->fd, F_GETFL);
 
-		if (c->local_len) {
-			r.local = c->local;
-			r.local_len = c->local_len;
-			r.peer = c->peer;
-			r.peer_len = c->peer_len;
-		}
-		if (fl < 0 || (!c->local_len &&
-			       (getsockname(c->fd, (struct sockaddr *)&r.local,
-					    &r.local_len) ||
-				getpeername(c->fd, (struct sockaddr *)&r.peer,
-					    &r.peer_len)))) {
-			err = -errno;
+		err = fl < 0 ? -errno : conn_addrs(svc, rp, i, &r);
+		if (err)
 			break;
-		}
 		r.file_flags = fl & O_NONBLOCK;
 		err = ckpt_put(&w, &r, conn_data(rp, c));
 	}
