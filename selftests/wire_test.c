@@ -13,7 +13,8 @@
  *  4. over a real SOCK_SEQPACKET pair: an oversized message, a length that
  *     disagrees with the packet, descriptors that disagree with the
  *     SOCKETS entries, and the peer's going away;
- *  5. sockets are told apart by their kind and every bit of their id;
+ *  5. sockets are told apart by their kind and every bit of their id, in
+ *     a set of them that grows past its first room; kind 0 is refused;
  *  6. repair mode's TCP records (ckpt.c): a record round-trips, its data
  *     longer than one attribute; an unknown attribute is skipped; an
  *     unknown flag, an unknown file flag, an unknown format, an address
@@ -467,16 +468,47 @@ TEST(sock_keys)
 	struct baton_sockinfo lst = { .id = 1, .kind = BATON_SOCK_LISTENER };
 	struct sock_key a = sock_key(&conn), b = sock_key(&high),
 			c = sock_key(&top), d = sock_key(&lst),
-			e = sock_key(&conn);
+			none = { .id = 7 };
+	struct sock_set s = {};
+	unsigned int i;
 
-	EXPECT_NE(0, sock_key_cmp(&a, &b));
-	EXPECT_NE(0, sock_key_cmp(&a, &c));
-	EXPECT_NE(0, sock_key_cmp(&b, &c));
-	EXPECT_NE(0, sock_key_cmp(&a, &d));
-	EXPECT_EQ(0, sock_key_cmp(&a, &e));
-	/* an order: what sorted keys and bsearch() need */
-	EXPECT_EQ(-sock_key_cmp(&b, &c), sock_key_cmp(&c, &b));
-	EXPECT_GT(0, sock_key_cmp(&a, &c));
+	/* keys that differ only in a high bit of the id, or in kind */
+	EXPECT_FALSE(sock_set_has(&s, a));
+	ASSERT_EQ(0, sock_set_add(&s, a));
+	EXPECT_TRUE(sock_set_has(&s, a));
+	EXPECT_FALSE(sock_set_has(&s, b));
+	EXPECT_FALSE(sock_set_has(&s, c));
+	EXPECT_FALSE(sock_set_has(&s, d));
+	ASSERT_EQ(0, sock_set_add(&s, b));
+	ASSERT_EQ(0, sock_set_add(&s, a));	/* again: still one */
+	EXPECT_EQ(2, s.n);
+	EXPECT_TRUE(sock_set_has(&s, b));
+	EXPECT_FALSE(sock_set_has(&s, c));
+	/* kind 0 is no socket's: refused, never found */
+	EXPECT_EQ(-EINVAL, sock_set_add(&s, none));
+	EXPECT_FALSE(sock_set_has(&s, none));
+	/* grown past its first room, every key still there, none more */
+	for (i = 0; i < 5000; i++) {
+		struct sock_key k = { .id = (__u64)i << 40 | 2,
+				      .kind = BATON_SOCK_CONN };
+
+		ASSERT_EQ(0, sock_set_add(&s, k));
+	}
+	EXPECT_EQ(5002, s.n);
+	for (i = 0; i < 5000; i++) {
+		struct sock_key k = { .id = (__u64)i << 40 | 2,
+				      .kind = BATON_SOCK_CONN }, l = k;
+
+		l.kind = BATON_SOCK_LISTENER;
+		EXPECT_TRUE(sock_set_has(&s, k));
+		EXPECT_FALSE(sock_set_has(&s, l));
+	}
+	EXPECT_TRUE(sock_set_has(&s, a));
+	EXPECT_TRUE(sock_set_has(&s, b));
+	EXPECT_FALSE(sock_set_has(&s, c));
+	sock_set_free(&s);
+	EXPECT_EQ(0, s.n);
+	EXPECT_FALSE(sock_set_has(&s, a));
 }
 
 /* One BATON_REC_TCP record as the writer makes it, then tampered with */

@@ -12,16 +12,6 @@
 
 #include "wire/wire.h"
 
-/* For qsort() and bsearch(): by kind, then by id, every bit of it */
-int sock_key_cmp(const void *a, const void *b)
-{
-	const struct sock_key *x = a, *y = b;
-
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	return x->id < y->id ? -1 : x->id > y->id;
-}
-
 /* The first sock_set a set has room for, and how it grows */
 #define SOCK_SET_MIN	1024
 

@@ -155,7 +155,6 @@ static inline struct sock_key sock_key(const struct baton_sockinfo *si)
 {
 	return (struct sock_key){ .id = si->id, .kind = si->kind };
 }
-int sock_key_cmp(const void *a, const void *b);
 /*
  * A set of sock_keys, open-addressed: a lookup costs the same at ten
  * sockets or ten thousand. Zeroed, it is empty.

@@ -16,31 +16,6 @@
 
 #include "service/handover/takeover.h"
 
-static bool already_adopted(struct takeover *t, struct sock_key key)
-{
-	if (t->nsorted != t->nids) {
-		qsort(t->ids, t->nids, sizeof(*t->ids), sock_key_cmp);
-		t->nsorted = t->nids;
-	}
-	return t->nsorted &&
-	       bsearch(&key, t->ids, t->nsorted, sizeof(key), sock_key_cmp);
-}
-
-static int remember(struct takeover *t, struct sock_key key)
-{
-	if (t->nids == t->cap) {
-		unsigned int cap = t->cap ? t->cap * 2 : 1024;
-		struct sock_key *ids = realloc(t->ids, cap * sizeof(*ids));
-
-		if (!ids)
-			return -ENOMEM;
-		t->ids = ids;
-		t->cap = cap;
-	}
-	t->ids[t->nids++] = key;
-	return 0;
-}
-
 /*
  * A listener of the old instance's network namespace, where ours is
  * another (repair mode's move, BATON_UPGRADE_F_NETNS, said by START):
@@ -108,7 +83,7 @@ static int adopt_one(struct takeover *t, struct held_socket *s)
 /* A connection restored from its checkpoint (repair_in.c) */
 int adopt_conn(struct takeover *t, struct held_socket *s)
 {
-	return remember(t, sock_key(&s->si)) ?: adopt_one(t, s);
+	return sock_set_add(&t->ids, sock_key(&s->si)) ?: adopt_one(t, s);
 }
 
 /* from_ctl: the coordinator's copies, some of which we may have already */
@@ -127,11 +102,11 @@ int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 	for (i = 0; i < n; i++) {
 		struct sock_key key = sock_key(&socks[i].si);
 
-		if (from_ctl && already_adopted(t, key)) {
+		if (from_ctl && sock_set_has(&t->ids, key)) {
 			close(socks[i].fd);
 			continue;
 		}
-		err = remember(t, key) ?: adopt_one(t, &socks[i]);
+		err = sock_set_add(&t->ids, key) ?: adopt_one(t, &socks[i]);
 		if (err)
 			goto close_rest;
 	}

@@ -405,7 +405,7 @@ int takeover_run(struct baton_service *svc, int ctl)
 		close(t.peer);
 	close(ctl);
 	repair_in_free(&t);
-	free(t.ids);
+	sock_set_free(&t.ids);
 	free(t.batch);
 	return err;
 }

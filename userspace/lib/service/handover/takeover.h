@@ -15,8 +15,7 @@ struct takeover {
 	bool peer_lost;		/* the old went away before phase 2 was whole */
 	char lost_why[320];	/* how we know, for PEER_LOST, if we can say */
 	struct held_socket *batch;	/* one SOCKETS message's sockets */
-	struct sock_key *ids;	/* every adopted socket */
-	unsigned int nids, cap, nsorted;
+	struct sock_set ids;	/* every adopted socket */
 	__u32 listeners, conns, records;
 	bool state_whole;	/* phase 1's state arrived whole (SYNC) */
 	bool phase1_done, phase2_done, activate;
