@@ -27,7 +27,10 @@
  *     refused; in another boot, a file made for a restart is accepted
  *     (freeze, netns and deadline not asked) unless baton.ko's family is
  *     not the one that exported its connections, and one not made for a
- *     restart is refused.
+ *     restart is refused;
+ *  9. a checkpoint file's connection carries its addresses twice, in its
+ *     record and in baton.ko's: the same, it loads; a peer port or a
+ *     local address that differs, and it is refused naming the connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +42,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include <linux/baton.h>
 #include "wire/wire.h"
 #include "coordinator/coordinator.h"
 
@@ -656,6 +660,94 @@ TEST(checkpoint_restart)
 	got = ck;
 	EXPECT_EQ(-ESTALE, file_check_here(&got, NULL, why, sizeof(why)));
 	EXPECT_NE(NULL, strstr(why, "not for a restart")) TH_LOG("%s", why);
+}
+
+/* One connection as baton.ko's CONN_EXPORT makes it: a part, its addresses */
+struct module_conn {
+	struct nlattr part;
+	struct nlattr local_a;
+	struct sockaddr_in local;
+	struct nlattr peer_a;
+	struct sockaddr_in peer;
+};
+
+/* A file of one connection: rec is the record's, mc baton.ko's */
+static int ckpt_conn_file(const struct sockaddr_in *local,
+			  const struct sockaddr_in *peer,
+			  const struct module_conn *mc,
+			  struct baton_checkpoint *got, char *why, size_t len)
+{
+	struct baton_checkpoint ck = {
+		.info = { .service = "kvd", .app = "kvd 1", .pid = 7,
+			  .boot_id = "a-boot-before-this-one", .netns = 1,
+			  .deadline_ns = 1, .flags = BATON_CHECKPOINT_F_RESTART,
+			  .conns = 1, .ckpt_format = BATON_CKPT_MODULE },
+		.ver = { .proto = BATON_PROTO_VERSION, .state = 1 },
+	};
+	struct ckpt_rec r = { .id = 9, .format = BATON_CKPT_MODULE,
+			      .local_len = sizeof(*local),
+			      .peer_len = sizeof(*peer), .len = sizeof(*mc) };
+	struct baton_rec_writer w;
+	int memfd, err;
+
+	memcpy(&r.local, local, sizeof(*local));
+	memcpy(&r.peer, peer, sizeof(*peer));
+	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
+	      ckpt_put(&w, &r, mc) ?: w.err ?: writer_finish(&w, &memfd);
+	writer_free(&w);
+	if (err)
+		return err;
+	err = file_blob_add(&ck, BATON_BLOB_TCP, 1, memfd);
+	if (err) {
+		close(memfd);
+		return err;
+	}
+	err = ckpt_file_round(&ck, got, why, len);
+	file_free(&ck);
+	return err;
+}
+
+TEST(checkpoint_addresses)
+{
+	struct module_conn mc = {
+		.part = { .nla_len = sizeof(mc), .nla_type = NLA_F_NESTED | 1 },
+		.local_a = { .nla_len = NLA_HDRLEN + sizeof(mc.local),
+			     .nla_type = BATON_CONN_A_LOCAL },
+		.local = { .sin_family = AF_INET, .sin_port = htons(6379),
+			   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+		.peer_a = { .nla_len = NLA_HDRLEN + sizeof(mc.peer),
+			    .nla_type = BATON_CONN_A_PEER },
+		.peer = { .sin_family = AF_INET, .sin_port = htons(40000),
+			  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+	};
+	struct sockaddr_in local = mc.local, peer = mc.peer;
+	struct baton_checkpoint got = {};
+	char why[512] = "";
+
+	ASSERT_EQ(0, ckpt_conn_file(&local, &peer, &mc, &got, why, sizeof(why)))
+		TH_LOG("%s", why);
+	ASSERT_EQ(1, got.nconns);
+	EXPECT_EQ(9, got.conns[0].id);
+	EXPECT_EQ(0, memcmp(&got.conns[0].local, &mc.local, sizeof(mc.local)));
+	EXPECT_EQ(0, memcmp(&got.conns[0].peer, &mc.peer, sizeof(mc.peer)));
+	file_free(&got);
+
+	/* baton.ko's says another peer port than the record's */
+	mc.peer.sin_port = htons(40001);
+	memset(&got, 0, sizeof(got));
+	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&local, &peer, &mc, &got, why,
+					   sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "connection 9's addresses are not those")) TH_LOG("%s", why);
+	file_free(&got);
+
+	/* the record's local address is another one */
+	mc.peer.sin_port = htons(40000);
+	local.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
+	memset(&got, 0, sizeof(got));
+	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&local, &peer, &mc, &got, why,
+					   sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "connection 9's addresses are not those")) TH_LOG("%s", why);
+	file_free(&got);
 }
 
 TEST_HARNESS_MAIN

@@ -487,6 +487,8 @@ struct conns_ctx {
 	struct baton_checkpoint *ck;
 	struct ckpt_data d;
 	__u32 format;
+	__u64 differs;		/* the id of a connection whose addresses differ */
+	bool differ;
 };
 
 static int conn_one(void *data, const struct baton_rec *rec)
@@ -494,8 +496,6 @@ static int conn_one(void *data, const struct baton_rec *rec)
 	struct conns_ctx *c = data;
 	struct baton_checkpoint *ck = c->ck;
 	struct baton_checkpoint_sock *s;
-	struct sockaddr_storage local, peer;
-	socklen_t local_len, peer_len;
 	struct ckpt_rec cr;
 	const void *conn;
 	int err;
@@ -506,10 +506,17 @@ static int conn_one(void *data, const struct baton_rec *rec)
 	if (err)
 		return err;
 	conn = c->d.buf + cr.off;
-	if (cr.format != c->format ||
-	    (cr.format == BATON_CKPT_MODULE &&
-	     tcp_conn_check(conn, cr.len, &local, &local_len, &peer, &peer_len)))
+	if (cr.format != c->format)
 		return -EBADMSG;
+	/* the addresses twice: the record's (the application's), baton.ko's */
+	if (cr.format == BATON_CKPT_MODULE) {
+		err = tcp_conn_same(conn, cr.len, &cr.local, cr.local_len,
+				    &cr.peer, cr.peer_len);
+		c->differ = err == -EADDRNOTAVAIL;
+		c->differs = cr.id;
+		if (err)
+			return -EBADMSG;
+	}
 	s = &ck->conns[ck->nconns++];
 	memset(s, 0, sizeof(*s));
 	s->id = cr.id;
@@ -578,6 +585,9 @@ static int blob_parse(struct reader *r, const struct nlmsghdr *begin,
 	err = blob_read(memfd, kind, kind == BATON_BLOB_TCP ? conn_one : noop_rec,
 			&cc, &n);
 	ckpt_data_free(&cc.d);
+	if (err && cc.differ)
+		return bad(r, -EBADMSG, "corrupt: connection %llu's addresses are not those of its TCP checkpoint",
+			   (unsigned long long)cc.differs);
 	if (err)
 		return bad(r, -EBADMSG, "corrupt: the blob of %s at byte %zu is malformed: %s",
 			   kind_name(kind), start, strerror(-err));

@@ -160,6 +160,21 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 	return 0;
 }
 
+int tcp_conn_same(const void *conn, size_t len,
+		  const struct sockaddr_storage *local, socklen_t local_len,
+		  const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+	struct sockaddr_storage l, p;
+	socklen_t ll, pl;
+
+	if (tcp_conn_check(conn, len, &l, &ll, &p, &pl))
+		return -EINVAL;
+	if (ll != local_len || pl != peer_len || memcmp(&l, local, ll) ||
+	    memcmp(&p, peer, pl))
+		return -EADDRNOTAVAIL;
+	return 0;
+}
+
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
 		     __u32 *unsent, __u32 *recvq)
 {

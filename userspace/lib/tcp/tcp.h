@@ -139,6 +139,14 @@ size_t tcp_conn_span(const void *rec, size_t len, size_t off);
 int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 		   socklen_t *local_len, struct sockaddr_storage *peer,
 		   socklen_t *peer_len);
+/*
+ * convert.c: tcp_conn_check(), and its addresses the ones given (those
+ * of the checkpoint record that carries it): 0, -EINVAL as there, or
+ * -EADDRNOTAVAIL if they differ
+ */
+int tcp_conn_same(const void *conn, size_t len,
+		  const struct sockaddr_storage *local, socklen_t local_len,
+		  const struct sockaddr_storage *peer, socklen_t peer_len);
 /* convert.c: the bytes in each of a connection's queues, as its parts say */
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
 		     __u32 *unsent, __u32 *recvq);

@@ -82,6 +82,7 @@ void repair_in_free(struct takeover *t)
 static int ckpt_one(void *data, const struct baton_rec *rec)
 {
 	struct ckpts *k = data;
+	struct ckpt_rec *c;
 	int err;
 
 	if (k->n == k->cap) {
@@ -93,11 +94,17 @@ static int ckpt_one(void *data, const struct baton_rec *rec)
 		k->c = c;
 		k->cap = cap;
 	}
-	err = ckpt_parse(rec, &k->c[k->n], &k->d);
+	c = &k->c[k->n];
+	err = ckpt_parse(rec, c, &k->d);
 	if (err)
 		return err;
-	if (k->n && k->c[k->n].format != k->c[0].format)
+	if (k->n && c->format != k->c[0].format)
 		return -EINVAL;	/* one format a blob */
+	/* the application is told the record's addresses; baton.ko's rebuilds */
+	if (c->format == BATON_CKPT_MODULE &&
+	    tcp_conn_same(k->d.buf + c->off, c->len, &c->local, c->local_len,
+			  &c->peer, c->peer_len))
+		return -EBADMSG;
 	k->n++;
 	return 0;
 }
