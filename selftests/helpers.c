@@ -207,7 +207,7 @@ const char *bin(const char *name, char *buf, size_t len)
 	return buf;
 }
 
-static socklen_t loopback(int family, int port, struct sockaddr_storage *ss)
+socklen_t loopback(int family, int port, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
 	if (family == AF_INET6) {

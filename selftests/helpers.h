@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <linux/types.h>
 
@@ -58,6 +59,8 @@ void rundir_remove(const char *dir);
 /* the binaries under test: $BATON_BIN/<name> */
 const char *bin(const char *name, char *buf, size_t len);
 
+/* loopback's address of family, at port, into ss: its length */
+socklen_t loopback(int family, int port, struct sockaddr_storage *ss);
 /* a loopback listener: on port, or on a free one it returns in *port */
 int listener_on(int family, int port);
 int listener_make(int family, int *port);

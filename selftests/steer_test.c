@@ -759,11 +759,8 @@ static int connect_from(int port, int k)
 		.sin_family = AF_INET,
 		.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1 + k % SOURCES),
 	};
-	struct sockaddr_in dst = {
-		.sin_family = AF_INET,
-		.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-		.sin_port = htons(port),
-	};
+	struct sockaddr_storage dst;
+	socklen_t dst_len = loopback(AF_INET, port, &dst);
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
 	if (fd < 0)
@@ -772,7 +769,7 @@ static int connect_from(int port, int k)
 	if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
 		       sizeof(one)) ||
 	    bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
-	    connect(fd, (struct sockaddr *)&dst, sizeof(dst))) {
+	    connect(fd, (struct sockaddr *)&dst, dst_len)) {
 		close(fd);
 		return -errno;
 	}
