@@ -53,7 +53,7 @@ int sock_set_add(struct sock_set *s, struct sock_key k)
 	if (!k.kind)
 		return -EINVAL;
 	if (sock_set_has(s, k))
-		return 0;
+		return 0;	/* there already */
 	if (2 * (s->n + 1) > s->cap) {
 		cap = s->cap ? 2 * s->cap : SOCK_SET_MIN;
 		slot = calloc(cap, sizeof(*slot));
@@ -68,7 +68,7 @@ int sock_set_add(struct sock_set *s, struct sock_key k)
 	}
 	sock_set_put(s->slot, s->cap - 1, k);
 	s->n++;
-	return 0;
+	return 1;
 }
 
 void sock_set_free(struct sock_set *s)

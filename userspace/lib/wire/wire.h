@@ -165,6 +165,7 @@ struct sock_set {
 };
 
 bool sock_set_has(const struct sock_set *s, struct sock_key k);
+/* 1 if k was added, 0 if it was there already, or -errno */
 int sock_set_add(struct sock_set *s, struct sock_key k);
 void sock_set_free(struct sock_set *s);
 int sockets_parse(struct baton_msg *m, struct held_socket *out,

@@ -83,7 +83,9 @@ static int adopt_one(struct takeover *t, struct held_socket *s)
 /* A connection restored from its checkpoint (repair_in.c) */
 int adopt_conn(struct takeover *t, struct held_socket *s)
 {
-	return sock_set_add(&t->ids, sock_key(&s->si)) ?: adopt_one(t, s);
+	int err = sock_set_add(&t->ids, sock_key(&s->si));
+
+	return err < 0 ? err : adopt_one(t, s);
 }
 
 /* from_ctl: the coordinator's copies, some of which we may have already */
@@ -100,13 +102,12 @@ int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 		return err;
 	}
 	for (i = 0; i < n; i++) {
-		struct sock_key key = sock_key(&socks[i].si);
-
-		if (from_ctl && sock_set_has(&t->ids, key)) {
-			close(socks[i].fd);
+		err = sock_set_add(&t->ids, sock_key(&socks[i].si));
+		if (!err && from_ctl) {
+			close(socks[i].fd);	/* we have it already */
 			continue;
 		}
-		err = sock_set_add(&t->ids, key) ?: adopt_one(t, &socks[i]);
+		err = err < 0 ? err : adopt_one(t, &socks[i]);
 		if (err)
 			goto close_rest;
 	}

@@ -437,10 +437,13 @@ static int phase1_sockets(struct baton_service *svc)
 	err = export_all(svc, 0, false);
 	exp->skip = NULL;
 	exp->limit = 0;
-	for (i = 0; !err && i < exp->n; i++)
-		err = sock_set_add(&svc->sent, sock_key(&exp->socks[i].si));
 	if (err)
 		return err;
+	for (i = 0; i < exp->n; i++) {
+		err = sock_set_add(&svc->sent, sock_key(&exp->socks[i].si));
+		if (err < 0)
+			return err;
+	}
 	err = sockets_send(svc->succ, svc->msg, exp->socks, exp->n);
 	if (err) {
 		pr_err(&svc->log, "phase 1: cannot hand sockets to the new instance: %s",
