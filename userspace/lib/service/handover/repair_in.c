@@ -87,11 +87,11 @@ static int ckpt_one(void *data, const struct baton_rec *rec)
 
 	if (k->n == k->cap) {
 		unsigned int cap = k->cap ? k->cap * 2 : 256;
-		struct ckpt_rec *c = realloc(k->c, cap * sizeof(*c));
+		struct ckpt_rec *more = realloc(k->c, cap * sizeof(*more));
 
-		if (!c)
+		if (!more)
 			return -ENOMEM;
-		k->c = c;
+		k->c = more;
 		k->cap = cap;
 	}
 	c = &k->c[k->n];
