@@ -29,8 +29,9 @@
  *     not the one that exported its connections, and one not made for a
  *     restart is refused;
  *  9. a checkpoint file's connection carries its addresses twice, in its
- *     record and in baton.ko's: the same, it loads; a peer port or a
- *     local address that differs, and it is refused naming the connection.
+ *     record and in baton.ko's: the same, IPv4 or IPv6, it loads; a peer
+ *     port, a local address, an IPv6 flow label or a family that differs,
+ *     and it is refused naming the connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -662,19 +663,38 @@ TEST(checkpoint_restart)
 	EXPECT_NE(NULL, strstr(why, "not for a restart")) TH_LOG("%s", why);
 }
 
-/* One connection as baton.ko's CONN_EXPORT makes it: a part, its addresses */
-struct module_conn {
-	struct nlattr part;
-	struct nlattr local_a;
-	struct sockaddr_in local;
-	struct nlattr peer_a;
-	struct sockaddr_in peer;
-};
+/*
+ * One connection as baton.ko's CONN_EXPORT makes it, its addresses alone,
+ * into buf: its length
+ */
+static size_t module_conn(char *buf, const void *local, const void *peer,
+			  size_t alen)
+{
+	struct nlattr *part = (struct nlattr *)buf;
+	const void *addr[] = { local, peer };
+	__u16 type[] = { BATON_CONN_A_LOCAL, BATON_CONN_A_PEER };
+	size_t off = NLA_HDRLEN;
+	int i;
 
-/* A file of one connection: rec is the record's, mc baton.ko's */
-static int ckpt_conn_file(const struct sockaddr_in *local,
-			  const struct sockaddr_in *peer,
-			  const struct module_conn *mc,
+	for (i = 0; i < 2; i++) {
+		struct nlattr *a = (struct nlattr *)(buf + off);
+
+		a->nla_type = type[i];
+		a->nla_len = NLA_HDRLEN + alen;
+		memcpy(buf + off + NLA_HDRLEN, addr[i], alen);
+		off += NLA_ALIGN(a->nla_len);
+	}
+	part->nla_type = NLA_F_NESTED | 1;
+	part->nla_len = off;
+	return off;
+}
+
+/*
+ * A file of connection 9: its record says local and peer (alen bytes
+ * each), baton.ko's conn (conn_len bytes)
+ */
+static int ckpt_conn_file(const void *local, const void *peer, size_t alen,
+			  const char *conn, size_t conn_len,
 			  struct baton_checkpoint *got, char *why, size_t len)
 {
 	struct baton_checkpoint ck = {
@@ -685,15 +705,16 @@ static int ckpt_conn_file(const struct sockaddr_in *local,
 		.ver = { .proto = BATON_PROTO_VERSION, .state = 1 },
 	};
 	struct ckpt_rec r = { .id = 9, .format = BATON_CKPT_MODULE,
-			      .local_len = sizeof(*local),
-			      .peer_len = sizeof(*peer), .len = sizeof(*mc) };
+			      .local_len = alen, .peer_len = alen,
+			      .len = conn_len };
 	struct baton_rec_writer w;
 	int memfd, err;
 
-	memcpy(&r.local, local, sizeof(*local));
-	memcpy(&r.peer, peer, sizeof(*peer));
+	memcpy(&r.local, local, alen);
+	memcpy(&r.peer, peer, alen);
+	memset(got, 0, sizeof(*got));
 	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
-	      ckpt_put(&w, &r, mc) ?: w.err ?: writer_finish(&w, &memfd);
+	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, &memfd);
 	writer_free(&w);
 	if (err)
 		return err;
@@ -707,46 +728,73 @@ static int ckpt_conn_file(const struct sockaddr_in *local,
 	return err;
 }
 
+#define DIFFER	"connection 9's addresses are not those of its TCP checkpoint"
+
 TEST(checkpoint_addresses)
 {
-	struct module_conn mc = {
-		.part = { .nla_len = sizeof(mc), .nla_type = NLA_F_NESTED | 1 },
-		.local_a = { .nla_len = NLA_HDRLEN + sizeof(mc.local),
-			     .nla_type = BATON_CONN_A_LOCAL },
-		.local = { .sin_family = AF_INET, .sin_port = htons(6379),
-			   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
-		.peer_a = { .nla_len = NLA_HDRLEN + sizeof(mc.peer),
-			    .nla_type = BATON_CONN_A_PEER },
-		.peer = { .sin_family = AF_INET, .sin_port = htons(40000),
-			  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
-	};
-	struct sockaddr_in local = mc.local, peer = mc.peer;
-	struct baton_checkpoint got = {};
-	char why[512] = "";
+	struct sockaddr_in l4 = { .sin_family = AF_INET,
+				  .sin_port = htons(6379),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in p4 = l4;
+	struct sockaddr_in6 l6 = { .sin6_family = AF_INET6,
+				   .sin6_port = htons(6379),
+				   .sin6_addr = IN6ADDR_LOOPBACK_INIT,
+				   .sin6_scope_id = 3 };
+	struct sockaddr_in6 p6 = l6, f6;
+	struct baton_checkpoint got;
+	char conn[256], why[512] = "";
+	size_t n;
 
-	ASSERT_EQ(0, ckpt_conn_file(&local, &peer, &mc, &got, why, sizeof(why)))
-		TH_LOG("%s", why);
+	p4.sin_port = htons(40000);
+	p6.sin6_port = htons(40000);
+
+	/* the same addresses twice: it loads, and says them */
+	n = module_conn(conn, &l4, &p4, sizeof(l4));
+	ASSERT_EQ(0, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n, &got,
+				    why, sizeof(why))) TH_LOG("%s", why);
 	ASSERT_EQ(1, got.nconns);
 	EXPECT_EQ(9, got.conns[0].id);
-	EXPECT_EQ(0, memcmp(&got.conns[0].local, &mc.local, sizeof(mc.local)));
-	EXPECT_EQ(0, memcmp(&got.conns[0].peer, &mc.peer, sizeof(mc.peer)));
+	EXPECT_EQ(0, memcmp(&got.conns[0].local, &l4, sizeof(l4)));
+	EXPECT_EQ(0, memcmp(&got.conns[0].peer, &p4, sizeof(p4)));
+	file_free(&got);
+	n = module_conn(conn, &l6, &p6, sizeof(l6));
+	ASSERT_EQ(0, ckpt_conn_file(&l6, &p6, sizeof(l6), conn, n, &got,
+				    why, sizeof(why))) TH_LOG("%s", why);
+	EXPECT_EQ(0, memcmp(&got.conns[0].peer, &p6, sizeof(p6)));
 	file_free(&got);
 
 	/* baton.ko's says another peer port than the record's */
-	mc.peer.sin_port = htons(40001);
-	memset(&got, 0, sizeof(got));
-	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&local, &peer, &mc, &got, why,
-					   sizeof(why)));
-	EXPECT_NE(NULL, strstr(why, "connection 9's addresses are not those")) TH_LOG("%s", why);
+	p4.sin_port = htons(40001);
+	n = module_conn(conn, &l4, &p4, sizeof(l4));
+	p4.sin_port = htons(40000);
+	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n,
+					   &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, DIFFER)) TH_LOG("%s", why);
 	file_free(&got);
 
 	/* the record's local address is another one */
-	mc.peer.sin_port = htons(40000);
-	local.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
-	memset(&got, 0, sizeof(got));
-	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&local, &peer, &mc, &got, why,
-					   sizeof(why)));
-	EXPECT_NE(NULL, strstr(why, "connection 9's addresses are not those")) TH_LOG("%s", why);
+	n = module_conn(conn, &l4, &p4, sizeof(l4));
+	l4.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
+	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n,
+					   &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, DIFFER)) TH_LOG("%s", why);
+	file_free(&got);
+
+	/* IPv6: another flow label in baton.ko's peer */
+	f6 = p6;
+	f6.sin6_flowinfo = htonl(5);
+	n = module_conn(conn, &l6, &f6, sizeof(l6));
+	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l6, &p6, sizeof(l6), conn, n,
+					   &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, DIFFER)) TH_LOG("%s", why);
+	file_free(&got);
+
+	/* the record's addresses IPv4, baton.ko's IPv6 */
+	n = module_conn(conn, &l6, &p6, sizeof(l6));
+	l4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n,
+					   &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, DIFFER)) TH_LOG("%s", why);
 	file_free(&got);
 }
 

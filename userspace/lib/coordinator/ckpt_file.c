@@ -485,10 +485,10 @@ static int lsn_parse(struct reader *r, const struct nlmsghdr *nlh,
 /* One TCP checkpoint of the TCP blob, for the dump's view and the checks */
 struct conns_ctx {
 	struct baton_checkpoint *ck;
+	struct reader *r;
+	size_t start;		/* the blob's, in the file */
 	struct ckpt_data d;
 	__u32 format;
-	__u64 differs;		/* the id of a connection whose addresses differ */
-	bool differ;
 };
 
 static int conn_one(void *data, const struct baton_rec *rec)
@@ -502,21 +502,15 @@ static int conn_one(void *data, const struct baton_rec *rec)
 
 	if (ck->nconns == ck->info.conns)
 		return -EBADMSG;
-	err = ckpt_parse(rec, &cr, &c->d);
+	err = tcp_ckpt_parse(rec, &cr, &c->d);
+	if (err == -EADDRNOTAVAIL)
+		return bad(c->r, -EBADMSG, "corrupt: connection %llu's addresses are not those of its TCP checkpoint (the blob at byte %zu)",
+			   (unsigned long long)cr.id, c->start);
 	if (err)
 		return err;
 	conn = c->d.buf + cr.off;
 	if (cr.format != c->format)
 		return -EBADMSG;
-	/* the addresses twice: the record's (the application's), baton.ko's */
-	if (cr.format == BATON_CKPT_MODULE) {
-		err = tcp_conn_same(conn, cr.len, &cr.local, cr.local_len,
-				    &cr.peer, cr.peer_len);
-		c->differ = err == -EADDRNOTAVAIL;
-		c->differs = cr.id;
-		if (err)
-			return -EBADMSG;
-	}
 	s = &ck->conns[ck->nconns++];
 	memset(s, 0, sizeof(*s));
 	s->id = cr.id;
@@ -554,7 +548,8 @@ static int blob_parse(struct reader *r, const struct nlmsghdr *begin,
 	const struct nlattr *tb[BATON_A_MAX + 1];
 	size_t start = (const char *)begin - r->map;
 	const struct nlmsghdr *nlh = begin;
-	struct conns_ctx cc = { .ck = ck, .format = ck->info.ckpt_format };
+	struct conns_ctx cc = { .ck = ck, .r = r, .start = start,
+				.format = ck->info.ckpt_format };
 	__u32 kind, n = 0;
 	int err, memfd;
 
@@ -585,9 +580,8 @@ static int blob_parse(struct reader *r, const struct nlmsghdr *begin,
 	err = blob_read(memfd, kind, kind == BATON_BLOB_TCP ? conn_one : noop_rec,
 			&cc, &n);
 	ckpt_data_free(&cc.d);
-	if (err && cc.differ)
-		return bad(r, -EBADMSG, "corrupt: connection %llu's addresses are not those of its TCP checkpoint",
-			   (unsigned long long)cc.differs);
+	if (err && r->why[0])
+		return -EBADMSG;	/* conn_one() said why */
 	if (err)
 		return bad(r, -EBADMSG, "corrupt: the blob of %s at byte %zu is malformed: %s",
 			   kind_name(kind), start, strerror(-err));

@@ -160,9 +160,12 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 	return 0;
 }
 
-int tcp_conn_same(const void *conn, size_t len,
-		  const struct sockaddr_storage *local, socklen_t local_len,
-		  const struct sockaddr_storage *peer, socklen_t peer_len)
+/* tcp_conn_check(), and its addresses the ones given: 0, -EINVAL, -EADDRNOTAVAIL */
+static int tcp_conn_same(const void *conn, size_t len,
+			 const struct sockaddr_storage *local,
+			 socklen_t local_len,
+			 const struct sockaddr_storage *peer,
+			 socklen_t peer_len)
 {
 	struct sockaddr_storage l, p;
 	socklen_t ll, pl;
@@ -173,6 +176,18 @@ int tcp_conn_same(const void *conn, size_t len,
 	    memcmp(&p, peer, pl))
 		return -EADDRNOTAVAIL;
 	return 0;
+}
+
+int tcp_ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
+		   struct ckpt_data *d)
+{
+	int err = ckpt_parse(rec, c, d);
+
+	if (err || c->format != BATON_CKPT_MODULE)
+		return err;
+	/* the addresses twice: the record's (the application's), baton.ko's */
+	return tcp_conn_same(d->buf + c->off, c->len, &c->local, c->local_len,
+			     &c->peer, c->peer_len);
 }
 
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,

@@ -140,13 +140,13 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 		   socklen_t *local_len, struct sockaddr_storage *peer,
 		   socklen_t *peer_len);
 /*
- * convert.c: tcp_conn_check(), and its addresses the ones given (those
- * of the checkpoint record that carries it): 0, -EINVAL as there, or
- * -EADDRNOTAVAIL if they differ
+ * convert.c: a BATON_REC_TCP record, by ckpt_parse(); one of baton.ko's
+ * is also checked whole (tcp_conn_check()), and its addresses must be the
+ * record's own, which the application is told: 0, ckpt_parse()'s errors,
+ * -EINVAL if baton.ko's part is malformed, -EADDRNOTAVAIL if they differ
  */
-int tcp_conn_same(const void *conn, size_t len,
-		  const struct sockaddr_storage *local, socklen_t local_len,
-		  const struct sockaddr_storage *peer, socklen_t peer_len);
+int tcp_ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
+		   struct ckpt_data *d);
 /* convert.c: the bytes in each of a connection's queues, as its parts say */
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,
 		     __u32 *unsent, __u32 *recvq);

@@ -103,11 +103,19 @@ int adopt_batch(struct takeover *t, struct baton_msg *m, bool from_ctl)
 	}
 	for (i = 0; i < n; i++) {
 		err = sock_set_add(&t->ids, sock_key(&socks[i].si));
+		if (err < 0) {
+			snprintf(t->why, sizeof(t->why),
+				 "cannot keep count of socket %llu: %s",
+				 (unsigned long long)socks[i].si.id,
+				 strerror(-err));
+			close(socks[i].fd);
+			goto close_rest;
+		}
 		if (!err && from_ctl) {
 			close(socks[i].fd);	/* we have it already */
 			continue;
 		}
-		err = err < 0 ? err : adopt_one(t, &socks[i]);
+		err = adopt_one(t, &socks[i]);
 		if (err)
 			goto close_rest;
 	}

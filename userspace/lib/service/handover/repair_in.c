@@ -79,9 +79,16 @@ void repair_in_free(struct takeover *t)
 	t->tcp = NULL;
 }
 
+/* blob_read()'s: the checkpoints into k, and why one was refused */
+struct ckpt_read {
+	struct ckpts *k;
+	struct takeover *t;
+};
+
 static int ckpt_one(void *data, const struct baton_rec *rec)
 {
-	struct ckpts *k = data;
+	struct ckpt_read *rd = data;
+	struct ckpts *k = rd->k;
 	struct ckpt_rec *c;
 	int err;
 
@@ -95,16 +102,15 @@ static int ckpt_one(void *data, const struct baton_rec *rec)
 		k->cap = cap;
 	}
 	c = &k->c[k->n];
-	err = ckpt_parse(rec, c, &k->d);
+	err = tcp_ckpt_parse(rec, c, &k->d);
+	if (err == -EADDRNOTAVAIL)
+		snprintf(rd->t->why, sizeof(rd->t->why),
+			 "the old instance's checkpoint of connection %llu gives it other addresses than baton.ko's record does",
+			 (unsigned long long)c->id);
 	if (err)
 		return err;
 	if (k->n && c->format != k->c[0].format)
 		return -EINVAL;	/* one format a blob */
-	/* the application is told the record's addresses; baton.ko's rebuilds */
-	if (c->format == BATON_CKPT_MODULE &&
-	    tcp_conn_same(k->d.buf + c->off, c->len, &c->local, c->local_len,
-			  &c->peer, c->peer_len))
-		return -EBADMSG;
 	k->n++;
 	return 0;
 }
@@ -237,6 +243,7 @@ int repair_in_prepare(struct takeover *t)
 
 int repair_in_restore(struct takeover *t)
 {
+	struct ckpt_read rd = { .t = t };
 	struct ckpts *kp;
 	unsigned int i;
 	__u32 n = 0;
@@ -254,12 +261,14 @@ int repair_in_restore(struct takeover *t)
 	kp = t->ckpts = calloc(1, sizeof(*kp));
 	if (!kp)
 		return -ENOMEM;
-	err = blob_read(t->tcp_blob, BATON_BLOB_TCP, ckpt_one, kp, &n);
+	rd.k = kp;
+	err = blob_read(t->tcp_blob, BATON_BLOB_TCP, ckpt_one, &rd, &n);
 	steps_mark(&t->st, "read checkpoints");
 	if (err) {
-		snprintf(t->why, sizeof(t->why),
-			 "cannot read the old instance's TCP checkpoints: %s",
-			 strerror(-err));
+		if (!t->why[0])
+			snprintf(t->why, sizeof(t->why),
+				 "cannot read the old instance's TCP checkpoints: %s",
+				 strerror(-err));
 		goto free_fds;
 	}
 	if (!kp->n)
