@@ -728,7 +728,8 @@ static int ckpt_conn_file(const void *local, const void *peer, size_t alen,
 	return err;
 }
 
-#define DIFFER	"connection 9's addresses are not those of its TCP checkpoint"
+#define DIFFER	\
+	"connection 9's addresses are not those of its TCP checkpoint"
 
 TEST(checkpoint_addresses)
 {

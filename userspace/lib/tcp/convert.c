@@ -160,7 +160,7 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 	return 0;
 }
 
-/* tcp_conn_check(), and its addresses the ones given: 0, -EINVAL, -EADDRNOTAVAIL */
+/* tcp_conn_check(), its addresses those given: 0, -EINVAL, -EADDRNOTAVAIL */
 static int tcp_conn_same(const void *conn, size_t len,
 			 const struct sockaddr_storage *local,
 			 socklen_t local_len,
