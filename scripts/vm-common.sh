@@ -3,6 +3,20 @@
 
 die() { echo "vm: $*" >&2; exit 2; }
 
+# vm_died OUT CONSOLE WHY...: for a run that never finished, what its
+# programs printed last and the kernel's last words (the next boot
+# removes both files), then dies with WHY
+vm_died() {
+	local out=$1 console=$2
+	shift 2
+
+	[ -f "$out" ] && tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' |
+		tail -n 40 | sed 's/^/vm output: /' >&2
+	[ -f "$console" ] && tr -d '\r' <"$console" | tail -n 80 |
+		sed 's/^/vm console: /' >&2
+	die "$@"
+}
+
 # vm_finish OUT CONSOLE: prints the programs' output kept in OUT and sets
 # VM_STATUS to the exit status the VM's init wrote last. Dies if the VM
 # never got that far, and exits 1 if the kernel's log of the run
@@ -13,7 +27,8 @@ vm_finish() {
 
 	tr -d '\r' <"$out" | grep -v '^BATON-VM-EXIT' || true
 	VM_STATUS=$(tr -d '\r' <"$out" | sed -n 's/^BATON-VM-EXIT \([0-9]*\).*/\1/p' | tail -1)
-	[ -n "$VM_STATUS" ] || die "the VM did not finish its run (see $console)"
+	[ -n "$VM_STATUS" ] ||
+		vm_died "$out" "$console" "the VM did not finish its run (see $console)"
 	if grep -nE 'WARNING:|BUG:|Oops|general protection|Call Trace|UBSAN:|Kernel panic|KASAN|unregister_netdevice: waiting' \
 		"$console" >&2; then
 		echo "vm: the kernel complained during the run: see $console" >&2

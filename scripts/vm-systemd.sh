@@ -147,7 +147,7 @@ timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 \
 	-virtfs local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap \
 	-serial "file:$console" -serial "file:$out" -serial "file:$journal" \
 	-monitor none </dev/null >/dev/null 2>&1 ||
-	die "QEMU failed or timed out (see $console)"
+	vm_died "$out" "$console" "QEMU failed or ran past VM_TIMEOUT, ${VM_TIMEOUT}s (see $console)"
 awk -v a="$start" -v b="$EPOCHREALTIME" \
 	'BEGIN { printf "# vm-systemd: QEMU ran %.1f s\n", b - a }' >&2
 

@@ -152,7 +152,8 @@ timeout "$VM_TIMEOUT" qemu-system-x86_64 -accel "$accel" -cpu max -smp 2 \
 	-kernel "$kernel" -initrd "$VM_DIR/initramfs.gz" \
 	-append "console=ttyS0 ignore_loglevel panic=-1 rdinit=/init ${VM_APPEND:-}" \
 	-serial "file:$console" -serial "file:$out" -monitor none \
-	</dev/null >/dev/null 2>&1 || die "QEMU failed or timed out (see $console)"
+	</dev/null >/dev/null 2>&1 ||
+	vm_died "$out" "$console" "QEMU failed or ran past VM_TIMEOUT, ${VM_TIMEOUT}s (see $console)"
 
 vm_finish "$out" "$console"
 exit "$VM_STATUS"
