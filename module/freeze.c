@@ -394,8 +394,12 @@ static unsigned int btk_freeze_hook(void *priv, struct sk_buff *skb,
 	if (flow->packets >= fz->cap_packets ||
 	    flow->bytes + size > fz->cap_bytes)
 		goto overflow;
-	if (atomic_inc_return(&bn->held_packets) > btk_netns_packets ||
-	    atomic_long_add_return(size, &bn->held_bytes) > btk_netns_bytes) {
+	/* each cap undoes only what it added */
+	if (atomic_inc_return(&bn->held_packets) > btk_netns_packets) {
+		atomic_dec(&bn->held_packets);
+		goto overflow;
+	}
+	if (atomic_long_add_return(size, &bn->held_bytes) > btk_netns_bytes) {
 		atomic_dec(&bn->held_packets);
 		atomic_long_sub(size, &bn->held_bytes);
 		goto overflow;

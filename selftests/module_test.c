@@ -1395,7 +1395,8 @@ static int send_segments(int fd, const char *buf, int n, int size)
 /*
  * Over the flow's cap, segments are dropped and counted; those held are
  * delivered and the client sends the others again: every byte once.
- * The same over the namespace's cap (module parameter netns_packets).
+ * The same over the namespace's cap (module parameter netns_packets);
+ * after it nothing is counted as held, and a new freeze holds again.
  */
 TEST_F(conn, freeze_caps_count_overflow)
 {
@@ -1452,6 +1453,22 @@ TEST_F(conn, freeze_caps_count_overflow)
 	EXPECT_EQ(0, read_exact(srv, in, sizeof(in)));
 	EXPECT_EQ(0, memcmp(in, want, sizeof(in)));
 	EXPECT_EQ(0, exchange(cli, srv));
+
+	/*
+	 * The namespace's cap back where it was: nothing held now, in
+	 * packets or bytes, and a new freeze holds again
+	 */
+	ASSERT_EQ(0, baton_tcp_freeze_stats(self->tcp, &st));
+	EXPECT_EQ(0, st.held_packets);
+	EXPECT_EQ(0, st.held_bytes);
+	ASSERT_EQ(0, baton_tcp_freeze(self->tcp, &f, 1, 5000, NULL, &id));
+	EXPECT_EQ(0, send_segments(cli, want, 3, 100));
+	usleep(20 * 1000);
+	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, &st));
+	EXPECT_LE(1, st.delivered_packets);
+	EXPECT_EQ(0, st.overflow_packets);
+	EXPECT_EQ(0, read_exact(srv, in, 300));
+	EXPECT_EQ(0, memcmp(in, want, 300));
 	close(cli);
 	close(srv);
 }
