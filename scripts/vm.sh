@@ -86,6 +86,11 @@ for p in "$@"; do
 	progs+=("$(realpath "$p")")
 done
 
+# the guest's watchdog fires that long after its boot, before the host's
+# VM_TIMEOUT; an unload may take rmmod_wait seconds
+watch=$((VM_TIMEOUT > 180 ? VM_TIMEOUT - 90 : VM_TIMEOUT / 2))
+rmmod_wait=60
+
 # /tmp and /run stay on the initramfs, which is writable: a tmpfs mounted
 # there would hide programs copied from under them
 cat >"$root/init" <<INIT
@@ -120,13 +125,37 @@ if ! insmod /baton.ko; then
 	reboot -f
 fi
 rc=0
+# before the host gives up on the VM, what still runs and what the kernel
+# has blocked, for vm_died to print (the kernel's part in the console log)
+(
+	sleep $watch
+	echo "# vm watchdog: \$(cut -d' ' -f1 /proc/uptime) s after boot the programs still run; load \$(cut -d' ' -f1-3 /proc/loadavg)" >\$out
+	ps -o pid,ppid,stat,args 2>&1 | grep -v ' \\[' >\$out
+	echo w >/proc/sysrq-trigger
+) &
+watchdog=\$!
 export ${VM_ENV:-}
 for p in ${progs[*]}; do
 	cd "\${p%/*}"
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \$p >\$out 2>&1 || rc=\$?
 done
-rmmod baton || rc=3
+kill \$watchdog
+# an unload that never returns is a defect of baton.ko: say so, with the
+# blocked tasks, rather than wait for the host's deadline
+(rmmod baton; echo \$? >/rmmod.rc) &
+n=0
+while [ ! -s /rmmod.rc ] && [ \$n -lt $rmmod_wait ]; do
+	sleep 1
+	n=\$((n + 1))
+done
+if [ ! -s /rmmod.rc ]; then
+	echo "# vm: rmmod baton has not returned in $rmmod_wait s; the blocked tasks are in the console log" >\$out
+	echo w >/proc/sysrq-trigger
+	rc=3
+elif [ "\$(cat /rmmod.rc)" != 0 ]; then
+	rc=3
+fi
 echo "BATON-VM-EXIT \$rc" >\$out
 reboot -f
 INIT
