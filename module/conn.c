@@ -948,6 +948,29 @@ static void btk_conn_peer_fin(struct sock *sk)
 }
 
 /*
+ * The bytes never sent, whole: past the namespace's tcp_notsent_lowat a
+ * write stops short, and the application's next bytes would follow a
+ * hole. The socket's own limit is lifted for the while, then 0 again
+ * (the namespace's), as a new socket has it.
+ */
+static int btk_conn_unsent(struct socket *sock, const struct btk_conn_in *ci)
+{
+	struct tcp_sock *tp = tcp_sk(sock->sk);
+	int err;
+
+	if (!ci->len[BTK_Q_UNSENT])
+		return 0;
+	lock_sock(sock->sk);
+	WRITE_ONCE(tp->notsent_lowat, UINT_MAX);
+	release_sock(sock->sk);
+	err = btk_conn_write(sock, ci, BTK_Q_UNSENT);
+	lock_sock(sock->sk);
+	WRITE_ONCE(tp->notsent_lowat, 0);
+	release_sock(sock->sk);
+	return err;
+}
+
+/*
  * Out of repair mode, then the bytes never sent go as new data. If they
  * cannot, the connection has lost them: it is reset, so that the peer
  * learns. Leaving repair mode sends a window probe, for the peer to say
@@ -972,7 +995,7 @@ static void btk_conn_finish(struct btk_conn_in *ci, u32 flags)
 		!btk_frozen(sock_net(sock->sk), &t);
 	ci->err = btk_sockopt_int(sock, TCP_REPAIR, probe ? TCP_REPAIR_OFF :
 				  TCP_REPAIR_OFF_NO_WP) ?:
-		  btk_conn_write(sock, ci, BTK_Q_UNSENT);
+		  btk_conn_unsent(sock, ci);
 	if (!ci->err && ci->tb[BATON_CONN_A_PEER_FIN])
 		btk_conn_peer_fin(sock->sk);
 	if (flags & BATON_IMPORT_F_REPAIR) {

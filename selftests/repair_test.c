@@ -20,7 +20,9 @@
  *     figure for the benchmark; and (the _nogso variants) over a device
  *     that does no segmentation offload, where a send queue is rebuilt
  *     in skbs of one segment each, which the new socket's buffer must
- *     hold;
+ *     hold; and (_lowat) with the namespace's tcp_notsent_lowat set
+ *     below the unsent bytes just before the upgrade, which the new
+ *     socket must still take whole;
  *  2. a new instance that fails once it holds the checkpoints (its
  *     open-file limit is below the connections' count: it cannot restore
  *     them) rolls back: the old one rebuilds each connection in its own
@@ -70,6 +72,7 @@ FIXTURE_VARIANT(repair) {
 	int family;
 	int from, to;
 	bool nogso;
+	bool lowat;
 };
 
 FIXTURE_VARIANT_ADD(repair, ipv4_v1_v2) { .family = AF_INET, .from = 1, .to = 2 };
@@ -81,6 +84,9 @@ FIXTURE_VARIANT_ADD(repair, ipv4_v1_v2_nogso) {
 	.family = AF_INET, .from = 1, .to = 2, .nogso = true };
 FIXTURE_VARIANT_ADD(repair, ipv6_v2_v1_nogso) {
 	.family = AF_INET6, .from = 2, .to = 1, .nogso = true };
+/* the namespace's tcp_notsent_lowat low once the bytes are queued */
+FIXTURE_VARIANT_ADD(repair, ipv4_v1_v2_lowat) {
+	.family = AF_INET, .from = 1, .to = 2, .lowat = true };
 
 FIXTURE_SETUP(repair)
 {
@@ -100,6 +106,19 @@ FIXTURE_TEARDOWN(repair)
 	if (json_num(out, "pid") > 0)
 		kill(json_num(out, "pid"), SIGTERM);
 	service_teardown(&self->svc);
+}
+
+/* net.ipv4.tcp_notsent_lowat of the test's network namespace */
+static int notsent_lowat(const char *bytes)
+{
+	int fd = open("/proc/sys/net/ipv4/tcp_notsent_lowat", O_WRONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, bytes, strlen(bytes));
+	close(fd);
+	return n == (ssize_t)strlen(bytes) ? 0 : -EIO;
 }
 
 /*
@@ -181,6 +200,13 @@ TEST_F_TIMEOUT(repair, every_byte_once, 180)
 		ASSERT_EQ(0, pthread_create(&st, NULL, send_steadily, &snd));
 		usleep(300000);
 	}
+	/*
+	 * Unsent bytes far past it wait in the old socket; the new one's
+	 * must take them all, as a write that stops short would leave a hole
+	 * in the stream
+	 */
+	if (variant->lowat)
+		ASSERT_EQ(0, notsent_lowat("4096"));
 
 	EXPECT_EQ(0, upgrade(self->svc.rundir, variant->to, NULL, NULL, out,
 			     sizeof(out)));

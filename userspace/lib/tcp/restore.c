@@ -292,9 +292,28 @@ int tcp_disconnect(int fd)
 	return connect(fd, &sa, sizeof(sa)) ? -errno : 0;
 }
 
+/*
+ * The bytes never sent, as new data, all of them: the namespace's
+ * tcp_notsent_lowat (or a memory limit) would stop a write short, and
+ * the application's next bytes would follow a hole. Its own limit is
+ * lifted for the while (0 again: the namespace's, as on a new socket).
+ */
+static int send_unsent(int fd, const struct tcp_rec *r)
+{
+	int err;
+
+	if (!r->bytes[BATON_TCP_A_UNSENT])
+		return 0;
+	err = sockopt_u32(fd, TCP_NOTSENT_LOWAT, INT_MAX) ?:
+	      send_all(fd, r, BATON_TCP_A_UNSENT);
+	sockopt_u32(fd, TCP_NOTSENT_LOWAT, 0);
+	return err;
+}
+
 int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
 			size_t len)
 {
+	struct sockaddr reset = { .sa_family = AF_UNSPEC };
 	struct tcp_rec r = { .tcp = tcp };
 	int err;
 
@@ -302,15 +321,27 @@ int tcp_restore_release(struct baton_tcp *tcp, int fd, const void *rec,
 	if (err)
 		return err;
 	/* leaving repair mode sends a window probe: the peer answers */
-	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF) ?:
-	      send_all(fd, &r, BATON_TCP_A_UNSENT);
+	err = sockopt_u32(fd, TCP_REPAIR, TCP_REPAIR_OFF);
+	if (err) {
+		pr_err(&tcp->log, "TCP restore: leaving repair mode: %s",
+		       strerror(-err));
+		return err;
+	}
+	err = send_unsent(fd, &r);
 	/* its peer had closed its side: end of stream after the queue */
 	if (!err && r.tb[BATON_TCP_A_PEER_FIN] &&
 	    rec_u32(&r, BATON_TCP_A_PEER_FIN) && shutdown(fd, SHUT_RD))
 		err = -errno;
-	if (err)
-		pr_err(&tcp->log, "TCP restore: leaving repair mode, writing the unsent data: %s",
-		       strerror(-err));
+	if (!err)
+		return 0;
+	/*
+	 * Bytes of the stream are lost, and some that follow them may be on
+	 * the wire: out of repair mode, a disconnect resets the connection,
+	 * so that the peer learns of it as the application does
+	 */
+	connect(fd, &reset, sizeof(reset));
+	pr_err(&tcp->log, "TCP restore: leaving repair mode, writing the unsent data: %s; the connection is reset",
+	       strerror(-err));
 	return err;
 }
 

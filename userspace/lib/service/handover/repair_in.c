@@ -317,10 +317,16 @@ void repair_in_commit(struct takeover *t)
 	int err;
 
 	if (k && k->n && k->c[0].format == BATON_CKPT_TCP) {
-		/* the window probe, and the bytes never sent, only now */
+		/*
+		 * the window probe, and the bytes never sent, only now; a
+		 * connection that cannot take them is reset
+		 */
 		for (i = 0; i < t->nrestored; i++)
-			tcp_restore_release(t->tcp, t->restored[i],
-					    k->d.buf + k->c[i].off, k->c[i].len);
+			if (tcp_restore_release(t->tcp, t->restored[i],
+						k->d.buf + k->c[i].off,
+						k->c[i].len))
+				pr_err(&t->svc->log, "connection %llu lost the bytes it had not sent yet, and is reset",
+				       (unsigned long long)k->c[i].id);
 	} else {
 		guard(t->restored, t->nrestored, TCP_REPAIR_OFF_NO_WP);
 	}
