@@ -31,7 +31,10 @@
  *  9. a checkpoint file's connection carries its addresses twice, in its
  *     record and in baton.ko's: the same, IPv4 or IPv6, it loads; a peer
  *     port, a local address, an IPv6 flow label or a family that differs,
- *     and it is refused naming the connection.
+ *     and it is refused naming the connection;
+ * 10. baton.ko's parts of a connection: one with another INDEX, one with
+ *     none, one of another kind are refused; two records with the same
+ *     INDEX are read as two connections, renumbered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +49,7 @@
 #include <linux/baton.h>
 #include "wire/wire.h"
 #include "coordinator/coordinator.h"
+#include "tcp/tcp.h"
 
 #define LONG_LEN (200 * 1024)
 
@@ -663,17 +667,31 @@ TEST(checkpoint_restart)
 	EXPECT_NE(NULL, strstr(why, "not for a restart")) TH_LOG("%s", why);
 }
 
+/* A CONN part's INDEX, at off in buf (none if index < 0): the new off */
+static size_t module_index(char *buf, size_t off, int index)
+{
+	struct nlattr *a = (struct nlattr *)(buf + off);
+	__u32 v = index;
+
+	if (index < 0)
+		return off;
+	a->nla_type = BATON_CONN_A_INDEX;
+	a->nla_len = NLA_HDRLEN + sizeof(v);
+	memcpy(buf + off + NLA_HDRLEN, &v, sizeof(v));
+	return off + NLA_ALIGN(a->nla_len);
+}
+
 /*
- * One connection as baton.ko's CONN_EXPORT makes it, its addresses alone,
- * into buf: its length
+ * One connection as baton.ko's CONN_EXPORT makes it, its INDEX and
+ * addresses alone, into buf: its length
  */
 static size_t module_conn(char *buf, const void *local, const void *peer,
-			  size_t alen)
+			  size_t alen, int index)
 {
 	struct nlattr *part = (struct nlattr *)buf;
 	const void *addr[] = { local, peer };
 	__u16 type[] = { BATON_CONN_A_LOCAL, BATON_CONN_A_PEER };
-	size_t off = NLA_HDRLEN;
+	size_t off = module_index(buf, NLA_HDRLEN, index);
 	int i;
 
 	for (i = 0; i < 2; i++) {
@@ -684,9 +702,19 @@ static size_t module_conn(char *buf, const void *local, const void *peer,
 		memcpy(buf + off + NLA_HDRLEN, addr[i], alen);
 		off += NLA_ALIGN(a->nla_len);
 	}
-	part->nla_type = NLA_F_NESTED | 1;
+	part->nla_type = NLA_F_NESTED | BATON_GENL_A_CONN;
 	part->nla_len = off;
 	return off;
+}
+
+/* A part that goes on with a connection, its INDEX alone: its length */
+static size_t module_part(char *buf, int index)
+{
+	struct nlattr *part = (struct nlattr *)buf;
+
+	part->nla_type = NLA_F_NESTED | BATON_GENL_A_CONN;
+	part->nla_len = module_index(buf, NLA_HDRLEN, index);
+	return part->nla_len;
 }
 
 /*
@@ -750,7 +778,7 @@ TEST(checkpoint_addresses)
 	p6.sin6_port = htons(40000);
 
 	/* the same addresses twice: it loads, and says them */
-	n = module_conn(conn, &l4, &p4, sizeof(l4));
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
 	ASSERT_EQ(0, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n, &got,
 				    why, sizeof(why))) TH_LOG("%s", why);
 	ASSERT_EQ(1, got.nconns);
@@ -758,7 +786,7 @@ TEST(checkpoint_addresses)
 	EXPECT_EQ(0, memcmp(&got.conns[0].local, &l4, sizeof(l4)));
 	EXPECT_EQ(0, memcmp(&got.conns[0].peer, &p4, sizeof(p4)));
 	file_free(&got);
-	n = module_conn(conn, &l6, &p6, sizeof(l6));
+	n = module_conn(conn, &l6, &p6, sizeof(l6), 0);
 	ASSERT_EQ(0, ckpt_conn_file(&l6, &p6, sizeof(l6), conn, n, &got,
 				    why, sizeof(why))) TH_LOG("%s", why);
 	EXPECT_EQ(0, memcmp(&got.conns[0].peer, &p6, sizeof(p6)));
@@ -766,7 +794,7 @@ TEST(checkpoint_addresses)
 
 	/* baton.ko's says another peer port than the record's */
 	p4.sin_port = htons(40001);
-	n = module_conn(conn, &l4, &p4, sizeof(l4));
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
 	p4.sin_port = htons(40000);
 	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n,
 					   &got, why, sizeof(why)));
@@ -774,7 +802,7 @@ TEST(checkpoint_addresses)
 	file_free(&got);
 
 	/* the record's local address is another one */
-	n = module_conn(conn, &l4, &p4, sizeof(l4));
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
 	l4.sin_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
 	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n,
 					   &got, why, sizeof(why)));
@@ -784,19 +812,105 @@ TEST(checkpoint_addresses)
 	/* IPv6: another flow label in baton.ko's peer */
 	f6 = p6;
 	f6.sin6_flowinfo = htonl(5);
-	n = module_conn(conn, &l6, &f6, sizeof(l6));
+	n = module_conn(conn, &l6, &f6, sizeof(l6), 0);
 	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l6, &p6, sizeof(l6), conn, n,
 					   &got, why, sizeof(why)));
 	EXPECT_NE(NULL, strstr(why, DIFFER)) TH_LOG("%s", why);
 	file_free(&got);
 
 	/* the record's addresses IPv4, baton.ko's IPv6 */
-	n = module_conn(conn, &l6, &p6, sizeof(l6));
+	n = module_conn(conn, &l6, &p6, sizeof(l6), 0);
 	l4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	EXPECT_EQ(-EBADMSG, ckpt_conn_file(&l4, &p4, sizeof(l4), conn, n,
 					   &got, why, sizeof(why)));
 	EXPECT_NE(NULL, strstr(why, DIFFER)) TH_LOG("%s", why);
 	file_free(&got);
+}
+
+struct ckpt_parsed {
+	struct ckpt_data *d;
+};
+
+static int ckpt_parsed_one(void *data, const struct baton_rec *rec)
+{
+	struct ckpt_parsed *p = data;
+	struct ckpt_rec c;
+
+	return tcp_ckpt_parse(rec, &c, p->d);
+}
+
+/* tcp_ckpt_parse() of one record, its addresses local and peer, into d */
+static int ckpt_one_parse(const void *local, const void *peer, size_t alen,
+			  const char *conn, size_t conn_len,
+			  struct ckpt_data *d)
+{
+	struct ckpt_rec r = { .id = 9, .format = BATON_CKPT_MODULE,
+			      .local_len = alen, .peer_len = alen,
+			      .len = conn_len };
+	struct ckpt_parsed p = { .d = d };
+	struct baton_rec_writer w;
+	__u32 count;
+	int memfd, err;
+
+	memcpy(&r.local, local, alen);
+	memcpy(&r.peer, peer, alen);
+	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
+	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, &memfd);
+	writer_free(&w);
+	if (err)
+		return err;
+	err = blob_read(memfd, BATON_BLOB_TCP, ckpt_parsed_one, &p, &count);
+	close(memfd);
+	return err;
+}
+
+/*
+ * A connection's parts in baton.ko's record share its INDEX, and nothing
+ * else may be among them; the reader renumbers each record's, so that
+ * records side by side with the same INDEX stay apart
+ */
+TEST(checkpoint_conn_parts)
+{
+	struct sockaddr_in l4 = { .sin_family = AF_INET,
+				  .sin_port = htons(6379),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in p4 = l4;
+	struct ckpt_data d = {};
+	char conn[256];
+	size_t n, one;
+
+	p4.sin_port = htons(40000);
+
+	/* a part that goes on with another connection's INDEX */
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
+	n += module_part(conn + n, 1);
+	EXPECT_EQ(-EINVAL, ckpt_one_parse(&l4, &p4, sizeof(l4), conn, n, &d));
+	/* no INDEX, in the first part or in the next */
+	n = module_conn(conn, &l4, &p4, sizeof(l4), -1);
+	EXPECT_EQ(-EINVAL, ckpt_one_parse(&l4, &p4, sizeof(l4), conn, n, &d));
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
+	n += module_part(conn + n, -1);
+	EXPECT_EQ(-EINVAL, ckpt_one_parse(&l4, &p4, sizeof(l4), conn, n, &d));
+	/* a part of another kind than CONN */
+	one = module_conn(conn, &l4, &p4, sizeof(l4), 0);
+	n = one + module_part(conn + one, 0);
+	((struct nlattr *)(conn + one))->nla_type = BATON_GENL_A_CONN + 1;
+	EXPECT_EQ(-EINVAL, ckpt_one_parse(&l4, &p4, sizeof(l4), conn, n, &d));
+	EXPECT_EQ(0, d.records);
+	EXPECT_EQ(0, d.len);
+
+	/* two connections of two parts, both INDEX 7: read as two */
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 7);
+	n += module_part(conn + n, 7);
+	ASSERT_EQ(0, ckpt_one_parse(&l4, &p4, sizeof(l4), conn, n, &d));
+	ASSERT_EQ(0, ckpt_one_parse(&l4, &p4, sizeof(l4), conn, n, &d));
+	ASSERT_EQ(2, d.records);
+	ASSERT_EQ(2 * n, d.len);
+	EXPECT_EQ(n, tcp_conn_span(d.buf, d.len, 0));
+	EXPECT_EQ(n, tcp_conn_span(d.buf, d.len, n));
+	EXPECT_EQ(0, tcp_conn_index((struct nlattr *)d.buf));
+	EXPECT_EQ(1, tcp_conn_index((struct nlattr *)(d.buf + n)));
+	ckpt_data_free(&d);
 }
 
 TEST_HARNESS_MAIN

@@ -291,7 +291,7 @@ int baton_tcp_export_conns(struct baton_tcp *tcp, const int *fds, size_t n,
 }
 
 /* The INDEX of a CONN attribute, or -1 */
-static long long conn_index(const struct nlattr *conn)
+long long tcp_conn_index(const struct nlattr *conn)
 {
 	const struct nlattr *attr;
 
@@ -307,13 +307,13 @@ static long long conn_index(const struct nlattr *conn)
 static size_t conn_span(const char *rec, size_t len, size_t off)
 {
 	const struct nlattr *first = (const void *)(rec + off);
-	long long index = conn_index(first);
+	long long index = tcp_conn_index(first);
 	size_t end = off;
 
 	while (end < len) {
 		const struct nlattr *a = (const void *)(rec + end);
 
-		if (end > off && conn_index(a) != index)
+		if (end > off && tcp_conn_index(a) != index)
 			break;
 		end += MNL_ALIGN(a->nla_len);
 	}
@@ -496,7 +496,7 @@ static long long conns_count(struct baton_tcp *tcp, const char *rec,
 		if (len - off < MNL_ATTR_HDRLEN || a->nla_len < MNL_ATTR_HDRLEN ||
 		    a->nla_len > len - off ||
 		    mnl_attr_get_type(a) != BATON_GENL_A_CONN ||
-		    conn_index(a) < 0) {
+		    tcp_conn_index(a) < 0) {
 			pr_err(&tcp->log,
 			       "TCP connections record is truncated or malformed at byte %zu",
 			       off);
@@ -558,12 +558,16 @@ int baton_tcp_import_conns_flags(struct baton_tcp *tcp, const void *rec,
 	size_t parts, off = 0, i, j, k = 0;
 	int err = 0;
 
-	if (count < 0)
-		return count;
-	if ((size_t)count != n) {
+	if (count >= 0 && (size_t)count != n) {
 		pr_err(&tcp->log, "TCP connections record holds %lld connections, not %zu",
 		       count, n);
-		return -EINVAL;
+		count = -EINVAL;
+	}
+	if (count < 0) {
+		/* none made: each says so, as the caller reads fds[] */
+		for (i = 0; i < n; i++)
+			fds[i] = count;
+		return count;
 	}
 	parts = bulk_parts(n);
 	if (parts > 1)

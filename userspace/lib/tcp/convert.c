@@ -129,6 +129,7 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 		   socklen_t *peer_len)
 {
 	const struct nlattr *part, *a;
+	long long index = -1;
 	size_t off = 0;
 	bool first;
 
@@ -136,7 +137,13 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 	while (off < len) {
 		part = (const void *)((const char *)conn + off);
 		if (len - off < MNL_ATTR_HDRLEN ||
-		    part->nla_len < MNL_ATTR_HDRLEN || part->nla_len > len - off)
+		    part->nla_len < MNL_ATTR_HDRLEN || part->nla_len > len - off ||
+		    mnl_attr_get_type(part) != BATON_GENL_A_CONN)
+			return -EINVAL;
+		/* one connection's parts, all: none of another's */
+		if (!off)
+			index = tcp_conn_index(part);
+		if (index < 0 || tcp_conn_index(part) != index)
 			return -EINVAL;
 		first = !off;
 		off += MNL_ALIGN(part->nla_len);
@@ -178,6 +185,22 @@ static int tcp_conn_same(const void *conn, size_t len,
 	return 0;
 }
 
+/* Each part's INDEX made index: checked whole by tcp_conn_check() */
+static void conn_renumber(void *conn, size_t len, __u32 index)
+{
+	struct nlattr *part, *a;
+	size_t off;
+
+	for (off = 0; off < len; off += MNL_ALIGN(part->nla_len)) {
+		part = (void *)((char *)conn + off);
+		mnl_attr_for_each_nested(a, part)
+			if (mnl_attr_get_type(a) == BATON_CONN_A_INDEX &&
+			    mnl_attr_get_payload_len(a) == sizeof(index))
+				memcpy(mnl_attr_get_payload(a), &index,
+				       sizeof(index));
+	}
+}
+
 int tcp_ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
 		   struct ckpt_data *d)
 {
@@ -186,8 +209,16 @@ int tcp_ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
 	if (err || c->format != BATON_CKPT_MODULE)
 		return err;
 	/* the addresses twice: the record's (the application's), baton.ko's */
-	return tcp_conn_same(d->buf + c->off, c->len, &c->local, c->local_len,
-			     &c->peer, c->peer_len);
+	err = tcp_conn_same(d->buf + c->off, c->len, &c->local, c->local_len,
+			    &c->peer, c->peer_len);
+	if (err) {
+		/* d as it was: refused, the record is none of it */
+		d->len = c->off;
+		d->records--;
+		return err;
+	}
+	conn_renumber(d->buf + c->off, c->len, d->records - 1);
+	return 0;
 }
 
 void tcp_conn_queues(const void *conn, size_t len, __u32 *sendq,

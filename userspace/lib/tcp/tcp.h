@@ -131,10 +131,13 @@ int tcp_conn_to_rec(struct baton_tcp *tcp, const void *conn, size_t len,
 		    void **rec, size_t *rec_len);
 /* bulk.c: the bytes of the connection at off in a CONN_EXPORT record */
 size_t tcp_conn_span(const void *rec, size_t len, size_t off);
+/* bulk.c: a CONN part's INDEX, which its connection's parts share, or -1 */
+long long tcp_conn_index(const struct nlattr *conn);
 /*
- * convert.c: whether a connection's parts are whole, its scalars first,
- * in one walk; and its addresses, from that first part, each exactly its
- * size: 0, or -EINVAL if a part or an address is missing or malformed
+ * convert.c: whether a connection's parts are whole (each a CONN with the
+ * first's INDEX), its scalars first, in one walk; and its addresses, from
+ * that first part, each exactly its size: 0, or -EINVAL if a part or an
+ * address is missing or malformed
  */
 int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
 		   socklen_t *local_len, struct sockaddr_storage *peer,
@@ -143,7 +146,9 @@ int tcp_conn_check(const void *conn, size_t len, struct sockaddr_storage *local,
  * convert.c: a BATON_REC_TCP record, by ckpt_parse(); one of baton.ko's
  * is also checked whole (tcp_conn_check()), and its addresses must be the
  * record's own, which the application is told: 0, ckpt_parse()'s errors,
- * -EINVAL if baton.ko's part is malformed, -EADDRNOTAVAIL if they differ
+ * -EINVAL if baton.ko's part is malformed, -EADDRNOTAVAIL if they differ.
+ * Its parts' INDEX becomes the record's number in d, so that records side
+ * by side there never read as one connection (tcp_conn_span()).
  */
 int tcp_ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
 		   struct ckpt_data *d);

@@ -153,5 +153,6 @@ int ckpt_parse(const struct baton_rec *rec, struct ckpt_rec *c,
 		d->len = start;
 		return ctx.err ?: err;
 	}
+	d->records++;
 	return 0;
 }

@@ -240,6 +240,7 @@ struct ckpt_rec {
 struct ckpt_data {
 	char *buf;
 	size_t len, cap;
+	unsigned int records;	/* whose bytes ckpt_parse() appended */
 };
 
 int ckpt_put(struct baton_rec_writer *w, const struct ckpt_rec *c,
