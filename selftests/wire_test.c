@@ -34,7 +34,8 @@
  *     and it is refused naming the connection;
  * 10. baton.ko's parts of a connection: one with another INDEX, one with
  *     none, one of another kind are refused; two records with the same
- *     INDEX are read as two connections, renumbered.
+ *     INDEX are read as two connections, renumbered; a later part that
+ *     says another queue length than the first is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -911,6 +912,52 @@ TEST(checkpoint_conn_parts)
 	EXPECT_EQ(0, tcp_conn_index((struct nlattr *)d.buf));
 	EXPECT_EQ(1, tcp_conn_index((struct nlattr *)(d.buf + n)));
 	ckpt_data_free(&d);
+}
+
+/* An attribute added at the end of the part at buf: the part's length */
+static size_t part_put(char *buf, __u16 type, const void *p, size_t len)
+{
+	struct nlattr *part = (struct nlattr *)buf;
+	struct nlattr *a = (struct nlattr *)(buf + part->nla_len);
+
+	a->nla_type = type;
+	a->nla_len = NLA_HDRLEN + len;
+	memcpy(a + 1, p, len);
+	part->nla_len += NLA_ALIGN(a->nla_len);
+	return part->nla_len;
+}
+
+/*
+ * baton.ko's record made one of TCP_REPAIR's (a rollback's): the first
+ * part's queue lengths size the queues, and a later part that says
+ * another is refused, before its bytes would overrun them
+ */
+TEST(checkpoint_queue_lengths)
+{
+	struct sockaddr_in l4 = { .sin_family = AF_INET,
+				  .sin_port = htons(6379),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in p4 = l4;
+	struct baton_log_sink log = {};
+	struct baton_tcp *tcp;
+	char conn[1024], bytes[256] = "";
+	__u32 four = 4, more = sizeof(bytes);
+	size_t n, one;
+	void *rec = NULL;
+	size_t rec_len;
+
+	p4.sin_port = htons(40000);
+	ASSERT_EQ(0, tcp_open_any(&tcp, &log));
+	one = module_conn(conn, &l4, &p4, sizeof(l4), 0);
+	one = part_put(conn, BATON_CONN_A_SENDQ_LEN, &four, sizeof(four));
+	n = one + module_part(conn + one, 0);
+	n = one + part_put(conn + one, BATON_CONN_A_SENDQ_LEN, &more,
+			   sizeof(more));
+	n = one + part_put(conn + one, BATON_CONN_A_SENDQ, bytes,
+			   sizeof(bytes));
+	EXPECT_EQ(-EINVAL, tcp_conn_to_rec(tcp, conn, n, &rec, &rec_len));
+	EXPECT_EQ(NULL, rec);
+	baton_tcp_close(tcp);
 }
 
 TEST_HARNESS_MAIN

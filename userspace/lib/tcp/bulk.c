@@ -413,20 +413,21 @@ static int import_request(struct baton_tcp *tcp, const char *rec, size_t len,
 	}
 	err = ko_call(tcp, nlh, import_cb, &r, ack);
 	free(req);
-	if (!err && !r.err && r.got != n) {
+	/* the callback's own error first: ko_call()'s is then errno's */
+	if (r.err) {
+		snprintf(ack->msg, sizeof(ack->msg),
+			 "it made more sockets than asked");
+		err = r.err;
+	} else if (!err && r.got != n) {
 		snprintf(ack->msg, sizeof(ack->msg),
 			 "it made %zu sockets of %zu asked", r.got, n);
 		err = -EPROTO;
 	}
-	if (!err && r.err)
-		snprintf(ack->msg, sizeof(ack->msg),
-			 "it made more sockets than asked");
-	if (!err && (r.err || r.got != n)) {
+	if (err) {
 		/* what it made, not ours to keep: the caller sees errors */
 		for (k = 0; k < r.got; k++)
 			if (fds[k] >= 0)
 				close(fds[k]);
-		return r.err ?: -EPROTO;
 	}
 	return err;
 }

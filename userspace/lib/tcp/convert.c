@@ -53,6 +53,23 @@ static int chunk(char *buf, size_t *got, __u32 len, const struct nlattr *a)
 	return 0;
 }
 
+/*
+ * A queue's length: the first part's sizes the queues (conv_alloc()), and
+ * a later part that says another would have its chunks overrun them
+ */
+static int conv_len(struct conv *v, const struct nlattr *a, __u32 *len)
+{
+	__u32 n;
+	int err = conn_u32(a, &n);
+
+	if (err)
+		return err;
+	if ((v->sendq || v->recvq) && n != *len)
+		return -EINVAL;
+	*len = n;
+	return 0;
+}
+
 static int conv_attr(struct conv *v, const struct nlattr *a)
 {
 	struct tcp_ckpt *c = &v->c;
@@ -86,11 +103,11 @@ static int conv_attr(struct conv *v, const struct nlattr *a)
 		memcpy(&c->win, mnl_attr_get_payload(a), sizeof(c->win));
 		return 0;
 	case BATON_CONN_A_SENDQ_LEN:
-		return conn_u32(a, &v->sendq_len);
+		return conv_len(v, a, &v->sendq_len);
 	case BATON_CONN_A_UNSENT_LEN:
-		return conn_u32(a, &v->unsent_len);
+		return conv_len(v, a, &v->unsent_len);
 	case BATON_CONN_A_RECVQ_LEN:
-		return conn_u32(a, &v->recvq_len);
+		return conv_len(v, a, &v->recvq_len);
 	case BATON_CONN_A_SENDQ:
 		return chunk(v->sendq, &v->sendq_got, v->sendq_len, a);
 	case BATON_CONN_A_UNSENT:

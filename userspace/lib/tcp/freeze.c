@@ -179,10 +179,11 @@ int baton_tcp_freeze(struct baton_tcp *tcp, const struct baton_flow *flows,
 			pr_err(&tcp->log, "baton.ko: freeze: %s", ack.msg);
 	}
 	free(buf);
-	if (err)
-		return err;
+	/* the callback's own error first: ko_call()'s is then errno's */
 	if (r.err)
 		return r.err;
+	if (err)
+		return err;
 	if (!r.id) {
 		pr_err(&tcp->log, "baton.ko: freeze: no id in the reply");
 		return -EPROTO;
@@ -240,7 +241,7 @@ static int thaw(struct baton_tcp *tcp, __u32 id, int netns_fd, int ifindex,
 		mnl_attr_put_u32(nlh, BATON_GENL_A_IFINDEX, ifindex);
 	}
 	err = ko_call(tcp, nlh, freeze_cb, &r, NULL);
-	return err ?: r.err;
+	return r.err ?: err;
 }
 
 int baton_tcp_thaw(struct baton_tcp *tcp, __u32 id,
@@ -273,5 +274,5 @@ int baton_tcp_freeze_stats(struct baton_tcp *tcp,
 	memset(st, 0, sizeof(*st));
 	nlh = ko_msg(buf, tcp, BATON_GENL_CMD_FREEZE_STATS);
 	err = ko_call(tcp, nlh, freeze_cb, &r, NULL);
-	return err ?: r.err;
+	return r.err ?: err;
 }
