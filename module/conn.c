@@ -47,6 +47,7 @@ struct btk_conn {
 	int addrlen;
 	u32 snd_una, snd_nxt, write_seq, copied_seq, rcv_nxt;
 	bool peer_fin;		/* CLOSE_WAIT: rcv_nxt counts the peer's FIN */
+	bool fin_unread;	/* and copied_seq not yet: no EOF read */
 	u32 mss, options, snd_wscale, rcv_wscale, tsval;
 	struct tcp_repair_window win;
 	struct btk_tcp_state st;
@@ -60,7 +61,7 @@ static void btk_conn_queue(const struct btk_conn *c, enum btk_queue q,
 	case BTK_Q_RECV:
 		/* the FIN takes a sequence number, not a byte */
 		*seq = c->copied_seq;
-		*len = c->rcv_nxt - c->copied_seq - c->peer_fin;
+		*len = c->rcv_nxt - c->copied_seq - c->fin_unread;
 		break;
 	case BTK_Q_SENT:
 		*seq = c->snd_una;
@@ -168,6 +169,8 @@ static int btk_conn_snap(struct sock *sk, struct btk_conn *c,
 	c->copied_seq = tp->copied_seq;
 	c->rcv_nxt = tp->rcv_nxt;
 	c->peer_fin = sk->sk_state == TCP_CLOSE_WAIT;
+	/* an application that read end of stream has copied the FIN too */
+	c->fin_unread = c->peer_fin && c->copied_seq != c->rcv_nxt;
 	/* what TCP_MAXSEG reads in repair mode, and TCPOPT_MAXSEG sets */
 	c->mss = tp->rx_opt.mss_clamp;
 	if (tp->rx_opt.tstamp_ok)
@@ -340,8 +343,12 @@ static int btk_conn_put_scalars(struct sk_buff *skb, const struct btk_conn *c)
 	if (btk_put_addr(skb, BATON_CONN_A_LOCAL, &c->local, c->addrlen) ||
 	    btk_put_addr(skb, BATON_CONN_A_PEER, &c->peer, c->addrlen) ||
 	    nla_put_u32(skb, BATON_CONN_A_SND_SEQ, c->snd_una) ||
-	    /* with a FIN, the data start one later: rcv_nxt comes out right */
-	    nla_put_u32(skb, BATON_CONN_A_RCV_SEQ, c->copied_seq + c->peer_fin) ||
+	    /*
+	     * with a FIN not read, the data start one later: the import's
+	     * rcv_nxt comes out right (one read has it after the FIN)
+	     */
+	    nla_put_u32(skb, BATON_CONN_A_RCV_SEQ,
+			c->copied_seq + c->fin_unread) ||
 	    (c->peer_fin && nla_put_flag(skb, BATON_CONN_A_PEER_FIN)) ||
 	    nla_put_u32(skb, BATON_CONN_A_MSS, c->mss) ||
 	    nla_put_u32(skb, BATON_CONN_A_OPTIONS, c->options) ||

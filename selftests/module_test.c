@@ -31,11 +31,13 @@
  *     one its address moved to (the thaw sends what it held there); the send queue split all sent,
  *     all unsent and both; caps per flow and per namespace; the
  *     deadline; bad input; a user namespace; rmmod and a namespace exit
- *     while frozen; PRIOR_CWND 0 refused in CWR (no WARN);
+ *     while frozen; PRIOR_CWND 0 refused in CWR (no WARN); thaws while
+ *     the namespace's LOCAL_IN hooks are replaced (no WARN);
  *  9. the bulk state: frozen connections with bytes in every queue
  *     exported, closed, imported and thawed; a 1.6 MB queue in parts; a
  *     connection its peer closed (CLOSE_WAIT) with bytes unread, moved
- *     both ways: the bytes, then end of stream, a reply, no reset;
+ *     both ways: the bytes, then end of stream, a reply, no reset; one
+ *     whose end of stream was read, moved: end of stream again;
  *     bad exports and imports, all or nothing; imported with
  *     BATON_IMPORT_F_REPAIR, a socket is in repair mode: closed, the
  *     peer hears nothing; let go, it carries bytes both ways; 3,300
@@ -2668,6 +2670,50 @@ TEST_F(conn, peer_closed_moves)
 	self->srv = -1;
 	EXPECT_EQ(0, read_eof(self->cli));
 	EXPECT_EQ(resets, tcp_resets());
+}
+
+/*
+ * A connection its peer closed, whose end of stream the server has read
+ * (copied_seq past the FIN): the bulk export takes it (it refused it, its
+ * receive queue a byte short of nothing, until the review found it), and
+ * the import says end of stream again, in CLOSE_WAIT; a reply goes out.
+ */
+TEST_F(conn, peer_closed_read_moves)
+{
+	long long resets = tcp_resets();
+	struct tcp_info ti;
+	char in[8];
+	int cli, srv, fd, i;
+	size_t len;
+	void *rec;
+	__u32 id;
+
+	ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+			       &cli, &srv));
+	ASSERT_EQ(3, send(cli, "abc", 3, 0));
+	ASSERT_EQ(0, shutdown(cli, SHUT_WR));
+	ASSERT_EQ(0, read_exact(srv, in, 3));
+	ASSERT_EQ(0, read_eof(srv));
+	ASSERT_EQ(0, tcp_info_get(srv, &ti));
+	ASSERT_EQ(8 /* TCP_CLOSE_WAIT */, ti.tcpi_state);
+
+	ASSERT_EQ(0, freeze_export(self->tcp, &srv, &rec, &len, &id))
+		TH_LOG("%s", self->log.last);
+	i = baton_tcp_import_conns(self->tcp, rec, len, &fd, 1);
+	free(rec);
+	ASSERT_EQ(0, i) TH_LOG("%s", self->log.last);
+	ASSERT_EQ(0, baton_tcp_thaw(self->tcp, id, NULL));
+	ASSERT_EQ(0, tcp_info_get(fd, &ti));
+	EXPECT_EQ(8 /* TCP_CLOSE_WAIT */, ti.tcpi_state);
+	EXPECT_EQ(0, inq(fd));
+	EXPECT_EQ(0, read_eof(fd));
+	EXPECT_EQ(5, send(fd, "reply", 5, 0));
+	EXPECT_EQ(0, read_exact(cli, in, 5));
+	EXPECT_EQ(0, memcmp(in, "reply", 5));
+	close(fd);
+	EXPECT_EQ(0, read_eof(cli));
+	EXPECT_EQ(resets, tcp_resets());
+	close(cli);
 }
 
 /*
