@@ -3,8 +3,8 @@
  * The freeze: every segment that arrives for a frozen TCP 4-tuple, and
  * every SYN for a frozen port (a listener's address or the wildcard, and
  * its port: a key with no peer), is held at LOCAL_IN (IPv4 and IPv6),
- * with what nf_queue keeps of it, until the thaw reinjects it through
- * nf_reinject(), in order, to whatever socket then owns the tuple; or,
+ * with what nf_queue keeps of it, until the thaw passes it on through the
+ * hooks after ours, in order, to whatever socket then owns the tuple; or,
  * for connections rebuilt in another namespace, has it received there
  * at a device the caller names.
  * Bounded per flow and per network namespace; a deadline thaws a freeze
@@ -444,11 +444,16 @@ static const struct nf_hook_ops btk_hook_ops[] = {
 #endif
 };
 
-/* Where our hook is now among the netns' LOCAL_IN hooks, or -1 */
-static int btk_hook_index(const struct nf_hook_state *state)
+/*
+ * The netns' LOCAL_IN hooks now, under RCU, and where ours is among them
+ * (*i), or NULL. One read: the array may be replaced at any time (a table
+ * added or removed, in any user namespace's netns), and an index found
+ * in one array is nothing in the next.
+ */
+static struct nf_hook_entries *btk_hooks(const struct nf_hook_state *state,
+					 int *i)
 {
-	const struct nf_hook_entries *hooks = NULL;
-	int i;
+	struct nf_hook_entries *hooks = NULL;
 
 	if (state->pf == NFPROTO_IPV4)
 		hooks = rcu_dereference(state->net->nf.hooks_ipv4[state->hook]);
@@ -457,11 +462,30 @@ static int btk_hook_index(const struct nf_hook_state *state)
 		hooks = rcu_dereference(state->net->nf.hooks_ipv6[state->hook]);
 #endif
 	if (!hooks)
-		return -1;
-	for (i = 0; i < hooks->num_hook_entries; i++)
-		if (hooks->hooks[i].hook == btk_freeze_hook)
-			return i;
-	return -1;
+		return NULL;
+	for (*i = 0; *i < hooks->num_hook_entries; ++*i)
+		if (hooks->hooks[*i].hook == btk_freeze_hook)
+			return hooks;
+	return NULL;
+}
+
+/*
+ * A held segment on its way: through the hooks after ours in the array
+ * read once (conntrack's confirmation), then up to its socket with BHs
+ * off, as nf_reinject() would, which reads the array again and WARNs if
+ * it shrank meanwhile
+ */
+static void btk_deliver(struct nf_queue_entry *e,
+			struct nf_hook_entries *hooks, int i)
+{
+	struct sk_buff *skb = e->skb;
+
+	if (nf_hook_slow(skb, &e->state, hooks, i + 1) == 1) {
+		local_bh_disable();
+		e->state.okfn(e->state.net, e->state.sk, skb);
+		local_bh_enable();
+	}
+	nf_queue_entry_free(e);
 }
 
 /*
@@ -488,16 +512,16 @@ static void btk_enter(struct nf_queue_entry *e, struct net_device *dev)
 }
 
 /*
- * Delivers (or drops) held segments, in order. nf_reinject() goes on
- * from the hook after ours, so later hooks (conntrack's confirmation)
- * see the segment, then calls the okfn with BHs off, under RCU. With
- * into, they are received at that device instead (btk_enter()).
+ * Delivers (or drops) held segments, in order, under RCU: from the hook
+ * after ours (btk_deliver()); with into, received at that device instead
+ * (btk_enter()).
  */
 static void btk_release(struct btk_net *bn, struct btk_freeze *fz,
 			struct list_head *list, bool deliver,
 			struct net_device *into)
 {
 	struct nf_queue_entry *e, *next;
+	struct nf_hook_entries *hooks;
 	u32 size;
 	int i;
 
@@ -513,12 +537,11 @@ static void btk_release(struct btk_net *bn, struct btk_freeze *fz,
 			continue;
 		}
 		rcu_read_lock();
-		i = deliver ? btk_hook_index(&e->state) : -1;
-		if (i >= 0) {
+		hooks = deliver ? btk_hooks(&e->state, &i) : NULL;
+		if (hooks) {
 			btk_count(bn, fz, BTK_DELIVERED_PACKETS, 1);
 			btk_count(bn, fz, BTK_DELIVERED_BYTES, size);
-			e->hook_index = i;
-			nf_reinject(e, NF_ACCEPT);
+			btk_deliver(e, hooks, i);
 		} else {
 			btk_count(bn, fz, BTK_DROPPED_PACKETS, 1);
 			btk_count(bn, fz, BTK_DROPPED_BYTES, size);
@@ -802,18 +825,28 @@ static int __net_init btk_net_init(struct net *net)
  */
 static void __net_exit btk_net_pre_exit(struct net *net)
 {
-	btk_net_thaw_all(btk_net(net), check_net(net));
+	struct btk_net *bn = btk_net(net);
+
+	btk_net_thaw_all(bn, check_net(net));
 	/* a deadline that took its freeze before us */
 	flush_workqueue(btk_wq);
+	/*
+	 * The hooks go here, not in exit: the grace period between the two
+	 * is the one that lets a hook still running on another CPU finish
+	 * with the table and bn before exit frees them
+	 */
+	mutex_lock(&bn->lock);
+	if (bn->hooked)
+		nf_unregister_net_hooks(net, btk_hook_ops,
+					ARRAY_SIZE(btk_hook_ops));
+	bn->hooked = false;
+	mutex_unlock(&bn->lock);
 }
 
 static void __net_exit btk_net_exit(struct net *net)
 {
 	struct btk_net *bn = btk_net(net);
 
-	if (bn->hooked)
-		nf_unregister_net_hooks(net, btk_hook_ops,
-					ARRAY_SIZE(btk_hook_ops));
 	kvfree(bn->table);
 	idr_destroy(&bn->freezes);
 }
@@ -826,6 +859,27 @@ static struct pernet_operations btk_net_ops = {
 	.size		= sizeof(struct btk_net),
 };
 
+/*
+ * Set as the module goes: unregistering the notifier replays NETDEV_DOWN
+ * for every device up, and what is held must be delivered then
+ * (btk_net_pre_exit()), not dropped
+ */
+static bool btk_unloading;
+
+/* Whether a held segment keeps a reference to dev */
+static bool btk_entry_holds(const struct nf_queue_entry *e,
+			    const struct net_device *dev)
+{
+	if (e->skb_dev == dev || e->state.in == dev || e->state.out == dev)
+		return true;
+#if IS_ENABLED(CONFIG_BRIDGE_NETFILTER)
+	/* a bridge port's, as br_netfilter hands them on */
+	if (e->bridge_dev == dev || e->physin == dev || e->physout == dev)
+		return true;
+#endif
+	return false;
+}
+
 /* Held segments of a device going down are dropped: it waits for them */
 static int btk_netdev_event(struct notifier_block *nb, unsigned long event,
 			    void *ptr)
@@ -837,7 +891,7 @@ static int btk_netdev_event(struct notifier_block *nb, unsigned long event,
 	int id;
 	u32 i;
 
-	if (event != NETDEV_DOWN)
+	if (event != NETDEV_DOWN || READ_ONCE(btk_unloading))
 		return NOTIFY_DONE;
 	mutex_lock(&bn->lock);
 	idr_for_each_entry(&bn->freezes, fz, id) {
@@ -847,8 +901,7 @@ static int btk_netdev_event(struct notifier_block *nb, unsigned long event,
 
 			spin_lock_bh(&flow->lock);
 			list_for_each_entry_safe(e, next, &flow->held, list) {
-				if (e->skb_dev != dev && e->state.in != dev &&
-				    e->state.out != dev)
+				if (!btk_entry_holds(e, dev))
 					continue;
 				list_move_tail(&e->list, &gone);
 				flow->packets--;
@@ -891,6 +944,7 @@ destroy_wq:
 
 void btk_freeze_exit(void)
 {
+	WRITE_ONCE(btk_unloading, true);
 	unregister_netdevice_notifier(&btk_netdev_notifier);
 	unregister_pernet_subsys(&btk_net_ops);
 	destroy_workqueue(btk_wq);
