@@ -380,8 +380,13 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 		snprintf(buf, sizeof(buf), "%u listeners, %u connections, %u records (%.1f KiB)",
 			 r->listeners, r->conns, r->records,
 			 r->record_bytes / 1024.0);
-	out_str(&out, "moved", r->phase >= BATON_PHASE_READY ? "moved" : NULL,
-		buf);
+	/*
+	 * what crossed to the new instance, once phase 1 was done (the
+	 * phases after DONE are not further on: rolled back, it is undone)
+	 */
+	out_str(&out, "moved", !t[BATON_PHASE_READY] ? NULL :
+		r->phase == BATON_PHASE_ROLLED_BACK ? "moved, undone" :
+		"moved", buf);
 	out_str(&out, "mode", "mode", r->flags & BATON_UPGRADE_F_REPAIR ?
 		"repair" : "fd");
 	out_u64(&out, "listeners", NULL, r->listeners);
@@ -391,7 +396,7 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 			 r->checkpoints, r->ckpt_format == BATON_CKPT_MODULE ?
 			 "baton.ko (frozen)" : r->ckpt_format ?
 			 "TCP_REPAIR alone (not frozen)" : "nothing");
-		out_str(&out, "checkpointed", r->phase >= BATON_PHASE_DEACTIVATED ?
+		out_str(&out, "checkpointed", t[BATON_PHASE_DEACTIVATED] ?
 			"checkpointed" : NULL, buf);
 		out_u64(&out, "checkpoints", NULL, r->checkpoints);
 		out_str(&out, "checkpoint_path", NULL,
