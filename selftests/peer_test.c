@@ -5,7 +5,8 @@
  *  2. a "new instance" no coordinator announced;
  *  3. malformed hellos: no message at all, a wrong attribute length, an
  *     unknown role, a packet larger than any message;
- *  4. a second coordinator, and an UPGRADE with unknown flags;
+ *  4. a second coordinator, one whose step would take over an hour, and
+ *     an UPGRADE with unknown flags;
  *  5. a new version that cannot read the old one's state;
  *  6. new instances that break the protocol mid-upgrade (fake_peer):
  *     each is a clear error and a rollback, and nothing was lost.
@@ -182,6 +183,7 @@ TEST_F(peer, one_coordinator_at_a_time)
 	first = ctl_connect(self->svc.sock);
 	ASSERT_LE(0, first);
 	hello(m, BATON_ROLE_COORDINATOR);
+	msg_put_u32(m, BATON_A_TIMEOUT_MS, BATON_TIMEOUT_MS_MAX);
 	ASSERT_EQ(0, msg_send(first, m));
 	/* the copies of its listeners and control socket, then WELCOME */
 	do {
@@ -192,6 +194,19 @@ TEST_F(peer, one_coordinator_at_a_time)
 
 	hello(m, BATON_ROLE_COORDINATOR);
 	EXPECT_EQ(EBUSY, answer_to(self->svc.sock, m, 0, &type));
+
+	/*
+	 * a step longer than any may be (the first's is the longest): its
+	 * deadlines, twice it, would overflow an int (the sanitized kvd
+	 * aborted; the unsanitized one set no deadline, and such a
+	 * coordinator was never let go). The hello's own fault comes first.
+	 */
+	hello(m, BATON_ROLE_COORDINATOR);
+	msg_put_u32(m, BATON_A_TIMEOUT_MS, 0x40000000);
+	EXPECT_EQ(ERANGE, answer_to(self->svc.sock, m, 0, &type));
+	hello(m, BATON_ROLE_COORDINATOR);
+	msg_put_u32(m, BATON_A_TIMEOUT_MS, BATON_TIMEOUT_MS_MAX + 1);
+	EXPECT_EQ(ERANGE, answer_to(self->svc.sock, m, 0, &type));
 
 	/* flags from a future version are refused, not ignored */
 	msg_init(m, BATON_MSG_UPGRADE);

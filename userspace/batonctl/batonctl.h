@@ -163,7 +163,7 @@ int cmd_kexec(const struct ctl_opts *o, int argc, char **argv);
 int cmd_hold(const struct ctl_opts *o, int argc, char **argv);
 
 /* checkpoint.c: --timeout-ms and the journal's records, shared with kexec.c */
-int timeout_arg(const char *s);
+int timeout_arg(const char *opt, const char *s);
 int file_op_begin(const struct ctl_opts *o, const char *op,
 		  const struct baton_checkpoint_opts *co, struct journal *j,
 		  bool quiet);

@@ -96,13 +96,14 @@ static int freeze_arg(const char *s)
 }
 
 /* --timeout-ms's value, or -EINVAL, said */
-int timeout_arg(const char *s)
+int timeout_arg(const char *opt, const char *s)
 {
 	int ms = atoi(s);
 
-	if (ms > 0)
+	if (ms > 0 && ms <= BATON_TIMEOUT_MS_MAX)
 		return ms;
-	fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
+	fprintf(stderr, "batonctl: --%s takes a number of milliseconds from 1 to %d\n",
+		opt, BATON_TIMEOUT_MS_MAX);
 	return -EINVAL;
 }
 
@@ -234,7 +235,7 @@ int cmd_checkpoint(const struct ctl_opts *o, int argc, char **argv)
 			co.freeze_ms = ms;
 			break;
 		case 't':
-			co.timeout_ms = timeout_arg(optarg);
+			co.timeout_ms = timeout_arg("timeout-ms", optarg);
 			if (co.timeout_ms < 0)
 				return 2;
 			break;
@@ -486,7 +487,7 @@ int cmd_restore(const struct ctl_opts *o, int argc, char **argv)
 			co.path = optarg;
 			break;
 		case 't':
-			co.timeout_ms = timeout_arg(optarg);
+			co.timeout_ms = timeout_arg("timeout-ms", optarg);
 			if (co.timeout_ms < 0)
 				return 2;
 			break;

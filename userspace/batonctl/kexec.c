@@ -432,7 +432,7 @@ int cmd_kexec(const struct ctl_opts *o, int argc, char **argv)
 			p->dir = optarg;
 			break;
 		case 't':
-			p->timeout_ms = timeout_arg(optarg);
+			p->timeout_ms = timeout_arg("timeout-ms", optarg);
 			if (p->timeout_ms < 0)
 				goto usage_error;
 			break;

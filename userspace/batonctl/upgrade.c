@@ -682,18 +682,15 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			uo->blackout_ms = atoi(optarg);
-			if (uo->blackout_ms <= 0) {
-				fprintf(stderr, "batonctl: --blackout-timeout-ms takes a positive number of milliseconds\n");
+			uo->blackout_ms = timeout_arg("blackout-timeout-ms",
+						      optarg);
+			if (uo->blackout_ms < 0)
 				return 2;
-			}
 			break;
 		case 't':
-			uo->timeout_ms = atoi(optarg);
-			if (uo->timeout_ms <= 0) {
-				fprintf(stderr, "batonctl: --timeout-ms takes a positive number of milliseconds\n");
+			uo->timeout_ms = timeout_arg("timeout-ms", optarg);
+			if (uo->timeout_ms < 0)
 				return 2;
-			}
 			break;
 		case 'd':
 			uo->flags |= BATON_UPGRADE_F_DRAIN;

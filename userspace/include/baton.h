@@ -162,6 +162,8 @@
 #define BATON_BLACKOUT_TIMEOUT_MS 2000	/* the blackout: the old stops, the
 					 * new activates; past this, the
 					 * old serves again */
+/* The most any of them may be: an hour (twice that still fits an int) */
+#define BATON_TIMEOUT_MS_MAX	3600000
 
 /*
  * Phase 1's rounds of state (ops->save_round()), where the upgrade's

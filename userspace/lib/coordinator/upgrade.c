@@ -122,6 +122,8 @@ int baton_upgrade_open(struct baton_upgrade **out,
 
 	if (!o || !o->argv || !o->argv[0] || (o->flags & ~BATON_UPGRADE_F_ALL) ||
 	    o->precopy_rounds > BATON_MAX_ROUNDS ||
+	    o->timeout_ms < 0 || o->timeout_ms > BATON_TIMEOUT_MS_MAX ||
+	    o->blackout_ms < 0 || o->blackout_ms > BATON_TIMEOUT_MS_MAX ||
 	    ((o->flags & BATON_UPGRADE_F_REPAIR) &&
 	     (o->flags & BATON_UPGRADE_F_DRAIN)) ||
 	    ((o->flags & BATON_UPGRADE_F_NETNS) && !o->netns) ||

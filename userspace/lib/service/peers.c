@@ -134,6 +134,16 @@ static void coordinator_hello(struct baton_service *svc, unsigned int slot,
 	pid_t pid = svc->pending[slot].cred.pid;
 	int err, fd;
 
+	/* its steps' time, doubled for its deadlines, an int */
+	if (h->timeout_ms > BATON_TIMEOUT_MS_MAX) {
+		msg_send_error(svc->pending[slot].fd, svc->msg, -ERANGE,
+			       "a step of %u ms: more than the %d ms any may take",
+			       h->timeout_ms, BATON_TIMEOUT_MS_MAX);
+		pr_warn(&svc->log, "refused coordinator pid %d: it says a step takes %u ms, more than %d",
+			pid, h->timeout_ms, BATON_TIMEOUT_MS_MAX);
+		pending_close(svc, slot);
+		return;
+	}
 	if (svc->ctl >= 0 || svc->state != SVC_SERVING) {
 		msg_send_error(svc->pending[slot].fd, svc->msg, -EBUSY,
 			       "an upgrade of %s is already in progress",

@@ -240,6 +240,13 @@ static int start(struct takeover *t)
 	}
 	t->timeout_ms = attr_u32(r.tb, BATON_A_TIMEOUT_MS, 0) ?:
 			BATON_UPGRADE_TIMEOUT_MS;
+	if (attr_u32(r.tb, BATON_A_TIMEOUT_MS, 0) > BATON_TIMEOUT_MS_MAX) {
+		snprintf(t->why, sizeof(t->why),
+			 "START says a step takes %u ms, more than the %d ms any may take",
+			 attr_u32(r.tb, BATON_A_TIMEOUT_MS, 0),
+			 BATON_TIMEOUT_MS_MAX);
+		return -ERANGE;
+	}
 	flags = attr_u32(r.tb, BATON_A_FLAGS, 0);
 	if (flags & ~BATON_START_F_ALL) {
 		snprintf(t->why, sizeof(t->why),
