@@ -12,7 +12,8 @@
  *  3. a new instance that never says ready, one that exits at once, and a
  *     command that does not exist: clear errors, and a rollback;
  *  4. a coordinator killed mid-upgrade: the instances settle it, and
- *     'batonctl recover' writes down how it ended.
+ *     'batonctl recover' writes down how it ended; killed while it held
+ *     the new instance stopped, recover lets it go on first.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -265,6 +266,9 @@ FIXTURE_VARIANT(bad_new) {
 	int timeout_ms;
 	const char *reason;
 	bool kill_coordinator;	/* batonctl dies; 'batonctl recover' */
+	bool stop_new;		/* the new instance left stopped, as
+				 * batonctl leaves it dying while it looks
+				 * at it past the blackout's deadline */
 };
 
 FIXTURE_VARIANT_ADD(bad_new, never_ready) {
@@ -283,6 +287,10 @@ FIXTURE_VARIANT_ADD(bad_new, coordinator_killed) {
 	.kill_coordinator = true,
 	.reason = "recovered: the coordinator",
 };
+FIXTURE_VARIANT_ADD(bad_new, coordinator_killed_new_stopped) {
+	.kill_coordinator = true, .stop_new = true,
+	.reason = "recovered: the coordinator",
+};
 
 FIXTURE_SETUP(bad_new)
 {
@@ -299,7 +307,8 @@ FIXTURE_TEARDOWN(bad_new)
 }
 
 static void kill_coordinator(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(bad_new) *self, const char *reason);
+			     FIXTURE_DATA(bad_new) *self, const char *reason,
+			     bool stop_new);
 
 TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 {
@@ -313,7 +322,8 @@ TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 	pid_t pid;
 
 	if (variant->kill_coordinator) {
-		kill_coordinator(_metadata, self, variant->reason);
+		kill_coordinator(_metadata, self, variant->reason,
+				 variant->stop_new);
 		return;
 	}
 	ASSERT_EQ(0, baton_upgrade_open(&up, &o));
@@ -333,9 +343,14 @@ TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 	EXPECT_EQ(1, version);
 }
 
-/* A coordinator killed mid-upgrade; batonctl recover settles it. */
+/*
+ * A coordinator killed mid-upgrade; batonctl recover settles it, and goes
+ * on with a new instance the coordinator left stopped (before, recover
+ * waited for it, and said 'failed' with the old one serving)
+ */
 static void kill_coordinator(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(bad_new) *self, const char *reason)
+			     FIXTURE_DATA(bad_new) *self, const char *reason,
+			     bool stop_new)
 {
 	char path[256], cmd[512], out[8192];
 	const char *up_args[] = { "upgrade", "kvd", "--log", self->svc.log, "--",
@@ -343,7 +358,7 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 	const char *recover_args[] = { "recover", "kvd", NULL };
 	const char *status_args[] = { "status", "kvd", "-j", NULL };
 	int version, status, i;
-	pid_t ctl, pid;
+	pid_t ctl, pid, new_pid = 0;
 
 	/* a new instance slow to start: the coordinator dies meanwhile */
 	snprintf(cmd, sizeof(cmd), "sleep 1; exec %s --quiet",
@@ -365,8 +380,14 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 		    !strcmp(text, "spawned") &&
 		    json_str(out, "coordinator_pid", text, sizeof(text)))
 			pid = atoi(text);
+		if (pid && json_str(out, "new_pid", text, sizeof(text)))
+			new_pid = atoi(text);
 	}
 	ASSERT_LT(0, pid);
+	if (stop_new) {
+		ASSERT_LT(0, new_pid);
+		ASSERT_EQ(0, kill(new_pid, SIGSTOP));
+	}
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	waitpid(ctl, &status, 0);
 

@@ -20,16 +20,16 @@
 
 /*
  * When pid started, in clock ticks after boot (/proc/PID/stat, field 22),
- * if it runs: 0 if it does not, or is a zombie (an exited instance may
- * wait long to be reaped).
+ * if it runs, and its state (field 3) into *state: 0 if it does not, or
+ * is a zombie (an exited instance may wait long to be reaped).
  */
-unsigned long long proc_start_time(pid_t pid)
+static unsigned long long proc_stat(pid_t pid, char *state)
 {
 	unsigned long long start = 0;
 	char path[64], stat[512], *p;
-	char state;
 	FILE *f;
 
+	*state = 0;
 	if (pid <= 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
@@ -38,10 +38,17 @@ unsigned long long proc_start_time(pid_t pid)
 		return 0;
 	if (fgets(stat, sizeof(stat), f) && (p = strrchr(stat, ')')) &&
 	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-		   &state, &start) == 2 && (state == 'Z' || state == 'X'))
+		   state, &start) == 2 && (*state == 'Z' || *state == 'X'))
 		start = 0;
 	fclose(f);
 	return start;
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char state;
+
+	return proc_stat(pid, &state);
 }
 
 /* The process of record (pid and, if known, start time) still runs. */
@@ -50,6 +57,14 @@ bool proc_is(const char *pid, const char *start)
 	unsigned long long t = pid ? proc_start_time(atoi(pid)) : 0;
 
 	return t && (!start || strtoull(start, NULL, 10) == t);
+}
+
+/* Stopped by a signal (SIGSTOP), not traced */
+static bool new_stopped(pid_t pid)
+{
+	char state;
+
+	return proc_stat(pid, &state) && state == 'T';
 }
 
 static bool finished(const char *phase)
@@ -392,6 +407,18 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 				service, journal_get(j, "new_pid") ?: "?",
 				journal_get(j, "old_command") ?: "?");
 		return 1;
+	}
+	/*
+	 * Past the blackout's deadline the coordinator stops the new
+	 * instance to look at it: killed before it let it go on, it left it
+	 * stopped, the service's lock perhaps held, and nothing serving. It
+	 * goes on now, and what it does settles the upgrade.
+	 */
+	if (proc_is(new, new_start) && new_stopped(atoi(new))) {
+		kill(atoi(new), SIGCONT);
+		if (!quiet)
+			fprintf(stderr, "batonctl: the new instance of %s (pid %s) was left stopped by the coordinator that died: it goes on\n",
+				service, new);
 	}
 	for (waited = 0; waited < timeout_ms && proc_is(old, old_start) &&
 	     proc_is(new, new_start); waited += 10)
