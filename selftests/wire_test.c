@@ -444,6 +444,41 @@ TEST(control_socket)
 	EXPECT_EQ(-EBADMSG, sockets_parse(in, socks, &n));
 	EXPECT_EQ(0, in->nfds);
 
+	/*
+	 * an address that overruns its entry: refused, not read as no
+	 * address (the walk stopped there, and getsockname() filled it in)
+	 */
+	msg_init(m, BATON_MSG_SOCKETS);
+	ASSERT_EQ(0, sockets_put(m, &one));
+	{
+		struct nlattr *nest = mnl_nlmsg_get_payload(m->nlh), *a;
+		struct nlattr *last = NULL;
+
+		mnl_attr_for_each_nested(a, nest)
+			last = a;
+		ASSERT_EQ(BATON_SOCK_A_LOCAL, mnl_attr_get_type(last));
+		last->nla_len = 200;
+	}
+	ASSERT_EQ(0, msg_send(sp[0], m));
+	m->nfds = 0;
+	ASSERT_EQ(0, msg_recv(sp[1], in, 1000));
+	EXPECT_EQ(1, in->nfds);
+	EXPECT_EQ(-EINVAL, sockets_parse(in, socks, &n));
+	EXPECT_EQ(0, in->nfds);
+
+	/* a descriptor with a message refused (a PID of 8 bytes): closed */
+	msg_init(m, BATON_MSG_SYNC);
+	ASSERT_EQ(0, msg_put_u64(m, BATON_A_PID, 7));
+	ASSERT_EQ(0, msg_add_fd(m, p[1]));
+	ASSERT_EQ(0, msg_send(sp[0], m));
+	m->nfds = 0;
+	{
+		const struct nlattr *tb[BATON_A_MAX + 1];
+
+		EXPECT_EQ(-EINVAL, msg_read(sp[1], in, 1000, tb));
+	}
+	EXPECT_EQ(0, in->nfds);
+
 	/* the same with one descriptor is taken */
 	msg_init(m, BATON_MSG_SOCKETS);
 	ASSERT_EQ(0, sockets_put(m, &one));

@@ -189,11 +189,21 @@ int msg_parse(const struct baton_msg *m, const struct nlattr **tb)
 			   mnl_nlmsg_get_payload_len(m->nlh), tb);
 }
 
-/* msg_recv(), then msg_parse(): one message, whole and checked, or -errno */
+/*
+ * msg_recv(), then msg_parse(): one message, whole and checked, or -errno;
+ * the descriptors of one refused are closed, as msg_recv() closes them
+ */
 int msg_read(int sock, struct baton_msg *m, int timeout_ms,
 	     const struct nlattr **tb)
 {
-	return msg_recv(sock, m, timeout_ms) ?: msg_parse(m, tb);
+	int err = msg_recv(sock, m, timeout_ms);
+
+	if (err)
+		return err;
+	err = msg_parse(m, tb);
+	if (err)
+		msg_close_fds(m);
+	return err;
 }
 
 __u32 attr_u32(const struct nlattr **tb, int type, __u32 def)

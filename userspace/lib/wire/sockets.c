@@ -253,7 +253,10 @@ static int sock_nest_cb(const struct nlattr *attr, void *data)
 	memset(&ctx->out[ctx->n], 0, sizeof(ctx->out[ctx->n]));
 	sc.si = &ctx->out[ctx->n].si;
 	sc.err = 0;
-	if (mnl_attr_parse_nested(attr, sock_attr_cb, &sc) < 0 || sc.err ||
+	/* every attribute whole, and nothing after them */
+	if (attrs_walk(mnl_attr_get_payload(attr),
+		       mnl_attr_get_payload_len(attr), sock_attr_cb, &sc) ||
+	    sc.err ||
 	    !sc.si->id || !sc.si->kind) {
 		ctx->err = sc.err ?: -EINVAL;
 		return MNL_CB_ERROR;
