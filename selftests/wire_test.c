@@ -35,7 +35,8 @@
  * 10. baton.ko's parts of a connection: one with another INDEX, one with
  *     none, one of another kind are refused; two records with the same
  *     INDEX are read as two connections, renumbered; a later part that
- *     says another queue length than the first is refused.
+ *     says another queue length than the first is refused; a second
+ *     blob of TCP checkpoints is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -754,6 +755,39 @@ static size_t module_part(char *buf, int index)
 }
 
 /*
+ * A TCP blob of connection id, its record saying local and peer (alen
+ * bytes each), baton.ko's conn (conn_len bytes), added to ck
+ */
+static int ckpt_conn_blob(struct baton_checkpoint *ck, __u64 id,
+			  const void *local, const void *peer, size_t alen,
+			  const char *conn, size_t conn_len)
+{
+	struct ckpt_rec r = { .id = id, .format = BATON_CKPT_MODULE,
+			      .local_len = alen, .peer_len = alen,
+			      .len = conn_len };
+	struct baton_rec_writer w;
+	int memfd, err;
+
+	memcpy(&r.local, local, alen);
+	memcpy(&r.peer, peer, alen);
+	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
+	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, &memfd);
+	writer_free(&w);
+	if (err)
+		return err;
+	err = file_blob_add(ck, BATON_BLOB_TCP, 1, memfd);
+	if (err)
+		close(memfd);
+	return err;
+}
+
+#define CKPT_CONNS_INFO(n) {						\
+	.service = "kvd", .app = "kvd 1", .pid = 7,			\
+	.boot_id = "a-boot-before-this-one", .netns = 1,		\
+	.deadline_ns = 1, .flags = BATON_CHECKPOINT_F_RESTART,		\
+	.conns = (n), .ckpt_format = BATON_CKPT_MODULE }
+
+/*
  * A file of connection 9: its record says local and peer (alen bytes
  * each), baton.ko's conn (conn_len bytes)
  */
@@ -762,32 +796,14 @@ static int ckpt_conn_file(const void *local, const void *peer, size_t alen,
 			  struct baton_checkpoint *got, char *why, size_t len)
 {
 	struct baton_checkpoint ck = {
-		.info = { .service = "kvd", .app = "kvd 1", .pid = 7,
-			  .boot_id = "a-boot-before-this-one", .netns = 1,
-			  .deadline_ns = 1, .flags = BATON_CHECKPOINT_F_RESTART,
-			  .conns = 1, .ckpt_format = BATON_CKPT_MODULE },
+		.info = CKPT_CONNS_INFO(1),
 		.ver = { .proto = BATON_PROTO_VERSION, .state = 1 },
 	};
-	struct ckpt_rec r = { .id = 9, .format = BATON_CKPT_MODULE,
-			      .local_len = alen, .peer_len = alen,
-			      .len = conn_len };
-	struct baton_rec_writer w;
-	int memfd, err;
+	int err;
 
-	memcpy(&r.local, local, alen);
-	memcpy(&r.peer, peer, alen);
 	memset(got, 0, sizeof(*got));
-	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
-	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, &memfd);
-	writer_free(&w);
-	if (err)
-		return err;
-	err = file_blob_add(&ck, BATON_BLOB_TCP, 1, memfd);
-	if (err) {
-		close(memfd);
-		return err;
-	}
-	err = ckpt_file_round(&ck, got, why, len);
+	err = ckpt_conn_blob(&ck, 9, local, peer, alen, conn, conn_len) ?:
+	      ckpt_file_round(&ck, got, why, len);
 	file_free(&ck);
 	return err;
 }
@@ -947,6 +963,35 @@ TEST(checkpoint_conn_parts)
 	EXPECT_EQ(0, tcp_conn_index((struct nlattr *)d.buf));
 	EXPECT_EQ(1, tcp_conn_index((struct nlattr *)(d.buf + n)));
 	ckpt_data_free(&d);
+}
+
+/*
+ * Two TCP blobs of a connection each, the counts right: refused, as the
+ * new instance keeps one (the other's connection would be lost unread)
+ */
+TEST(checkpoint_one_tcp_blob)
+{
+	struct sockaddr_in l4 = { .sin_family = AF_INET,
+				  .sin_port = htons(6379),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in p4 = l4;
+	struct baton_checkpoint ck = {
+		.info = CKPT_CONNS_INFO(2),
+		.ver = { .proto = BATON_PROTO_VERSION, .state = 1 },
+	}, got = {};
+	char conn[256], why[512] = "";
+	size_t n;
+
+	p4.sin_port = htons(40000);
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
+	ASSERT_EQ(0, ckpt_conn_blob(&ck, 9, &l4, &p4, sizeof(l4), conn, n));
+	p4.sin_port = htons(40001);
+	n = module_conn(conn, &l4, &p4, sizeof(l4), 0);
+	ASSERT_EQ(0, ckpt_conn_blob(&ck, 10, &l4, &p4, sizeof(l4), conn, n));
+	EXPECT_EQ(-EBADMSG, ckpt_file_round(&ck, &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "a second blob of")) TH_LOG("%s", why);
+	file_free(&got);
+	file_free(&ck);
 }
 
 /* An attribute added at the end of the part at buf: the part's length */

@@ -465,6 +465,7 @@ static int lsn_parse(struct reader *r, const struct nlmsghdr *nlh,
 {
 	struct file_listener *l;
 	struct lsn_ctx c = {};
+	unsigned int i;
 
 	if (ck->nlsn == ck->info.listeners)
 		return bad(r, -EBADMSG, "corrupt: more listeners than its FILE record says (%u)",
@@ -472,6 +473,13 @@ static int lsn_parse(struct reader *r, const struct nlmsghdr *nlh,
 	l = &ck->lsn[ck->nlsn];
 	memset(l, 0, sizeof(*l));
 	memcpy(&l->id, (const char *)nlh + NLMSG_HDRLEN, sizeof(l->id));
+	/* what the new instance would refuse, once all was made for it */
+	if (!l->id)
+		return bad(r, -EBADMSG, "corrupt: a listener without an id");
+	for (i = 0; i < ck->nlsn; i++)
+		if (ck->lsn[i].id == l->id)
+			return bad(r, -EBADMSG, "corrupt: listener %llu twice",
+				   (unsigned long long)l->id);
 	c.l = l;
 	if (attrs_walk((const char *)nlh + REC_HDRLEN,
 		       nlh->nlmsg_len - REC_HDRLEN, lsn_attr_cb, &c) ||
@@ -560,6 +568,13 @@ static int blob_parse(struct reader *r, const struct nlmsghdr *begin,
 	if (kind < BATON_BLOB_STATE || kind > BATON_BLOB_TCP)
 		return bad(r, -EBADMSG, "corrupt: the blob at byte %zu is of unknown kind %u",
 			   start, kind);
+	/* the new instance keeps one of each: a second would go unread */
+	for (n = 0; (kind == BATON_BLOB_TCP || kind == BATON_BLOB_CONNS) &&
+		    n < ck->nblobs; n++)
+		if (ck->blobs[n].kind == kind)
+			return bad(r, -EBADMSG, "corrupt: a second blob of %s at byte %zu (a file has one)",
+				   kind_name(kind), start);
+	n = 0;
 	while (nlh && nlh->nlmsg_type != BATON_REC_END) {
 		err = rec_next(r, &nlh);
 		if (err)
