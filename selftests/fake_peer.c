@@ -5,6 +5,8 @@
  *   garbage-hello    bytes that are no message at all
  *   truncated-hello  a header that claims more than it sends
  *   silent           a proper hello, then nothing
+ *   bad-to-old       a proper hello, then to the old instance a SYNC
+ *                    whose PID is 8 bytes long
  *   bad-ready        phase 1 as it should be, then a READY whose
  *                    attribute overruns the message
  *   wrong-message    phase 1, then ACTIVE where READY belongs
@@ -132,6 +134,13 @@ int main(int argc, char **argv)
 	if (hello(sock, m))
 		return 2;
 	if (!strcmp(mode, "silent")) {
+		pause();
+		return 0;
+	}
+	if (!strcmp(mode, "bad-to-old")) {
+		msg_init(m, BATON_MSG_SYNC);
+		msg_put_u64(m, BATON_A_PID, getpid());
+		msg_send(sock, m);
 		pause();
 		return 0;
 	}

@@ -8,7 +8,8 @@
  *  4. a second coordinator, one whose step would take over an hour, and
  *     an UPGRADE with unknown flags;
  *  5. a new version that cannot read the old one's state;
- *  6. new instances that break the protocol mid-upgrade (fake_peer):
+ *  6. new instances that break the protocol mid-upgrade (fake_peer), to
+ *     the coordinator or to the old instance:
  *     each is a clear error and a rollback, and nothing was lost.
  */
 #include <errno.h>
@@ -267,6 +268,8 @@ FIXTURE_VARIANT(bad_protocol) {
 FIXTURE_VARIANT_ADD(bad_protocol, garbage_hello) { "garbage-hello", "exited with status 3 before it was active" };
 FIXTURE_VARIANT_ADD(bad_protocol, truncated_hello) { "truncated-hello", "exited with status 3 before it was active" };
 FIXTURE_VARIANT_ADD(bad_protocol, never_ready) { "silent", "did not say READY" };
+/* said as malformed, not as the new instance gone (it is not) */
+FIXTURE_VARIANT_ADD(bad_protocol, malformed_to_old) { "bad-to-old", "the new instance sent a malformed message before it was active" };
 FIXTURE_VARIANT_ADD(bad_protocol, malformed_ready) { "bad-ready", "malformed message from the new instance" };
 FIXTURE_VARIANT_ADD(bad_protocol, out_of_order) { "wrong-message", "unexpected ACTIVE from the new instance" };
 

@@ -187,10 +187,16 @@ static int from_ctl(struct takeover *t)
 		why_truncated(t);
 		return err;
 	}
-	if (err) {
+	if (err == -ECONNRESET) {
 		snprintf(t->why, sizeof(t->why),
 			 "the coordinator went away before activation");
 		return -ECONNABORTED;
+	}
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "malformed message from the coordinator: %s",
+			 strerror(-err));
+		return err;
 	}
 	switch (m->nlh->nlmsg_type) {
 	case BATON_MSG_SOCKETS:

@@ -207,11 +207,18 @@ int ctl_readable(struct baton_service *svc)
 	if (err == -ETIMEDOUT)
 		return 0;
 	if (err) {
+		char why[128];
+
 		ctl_close(svc->ep, &svc->ctl);
 		/* in the blackout the new instance's word decides, not ours */
-		if (svc->state < SVC_DEACTIVATED)
+		if (svc->state >= SVC_DEACTIVATED)
+			return 0;
+		if (err == -ECONNRESET)
 			return rollback(svc, "the coordinator went away");
-		return 0;
+		snprintf(why, sizeof(why),
+			 "the coordinator sent a malformed message (%s): let go of it",
+			 strerror(-err));
+		return rollback(svc, why);
 	}
 	msg_close_fds(m);
 	switch (m->nlh->nlmsg_type) {
@@ -253,7 +260,12 @@ int succ_readable(struct baton_service *svc)
 		ctl_close(svc->ep, &svc->succ);
 		if (svc->state == SVC_COMMITTED)
 			svc->state = SVC_DEACTIVATED;
-		return rollback(svc, "the new instance went away before it was active");
+		if (err == -ECONNRESET)
+			return rollback(svc, "the new instance went away before it was active");
+		snprintf(text, sizeof(text),
+			 "the new instance sent a malformed message before it was active (%s): let go of it",
+			 strerror(-err));
+		return rollback(svc, text);
 	}
 	msg_close_fds(m);
 	switch (m->nlh->nlmsg_type) {
