@@ -125,7 +125,9 @@
  *		give up;			// the log callback said why
  *	while ((phase = baton_upgrade_step(up)) > 0 &&
  *	       phase != BATON_PHASE_DONE)
- *		show progress;
+ *		show progress;		// journal the new pid at SPAWNED:
+ *					// each step returns it first, even
+ *					// when the old went away meanwhile
  *	report = baton_upgrade_report(up);	// also after a failure
  *	baton_upgrade_close(up);
  *

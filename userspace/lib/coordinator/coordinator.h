@@ -27,6 +27,8 @@ struct baton_upgrade {
 	bool new_reaped;	/* its exit status is in new_status */
 	int new_status;
 	__u64 old_gone_ns;	/* the old closed its end */
+	bool forward_next;	/* gone as the new one started: the next
+				 * step goes forward (roll_forward()) */
 	__u64 old_stop_ns;	/* the old's DEACTIVATED: when it stopped */
 	char resumed_why[160];	/* the old's RESUMED said why */
 	char lost_why[320];	/* the new one's PEER_LOST said why */

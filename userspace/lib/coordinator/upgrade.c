@@ -259,9 +259,25 @@ int baton_upgrade_step(struct baton_upgrade *up)
 	enum baton_phase phase = up->r.phase;
 	int err;
 
+	if (up->forward_next) {
+		up->forward_next = false;
+		err = roll_forward(up);
+		return err ?: (int)up->r.phase;
+	}
 	if (!steps[phase])
 		return up->r.error ?: -EINVAL;
 	err = steps[phase](up);
+	/*
+	 * The old gone as the new one started: SPAWNED first, so that the
+	 * caller's journal names the new instance before it takes over (a
+	 * coordinator killed while it waits for ACTIVE left recover with no
+	 * new pid, and a 'failed' for a service the new one served)
+	 */
+	if (err == -ENOTCONN && phase == BATON_PHASE_ATTACHED &&
+	    up->r.phase == BATON_PHASE_SPAWNED) {
+		up->forward_next = true;
+		return up->r.phase;
+	}
 	if (err == -ENOTCONN)
 		err = roll_forward(up);
 	else if (err)
