@@ -224,9 +224,13 @@ int resources_pid(struct baton_resources *r)
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", getpid());
 	struct stat st;
+	ssize_t w;
 
-	if (pwrite(r->pid_fd, buf, n, 0) != n)
-		return errno ? -errno : -EIO;
+	w = pwrite(r->pid_fd, buf, n, 0);
+	if (w < 0)
+		return -errno;
+	if (w != n)
+		return -EIO;	/* short: errno says nothing of it */
 	if (fstat(r->pid_fd, &st) < 0)
 		return -errno;
 	if (st.st_size > n && ftruncate(r->pid_fd, n) < 0)

@@ -597,6 +597,9 @@ static int blob_parse(struct reader *r, const struct nlmsghdr *begin,
 	ckpt_data_free(&cc.d);
 	if (err && r->why[0])
 		return -EBADMSG;	/* conn_one() said why */
+	if (err == -ENOMEM)
+		return bad(r, err, "out of memory reading the blob of %s",
+			   kind_name(kind));
 	if (err)
 		return bad(r, -EBADMSG, "corrupt: the blob of %s at byte %zu is malformed: %s",
 			   kind_name(kind), start, strerror(-err));

@@ -264,6 +264,13 @@ void listen_readable(struct baton_service *svc)
 	if (fd < 0)
 		return;
 	err = ctl_peer_check(fd, &cred);
+	if (err && err != -EPERM) {
+		/* its credentials unread: nothing to say of it */
+		pr_warn(&svc->log, "refused a peer whose credentials cannot be read: %s",
+			strerror(-err));
+		close(fd);
+		return;
+	}
 	if (err) {
 		pr_warn(&svc->log, "refused a peer: pid %d runs as uid %d, neither root nor uid %d",
 			cred.pid, cred.uid, geteuid());
