@@ -406,6 +406,15 @@ TEST(control_attributes)
 	msg_free(m);
 }
 
+/* m from sp[0] (its descriptors gone with it) into in at sp[1] */
+static int msg_across(const int *sp, struct baton_msg *m, struct baton_msg *in)
+{
+	int err = msg_send(sp[0], m);
+
+	m->nfds = 0;
+	return err ?: msg_recv(sp[1], in, 1000);
+}
+
 TEST(control_socket)
 {
 	struct held_socket socks[BATON_MAX_FDS_PER_MSG], one = {};
@@ -438,9 +447,7 @@ TEST(control_socket)
 	msg_init(m, BATON_MSG_SOCKETS);
 	ASSERT_EQ(0, sockets_put(m, &one));
 	ASSERT_EQ(0, msg_add_fd(m, p[1]));
-	ASSERT_EQ(0, msg_send(sp[0], m));
-	m->nfds = 0;
-	ASSERT_EQ(0, msg_recv(sp[1], in, 1000));
+	ASSERT_EQ(0, msg_across(sp, m, in));
 	EXPECT_EQ(2, in->nfds);
 	EXPECT_EQ(-EBADMSG, sockets_parse(in, socks, &n));
 	EXPECT_EQ(0, in->nfds);
@@ -460,9 +467,7 @@ TEST(control_socket)
 		ASSERT_EQ(BATON_SOCK_A_LOCAL, mnl_attr_get_type(last));
 		last->nla_len = 200;
 	}
-	ASSERT_EQ(0, msg_send(sp[0], m));
-	m->nfds = 0;
-	ASSERT_EQ(0, msg_recv(sp[1], in, 1000));
+	ASSERT_EQ(0, msg_across(sp, m, in));
 	EXPECT_EQ(1, in->nfds);
 	EXPECT_EQ(-EINVAL, sockets_parse(in, socks, &n));
 	EXPECT_EQ(0, in->nfds);
@@ -483,9 +488,7 @@ TEST(control_socket)
 	/* the same with one descriptor is taken */
 	msg_init(m, BATON_MSG_SOCKETS);
 	ASSERT_EQ(0, sockets_put(m, &one));
-	ASSERT_EQ(0, msg_send(sp[0], m));
-	m->nfds = 0;
-	ASSERT_EQ(0, msg_recv(sp[1], in, 1000));
+	ASSERT_EQ(0, msg_across(sp, m, in));
 	ASSERT_EQ(0, sockets_parse(in, socks, &n));
 	EXPECT_EQ(1, n);
 	EXPECT_EQ(5, socks[0].si.id);
@@ -756,23 +759,34 @@ static size_t module_part(char *buf, int index)
 
 /*
  * A TCP blob of connection id, its record saying local and peer (alen
- * bytes each), baton.ko's conn (conn_len bytes), added to ck
+ * bytes each), baton.ko's conn (conn_len bytes), in *memfd
  */
-static int ckpt_conn_blob(struct baton_checkpoint *ck, __u64 id,
-			  const void *local, const void *peer, size_t alen,
-			  const char *conn, size_t conn_len)
+static int ckpt_conn_memfd(__u64 id, const void *local, const void *peer,
+			   size_t alen, const char *conn, size_t conn_len,
+			   int *memfd)
 {
 	struct ckpt_rec r = { .id = id, .format = BATON_CKPT_MODULE,
 			      .local_len = alen, .peer_len = alen,
 			      .len = conn_len };
 	struct baton_rec_writer w;
-	int memfd, err;
+	int err;
 
 	memcpy(&r.local, local, alen);
 	memcpy(&r.peer, peer, alen);
 	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
-	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, &memfd);
+	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, memfd);
 	writer_free(&w);
+	return err;
+}
+
+/* The same, added to ck */
+static int ckpt_conn_blob(struct baton_checkpoint *ck, __u64 id,
+			  const void *local, const void *peer, size_t alen,
+			  const char *conn, size_t conn_len)
+{
+	int memfd, err;
+
+	err = ckpt_conn_memfd(id, local, peer, alen, conn, conn_len, &memfd);
 	if (err)
 		return err;
 	err = file_blob_add(ck, BATON_BLOB_TCP, 1, memfd);
@@ -896,19 +910,11 @@ static int ckpt_one_parse(const void *local, const void *peer, size_t alen,
 			  const char *conn, size_t conn_len,
 			  struct ckpt_data *d)
 {
-	struct ckpt_rec r = { .id = 9, .format = BATON_CKPT_MODULE,
-			      .local_len = alen, .peer_len = alen,
-			      .len = conn_len };
 	struct ckpt_parsed p = { .d = d };
-	struct baton_rec_writer w;
 	__u32 count;
 	int memfd, err;
 
-	memcpy(&r.local, local, alen);
-	memcpy(&r.peer, peer, alen);
-	err = writer_init(&w, BATON_BLOB_TCP, "kvd", 1) ?:
-	      ckpt_put(&w, &r, conn) ?: w.err ?: writer_finish(&w, &memfd);
-	writer_free(&w);
+	err = ckpt_conn_memfd(9, local, peer, alen, conn, conn_len, &memfd);
 	if (err)
 		return err;
 	err = blob_read(memfd, BATON_BLOB_TCP, ckpt_parsed_one, &p, &count);
