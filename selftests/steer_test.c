@@ -20,7 +20,10 @@
  *     own, v1 -> v2 -> v1, while new clients keep connecting: every
  *     connection, old and new, is served; without --listeners own the
  *     upgrade is refused and rolled back, and so is a new instance whose
- *     program cannot be loaded and pinned: the service stays as it was;
+ *     program cannot be loaded and pinned, or that asks for the active
+ *     generation's slot: the service stays as it was, its listener in
+ *     its slot; a load that cannot pin all of it takes back only its
+ *     own pins;
  *  7. a canary kvd beside the serving one (--steer-group, --canary): a 50%
  *     share reaches it, a commit sends every new client to it, an abort
  *     sends them all back, and stopping it under a connect storm loses
@@ -386,6 +389,32 @@ TEST_F(steer, bad_input_changes_nothing)
 	EXPECT_EQ(500, share);
 	close(udp);
 	close(plain);
+}
+
+/*
+ * A load that cannot pin all of it takes back only what it pinned: a
+ * pin of the same name that was there stays (another process pinning
+ * at the same moment; before, the failed load unlinked all three)
+ */
+TEST_F(steer, failed_pin_leaves_others)
+{
+	struct baton_steer_opts o = { .service = "other", .pin_root = self->pins };
+	struct baton_steer *st2 = NULL;
+	char dir[128], path[192];
+	struct stat sb;
+
+	/* in its place, what a bpffs takes besides pins: a symbolic link */
+	snprintf(dir, sizeof(dir), "%s/other", self->pins);
+	snprintf(path, sizeof(path), "%s/listeners", dir);
+	ASSERT_EQ(0, mkdir(dir, 0700));
+	ASSERT_EQ(0, symlink("elsewhere", path));
+	EXPECT_EQ(-EEXIST, baton_steer_open(&st2, &o));
+	EXPECT_EQ(0, lstat(path, &sb)) TH_LOG("the other's pin went");
+	snprintf(path, sizeof(path), "%s/prog", dir);
+	EXPECT_NE(0, lstat(path, &sb)) TH_LOG("ours stayed");
+	snprintf(path, sizeof(path), "%s/listeners", dir);
+	unlink(path);
+	rmdir(dir);
 }
 
 TEST_F(steer, batonctl_steer)

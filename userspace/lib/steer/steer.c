@@ -24,7 +24,10 @@ struct baton_steer {
 	struct baton_steer_bpf *skel;	/* when we loaded it; else pins */
 	char dir[PATH_MAX / 2];
 	int prog_fd, listeners_fd, conf_fd;
+	unsigned int pinned;	/* bits of pin_names[] we pinned ourselves */
 };
+
+static const char *const pin_names[] = { "prog", "listeners", "conf" };
 
 static int pin_path(char *buf, size_t len, const struct baton_steer *st,
 		    const char *name)
@@ -117,20 +120,41 @@ static int load_and_pin(struct baton_steer *st)
 		       st->dir, strerror(-err));
 		return err;
 	}
-	err = pin_path(path, sizeof(path), st, "prog") ?:
+	err = pin_path(path, sizeof(path), st, pin_names[0]) ?:
 	      bpf_program__pin(st->skel->progs.baton_steer, path);
+	st->pinned |= !err;
 	if (!err) {
-		pin_path(path, sizeof(path), st, "listeners");
+		pin_path(path, sizeof(path), st, pin_names[1]);
 		err = bpf_map__pin(st->skel->maps.steer_listeners, path);
+		st->pinned |= !err << 1;
 	}
 	if (!err) {
-		pin_path(path, sizeof(path), st, "conf");
+		pin_path(path, sizeof(path), st, pin_names[2]);
 		err = bpf_map__pin(st->skel->maps.steer_conf, path);
+		st->pinned |= !err << 2;
 	}
 	if (err)
 		pr_err(&st->log, "cannot pin the steering program under %s: %s",
 		       st->dir, strerror(-err));
 	return err;
+}
+
+/*
+ * What a failed open pinned, and nothing else: another process's pins of
+ * the same name (it pinned first, or is pinning now) stay
+ */
+static void unpin_ours(struct baton_steer *st)
+{
+	char path[PATH_MAX];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(pin_names); i++)
+		if ((st->pinned & 1u << i) &&
+		    !pin_path(path, sizeof(path), st, pin_names[i]))
+			unlink(path);
+	if (st->pinned)
+		rmdir(st->dir);		/* if it is empty now */
+	st->pinned = 0;
 }
 
 int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
@@ -171,8 +195,7 @@ int baton_steer_open(struct baton_steer **out, const struct baton_steer_opts *o)
 	return 0;
 
 close_st:
-	if (st->skel)		/* only what we pinned ourselves */
-		baton_steer_unpin(st);
+	unpin_ours(st);
 	baton_steer_close(st);
 	return err;
 }
@@ -315,12 +338,11 @@ int baton_steer_has_listener(struct baton_steer *st, __u32 gen)
 
 int baton_steer_unpin(struct baton_steer *st)
 {
-	static const char *const names[] = { "prog", "listeners", "conf" };
 	char path[PATH_MAX];
 	unsigned int i;
 
-	for (i = 0; i < ARRAY_SIZE(names); i++)
-		if (!pin_path(path, sizeof(path), st, names[i]))
+	for (i = 0; i < ARRAY_SIZE(pin_names); i++)
+		if (!pin_path(path, sizeof(path), st, pin_names[i]))
 			unlink(path);
 	return rmdir(st->dir) < 0 && errno != ENOENT ? -errno : 0;
 }
