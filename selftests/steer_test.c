@@ -596,6 +596,18 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 	EXPECT_EQ(1, version);
 }
 
+/* The instances' log, its first len - 1 bytes, in buf */
+static const char *log_text(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	buf[n] = '\0';
+	if (f)
+		fclose(f);
+	return buf;
+}
+
 /*
  * A new instance that cannot steer: one whose pin root is no bpffs (it
  * cannot pin), and one the kernel refuses the program (no CAP_BPF, and a
@@ -604,6 +616,7 @@ TEST_F_TIMEOUT(own, upgrade_with_own_listeners, 60)
 TEST_F_TIMEOUT(own, new_that_cannot_steer_rolls_back, 60)
 {
 	char path[256], log[256], plain[128], bpf2[128], env[160], out[4096];
+	char buf[8192];
 	const char *show[] = { "-j", "steer", "kvd", NULL };
 	int i, round, version;
 	pid_t pid;
@@ -645,17 +658,39 @@ TEST_F_TIMEOUT(own, new_that_cannot_steer_rolls_back, 60)
 	}
 	umount(bpf2);
 	/* what the new instances said */
-	{
-		char buf[8192] = "";
-		FILE *f = fopen(log, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	log_text(log, buf, sizeof(buf));
+	EXPECT_NE(NULL, strstr(buf, "cannot pin the steering program"));
+	EXPECT_NE(NULL, strstr(buf, "the kernel refused the steering program"));
+}
 
-		buf[n] = '\0';
-		if (f)
-			fclose(f);
-		EXPECT_NE(NULL, strstr(buf, "cannot pin the steering program"));
-		EXPECT_NE(NULL, strstr(buf, "the kernel refused the steering program"));
-	}
+/*
+ * A new instance that asks for the active generation's slot, its listener
+ * there: it is refused, the upgrade rolls back, and the serving listener
+ * stays in its slot (before, the new one took it, and when it went the
+ * slot emptied: new connections fell back to the kernel's hash)
+ */
+TEST_F_TIMEOUT(own, new_in_the_active_slot_refused, 60)
+{
+	char path[256], log[256], out[4096], buf[8192];
+	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
+			       "--timeout-ms", SURE_STEP_MS, "--log", log, "--",
+			       path, "--quiet", "--listen", variant->listen,
+			       "--steer", "1", NULL };
+	const char *show[] = { "-j", "steer", "kvd", NULL };
+	int version;
+	pid_t pid;
+
+	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
+	bin("kvd-v2", path, sizeof(path));
+	EXPECT_EQ(1, batonctl(out, sizeof(out), args));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\"")) TH_LOG("%s", out);
+	ASSERT_EQ(0, kvd_info(self->fds[0], &pid, &version));
+	EXPECT_EQ(self->kvd, pid);
+	EXPECT_EQ(0, batonctl(out, sizeof(out), show));
+	EXPECT_EQ(1, json_num(out, "active"));
+	EXPECT_NE(NULL, strstr(out, "\"listeners\":{\"1\":\"1\"}")) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(log_text(log, buf, sizeof(buf)),
+			       "a new instance takes another"));
 }
 
 /* How many of n new clients the instance of version `version` served. */

@@ -33,7 +33,12 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt,
 /*
  * Before the takeover: in the group, in our slot, not yet active. A canary
  * takes only an empty slot: the active generation's would be every new
- * connection, another's someone else's share.
+ * connection, another's someone else's share. No instance takes the
+ * active generation's slot while its listener is there: it would steer
+ * every new connection to a listener that does not accept yet, and if
+ * this instance then went (an upgrade rolled back, a second instance
+ * the lock refuses), the slot would empty and the serving one be out of
+ * the map for good. An upgrade takes the canary's, by design.
  */
 int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen,
 		   bool canary)
@@ -48,14 +53,17 @@ int kvd_steer_join(struct kvd *kvd, const char *group, unsigned int gen,
 	err = baton_steer_open(&kvd->steer, &o);
 	if (err)
 		return err;
-	if (canary && baton_steer_has_listener(kvd->steer, gen) > 0) {
+	if (baton_steer_has_listener(kvd->steer, gen) > 0) {
 		bool act = !baton_steer_get(kvd->steer, &active, &to, &share) &&
 			   active == gen;
 
-		fprintf(stderr, "kvd-v%d[%d]: generation %u of %s's group has a listener already (%s): a canary takes a free one (--steer)\n",
-			KVD_VERSION, getpid(), gen, group,
-			act ? "the active one" : "another instance's");
-		return -EEXIST;
+		if (canary || act) {
+			fprintf(stderr, "kvd-v%d[%d]: generation %u of %s's group has a listener already (%s): %s takes another (--steer)\n",
+				KVD_VERSION, getpid(), gen, group,
+				act ? "the active one" : "another instance's",
+				canary ? "a canary" : "a new instance");
+			return -EEXIST;
+		}
 	}
 	err = baton_steer_attach(kvd->steer, fd) ?:
 	      baton_steer_set_listener(kvd->steer, gen, fd);
