@@ -186,6 +186,16 @@ static void btk_tcp_write(struct sock *sk, const struct btk_tcp_state *st)
 				      rto_min_us);
 	if (btk_tcp_has(st, BATON_GENL_A_RTTVAR_US))
 		tp->rttvar_us = max(v[BATON_GENL_A_RTTVAR_US] << 2, rto_min_us);
+	/*
+	 * With an RTT, the floors hold whether the variance came too or
+	 * not: a socket whose route had cached metrics starts it at 0, and
+	 * once there is an RTT tcp_rtt_estimator() never raises it from
+	 * there: the RTO would be the bare RTT for good
+	 */
+	if (btk_tcp_has(st, BATON_GENL_A_SRTT_US)) {
+		tp->mdev_max_us = max(tp->mdev_max_us, rto_min_us);
+		tp->rttvar_us = max(tp->rttvar_us, rto_min_us);
+	}
 	if (btk_tcp_has(st, BATON_GENL_A_RTT_MIN_US))
 		minmax_reset(&tp->rtt_min, tcp_jiffies32,
 			     v[BATON_GENL_A_RTT_MIN_US]);

@@ -12,6 +12,7 @@
  *     every record an export made of a real connection imports; the
  *     retransmission timer is re-armed with the imported RTO (the first
  *     retransmission measured); BBR starts over from the imported state;
+ *     an RTT imported alone keeps the variance floors;
  *  4. checkpoint, close, restore: the congestion window, RTT and segment
  *     size come back; with unread received bytes and a window-limited
  *     send queue, moved inside a freeze, the peer notices nothing and
@@ -870,6 +871,45 @@ TEST_F(conn, restore_without_module_state_starts_over)
 	EXPECT_NE(37, ti.tcpi_snd_cwnd);
 	EXPECT_NE(5000, ti.tcpi_rtt);
 	EXPECT_EQ(0, exchange(self->cli, fd));
+}
+
+/*
+ * An RTT imported alone into a socket rebuilt where the route's metrics
+ * were cached (a connection to the same peer ended before): its variance
+ * starts at 0 there, not at the 3 s fallback, and tcp_rtt_estimator()
+ * never raises it once an RTT is set. The floors hold all the same:
+ * after round trips the RTO is the minimum's, not one tick.
+ */
+TEST_F(conn, srtt_alone_keeps_rto_floor)
+{
+	struct tcp_info ti;
+	char rec[64];
+	int cli, srv, fd, i;
+	size_t len;
+	void *ck;
+
+	ASSERT_EQ(0, conn_pair(self->lfd, variant->family, self->port,
+			       &cli, &srv));
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, exchange(cli, srv));
+	close(srv);	/* its end goes to TIME_WAIT: the metrics saved */
+	close(cli);
+
+	fd = move(self->tcp, &self->srv, &ck, &len, BATON_TCP_A_KERNEL);
+	ASSERT_LE(0, fd);
+	self->srv = fd;
+	free(ck);
+	len = rec_put(rec, 0, BATON_GENL_A_SRTT_US, 100);
+	len = rec_put(rec, len, BATON_GENL_A_MDEV_US, 1);
+	ASSERT_EQ(0, repair(fd, TCP_REPAIR_ON));
+	EXPECT_EQ(0, baton_tcp_import(self->tcp, fd, rec, len))
+		TH_LOG("%s", self->log.last);
+	ASSERT_EQ(0, repair(fd, TCP_REPAIR_OFF_NO_WP));
+	for (i = 0; i < 20; i++)
+		ASSERT_EQ(0, exchange(self->cli, fd));
+	ASSERT_EQ(0, settle(fd));
+	ASSERT_EQ(0, tcp_info_get(fd, &ti));
+	EXPECT_LE(TCP_RTO_MIN_MS * 1000, ti.tcpi_rto);
 }
 
 TEST_F(conn, unknown_attributes)
