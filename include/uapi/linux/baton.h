@@ -13,10 +13,11 @@
  *	BATON_GENL_CMD_TCP_EXPORT  { FD }
  *		-> { FD, CWND, SSTHRESH, ..., RTO_US }
  *		The socket is one of the caller's open file descriptors, in
- *		the netns of the netlink socket; any TCP state but LISTEN
- *		and CLOSE.
+ *		the netns of the netlink socket; synchronized and not yet
+ *		closed: ESTABLISHED, FIN_WAIT1/2, CLOSE_WAIT, CLOSING,
+ *		LAST_ACK.
  *
- *	BATON_GENL_CMD_TCP_IMPORT  { FD, [FLAGS], [CWND], [SSTHRESH], ... }
+ *	BATON_GENL_CMD_TCP_IMPORT  { FD, [CWND], [SSTHRESH], ... }
  *		The socket must be in repair mode (TCP_REPAIR) and connected
  *		(connect() in repair mode). Every value is checked before
  *		any is written: on error nothing changes. What an export
