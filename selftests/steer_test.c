@@ -61,7 +61,14 @@ FIXTURE(steer) {
 	int lfd[3];		/* by generation; 0 unused */
 	int port;
 	struct baton_steer *st;
+	char log[512];		/* what the library said last */
 };
+
+static void log_last(void *ctx, enum baton_log_level level, const char *msg)
+{
+	(void)level;
+	snprintf(ctx, sizeof(((FIXTURE_DATA(steer) *)0)->log), "%s", msg);
+}
 
 FIXTURE_VARIANT(steer) {
 	int family;
@@ -135,7 +142,8 @@ static int count_reset(int *c, int n)
 
 FIXTURE_SETUP(steer)
 {
-	struct baton_steer_opts o = { .service = "steer", .pin_root = self->pins };
+	struct baton_steer_opts o = { .service = "steer", .pin_root = self->pins,
+				      .log = log_last, .log_ctx = self->log };
 
 	ASSERT_EQ(0, bpffs_private(self->pins, sizeof(self->pins)));
 	self->port = 0;
@@ -365,6 +373,12 @@ TEST_F(steer, bad_input_changes_nothing)
 	EXPECT_EQ(-EINVAL, baton_steer_set_listener(self->st, 1, udp));
 	EXPECT_EQ(-ENOTSOCK, baton_steer_set_listener(self->st, 1, 0 + 999));
 	EXPECT_EQ(-ERANGE, baton_steer_set_listener(self->st, 99, self->lfd[1]));
+	/* one listener in two slots: the cause named, not the group asked */
+	ASSERT_EQ(0, baton_steer_attach(self->st, self->lfd[1]));
+	ASSERT_EQ(0, baton_steer_set_listener(self->st, 1, self->lfd[1]));
+	EXPECT_EQ(-EBUSY, baton_steer_set_listener(self->st, 3, self->lfd[1]));
+	EXPECT_NE(NULL, strstr(self->log, "in another generation's slot"))
+		TH_LOG("%s", self->log);
 	EXPECT_EQ(-EINVAL, baton_steer_attach(self->st, plain));
 	EXPECT_EQ(-ERANGE, baton_steer_set(self->st, 1, 2, 10001));
 	EXPECT_EQ(-ERANGE, baton_steer_set(self->st, 16, 2, 100));

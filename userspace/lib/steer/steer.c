@@ -107,7 +107,8 @@ static int load_and_pin(struct baton_steer *st)
 		return -EOPNOTSUPP;
 	}
 	if (err) {
-		pr_err(&st->log, "the kernel refused the steering program (%s): it needs Linux 5.14 or newer, BPF and BPF_SK_REUSEPORT_SELECT_OR_MIGRATE, and CAP_BPF or root",
+		/* it can migrate (the probe loaded): not a matter of version */
+		pr_err(&st->log, "the kernel refused the steering program (%s): loading it needs CAP_BPF or root, and no LSM or seccomp policy against BPF",
 		       strerror(-err));
 		return err;
 	}
@@ -285,8 +286,15 @@ int baton_steer_set_listener(struct baton_steer *st, __u32 gen, int fd)
 		return err;
 	if (bpf_map_update_elem(st->listeners_fd, &gen, &value, BPF_ANY) < 0) {
 		err = -errno;
-		pr_err(&st->log, "cannot steer to fd %d (%s): is it in the same network namespace and SO_REUSEPORT group?",
-		       fd, strerror(errno));
+		if (err == -EBUSY)
+			pr_err(&st->log, "cannot steer to fd %d in generation %u: it is in the map already, in another generation's slot",
+			       fd, gen);
+		else if (err == -EINVAL)
+			pr_err(&st->log, "cannot steer to fd %d in generation %u: it is not a listening TCP socket with SO_REUSEPORT (closed meanwhile?), or not in the group the program is attached to",
+			       fd, gen);
+		else
+			pr_err(&st->log, "cannot steer to fd %d in generation %u: %s",
+			       fd, gen, strerror(-err));
 	}
 	return err;
 }
