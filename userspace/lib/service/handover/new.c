@@ -111,6 +111,13 @@ static int from_peer(struct takeover *t)
 			 strerror(-err));
 		return err;
 	}
+	/*
+	 * descriptors come with SOCKETS and BLOB alone: any other's would
+	 * be dropped, open, by the next message built in m (msg_init())
+	 */
+	if (m->nlh->nlmsg_type != BATON_MSG_SOCKETS &&
+	    m->nlh->nlmsg_type != BATON_MSG_BLOB)
+		msg_close_fds(m);
 	switch (m->nlh->nlmsg_type) {
 	case BATON_MSG_SOCKETS:
 		if (t->phase1_done)
@@ -198,6 +205,8 @@ static int from_ctl(struct takeover *t)
 			 strerror(-err));
 		return err;
 	}
+	if (m->nlh->nlmsg_type != BATON_MSG_SOCKETS)
+		msg_close_fds(m);	/* only SOCKETS brings any */
 	switch (m->nlh->nlmsg_type) {
 	case BATON_MSG_SOCKETS:
 		return adopt_batch(t, m, true);
