@@ -60,9 +60,15 @@ struct window {
 	__u64 start_ns, end_ns;
 };
 
+/* how long replies in flight at the stop may take to come in */
+#define BENCH_DRAIN_NS		2000000000ULL
+/* a blocking read of a reply that never comes gives up after this */
+#define BENCH_READ_TIMEOUT_S	10
+
 struct worker_result {
 	__u64 requests;
 	__u64 dropped;
+	__u64 unanswered;	/* sent, no reply 2 s after the stop */
 	__u64 integrity;
 	__u64 failed_connects;	/* refused, reset or otherwise failed */
 	__u64 refused;		/* connect() refused */

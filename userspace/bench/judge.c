@@ -4,6 +4,7 @@
  * an upgrade (a stall) and which did not (the reference).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,17 +46,23 @@ void hist_merge(struct hist *into, const struct hist *h)
 		into->max_us = h->max_us;
 }
 
-/* The upper edge of the bin holding the pct-th percentile, in ms. */
+/*
+ * The upper edge of the bin holding the pct-th percentile (nearest rank:
+ * the ceil(n * pct / 100)-th value), in ms; in the last bin, which holds
+ * everything from 10 s up, the maximum is its edge.
+ */
 double hist_pct_ms(const struct hist *h, double pct)
 {
-	__u64 want = (__u64)(h->n * pct / 100.0), seen = 0;
+	__u64 rank = (__u64)ceil(h->n * pct / 100.0), seen = 0;
 	unsigned int i;
 
 	if (!h->n)
 		return 0;
-	for (i = 0; i < HIST_BINS; i++) {
+	if (!rank)
+		rank = 1;
+	for (i = 0; i < HIST_BINS - 1; i++) {
 		seen += h->bin[i];
-		if (seen > want) {
+		if (seen >= rank) {
 			double ms = bin_ms(i);
 
 			return ms < h->max_us / 1000.0 ? ms : h->max_us / 1000.0;

@@ -31,7 +31,8 @@ static const char *const mode_names[] = {
 
 struct mode_result {
 	enum mode mode;
-	__u64 requests, dropped, integrity, failed_connects, slow_connects;
+	__u64 requests, dropped, unanswered, integrity, failed_connects;
+	__u64 slow_connects;
 	__u64 refused, resets;
 	__u64 writes, read_back, read_wrong;
 	struct hist normal, stall;
@@ -199,8 +200,9 @@ static int plot_panel_fill(struct mode_result *res, const struct shared *sh,
 		p->nwin++;
 	}
 	snprintf(p->note, sizeof(p->note),
-		 "dropped %llu, connects failed %llu, integrity errors %llu, blackout median %.2f ms",
+		 "dropped %llu, unanswered %llu, connects failed %llu, integrity errors %llu, blackout median %.2f ms",
 		 (unsigned long long)res->dropped,
+		 (unsigned long long)res->unanswered,
 		 (unsigned long long)res->failed_connects,
 		 (unsigned long long)res->integrity, blackout_median(res));
 	return plot_merge(p, sh, nworkers);
@@ -353,6 +355,7 @@ stop_workers:
 
 		res->requests += w->requests;
 		res->dropped += w->dropped;
+		res->unanswered += w->unanswered;
 		res->integrity += w->integrity;
 		res->failed_connects += w->failed_connects;
 		res->refused += w->refused;
@@ -514,14 +517,16 @@ static void print_json(const struct bench_opts *o, const struct mode_result *r,
 
 	printf("\"conns\":%u,\"procs\":%u,\"rate\":%g,\"connect_rate\":%g,\"upgrades\":%u,"
 	       "\"mode\":\"%s\",\"seconds\":%.1f,\"requests\":%llu,"
-	       "\"dropped\":%llu,\"integrity_errors\":%llu,"
+	       "\"dropped\":%llu,\"unanswered\":%llu,\"integrity_errors\":%llu,"
 	       "\"failed_connects\":%llu,\"refused\":%llu,\"resets\":%llu,"
 	       "\"slow_connects\":%llu,"
 	       "\"failed_upgrades\":%u,\"conn_move\":\"%s\",",
 	       o->conns, o->procs, o->rate, o->connect_rate, r->nup,
 	       mode_names[r->mode],
 	       r->seconds, (unsigned long long)r->requests,
-	       (unsigned long long)r->dropped, (unsigned long long)r->integrity,
+	       (unsigned long long)r->dropped,
+	       (unsigned long long)r->unanswered,
+	       (unsigned long long)r->integrity,
 	       (unsigned long long)r->failed_connects,
 	       (unsigned long long)r->refused, (unsigned long long)r->resets,
 	       (unsigned long long)r->slow_connects, r->failed_upgrades,
@@ -624,6 +629,7 @@ static void print_text(const struct bench_opts *o, const struct mode_result *r,
 	} while (0)
 	ROW("requests", "%14llu", (unsigned long long)r[i].requests);
 	ROW("connections dropped", "%14llu", (unsigned long long)r[i].dropped);
+	ROW("requests never answered", "%14llu", (unsigned long long)r[i].unanswered);
 	ROW("integrity errors", "%14llu", (unsigned long long)r[i].integrity);
 	ROW("connects failed", "%14llu", (unsigned long long)r[i].failed_connects);
 	ROW("  of which refused", "%14llu", (unsigned long long)r[i].refused);

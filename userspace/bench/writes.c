@@ -48,6 +48,10 @@ static int connect_blocking(struct in_addr addr, int port)
 		return err;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a reply that never comes ends a read, not the bench */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO,
+		   &(struct timeval){ .tv_sec = BENCH_READ_TIMEOUT_S },
+		   sizeof(struct timeval));
 	return fd;
 }
 
@@ -232,6 +236,7 @@ int writes_run(const struct load_spec *s, struct shared *sh)
 	struct epoll_event ev[256];
 	int ep = epoll_create1(EPOLL_CLOEXEC), err = 0;
 	unsigned int i;
+	__u64 end;
 
 	srandom(s->id * 7919 + getpid());
 	if (!c || !seq || !req || ep < 0) {
@@ -261,10 +266,17 @@ int writes_run(const struct load_spec *s, struct shared *sh)
 			    send_set(s, &c[i], seq, req))
 				lost(r, &c[i], seq);
 	}
-	/* the last answers: every write has its fate known */
+	/*
+	 * the last answers: every write has its fate known, or is counted
+	 * unanswered (a read gives up after BENCH_READ_TIMEOUT_S; before,
+	 * a reply that never came hung the bench)
+	 */
+	end = now_ns() + BENCH_DRAIN_NS;
 	for (i = 0; i < s->count; i++)
-		while (c[i].fd >= 0 && c[i].sent_ns)
+		while (c[i].fd >= 0 && c[i].sent_ns && now_ns() < end)
 			on_reply(r, &smp, sh, &c[i], seq);
+	for (i = 0; i < s->count; i++)
+		r->unanswered += c[i].fd >= 0 && c[i].sent_ns;
 	if (!err)
 		read_back(s, r, seq);
 wait:
