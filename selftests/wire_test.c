@@ -36,7 +36,8 @@
  *     none, one of another kind are refused; two records with the same
  *     INDEX are read as two connections, renumbered; a later part that
  *     says another queue length than the first is refused; a second
- *     blob of TCP checkpoints is refused.
+ *     blob of TCP checkpoints is refused, as are a listener without an
+ *     id and an id twice.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -996,6 +997,44 @@ TEST(checkpoint_one_tcp_blob)
 	ASSERT_EQ(0, ckpt_conn_blob(&ck, 10, &l4, &p4, sizeof(l4), conn, n));
 	EXPECT_EQ(-EBADMSG, ckpt_file_round(&ck, &got, why, sizeof(why)));
 	EXPECT_NE(NULL, strstr(why, "a second blob of")) TH_LOG("%s", why);
+	file_free(&got);
+	file_free(&ck);
+}
+
+/*
+ * Listeners: one without an id, and one id twice, are refused, as the new
+ * instance would refuse them once the restore had made everything
+ */
+TEST(checkpoint_listener_ids)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(6379),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct baton_checkpoint ck = {
+		.info = CKPT_CONNS_INFO(0),
+		.ver = { .proto = BATON_PROTO_VERSION, .state = 1 },
+	}, got = {};
+	char why[512] = "";
+	unsigned int i;
+
+	ck.info.listeners = ck.nlsn = 2;
+	ck.lsn = calloc(2, sizeof(*ck.lsn));
+	ASSERT_NE(NULL, ck.lsn);
+	for (i = 0; i < 2; i++) {
+		ck.lsn[i].id = 5;
+		memcpy(&ck.lsn[i].local, &a, sizeof(a));
+		ck.lsn[i].local_len = sizeof(a);
+	}
+	EXPECT_EQ(-EBADMSG, ckpt_file_round(&ck, &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "listener 5 twice")) TH_LOG("%s", why);
+	file_free(&got);
+	ck.lsn[1].id = 0;
+	EXPECT_EQ(-EBADMSG, ckpt_file_round(&ck, &got, why, sizeof(why)));
+	EXPECT_NE(NULL, strstr(why, "a listener without an id")) TH_LOG("%s", why);
+	file_free(&got);
+	ck.lsn[1].id = 6;
+	EXPECT_EQ(0, ckpt_file_round(&ck, &got, why, sizeof(why))) TH_LOG("%s", why);
+	EXPECT_EQ(2, got.nlsn);
 	file_free(&got);
 	file_free(&ck);
 }
