@@ -295,18 +295,23 @@ int tcp_disconnect(int fd)
 /*
  * The bytes never sent, as new data, all of them: the namespace's
  * tcp_notsent_lowat (or a memory limit) would stop a write short, and
- * the application's next bytes would follow a hole. Its own limit is
- * lifted for the while (0 again: the namespace's, as on a new socket).
+ * the application's next bytes would follow a hole. The socket's own
+ * limit is lifted for the while, then put back: 0 (the namespace's) on
+ * a new socket, the application's own on a rollback, which rebuilds the
+ * connection in the socket it holds.
  */
 static int send_unsent(int fd, const struct tcp_rec *r)
 {
-	int err;
+	socklen_t sl = sizeof(int);
+	int err, had;
 
 	if (!r->bytes[BATON_TCP_A_UNSENT])
 		return 0;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &had, &sl))
+		return -errno;
 	err = sockopt_u32(fd, TCP_NOTSENT_LOWAT, INT_MAX) ?:
 	      send_all(fd, r, BATON_TCP_A_UNSENT);
-	sockopt_u32(fd, TCP_NOTSENT_LOWAT, 0);
+	sockopt_u32(fd, TCP_NOTSENT_LOWAT, had);
 	return err;
 }
 
