@@ -39,6 +39,9 @@ packages=(
 	man-db
 	# make bench-repair's namespaces and their netem path (ip, tc)
 	iproute2
+	# nft: the VM's table that keeps the LOCAL_IN hooks' static keys on
+	# (scripts/vm.sh)
+	nftables
 	# make bench-http and baton-bench --plot
 	wrk
 	nginx

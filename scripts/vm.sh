@@ -11,7 +11,8 @@
 # their libraries); VM_DATA: files or directories copied as they are, to
 # the same absolute paths (a fuzzing harness's corpus); VM_ENV: NAME=VALUE words exported to the programs;
 # VM_MODULES: modules of Debian's kernel (tcp_bbr, sch_netem, veth, ...)
-# loaded before baton.ko, in that order.
+# loaded before baton.ko, in that order, after nf_tables and what it
+# needs, which every boot loads (its table keeps static keys on: below).
 #
 # For a guest that outlives its kernel (batonctl kexec): VM_NET_FWD=H:G
 # gives the VM a network card (QEMU's user-mode network, the guest at
@@ -56,7 +57,30 @@ mods=()
 [ -n "${VM_NET_FWD:-}" ] && mods+=(virtio_pci virtio_net)
 [ -n "${VM_SHARE:-}" ] && mods+=(virtio_pci 9pnet_virtio 9p)
 [ ${#mods[@]} -gt 0 ] && modules_install "$root" "$moddir" "$krel" "${mods[@]}"
+# Under TCG the guest dies when it patches a static key's branch while the
+# other vCPU runs through it: an int3 oops at the branch, or a soft
+# lockup there. Netfilter's hook for LOCAL_IN has such a key, turned on
+# and off whenever the first hook of any namespace comes or the last
+# goes (baton.ko's on a namespace's first freeze and at its exit; an
+# nftables base chain), and every segment received runs through it.
+# A table of the VM's own, in its root namespace, with an input chain for
+# IPv4 and IPv6 (inet) keeps those keys on for the whole boot
+# (Documentation/testing.rst, "The VM's static keys").
+keep_mods="crc32c_generic libcrc32c nfnetlink nf_tables"
+insmods=$keep_mods
 for m in ${VM_MODULES:-}; do
+	case " $keep_mods " in *" $m "*) ;; *) insmods+=" $m" ;; esac
+done
+nft=$(realpath "$(command -v nft || echo /usr/sbin/nft)")
+[ -x "$nft" ] || die "nft is missing: run 'make deps'"
+cat >"$root/keys.nft" <<'NFT'
+table inet baton_vm_keys {
+	chain input {
+		type filter hook input priority 0; policy accept;
+	}
+}
+NFT
+for m in $insmods; do
 	ko=$(find "$moddir" -name "$m.ko" | head -1)
 	[ -n "$ko" ] || die "linux-image-$krel has no module $m"
 	cp "$ko" "$root/$m.ko"
@@ -72,7 +96,7 @@ copy_with_libs() {
 		[ -e "$root$lib" ] || install -D -m 0755 "$lib" "$root$lib"
 	done
 }
-for f in ${VM_FILES:-}; do
+for f in $nft ${VM_FILES:-}; do
 	copy_with_libs "$f"
 done
 for d in ${VM_DATA:-}; do
@@ -114,12 +138,16 @@ if [ -n "${VM_SHARE:-}" ]; then
 		reboot -f
 	fi
 fi
-for m in ${VM_MODULES:-}; do
+for m in $insmods; do
 	if ! insmod /\$m.ko; then
 		echo "BATON-VM-EXIT 2 insmod \$m" >\$out
 		reboot -f
 	fi
 done
+if ! $nft -f /keys.nft; then
+	echo "BATON-VM-EXIT 2 nft -f /keys.nft" >\$out
+	reboot -f
+fi
 if ! insmod /baton.ko; then
 	echo "BATON-VM-EXIT 2 insmod" >\$out
 	reboot -f

@@ -67,11 +67,10 @@ left_behind() {
 	done
 }
 
-# module_test switches a connection to BBR, moves one between namespaces
-# joined by veths, and changes the LOCAL_IN hooks with an nftables table
-# (nf_tables after what it needs: each is insmod'ed in this order);
-# netns_test puts three on one bridge
-export VM_MODULES="tcp_bbr veth llc stp bridge crc32c_generic libcrc32c nfnetlink nf_tables"
+# module_test switches a connection to BBR and moves one between namespaces
+# joined by veths (each is insmod'ed in this order; scripts/vm.sh loads
+# nf_tables itself); netns_test puts three on one bridge
+export VM_MODULES="tcp_bbr veth llc stp bridge"
 for t in "$@"; do
 	limit=$TEST_TIMEOUT
 	case $t in
