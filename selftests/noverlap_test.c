@@ -31,7 +31,10 @@
  *     batonctl recover settles it from the journal, as rolled back (the
  *     old instance serves) or done (the file is whole, and restores);
  *     status never says in progress or failed, and a client's INCR sent
- *     after each kill is answered, in order, on the same connection.
+ *     after each kill is answered, in order, on the same connection;
+ *  4. a restored instance still activating at the blackout's deadline,
+ *     the service's lock held (kvd --activate-delay), is given the
+ *     grace and serves every connection.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,18 +116,28 @@ static int checkpoint(const char *file, char *out, size_t len)
 	return batonctl(out, len, args);
 }
 
-/* batonctl restore kvd -i file -- kvd-v<version>: its exit status */
-static int restore(const struct service *svc, const char *file, int version,
-		   char *out, size_t len)
+/*
+ * batonctl restore kvd -i file --timeout-ms step_ms -- kvd-v<version>
+ * [kvd_arg]: its exit status
+ */
+static int restore_within(const struct service *svc, const char *file,
+			  int version, const char *step_ms,
+			  const char *kvd_arg, char *out, size_t len)
 {
 	char path[512], name[16];
 	const char *args[] = { "restore", "kvd", "-j", "-i", file, "--log",
-			       svc->log, "--timeout-ms", STEP_MS, "--", path,
-			       "--quiet", NULL };
+			       svc->log, "--timeout-ms", step_ms, "--", path,
+			       "--quiet", kvd_arg, NULL };
 
 	snprintf(name, sizeof(name), "kvd-v%d", version);
 	bin(name, path, sizeof(path));
 	return batonctl(out, len, args);
+}
+
+static int restore(const struct service *svc, const char *file, int version,
+		   char *out, size_t len)
+{
+	return restore_within(svc, file, version, STEP_MS, NULL, out, len);
 }
 
 /* The old instance checkpointed, and gone */
@@ -495,6 +508,48 @@ TEST_F_TIMEOUT(noverlap, batonctl_killed, 300)
 	snprintf(want, sizeof(want), ":%d\r\n", ++n);
 	EXPECT_EQ(0, resp_expect(c, want, 2, "INCR", "c"));
 	close(c);
+}
+
+#define SLOW_CONNS	8
+
+/*
+ * A restored instance still activating when the blackout's deadline
+ * passes (the step's, 4 s here), the service's lock held (kvd
+ * --activate-delay: 4.5 s, within the deadline and half a freeze's
+ * slack): it is given the grace, as in an upgrade, and serves every
+ * connection. Killed instead, it would close them, and no old instance
+ * is left to serve them.
+ */
+TEST_F_TIMEOUT(noverlap, slow_restore_given_grace, 120)
+{
+	struct counters before;
+	char out[8192], key[16];
+	int fds[SLOW_CONNS], i, version;
+	pid_t pid;
+
+	for (i = 0; i < SLOW_CONNS; i++) {
+		fds[i] = client_connect(variant->family, self->svc.port);
+		ASSERT_LE(0, fds[i]);
+		snprintf(key, sizeof(key), "c%d", i);
+		ASSERT_EQ(0, resp_expect(fds[i], ":1\r\n", 2, "INCR", key));
+	}
+	counters_read(&before);
+	checkpoint_ok(_metadata, &self->svc, self->file, SLOW_CONNS);
+	EXPECT_EQ(0, restore_within(&self->svc, self->file, variant->to,
+				    "4000", "--activate-delay=4500", out,
+				    sizeof(out)));
+	TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+	EXPECT_EQ(SLOW_CONNS, json_num(out, "conns"));
+	for (i = 0; i < SLOW_CONNS; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		EXPECT_EQ(0, resp_expect(fds[i], ":2\r\n", 2, "INCR", key));
+	}
+	ASSERT_EQ(0, kvd_info(fds[0], &pid, &version));
+	EXPECT_EQ(variant->to, version);
+	EXPECT_EQ(0, counters_unmoved(&before));
+	for (i = 0; i < SLOW_CONNS; i++)
+		close(fds[i]);
 }
 
 TEST_HARNESS_MAIN

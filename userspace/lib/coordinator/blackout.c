@@ -33,43 +33,63 @@ static void active(struct baton_upgrade *up, const struct nlattr **tb)
 }
 
 /*
- * The blackout's deadline passed: the new one serves, or never will. One
- * that holds the service's lock is activating: in repair mode it may have
- * taken connections out of repair mode already, and killed, it would
- * close them with a FIN. It gets half the freeze's slack past the
- * deadline (the freeze still holds what the peers send), then it goes.
+ * The blackout's deadline passed without ACTIVE: the new one serves, or
+ * never will. One that holds the service's lock is activating: in repair
+ * mode it may have taken connections out of repair mode already, and
+ * killed, it would close them with a FIN. It gets half the freeze's slack
+ * past the deadline (the freeze still holds what the peers send): wait()
+ * waits that long for its ACTIVE, 0 or -errno (-ETIMEDOUT unreported).
+ * 0 with ACTIVE's attributes in tb, or -errno, reported.
  */
-static int blackout_over(struct baton_upgrade *up)
+int new_overdue(struct baton_upgrade *up, const struct nlattr **tb,
+		int (*wait)(void *ctx, int ms, const struct nlattr **tb),
+		void *ctx)
 {
-	const struct nlattr *tb[BATON_A_MAX + 1];
 	enum new_fate fate;
 	bool spared = false;
 	int err;
 
 	fate = new_active_unread(up, tb, true);
 	if (fate == NEW_LOCKED) {
-		spared = up->sparing_new = true;
+		spared = true;
 		pr_warn(&up->log, "the new instance (pid %d) was not active %d ms into the blackout, but holds %s's lock: it is activating; waiting up to %d ms more",
 			up->r.new_pid, up->o.blackout_ms, up->o.service,
 			BATON_FREEZE_SLACK_MS / 2);
-		err = expect(up, FROM_NEW, BATON_MSG_ACTIVE,
-			     deadline_in(BATON_FREEZE_SLACK_MS / 2), tb);
-		up->sparing_new = false;
-		if (!err) {
-			active(up, tb);
+		err = wait(ctx, BATON_FREEZE_SLACK_MS / 2, tb);
+		if (!err)
 			return 0;
-		}
 		if (err != -ETIMEDOUT)
 			return err;
 		fate = new_active_unread(up, tb, false);
 	}
-	if (fate == NEW_ACTIVE) {
-		active(up, tb);
+	if (fate == NEW_ACTIVE)
 		return 0;
-	}
 	return fail(up, -ETIMEDOUT, "the new instance (pid %d) was not active %d ms into the blackout%s",
 		    up->r.new_pid, up->o.blackout_ms, spared ?
 		    ", nor when its grace for holding the lock ran out" : "");
+}
+
+/* the old one, past its deadline too, waits for the one holding the lock */
+static int spare_new(void *ctx, int ms, const struct nlattr **tb)
+{
+	struct baton_upgrade *up = ctx;
+	int err;
+
+	up->sparing_new = true;
+	err = expect(up, FROM_NEW, BATON_MSG_ACTIVE, deadline_in(ms), tb);
+	up->sparing_new = false;
+	return err;
+}
+
+static int blackout_over(struct baton_upgrade *up)
+{
+	const struct nlattr *tb[BATON_A_MAX + 1];
+	int err;
+
+	err = new_overdue(up, tb, spare_new, up);
+	if (!err)
+		active(up, tb);
+	return err;
 }
 
 int step_blackout(struct baton_upgrade *up)

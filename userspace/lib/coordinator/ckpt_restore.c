@@ -279,6 +279,8 @@ static int await_new(struct restore *rs, __u16 want, int ms,
 
 	for (;;) {
 		err = wait_msg(up, deadline, &from, tb);
+		if (err == -ETIMEDOUT && want == BATON_MSG_ACTIVE)
+			return err;	/* new_overdue() judges */
 		if (err == -ETIMEDOUT)
 			return fail(up, err, "the new instance (pid %d) did not say %s within %d ms",
 				    up->r.new_pid, msg_type_name(want), ms);
@@ -307,6 +309,11 @@ static int await_new(struct restore *rs, __u16 want, int ms,
 		return fail(up, -EPROTO, "unexpected %s from the new instance",
 			    msg_type_name(up->msg->nlh->nlmsg_type));
 	}
+}
+
+static int await_active(void *ctx, int ms, const struct nlattr **tb)
+{
+	return await_new(ctx, BATON_MSG_ACTIVE, ms, tb);
 }
 
 static int restore_run(struct restore *rs, const char *path)
@@ -365,7 +372,14 @@ static int restore_run(struct restore *rs, const char *path)
 		return fail(up, err, "cannot hand the checkpoint to the new instance: %s",
 			    strerror(-err));
 	reach(up, BATON_PHASE_DEACTIVATED);
+	/*
+	 * Late, it may serve still: killed while it activates, it would
+	 * close with a FIN what it let out of repair mode, and no old
+	 * instance is there to take the connections back (new_overdue())
+	 */
 	err = await_new(rs, BATON_MSG_ACTIVE, up->o.blackout_ms, tb);
+	if (err == -ETIMEDOUT)
+		err = new_overdue(up, tb, await_active, rs);
 	if (err)
 		return err;
 	up->r.active_ns = now_ns();

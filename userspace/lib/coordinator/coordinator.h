@@ -92,6 +92,9 @@ void netns_free(struct baton_upgrade *up);
 
 /* blackout.c: from READY to ACTIVE, and the ways back or forward */
 int step_blackout(struct baton_upgrade *up);
+int new_overdue(struct baton_upgrade *up, const struct nlattr **tb,
+		int (*wait)(void *ctx, int ms, const struct nlattr **tb),
+		void *ctx);
 int roll_back(struct baton_upgrade *up, int err);
 int roll_forward(struct baton_upgrade *up);
 
