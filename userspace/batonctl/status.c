@@ -4,6 +4,9 @@
  * batonctl recover: settle an upgrade whose coordinator was killed.
  */
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <errno.h>
@@ -65,6 +68,38 @@ static bool new_stopped(pid_t pid)
 	char state;
 
 	return proc_stat(pid, &state) && state == 'T';
+}
+
+/*
+ * Whether addr (ADDR/PLEN, as --netns-addr takes it) is on a device of
+ * our network namespace now
+ */
+static bool addr_here(const char *addr)
+{
+	char text[INET6_ADDRSTRLEN + 8], *slash;
+	struct ifaddrs *ifa, *i;
+	struct in6_addr a6;
+	struct in_addr a4;
+	bool v6, here = false;
+
+	snprintf(text, sizeof(text), "%s", addr);
+	slash = strchr(text, '/');
+	if (slash)
+		*slash = '\0';
+	v6 = strchr(text, ':');
+	if (!inet_pton(v6 ? AF_INET6 : AF_INET, text, v6 ? (void *)&a6 :
+		       (void *)&a4) || getifaddrs(&ifa))
+		return false;
+	for (i = ifa; i && !here; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != (v6 ? AF_INET6 : AF_INET))
+			continue;
+		here = v6 ? !memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+				    &a6, sizeof(a6)) :
+			    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr ==
+			    a4.s_addr;
+	}
+	freeifaddrs(ifa);
+	return here;
 }
 
 static bool finished(const char *phase)
@@ -344,7 +379,7 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 {
 	const char *old, *new, *old_start, *new_start, *result, *back, *op;
 	const char *pre = "";
-	char key[32], said[400];
+	char key[32], said[400], moved[400] = "";
 	int waited;
 
 	op = journal_get(j, "operation");
@@ -429,11 +464,26 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 		result = "done";
 	else
 		result = "failed";	/* both still there, or both gone */
+	/*
+	 * Into another namespace, the address follows the new instance once
+	 * it is active: killed before the move was through, the coordinator
+	 * left it here, where no socket answers for the connections
+	 */
+	if (!pre[0] && !strcmp(result, "done") && journal_get(j, "netns") &&
+	    !journal_get(j, "netns_moved") &&
+	    addr_here(journal_get(j, "netns_addr") ?: "")) {
+		result = "failed";
+		snprintf(moved, sizeof(moved), "; the new instance (pid %s) runs in %s, but %s is still here, where nothing answers for it: move it by hand (ip addr del %s dev DEVICE-HERE; nsenter --net=%s ip addr add %s dev %s)",
+			 new, journal_get(j, "netns"), journal_get(j, "netns_addr"),
+			 journal_get(j, "netns_addr"), journal_get(j, "netns"),
+			 journal_get(j, "netns_addr"),
+			 journal_get(j, "netns_dev") ?: "?");
+	}
 	snprintf(key, sizeof(key), "%sphase", pre);
-	journal_set(j, "reason", "recovered: the coordinator (pid %s) died in %sphase %s",
+	journal_set(j, "reason", "recovered: the coordinator (pid %s) died in %sphase %s%s",
 		    journal_get(j, "coordinator_pid") ?: "?",
 		    pre[0] ? "the way back's " : "",
-		    journal_get(j, key) ?: "?");
+		    journal_get(j, key) ?: "?", moved);
 	journal_set(j, key, "%s", result);
 	if (pre[0]) {
 		/* the way back done: the old command serves */
@@ -451,11 +501,12 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 	}
 	journal_write(j);
 	if (!quiet)
-		fprintf(stderr, "batonctl: settled an interrupted %s of %s: %s (old pid %s %s, new pid %s %s)\n",
+		fprintf(stderr, "batonctl: settled an interrupted %s of %s: %s (old pid %s %s, new pid %s %s)%s\n",
 			pre[0] ? "rollback after a failed --verify" : "upgrade",
 			service, result, old ?: "?",
 			proc_is(old, old_start) ? "running" : "gone",
-			new ?: "?", proc_is(new, new_start) ? "running" : "gone");
+			new ?: "?", proc_is(new, new_start) ? "running" : "gone",
+			moved);
 	return 1;
 }
 

@@ -315,6 +315,8 @@ static void report(const struct ctl_opts *o, struct upgrade_job *job,
 	journal_set(j, "listeners", "%u", r->listeners);
 	journal_set(j, "blackout_ms", "%.3f", blackout);
 	journal_set(j, "total_ms", "%.3f", total);
+	if (job->uo.netns)
+		journal_set(j, "netns_moved", "%d", r->netns_moved);
 
 	/* checked now: who answers for the service */
 	if (back && back->new_pid &&
@@ -842,6 +844,12 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 		return 1;
 	journal_set(&j, "command", "%s", uo->argv[0]);
 	journal_set(&j, "result", "in-progress");
+	if (uo->netns) {
+		/* for recover: where the address was to go (status.c) */
+		journal_set(&j, "netns", "%s", uo->netns);
+		journal_set(&j, "netns_addr", "%s", uo->netns_addr);
+		journal_set(&j, "netns_dev", "%s", uo->netns_dev);
+	}
 	if (job->plan) {
 		journal_set(&j, "plan", "%s", job->plan);
 		journal_set(&j, "plan_step", "%s", job->plan_step);
