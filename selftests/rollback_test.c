@@ -13,7 +13,10 @@
  *     command that does not exist: clear errors, and a rollback;
  *  4. a coordinator killed mid-upgrade: the instances settle it, and
  *     'batonctl recover' writes down how it ended; killed while it held
- *     the new instance stopped, recover lets it go on first.
+ *     the new instance stopped, recover lets it go on first; with both
+ *     instances killed too, it says failed, with status 1;
+ *  5. arguments refused before anything is made: timeouts with a unit,
+ *     a negative byte count, a service that is not a name.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -269,6 +273,7 @@ FIXTURE_VARIANT(bad_new) {
 	bool stop_new;		/* the new instance left stopped, as
 				 * batonctl leaves it dying while it looks
 				 * at it past the blackout's deadline */
+	bool kill_both;		/* and both instances killed: failed */
 };
 
 FIXTURE_VARIANT_ADD(bad_new, never_ready) {
@@ -291,6 +296,10 @@ FIXTURE_VARIANT_ADD(bad_new, coordinator_killed_new_stopped) {
 	.kill_coordinator = true, .stop_new = true,
 	.reason = "recovered: the coordinator",
 };
+FIXTURE_VARIANT_ADD(bad_new, coordinator_and_both_killed) {
+	.kill_coordinator = true, .kill_both = true,
+	.reason = "recovered: the coordinator",
+};
 
 FIXTURE_SETUP(bad_new)
 {
@@ -307,8 +316,8 @@ FIXTURE_TEARDOWN(bad_new)
 }
 
 static void kill_coordinator(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(bad_new) *self, const char *reason,
-			     bool stop_new);
+			     FIXTURE_DATA(bad_new) *self,
+			     const FIXTURE_VARIANT(bad_new) *variant);
 
 TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 {
@@ -322,8 +331,7 @@ TEST_F_TIMEOUT(bad_new, rolls_back, 30)
 	pid_t pid;
 
 	if (variant->kill_coordinator) {
-		kill_coordinator(_metadata, self, variant->reason,
-				 variant->stop_new);
+		kill_coordinator(_metadata, self, variant);
 		return;
 	}
 	ASSERT_EQ(0, baton_upgrade_open(&up, &o));
@@ -349,8 +357,8 @@ TEST_F_TIMEOUT(bad_new, rolls_back, 30)
  * waited for it, and said 'failed' with the old one serving)
  */
 static void kill_coordinator(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(bad_new) *self, const char *reason,
-			     bool stop_new)
+			     FIXTURE_DATA(bad_new) *self,
+			     const FIXTURE_VARIANT(bad_new) *variant)
 {
 	char path[256], cmd[512], out[8192];
 	const char *up_args[] = { "upgrade", "kvd", "--log", self->svc.log, "--",
@@ -384,24 +392,84 @@ static void kill_coordinator(struct __test_metadata *_metadata,
 			new_pid = atoi(text);
 	}
 	ASSERT_LT(0, pid);
-	if (stop_new) {
+	if (variant->stop_new) {
 		ASSERT_LT(0, new_pid);
 		ASSERT_EQ(0, kill(new_pid, SIGSTOP));
 	}
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	waitpid(ctl, &status, 0);
+	if (variant->kill_both) {
+		/* nothing serves: recover says so, with status 1 */
+		ASSERT_LT(0, new_pid);
+		ASSERT_EQ(0, kill(new_pid, SIGKILL));
+		ASSERT_EQ(0, kill(self->svc.kvd, SIGKILL));
+		waitpid(self->svc.kvd, NULL, 0);
+		self->svc.kvd = 0;
+		EXPECT_EQ(1, batonctl(out, sizeof(out), recover_args));
+		TH_LOG("%s", out);
+		EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
+		EXPECT_NE(NULL, strstr(out, "\"result\":\"failed\""));
+		EXPECT_NE(NULL, strstr(out, variant->reason));
+		return;
+	}
 
 	EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
 	EXPECT_NE(NULL, strstr(out, "\"interrupted\""));
 	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
 	EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
-	EXPECT_NE(NULL, strstr(out, reason));
+	EXPECT_NE(NULL, strstr(out, variant->reason));
 	EXPECT_EQ(NULL, strstr(out, "\"interrupted\""));
 
 	EXPECT_EQ(0, resp_expect(self->fd, ":2\r\n", 2, "INCR", "n"));
 	ASSERT_EQ(0, kvd_info(self->fd, &pid, &version));
 	EXPECT_EQ(self->svc.kvd, pid);
+}
+
+/*
+ * Arguments batonctl must refuse before it makes anything: a timeout
+ * with a unit ("30s" was 30 ms), a negative byte count, a service that
+ * is not a name (its journal went where the name led, out of the run
+ * directory). The service serves on, and no file appears.
+ */
+TEST(bad_arguments_make_nothing)
+{
+	char out[8192], path[256], name[64], beside[256];
+	const char *const usage[][12] = {
+		{ "upgrade", "kvd", "--timeout-ms", "30s", "--", path, NULL },
+		{ "upgrade", "kvd", "--blackout-timeout-ms", "2s", "--", path,
+		  NULL },
+		{ "upgrade", "kvd", "--verify", "true", "--verify-timeout-ms",
+		  "5s", "--", path, NULL },
+		{ "upgrade", "kvd", "--precopy-bytes", "-1", "--", path, NULL },
+		{ "restore", "kvd", "-i", "/nonexistent", "--timeout-ms", "1s",
+		  "--", path, NULL },
+		{ "status", name, NULL },
+		{ "recover", name, NULL },
+	};
+	const char *upgrade[] = { "upgrade", name, "--", path, NULL };
+	struct service svc;
+	struct stat st;
+	size_t i;
+	int fd;
+
+	ASSERT_EQ(0, service_up(&svc, AF_INET, 1));
+	bin("kvd-v2", path, sizeof(path));
+	snprintf(name, sizeof(name), "../baton-bad-name-%d", getpid());
+	snprintf(beside, sizeof(beside), "%s/%s", svc.rundir, name);
+	for (i = 0; i < sizeof(usage) / sizeof(usage[0]); i++) {
+		EXPECT_EQ(2, batonctl(out, sizeof(out), usage[i]))
+			TH_LOG("usage %zu: %s", i, out);
+	}
+	/* an operation refuses it (its reason on stderr), as the library would */
+	EXPECT_EQ(1, batonctl(out, sizeof(out), upgrade));
+	EXPECT_NE(0, stat(beside, &st));
+
+	fd = client_connect(AF_INET, svc.port);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, resp_expect(fd, ":1\r\n", 2, "INCR", "n"));
+	close(fd);
+	service_down(&svc);
 }
 
 TEST_HARNESS_MAIN

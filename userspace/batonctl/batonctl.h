@@ -64,6 +64,8 @@ const char *journal_get(const struct journal *j, const char *key);
 int journal_begin(const char *run_dir, const char *service, const char *op,
 		  int timeout_ms, bool quiet, struct journal *j, char *reason,
 		  size_t reason_len);
+/* why SERVICE is refused, when baton_service_name_check() refuses it */
+void service_name_bad(const char *service, char *why, size_t len);
 
 /* status.c: a process alive and the same one: pid and start time */
 unsigned long long proc_start_time(pid_t pid);

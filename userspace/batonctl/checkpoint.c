@@ -98,9 +98,13 @@ static int freeze_arg(const char *s)
 /* --timeout-ms's value, or -EINVAL, said */
 int timeout_arg(const char *opt, const char *s)
 {
-	int ms = atoi(s);
+	char *end;
+	long ms;
 
-	if (ms > 0 && ms <= BATON_TIMEOUT_MS_MAX)
+	errno = 0;
+	ms = strtol(s, &end, 10);
+	/* "30s" is no 30 ms */
+	if (!errno && end != s && !*end && ms > 0 && ms <= BATON_TIMEOUT_MS_MAX)
 		return ms;
 	fprintf(stderr, "batonctl: --%s takes a number of milliseconds from 1 to %d\n",
 		opt, BATON_TIMEOUT_MS_MAX);

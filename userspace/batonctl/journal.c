@@ -28,9 +28,12 @@
 #define JOURNAL_SLOT	4096
 #define JOURNAL_MAGIC	"baton-journal 1\n"
 
+/* -EINVAL for a SERVICE that is not a name: no file is made for it */
 int journal_dir(char *buf, size_t len, const char *run_dir,
 		const char *service)
 {
+	if (baton_service_name_check(service))
+		return -EINVAL;
 	if ((size_t)snprintf(buf, len, "%s/%s", baton_run_dir(run_dir),
 			     service) >= len)
 		return -ENAMETOOLONG;
@@ -262,6 +265,12 @@ const char *journal_get(const struct journal *j, const char *key)
 	return NULL;
 }
 
+void service_name_bad(const char *service, char *why, size_t len)
+{
+	snprintf(why, len, "'%s' is not a service's name: letters, digits, '_', '-' and '.' (not first), at most %d",
+		 service, BATON_SERVICE_NAME_MAX);
+}
+
 /*
  * What an operation on a service (upgrade, checkpoint, restore) does
  * first: it takes the service's lock and journal (journal_open()),
@@ -282,6 +291,11 @@ int journal_begin(const char *run_dir, const char *service, const char *op,
 		journal_busy(run_dir, service);
 		snprintf(why, sizeof(why), "another batonctl operation on %s is running",
 			 service);
+		goto refused;
+	}
+	if (err == -EINVAL) {
+		service_name_bad(service, why, sizeof(why));
+		fprintf(stderr, "batonctl: %s\n", why);
 		goto refused;
 	}
 	if (err) {

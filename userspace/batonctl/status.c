@@ -223,6 +223,13 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 		fprintf(stderr, "Usage: batonctl status [SERVICE] [-j|--json]\n");
 		return 2;
 	}
+	if (argc == 2 && baton_service_name_check(argv[1])) {
+		char why[160];
+
+		service_name_bad(argv[1], why, sizeof(why));
+		fprintf(stderr, "batonctl: %s\n", why);
+		return 2;
+	}
 	out_begin(&out, stdout, o->json);
 	out_obj_begin(&out, "services", NULL);
 	if (argc == 2) {
@@ -236,6 +243,8 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
 			if (len < 6 || len > 70 || strcmp(d->d_name + len - 5, ".sock"))
 				continue;
 			snprintf(name, sizeof(name), "%.*s", (int)len - 5, d->d_name);
+			if (baton_service_name_check(name))
+				continue;	/* not a service's socket */
 			print_service(&out, o, name);
 			n++;
 		}
@@ -557,6 +566,7 @@ void journal_busy(const char *run_dir, const char *service)
 
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 {
+	bool settled, failed;
 	struct journal j;
 	int err;
 
@@ -565,6 +575,13 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 		return 2;
 	}
 	err = journal_open(o->run_dir, argv[1], &j);
+	if (err == -EINVAL) {
+		char why[160];
+
+		service_name_bad(argv[1], why, sizeof(why));
+		fprintf(stderr, "batonctl: %s\n", why);
+		return 2;
+	}
 	if (err == -EBUSY) {
 		journal_busy(o->run_dir, argv[1]);
 		return 1;
@@ -574,8 +591,11 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 			argv[1], strerror(-err));
 		return 1;
 	}
-	if (!recover(argv[1], &j, BATON_UPGRADE_TIMEOUT_MS, false))
+	settled = recover(argv[1], &j, BATON_UPGRADE_TIMEOUT_MS, false);
+	if (!settled)
 		printf("%s: nothing to recover\n", argv[1]);
+	/* settled as failed: the reason says what to do by hand */
+	failed = settled && !strcmp(journal_get(&j, "result") ?: "", "failed");
 	err = j.err;
 	journal_close(&j);
 	if (err) {
@@ -583,5 +603,5 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 			argv[1], strerror(-err));
 		return 1;
 	}
-	return 0;
+	return failed;
 }

@@ -708,7 +708,8 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 			break;
 		case 'Y':
 			uo->precopy_bytes = strtoull(optarg, &end, 10);
-			if (*end || !uo->precopy_bytes) {
+			/* strtoull() takes "-1" for the largest */
+			if (*end || !uo->precopy_bytes || optarg[0] == '-') {
 				fprintf(stderr, "batonctl: --precopy-bytes takes a positive number of bytes\n");
 				return 2;
 			}
@@ -735,11 +736,9 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 			}
 			break;
 		case 'T':
-			v->run_ms = atoi(optarg);
-			if (v->run_ms <= 0) {
-				fprintf(stderr, "batonctl: --verify-timeout-ms takes a positive number of milliseconds\n");
+			v->run_ms = timeout_arg("verify-timeout-ms", optarg);
+			if (v->run_ms < 0)
 				return 2;
-			}
 			break;
 		case 'C':
 			job.canary.share = steer_parse_share(optarg);

@@ -610,4 +610,11 @@ BATON_API int baton_query(const char *run_dir, const char *service,
 /* run_dir or, if NULL, $BATON_RUN_DIR; BATON_RUN_DIR if that is unset or "" */
 BATON_API const char *baton_run_dir(const char *run_dir);
 
+/*
+ * 0 if service is a service's name: letters, digits, '_', '-' and '.',
+ * not first; 1 to 64 of them (BATON_SERVICE_NAME_MAX). Else -EINVAL.
+ */
+#define BATON_SERVICE_NAME_MAX	64
+BATON_API int baton_service_name_check(const char *service);
+
 #endif /* BATON_H */

@@ -17,19 +17,19 @@
 
 #include "control/control.h"
 
-static bool service_name_ok(const char *s)
+int baton_service_name_check(const char *s)
 {
-	size_t i, n = s ? strlen(s) : 0;
+	size_t i, n = s ? strnlen(s, BATON_SERVICE_NAME_MAX + 1) : 0;
 
-	if (n == 0 || n > 64 || s[0] == '.')
-		return false;
+	if (n == 0 || n > BATON_SERVICE_NAME_MAX || s[0] == '.')
+		return -EINVAL;
 	for (i = 0; i < n; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
 		      (s[i] >= 'A' && s[i] <= 'Z') ||
 		      (s[i] >= '0' && s[i] <= '9') ||
 		      s[i] == '_' || s[i] == '-' || s[i] == '.'))
-			return false;
-	return true;
+			return -EINVAL;
+	return 0;
 }
 
 const char *baton_run_dir(const char *run_dir)
@@ -45,7 +45,7 @@ int paths_init(struct baton_paths *p, const char *run_dir,
 	struct sockaddr_un sun;
 	int n;
 
-	if (!service_name_ok(service))
+	if (baton_service_name_check(service))
 		return -EINVAL;
 	run_dir = baton_run_dir(run_dir);
 	n = snprintf(p->dir, sizeof(p->dir), "%s", run_dir);
