@@ -429,4 +429,75 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
 	EXPECT_EQ(0, self->load.bad);
 }
 
+/*
+ * batonctl killed after the canary passed, while it attaches to the old
+ * instance (held stopped meanwhile): the journal has no phase yet, and
+ * before, recover found nothing to do and the canary kept its share.
+ * Now status says so, and recover takes the share back and stops the
+ * canary; the old instance serves on.
+ */
+TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_after_canary, 120)
+{
+	char path[256], log[256], out[16384], gen[4], name[16];
+	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
+			       "--log", log, "--timeout-ms", SURE_STEP_MS,
+			       "--canary", "10%", "--verify", "true",
+			       "--verify-for", "1s", "--", path, "--quiet",
+			       "--listen", listen_arg(variant->family),
+			       "--steer", gen, NULL };
+	const char *status_args[] = { "-j", "status", "kvd", NULL };
+	const char *recover_args[] = { "recover", "kvd", NULL };
+	pid_t ctl, canary = 0;
+	int fd, i;
+
+	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
+	snprintf(gen, sizeof(gen), "%d", variant->to);
+	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
+	bin(name, path, sizeof(path));
+
+	/* the old one stopped as soon as the canary runs: no attach then */
+	ctl = batonctl_start(args, &fd);
+	ASSERT_LT(0, ctl);
+	for (i = 0; i < 3000; i++) {
+		ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+		if (strstr(out, "\"canary_result\":\"verifying\""))
+			break;
+		usleep(10000);
+	}
+	ASSERT_NE(NULL, strstr(out, "\"canary_result\":\"verifying\""));
+	ASSERT_EQ(0, kill(self->kvd, SIGSTOP));
+	for (i = 0; i < 3000; i++) {
+		EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
+		if (strstr(out, "\"canary_result\":\"passed\""))
+			break;
+		usleep(10000);
+	}
+	EXPECT_NE(NULL, strstr(out, "\"canary_result\":\"passed\""));
+	usleep(200000);		/* well into the attach */
+	kill(ctl, SIGKILL);
+	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
+	close(fd);
+	ASSERT_EQ(0, kill(self->kvd, SIGCONT));
+
+	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+	TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "\"interrupted\""));
+	if (json_str(out, "canary_pid", name, sizeof(name)))
+		canary = atoi(name);
+	EXPECT_LT(0, canary);
+
+	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
+	TH_LOG("%s", out);
+	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"aborted\""));
+	EXPECT_NE(NULL, strstr(out, "\"canary_result\":\"aborted\""));
+	EXPECT_EQ(NULL, strstr(out, "\"interrupted\""));
+	if (canary > 0)
+		EXPECT_EQ(0, pid_wait_gone(canary, SURE_REPLY_MS));
+	as_before(_metadata, self, variant);
+
+	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
+	EXPECT_EQ(0, self->load.bad);
+}
+
 TEST_HARNESS_MAIN

@@ -349,7 +349,11 @@ int canary_run(const struct ctl_opts *o, struct upgrade_job *job,
 	journal_set(j, "verify_runs", "%u", v->runs);
 	if (!err) {
 		snprintf(c->result, sizeof(c->result), "passed");
-		journal_set(j, "result", "in-progress");
+		/*
+		 * result stays canary-running until the upgrade's first
+		 * phase is in the journal (journal_phase()): killed in its
+		 * attach, recover takes the share back
+		 */
 		journal_set(j, "canary_result", "passed");
 		journal_set(j, "verify_result", "passed");
 		journal_write(j);

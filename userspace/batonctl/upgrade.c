@@ -101,6 +101,9 @@ static void journal_phase(struct journal *j, const char *prefix,
 {
 	char key[32];
 
+	/* a canary that passed: the upgrade's own record now (canary.c) */
+	if (!strcmp(journal_get(j, "result") ?: "", "canary-running"))
+		journal_set(j, "result", "in-progress");
 	snprintf(key, sizeof(key), "%sphase", prefix);
 	journal_set(j, key, "%s", baton_phase_name(r->phase));
 	snprintf(key, sizeof(key), "%sold_pid", prefix);
