@@ -18,6 +18,9 @@
  *     --listeners own, shares of 0 and 100%, a service that is not
  *     steered, a canary command that cannot be one (no --steer), and one
  *     that asks for the serving generation;
+ *  4. batonctl killed in the canary's window, and killed after the canary
+ *     passed while it attaches to the old instance: status says so, and
+ *     recover takes the share back and stops the canary;
  * each over IPv4 and IPv6, v1->v2 and v2->v1. Each test has its own network
  * namespace and its own bpffs to pin in.
  */
