@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 		return fake_old(mode, &paths, m);
 	if (ctl < 0)
 		return 2;
-	sock = ctl_connect(paths.sock);
+	sock = ctl_connect(paths.sock, 5000);
 	if (sock < 0)
 		return 2;
 	if (!strcmp(mode, "garbage-hello")) {

@@ -6,7 +6,9 @@
  *  3. malformed hellos: no message at all, a wrong attribute length, an
  *     unknown role, a packet larger than any message;
  *  4. a second coordinator, one whose step would take over an hour, and
- *     an UPGRADE with unknown flags;
+ *     an UPGRADE with unknown flags; an instance that accepts nothing,
+ *     its control socket's queue full: status and upgrade give up in
+ *     time;
  *  5. a new version that cannot read the old one's state;
  *  6. new instances that break the protocol mid-upgrade (fake_peer), to
  *     the coordinator or to the old instance:
@@ -19,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,7 +63,7 @@ static int answer_to(const char *sock_path, struct baton_msg *m, size_t len,
 		     __u16 *type)
 {
 	const struct nlattr *tb[BATON_A_MAX + 1];
-	int sock = ctl_connect(sock_path), err;
+	int sock = ctl_connect(sock_path, 5000), err;
 
 	if (sock < 0)
 		return sock;
@@ -104,7 +107,7 @@ TEST_F(peer, other_uid_refused)
 		if (!m || setgid(65534) || setuid(65534))
 			_exit(100);
 		/* refused on arrival, before it could say anything */
-		sock = ctl_connect(self->svc.sock);
+		sock = ctl_connect(self->svc.sock, 5000);
 		if (sock < 0)
 			_exit(101);
 		if (msg_recv(sock, m, 5000) || msg_parse(m, tb) ||
@@ -159,7 +162,7 @@ TEST_F(peer, malformed_hello_refused)
 	EXPECT_EQ(EPROTO, answer_to(self->svc.sock, m, 0, &type));
 
 	/* larger than any message */
-	sock = ctl_connect(self->svc.sock);
+	sock = ctl_connect(self->svc.sock, 5000);
 	ASSERT_LE(0, sock);
 	{
 		char *big = calloc(1, BATON_MSG_MAX * 2);
@@ -181,7 +184,7 @@ TEST_F(peer, one_coordinator_at_a_time)
 	int first;
 
 	ASSERT_NE(NULL, m);
-	first = ctl_connect(self->svc.sock);
+	first = ctl_connect(self->svc.sock, 5000);
 	ASSERT_LE(0, first);
 	hello(m, BATON_ROLE_COORDINATOR);
 	msg_put_u32(m, BATON_A_TIMEOUT_MS, BATON_TIMEOUT_MS_MAX);
@@ -226,6 +229,62 @@ TEST_F(peer, one_coordinator_at_a_time)
 	EXPECT_EQ(BATON_MSG_ERROR, m->nlh->nlmsg_type);
 	close(first);
 	msg_free(m);
+}
+
+#define FILL_CONNS	32	/* more than the control socket's backlog */
+
+/*
+ * An instance that accepts nothing (stopped here), its control socket's
+ * queue full (callers that gave up left their connections there): status
+ * and an upgrade each give up within their timeout, saying so, where
+ * their connect() waited for room for ever. Let go on, it serves.
+ */
+TEST_F_TIMEOUT(peer, queue_full_gives_up, 60)
+{
+	char path[256], out[8192];
+	const char *status_args[] = { "-j", "status", "kvd", NULL };
+	const char *upgrade_args[] = { "-j", "upgrade", "kvd", "--timeout-ms",
+				       "1000", "--", path, NULL };
+	const char *const *runs[] = { status_args, upgrade_args };
+	int fill[FILL_CONNS], fd, i, status;
+	ssize_t n;
+	pid_t pid;
+
+	bin("kvd-v2", path, sizeof(path));
+	ASSERT_EQ(0, kill(self->svc.kvd, SIGSTOP));
+	for (i = 0; i < FILL_CONNS; i++) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		fill[i] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+		ASSERT_LE(0, fill[i]);
+		snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
+			 self->svc.sock);
+		connect(fill[i], (struct sockaddr *)&sun, sizeof(sun));
+	}
+	for (i = 0; i < 2; i++) {
+		pid = batonctl_start(runs[i], &fd);
+		ASSERT_LT(0, pid);
+		status = wait_exit(pid, 20000);
+		if (status == -ETIMEDOUT) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+		n = read(fd, out, sizeof(out) - 1);
+		out[n > 0 ? n : 0] = '\0';
+		close(fd);
+		TH_LOG("%s", out);
+		EXPECT_NE(-ETIMEDOUT, status) TH_LOG("batonctl %s hangs", runs[i][1]);
+		if (i == 1) {
+			EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+			EXPECT_NE(NULL, strstr(out, "accepts no connection"));
+		} else {
+			EXPECT_NE(NULL, strstr(out, "\"serving\":0"));
+		}
+	}
+	for (i = 0; i < FILL_CONNS; i++)
+		close(fill[i]);
+	/* the teardown's INCR: it serves */
+	ASSERT_EQ(0, kill(self->svc.kvd, SIGCONT));
 }
 
 static int upgrade_to(const char *rundir, const char *const *cmd, char *out,

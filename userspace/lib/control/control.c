@@ -123,7 +123,13 @@ close_fd:
 	return err;
 }
 
-int ctl_connect(const char *path)
+/*
+ * A listener whose queue is full (an instance that accepts nothing, hung
+ * or stopped, its queue filled by earlier callers who gave up) makes
+ * connect() wait for room, for SO_SNDTIMEO: timeout_ms here, then
+ * -EAGAIN. The socket is returned without it.
+ */
+int ctl_connect(const char *path, int timeout_ms)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	int fd, err;
@@ -134,12 +140,21 @@ int ctl_connect(const char *path)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	err = ctl_set_timeout(fd, timeout_ms);
+	if (err)
+		goto close_fd;
 	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		err = -errno;
-		close(fd);
-		return err;
+		goto close_fd;
 	}
+	err = ctl_set_timeout(fd, 0);
+	if (err)
+		goto close_fd;
 	return fd;
+
+close_fd:
+	close(fd);
+	return err;
 }
 
 /* Only our own user, or root, may take part in a handover. */

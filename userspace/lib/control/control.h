@@ -27,7 +27,7 @@ int paths_init(struct baton_paths *p, const char *run_dir,
 	       const char *service);
 int mkdir_p(const char *dir, mode_t mode);
 int ctl_listen(const char *path);
-int ctl_connect(const char *path);
+int ctl_connect(const char *path, int timeout_ms);
 int ctl_peer_check(int sock, struct ucred *cred);
 int ctl_set_timeout(int sock, int timeout_ms);
 void ctl_close(int ep, int *fd);

@@ -25,7 +25,7 @@ int baton_query(const char *run_dir, const char *service, int timeout_ms,
 	m = msg_alloc();
 	if (!m)
 		return -ENOMEM;
-	sock = ctl_connect(paths.sock);
+	sock = ctl_connect(paths.sock, timeout_ms ?: BATON_QUERY_TIMEOUT_MS);
 	if (sock < 0) {
 		err = sock;
 		goto free_msg;

@@ -94,7 +94,7 @@ static int successor_connect(struct save *s)
 	if (err)
 		return fail(up, err, "cannot reach the old instance: %s",
 			    strerror(-err));
-	up->new = ctl_connect(up->paths.sock);
+	up->new = ctl_connect(up->paths.sock, up->o.timeout_ms);
 	if (up->new < 0) {
 		err = up->new;
 		up->new = -1;

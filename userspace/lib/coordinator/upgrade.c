@@ -36,7 +36,13 @@ int attach(struct baton_upgrade *up)
 	up->msg = m = msg_alloc();
 	if (!m)
 		return fail(up, -ENOMEM, "out of memory");
-	up->old = ctl_connect(up->paths.sock);
+	up->old = ctl_connect(up->paths.sock, o->timeout_ms);
+	if (up->old == -EAGAIN) {
+		up->old = -1;
+		return fail(up, -EAGAIN,
+			    "the instance of %s at %s accepts no connection: its control socket's queue stayed full for %d ms (is it hung or stopped?)",
+			    o->service, up->paths.sock, o->timeout_ms);
+	}
 	if (up->old < 0) {
 		err = up->old;
 		up->old = -1;
@@ -45,9 +51,12 @@ int attach(struct baton_upgrade *up)
 			    o->service, up->paths.sock, strerror(-err));
 	}
 	err = ctl_peer_check(up->old, &cred);
-	if (err)
+	if (err == -EPERM)
 		return fail(up, err, "%s is served by uid %d; run batonctl as that user or root",
 			    o->service, cred.uid);
+	if (err)
+		return fail(up, err, "cannot tell who serves %s at %s: %s",
+			    o->service, up->paths.sock, strerror(-err));
 	err = hello_put(m, &h) ?: msg_send(up->old, m);
 	if (err)
 		return fail(up, err, "cannot talk to %s at %s: %s", o->service,

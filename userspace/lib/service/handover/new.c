@@ -320,7 +320,7 @@ static int greet(struct takeover *t)
 	struct ucred cred;
 	int err;
 
-	t->peer = ctl_connect(svc->res.paths.sock);
+	t->peer = ctl_connect(svc->res.paths.sock, BATON_WELCOME_TIMEOUT_MS);
 	if (t->peer == -ECONNREFUSED || t->peer == -ENOENT) {
 		snprintf(t->lost_why, sizeof(t->lost_why),
 			 "no serving instance at %s (%s)",
@@ -335,10 +335,16 @@ static int greet(struct takeover *t)
 		return err;
 	}
 	err = ctl_peer_check(t->peer, &cred);
-	if (err) {
+	if (err == -EPERM) {
 		snprintf(t->why, sizeof(t->why),
 			 "the socket at %s belongs to uid %d: refused",
 			 svc->res.paths.sock, cred.uid);
+		return err;
+	}
+	if (err) {
+		snprintf(t->why, sizeof(t->why),
+			 "cannot tell who serves at %s: %s",
+			 svc->res.paths.sock, strerror(-err));
 		return err;
 	}
 	err = hello_put(svc->msg, &h) ?:
