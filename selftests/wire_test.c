@@ -1085,4 +1085,51 @@ TEST(checkpoint_queue_lengths)
 	baton_tcp_close(tcp);
 }
 
+static void last_log(void *ctx, enum baton_log_level level, const char *msg)
+{
+	(void)level;
+	snprintf(ctx, 256, "%s", msg);
+}
+
+/*
+ * Options an instance refuses before it takes anything, each with its
+ * reason: no state version, a compat or min newer than it, a timeout below
+ * 0 or above an hour (it wrapped deadlines, and made every peer's
+ * SO_SNDTIMEO fail)
+ */
+TEST(service_opts_refused)
+{
+	static const struct baton_app_ops ops;
+	const struct {
+		__u32 version, compat, min;
+		int timeout_ms;
+		const char *why;
+	} bad[] = {
+		{ 0, 0, 0, 0, "state_version 0" },
+		{ 1, 2, 0, 0, "state_compat 2" },
+		{ 1, 0, 2, 0, "state_min 2" },
+		{ 1, 0, 0, -1, "timeout_ms -1" },
+		{ 1, 0, 0, BATON_TIMEOUT_MS_MAX + 1, "timeout_ms 3600001" },
+	};
+	struct baton_service *svc = NULL;
+	char log[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct baton_service_opts o = {
+			.service = "wire-test", .app_name = "wire_test",
+			.state_version = bad[i].version,
+			.state_compat = bad[i].compat,
+			.state_min = bad[i].min,
+			.timeout_ms = bad[i].timeout_ms, .ops = &ops,
+			.log = last_log, .log_ctx = log,
+		};
+
+		log[0] = '\0';
+		EXPECT_EQ(-EINVAL, baton_service_open(&svc, &o));
+		EXPECT_EQ(NULL, svc);
+		EXPECT_NE(NULL, strstr(log, bad[i].why)) TH_LOG("%zu: %s", i, log);
+	}
+}
+
 TEST_HARNESS_MAIN

@@ -279,10 +279,10 @@ struct baton_service_opts {
 	__u32 state_compat;	/* the oldest version that reads it */
 	__u32 state_min;	/* the oldest version this build reads */
 	/*
-	 * How long a peer may keep this instance waiting: started by the
-	 * coordinator, for the serving instance to answer its hello (0:
-	 * BATON_WELCOME_TIMEOUT_MS); serving, for a peer to take a message
-	 * (0: BATON_PEER_TIMEOUT_MS).
+	 * How long a peer may keep the serving instance waiting to take a
+	 * message (0: BATON_PEER_TIMEOUT_MS), up to BATON_TIMEOUT_MS_MAX;
+	 * else -EINVAL. Started by the coordinator, an instance waits for
+	 * the serving one's answer BATON_WELCOME_TIMEOUT_MS.
 	 */
 	int timeout_ms;
 	const struct baton_app_ops *ops;

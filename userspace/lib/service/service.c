@@ -29,6 +29,9 @@ static int opts_check(const struct baton_service_opts *o, char *why,
 	else if (o->state_min > o->state_version)
 		snprintf(why, len, "state_min %u is newer than the state version %u this build writes: it could not read its own state",
 			 o->state_min, o->state_version);
+	else if (o->timeout_ms < 0 || o->timeout_ms > BATON_TIMEOUT_MS_MAX)
+		snprintf(why, len, "timeout_ms %d: from 0 (the default) to %d",
+			 o->timeout_ms, BATON_TIMEOUT_MS_MAX);
 	else
 		return 0;
 	return -EINVAL;

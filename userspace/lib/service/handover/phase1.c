@@ -499,6 +499,9 @@ int phase1_bulk(struct baton_service *svc)
 	svc->state = SVC_PRECOPY;	/* from here, a failure must resume */
 	svc_deadline(svc, 2 * svc->ctl_timeout_ms);
 	sock_set_free(&svc->sent);
+	/* nothing of an earlier upgrade's rounds: a SYNC now answers none */
+	memset(&svc->rounds, 0, sizeof(svc->rounds));
+	svc->round_whole = false;
 	return phase1_sockets(svc);
 }
 
