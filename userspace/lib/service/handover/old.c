@@ -165,6 +165,7 @@ static void on_expect(struct baton_service *svc, const struct nlattr **tb)
 static int on_deactivate(struct baton_service *svc, const struct nlattr **tb)
 {
 	__u32 flags = attr_u32(tb, BATON_A_FLAGS, 0);
+	__u64 now, deadline;
 	int err;
 
 	if (svc->state != SVC_PHASE1 || (flags & ~BATON_DEACTIVATE_F_ALL)) {
@@ -179,9 +180,20 @@ static int on_deactivate(struct baton_service *svc, const struct nlattr **tb)
 			       svc->freeze_ms, BATON_DEADLINE_MAX_MS);
 		return 0;
 	}
+	now = now_ns();
+	deadline = attr_u64(tb, BATON_A_DEADLINE_NS,
+			    now + BATON_BLACKOUT_TIMEOUT_MS * 1000000ULL);
+	/* ours is it and a grace: one far off, or wrapped, would be none */
+	if (deadline <= now ||
+	    deadline - now > BATON_TIMEOUT_MS_MAX * 1000000ULL) {
+		msg_send_error(svc->ctl, svc->msg, -EINVAL,
+			       "bad DEACTIVATE: a blackout deadline %s; from 1 to %u ms ahead",
+			       deadline <= now ? "already past" : "over an hour ahead",
+			       BATON_TIMEOUT_MS_MAX);
+		return 0;
+	}
 	svc->deactivate_flags = flags;
-	svc->blackout_ns = attr_u64(tb, BATON_A_DEADLINE_NS, now_ns() +
-				    BATON_BLACKOUT_TIMEOUT_MS * 1000000ULL);
+	svc->blackout_ns = deadline;
 	err = deactivate(svc);
 	return err ? rollback(svc, "deactivation failed") : 0;
 }
