@@ -43,7 +43,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1130,6 +1133,42 @@ TEST(service_opts_refused)
 		EXPECT_EQ(NULL, svc);
 		EXPECT_NE(NULL, strstr(log, bad[i].why)) TH_LOG("%zu: %s", i, log);
 	}
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * A process with a timer signal faster than a wait's timeout (an
+ * application's 20 Hz tick): the wait still ends at its timeout. Before,
+ * each EINTR started the whole timeout again, and it never did.
+ */
+TEST(wait_ends_despite_signals)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct itimerval it = { { 0, 50000 }, { 0, 50000 } };
+	struct baton_msg *m = msg_alloc();
+	struct timespec t0, t1;
+	int sv[2];
+	double ms;
+
+	ASSERT_NE(NULL, m);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(-ETIMEDOUT, msg_recv(sv[0], m, 300));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	memset(&it, 0, sizeof(it));
+	setitimer(ITIMER_REAL, &it, NULL);
+	ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	TH_LOG("a 300 ms wait under a 20 Hz signal took %.1f ms", ms);
+	EXPECT_GE(ms, 299);
+	close(sv[0]);
+	close(sv[1]);
+	msg_free(m);
 }
 
 TEST_HARNESS_MAIN

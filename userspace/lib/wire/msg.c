@@ -151,6 +151,7 @@ static int take_fds(struct baton_msg *m, struct msghdr *mh)
  */
 int msg_poll(struct pollfd *p, nfds_t n, __u64 spin_until, int timeout_ms)
 {
+	__u64 end = timeout_ms > 0 ? now_ns() + timeout_ms * 1000000ULL : 0;
 	cpu_set_t cpus;
 	int ret;
 
@@ -163,7 +164,18 @@ int msg_poll(struct pollfd *p, nfds_t n, __u64 spin_until, int timeout_ms)
 			sched_yield();
 		}
 	}
-	return poll(p, n, timeout_ms);
+	for (;;) {
+		__u64 t;
+
+		if (end) {
+			t = now_ns();
+			timeout_ms = t >= end ? 0 : (end - t + 999999) / 1000000;
+		}
+		ret = poll(p, n, timeout_ms);
+		/* a signal: what is left of the time, not all of it again */
+		if (ret >= 0 || errno != EINTR)
+			return ret;
+	}
 }
 
 /*
@@ -186,9 +198,7 @@ int msg_recv(int sock, struct baton_msg *m, int timeout_ms)
 	if (timeout_ms >= 0) {
 		struct pollfd p = { .fd = sock, .events = POLLIN };
 
-		do {
-			err = poll(&p, 1, timeout_ms);
-		} while (err < 0 && errno == EINTR);
+		err = msg_poll(&p, 1, 0, timeout_ms);
 		if (err < 0)
 			return -errno;
 		if (err == 0)

@@ -47,6 +47,7 @@ void msg_close_fds(struct baton_msg *m);
  * against the very process it waits for.
  */
 #define MSG_SPIN_NS	(300 * 1000ULL)
+/* poll() for timeout_ms in all, however many signals interrupt it */
 int msg_poll(struct pollfd *p, nfds_t n, __u64 spin_until, int timeout_ms);
 
 /* attrs.c: enum baton_attr's one table of types, and the checks */
