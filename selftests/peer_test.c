@@ -8,13 +8,14 @@
  *  4. a second coordinator, one whose step would take over an hour, and
  *     an UPGRADE with unknown flags; an instance that accepts nothing,
  *     its control socket's queue full: status and upgrade give up in
- *     time;
+ *     time; a second batonctl, refused with a report naming the first;
  *  5. a new version that cannot read the old one's state;
  *  6. new instances that break the protocol mid-upgrade (fake_peer), to
  *     the coordinator or to the old instance:
  *     each is a clear error and a rollback, and nothing was lost.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,6 +285,52 @@ TEST_F_TIMEOUT(peer, queue_full_gives_up, 60)
 	for (i = 0; i < FILL_CONNS; i++)
 		close(fill[i]);
 	/* the teardown's INCR: it serves */
+	ASSERT_EQ(0, kill(self->svc.kvd, SIGCONT));
+}
+
+/*
+ * A second batonctl while the first attaches (its journal record not
+ * written yet, the old instance stopped): refused with a report (-j,
+ * JSON) that names the first, not a lock "left over" to stop by hand.
+ */
+TEST_F_TIMEOUT(peer, second_batonctl_names_the_first, 60)
+{
+	char path[256], lock[256], note[128] = "", out[8192], want[128];
+	const char *first_args[] = { "-j", "upgrade", "kvd", "--timeout-ms",
+				     "20000", "--", path, NULL };
+	const char *second_args[] = { "-j", "upgrade", "kvd", "--", path,
+				      NULL };
+	int fd, lfd, i;
+	ssize_t n;
+	pid_t first;
+
+	bin("kvd-v2", path, sizeof(path));
+	snprintf(lock, sizeof(lock), "%s/kvd/upgrade.lock", self->svc.rundir);
+	ASSERT_EQ(0, kill(self->svc.kvd, SIGSTOP));
+	first = batonctl_start(first_args, &fd);
+	ASSERT_LT(0, first);
+	snprintf(want, sizeof(want), "%d ", first);
+	for (i = 0; i < 500 && strncmp(note, want, strlen(want)); i++) {
+		usleep(10000);
+		lfd = open(lock, O_RDONLY);
+		n = lfd < 0 ? 0 : read(lfd, note, sizeof(note) - 1);
+		note[n > 0 ? n : 0] = '\0';
+		if (lfd >= 0)
+			close(lfd);
+	}
+	EXPECT_EQ(0, strncmp(note, want, strlen(want))) TH_LOG("lock note: %s", note);
+
+	EXPECT_EQ(1, batonctl(out, sizeof(out), second_args));
+	TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"refused\""));
+	snprintf(want, sizeof(want), "batonctl (pid %d) is running kvd's upgrade",
+		 first);
+	EXPECT_NE(NULL, strstr(out, want));
+
+	/* the first gone before its attach: the old one serves on */
+	kill(first, SIGKILL);
+	waitpid(first, NULL, 0);
+	close(fd);
 	ASSERT_EQ(0, kill(self->svc.kvd, SIGCONT));
 }
 

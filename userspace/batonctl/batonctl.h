@@ -54,7 +54,10 @@ struct journal {
 
 int journal_dir(char *buf, size_t len, const char *run_dir,
 		const char *service);
-int journal_open(const char *run_dir, const char *service, struct journal *j);
+int journal_open(const char *run_dir, const char *service, const char *op,
+		 struct journal *j);
+int journal_lock_note(const char *run_dir, const char *service, char *pid,
+		      char *start, char *op);
 void journal_close(struct journal *j);
 int journal_read(const char *run_dir, const char *service, struct journal *j);
 int journal_write(struct journal *j);
@@ -70,7 +73,8 @@ void service_name_bad(const char *service, char *why, size_t len);
 /* status.c: a process alive and the same one: pid and start time */
 unsigned long long proc_start_time(pid_t pid);
 bool proc_is(const char *pid, const char *start);
-void journal_busy(const char *run_dir, const char *service);
+void journal_busy(const char *run_dir, const char *service, char *why,
+		  size_t len);
 
 /* output.c: libbaton's messages, warnings and errors only; ctx, if not
  * NULL, a struct ctl_log that keeps the first error */

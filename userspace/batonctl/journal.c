@@ -137,10 +137,11 @@ static int journal_load(int fd, struct journal *j)
  * One upgrade of a service at a time, and its journal reserved: the lock
  * dies with its holder. j is ready for journal_write() on success.
  */
-int journal_open(const char *run_dir, const char *service, struct journal *j)
+int journal_open(const char *run_dir, const char *service, const char *op,
+		 struct journal *j)
 {
-	char dir[512], path[600];
-	int fd, err;
+	char dir[512], path[600], who[80];
+	int fd, err, n;
 
 	memset(j, 0, sizeof(*j));
 	j->fd = j->lock = -1;
@@ -158,6 +159,15 @@ int journal_open(const char *run_dir, const char *service, struct journal *j)
 		goto close_lock;
 	}
 	j->lock = fd;
+	/*
+	 * Who holds it, for the next one to name (journal_busy()): its
+	 * journal record is written only later. Said, not needed: a write
+	 * that fails leaves the note out.
+	 */
+	n = snprintf(who, sizeof(who), "%d %llu %s\n", getpid(),
+		     proc_start_time(getpid()), op);
+	if (!ftruncate(fd, 0) && pwrite(fd, who, n, 0) != n)
+		ftruncate(fd, 0);
 	snprintf(path + strlen(path) - strlen("upgrade.lock"),
 		 sizeof(path) - strlen(dir) - 1, "journal");
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -265,6 +275,34 @@ const char *journal_get(const struct journal *j, const char *key)
 	return NULL;
 }
 
+/*
+ * The note the lock's holder wrote as it took it: its pid, start time
+ * and operation, each a word into its buffer (16, 32 and 16 bytes). 0, or
+ * -errno (-ENOENT: no note).
+ */
+int journal_lock_note(const char *run_dir, const char *service, char *pid,
+		      char *start, char *op)
+{
+	char path[600], line[96];
+	ssize_t n;
+	int fd, err;
+
+	err = journal_path(path, sizeof(path), run_dir, service, "upgrade.lock");
+	if (err)
+		return err;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ENOENT;
+	line[n] = '\0';
+	if (sscanf(line, "%15s %31s %15s", pid, start, op) != 3)
+		return -ENOENT;
+	return 0;
+}
+
 void service_name_bad(const char *service, char *why, size_t len)
 {
 	snprintf(why, len, "'%s' is not a service's name: letters, digits, '_', '-' and '.' (not first), at most %d",
@@ -286,11 +324,10 @@ int journal_begin(const char *run_dir, const char *service, const char *op,
 	char dir[512], why[700];
 	int err;
 
-	err = journal_open(run_dir, service, j);
+	err = journal_open(run_dir, service, op, j);
 	if (err == -EBUSY) {
-		journal_busy(run_dir, service);
-		snprintf(why, sizeof(why), "another batonctl operation on %s is running",
-			 service);
+		journal_busy(run_dir, service, why, sizeof(why));
+		fprintf(stderr, "batonctl: %s\n", why);
 		goto refused;
 	}
 	if (err == -EINVAL) {

@@ -543,25 +543,34 @@ static pid_t lock_holder(const char *run_dir, const char *service)
 	return pid;
 }
 
-/* The lock is taken: say by whom, and what to do. */
-void journal_busy(const char *run_dir, const char *service)
+/* The lock is taken: say by whom, and what to do, into why. */
+void journal_busy(const char *run_dir, const char *service, char *why,
+		  size_t len)
 {
+	char note_pid[16], note_start[32], note_op[16];
 	const char *pid, *start;
 	struct journal j;
 	pid_t holder;
 
+	/* its own note first: its journal record may not be written yet */
+	if (!journal_lock_note(run_dir, service, note_pid, note_start,
+			       note_op) && proc_is(note_pid, note_start)) {
+		snprintf(why, len, "batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'",
+			 note_pid, service, note_op, service);
+		return;
+	}
 	journal_read(run_dir, service, &j);
 	pid = journal_get(&j, "coordinator_pid");
 	start = journal_get(&j, "coordinator_start");
 	if (proc_is(pid, start)) {
-		fprintf(stderr, "batonctl: batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'\n",
-			pid, service, journal_get(&j, "operation") ?: "upgrade",
-			service);
+		snprintf(why, len, "batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'",
+			 pid, service, journal_get(&j, "operation") ?: "upgrade",
+			 service);
 		return;
 	}
 	holder = lock_holder(run_dir, service);
-	fprintf(stderr, "batonctl: %s's upgrade lock is held by pid %d, which is not the coordinator of record (pid %s, gone): if it is left over from an interrupted upgrade, stop it and try again\n",
-		service, holder, pid ?: "?");
+	snprintf(why, len, "%s's upgrade lock is held by pid %d, which is not the coordinator of record (pid %s, gone): if it is left over from an interrupted upgrade, stop it and try again",
+		 service, holder, pid ?: "?");
 }
 
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
@@ -574,7 +583,7 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 		fprintf(stderr, "Usage: batonctl recover SERVICE\n");
 		return 2;
 	}
-	err = journal_open(o->run_dir, argv[1], &j);
+	err = journal_open(o->run_dir, argv[1], "recover", &j);
 	if (err == -EINVAL) {
 		char why[160];
 
@@ -583,7 +592,10 @@ int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
 		return 2;
 	}
 	if (err == -EBUSY) {
-		journal_busy(o->run_dir, argv[1]);
+		char why[400];
+
+		journal_busy(o->run_dir, argv[1], why, sizeof(why));
+		fprintf(stderr, "batonctl: %s\n", why);
 		return 1;
 	}
 	if (err) {

@@ -628,12 +628,16 @@ static void refused(const struct ctl_opts *o, struct upgrade_job *job,
 
 	if (!baton_query(o->run_dir, service, BATON_QUERY_TIMEOUT_MS, &info))
 		serving = info.pid;
-	journal_set(j, "result", "refused");
-	journal_set(j, "reason", "%s", why);
-	journal_set(j, "serving_pid", "%d", serving);
-	journal_write(j);
+	/* none when the journal itself was refused us */
+	if (j) {
+		journal_set(j, "result", "refused");
+		journal_set(j, "reason", "%s", why);
+		journal_set(j, "serving_pid", "%d", serving);
+		journal_write(j);
+	}
 	snprintf(job->result, sizeof(job->result), "refused");
-	snprintf(job->reason, sizeof(job->reason), "%s", why);
+	if (why != job->reason)
+		snprintf(job->reason, sizeof(job->reason), "%s", why);
 	job->serving = serving;
 	if (job->quiet)
 		return;
@@ -842,8 +846,10 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 
 	if (journal_begin(o->run_dir, uo->service, "upgrade", uo->timeout_ms,
 			  o->json || job->quiet, &j, job->reason,
-			  sizeof(job->reason)))
+			  sizeof(job->reason))) {
+		refused(o, job, job->reason, NULL);
 		return 1;
+	}
 	journal_set(&j, "command", "%s", uo->argv[0]);
 	journal_set(&j, "result", "in-progress");
 	if (uo->netns) {
