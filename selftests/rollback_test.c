@@ -16,7 +16,9 @@
  *     the new instance stopped, recover lets it go on first; with both
  *     instances killed too, it says failed, with status 1;
  *  5. arguments refused before anything is made: timeouts with a unit,
- *     a negative byte count, a service that is not a name.
+ *     a negative byte count, a service that is not a name;
+ *  6. restore --fresh-on-failure under --run-dir: the fresh instance
+ *     serves where batonctl looks for it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -470,6 +472,49 @@ TEST(bad_arguments_make_nothing)
 	EXPECT_EQ(0, resp_expect(fd, ":1\r\n", 2, "INCR", "n"));
 	close(fd);
 	service_down(&svc);
+}
+
+/*
+ * restore --fresh-on-failure under --run-dir (no BATON_RUN_DIR): the
+ * fresh instance serves where batonctl looks for it. Before, it started
+ * under the default run directory, batonctl reported that it never
+ * answered, and left it running.
+ */
+TEST(fresh_start_in_its_run_dir)
+{
+	char dir[] = "/tmp/baton-fresh.XXXXXX", bad[128], path[256];
+	char out[8192];
+	const char *args[] = { "-j", "--run-dir", dir, "restore", "kvd", "-i",
+			       bad, "--timeout-ms", "5000",
+			       "--fresh-on-failure", "--", path, "--quiet",
+			       NULL };
+	struct baton_instance_info info;
+	long long fresh;
+	int fd;
+
+	ASSERT_EQ(0, netns_enter());
+	ASSERT_NE(NULL, mkdtemp(dir));
+	unsetenv("BATON_RUN_DIR");
+	bin("kvd-v1", path, sizeof(path));
+	snprintf(bad, sizeof(bad), "%s/bad.ckpt", dir);
+	fd = open(bad, O_WRONLY | O_CREAT, 0600);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(17, write(fd, "not a checkpoint\n", 17));
+	close(fd);
+
+	EXPECT_EQ(1, batonctl(out, sizeof(out), args));
+	TH_LOG("%s", out);
+	fresh = json_num(out, "fresh_pid");
+	EXPECT_LT(0, fresh);
+	EXPECT_EQ(NULL, strstr(out, "fresh_error"));
+	if (fresh > 0) {
+		EXPECT_EQ(0, baton_query(dir, "kvd", 2000, &info));
+		EXPECT_EQ(fresh, info.pid);
+		kill(fresh, SIGKILL);
+		EXPECT_EQ(0, pid_wait_gone(fresh, 5000));
+	}
+	snprintf(out, sizeof(out), "rm -rf %s", dir);
+	EXPECT_EQ(0, system(out));
 }
 
 TEST_HARNESS_MAIN

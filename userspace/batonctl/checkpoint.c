@@ -448,6 +448,10 @@ static pid_t start_fresh(const struct ctl_opts *o,
 			dup2(fd, STDOUT_FILENO);
 			dup2(fd, STDERR_FILENO);
 		}
+		/* where we look for it (--run-dir), and nothing else of ours */
+		if (setenv("BATON_RUN_DIR", baton_run_dir(o->run_dir), 1))
+			_exit(127);
+		close_range(STDERR_FILENO + 1, ~0U, 0);
 		execvp(co->argv[0], co->argv);
 		_exit(127);
 	}
