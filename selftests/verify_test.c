@@ -10,6 +10,8 @@
  *     version stays;
  *  3. a check that hangs (sleep, past --verify-timeout-ms): killed, it
  *     counts as failed, and the upgrade is reverted as in 1;
+ *  4. batonctl killed in the window: recover settles it as done, its
+ *     verification interrupted;
  * each over IPv4 and IPv6, v1->v2 and v2->v1.
  */
 #include <errno.h>
@@ -156,6 +158,53 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 		EXPECT_NE(NULL, strstr(out, "\"verify_result\":\"passed\""));
 		EXPECT_EQ(NULL, strstr(out, "\"rollback\""));
 	}
+}
+
+/*
+ * batonctl killed in --verify's window: status says so, and recover
+ * settles it as done (the new version runs), its verification
+ * interrupted. Before, recover found nothing to do, and the journal said
+ * "verifying" until the next upgrade.
+ */
+TEST_F_TIMEOUT(verify, killed_while_verifying, 90)
+{
+	char path[256], log[256], out[16384], name[16];
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
+			       "--timeout-ms", SURE_STEP_MS, "--verify", "true",
+			       "--verify-for", "60s", "--", path, "--quiet",
+			       NULL };
+	const char *status_args[] = { "status", "kvd", "-j", NULL };
+	const char *recover_args[] = { "recover", "kvd", NULL };
+	pid_t ctl;
+	int fd, i;
+
+	snprintf(log, sizeof(log), "%s", self->svc.log);
+	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
+	bin(name, path, sizeof(path));
+	ctl = batonctl_start(args, &fd);
+	ASSERT_LT(0, ctl);
+	for (i = 0; i < 3000; i++) {
+		ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+		if (strstr(out, "\"verify_result\":\"running\""))
+			break;
+		usleep(10000);
+	}
+	ASSERT_NE(NULL, strstr(out, "\"verify_result\":\"running\""));
+	kill(ctl, SIGKILL);
+	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
+	close(fd);
+	self->serving = json_num(out, "pid");
+
+	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+	EXPECT_NE(NULL, strstr(out, "\"interrupted\""));
+	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
+	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+	TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));
+	EXPECT_NE(NULL, strstr(out, "\"verify_result\":\"interrupted\""));
+	EXPECT_EQ(NULL, strstr(out, "\"interrupted\":"));
+	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
+	EXPECT_EQ(0, self->load.bad);
 }
 
 TEST_HARNESS_MAIN

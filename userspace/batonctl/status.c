@@ -425,6 +425,32 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 				service, said);
 		return 1;
 	}
+	/*
+	 * Killed in --verify's window, the upgrade done: the verification
+	 * never ended, and the new version serves if it still runs
+	 */
+	if (result && !strcmp(result, "verifying")) {
+		bool runs = proc_is(journal_get(j, "new_pid"),
+				    journal_get(j, "new_start"));
+
+		if (proc_is(journal_get(j, "coordinator_pid"),
+			    journal_get(j, "coordinator_start")))
+			return 0;
+		journal_set(j, "verify_result", "interrupted");
+		journal_set(j, "result", "%s", runs ? "done" : "failed");
+		journal_set(j, "reason", "recovered: the coordinator (pid %s) died during --verify: %s",
+			    journal_get(j, "coordinator_pid") ?: "?", runs ?
+			    "the new version runs, its verification unfinished: check it by hand" :
+			    "the new version is gone: start the service again");
+		journal_set(j, "updated", "%ld", (long)time(NULL));
+		journal_write(j);
+		if (!quiet)
+			fprintf(stderr, "batonctl: settled an upgrade of %s interrupted during --verify: %s (new pid %s %s)\n",
+				service, runs ? "done" : "failed",
+				journal_get(j, "new_pid") ?: "?",
+				runs ? "running" : "gone");
+		return 1;
+	}
 	/* killed on the way back from a failed --verify: that upgrade */
 	back = journal_get(j, "rollback");
 	if (back && !strcmp(back, "in-progress"))
