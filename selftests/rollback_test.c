@@ -18,7 +18,9 @@
  *  5. arguments refused before anything is made: timeouts with a unit,
  *     a negative byte count, a service that is not a name;
  *  6. restore --fresh-on-failure under --run-dir: the fresh instance
- *     serves where batonctl looks for it.
+ *     serves where batonctl looks for it;
+ *  7. a new version whose last words are not UTF-8: the -j report that
+ *     quotes them stays JSON.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -515,6 +517,30 @@ TEST(fresh_start_in_its_run_dir)
 	}
 	snprintf(out, sizeof(out), "rm -rf %s", dir);
 	EXPECT_EQ(0, system(out));
+}
+
+/*
+ * A new version whose last words are not UTF-8 (Latin-1, a stray byte):
+ * the -j report, which quotes them, stays JSON: each such byte is
+ * U+FFFD. Before, they went out raw.
+ */
+TEST(report_stays_json)
+{
+	char out[8192], log[256];
+	const char *args[] = { "-j", "upgrade", "kvd", "--log", log, "--",
+			       "/bin/sh", "-c",
+			       "printf 'caf\\351 \\377 na\\303\\257ve\\n' >&2; exit 3",
+			       NULL };
+	struct service svc;
+
+	ASSERT_EQ(0, service_up(&svc, AF_INET, 1));
+	snprintf(log, sizeof(log), "%s/new.log", svc.rundir);
+	EXPECT_EQ(1, batonctl(out, sizeof(out), args));
+	TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "caf\\ufffd \\ufffd na\xc3\xafve"));
+	EXPECT_EQ(NULL, strchr(out, '\xff'));
+	EXPECT_EQ(NULL, strchr(out, '\xe9'));
+	service_down(&svc);
 }
 
 TEST_HARNESS_MAIN

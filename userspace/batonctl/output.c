@@ -11,26 +11,74 @@ static int label_width(const struct out *o)
 	return o->wide ? 28 : 18;
 }
 
-static void json_key(struct out *o, const char *key)
+/*
+ * The length of the well-formed UTF-8 sequence at s (RFC 3629: no
+ * overlong form, no surrogate, nothing past U+10FFFF), or 0
+ */
+static int utf8_len(const unsigned char *s)
 {
-	fprintf(o->f, "%s\"%s\":", o->first ? "" : ",", key);
-	o->first = false;
+	unsigned char lo = 0x80, hi = 0xbf;
+	int n, i;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
 }
 
-static void json_string(FILE *f, const char *s)
+/*
+ * A JSON string: what is not UTF-8 (an application's log line, a value
+ * cut short in the middle of a character) becomes U+FFFD
+ */
+static void json_string(FILE *f, const char *str)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
+	const unsigned char *s = (const unsigned char *)str;
+	int n;
 
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
+	fputc('"', f);
+	while (*s) {
+		if (*s == '"' || *s == '\\') {
+			fprintf(f, "\\%c", *s++);
+		} else if (*s < 0x20) {
+			fprintf(f, "\\u%04x", *s++);
+		} else if (*s < 0x80) {
+			fputc(*s++, f);
+		} else if ((n = utf8_len(s))) {
+			fwrite(s, 1, n, f);
+			s += n;
+		} else {
+			fputs("\\ufffd", f);
+			s++;
+		}
 	}
 	fputc('"', f);
+}
+
+static void json_key(struct out *o, const char *key)
+{
+	if (!o->first)
+		fputc(',', o->f);
+	json_string(o->f, key);
+	fputc(':', o->f);
+	o->first = false;
 }
 
 void out_begin(struct out *o, FILE *f, bool json)
