@@ -98,7 +98,8 @@ struct verify {
 	char old_buf[4096];
 	char old_exe[256];
 	char *old_argv[VERIFY_MAX_ARGS + 1];
-	char old_line[JOURNAL_VAL_LEN];
+	/* for a shell: each word quoted as it needs (shell_quote()) */
+	char old_line[8192];
 	/* what the window saw */
 	unsigned int runs;
 	bool failed;

@@ -38,8 +38,43 @@ int parse_duration_ms(const char *s)
 }
 
 /*
- * The old instance's command line, as its argv and as one line for the
- * journal. A relative program path is the one it ran: /proc/PID/exe.
+ * word onto line at *at, for a shell to read back as it is: as it stands
+ * if it is made of characters no shell treats specially, else in single
+ * quotes, each ' as '\''. -E2BIG if it does not fit.
+ */
+static int shell_quote(char *line, size_t len, size_t *at, const char *word)
+{
+	static const char plain[] = "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+				    "_@%+=:,./-";
+	bool quote = !*word || word[strspn(word, plain)];
+	size_t n = *at;
+	const char *c;
+
+#define PUT(ch)	do { if (n + 1 >= len) return -E2BIG; line[n++] = (ch); } while (0)
+	if (n)
+		PUT(' ');
+	if (quote)
+		PUT('\'');
+	for (c = word; *c; c++) {
+		if (*c == '\'') {
+			PUT('\''); PUT('\\'); PUT('\''); PUT('\'');
+		} else {
+			PUT(*c);
+		}
+	}
+	if (quote)
+		PUT('\'');
+#undef PUT
+	line[n] = '\0';
+	*at = n;
+	return 0;
+}
+
+/*
+ * The old instance's command line, as its argv and as one line a shell
+ * reads back as it was (for the journal and the reports). A relative
+ * program path is the one it ran: /proc/PID/exe.
  */
 int verify_old_command(struct verify *v, pid_t pid)
 {
@@ -78,10 +113,9 @@ int verify_old_command(struct verify *v, pid_t pid)
 		v->old_exe[got] = '\0';
 		v->old_argv[0] = v->old_exe;
 	}
-	for (n = 0; v->old_argv[n] && line < sizeof(v->old_line); n++)
-		line += snprintf(v->old_line + line, sizeof(v->old_line) - line,
-				 strpbrk(v->old_argv[n], " \t'\"") ? "%s'%s'" : "%s%s",
-				 n ? " " : "", v->old_argv[n]);
+	for (n = 0; !err && v->old_argv[n]; n++)
+		err = shell_quote(v->old_line, sizeof(v->old_line), &line,
+				  v->old_argv[n]);
 close_fd:
 	close(fd);
 	return err;
