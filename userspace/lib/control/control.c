@@ -309,7 +309,9 @@ void resources_close(struct baton_resources *r, int ep)
 		close(r->listen_fd);
 	if (r->pid_fd >= 0)
 		close(r->pid_fd);
+	/* explicitly: a child the application forked may share lock_fd */
+	resources_unlock(r);
 	if (r->lock_fd >= 0)
-		close(r->lock_fd);	/* and the lock with it */
+		close(r->lock_fd);
 	resources_init(r);
 }

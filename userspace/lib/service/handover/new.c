@@ -424,6 +424,11 @@ int takeover_run(struct baton_service *svc, int ctl)
 		if (!t.why[0])
 			snprintf(t.why, sizeof(t.why), "%s", strerror(-err));
 		pr_err(&svc->log, "takeover failed: %s", t.why);
+		/*
+		 * the lock goes before the old hears of it, or it takes our
+		 * holding it for a takeover that went through
+		 */
+		resources_unlock(&svc->res);
 		msg_send_error(ctl, svc->msg, err, "%s", t.why);
 		if (t.peer >= 0)
 			msg_send_error(t.peer, svc->msg, err, "%s", t.why);
