@@ -314,4 +314,18 @@ TEST_F(apply, unknown_key)
 		"    colour: blue\n", want);
 }
 
+/* as on the command line: at most an hour (the library refused more) */
+TEST_F(apply, timeout_over_an_hour)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), "%s:4:17: 'timeout_ms' takes a number of milliseconds from 1 to 3600000",
+		 self->plan);
+	refused(_metadata, self,
+		"services:\n"
+		"  - name: kvd-a\n"
+		"    command: [kvd-v2, --quiet]\n"
+		"    timeout_ms: 7200000\n", want);
+}
+
 TEST_HARNESS_MAIN

@@ -194,7 +194,9 @@ static int plan_duration(yaml_parser_t *p, struct plan *plan, const char *path,
 	} else if (strstr(key, "_ms")) {
 		long v = strtol(scalar(&e), &end, 10);
 
-		err = *end || v <= 0 || v > 24 * 3600 * 1000 ? -EINVAL : 0;
+		/* as on the command line (timeout_arg()) */
+		err = *end || end == scalar(&e) || v <= 0 ||
+		      v > BATON_TIMEOUT_MS_MAX ? -EINVAL : 0;
 		*ms = v;
 	} else {
 		*ms = parse_duration_ms(scalar(&e));
@@ -202,7 +204,7 @@ static int plan_duration(yaml_parser_t *p, struct plan *plan, const char *path,
 	}
 	if (err)
 		plan_error(plan, path, &e, strstr(key, "_ms") ?
-			   "'%s' takes a positive number of milliseconds" :
+			   "'%s' takes a number of milliseconds from 1 to 3600000" :
 			   "'%s' takes a duration: 10s, 500ms, 2m", key);
 	yaml_event_delete(&e);
 	return err;

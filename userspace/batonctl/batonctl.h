@@ -108,6 +108,8 @@ struct verify {
 };
 
 int parse_duration_ms(const char *s);
+/* word onto line at *at (a space first, unless at 0), quoted for a shell */
+int shell_quote(char *line, size_t len, size_t *at, const char *word);
 int verify_old_command(struct verify *v, pid_t pid);
 int verify_window(struct verify *v, const char *service, pid_t pid);
 

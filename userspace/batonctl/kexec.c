@@ -59,6 +59,7 @@ struct kexec_service {
 
 struct kexec_plan {
 	const char *kernel, *initrd, *append, *dir;
+	char dir_abs[PATH_MAX];	/* dir, absolute: the next boot's cwd is / */
 	char cmdline[CMDLINE_MAX];
 	int timeout_ms;
 	bool json;
@@ -116,6 +117,9 @@ static int dir_check(struct kexec_plan *p)
 	}
 	if (statfs(p->dir, &sf))
 		return -errno;
+	if (!realpath(p->dir, p->dir_abs))
+		return -errno;
+	p->dir = p->dir_abs;
 	if (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC) {
 		snprintf(p->why, sizeof(p->why), "%s is in memory (%s), which the restart empties: give --dir on a disk filesystem the next kernel mounts",
 			 p->dir, sf.f_type == TMPFS_MAGIC ? "tmpfs" : "ramfs");
@@ -337,7 +341,6 @@ static const char *result_of(const struct kexec_plan *p, int err)
 static void report(struct kexec_plan *p, int err)
 {
 	const char *result = result_of(p, err);
-	char restore[PATH_MAX + JOURNAL_VAL_LEN + 128];
 	struct out out;
 	unsigned int i;
 
@@ -381,9 +384,19 @@ static void report(struct kexec_plan *p, int err)
 			       "stop, freeze, export, file written");
 		}
 		if (s->saved && !s->restored) {
-			snprintf(restore, sizeof(restore), "batonctl restore %s -i %s -- %s",
-				 s->name, s->path, s->cmd.old_line);
-			out_str(&out, "restore", "after the restart", restore);
+			/* whole, or not at all: a cut command restores nothing */
+			char restore[sizeof(s->path) + sizeof(s->cmd.old_line) + 128];
+			size_t at = 0;
+
+			if (!shell_quote(restore, sizeof(restore), &at, "batonctl") &&
+			    !shell_quote(restore, sizeof(restore), &at, "restore") &&
+			    !shell_quote(restore, sizeof(restore), &at, s->name) &&
+			    !shell_quote(restore, sizeof(restore), &at, "-i") &&
+			    !shell_quote(restore, sizeof(restore), &at, s->path) &&
+			    !shell_quote(restore, sizeof(restore), &at, "--") &&
+			    (size_t)snprintf(restore + at, sizeof(restore) - at, " %s",
+					     s->cmd.old_line) < sizeof(restore) - at)
+				out_str(&out, "restore", "after the restart", restore);
 		}
 		out_obj_end(&out);
 	}

@@ -42,7 +42,7 @@ int parse_duration_ms(const char *s)
  * if it is made of characters no shell treats specially, else in single
  * quotes, each ' as '\''. -E2BIG if it does not fit.
  */
-static int shell_quote(char *line, size_t len, size_t *at, const char *word)
+int shell_quote(char *line, size_t len, size_t *at, const char *word)
 {
 	static const char plain[] = "abcdefghijklmnopqrstuvwxyz"
 				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
