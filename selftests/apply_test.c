@@ -124,7 +124,7 @@ static int plan_write(FIXTURE_DATA(apply) *self,
 			   "    command: [%s, --quiet, --service, %s%s]\n"
 			   "    verify: 'redis-cli -h %s -p %d ping | grep -qx PONG'\n"
 			   "    verify_for: %s\n"
-			   "    verify_timeout_ms: 1000\n"
+			   "    verify_timeout_ms: 10000\n"
 			   "    timeout_ms: %s\n"
 			   "    log: %s\n",
 			names[k], path, names[k],

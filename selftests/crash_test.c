@@ -80,7 +80,9 @@ FIXTURE_TEARDOWN(crash)
 static int upgrade_ok(FIXTURE_DATA(crash) *self, char *out, size_t len)
 {
 	char path[256];
-	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log, "--",
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log,
+			       "--timeout-ms", SURE_STEP_MS,
+			       "--blackout-timeout-ms", SURE_BLACKOUT_MS, "--",
 			       bin("kvd-v2", path, sizeof(path)), "--quiet",
 			       NULL };
 
@@ -123,7 +125,9 @@ static void expect_clients(struct __test_metadata *_metadata,
 TEST_F_TIMEOUT(crash, old_killed_while_new_starts, 60)
 {
 	char path[256], cmd[512], out[8192], text[256];
-	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log, "--",
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log,
+			       "--timeout-ms", SURE_STEP_MS,
+			       "--blackout-timeout-ms", SURE_BLACKOUT_MS, "--",
 			       "/bin/sh", "-c", cmd, NULL };
 	const char *status_args[] = { "status", "kvd", "-j", NULL };
 	pid_t ctl, child, new_pid;
@@ -170,6 +174,8 @@ TEST_F_TIMEOUT(crash, old_killed_after_attach, 60)
 			 NULL };
 	struct baton_upgrade_opts o = {
 		.service = "kvd", .argv = argv, .log_path = self->log,
+		.timeout_ms = atoi(SURE_STEP_MS),
+		.blackout_ms = atoi(SURE_BLACKOUT_MS),
 	};
 	const struct baton_upgrade_report *r;
 	struct baton_upgrade *up;
@@ -350,8 +356,9 @@ TEST_F_TIMEOUT(cause, named, 60)
 
 	snprintf(cmd, sizeof(cmd), variant->cmd,
 		 bin("kvd-v2", path, sizeof(path)));
-	snprintf(timeout, sizeof(timeout), "%d",
-		 variant->timeout_ms ? variant->timeout_ms : 5000);
+	snprintf(timeout, sizeof(timeout), "%s", SURE_STEP_MS);
+	if (variant->timeout_ms)
+		snprintf(timeout, sizeof(timeout), "%d", variant->timeout_ms);
 	EXPECT_EQ(1, batonctl(out, sizeof(out), args));
 	EXPECT_NE(NULL, json_str(out, "result", text, sizeof(text)));
 	EXPECT_STREQ("rolled-back", text);
@@ -435,7 +442,9 @@ TEST_F_TIMEOUT(crash, new_instance_hung_in_blackout, 90)
 TEST_F_TIMEOUT(crash, captured_output_ends_with_batonctl, 60)
 {
 	char path[256], out[8192];
-	const char *args[] = { "-j", "upgrade", "kvd", "--",
+	const char *args[] = { "-j", "upgrade", "kvd", "--timeout-ms",
+			       SURE_STEP_MS, "--blackout-timeout-ms",
+			       SURE_BLACKOUT_MS, "--",
 			       bin("kvd-v2", path, sizeof(path)), "--quiet",
 			       NULL };
 	pid_t ctl;
@@ -468,7 +477,9 @@ FIXTURE_SETUP(full)
 {
 	struct service *s = &self->svc;
 	char path[256], out[8192];
-	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log, "--",
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log,
+			       "--timeout-ms", SURE_STEP_MS,
+			       "--blackout-timeout-ms", SURE_BLACKOUT_MS, "--",
 			       bin("kvd-v2", path, sizeof(path)), "--quiet",
 			       NULL };
 	char fill[300];
@@ -552,7 +563,9 @@ static void expect_one_serves(struct __test_metadata *_metadata,
 TEST_F_TIMEOUT(full, run_dir, 60)
 {
 	char path[256], out[8192], result[64] = "", text[256];
-	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log, "--",
+	const char *args[] = { "upgrade", "kvd", "-j", "--log", self->log,
+			       "--timeout-ms", SURE_STEP_MS,
+			       "--blackout-timeout-ms", SURE_BLACKOUT_MS, "--",
 			       path, "--quiet", NULL };
 	char fill[300];
 	int i;

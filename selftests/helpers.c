@@ -557,7 +557,8 @@ int resp_expect(int fd, const char *want, int argc, ...)
 	va_end(ap);
 	if (resp_send(fd, argc, argv))
 		return -EIO;
-	n = resp_reply(fd, reply, sizeof(reply), 5000);
+	/* a reply missed is a stream out of step: give it the sure time */
+	n = resp_reply(fd, reply, sizeof(reply), SURE_REPLY_MS);
 	if (n < 0)
 		return n;
 	if (strcmp(reply, want)) {
@@ -649,7 +650,7 @@ static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms);
 
 int kvd_info(int fd, pid_t *pid, int *version)
 {
-	return kvd_info_within(fd, pid, version, 5000);
+	return kvd_info_within(fd, pid, version, SURE_REPLY_MS);
 }
 
 static int kvd_info_within(int fd, pid_t *pid, int *version, int timeout_ms)

@@ -514,11 +514,12 @@ TEST_F_TIMEOUT(noverlap, batonctl_killed, 300)
 
 /*
  * A restored instance still activating when the blackout's deadline
- * passes (the step's, 4 s here), the service's lock held (kvd
- * --activate-delay: 4.5 s, within the deadline and half a freeze's
- * slack): it is given the grace, as in an upgrade, and serves every
- * connection. Killed instead, it would close them, and no old instance
- * is left to serve them.
+ * passes (the step's, 10 s here: an ASan kvd under TCG once took 5 s for
+ * phase 1), the service's lock held (kvd --activate-delay: 10.5 s,
+ * within the deadline and half a freeze's slack, 0.5 s left for the rest
+ * of its activation): it is given the grace, as in an upgrade, and serves
+ * every connection. Killed instead, it would close them, and no old
+ * instance is left to serve them.
  */
 TEST_F_TIMEOUT(noverlap, slow_restore_given_grace, 120)
 {
@@ -536,7 +537,7 @@ TEST_F_TIMEOUT(noverlap, slow_restore_given_grace, 120)
 	counters_read(&before);
 	checkpoint_ok(_metadata, &self->svc, self->file, SLOW_CONNS);
 	EXPECT_EQ(0, restore_within(&self->svc, self->file, variant->to,
-				    "4000", "--activate-delay=4500", out,
+				    "10000", "--activate-delay=10500", out,
 				    sizeof(out)));
 	TH_LOG("%s", out);
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"done\""));

@@ -334,11 +334,16 @@ TEST_F_TIMEOUT(peer, second_batonctl_names_the_first, 60)
 	ASSERT_EQ(0, kill(self->svc.kvd, SIGCONT));
 }
 
-static int upgrade_to(const char *rundir, const char *const *cmd, char *out,
-		      size_t len)
+/*
+ * Each step step_ms: the sure time, but where the test waits for one to
+ * pass (an ASan kvd or fake_peer under TCG can take seconds to start,
+ * and a step run out says something else than the fault looked for)
+ */
+static int upgrade_to(const char *rundir, const char *step_ms,
+		      const char *const *cmd, char *out, size_t len)
 {
 	char log[256];
-	const char *args[16] = { "upgrade", "kvd", "-j", "--timeout-ms", "2000",
+	const char *args[16] = { "upgrade", "kvd", "-j", "--timeout-ms", step_ms,
 				 "--log", log, "--" };
 	int n = 8;
 
@@ -355,7 +360,8 @@ TEST_F(peer, unreadable_state_refused)
 	const char *cmd[] = { bin("kvd-v2", path, sizeof(path)), "--quiet",
 			      "--state-min", "2", NULL };
 
-	EXPECT_EQ(1, upgrade_to(self->svc.rundir, cmd, out, sizeof(out)));
+	EXPECT_EQ(1, upgrade_to(self->svc.rundir, SURE_STEP_MS, cmd, out,
+				sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	EXPECT_NE(NULL, strstr(out, "state version 1 is older than 2"));
 	EXPECT_EQ(0, json_num(out, "conns"));	/* nothing had moved */
@@ -369,15 +375,17 @@ FIXTURE(bad_protocol) {
 FIXTURE_VARIANT(bad_protocol) {
 	const char *mode;
 	const char *reason;
+	const char *step_ms;
 };
 
-FIXTURE_VARIANT_ADD(bad_protocol, garbage_hello) { "garbage-hello", "exited with status 3 before it was active" };
-FIXTURE_VARIANT_ADD(bad_protocol, truncated_hello) { "truncated-hello", "exited with status 3 before it was active" };
-FIXTURE_VARIANT_ADD(bad_protocol, never_ready) { "silent", "did not say READY" };
+FIXTURE_VARIANT_ADD(bad_protocol, garbage_hello) { "garbage-hello", "exited with status 3 before it was active", SURE_STEP_MS };
+FIXTURE_VARIANT_ADD(bad_protocol, truncated_hello) { "truncated-hello", "exited with status 3 before it was active", SURE_STEP_MS };
+/* the one that waits for its step to run out */
+FIXTURE_VARIANT_ADD(bad_protocol, never_ready) { "silent", "did not say READY", "5000" };
 /* said as malformed, not as the new instance gone (it is not) */
-FIXTURE_VARIANT_ADD(bad_protocol, malformed_to_old) { "bad-to-old", "the new instance sent a malformed message before it was active" };
-FIXTURE_VARIANT_ADD(bad_protocol, malformed_ready) { "bad-ready", "malformed message from the new instance" };
-FIXTURE_VARIANT_ADD(bad_protocol, out_of_order) { "wrong-message", "unexpected ACTIVE from the new instance" };
+FIXTURE_VARIANT_ADD(bad_protocol, malformed_to_old) { "bad-to-old", "the new instance sent a malformed message before it was active", SURE_STEP_MS };
+FIXTURE_VARIANT_ADD(bad_protocol, malformed_ready) { "bad-ready", "malformed message from the new instance", SURE_STEP_MS };
+FIXTURE_VARIANT_ADD(bad_protocol, out_of_order) { "wrong-message", "unexpected ACTIVE from the new instance", SURE_STEP_MS };
 
 FIXTURE_SETUP(bad_protocol)
 {
@@ -408,7 +416,8 @@ TEST_F_TIMEOUT(bad_protocol, rolls_back, 30)
 	pid_t pid;
 	int version, i;
 
-	EXPECT_EQ(1, upgrade_to(self->svc.rundir, cmd, out, sizeof(out)));
+	EXPECT_EQ(1, upgrade_to(self->svc.rundir, variant->step_ms, cmd, out,
+				sizeof(out)));
 	EXPECT_NE(NULL, strstr(out, "\"result\":\"rolled-back\""));
 	EXPECT_NE(NULL, strstr(out, variant->reason));
 	TH_LOG("%s", strstr(out, "\"error\"") ?: out);

@@ -89,7 +89,8 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	/* a good version's command ends before --fail-ping-after */
 	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
 			       "--timeout-ms", SURE_STEP_MS,
-			       "--verify", check, "--verify-timeout-ms", "1000",
+			       "--verify", check, "--verify-timeout-ms",
+			       variant->hang ? "1000" : "10000",
 			       "--verify-for", variant->bad ? "20s" : "3s",
 			       "--", path, "--quiet",
 			       variant->bad ? "--fail-ping-after" : NULL, "2000",
