@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -653,9 +654,15 @@ static void storm(int port, int stop, int report)
 	const char *ping[] = { "PING" };
 	char reply[64], line[64] = "";
 	double gone = 0;
+	struct rlimit rl;
 	int n = 0, i;
 	ssize_t len;
 
+	/* a unit's soft limit is 1,024: STORM_MAX connections need more */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	for (;;) {
 		struct pollfd p = { .fd = stop, .events = POLLIN };
 
