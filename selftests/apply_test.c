@@ -314,6 +314,19 @@ TEST_F(apply, unknown_key)
 		"    colour: blue\n", want);
 }
 
+/* a name that is not one is refused with the plan, before anything moves */
+TEST_F(apply, bad_name)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), "%s:2: '../kvd-a' is not a service's name",
+		 self->plan);
+	refused(_metadata, self,
+		"services:\n"
+		"  - name: ../kvd-a\n"
+		"    command: [kvd-v2, --quiet]\n", want);
+}
+
 /* as on the command line: at most an hour (the library refused more) */
 TEST_F(apply, timeout_over_an_hour)
 {

@@ -301,6 +301,13 @@ static int plan_service(yaml_parser_t *p, struct plan *plan, const char *path,
 		snprintf(plan->err, sizeof(plan->err), "%s:%lu: the service that begins here needs %s",
 			 path, s->line, !s->name ? "a 'name'" : "a 'command'");
 		err = -EINVAL;
+	} else if (baton_service_name_check(s->name)) {
+		char why[160];
+
+		service_name_bad(s->name, why, sizeof(why));
+		snprintf(plan->err, sizeof(plan->err), "%s:%lu: %s", path,
+			 s->line, why);
+		err = -EINVAL;
 	}
 delete_event:
 	yaml_event_delete(&e);

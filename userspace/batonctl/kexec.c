@@ -471,8 +471,23 @@ int cmd_kexec(const struct ctl_opts *o, int argc, char **argv)
 			KEXEC_MAX_SERVICES);
 		goto usage_error;
 	}
-	for (i = optind; i < (unsigned int)argc; i++)
+	for (i = optind; i < (unsigned int)argc; i++) {
+		char why[160];
+		unsigned int k;
+
+		if (baton_service_name_check(argv[i])) {
+			service_name_bad(argv[i], why, sizeof(why));
+			fprintf(stderr, "batonctl: %s\n", why);
+			goto usage_error;
+		}
+		for (k = 0; k < p->n; k++)
+			if (!strcmp(p->svc[k].name, argv[i])) {
+				fprintf(stderr, "batonctl: %s is named twice\n",
+					argv[i]);
+				goto usage_error;
+			}
 		p->svc[p->n++].name = argv[i];
+	}
 
 	/* nothing changes until the kernel is loaded */
 	err = dir_check(p) ?: cmdline_make(p) ?: services_lock(o, p) ?:
