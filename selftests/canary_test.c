@@ -389,7 +389,7 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
 	const char *status_args[] = { "-j", "status", "kvd", NULL };
 	const char *recover_args[] = { "recover", "kvd", NULL };
 	pid_t ctl, canary = 0;	/* in the journal, a string */
-	int fd, i;
+	int fd;
 
 	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
 	snprintf(gen, sizeof(gen), "%d", variant->to);
@@ -399,13 +399,8 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
 	ctl = batonctl_start(args, &fd);
 	ASSERT_LT(0, ctl);
 	/* until the share is the canary's */
-	for (i = 0; i < 3000; i++) {
-		ASSERT_EQ(0, batonctl(out, sizeof(out), steer_args));
-		if (strstr(out, "\"canary_share\":\"10.00%\""))
-			break;
-		usleep(10000);
-	}
-	ASSERT_NE(NULL, strstr(out, "\"canary_share\":\"10.00%\""));
+	ASSERT_EQ(0, batonctl_until(out, sizeof(out), steer_args,
+				    "\"canary_share\":\"10.00%\""));
 	kill(ctl, SIGKILL);
 	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
 	close(fd);
@@ -451,7 +446,7 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_after_canary, 120)
 	const char *status_args[] = { "-j", "status", "kvd", NULL };
 	const char *recover_args[] = { "recover", "kvd", NULL };
 	pid_t ctl, canary = 0;
-	int fd, i;
+	int fd;
 
 	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
 	snprintf(gen, sizeof(gen), "%d", variant->to);
@@ -461,21 +456,11 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_after_canary, 120)
 	/* the old one stopped as soon as the canary runs: no attach then */
 	ctl = batonctl_start(args, &fd);
 	ASSERT_LT(0, ctl);
-	for (i = 0; i < 3000; i++) {
-		ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
-		if (strstr(out, "\"canary_result\":\"verifying\""))
-			break;
-		usleep(10000);
-	}
-	ASSERT_NE(NULL, strstr(out, "\"canary_result\":\"verifying\""));
+	ASSERT_EQ(0, batonctl_until(out, sizeof(out), status_args,
+				    "\"canary_result\":\"verifying\""));
 	ASSERT_EQ(0, kill(self->kvd, SIGSTOP));
-	for (i = 0; i < 3000; i++) {
-		EXPECT_EQ(0, batonctl(out, sizeof(out), status_args));
-		if (strstr(out, "\"canary_result\":\"passed\""))
-			break;
-		usleep(10000);
-	}
-	EXPECT_NE(NULL, strstr(out, "\"canary_result\":\"passed\""));
+	EXPECT_EQ(0, batonctl_until(out, sizeof(out), status_args,
+				    "\"canary_result\":\"passed\""));
 	usleep(200000);		/* well into the attach */
 	kill(ctl, SIGKILL);
 	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));

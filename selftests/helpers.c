@@ -740,6 +740,22 @@ pid_t batonctl_start(const char *const *args, int *out_fd)
 	return pid;
 }
 
+int batonctl_until(char *out, size_t len, const char *const *args,
+		   const char *want)
+{
+	int i, rc;
+
+	for (i = 0; i < 3000; i++) {
+		rc = batonctl(out, len, args);
+		if (rc)
+			return rc < 0 ? rc : -EPROTO;
+		if (strstr(out, want))
+			return 0;
+		usleep(10000);
+	}
+	return -ETIMEDOUT;
+}
+
 static unsigned long long mono_ms(void)
 {
 	struct timespec ts;

@@ -133,6 +133,12 @@ int kvd_info(int fd, pid_t *pid, int *version);
 int batonctl(char *out, size_t len, const char *const *args);
 /* the same in the background: its pid, its stdout on *out_fd */
 pid_t batonctl_start(const char *const *args, int *out_fd);
+/*
+ * batonctl args again and again (every 10 ms, at most 30 s) until its
+ * output (in out) holds want: 0, -ETIMEDOUT, or its failure
+ */
+int batonctl_until(char *out, size_t len, const char *const *args,
+		   const char *want);
 /* reads fd until EOF: its length, or -ETIMEDOUT if EOF did not come */
 ssize_t read_to_eof(int fd, char *buf, size_t len, int timeout_ms);
 /* waits for our child pid to exit: its wait status, or -ETIMEDOUT */

@@ -177,20 +177,15 @@ TEST_F_TIMEOUT(verify, killed_while_verifying, 90)
 	const char *status_args[] = { "status", "kvd", "-j", NULL };
 	const char *recover_args[] = { "recover", "kvd", NULL };
 	pid_t ctl;
-	int fd, i;
+	int fd;
 
 	snprintf(log, sizeof(log), "%s", self->svc.log);
 	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
 	bin(name, path, sizeof(path));
 	ctl = batonctl_start(args, &fd);
 	ASSERT_LT(0, ctl);
-	for (i = 0; i < 3000; i++) {
-		ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
-		if (strstr(out, "\"verify_result\":\"running\""))
-			break;
-		usleep(10000);
-	}
-	ASSERT_NE(NULL, strstr(out, "\"verify_result\":\"running\""));
+	ASSERT_EQ(0, batonctl_until(out, sizeof(out), status_args,
+				    "\"verify_result\":\"running\""));
 	kill(ctl, SIGKILL);
 	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
 	close(fd);
