@@ -329,8 +329,11 @@ static const char *result_of(const struct kexec_plan *p, int err)
 
 	if (!err)
 		return "restarting";	/* the last thing it says */
+	/* one not restored, or whose instance did not resume: none serves */
 	for (i = 0; i < p->n; i++)
-		if (p->svc[i].saved && !p->svc[i].restored)
+		if ((p->svc[i].saved && !p->svc[i].restored) ||
+		    (p->svc[i].err &&
+		     p->svc[i].r.phase == BATON_PHASE_FAILED))
 			return "failed";
 	for (i = 0; i < p->n; i++)
 		if (p->svc[i].saved)
@@ -383,6 +386,8 @@ static void report(struct kexec_plan *p, int err)
 			       ms_between(s->r.deactivate_ns, s->r.active_ns),
 			       "stop, freeze, export, file written");
 		}
+		if (s->err && s->r.phase == BATON_PHASE_FAILED)
+			out_str(&out, "start", "start it again", s->cmd.old_line);
 		if (s->saved && !s->restored) {
 			/* whole, or not at all: a cut command restores nothing */
 			char restore[sizeof(s->path) + sizeof(s->cmd.old_line) + 128];
