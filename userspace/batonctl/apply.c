@@ -628,8 +628,14 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 			if (apply_step(o, path, s, s->old.old_argv, step, false)) {
 				s->state = PLAN_UNDO_FAILED;
 				snprintf(undo_why, sizeof(undo_why), "%s", s->why);
-				snprintf(s->why, sizeof(s->why), "going back failed (%s): start it again with: %s",
-					 undo_why, s->old.old_line);
+				/* one serves still (the new version): upgrade it back */
+				if (s->serving)
+					snprintf(s->why, sizeof(s->why), "going back failed (%s); pid %d serves it: go back with: batonctl upgrade %s -- %s",
+						 undo_why, s->serving, s->name,
+						 s->old.old_line);
+				else
+					snprintf(s->why, sizeof(s->why), "going back failed (%s): start it again with: %s",
+						 undo_why, s->old.old_line);
 				fprintf(stderr, "batonctl: %s: %s\n", s->name, s->why);
 				continue;
 			}
