@@ -48,24 +48,27 @@ int shell_quote(char *line, size_t len, size_t *at, const char *word)
 				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 				    "_@%+=:,./-";
 	bool quote = !*word || word[strspn(word, plain)];
-	size_t n = *at;
+	size_t n = *at, need = (n ? 1 : 0) + (quote ? 2 : 0);
 	const char *c;
 
-#define PUT(ch)	do { if (n + 1 >= len) return -E2BIG; line[n++] = (ch); } while (0)
+	for (c = word; *c; c++)
+		need += *c == '\'' ? 4 : 1;
+	if (n + need >= len)
+		return -E2BIG;
 	if (n)
-		PUT(' ');
+		line[n++] = ' ';
 	if (quote)
-		PUT('\'');
+		line[n++] = '\'';
 	for (c = word; *c; c++) {
 		if (*c == '\'') {
-			PUT('\''); PUT('\\'); PUT('\''); PUT('\'');
+			memcpy(line + n, "'\\''", 4);
+			n += 4;
 		} else {
-			PUT(*c);
+			line[n++] = *c;
 		}
 	}
 	if (quote)
-		PUT('\'');
-#undef PUT
+		line[n++] = '\'';
 	line[n] = '\0';
 	*at = n;
 	return 0;
