@@ -330,7 +330,14 @@ TEST_F_TIMEOUT(precopy, bounded_when_writes_outrun, 300)
 	EXPECT_LE(2, n);
 	EXPECT_GE(4, n);
 	ASSERT_NE(NULL, json_str(out, "precopy_end", end, sizeof(end)));
-	EXPECT_STREQ("outrun", end);
+	/*
+	 * outrun; or, if the writers got no CPU for a whole round (2 cores,
+	 * 4 writers and both instances), a round of no change fits
+	 */
+	if (strcmp(end, "outrun")) {
+		EXPECT_STREQ("fit", end);
+		EXPECT_EQ(0, records[n - 1]) TH_LOG("a round that fit 1 byte");
+	}
 	EXPECT_EQ(0, writers_stop(self->load, self->writer));
 	EXPECT_EQ(0, self->load->errors);
 	EXPECT_EQ(0, read_back(self->load, variant->family, self->svc.port));
