@@ -280,10 +280,20 @@ static int commit(struct save *s)
 	s->tmp[0] = '\0';
 	snprintf(dir, sizeof(dir), "%s", s->path);
 	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
+	if (dfd < 0 || fsync(dfd) < 0) {
+		/*
+		 * its name not known to be on disk: a restart could find no
+		 * file. None, then, and the old instance serves on
+		 */
+		err = -errno;
+		unlink(s->path);
+		if (dfd >= 0)
+			close(dfd);
+		flock(s->lock, LOCK_UN);
+		return fail(up, err, "cannot make %s's name durable (fsync of its directory): %s",
+			    s->path, strerror(-err));
 	}
+	close(dfd);
 	return 0;
 }
 
