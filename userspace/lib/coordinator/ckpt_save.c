@@ -280,7 +280,8 @@ static int commit(struct save *s)
 	s->tmp[0] = '\0';
 	snprintf(dir, sizeof(dir), "%s", s->path);
 	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) < 0) {
+	/* EINVAL: a filesystem that cannot sync a directory says so */
+	if (dfd < 0 || (fsync(dfd) < 0 && errno != EINVAL)) {
 		/*
 		 * its name not known to be on disk: a restart could find no
 		 * file. None, then, and the old instance serves on
