@@ -132,6 +132,7 @@ close_fd:
 int ctl_connect(const char *path, int timeout_ms)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	__u64 end;
 	int fd, err;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
@@ -140,14 +141,25 @@ int ctl_connect(const char *path, int timeout_ms)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	err = ctl_set_timeout(fd, timeout_ms);
-	if (err)
-		goto close_fd;
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+	/* 0 or less: as long as it takes, as before */
+	end = timeout_ms > 0 ? now_ns() + timeout_ms * 1000000ULL : 0;
+	for (;;) {
+		if (end) {
+			__u64 t = now_ns();
+
+			/* a signal takes nothing off the time (msg_poll()) */
+			err = t >= end ? -EAGAIN :
+			      ctl_set_timeout(fd, (end - t + 999999) / 1000000);
+			if (err)
+				goto close_fd;
+		}
+		if (!connect(fd, (struct sockaddr *)&sun, sizeof(sun)))
+			break;
 		err = -errno;
-		goto close_fd;
+		if (err != -EINTR)
+			goto close_fd;
 	}
-	err = ctl_set_timeout(fd, 0);
+	err = end ? ctl_set_timeout(fd, 0) : 0;
 	if (err)
 		goto close_fd;
 	return fd;
@@ -309,8 +321,10 @@ void resources_close(struct baton_resources *r, int ep)
 		close(r->listen_fd);
 	if (r->pid_fd >= 0)
 		close(r->pid_fd);
-	/* explicitly: a child the application forked may share lock_fd */
-	resources_unlock(r);
+	/*
+	 * close(), not LOCK_UN: a child the application forked shares the
+	 * open file, and an unlock in its exit would take the lock from us
+	 */
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
 	resources_init(r);
