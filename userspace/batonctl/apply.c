@@ -626,16 +626,33 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 				fprintf(stderr, "batonctl: %s: undoing %s (back to %s)\n",
 					path, s->name, s->old.old_line);
 			if (apply_step(o, path, s, s->old.old_argv, step, false)) {
+				int n;
+
 				s->state = PLAN_UNDO_FAILED;
 				snprintf(undo_why, sizeof(undo_why), "%s", s->why);
-				/* one serves still (the new version): upgrade it back */
+				/*
+				 * one serves still (the new version): upgrade
+				 * it back. A command cut short would run
+				 * something else: whole, or on stderr alone
+				 */
 				if (s->serving)
-					snprintf(s->why, sizeof(s->why), "going back failed (%s); pid %d serves it: go back with: batonctl upgrade %s -- %s",
-						 undo_why, s->serving, s->name,
-						 s->old.old_line);
+					n = snprintf(s->why, sizeof(s->why), "going back failed (%s); pid %d serves it: go back with: batonctl upgrade %s -- %s",
+						     undo_why, s->serving, s->name,
+						     s->old.old_line);
 				else
-					snprintf(s->why, sizeof(s->why), "going back failed (%s): start it again with: %s",
-						 undo_why, s->old.old_line);
+					n = snprintf(s->why, sizeof(s->why), "going back failed (%s): start it again with: %s",
+						     undo_why, s->old.old_line);
+				if (n >= (int)sizeof(s->why)) {
+					fprintf(stderr, "batonctl: %s: %s: %s%s%s%s\n",
+						s->name, s->serving ? "go back with" :
+						"start it again with",
+						s->serving ? "batonctl upgrade " : "",
+						s->serving ? s->name : "",
+						s->serving ? " -- " : "",
+						s->old.old_line);
+					snprintf(s->why, sizeof(s->why), "going back failed (%s): its command is too long for here; it is on the standard error",
+						 undo_why);
+				}
 				fprintf(stderr, "batonctl: %s: %s\n", s->name, s->why);
 				continue;
 			}

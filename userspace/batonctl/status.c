@@ -508,11 +508,21 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 	    !journal_get(j, "netns_moved") &&
 	    addr_here(journal_get(j, "netns_addr") ?: "")) {
 		result = "failed";
-		snprintf(moved, sizeof(moved), "; the new instance (pid %s) runs in %s, but %s is still here, where nothing answers for it: move it by hand (ip addr del %s dev DEVICE-HERE; nsenter --net=%s ip addr add %s dev %s)",
-			 new, journal_get(j, "netns"), journal_get(j, "netns_addr"),
-			 journal_get(j, "netns_addr"), journal_get(j, "netns"),
+		/* short: the journal keeps 255 bytes a value */
+		snprintf(moved, sizeof(moved), "; %s is still here, not on %s in %s: move it by hand",
 			 journal_get(j, "netns_addr"),
-			 journal_get(j, "netns_dev") ?: "?");
+			 journal_get(j, "netns_dev") ?: "?",
+			 journal_get(j, "netns"));
+		if (!quiet)
+			fprintf(stderr, "batonctl: the new instance of %s (pid %s) runs in %s, but %s is still here, where nothing answers for it; move it:\n"
+				"  ip addr del %s dev DEVICE-HERE\n"
+				"  nsenter --net=%s ip addr add %s dev %s\n",
+				service, new, journal_get(j, "netns"),
+				journal_get(j, "netns_addr"),
+				journal_get(j, "netns_addr"),
+				journal_get(j, "netns"),
+				journal_get(j, "netns_addr"),
+				journal_get(j, "netns_dev") ?: "?");
 	}
 	snprintf(key, sizeof(key), "%sphase", pre);
 	journal_set(j, "reason", "recovered: the coordinator (pid %s) died in %sphase %s%s",
@@ -578,9 +588,13 @@ void journal_busy(const char *run_dir, const char *service, char *why,
 	struct journal j;
 	pid_t holder;
 
-	/* its own note first: its journal record may not be written yet */
+	/*
+	 * its own note first: its journal record may not be written yet.
+	 * Only if it holds the lock: a note may be an earlier holder's
+	 */
 	if (!journal_lock_note(run_dir, service, note_pid, note_start,
-			       note_op) && proc_is(note_pid, note_start)) {
+			       note_op) && proc_is(note_pid, note_start) &&
+	    lock_holder(run_dir, service) == atoi(note_pid)) {
 		snprintf(why, len, "batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'",
 			 note_pid, service, note_op, service);
 		return;

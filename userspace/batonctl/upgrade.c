@@ -714,9 +714,11 @@ int cmd_upgrade(const struct ctl_opts *o, int argc, char **argv)
 			}
 			break;
 		case 'Y':
+			errno = 0;
 			uo->precopy_bytes = strtoull(optarg, &end, 10);
-			/* strtoull() takes "-1" for the largest */
-			if (*end || !uo->precopy_bytes || optarg[0] == '-') {
+			/* strtoull() takes " -1" for the largest, and clamps */
+			if (*end || !uo->precopy_bytes || errno ||
+			    strchr(optarg, '-')) {
 				fprintf(stderr, "batonctl: --precopy-bytes takes a positive number of bytes\n");
 				return 2;
 			}
