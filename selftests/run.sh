@@ -15,6 +15,8 @@
 # output is printed: its assertions and the log tail it left. The host
 # programs, the VM programs, the systemd VM programs and the fuzzing
 # harnesses each get a count line; the last line is the total, "N passed, N failed, N skipped".
+# A program that runs on the host fails too if the host's kernel logged a
+# WARN or an oops meanwhile; a lockup or stall it logged is printed.
 set -u
 export BATON_BIN B
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
@@ -67,6 +69,27 @@ left_behind() {
 	done
 }
 
+# What the host's kernel logged while a host program ran, from $1 (the
+# uptime at its start; the log's stamps count from boot as /proc/uptime
+# does), at most 10 lines of each: kernel_trouble, a WARN or an oops, which
+# fails the program; kernel_starved, a lockup or a stall (a CPU's workers
+# or the RCU thread starved, a task hung), which is printed, for it names
+# the cause of any timeout in the program, but is the host kernel's own
+# doing under load (testing.rst, "The host's kernel log").
+kernel_log_since() {
+	dmesg 2>&1 | awk -F'[][]' -v t="$1" '$2 + 0 >= t || /^dmesg:/'
+}
+kernel_starved() {
+	kernel_log_since "$1" |
+		grep -E 'lockup|rcu: INFO|starved|hung_task|blocked for more than' |
+		head -10
+}
+kernel_trouble() {
+	kernel_log_since "$1" |
+		grep -E 'WARNING: (CPU|at)|BUG:|Oops|general protection|^dmesg:' |
+		grep -vE 'lockup' | head -10
+}
+
 # module_test switches a connection to BBR and moves one between namespaces
 # joined by veths (each is insmod'ed in this order; scripts/vm.sh loads
 # nf_tables itself); netns_test puts three on one bridge
@@ -115,10 +138,18 @@ for t in "$@"; do
 	esac
 	echo "== $t"
 	start=$SECONDS
+	up_start=$(cut -d' ' -f1 /proc/uptime)
 	rc=0
 	(cd "$(dirname "$0")" && "${cmd[@]}") >"$log" 2>&1 || rc=$?
-	orphans=
+	orphans= trouble= starved=
 	[ $where = host ] && orphans=$(left_behind)
+	case $t in
+	vm:* | systemd:* | vmfuzz:*) ;;
+	*)
+		trouble=$(kernel_trouble "$up_start")
+		starved=$(kernel_starved "$up_start")
+		;;
+	esac
 	grep -E '^(ok|not ok) |^# fuzz:' "$log" | sed 's/^/   /'
 	if [ $rc -ne 0 ]; then
 		failed_blocks "$log"
@@ -142,6 +173,15 @@ for t in "$@"; do
 		echo "$orphans"
 		echo "   $t left processes behind: its teardown must end what its upgrades started"
 		fail[$where]=$((fail[$where] + 1))
+	fi
+	if [ -n "$trouble" ]; then
+		sed 's/^/   host kernel: /' <<<"$trouble"
+		echo "   the host's kernel logged the above while $t ran (dmesg has it whole): a WARN or an oops fails the program"
+		fail[$where]=$((fail[$where] + 1))
+	fi
+	if [ -n "$starved" ]; then
+		sed 's/^/   host kernel: /' <<<"$starved"
+		echo "   the host's kernel starved tasks while $t ran (dmesg has it whole): a step that timed out in $t may have been one of them"
 	fi
 	if [ $rc -ne 0 ] && [ "$(field fail)" -eq 0 ] && [ "$(field error)" -eq 0 ]; then
 		echo "   $t exited with status $rc: see $log"
