@@ -373,30 +373,74 @@ TEST_F_TIMEOUT(canary_upgrade, refused, 120)
 }
 
 /*
- * batonctl killed in the canary's window: status says so, and recover
- * takes the share back and stops the canary; the old instance serves on.
+ * batonctl upgrade --canary 10% --verify true --verify-for verify_for,
+ * started with its stdout on *fd: its pid, or -errno
  */
-TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
+static pid_t canary_start(const FIXTURE_DATA(canary_upgrade) *self,
+			  const FIXTURE_VARIANT(canary_upgrade) *variant,
+			  const char *verify_for, int *fd)
 {
-	char path[256], log[256], out[16384], gen[4], name[16];
+	char path[256], log[256], gen[4], name[16];
 	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
 			       "--log", log, "--timeout-ms", SURE_STEP_MS,
 			       "--canary", "10%", "--verify", "true",
-			       "--verify-for", "60s", "--", path, "--quiet",
+			       "--verify-for", verify_for, "--", path, "--quiet",
 			       "--listen", listen_arg(variant->family),
 			       "--steer", gen, NULL };
-	const char *steer_args[] = { "-j", "steer", "kvd", NULL };
-	const char *status_args[] = { "-j", "status", "kvd", NULL };
-	const char *recover_args[] = { "recover", "kvd", NULL };
-	pid_t ctl, canary = 0;	/* in the journal, a string */
-	int fd;
 
 	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
 	snprintf(gen, sizeof(gen), "%d", variant->to);
 	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
 	bin(name, path, sizeof(path));
+	return batonctl_start(args, fd);
+}
 
-	ctl = batonctl_start(args, &fd);
+/*
+ * ctl, killed, left the canary's pid (a string) in the journal; recover
+ * settles the upgrade as aborted, the canary goes and the old instance
+ * serves as before
+ */
+static void recovered_aborted(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(canary_upgrade) *self,
+			      const FIXTURE_VARIANT(canary_upgrade) *variant,
+			      const char *status)
+{
+	const char *status_args[] = { "-j", "status", "kvd", NULL };
+	const char *recover_args[] = { "recover", "kvd", NULL };
+	char out[16384], pid[16];
+	pid_t canary = 0;
+
+	if (json_str(status, "canary_pid", pid, sizeof(pid)))
+		canary = atoi(pid);
+	EXPECT_LT(0, canary);
+	EXPECT_TRUE(pid_alive(canary));
+	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
+	TH_LOG("%s", out);
+	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
+	EXPECT_NE(NULL, strstr(out, "\"result\":\"aborted\""));
+	EXPECT_NE(NULL, strstr(out, "\"canary_result\":\"aborted\""));
+	EXPECT_EQ(NULL, strstr(out, "\"interrupted\""));
+	if (canary > 0)
+		EXPECT_EQ(0, pid_wait_gone(canary, SURE_REPLY_MS));
+	as_before(_metadata, self, variant);
+
+	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
+	EXPECT_EQ(0, self->load.bad);
+}
+
+/*
+ * batonctl killed in the canary's window: status says so, and recover
+ * takes the share back and stops the canary; the old instance serves on.
+ */
+TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
+{
+	const char *steer_args[] = { "-j", "steer", "kvd", NULL };
+	const char *status_args[] = { "-j", "status", "kvd", NULL };
+	char out[16384];
+	pid_t ctl;
+	int fd;
+
+	ctl = canary_start(self, variant, "60s", &fd);
 	ASSERT_LT(0, ctl);
 	/* until the share is the canary's */
 	ASSERT_EQ(0, batonctl_until(out, sizeof(out), steer_args,
@@ -408,23 +452,7 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
 	TH_LOG("%s", out);
 	EXPECT_NE(NULL, strstr(out, "died in the canary's window"));
-	/* the journal's fields are strings */
-	if (json_str(out, "canary_pid", name, sizeof(name)))
-		canary = atoi(name);
-	EXPECT_LT(0, canary);
-	EXPECT_TRUE(pid_alive(canary));
-
-	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
-	TH_LOG("%s", out);
-	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
-	EXPECT_NE(NULL, strstr(out, "\"result\":\"aborted\""));
-	EXPECT_NE(NULL, strstr(out, "\"canary_result\":\"aborted\""));
-	EXPECT_EQ(NULL, strstr(out, "\"interrupted\""));
-	EXPECT_EQ(0, pid_wait_gone(canary, SURE_REPLY_MS));
-	as_before(_metadata, self, variant);
-
-	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
-	EXPECT_EQ(0, self->load.bad);
+	recovered_aborted(_metadata, self, variant, out);
 }
 
 /*
@@ -436,25 +464,13 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
  */
 TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_after_canary, 120)
 {
-	char path[256], log[256], out[16384], gen[4], name[16];
-	const char *args[] = { "upgrade", "kvd", "-j", "--listeners", "own",
-			       "--log", log, "--timeout-ms", SURE_STEP_MS,
-			       "--canary", "10%", "--verify", "true",
-			       "--verify-for", "1s", "--", path, "--quiet",
-			       "--listen", listen_arg(variant->family),
-			       "--steer", gen, NULL };
 	const char *status_args[] = { "-j", "status", "kvd", NULL };
-	const char *recover_args[] = { "recover", "kvd", NULL };
-	pid_t ctl, canary = 0;
+	char out[16384];
+	pid_t ctl;
 	int fd;
 
-	snprintf(log, sizeof(log), "%s/kvd.log", self->rundir);
-	snprintf(gen, sizeof(gen), "%d", variant->to);
-	snprintf(name, sizeof(name), "kvd-v%d", variant->to);
-	bin(name, path, sizeof(path));
-
 	/* the old one stopped as soon as the canary runs: no attach then */
-	ctl = batonctl_start(args, &fd);
+	ctl = canary_start(self, variant, "1s", &fd);
 	ASSERT_LT(0, ctl);
 	ASSERT_EQ(0, batonctl_until(out, sizeof(out), status_args,
 				    "\"canary_result\":\"verifying\""));
@@ -470,22 +486,7 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_after_canary, 120)
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
 	TH_LOG("%s", out);
 	EXPECT_NE(NULL, strstr(out, "\"interrupted\""));
-	if (json_str(out, "canary_pid", name, sizeof(name)))
-		canary = atoi(name);
-	EXPECT_LT(0, canary);
-
-	EXPECT_EQ(0, batonctl(out, sizeof(out), recover_args));
-	TH_LOG("%s", out);
-	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
-	EXPECT_NE(NULL, strstr(out, "\"result\":\"aborted\""));
-	EXPECT_NE(NULL, strstr(out, "\"canary_result\":\"aborted\""));
-	EXPECT_EQ(NULL, strstr(out, "\"interrupted\""));
-	if (canary > 0)
-		EXPECT_EQ(0, pid_wait_gone(canary, SURE_REPLY_MS));
-	as_before(_metadata, self, variant);
-
-	ASSERT_EQ(0, incr_load_stop(&self->load, 2));
-	EXPECT_EQ(0, self->load.bad);
+	recovered_aborted(_metadata, self, variant, out);
 }
 
 TEST_HARNESS_MAIN
