@@ -378,6 +378,17 @@ static int recover_hold(const char *service, struct journal *j, bool quiet)
 	return 1;
 }
 
+/* The record of an operation whose coordinator died, settled as result */
+static void settle(struct journal *j, const char *result, const char *when,
+		   const char *why)
+{
+	journal_set(j, "result", "%s", result);
+	journal_set(j, "reason", "recovered: the coordinator (pid %s) died %s: %s",
+		    journal_get(j, "coordinator_pid") ?: "?", when, why);
+	journal_set(j, "updated", "%ld", (long)time(NULL));
+	journal_write(j);
+}
+
 /*
  * A coordinator that died mid-upgrade: the instances settle it themselves
  * (before activation the new exits and the old resumes; after it the old
@@ -391,35 +402,23 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 	char key[32], said[400], moved[400] = "";
 	int waited;
 
-	op = journal_get(j, "operation");
-	if (op && !strcmp(op, "hold")) {
-		result = journal_get(j, "result");
-		if (!result || strcmp(result, "in-progress") ||
-		    proc_is(journal_get(j, "coordinator_pid"),
-			    journal_get(j, "coordinator_start")))
+	/* its coordinator runs on: nothing to settle */
+	if (proc_is(journal_get(j, "coordinator_pid"),
+		    journal_get(j, "coordinator_start")))
+		return 0;
+	op = journal_get(j, "operation") ?: "upgrade";
+	result = journal_get(j, "result");
+	if (!strcmp(op, "hold") || !strcmp(op, "checkpoint") ||
+	    !strcmp(op, "restore")) {
+		if (!result || strcmp(result, "in-progress"))
 			return 0;
-		return recover_hold(service, j, quiet);
-	}
-	if (op && (!strcmp(op, "checkpoint") || !strcmp(op, "restore"))) {
-		result = journal_get(j, "result");
-		if (!result || strcmp(result, "in-progress") ||
-		    proc_is(journal_get(j, "coordinator_pid"),
-			    journal_get(j, "coordinator_start")))
-			return 0;
-		return recover_file_op(service, op, j, timeout_ms, quiet);
+		return !strcmp(op, "hold") ? recover_hold(service, j, quiet) :
+		       recover_file_op(service, op, j, timeout_ms, quiet);
 	}
 	/* killed in a canary's window: nothing else had begun */
-	result = journal_get(j, "result");
 	if (result && !strcmp(result, "canary-running")) {
-		if (proc_is(journal_get(j, "coordinator_pid"),
-			    journal_get(j, "coordinator_start")))
-			return 0;
 		canary_recover(service, j, false, said, sizeof(said));
-		journal_set(j, "result", "aborted");
-		journal_set(j, "reason", "recovered: the coordinator (pid %s) died in the canary's window: %s",
-			    journal_get(j, "coordinator_pid") ?: "?", said);
-		journal_set(j, "updated", "%ld", (long)time(NULL));
-		journal_write(j);
+		settle(j, "aborted", "in the canary's window", said);
 		if (!quiet)
 			fprintf(stderr, "batonctl: settled an interrupted canary of %s: %s\n",
 				service, said);
@@ -433,17 +432,10 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 		bool runs = proc_is(journal_get(j, "new_pid"),
 				    journal_get(j, "new_start"));
 
-		if (proc_is(journal_get(j, "coordinator_pid"),
-			    journal_get(j, "coordinator_start")))
-			return 0;
 		journal_set(j, "verify_result", "interrupted");
-		journal_set(j, "result", "%s", runs ? "done" : "failed");
-		journal_set(j, "reason", "recovered: the coordinator (pid %s) died during --verify: %s",
-			    journal_get(j, "coordinator_pid") ?: "?", runs ?
-			    "the new version runs, its verification unfinished: check it by hand" :
-			    "the new version is gone: start the service again");
-		journal_set(j, "updated", "%ld", (long)time(NULL));
-		journal_write(j);
+		settle(j, runs ? "done" : "failed", "during --verify", runs ?
+		       "the new version runs, its verification unfinished: check it by hand" :
+		       "the new version is gone: start the service again");
 		if (!quiet)
 			fprintf(stderr, "batonctl: settled an upgrade of %s interrupted during --verify: %s (new pid %s %s)\n",
 				service, runs ? "done" : "failed",
@@ -456,9 +448,7 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 	if (back && !strcmp(back, "in-progress"))
 		pre = "rollback_";
 #define FIELD(name) (snprintf(key, sizeof(key), "%s" name, pre), journal_get(j, key))
-	if (!j->seq || (!pre[0] && finished(journal_get(j, "phase"))) ||
-	    proc_is(journal_get(j, "coordinator_pid"),
-		    journal_get(j, "coordinator_start")))
+	if (!j->seq || (!pre[0] && finished(journal_get(j, "phase"))))
 		return 0;
 	old = FIELD("old_pid");
 	new = FIELD("new_pid");
@@ -473,9 +463,13 @@ int recover(const char *service, struct journal *j, int timeout_ms, bool quiet)
 			    journal_get(j, "coordinator_pid") ?: "?");
 		journal_write(j);
 		if (!quiet)
-			fprintf(stderr, "batonctl: settled an interrupted rollback of %s: it had not begun; the new version (pid %s) serves, though it failed its verification: upgrade back by hand (old command: %s)\n",
+			fprintf(stderr, "batonctl: settled an interrupted rollback of %s: it had not begun; the new version (pid %s) serves, though it failed its verification: upgrade back by hand (old command: %s%s%s%s)\n",
 				service, journal_get(j, "new_pid") ?: "?",
-				journal_get(j, "old_command") ?: "?");
+				journal_get(j, "old_command") ?: "?",
+				journal_get(j, "old_command_cut") ?
+				" ... cut: the journal kept its first " : "",
+				journal_get(j, "old_command_cut") ?: "",
+				journal_get(j, "old_command_cut") ? " bytes" : "");
 		return 1;
 	}
 	/*
@@ -584,9 +578,9 @@ void journal_busy(const char *run_dir, const char *service, char *why,
 		  size_t len)
 {
 	char note_pid[16], note_start[32], note_op[16];
-	const char *pid, *start;
+	const char *pid, *op = NULL;
+	pid_t holder = lock_holder(run_dir, service);
 	struct journal j;
-	pid_t holder;
 
 	/*
 	 * its own note first: its journal record may not be written yet.
@@ -594,23 +588,21 @@ void journal_busy(const char *run_dir, const char *service, char *why,
 	 */
 	if (!journal_lock_note(run_dir, service, note_pid, note_start,
 			       note_op) && proc_is(note_pid, note_start) &&
-	    lock_holder(run_dir, service) == atoi(note_pid)) {
-		snprintf(why, len, "batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'",
-			 note_pid, service, note_op, service);
-		return;
+	    holder == atoi(note_pid)) {
+		pid = note_pid;
+		op = note_op;
+	} else {
+		journal_read(run_dir, service, &j);
+		pid = journal_get(&j, "coordinator_pid");
+		if (proc_is(pid, journal_get(&j, "coordinator_start")))
+			op = journal_get(&j, "operation") ?: "upgrade";
 	}
-	journal_read(run_dir, service, &j);
-	pid = journal_get(&j, "coordinator_pid");
-	start = journal_get(&j, "coordinator_start");
-	if (proc_is(pid, start)) {
+	if (op)
 		snprintf(why, len, "batonctl (pid %s) is running %s's %s; wait for it, or see 'batonctl status %s'",
-			 pid, service, journal_get(&j, "operation") ?: "upgrade",
-			 service);
-		return;
-	}
-	holder = lock_holder(run_dir, service);
-	snprintf(why, len, "%s's upgrade lock is held by pid %d, which is not the coordinator of record (pid %s, gone): if it is left over from an interrupted upgrade, stop it and try again",
-		 service, holder, pid ?: "?");
+			 pid, service, op, service);
+	else
+		snprintf(why, len, "%s's upgrade lock is held by pid %d, which is not the coordinator of record (pid %s, gone): if it is left over from an interrupted upgrade, stop it and try again",
+			 service, holder, pid ?: "?");
 }
 
 int cmd_recover(const struct ctl_opts *o, int argc, char **argv)
