@@ -57,6 +57,10 @@ struct kexec_service {
 	bool journaled;
 };
 
+/* "batonctl restore NAME -i FILE -- COMMAND", quoted (restore_cmd()) */
+#define RESTORE_CMD_MAX	(sizeof(((struct kexec_service *)0)->path) + \
+			 sizeof(((struct verify *)0)->old_line) + 128)
+
 struct kexec_plan {
 	const char *kernel, *initrd, *append, *dir;
 	char dir_abs[PATH_MAX];	/* dir, absolute: the next boot's cwd is / */
@@ -292,6 +296,24 @@ static int checkpoint_one(const struct ctl_opts *o, struct kexec_plan *p,
 	return 0;
 }
 
+/*
+ * The command that restores s from its file, each word quoted for a
+ * shell: whole, or -E2BIG (a cut command restores nothing)
+ */
+static int restore_cmd(const struct kexec_service *s, char *line, size_t len)
+{
+	size_t at = 0;
+
+	return shell_quote(line, len, &at, "batonctl") ?:
+	       shell_quote(line, len, &at, "restore") ?:
+	       shell_quote(line, len, &at, s->name) ?:
+	       shell_quote(line, len, &at, "-i") ?:
+	       shell_quote(line, len, &at, s->path) ?:
+	       shell_quote(line, len, &at, "--") ?:
+	       (size_t)snprintf(line + at, len - at, " %s", s->cmd.old_line) <
+	       len - at ? 0 : -E2BIG;
+}
+
 /* The way back: each service saved so far serves again, from its file */
 static void restore_saved(const struct ctl_opts *o, struct kexec_plan *p)
 {
@@ -305,6 +327,7 @@ static void restore_saved(const struct ctl_opts *o, struct kexec_plan *p)
 			.timeout_ms = p->timeout_ms, .log = ctl_log,
 		};
 		struct baton_upgrade_report r;
+		char line[RESTORE_CMD_MAX];
 
 		if (!s->saved)
 			continue;
@@ -316,10 +339,15 @@ static void restore_saved(const struct ctl_opts *o, struct kexec_plan *p)
 		if (s->journaled)
 			file_op_record(&s->j, s->restored ? "rolled-back" :
 				       "failed", &r, s->restored ? r.new_pid : 0);
-		if (!s->restored)
-			fprintf(stderr, "batonctl: %s could not be restored (%s): its checkpoint %s is kept; restore it by hand within its freeze: batonctl restore %s -i %s -- %s\n",
-				s->name, r.reason, s->path, s->name, s->path,
-				s->cmd.old_line);
+		if (s->restored)
+			continue;
+		fprintf(stderr, "batonctl: %s could not be restored (%s): its checkpoint %s is kept; restore it by hand within its freeze",
+			s->name, r.reason, s->path);
+		if (!restore_cmd(s, line, sizeof(line)))
+			fprintf(stderr, ":\n  %s\n", line);
+		else
+			fprintf(stderr, " (batonctl restore %s -i FILE -- COMMAND; the command is too long to print here)\n",
+				s->name);
 	}
 }
 
@@ -389,18 +417,9 @@ static void report(struct kexec_plan *p, int err)
 		if (s->err && s->r.phase == BATON_PHASE_FAILED)
 			out_str(&out, "start", "start it again", s->cmd.old_line);
 		if (s->saved && !s->restored) {
-			/* whole, or not at all: a cut command restores nothing */
-			char restore[sizeof(s->path) + sizeof(s->cmd.old_line) + 128];
-			size_t at = 0;
+			char restore[RESTORE_CMD_MAX];
 
-			if (!shell_quote(restore, sizeof(restore), &at, "batonctl") &&
-			    !shell_quote(restore, sizeof(restore), &at, "restore") &&
-			    !shell_quote(restore, sizeof(restore), &at, s->name) &&
-			    !shell_quote(restore, sizeof(restore), &at, "-i") &&
-			    !shell_quote(restore, sizeof(restore), &at, s->path) &&
-			    !shell_quote(restore, sizeof(restore), &at, "--") &&
-			    (size_t)snprintf(restore + at, sizeof(restore) - at, " %s",
-					     s->cmd.old_line) < sizeof(restore) - at)
+			if (!restore_cmd(s, restore, sizeof(restore)))
 				out_str(&out, "restore", "after the restart", restore);
 		}
 		out_obj_end(&out);
