@@ -880,6 +880,10 @@ int upgrade_run(const struct ctl_opts *o, struct upgrade_job *job)
 			return 1;
 		}
 		journal_set(&j, "old_command", "%s", v->old_line);
+		/* what recover shows must not pass for the whole command */
+		if (strlen(v->old_line) >= JOURNAL_VAL_LEN)
+			journal_set(&j, "old_command_cut", "%d",
+				    JOURNAL_VAL_LEN - 1);
 		journal_set(&j, "verify", "%s", v->cmd);
 		journal_set(&j, "verify_for_ms", "%d", v->for_ms);
 	}
