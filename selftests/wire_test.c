@@ -38,6 +38,8 @@
  *     says another queue length than the first is refused; a second
  *     blob of TCP checkpoints is refused, as are a listener without an
  *     id and an id twice.
+ * 11. a successor that opens twice takes the coordinator's socket once:
+ *     the second open leaves its number, reused since, alone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1133,6 +1135,49 @@ TEST(service_opts_refused)
 		EXPECT_EQ(NULL, svc);
 		EXPECT_NE(NULL, strstr(log, bad[i].why)) TH_LOG("%zu: %s", i, log);
 	}
+}
+
+/*
+ * A successor that opens twice: the first open takes the coordinator's
+ * socket (BATON_CTL_FD), says why it fails on it and closes it; the
+ * second leaves that number alone, another file's by then. Before, it
+ * wrote an ERROR into that file and closed it.
+ */
+TEST(ctl_fd_taken_once)
+{
+	static const struct baton_app_ops ops;
+	struct baton_service_opts o = {
+		.service = "wire-test", .app_name = "wire_test",
+		.state_version = 0,	/* refused: -EINVAL */
+		.ops = &ops,
+	};
+	struct baton_service *svc = NULL;
+	int sp[2], other[2];
+	char env[16], buf[512];
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				other));
+	snprintf(env, sizeof(env), "%d", sp[1]);
+	ASSERT_EQ(0, setenv("BATON_CTL_FD", env, 1));
+	snprintf(env, sizeof(env), "%d", getpid());
+	ASSERT_EQ(0, setenv("BATON_CTL_PID", env, 1));
+
+	EXPECT_EQ(-EINVAL, baton_service_open(&svc, &o));
+	/* the coordinator was told, and our end is closed */
+	EXPECT_LT(0, recv(sp[0], buf, sizeof(buf), MSG_DONTWAIT));
+	EXPECT_EQ(-1, fcntl(sp[1], F_GETFD));
+
+	/* that number is another socket's now */
+	ASSERT_EQ(sp[1], dup3(other[1], sp[1], O_CLOEXEC));
+	EXPECT_EQ(-EINVAL, baton_service_open(&svc, &o));
+	EXPECT_LE(0, fcntl(sp[1], F_GETFD));
+	EXPECT_EQ(-1, recv(other[0], buf, sizeof(buf), MSG_DONTWAIT));
+	EXPECT_EQ(EAGAIN, errno);
+	close(sp[0]);
+	close(sp[1]);
+	close(other[0]);
+	close(other[1]);
 }
 
 static void on_alarm(int sig)

@@ -112,15 +112,19 @@ free_svc:
  * Started by the coordinator: BATON_CTL_FD names our end of its socket,
  * and BATON_CTL_PID says for which process, so that a child of ours that
  * inherits the environment does not take it for its own (the environment
- * is left as it is). -ENOENT if we were not.
+ * is left as it is). -ENOENT if we were not, or if an earlier open took
+ * it: that one closed it, and its number may be another file's by now.
  */
 static int successor_ctl_fd(void)
 {
 	const char *s = getenv("BATON_CTL_FD"), *p = getenv("BATON_CTL_PID");
+	static bool taken;
 	char *end;
 	long fd;
 
 	if (!s || !p || strtol(p, &end, 10) != getpid() || *end)
+		return -ENOENT;
+	if (__atomic_exchange_n(&taken, true, __ATOMIC_SEQ_CST))
 		return -ENOENT;
 	fd = strtol(s, &end, 10);
 	if (*end || fd < 3 || fd > INT_MAX || fcntl(fd, F_SETFD, FD_CLOEXEC))
