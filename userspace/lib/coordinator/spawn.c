@@ -32,6 +32,8 @@ extern char **environ;
 #define FD_FLOOR	10	/* ours sit above what the child moves */
 #define PID_ENV		"BATON_CTL_PID="
 #define RUN_DIR_ENV	"BATON_RUN_DIR="
+/* how long a signalled new instance may take to stop, or to exit */
+#define CHILD_WAIT_MS	10000
 
 struct child_plan {
 	char path[PATH_MAX];
@@ -339,13 +341,66 @@ free_plan:
 	return err;
 }
 
-/* The new one goes, if it has not; its exit status is kept. */
+/*
+ * Up to CHILD_WAIT_MS for a change of pid's state that waitid()'s options
+ * name, its wait status into *status if asked: 0, -ETIMEDOUT, or -errno.
+ * A child the kernel holds (asleep in state D, or in a frozen cgroup)
+ * neither stops nor dies on a signal until it is let go, and the
+ * coordinator must not wait on it without end: it holds the upgrade.
+ */
+static int child_wait(pid_t pid, int options, int *status)
+{
+	__u64 end = now_ns() + CHILD_WAIT_MS * 1000000ULL;
+	siginfo_t si;
+
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, pid, &si, options | WNOHANG) < 0)
+			return -errno;
+		if (si.si_pid == pid)
+			break;
+		if (now_ns() >= end)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
+	if (status)
+		*status = si.si_code == CLD_EXITED ? (si.si_status & 0xff) << 8 :
+			  si.si_code == CLD_DUMPED ? si.si_status | 0x80 :
+			  si.si_status;
+	return 0;
+}
+
+/*
+ * Its pid into the report's reason: killed, and not gone within
+ * CHILD_WAIT_MS, with what the kernel says of it
+ */
+static void new_held(struct baton_upgrade *up, const char *what)
+{
+	size_t len = strlen(up->r.reason);
+	char wchan[64], state;
+
+	state = proc_state(up->r.new_pid, wchan, sizeof(wchan), NULL);
+	snprintf(up->r.reason + len, sizeof(up->r.reason) - len,
+		 "%sthe new instance (pid %d) did not %s within %d ms (state '%c'%s%s): the kernel holds it; it runs none of its code again, and is gone once the kernel lets it go",
+		 len ? "; " : "", up->r.new_pid, what, CHILD_WAIT_MS,
+		 state ?: '-', wchan[0] ? " in " : "", wchan);
+	pr_warn(&up->log, "the new instance (pid %d) did not %s within %d ms (state '%c'%s%s)",
+		up->r.new_pid, what, CHILD_WAIT_MS, state ?: '-',
+		wchan[0] ? " in " : "", wchan);
+}
+
+/*
+ * The new one goes, if it has not; its exit status is kept. Once killed
+ * it runs no more code of its own, even when the kernel holds it a while.
+ */
 void reap_new(struct baton_upgrade *up)
 {
 	if (up->r.new_pid > 0 && !up->new_reaped) {
 		kill(up->r.new_pid, SIGKILL);
-		if (waitpid(up->r.new_pid, &up->new_status, 0) == up->r.new_pid)
+		if (!child_wait(up->r.new_pid, WEXITED, &up->new_status))
 			up->new_reaped = true;
+		else
+			new_held(up, "exit on SIGKILL");
 	}
 	if (up->new >= 0) {
 		close(up->new);
@@ -384,13 +439,17 @@ enum new_fate new_active_unread(struct baton_upgrade *up,
 				const struct nlattr **tb, bool spare_locked)
 {
 	struct baton_msg *m = up->msg;
-	siginfo_t si;
 
 	if (up->r.new_pid <= 0 || up->new_reaped)
 		return NEW_GONE;
-	/* stopped for sure, not just signalled, before its socket is read */
+	/*
+	 * stopped for sure, not just signalled, before its socket is read.
+	 * One the kernel holds past CHILD_WAIT_MS (state D, a frozen
+	 * cgroup) runs none of its own code either, and stops as soon as it
+	 * is let go, the SIGSTOP pending
+	 */
 	kill(up->r.new_pid, SIGSTOP);
-	waitid(P_PID, up->r.new_pid, &si, WSTOPPED | WEXITED | WNOWAIT);
+	child_wait(up->r.new_pid, WSTOPPED | WEXITED | WNOWAIT, NULL);
 	while (up->new >= 0 && !msg_read(up->new, m, 0, tb)) {
 		msg_close_fds(m);
 		if (m->nlh->nlmsg_type == BATON_MSG_ACTIVE) {
