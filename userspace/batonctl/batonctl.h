@@ -88,6 +88,7 @@ void ctl_log(void *ctx, enum baton_log_level level, const char *msg);
 #define VERIFY_FOR_MS		10000	/* --verify-for */
 #define VERIFY_TIMEOUT_MS	5000	/* --verify-timeout-ms: each run */
 #define VERIFY_INTERVAL_MS	500	/* between runs */
+#define VERIFY_KILL_MS		10000	/* a run killed at its deadline exits */
 #define VERIFY_MAX_ARGS		63
 
 struct verify {
