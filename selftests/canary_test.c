@@ -445,9 +445,7 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_in_window, 120)
 	/* until the share is the canary's */
 	ASSERT_EQ(0, batonctl_until(out, sizeof(out), steer_args,
 				    "\"canary_share\":\"10.00%\""));
-	kill(ctl, SIGKILL);
-	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
-	close(fd);
+	ASSERT_EQ(0, batonctl_kill(ctl, fd));
 
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
 	TH_LOG("%s", out);
@@ -478,9 +476,7 @@ TEST_F_TIMEOUT(canary_upgrade, coordinator_killed_after_canary, 120)
 	EXPECT_EQ(0, batonctl_until(out, sizeof(out), status_args,
 				    "\"canary_result\":\"passed\""));
 	usleep(200000);		/* well into the attach */
-	kill(ctl, SIGKILL);
-	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
-	close(fd);
+	ASSERT_EQ(0, batonctl_kill(ctl, fd));
 	ASSERT_EQ(0, kill(self->kvd, SIGCONT));
 
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));

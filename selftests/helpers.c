@@ -740,6 +740,16 @@ pid_t batonctl_start(const char *const *args, int *out_fd)
 	return pid;
 }
 
+int batonctl_kill(pid_t pid, int out_fd)
+{
+	int err = 0;
+
+	if (kill(pid, SIGKILL) || waitpid(pid, NULL, 0) != pid)
+		err = -errno;
+	close(out_fd);
+	return err;
+}
+
 int batonctl_until(char *out, size_t len, const char *const *args,
 		   const char *want)
 {

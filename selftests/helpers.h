@@ -133,6 +133,8 @@ int kvd_info(int fd, pid_t *pid, int *version);
 int batonctl(char *out, size_t len, const char *const *args);
 /* the same in the background: its pid, its stdout on *out_fd */
 pid_t batonctl_start(const char *const *args, int *out_fd);
+/* one batonctl_start() gave, killed (SIGKILL) and reaped: 0, or -errno */
+int batonctl_kill(pid_t pid, int out_fd);
 /*
  * batonctl args again and again (every 10 ms, at most 30 s) until its
  * output (in out) holds want: 0, -ETIMEDOUT, or its failure

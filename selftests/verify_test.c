@@ -186,9 +186,7 @@ TEST_F_TIMEOUT(verify, killed_while_verifying, 90)
 	ASSERT_LT(0, ctl);
 	ASSERT_EQ(0, batonctl_until(out, sizeof(out), status_args,
 				    "\"verify_result\":\"running\""));
-	kill(ctl, SIGKILL);
-	ASSERT_EQ(ctl, waitpid(ctl, NULL, 0));
-	close(fd);
+	ASSERT_EQ(0, batonctl_kill(ctl, fd));
 	self->serving = json_num(out, "pid");
 
 	ASSERT_EQ(0, batonctl(out, sizeof(out), status_args));
