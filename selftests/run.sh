@@ -157,6 +157,15 @@ for t in "$@"; do
 	fi
 	[ $rc -eq 124 ] || [ $rc -eq 137 ] &&
 		echo "   $t overran its deadline of ${limit}s and was killed"
+	if [ -n "$trouble" ]; then
+		sed 's/^/   host kernel: /' <<<"$trouble"
+		echo "   the host's kernel logged the above while $t ran (dmesg has it whole): a WARN or an oops fails the program"
+		fail[$where]=$((fail[$where] + 1))
+	fi
+	if [ -n "$starved" ]; then
+		sed 's/^/   host kernel: /' <<<"$starved"
+		echo "   the host's kernel starved tasks while $t ran (dmesg has it whole): a step that timed out in $t may have been one of them"
+	fi
 	totals=$(grep -E '^# Totals:' "$log" | tail -1)
 	if ! [[ $totals =~ ^#\ Totals:\ pass:[0-9]+\ fail:[0-9]+\ xfail:[0-9]+\ xpass:[0-9]+\ skip:[0-9]+\ error:[0-9]+$ ]]; then
 		echo "   $t did not finish (exit status $rc): the last lines of $log:"
@@ -173,15 +182,6 @@ for t in "$@"; do
 		echo "$orphans"
 		echo "   $t left processes behind: its teardown must end what its upgrades started"
 		fail[$where]=$((fail[$where] + 1))
-	fi
-	if [ -n "$trouble" ]; then
-		sed 's/^/   host kernel: /' <<<"$trouble"
-		echo "   the host's kernel logged the above while $t ran (dmesg has it whole): a WARN or an oops fails the program"
-		fail[$where]=$((fail[$where] + 1))
-	fi
-	if [ -n "$starved" ]; then
-		sed 's/^/   host kernel: /' <<<"$starved"
-		echo "   the host's kernel starved tasks while $t ran (dmesg has it whole): a step that timed out in $t may have been one of them"
 	fi
 	if [ $rc -ne 0 ] && [ "$(field fail)" -eq 0 ] && [ "$(field error)" -eq 0 ]; then
 		echo "   $t exited with status $rc: see $log"
