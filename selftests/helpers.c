@@ -384,6 +384,85 @@ pid_t kvd_start_as(int version, int lfd, const char *rundir,
 }
 
 /* A zombie is gone too: nothing may reap it here. */
+/* text into path, at once: 0, or -errno */
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+int freezer_make(struct freezer *f)
+{
+	strcpy(f->mnt, "/tmp/baton-freezer-XXXXXX");
+	f->group[0] = '\0';
+	if (!mkdtemp(f->mnt)) {
+		f->mnt[0] = '\0';
+		return -errno;
+	}
+	if (mount("none", f->mnt, "cgroup", 0, "freezer"))
+		return -errno;
+	snprintf(f->group, sizeof(f->group), "%s/baton-held-%d", f->mnt,
+		 getpid());
+	if (mkdir(f->group, 0755)) {
+		f->group[0] = '\0';
+		return -errno;
+	}
+	return 0;
+}
+
+int freezer_add(const struct freezer *f, pid_t pid)
+{
+	char path[192], text[16];
+
+	snprintf(path, sizeof(path), "%s/tasks", f->group);
+	snprintf(text, sizeof(text), "%d", pid);
+	return write_text(path, text);
+}
+
+int freezer_set(const struct freezer *f, bool frozen)
+{
+	const char *want = frozen ? "FROZEN" : "THAWED";
+	char path[192], state[16];
+	int i, err, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/freezer.state", f->group);
+	err = write_text(path, want);
+	for (i = 0; !err && i < 500; i++) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		n = read(fd, state, sizeof(state) - 1);
+		close(fd);
+		state[n > 0 ? n : 0] = '\0';
+		if (!strncmp(state, want, strlen(want)))
+			return 0;
+		usleep(10000);
+	}
+	return err ?: -ETIMEDOUT;
+}
+
+void freezer_remove(struct freezer *f)
+{
+	if (f->group[0]) {
+		freezer_set(f, false);
+		usleep(200000);		/* what was killed meanwhile goes */
+		rmdir(f->group);
+		f->group[0] = '\0';
+	}
+	if (f->mnt[0]) {
+		umount(f->mnt);
+		rmdir(f->mnt);
+		f->mnt[0] = '\0';
+	}
+}
+
 bool pid_alive(pid_t pid)
 {
 	char path[64], stat[256], *p;

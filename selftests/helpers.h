@@ -40,6 +40,25 @@ struct service {
 int service_up(struct service *s, int family, int version);
 void service_down(struct service *s);
 
+/*
+ * A cgroup of the v1 freezer of the test's own, for a process the kernel
+ * must hold: frozen, it neither stops nor exits on a signal (SIGKILL
+ * waits for the thaw). The hierarchy is mounted at a new directory under
+ * /tmp (the host's own mount of it, or the VM's first).
+ */
+struct freezer {
+	char mnt[64];
+	char group[128];	/* "" until made */
+};
+/* the hierarchy mounted, the group made: 0, or -errno */
+int freezer_make(struct freezer *f);
+/* pid moved into the group: 0, or -errno */
+int freezer_add(const struct freezer *f, pid_t pid);
+/* the group frozen, or thawed, as its state then reads: 0, or -errno */
+int freezer_set(const struct freezer *f, bool frozen);
+/* thawed (what was held goes on, or dies of what is pending), removed */
+void freezer_remove(struct freezer *f);
+
 /* a network namespace of its own, with lo up */
 int netns_enter(void);
 /* that, and a bpffs of its own to pin in, mounted at a new dir */

@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -555,67 +554,25 @@ TEST(report_stays_json)
 	service_down(&svc);
 }
 
-/* text into path, at once: 0, or -errno */
-static int write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text))
-		err = -errno;
-	close(fd);
-	return err;
-}
-
-/* path's first len - 1 bytes, into buf ("" if it cannot be read) */
-static void read_file(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
-
-	buf[n > 0 ? n : 0] = '\0';
-	if (fd >= 0)
-		close(fd);
-}
-
 FIXTURE(held) {
 	struct service svc;
-	char mnt[64];		/* the freezer hierarchy, mounted here */
-	char group[128];	/* our cgroup in it */
+	struct freezer fz;
 	int fd;
 };
 
 FIXTURE_SETUP(held)
 {
-	strcpy(self->mnt, "/tmp/baton-freezer-XXXXXX");
-	self->group[0] = '\0';
-	ASSERT_NE(NULL, mkdtemp(self->mnt));
-	/* the host's own mount of it, or the VM's first */
-	ASSERT_EQ(0, mount("none", self->mnt, "cgroup", 0, "freezer"))
+	ASSERT_EQ(0, freezer_make(&self->fz))
 		TH_LOG("the v1 freezer cgroup: %s", strerror(errno));
-	snprintf(self->group, sizeof(self->group), "%s/baton-held-%d",
-		 self->mnt, getpid());
-	ASSERT_EQ(0, mkdir(self->group, 0755));
 	ASSERT_EQ(0, service_up(&self->svc, AF_INET, 1));
 	self->fd = client_connect(AF_INET, self->svc.port);
 	ASSERT_LE(0, self->fd);
 	ASSERT_EQ(0, resp_expect(self->fd, ":1\r\n", 2, "INCR", "n"));
 }
 
-/* what is in our cgroup is thawed, and so killed by what is pending */
 FIXTURE_TEARDOWN(held)
 {
-	char path[192];
-
-	if (self->group[0]) {
-		snprintf(path, sizeof(path), "%s/freezer.state", self->group);
-		write_file(path, "THAWED");
-		usleep(200000);
-		rmdir(self->group);
-	}
-	umount(self->mnt);
-	rmdir(self->mnt);
+	freezer_remove(&self->fz);
 	close(self->fd);
 	service_down(&self->svc);
 }
@@ -628,9 +585,8 @@ TEST_F_TIMEOUT(held, by_the_kernel, 60)
 		.log_path = self->svc.log, .timeout_ms = 1000,
 	};
 	const struct baton_upgrade_report *r;
-	char path[192], pid[16], state[16] = "";
 	struct baton_upgrade *up;
-	int phase, version, i;
+	int phase, version;
 	pid_t serving;
 
 	ASSERT_EQ(0, baton_upgrade_open(&up, &o));
@@ -641,16 +597,8 @@ TEST_F_TIMEOUT(held, by_the_kernel, 60)
 	ASSERT_LT(0, r->new_pid);
 
 	/* frozen: a SIGKILL waits for the thaw */
-	snprintf(path, sizeof(path), "%s/tasks", self->group);
-	snprintf(pid, sizeof(pid), "%d", r->new_pid);
-	ASSERT_EQ(0, write_file(path, pid));
-	snprintf(path, sizeof(path), "%s/freezer.state", self->group);
-	ASSERT_EQ(0, write_file(path, "FROZEN"));
-	for (i = 0; i < 500 && strcmp(state, "FROZEN\n"); i++) {
-		usleep(10000);
-		read_file(path, state, sizeof(state));
-	}
-	ASSERT_STREQ("FROZEN\n", state);
+	ASSERT_EQ(0, freezer_add(&self->fz, r->new_pid));
+	ASSERT_EQ(0, freezer_set(&self->fz, true));
 
 	do {
 		phase = baton_upgrade_step(up);
@@ -665,7 +613,7 @@ TEST_F_TIMEOUT(held, by_the_kernel, 60)
 	EXPECT_EQ(self->svc.kvd, serving);
 
 	/* let go, it is gone */
-	ASSERT_EQ(0, write_file(path, "THAWED"));
+	ASSERT_EQ(0, freezer_set(&self->fz, false));
 	EXPECT_EQ(0, pid_wait_gone(r->new_pid, SURE_REPLY_MS));
 	baton_upgrade_close(up);
 }
