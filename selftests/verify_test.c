@@ -9,7 +9,10 @@
  *  2. to a good kvd: the verification passes over its window and the new
  *     version stays;
  *  3. a check that hangs (sleep, past --verify-timeout-ms): killed, it
- *     counts as failed, and the upgrade is reverted as in 1;
+ *     counts as failed, and the upgrade is reverted as in 1; a check the
+ *     kernel holds (it freezes itself in a cgroup of the v1 freezer, so
+ *     that SIGKILL waits for the thaw): the same, once batonctl has
+ *     waited 10 s for it to exit, and it says so;
  *  4. batonctl killed in the window: recover settles it as done, its
  *     verification interrupted;
  * each over IPv4 and IPv6, v1->v2 and v2->v1.
@@ -34,6 +37,7 @@ FIXTURE(verify) {
 	int count[CLIENTS];	/* each client's counter, as last answered */
 	struct incr_load load;	/* over every client */
 	pid_t serving;		/* for the teardown */
+	struct freezer fz;	/* for the check the kernel holds */
 };
 
 FIXTURE_VARIANT(verify) {
@@ -41,6 +45,7 @@ FIXTURE_VARIANT(verify) {
 	int from, to;
 	bool bad;		/* the new version fails its verification */
 	bool hang;		/* the check itself never answers */
+	bool held;		/* nor exits on SIGKILL: the kernel holds it */
 };
 
 FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_bad) { AF_INET, 1, 2, true };
@@ -52,11 +57,14 @@ FIXTURE_VARIANT_ADD(verify, ipv6_v1_v2_good) { AF_INET6, 1, 2, false };
 FIXTURE_VARIANT_ADD(verify, ipv4_v2_v1_good) { AF_INET, 2, 1, false };
 FIXTURE_VARIANT_ADD(verify, ipv6_v2_v1_good) { AF_INET6, 2, 1, false };
 FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_hang) { AF_INET, 1, 2, false, true };
+FIXTURE_VARIANT_ADD(verify, ipv4_v1_v2_held) { AF_INET, 1, 2, false, true, true };
 
 FIXTURE_SETUP(verify)
 {
 	int i;
 
+	if (variant->held)
+		ASSERT_EQ(0, freezer_make(&self->fz));
 	ASSERT_EQ(0, service_up(&self->svc, variant->family, variant->from));
 	self->serving = self->svc.kvd;
 	self->load.fds = self->fds;
@@ -75,6 +83,8 @@ FIXTURE_TEARDOWN(verify)
 	int i;
 
 	incr_load_stop(&self->load, 0);
+	if (variant->held)
+		freezer_remove(&self->fz);
 	if (self->serving > 0 && self->serving != self->svc.kvd)
 		kill(self->serving, SIGTERM);
 	for (i = 0; i < CLIENTS; i++)
@@ -84,7 +94,7 @@ FIXTURE_TEARDOWN(verify)
 
 TEST_F_TIMEOUT(verify, upgrade, 90)
 {
-	char path[256], log[256], check[256], out[16384], text[256];
+	char path[256], log[256], check[512], out[16384], text[256], held[400] = "";
 	const char *host = variant->family == AF_INET6 ? "::1" : "127.0.0.1";
 	/* a good version's command ends before --fail-ping-after */
 	const char *args[] = { "upgrade", "kvd", "-j", "--log", log,
@@ -100,8 +110,12 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 	int i, version, rc;
 
 	snprintf(log, sizeof(log), "%s", self->svc.log);
-	snprintf(check, sizeof(check), "redis-cli -h %s -p %d ping | grep -qx PONG%s",
-		 host, self->svc.port, variant->hang ? " && sleep 30" : "");
+	/* held: the shell puts itself in the group and freezes it */
+	if (variant->held)
+		snprintf(held, sizeof(held), " && echo $$ > %s/tasks && echo FROZEN > %s/freezer.state",
+			 self->fz.group, self->fz.group);
+	snprintf(check, sizeof(check), "redis-cli -h %s -p %d ping | grep -qx PONG%s%s",
+		 host, self->svc.port, held, variant->hang ? " && sleep 30" : "");
 	snprintf(text, sizeof(text), "kvd-v%d", variant->to);
 	bin(text, path, sizeof(path));
 
@@ -119,6 +133,8 @@ TEST_F_TIMEOUT(verify, upgrade, 90)
 		EXPECT_NE(NULL, strstr(out, "no answer within its deadline of 1000 ms"));
 		EXPECT_EQ(1, json_num(out, "runs"));
 	}
+	if (variant->held)
+		EXPECT_NE(NULL, strstr(out, "killed, it did not exit in 10000 ms: the kernel holds it"));
 	if (variant->bad || variant->hang) {
 		EXPECT_EQ(1, rc);
 		EXPECT_NE(NULL, strstr(out, "\"result\":\"reverted\""));

@@ -156,9 +156,10 @@ static int verify_run(struct verify *v, const char *service, pid_t pid)
 		/* one the kernel holds (state D) goes only once let go */
 		if (pfd.fd >= 0 && poll(&pfd, 1, VERIFY_KILL_MS) <= 0) {
 			close(pfd.fd);
+			/* whole within why's 128 bytes */
 			snprintf(v->why, sizeof(v->why),
-				 "no answer within its deadline of %d ms (--verify-timeout-ms), and it (pid %d) did not exit on SIGKILL within %d ms: the kernel holds it",
-				 v->run_ms, child, VERIFY_KILL_MS);
+				 "no answer within its deadline of %d ms (--verify-timeout-ms); killed, it did not exit in %d ms: the kernel holds it",
+				 v->run_ms, VERIFY_KILL_MS);
 			return -EPROTO;
 		}
 	}
