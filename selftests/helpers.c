@@ -383,7 +383,6 @@ pid_t kvd_start_as(int version, int lfd, const char *rundir,
 	return pid;
 }
 
-/* A zombie is gone too: nothing may reap it here. */
 /* text into path, at once: 0, or -errno */
 static int write_text(const char *path, const char *text)
 {
@@ -463,6 +462,7 @@ void freezer_remove(struct freezer *f)
 	}
 }
 
+/* A zombie is gone too: nothing may reap it here. */
 bool pid_alive(pid_t pid)
 {
 	char path[64], stat[256], *p;
